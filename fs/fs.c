@@ -1,0 +1,401 @@
+/*
+ * fs.c: the FUSE operations of the snoopfs tree (high-level libfuse 3 API,
+ * path based, as sshfs does). Each operation classifies the path, asks the
+ * backend, and returns -errno.
+ */
+#define FUSE_USE_VERSION 314
+
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fuse.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/names.h"
+
+struct fs {
+	struct fuse *fuse;
+	const struct fs_backend *backend;
+	void *ctx;
+	time_t mount_time;
+	bool mounted;
+};
+
+enum node_kind {
+	KIND_NONE,
+	KIND_ROOT,      /* / */
+	KIND_TOPDIR,    /* /certs, /inbox, /outbox */
+	KIND_CERT_FILE, /* /certs/NAME.pem, /certs/NAME.txt, /certs/root.pem */
+};
+
+struct path_info {
+	enum node_kind kind;
+	char name[NAMES_NODE_MAX + 1]; /* for KIND_CERT_FILE */
+	enum fs_cert_form form;
+};
+
+static const char *const topdirs[] = {"certs", "inbox", "outbox"};
+
+static struct fs *current_fs(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+/* Splits "NAME.pem" / "NAME.txt" into its node name and form. */
+static int parse_cert_file(const char *file, struct path_info *pi)
+{
+	size_t len = strlen(file);
+	if (len < 5 || len - 4 > NAMES_NODE_MAX)
+		return -ENOENT;
+	const char *ext = file + len - 4;
+	if (strcmp(ext, ".pem") == 0)
+		pi->form = FS_CERT_PEM;
+	else if (strcmp(ext, ".txt") == 0)
+		pi->form = FS_CERT_TXT;
+	else
+		return -ENOENT;
+	memcpy(pi->name, file, len - 4);
+	pi->name[len - 4] = '\0';
+	if (strcmp(pi->name, "root") == 0)
+		return pi->form == FS_CERT_PEM ? 0 : -ENOENT;
+	return names_node_valid(pi->name) ? 0 : -ENOENT;
+}
+
+static int classify(const char *path, struct path_info *pi)
+{
+	memset(pi, 0, sizeof(*pi));
+	if (strcmp(path, "/") == 0) {
+		pi->kind = KIND_ROOT;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(topdirs) / sizeof(topdirs[0]); i++) {
+		size_t n = strlen(topdirs[i]);
+		if (path[0] != '/' || strncmp(path + 1, topdirs[i], n) != 0)
+			continue;
+		const char *rest = path + 1 + n;
+		if (*rest == '\0') {
+			pi->kind = KIND_TOPDIR;
+			return 0;
+		}
+		if (*rest != '/' || i != 0 || strchr(rest + 1, '/'))
+			return -ENOENT;
+		int rc = parse_cert_file(rest + 1, pi);
+		if (rc == 0)
+			pi->kind = KIND_CERT_FILE;
+		return rc;
+	}
+	return -ENOENT;
+}
+
+static void fill_dir_stat(struct stat *st, mode_t mode, time_t t)
+{
+	st->st_mode = S_IFDIR | mode;
+	st->st_nlink = 2;
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	st->st_atime = st->st_mtime = st->st_ctime = t;
+}
+
+static int fs_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct fs *fs = current_fs();
+	struct path_info pi;
+	int rc = classify(path, &pi);
+	if (rc)
+		return rc;
+
+	memset(st, 0, sizeof(*st));
+	switch (pi.kind) {
+	case KIND_ROOT:
+		fill_dir_stat(st, 0755, fs->mount_time);
+		st->st_nlink = 5;
+		return 0;
+	case KIND_TOPDIR:
+		fill_dir_stat(st, 0755, fs->mount_time);
+		return 0;
+	case KIND_CERT_FILE: {
+		char *data = NULL;
+		size_t len = 0;
+		rc = fs->backend->read_cert(fs->ctx, pi.name, pi.form, &data,
+					    &len);
+		if (rc)
+			return rc;
+		free(data);
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = (off_t)len;
+		st->st_uid = getuid();
+		st->st_gid = getgid();
+		st->st_atime = st->st_mtime = st->st_ctime = fs->mount_time;
+		return 0;
+	}
+	case KIND_NONE:
+		break;
+	}
+	return -ENOENT;
+}
+
+struct cert_fill {
+	void *buf;
+	fuse_fill_dir_t filler;
+};
+
+static int fill_cert_names(void *arg, const char *name)
+{
+	struct cert_fill *cf = arg;
+	char file[NAMES_NODE_MAX + 8];
+	int n = snprintf(file, sizeof(file), "%s.pem", name);
+	if (n < 0 || (size_t)n >= sizeof(file))
+		return 0;
+	if (cf->filler(cf->buf, file, NULL, 0, 0))
+		return 1;
+	file[n - 3] = 't';
+	file[n - 2] = 'x';
+	file[n - 1] = 't';
+	return cf->filler(cf->buf, file, NULL, 0, 0) ? 1 : 0;
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+		      off_t offset, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	(void)offset;
+	(void)fi;
+	(void)flags;
+	struct fs *fs = current_fs();
+	struct path_info pi;
+	int rc = classify(path, &pi);
+	if (rc)
+		return rc;
+	if (pi.kind != KIND_ROOT && pi.kind != KIND_TOPDIR)
+		return -ENOTDIR;
+
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+	if (pi.kind == KIND_ROOT) {
+		for (size_t i = 0; i < sizeof(topdirs) / sizeof(topdirs[0]);
+		     i++)
+			filler(buf, topdirs[i], NULL, 0, 0);
+		return 0;
+	}
+	if (strcmp(path, "/certs") != 0)
+		return 0;
+	filler(buf, "root.pem", NULL, 0, 0);
+	struct cert_fill cf = {.buf = buf, .filler = filler};
+	return fs->backend->list_certs(fs->ctx, fill_cert_names, &cf);
+}
+
+/* An open certificate file: its content, fixed at open time. */
+struct open_blob {
+	char *data;
+	size_t len;
+};
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct fs *fs = current_fs();
+	struct path_info pi;
+	int rc = classify(path, &pi);
+	if (rc)
+		return rc;
+	if (pi.kind != KIND_CERT_FILE)
+		return -EISDIR;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES;
+
+	struct open_blob *ob = calloc(1, sizeof(*ob));
+	if (!ob)
+		return -ENOMEM;
+	rc = fs->backend->read_cert(fs->ctx, pi.name, pi.form, &ob->data,
+				    &ob->len);
+	if (rc) {
+		free(ob);
+		return rc;
+	}
+	fi->fh = (uint64_t)(uintptr_t)ob;
+	/* Certificates can change (renewal); do not trust cached pages. */
+	fi->direct_io = 1;
+	return 0;
+}
+
+static int fs_read(const char *path, char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	(void)path;
+	struct open_blob *ob = (struct open_blob *)(uintptr_t)fi->fh;
+	if (off < 0)
+		return -EINVAL;
+	if ((size_t)off >= ob->len)
+		return 0;
+	size_t n = ob->len - (size_t)off;
+	if (n > size)
+		n = size;
+	memcpy(buf, ob->data + off, n);
+	return (int)n;
+}
+
+static int fs_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	struct open_blob *ob = (struct open_blob *)(uintptr_t)fi->fh;
+	if (ob) {
+		free(ob->data);
+		free(ob);
+	}
+	return 0;
+}
+
+static int fs_getxattr(const char *path, const char *name, char *value,
+		       size_t size)
+{
+	struct fs *fs = current_fs();
+	if (strcmp(path, "/") != 0 || strcmp(name, FS_STATUS_XATTR) != 0)
+		return -ENODATA;
+	char *text = NULL;
+	size_t len = 0;
+	int rc = fs->backend->status(fs->ctx, &text, &len);
+	if (rc)
+		return rc;
+	if (size == 0) {
+		free(text);
+		return (int)len;
+	}
+	if (len > size) {
+		free(text);
+		return -ERANGE;
+	}
+	memcpy(value, text, len);
+	free(text);
+	return (int)len;
+}
+
+static int fs_listxattr(const char *path, char *list, size_t size)
+{
+	if (strcmp(path, "/") != 0)
+		return 0;
+	size_t len = sizeof(FS_STATUS_XATTR);
+	if (size == 0)
+		return (int)len;
+	if (size < len)
+		return -ERANGE;
+	memcpy(list, FS_STATUS_XATTR, len);
+	return (int)len;
+}
+
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	(void)conn;
+	/* Names and sizes come from the backend; let the kernel ask again. */
+	cfg->entry_timeout = 1.0;
+	cfg->attr_timeout = 1.0;
+	cfg->negative_timeout = 0;
+	cfg->use_ino = 0;
+	return fuse_get_context()->private_data;
+}
+
+static const struct fuse_operations fs_ops = {
+	.init = fs_init,
+	.getattr = fs_getattr,
+	.readdir = fs_readdir,
+	.open = fs_open,
+	.read = fs_read,
+	.release = fs_release,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+};
+
+int fs_mount(const char *mountpoint, const char *options,
+	     const struct fs_backend *backend, void *ctx, struct fs **out,
+	     const char **why)
+{
+	struct stat st;
+	*why = NULL;
+	if (stat(mountpoint, &st) != 0) {
+		int err = errno;
+		*why = err == ENOTCONN ? "a stale mount is left there by a "
+					 "snoopfs that did not exit cleanly"
+				       : strerror(err);
+		return -err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		*why = "not a directory";
+		return -ENOTDIR;
+	}
+
+	struct fs *fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	fs->backend = backend;
+	fs->ctx = ctx;
+	fs->mount_time = time(NULL);
+
+	char *argv[5] = {"snoopfs", "-o",
+			 "fsname=snoopfs,subtype=snoopfs,default_permissions",
+			 NULL, NULL};
+	int argc = 3;
+	if (options && *options) {
+		argv[argc++] = "-o";
+		argv[argc++] = (char *)options;
+	}
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	fs->fuse = fuse_new(&args, &fs_ops, sizeof(fs_ops), fs);
+	fuse_opt_free_args(&args);
+	if (!fs->fuse) {
+		*why = "FUSE refused the options (see the message above)";
+		free(fs);
+		return -EINVAL;
+	}
+	if (fuse_mount(fs->fuse, mountpoint) != 0) {
+		*why = "the kernel refused the mount (is /dev/fuse usable and "
+		       "the directory not already mounted?)";
+		fuse_destroy(fs->fuse);
+		free(fs);
+		return -EIO;
+	}
+	fs->mounted = true;
+	*out = fs;
+	return 0;
+}
+
+int fs_daemonize(bool foreground)
+{
+	return fuse_daemonize(foreground ? 1 : 0);
+}
+
+int fs_run(struct fs *fs)
+{
+	struct fuse_session *se = fuse_get_session(fs->fuse);
+	if (fuse_set_signal_handlers(se) != 0)
+		return -1;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	if (!cfg) {
+		fuse_remove_signal_handlers(se);
+		return -1;
+	}
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	int rc = fuse_loop_mt(fs->fuse, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	fuse_remove_signal_handlers(se);
+	return rc == 0 ? 0 : -1;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->mounted)
+		fuse_unmount(fs->fuse);
+	fuse_destroy(fs->fuse);
+	free(fs);
+}

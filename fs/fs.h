@@ -1,0 +1,66 @@
+/*
+ * fs: the FUSE front-end. It maps the mounted tree onto a small backend
+ * interface that src/ implements, and knows nothing of keys or sockets.
+ *
+ *   /certs/root.pem, /certs/NAME.pem, /certs/NAME.txt   read-only
+ *   /inbox/, /outbox/                                   directories
+ *
+ * Backend functions return 0 or a negative errno; fs passes those straight
+ * back to the kernel, so the errno mapping lives in the backend.
+ */
+#ifndef SNOOPFS_FS_FS_H
+#define SNOOPFS_FS_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum fs_cert_form {
+	FS_CERT_PEM, /* NAME.pem */
+	FS_CERT_TXT, /* NAME.txt: the summary for people */
+};
+
+/* Called once per entry by list functions; returns non-zero to stop. */
+typedef int (*fs_fill_fn)(void *buf, const char *name);
+
+struct fs_backend {
+	/* Node names with a certificate, for certs/ (root is not one). */
+	int (*list_certs)(void *ctx, fs_fill_fn fill, void *buf);
+	/*
+	 * The certificate of NAME ("root" for the trust anchor) in FORM as a new
+	 * buffer (*DATA, free()). -ENOENT if there is none.
+	 */
+	int (*read_cert)(void *ctx, const char *name, enum fs_cert_form form,
+			 char **data, size_t *len);
+	/* Text for `snoopfs status` (xattr user.snoopfs.status on the root). */
+	int (*status)(void *ctx, char **text, size_t *len);
+};
+
+#define FS_STATUS_XATTR "user.snoopfs.status"
+
+struct fs;
+
+/*
+ * Mounts at MOUNTPOINT with extra FUSE options OPTIONS (may be NULL), before
+ * the process detaches. Returns 0 or a negative errno; *WHY gets a static
+ * explanation on failure.
+ */
+int fs_mount(const char *mountpoint, const char *options,
+	     const struct fs_backend *backend, void *ctx, struct fs **out,
+	     const char **why);
+
+/*
+ * Detaches from the terminal unless FOREGROUND (libfuse's daemonize: the
+ * parent exits 0 once the mount is in place). Returns 0 or -1.
+ */
+int fs_daemonize(bool foreground);
+
+/*
+ * Serves requests until the filesystem is unmounted or SIGTERM/SIGINT/SIGHUP
+ * arrives. Returns 0 on a clean end.
+ */
+int fs_run(struct fs *fs);
+
+/* Unmounts (if still mounted) and frees. Accepts NULL. */
+void fs_free(struct fs *fs);
+
+#endif

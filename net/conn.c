@@ -1,0 +1,387 @@
+/*
+ * conn: a framed TCP connection. Sockets are non-blocking and every wait
+ * goes through poll() with the connection's timeout, so a silent or slow
+ * peer costs us at most one timeout per wait and never a hung thread.
+ */
+#include "net/conn.h"
+
+#include "net/err.h"
+#include "net/frame.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONN_TIMEOUT_DEFAULT 10000
+#define CONN_BACKOFF_DEFAULT 100
+/* Doubling stops here so a long retry series cannot overflow or stall. */
+#define CONN_BACKOFF_CAP 10000
+#define PORT_DIGITS_MAX 5
+
+struct net_conn {
+	int fd;
+	int timeout_ms; /* per wait; -1 waits forever */
+	char peer[NET_ADDR_MAX];
+};
+
+/* A timeout of 0 means the default; a negative one means no limit. */
+static int norm_timeout(int timeout_ms)
+{
+	if (timeout_ms == 0)
+		return CONN_TIMEOUT_DEFAULT;
+	return timeout_ms < 0 ? -1 : timeout_ms;
+}
+
+int net_split_hostport(const char *addr, char host[NET_HOST_MAX],
+		       char port[8])
+{
+	const char *h, *p;
+	size_t hlen;
+
+	if (addr == NULL)
+		return NET_EADDR;
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (end == NULL || end[1] != ':')
+			return NET_EADDR;
+		h = addr + 1;
+		hlen = (size_t)(end - h);
+		p = end + 2;
+	} else {
+		const char *colon = strrchr(addr, ':');
+		if (colon == NULL)
+			return NET_EADDR;
+		h = addr;
+		hlen = (size_t)(colon - addr);
+		p = colon + 1;
+		/* A bare IPv6 address is ambiguous: brackets are required. */
+		if (memchr(h, ':', hlen) != NULL)
+			return NET_EADDR;
+	}
+	if (hlen == 0 || hlen >= NET_HOST_MAX)
+		return NET_EADDR;
+
+	size_t plen = strlen(p);
+	if (plen == 0 || plen > PORT_DIGITS_MAX)
+		return NET_EADDR;
+	unsigned long v = 0;
+	for (size_t i = 0; i < plen; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return NET_EADDR;
+		v = v * 10 + (unsigned long)(p[i] - '0');
+	}
+	if (v > 65535)
+		return NET_EADDR;
+
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	memcpy(port, p, plen);
+	port[plen] = '\0';
+	return NET_OK;
+}
+
+/* Formats the peer of FD as "HOST:PORT" or "[V6]:PORT" into OUT. */
+static void peer_name(int fd, char out[NET_ADDR_MAX])
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	strcpy(out, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return;
+	if (getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv,
+			sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return;
+	int n = ss.ss_family == AF_INET6
+			? snprintf(out, NET_ADDR_MAX, "[%s]:%s", host, serv)
+			: snprintf(out, NET_ADDR_MAX, "%s:%s", host, serv);
+	if (n < 0 || n >= NET_ADDR_MAX)
+		strcpy(out, "?");
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -1;
+	return 0;
+}
+
+/* Waits until FD is ready for EVENTS. NET_ETIMEOUT after TIMEOUT_MS. */
+static int wait_fd(int fd, short events, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+
+	for (;;) {
+		int r = poll(&pfd, 1, timeout_ms);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return NET_EIO;
+		}
+		if (r == 0)
+			return NET_ETIMEOUT;
+		/* Errors and hang-ups are reported by the next read/write. */
+		return NET_OK;
+	}
+}
+
+/* Sleeps MS milliseconds, resuming after signals. */
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static int wrap_fd(int fd, int timeout_ms, struct net_conn **out)
+{
+	struct net_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NET_ENOMEM;
+	c->fd = fd;
+	c->timeout_ms = norm_timeout(timeout_ms);
+	peer_name(fd, c->peer);
+	*out = c;
+	return NET_OK;
+}
+
+/* Tries one address; on success *FD is a connected non-blocking socket. */
+static int connect_one(const struct addrinfo *ai, int timeout_ms, int *fd)
+{
+	int s = socket(ai->ai_family,
+		       ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		       ai->ai_protocol);
+	if (s < 0)
+		return NET_EIO;
+
+	if (connect(s, ai->ai_addr, ai->ai_addrlen) != 0) {
+		if (errno != EINPROGRESS && errno != EINTR) {
+			int e = errno;
+			close(s);
+			errno = e;
+			return e == ECONNREFUSED ? NET_EREFUSED : NET_EIO;
+		}
+		int rc = wait_fd(s, POLLOUT, timeout_ms);
+		if (rc != NET_OK) {
+			close(s);
+			return rc;
+		}
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+			err = errno;
+		if (err != 0) {
+			close(s);
+			errno = err;
+			return err == ECONNREFUSED ? NET_EREFUSED : NET_EIO;
+		}
+	}
+
+	/* Frames are small request/response pairs: do not wait for Nagle. */
+	int one = 1;
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*fd = s;
+	return NET_OK;
+}
+
+int net_conn_connect(const char *addr, const struct net_connect_opts *opts,
+		     struct net_conn **out)
+{
+	char host[NET_HOST_MAX], port[8];
+	int timeout = CONN_TIMEOUT_DEFAULT;
+	int retries = 0;
+	int backoff = CONN_BACKOFF_DEFAULT;
+
+	if (opts != NULL) {
+		timeout = norm_timeout(opts->timeout_ms);
+		retries = opts->retries > 0 ? opts->retries : 0;
+		if (opts->backoff_ms > 0)
+			backoff = opts->backoff_ms;
+	}
+	if (net_split_hostport(addr, host, port) != NET_OK)
+		return NET_EADDR;
+	/* Port 0 only makes sense for listening. */
+	if (strspn(port, "0") == strlen(port))
+		return NET_EADDR;
+
+	/* No AI_ADDRCONFIG: it hides 127.0.0.x on hosts without other IPs. */
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV,
+	};
+	struct addrinfo *res = NULL;
+	if (getaddrinfo(host, port, &hints, &res) != 0 || res == NULL)
+		return NET_EADDR;
+
+	int rc = NET_EIO;
+	for (int attempt = 0;; attempt++) {
+		int refused = 0;
+		for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+			int fd;
+			rc = connect_one(ai, timeout, &fd);
+			if (rc == NET_OK) {
+				freeaddrinfo(res);
+				rc = wrap_fd(fd, timeout, out);
+				if (rc != NET_OK)
+					close(fd);
+				return rc;
+			}
+			if (rc == NET_EREFUSED)
+				refused = 1;
+		}
+		/* Only a refusal is worth retrying: the peer may be starting. */
+		if (!refused || attempt >= retries)
+			break;
+		sleep_ms(backoff);
+		backoff = backoff > CONN_BACKOFF_CAP / 2 ? CONN_BACKOFF_CAP
+							 : backoff * 2;
+	}
+	freeaddrinfo(res);
+	return rc;
+}
+
+int net_conn_from_fd(int fd, int timeout_ms, struct net_conn **out)
+{
+	if (fd < 0)
+		return NET_EIO;
+	if (set_nonblock(fd) != 0)
+		return NET_EIO;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return wrap_fd(fd, timeout_ms, out);
+}
+
+/* Reads exactly LEN bytes; *GOT says how many arrived before an error. */
+static int read_full(struct net_conn *c, uint8_t *buf, size_t len,
+		     size_t *got)
+{
+	*got = 0;
+	while (*got < len) {
+		ssize_t n = recv(c->fd, buf + *got, len - *got, 0);
+		if (n > 0) {
+			*got += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return NET_EEOF;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return NET_EIO;
+		int rc = wait_fd(c->fd, POLLIN, c->timeout_ms);
+		if (rc != NET_OK)
+			return rc;
+	}
+	return NET_OK;
+}
+
+int net_conn_send(struct net_conn *c, const void *data, size_t len)
+{
+	uint8_t hdr[NET_FRAME_HDR];
+	int rc = net_frame_put_header(len, hdr);
+	if (rc != NET_OK)
+		return rc;
+
+	/* Header and body leave in one call so they share a TCP segment. */
+	struct iovec iov[2] = {
+		{ .iov_base = hdr, .iov_len = sizeof(hdr) },
+		{ .iov_base = (void *)(uintptr_t)data, .iov_len = len },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+
+	while (mh.msg_iovlen > 0) {
+		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return NET_EIO;
+			rc = wait_fd(c->fd, POLLOUT, c->timeout_ms);
+			if (rc != NET_OK)
+				return rc;
+			continue;
+		}
+		size_t done = (size_t)n;
+		while (mh.msg_iovlen > 0 && done >= mh.msg_iov[0].iov_len) {
+			done -= mh.msg_iov[0].iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen > 0) {
+			mh.msg_iov[0].iov_base =
+				(uint8_t *)mh.msg_iov[0].iov_base + done;
+			mh.msg_iov[0].iov_len -= done;
+		}
+	}
+	return NET_OK;
+}
+
+int net_conn_recv(struct net_conn *c, size_t max, uint8_t **buf, size_t *len)
+{
+	uint8_t hdr[NET_FRAME_HDR];
+	size_t got, body;
+
+	int rc = read_full(c, hdr, sizeof(hdr), &got);
+	if (rc == NET_EEOF && got > 0)
+		return NET_EPROTO;
+	if (rc != NET_OK)
+		return rc;
+	/*
+	 * The announced length is checked before anything is allocated. On
+	 * NET_ETOOBIG the stream is out of step and the caller must close.
+	 */
+	rc = net_frame_get_header(hdr, max, &body);
+	if (rc != NET_OK)
+		return rc;
+
+	uint8_t *b = malloc(body + 1);
+	if (b == NULL)
+		return NET_ENOMEM;
+	rc = read_full(c, b, body, &got);
+	if (rc != NET_OK) {
+		free(b);
+		return rc == NET_EEOF ? NET_EPROTO : rc;
+	}
+	b[body] = '\0';
+	*buf = b;
+	*len = body;
+	return NET_OK;
+}
+
+void net_conn_set_timeout(struct net_conn *c, int timeout_ms)
+{
+	c->timeout_ms = norm_timeout(timeout_ms);
+}
+
+const char *net_conn_peer(const struct net_conn *c)
+{
+	return c->peer;
+}
+
+void net_conn_shutdown(struct net_conn *c)
+{
+	if (c != NULL)
+		shutdown(c->fd, SHUT_RDWR);
+}
+
+void net_conn_close(struct net_conn *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	free(c);
+}

@@ -1,0 +1,98 @@
+/*
+ * internal: what the pki/ source files share and nobody else sees. The
+ * opaque types of the public headers are defined here, next to the helpers
+ * that drain OpenSSL's error queue, read and write PEM files safely, and
+ * check RSA keys and node addresses the same way everywhere.
+ *
+ * Only the files in pki/ include this; it must never be installed or included
+ * from another module, because it exposes OpenSSL types.
+ */
+#ifndef SNOOPFS_PKI_INTERNAL_H
+#define SNOOPFS_PKI_INTERNAL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "pki/key.h"
+
+/* Longest validity we sign, so that day counts never overflow an int. */
+#define PKI_DAYS_MAX 36500
+/* Certificates start this long in the past to absorb clock skew. */
+#define PKI_BACKDATE_SECS 300
+/* Longest "HOST:PORT" a node address may have. */
+#define PKI_ADDR_MAX 255
+
+struct pki_key {
+	EVP_PKEY *pkey;
+};
+
+struct pki_cert {
+	X509 *x509;
+};
+
+struct pki_csr {
+	X509_REQ *req;
+};
+
+/*
+ * Logs every entry of OpenSSL's error queue at debug level, prefixed with
+ * WHAT, and leaves the queue empty. Returns CODE so that error paths can
+ * say "return pki_ossl_fail(PKI_ECRYPTO, "signing")".
+ */
+int pki_ossl_fail(int code, const char *what);
+
+/*
+ * Reads the whole file at PATH into a new buffer *BUF of *LEN bytes
+ * (not NUL-terminated). Refuses files larger than PKI_PEM_MAX with
+ * PKI_ETOOBIG before reading them whole. The caller wipes (if secret) and
+ * frees *BUF with free().
+ */
+int pki_file_read(const char *path, char **buf, size_t *len);
+
+/*
+ * Replaces PATH atomically with LEN bytes of DATA and permissions MODE:
+ * a new hidden temporary file in the same directory opened with O_EXCL,
+ * written, fsynced, renamed over PATH, and the directory fsynced.
+ */
+int pki_file_write(const char *path, const void *data, size_t len, mode_t mode);
+
+/*
+ * Copies the contents of memory BIO B into a new NUL-terminated buffer
+ * (*PEM, *LEN) that the caller frees with free().
+ */
+int pki_bio_to_buf(BIO *b, char **pem, size_t *len);
+
+/* A read-only memory BIO over PEM, refusing more than PKI_PEM_MAX bytes. */
+int pki_pem_bio(const char *pem, size_t len, BIO **out);
+
+/* 0 if PKEY is a plain RSA key of PKI_KEY_BITS_MIN..MAX bits, else PKI_EKEY. */
+int pki_rsa_check(const EVP_PKEY *pkey);
+
+/* SHA-256 of PKEY's SubjectPublicKeyInfo DER as "sha256:<hex>". */
+int pki_pkey_fingerprint(const EVP_PKEY *pkey, char fp[PKI_FP_LEN]);
+
+/* Formats a 32-byte SHA-256 digest as "sha256:<64 lower-case hex>". */
+void pki_fp_format(const unsigned char md[32], char fp[PKI_FP_LEN]);
+
+/* Verifies an RSA-PSS/SHA-256 signature (salt = digest length) with PKEY. */
+int pki_pss_verify(EVP_PKEY *pkey, const void *data, size_t len,
+		   const unsigned char *sig, size_t siglen);
+
+/*
+ * Copies the single commonName of NAME into OUT (SIZE bytes) if it is a
+ * valid node name. PKI_ENAME if there is no CN, more than one, or it is
+ * not a valid node name; PKI_EINVAL if OUT is too small.
+ */
+int pki_name_get_cn(const X509_NAME *name, char *out, size_t size);
+
+/*
+ * 0 if ADDR looks like "HOST:PORT": printable ASCII without spaces,
+ * commas or slashes, a non-empty host and a port of 1..65535. It ends up
+ * in a URI and in people's terminals, so anything else is refused.
+ */
+int pki_addr_check(const char *addr, size_t len);
+
+#endif

@@ -1,0 +1,286 @@
+/*
+ * key: RSA key pairs through OpenSSL 3's EVP interface only, plus the
+ * signature and fingerprint helpers that keys, CSRs and certificates
+ * share (so a public key has one fingerprint whichever object carries it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "pki/err.h"
+#include "pki/internal.h"
+#include "pki/key.h"
+#include "pki/rand.h"
+
+/*
+ * Keys on disk are never encrypted. If one is, fail instead of letting
+ * OpenSSL prompt for a passphrase on whatever terminal the daemon has.
+ */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+static struct pki_key *key_wrap(EVP_PKEY *pkey)
+{
+	struct pki_key *key = malloc(sizeof(*key));
+
+	if (key == NULL)
+		return NULL;
+	key->pkey = pkey;
+	return key;
+}
+
+int pki_rsa_check(const EVP_PKEY *pkey)
+{
+	int bits;
+
+	/* "RSA" excludes RSA-PSS-restricted keys, which cannot do OAEP. */
+	if (pkey == NULL || !EVP_PKEY_is_a(pkey, "RSA"))
+		return PKI_EKEY;
+	bits = EVP_PKEY_get_bits(pkey);
+	if (bits < PKI_KEY_BITS_MIN || bits > PKI_KEY_BITS_MAX)
+		return PKI_EKEY;
+	return 0;
+}
+
+void pki_fp_format(const unsigned char md[32], char fp[PKI_FP_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	memcpy(fp, "sha256:", 7);
+	for (i = 0; i < 32; i++) {
+		fp[7 + 2 * i] = hex[md[i] >> 4];
+		fp[7 + 2 * i + 1] = hex[md[i] & 0x0f];
+	}
+	fp[7 + 64] = '\0';
+}
+
+int pki_pkey_fingerprint(const EVP_PKEY *pkey, char fp[PKI_FP_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned char *der = NULL;
+	unsigned int mdlen = 0;
+	int len, ok;
+
+	if (pkey == NULL || fp == NULL)
+		return PKI_EINVAL;
+	len = i2d_PUBKEY(pkey, &der);
+	if (len <= 0)
+		return pki_ossl_fail(PKI_ECRYPTO, "encoding public key");
+	ok = EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL);
+	OPENSSL_free(der);
+	if (ok != 1 || mdlen != 32)
+		return pki_ossl_fail(PKI_ECRYPTO, "hashing public key");
+	pki_fp_format(md, fp);
+	return 0;
+}
+
+/* RSA-PSS with SHA-256 for the hash and MGF1, salt as long as the hash. */
+static int set_pss(EVP_PKEY_CTX *pctx)
+{
+	const int salt = RSA_PSS_SALTLEN_DIGEST;
+
+	if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, salt) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) <= 0)
+		return -1;
+	return 0;
+}
+
+int pki_pss_verify(EVP_PKEY *pkey, const void *data, size_t len,
+		   const unsigned char *sig, size_t siglen)
+{
+	static const unsigned char empty[1];
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_MD_CTX *mctx;
+	int rc;
+
+	if ((data == NULL && len > 0) || sig == NULL || siglen == 0)
+		return PKI_EINVAL;
+	if (pki_rsa_check(pkey) != 0)
+		return PKI_EKEY;
+	mctx = EVP_MD_CTX_new();
+	if (mctx == NULL)
+		return pki_ossl_fail(PKI_ENOMEM, "verify context");
+	if (EVP_DigestVerifyInit_ex(mctx, &pctx, "SHA256", NULL, NULL, pkey,
+				    NULL) != 1 ||
+	    set_pss(pctx) != 0) {
+		EVP_MD_CTX_free(mctx);
+		return pki_ossl_fail(PKI_ECRYPTO, "verify setup");
+	}
+	rc = EVP_DigestVerify(mctx, sig, siglen, data != NULL ? data : empty,
+			      len);
+	EVP_MD_CTX_free(mctx);
+	if (rc != 1)
+		return pki_ossl_fail(PKI_ESIG, "RSA-PSS verify");
+	return 0;
+}
+
+int pki_key_generate(unsigned bits, struct pki_key **out)
+{
+	EVP_PKEY *pkey;
+
+	if (out == NULL)
+		return PKI_EINVAL;
+	*out = NULL;
+	if (bits < PKI_KEY_BITS_MIN || bits > PKI_KEY_BITS_MAX)
+		return PKI_EINVAL;
+	pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+	if (pkey == NULL)
+		return pki_ossl_fail(PKI_ECRYPTO, "RSA key generation");
+	*out = key_wrap(pkey);
+	if (*out == NULL) {
+		EVP_PKEY_free(pkey);
+		return PKI_ENOMEM;
+	}
+	return 0;
+}
+
+int pki_key_load(const char *path, struct pki_key **out)
+{
+	EVP_PKEY *pkey;
+	size_t len;
+	char *buf;
+	BIO *b;
+	int rc;
+
+	if (path == NULL || out == NULL)
+		return PKI_EINVAL;
+	*out = NULL;
+	rc = pki_file_read(path, &buf, &len);
+	if (rc != 0)
+		return rc;
+	rc = pki_pem_bio(buf, len, &b);
+	if (rc != 0) {
+		pki_wipe(buf, len);
+		free(buf);
+		return rc;
+	}
+	/*
+	 * The decoder behind PEM_read_bio_PrivateKey accepts both PKCS#8
+	 * ("PRIVATE KEY") and the traditional "RSA PRIVATE KEY" form.
+	 */
+	pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+	BIO_free(b);
+	pki_wipe(buf, len);
+	free(buf);
+	if (pkey == NULL)
+		return pki_ossl_fail(PKI_EPARSE, "reading private key");
+	if (pki_rsa_check(pkey) != 0) {
+		EVP_PKEY_free(pkey);
+		return PKI_EKEY;
+	}
+	*out = key_wrap(pkey);
+	if (*out == NULL) {
+		EVP_PKEY_free(pkey);
+		return PKI_ENOMEM;
+	}
+	return 0;
+}
+
+int pki_key_save(const struct pki_key *key, const char *path)
+{
+	char *data = NULL;
+	long n;
+	BIO *b;
+	int rc;
+
+	if (key == NULL || path == NULL)
+		return PKI_EINVAL;
+	/* A secure-memory BIO clears its buffer whenever it grows or dies. */
+	b = BIO_new(BIO_s_secmem());
+	if (b == NULL)
+		return pki_ossl_fail(PKI_ENOMEM, "memory BIO");
+	if (!PEM_write_bio_PrivateKey(b, key->pkey, NULL, NULL, 0, NULL,
+				      NULL)) {
+		BIO_free(b);
+		return pki_ossl_fail(PKI_ECRYPTO, "encoding private key");
+	}
+	n = BIO_get_mem_data(b, &data);
+	if (n <= 0 || data == NULL) {
+		BIO_free(b);
+		return pki_ossl_fail(PKI_ECRYPTO, "encoding private key");
+	}
+	rc = pki_file_write(path, data, (size_t)n, 0600);
+	pki_wipe(data, (size_t)n);
+	BIO_free(b);
+	return rc;
+}
+
+unsigned pki_key_bits(const struct pki_key *key)
+{
+	int bits;
+
+	if (key == NULL)
+		return 0;
+	bits = EVP_PKEY_get_bits(key->pkey);
+	return bits > 0 ? (unsigned)bits : 0;
+}
+
+int pki_key_sign(const struct pki_key *key, const void *data, size_t len,
+		 uint8_t **sig, size_t *siglen)
+{
+	static const unsigned char empty[1];
+	EVP_PKEY_CTX *pctx = NULL;
+	EVP_MD_CTX *mctx;
+	unsigned char *buf = NULL;
+	size_t n = 0;
+
+	if (key == NULL || (data == NULL && len > 0) || sig == NULL ||
+	    siglen == NULL)
+		return PKI_EINVAL;
+	*sig = NULL;
+	*siglen = 0;
+	if (data == NULL)
+		data = empty;
+	mctx = EVP_MD_CTX_new();
+	if (mctx == NULL)
+		return pki_ossl_fail(PKI_ENOMEM, "sign context");
+	if (EVP_DigestSignInit_ex(mctx, &pctx, "SHA256", NULL, NULL, key->pkey,
+				  NULL) != 1 ||
+	    set_pss(pctx) != 0 ||
+	    EVP_DigestSign(mctx, NULL, &n, data, len) != 1)
+		goto fail;
+	buf = malloc(n);
+	if (buf == NULL) {
+		EVP_MD_CTX_free(mctx);
+		return PKI_ENOMEM;
+	}
+	if (EVP_DigestSign(mctx, buf, &n, data, len) != 1)
+		goto fail;
+	EVP_MD_CTX_free(mctx);
+	*sig = buf;
+	*siglen = n;
+	return 0;
+fail:
+	free(buf);
+	EVP_MD_CTX_free(mctx);
+	return pki_ossl_fail(PKI_ECRYPTO, "RSA-PSS sign");
+}
+
+int pki_key_pub_fingerprint(const struct pki_key *key, char fp[PKI_FP_LEN])
+{
+	if (key == NULL)
+		return PKI_EINVAL;
+	return pki_pkey_fingerprint(key->pkey, fp);
+}
+
+void pki_key_free(struct pki_key *key)
+{
+	if (key == NULL)
+		return;
+	EVP_PKEY_free(key->pkey);
+	free(key);
+}

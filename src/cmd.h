@@ -1,0 +1,30 @@
+/*
+ * cmd: the snoopfs commands. Each takes the arguments after its name and
+ * returns the process exit status: 0 success, 1 usage error, 2 runtime
+ * failure (CONTRACT.md). Only commands print to the terminal.
+ */
+#ifndef SNOOPFS_SRC_CMD_H
+#define SNOOPFS_SRC_CMD_H
+
+enum {
+	EXIT_OK = 0,
+	EXIT_USAGE = 1,
+	EXIT_RUNTIME = 2,
+};
+
+int cmd_ca_init(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+/* Prints "snoopfs CMD: message" to stderr and returns CODE. */
+int cmd_fail(const char *cmd, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Parses a decimal in [MIN, MAX]; returns 0 or -1. */
+int cmd_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+
+/* Prints the version line. */
+void cmd_version(void);
+
+#endif

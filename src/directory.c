@@ -1,0 +1,282 @@
+/*
+ * directory.c: a sorted array of entries under a read-write lock. Nodes
+ * number in the thousands at most, so binary search over an array beats a
+ * hash table on simplicity at no real cost.
+ */
+#include "src/directory.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/names.h"
+#include "pki/err.h"
+#include "pki/verify.h"
+#include "src/state.h"
+
+struct dir_entry {
+	char name[NAMES_NODE_MAX + 1];
+	struct pki_cert *cert;
+	char *pem;
+	size_t pem_len;
+};
+
+struct directory {
+	/* lock protects entries, count and cap (not the cache files) */
+	pthread_rwlock_t lock;
+	struct dir_entry *entries;
+	size_t count, cap;
+	const struct pki_cert *root;
+	char cache_dir[STATE_PATH_MAX];
+};
+
+/* Index of NAME, or of where it would go (with *FOUND = 0). Lock held. */
+static size_t find(const struct directory *d, const char *name, int *found)
+{
+	size_t lo = 0, hi = d->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(d->entries[mid].name, name);
+		if (c == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = 0;
+	return lo;
+}
+
+/* Inserts or replaces under the write lock; takes over CERT and PEM. */
+static int insert(struct directory *d, const char *name,
+		  struct pki_cert *cert, char *pem, size_t pem_len)
+{
+	int found;
+	pthread_rwlock_wrlock(&d->lock);
+	size_t i = find(d, name, &found);
+	if (found) {
+		struct dir_entry *e = &d->entries[i];
+		if (pki_cert_not_after(cert) < pki_cert_not_after(e->cert)) {
+			pthread_rwlock_unlock(&d->lock);
+			pki_cert_free(cert);
+			free(pem);
+			return 1;
+		}
+		pki_cert_free(e->cert);
+		free(e->pem);
+		e->cert = cert;
+		e->pem = pem;
+		e->pem_len = pem_len;
+		pthread_rwlock_unlock(&d->lock);
+		return 0;
+	}
+	if (d->count == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct dir_entry *n = realloc(d->entries, cap * sizeof(*n));
+		if (!n) {
+			pthread_rwlock_unlock(&d->lock);
+			pki_cert_free(cert);
+			free(pem);
+			return -ENOMEM;
+		}
+		d->entries = n;
+		d->cap = cap;
+	}
+	memmove(&d->entries[i + 1], &d->entries[i],
+		(d->count - i) * sizeof(d->entries[0]));
+	struct dir_entry *e = &d->entries[i];
+	strcpy(e->name, name);
+	e->cert = cert;
+	e->pem = pem;
+	e->pem_len = pem_len;
+	d->count++;
+	pthread_rwlock_unlock(&d->lock);
+	return 0;
+}
+
+/* Verifies CERT and takes its name; returns 0 or a pki error. */
+static int admit(struct directory *d, const struct pki_cert *cert,
+		 char name[NAMES_NODE_MAX + 1])
+{
+	int rc = pki_cert_get_name(cert, name, NAMES_NODE_MAX + 1);
+	if (rc)
+		return rc;
+	const char *why = NULL;
+	rc = pki_verify_node_cert(d->root, cert, 0, &why);
+	if (rc)
+		log_warn("directory: certificate of '%s' refused: %s (%s)",
+			 name, pki_strerror(rc), why ? why : "-");
+	return rc;
+}
+
+static int add(struct directory *d, const struct pki_cert *cert,
+	       int write_cache)
+{
+	char name[NAMES_NODE_MAX + 1];
+	int rc = admit(d, cert, name);
+	if (rc)
+		return rc;
+	char *pem;
+	size_t len;
+	rc = pki_cert_to_pem(cert, &pem, &len);
+	if (rc)
+		return rc;
+	struct pki_cert *ref = pki_cert_dup(cert);
+	if (!ref) {
+		free(pem);
+		return PKI_ENOMEM;
+	}
+	rc = insert(d, name, ref, pem, len);
+	if (rc != 0 || !write_cache)
+		return rc;
+
+	char file[NAMES_NODE_MAX + 16], path[STATE_PATH_MAX];
+	snprintf(file, sizeof(file), "%s.pem", name);
+	if (state_path(d->cache_dir, file, path) == 0)
+		rc = pki_cert_save(cert, path);
+	if (rc)
+		log_warn("directory: cannot cache %s: %s", name,
+			 pki_strerror(rc));
+	return 0;
+}
+
+int directory_put(struct directory *d, const struct pki_cert *cert)
+{
+	return add(d, cert, 1);
+}
+
+static void load_cache(struct directory *d)
+{
+	DIR *dir = opendir(d->cache_dir);
+	if (!dir)
+		return;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		size_t len = strlen(de->d_name);
+		if (len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0)
+			continue;
+		char path[STATE_PATH_MAX];
+		if (state_path(d->cache_dir, de->d_name, path))
+			continue;
+		struct pki_cert *cert;
+		if (pki_cert_load(path, &cert) != 0) {
+			log_warn("directory: unreadable cache file %s", path);
+			continue;
+		}
+		add(d, cert, 0);
+		pki_cert_free(cert);
+	}
+	closedir(dir);
+}
+
+int directory_open(const char *cache_dir, const struct pki_cert *root,
+		   struct directory **out)
+{
+	if (strlen(cache_dir) >= STATE_PATH_MAX)
+		return -ENAMETOOLONG;
+	int rc = state_mkdir(cache_dir);
+	if (rc)
+		return rc;
+	struct directory *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	pthread_rwlock_init(&d->lock, NULL);
+	d->root = root;
+	strcpy(d->cache_dir, cache_dir);
+	load_cache(d);
+	*out = d;
+	return 0;
+}
+
+struct pki_cert *directory_get1(struct directory *d, const char *name)
+{
+	int found;
+	struct pki_cert *cert = NULL;
+	pthread_rwlock_rdlock(&d->lock);
+	size_t i = find(d, name, &found);
+	if (found)
+		cert = pki_cert_dup(d->entries[i].cert);
+	pthread_rwlock_unlock(&d->lock);
+	return cert;
+}
+
+int directory_get_pem(struct directory *d, const char *name, char **pem,
+		      size_t *len)
+{
+	int found, rc = 0;
+	pthread_rwlock_rdlock(&d->lock);
+	size_t i = find(d, name, &found);
+	if (!found) {
+		rc = -ENOENT;
+	} else {
+		*pem = malloc(d->entries[i].pem_len + 1);
+		if (!*pem) {
+			rc = -ENOMEM;
+		} else {
+			memcpy(*pem, d->entries[i].pem,
+			       d->entries[i].pem_len + 1);
+			*len = d->entries[i].pem_len;
+		}
+	}
+	pthread_rwlock_unlock(&d->lock);
+	return rc;
+}
+
+int directory_get_addr(struct directory *d, const char *name,
+		       char addr[NET_ADDR_MAX])
+{
+	struct pki_cert *cert = directory_get1(d, name);
+	if (!cert)
+		return -ENOENT;
+	int rc = pki_cert_get_address(cert, addr, NET_ADDR_MAX);
+	pki_cert_free(cert);
+	return rc ? -ENOENT : 0;
+}
+
+int directory_each(struct directory *d,
+		   int (*fn)(void *arg, const char *name), void *arg)
+{
+	/* Copy the names out so FN may call back into the directory. */
+	pthread_rwlock_rdlock(&d->lock);
+	size_t n = d->count;
+	char(*names)[NAMES_NODE_MAX + 1] = malloc((n ? n : 1) * sizeof(*names));
+	if (names)
+		for (size_t i = 0; i < n; i++)
+			strcpy(names[i], d->entries[i].name);
+	pthread_rwlock_unlock(&d->lock);
+	if (!names)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (fn(arg, names[i]))
+			break;
+	free(names);
+	return 0;
+}
+
+size_t directory_count(struct directory *d)
+{
+	pthread_rwlock_rdlock(&d->lock);
+	size_t n = d->count;
+	pthread_rwlock_unlock(&d->lock);
+	return n;
+}
+
+void directory_free(struct directory *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->count; i++) {
+		pki_cert_free(d->entries[i].cert);
+		free(d->entries[i].pem);
+	}
+	free(d->entries);
+	pthread_rwlock_destroy(&d->lock);
+	free(d);
+}

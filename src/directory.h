@@ -1,0 +1,51 @@
+/*
+ * directory: the certificates this node knows, by node name, in memory and
+ * cached under STATE/certs/ so that certs/ still lists everyone while the
+ * CA is down. Only certificates that verify against the root get in.
+ */
+#ifndef SNOOPFS_SRC_DIRECTORY_H
+#define SNOOPFS_SRC_DIRECTORY_H
+
+#include <stddef.h>
+#include <time.h>
+#include "net/conn.h"
+#include "pki/cert.h"
+
+struct directory;
+
+/*
+ * Opens the cache in CACHE_DIR (created 0700 if missing), keeping the
+ * certificates there that verify against ROOT (borrowed; must outlive the
+ * directory). Caller frees.
+ */
+int directory_open(const char *cache_dir, const struct pki_cert *root,
+		   struct directory **out);
+
+/*
+ * Adds or replaces the certificate of its subject name after verifying it
+ * against the root. A certificate older than the one already held for that
+ * name (by notAfter) is ignored. Returns 0, 1 if nothing changed, or a
+ * negative pki error.
+ */
+int directory_put(struct directory *d, const struct pki_cert *cert);
+
+/* A new reference to NAME's certificate (pki_cert_free), or NULL. */
+struct pki_cert *directory_get1(struct directory *d, const char *name);
+
+/* NAME's PEM as a new buffer (free()). Returns 0 or -ENOENT/-ENOMEM. */
+int directory_get_pem(struct directory *d, const char *name, char **pem,
+		      size_t *len);
+
+/* NAME's address ("HOST:PORT") from its certificate. 0 or -ENOENT. */
+int directory_get_addr(struct directory *d, const char *name,
+		       char addr[NET_ADDR_MAX]);
+
+/* Calls FN for each name in order; FN returns non-zero to stop. */
+int directory_each(struct directory *d,
+		   int (*fn)(void *arg, const char *name), void *arg);
+
+size_t directory_count(struct directory *d);
+
+void directory_free(struct directory *d);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * enroll: a node's first contact with the CA. The node's key is made (or
+ * taken from STATE/node.key if already there) and never leaves the node;
+ * only a CSR travels. The CA's answer carries the issued certificate, the
+ * root and the CA node's certificate, and all three are checked before
+ * anything is saved.
+ */
+#ifndef SNOOPFS_SRC_ENROLL_H
+#define SNOOPFS_SRC_ENROLL_H
+
+#include "src/proto.h"
+#include "src/state.h"
+
+struct enroll_opts {
+	const char *name;
+	const char *listen;
+	const char *ca_addr;
+	const char *ca_fingerprint; /* "sha256:HEX" or NULL to trust on first use */
+	unsigned key_bits;
+};
+
+/*
+ * Enrolls into STATE (which must have no node.pem yet) and writes node.key,
+ * node.pem, root.pem, certs/ and node.conf. Returns 0 or -errno; ERR
+ * (PROTO_ERR_MAX) says what failed in words.
+ */
+int enroll(const char *state, const struct enroll_opts *opts, char *err);
+
+/*
+ * Normalises a fingerprint given by a person ("sha256:AB:CD..." in any case,
+ * with or without colons or the prefix) to "sha256:<64 lower hex>" in OUT
+ * (PKI_FP_LEN). Returns 0 or -EINVAL.
+ */
+int enroll_normalize_fingerprint(const char *in, char *out);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * snoopfs: share files between the nodes of a secure multi-party
+ * computation network through an ordinary filesystem, under a small PKI.
+ * main() only picks the command.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "src/cmd.h"
+
+static const char usage[] =
+	"usage: snoopfs COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  ca-init STATE --name NAME --listen HOST:PORT [--days N] "
+	"[--key-bits BITS]\n"
+	"                       create a certificate authority node\n"
+	"  mount MOUNTPOINT --state STATE [--name NAME --listen HOST:PORT "
+	"--ca HOST:PORT]\n"
+	"        [--ca-fingerprint sha256:HEX] [--key-bits BITS] [-f] "
+	"[-o OPTIONS]\n"
+	"                       mount a node (enrolls on first mount)\n"
+	"  status MOUNTPOINT    show a mounted node's state\n"
+	"  inspect CERT.pem     show a certificate for people\n"
+	"\n"
+	"Unmount with: fusermount3 -u MOUNTPOINT\n"
+	"See snoopfs(1). Each command takes --help.\n";
+
+void cmd_version(void)
+{
+	printf("snoopfs %s\n", SNOOPFS_VERSION);
+}
+
+int cmd_fail(const char *cmd, int code, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "snoopfs %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int cmd_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	if (!s || !*s || *s == '-')
+		return -1;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} commands[] = {
+	{"ca-init", cmd_ca_init},
+	{"mount", cmd_mount},
+	{"status", cmd_status},
+	{"inspect", cmd_inspect},
+};
+
+int main(int argc, char **argv)
+{
+	/* A peer that hangs up must not kill the daemon. */
+	signal(SIGPIPE, SIG_IGN);
+	log_init("snoopfs", LOGL_INFO);
+	if (getenv("SNOOPFS_DEBUG"))
+		log_init("snoopfs", LOGL_DEBUG);
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(usage, stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		cmd_version();
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "snoopfs: unknown command '%s'\n\n%s", argv[1], usage);
+	return EXIT_USAGE;
+}

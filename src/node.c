@@ -1,0 +1,188 @@
+/*
+ * node.c: loading a node from STATE and running its threads.
+ */
+#include "src/node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "pki/ca.h"
+#include "pki/err.h"
+#include "pki/verify.h"
+#include "src/service.h"
+#include "src/sync.h"
+
+struct proto_self node_self(const struct node *n)
+{
+	struct proto_self self = {.name = n->cfg.name, .key = n->key};
+	return self;
+}
+
+static int load_identity(struct node *n, const char **why)
+{
+	char path[STATE_PATH_MAX];
+	if (state_path(n->state, "node.key", path) ||
+	    pki_key_load(path, &n->key) != 0) {
+		*why = "cannot load the node key (node.key)";
+		return -EIO;
+	}
+	if (state_path(n->state, "node.pem", path) ||
+	    pki_cert_load(path, &n->cert) != 0) {
+		*why = "cannot load the node certificate (node.pem)";
+		return -EIO;
+	}
+	if (state_path(n->state, "root.pem", path) ||
+	    pki_cert_load(path, &n->root) != 0 ||
+	    pki_ca_check_root(n->root) != 0) {
+		*why = "cannot load a valid CA root (root.pem)";
+		return -EIO;
+	}
+	if (pki_cert_matches_key(n->cert, n->key) != 0) {
+		*why = "node.pem does not belong to node.key";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int node_load(const char *state, struct node **out, const char **why)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	if (!n) {
+		*why = "out of memory";
+		return -ENOMEM;
+	}
+	n->listen_fd = -1;
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->wake, NULL);
+	if (strlen(state) >= sizeof(n->state)) {
+		*why = "the state path is too long";
+		node_free(n);
+		return -ENAMETOOLONG;
+	}
+	strcpy(n->state, state);
+
+	int rc = state_config_load(state, &n->cfg);
+	if (rc) {
+		*why = "STATE/node.conf is missing or malformed";
+		goto fail;
+	}
+	rc = load_identity(n, why);
+	if (rc)
+		goto fail;
+
+	const char *vwhy = NULL;
+	rc = pki_verify_node_cert(n->root, n->cert, 0, &vwhy);
+	if (rc == PKI_EEXPIRED)
+		log_warn("the node certificate has expired: re-enroll this "
+			 "node with the CA");
+	else if (rc)
+		log_warn("the node certificate does not verify: %s",
+			 vwhy ? vwhy : pki_strerror(rc));
+
+	char path[STATE_PATH_MAX];
+	rc = state_path(state, "certs", path);
+	if (rc == 0)
+		rc = directory_open(path, n->root, &n->dir);
+	if (rc) {
+		*why = "cannot open the certificate cache (certs/)";
+		goto fail;
+	}
+	directory_put(n->dir, n->cert);
+	if (n->cfg.is_ca) {
+		rc = ca_open(state, n->cfg.node_days, &n->ca, why);
+		if (rc)
+			goto fail;
+	}
+	*out = n;
+	return 0;
+fail:
+	node_free(n);
+	return rc ? rc : -EIO;
+}
+
+int node_listen(struct node *n, const char **why)
+{
+	int rc = net_listen(n->cfg.listen, &n->listen_fd);
+	if (rc) {
+		*why = "cannot listen on the node address (in use, or not "
+		       "an address of this machine?)";
+		return -EADDRINUSE;
+	}
+	return 0;
+}
+
+static void *refresher_main(void *arg)
+{
+	struct node *n = arg;
+	for (;;) {
+		sync_with_ca(n);
+		pthread_mutex_lock(&n->lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += NODE_REFRESH_SECONDS;
+		while (!n->stopping &&
+		       pthread_cond_timedwait(&n->wake, &n->lock, &until) == 0)
+			;
+		bool stop = n->stopping;
+		pthread_mutex_unlock(&n->lock);
+		if (stop)
+			return NULL;
+	}
+}
+
+int node_start(struct node *n)
+{
+	struct net_server_opts opts = {0};
+	int rc = net_server_start(n->listen_fd, &opts, service_handle, n,
+				  &n->server);
+	if (rc)
+		return -EIO;
+	n->listen_fd = -1; /* the server owns it now */
+	rc = pthread_create(&n->refresher, NULL, refresher_main, n);
+	if (rc)
+		return -rc;
+	n->refresher_running = true;
+	return 0;
+}
+
+void node_stop(struct node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	n->stopping = true;
+	pthread_cond_broadcast(&n->wake);
+	pthread_mutex_unlock(&n->lock);
+	if (n->refresher_running) {
+		pthread_join(n->refresher, NULL);
+		n->refresher_running = false;
+	}
+	net_server_stop(n->server);
+	n->server = NULL;
+}
+
+void node_set_error(struct node *n, const char *text)
+{
+	log_warn("%s", text);
+	pthread_mutex_lock(&n->lock);
+	snprintf(n->last_error, sizeof(n->last_error), "%s", text);
+	pthread_mutex_unlock(&n->lock);
+}
+
+void node_free(struct node *n)
+{
+	if (!n)
+		return;
+	if (n->listen_fd >= 0)
+		close(n->listen_fd);
+	directory_free(n->dir);
+	ca_free(n->ca);
+	pki_key_free(n->key);
+	pki_cert_free(n->cert);
+	pki_cert_free(n->root);
+	pthread_mutex_destroy(&n->lock);
+	pthread_cond_destroy(&n->wake);
+	free(n);
+}

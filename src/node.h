@@ -1,0 +1,67 @@
+/*
+ * node: one running snoopfs node: its identity, what it knows of the
+ * others, its server and its background refresh. This is the context the
+ * FUSE backend and the protocol handlers share.
+ */
+#ifndef SNOOPFS_SRC_NODE_H
+#define SNOOPFS_SRC_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+#include "net/server.h"
+#include "pki/cert.h"
+#include "pki/key.h"
+#include "src/ca.h"
+#include "src/directory.h"
+#include "src/proto.h"
+#include "src/state.h"
+
+/* How often a node asks the CA for the list of certificates. */
+#define NODE_REFRESH_SECONDS 30
+
+struct node {
+	char state[STATE_PATH_MAX];
+	struct state_config cfg;
+	struct pki_key *key;
+	struct pki_cert *cert;
+	struct pki_cert *root;
+	struct directory *dir;
+	struct ca *ca; /* NULL unless this is the CA node */
+	struct net_server *server;
+	int listen_fd;
+
+	/* lock protects everything below it */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stopping;
+	bool refresher_running;
+	pthread_t refresher;
+	time_t last_sync;          /* last successful directory refresh */
+	char last_error[PROTO_ERR_MAX];
+};
+
+/*
+ * Loads an enrolled node (or a CA) from STATE. *WHY says what is wrong on
+ * failure. Caller frees with node_free().
+ */
+int node_load(const char *state, struct node **out, const char **why);
+
+/* Who this node is, for signing. */
+struct proto_self node_self(const struct node *n);
+
+/* Binds the listening socket (before the process detaches). */
+int node_listen(struct node *n, const char **why);
+
+/* Starts the server and the refresh thread (after the process detached). */
+int node_start(struct node *n);
+
+/* Stops both and waits for them. */
+void node_stop(struct node *n);
+
+/* Records the last error for `snoopfs status` and logs it. */
+void node_set_error(struct node *n, const char *text);
+
+void node_free(struct node *n);
+
+#endif

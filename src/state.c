@@ -1,0 +1,250 @@
+/*
+ * state.c: files under STATE, written atomically so a crash leaves either
+ * the old or the new version, never half of one.
+ */
+#include "src/state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CONFIG_MAX 8192
+
+int state_path(const char *state, const char *file, char *out)
+{
+	int n = snprintf(out, STATE_PATH_MAX, "%s/%s", state, file);
+	if (n < 0 || n >= STATE_PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int state_mkdir(const char *path)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -errno;
+}
+
+static int fsync_parent(const char *path)
+{
+	char dir[STATE_PATH_MAX];
+	size_t len = strlen(path);
+	if (len >= sizeof(dir))
+		return -ENAMETOOLONG;
+	memcpy(dir, path, len + 1);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+int state_write_file(const char *path, const void *data, size_t len,
+		     unsigned mode)
+{
+	char tmp[STATE_PATH_MAX];
+	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		      (mode_t)mode);
+	if (fd < 0)
+		return -errno;
+	const char *p = data;
+	size_t left = len;
+	int rc = 0;
+	while (left > 0) {
+		ssize_t w = write(fd, p, left);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		p += w;
+		left -= (size_t)w;
+	}
+	if (rc == 0 && fchmod(fd, (mode_t)mode) != 0)
+		rc = -errno;
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc != 0) {
+		unlink(tmp);
+		return rc;
+	}
+	return fsync_parent(path);
+}
+
+int state_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	if (st.st_size < 0 || (size_t)st.st_size > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	size_t size = (size_t)st.st_size;
+	char *buf = malloc(size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t r = read(fd, buf + got, size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*data = buf;
+	*len = got;
+	return 0;
+}
+
+/* Copies VALUE into DST (SIZE) or fails if it does not fit. */
+static int set_field(char *dst, size_t size, const char *value)
+{
+	size_t len = strlen(value);
+	if (len >= size)
+		return -EINVAL;
+	memcpy(dst, value, len + 1);
+	return 0;
+}
+
+static int apply_config_line(struct state_config *cfg, const char *key,
+			     const char *value)
+{
+	if (strcmp(key, "name") == 0)
+		return set_field(cfg->name, sizeof(cfg->name), value);
+	if (strcmp(key, "listen") == 0)
+		return set_field(cfg->listen, sizeof(cfg->listen), value);
+	if (strcmp(key, "ca") == 0)
+		return set_field(cfg->ca_addr, sizeof(cfg->ca_addr), value);
+	if (strcmp(key, "ca_name") == 0)
+		return set_field(cfg->ca_name, sizeof(cfg->ca_name), value);
+	if (strcmp(key, "role") == 0) {
+		if (strcmp(value, "ca") != 0 && strcmp(value, "node") != 0)
+			return -EINVAL;
+		cfg->is_ca = strcmp(value, "ca") == 0;
+		return 0;
+	}
+	if (strcmp(key, "node_days") == 0) {
+		char *end;
+		unsigned long days = strtoul(value, &end, 10);
+		if (*end || days == 0 || days > 36500)
+			return -EINVAL;
+		cfg->node_days = (unsigned)days;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int state_config_load(const char *state, struct state_config *cfg)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_path(state, "node.conf", path);
+	if (rc)
+		return rc;
+	char *text;
+	size_t len;
+	rc = state_read_file(path, CONFIG_MAX, &text, &len);
+	if (rc)
+		return rc;
+	memset(cfg, 0, sizeof(*cfg));
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		char *eq = strchr(line, '=');
+		if (!eq) {
+			rc = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		rc = apply_config_line(cfg, line, eq + 1);
+		if (rc)
+			break;
+	}
+	free(text);
+	if (rc == 0 && (!names_node_valid(cfg->name) || !cfg->listen[0]))
+		rc = -EINVAL;
+	return rc;
+}
+
+int state_config_save(const char *state, const struct state_config *cfg)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_path(state, "node.conf", path);
+	if (rc)
+		return rc;
+	char text[CONFIG_MAX];
+	int n = snprintf(text, sizeof(text),
+			 "# snoopfs node configuration (written by snoopfs)\n"
+			 "name=%s\nlisten=%s\nca=%s\nca_name=%s\nrole=%s\n"
+			 "node_days=%u\n",
+			 cfg->name, cfg->listen, cfg->ca_addr, cfg->ca_name,
+			 cfg->is_ca ? "ca" : "node",
+			 cfg->node_days ? cfg->node_days : 7);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -EINVAL;
+	return state_write_file(path, text, (size_t)n, 0600);
+}
+
+int state_lock(const char *state)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_path(state, "lock", path);
+	if (rc)
+		return rc;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int state_write_pid(const char *state)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_path(state, "snoopfs.pid", path);
+	if (rc)
+		return rc;
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -EINVAL;
+	return state_write_file(path, text, (size_t)n, 0644);
+}

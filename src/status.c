@@ -1,0 +1,132 @@
+/*
+ * status.c: a plain-text report for people, one fact a line.
+ */
+#include "src/status.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/node.h"
+
+struct text {
+	char *data;
+	size_t len, cap;
+	int failed;
+};
+
+static void put(struct text *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct text *t, const char *fmt, ...)
+{
+	if (t->failed)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->failed = 1;
+			return;
+		}
+		if ((size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap * 2 + (size_t)n;
+		char *p = realloc(t->data, cap);
+		if (!p) {
+			t->failed = 1;
+			return;
+		}
+		t->data = p;
+		t->cap = cap;
+	}
+}
+
+void status_time_left(time_t until, time_t now, char *out, size_t size)
+{
+	long long d = (long long)(until - now);
+	if (d >= 0)
+		snprintf(out, size, "%lld days %lld hours left", d / 86400,
+			 (d % 86400) / 3600);
+	else
+		snprintf(out, size, "expired %lld days %lld hours ago",
+			 -d / 86400, (-d % 86400) / 3600);
+}
+
+static void put_time(struct text *t, const char *label, time_t when)
+{
+	struct tm tm;
+	char buf[64];
+	gmtime_r(&when, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	put(t, "%-13s%s\n", label, buf);
+}
+
+struct peers {
+	struct text *t;
+	struct node *n;
+	time_t now;
+};
+
+static int put_peer(void *arg, const char *name)
+{
+	struct peers *p = arg;
+	struct pki_cert *cert = directory_get1(p->n->dir, name);
+	if (!cert)
+		return 0;
+	char addr[NET_ADDR_MAX] = "-", left[64];
+	pki_cert_get_address(cert, addr, sizeof(addr));
+	status_time_left(pki_cert_not_after(cert), p->now, left, sizeof(left));
+	put(p->t, "  %-20s %-24s certificate %s\n", name, addr, left);
+	pki_cert_free(cert);
+	return 0;
+}
+
+int status_text(struct node *n, time_t now, char **text, size_t *len)
+{
+	struct text t = {.data = malloc(1024), .cap = 1024};
+	if (!t.data)
+		return -ENOMEM;
+	t.data[0] = '\0';
+	char left[64], serial[64] = "?";
+	pki_cert_get_serial(n->cert, serial, sizeof(serial));
+	status_time_left(pki_cert_not_after(n->cert), now, left, sizeof(left));
+
+	put(&t, "%-13s%s\n", "node:", n->cfg.name);
+	put(&t, "%-13s%s\n", "role:",
+	    n->ca ? "certificate authority" : "node");
+	put(&t, "%-13s%s\n", "listening:", n->cfg.listen);
+	if (!n->ca)
+		put(&t, "%-13s%s at %s\n", "ca:", n->cfg.ca_name,
+		    n->cfg.ca_addr);
+	put(&t, "%-13sserial %s, %s\n", "certificate:", serial, left);
+
+	pthread_mutex_lock(&n->lock);
+	time_t last_sync = n->last_sync;
+	char last_error[PROTO_ERR_MAX];
+	memcpy(last_error, n->last_error, sizeof(last_error));
+	pthread_mutex_unlock(&n->lock);
+	if (last_sync)
+		put_time(&t, "last sync:", last_sync);
+	else
+		put(&t, "%-13s%s\n", "last sync:", "never");
+	if (last_error[0])
+		put(&t, "%-13s%s\n", "last error:", last_error);
+
+	put(&t, "%-13s%zu\n", "nodes:", directory_count(n->dir));
+	struct peers p = {.t = &t, .n = n, .now = now};
+	directory_each(n->dir, put_peer, &p);
+	if (t.failed) {
+		free(t.data);
+		return -ENOMEM;
+	}
+	*text = t.data;
+	*len = t.len;
+	return 0;
+}

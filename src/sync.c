@@ -1,0 +1,230 @@
+/*
+ * sync.c: the directory protocol. A node pulls the CA's list of current
+ * certificates page by page with get/crt "*", and announces itself with
+ * post/crt so that nodes which enrolled earlier learn of it at once rather
+ * than at their next refresh.
+ */
+#include "src/sync.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/log.h"
+#include "pki/err.h"
+#include "src/node.h"
+
+/* Certificates per get/crt "*" page: ~1.3 KB each keeps a page near 300 KB. */
+#define SYNC_PAGE 200
+/* A directory larger than this many pages is refused as hostile. */
+#define SYNC_PAGES_MAX 1000
+
+static const char pem_begin[] = "-----BEGIN CERTIFICATE-----";
+static const char pem_end[] = "-----END CERTIFICATE-----";
+
+int sync_ingest_bundle(struct node *n, const char *pem, size_t len)
+{
+	int count = 0;
+	const char *p = pem, *end = pem + len;
+	for (;;) {
+		const char *b = memmem(p, (size_t)(end - p), pem_begin,
+				       sizeof(pem_begin) - 1);
+		if (!b)
+			return count;
+		const char *e = memmem(b, (size_t)(end - b), pem_end,
+				       sizeof(pem_end) - 1);
+		if (!e)
+			return -EINVAL;
+		e += sizeof(pem_end) - 1;
+		struct pki_cert *cert;
+		if (pki_cert_parse(b, (size_t)(e - b), &cert) != 0)
+			return -EINVAL;
+		directory_put(n->dir, cert);
+		pki_cert_free(cert);
+		count++;
+		p = e;
+	}
+}
+
+/* The CA's node certificate, which signs its replies, or NULL. */
+static struct pki_cert *ca_cert(struct node *n)
+{
+	return n->cfg.ca_name[0] ? directory_get1(n->dir, n->cfg.ca_name)
+				 : NULL;
+}
+
+/* One get/crt "*" page after AFTER; *MORE and *LAST describe what came. */
+static int pull_page(struct node *n, const struct pki_cert *ca,
+		     const char *after, int *more, char *last, size_t lastsz)
+{
+	struct msg_extra *x = msg_extra_new();
+	if (!x || msg_extra_set_str(x, "after", after) != 0) {
+		msg_extra_free(x);
+		return -ENOMEM;
+	}
+	struct proto_self self = node_self(n);
+	struct proto_request req = {
+		.method = "get/crt", .args = "*", .extra = x};
+	struct msg *reply = NULL;
+	char err[PROTO_ERR_MAX];
+	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,
+			    &reply, err);
+	msg_extra_free(x);
+	if (rc) {
+		node_set_error(n, err);
+		return rc;
+	}
+	size_t len;
+	const uint8_t *pem = msg_get0_payload(reply, &len);
+	int64_t m = 0;
+	msg_extra_get_int(reply, "more", &m);
+	const char *l = msg_extra_get_str(reply, "last");
+	*more = m != 0 && l && *l;
+	snprintf(last, lastsz, "%s", l ? l : "");
+	rc = pem ? sync_ingest_bundle(n, (const char *)pem, len) : 0;
+	msg_free(reply);
+	if (rc < 0) {
+		node_set_error(n, "the CA sent a malformed certificate list");
+		return rc;
+	}
+	return 0;
+}
+
+static int pull_directory(struct node *n)
+{
+	struct pki_cert *ca = ca_cert(n);
+	if (!ca) {
+		node_set_error(n, "the CA's certificate is not in certs/");
+		return -ENOENT;
+	}
+	char after[NAMES_NODE_MAX + 1] = "";
+	int rc = 0, more = 1;
+	for (int page = 0; more && page < SYNC_PAGES_MAX; page++) {
+		rc = pull_page(n, ca, after, &more, after, sizeof(after));
+		if (rc)
+			break;
+	}
+	pki_cert_free(ca);
+	return rc;
+}
+
+/* The CA itself fills its directory from its registry. */
+static int load_from_registry(struct node *n)
+{
+	char after[NAMES_NODE_MAX + 1] = "";
+	int more = 1;
+	for (int page = 0; more && page < SYNC_PAGES_MAX; page++) {
+		char *pem;
+		size_t len;
+		char last[NAMES_NODE_MAX + 1];
+		int rc = ca_list_pem(n->ca, after, SYNC_PAGE, &pem, &len, &more,
+				     last);
+		if (rc)
+			return rc;
+		sync_ingest_bundle(n, pem, len);
+		free(pem);
+		memcpy(after, last, sizeof(after));
+	}
+	return 0;
+}
+
+struct announce {
+	struct node *n;
+	char *pem;
+	size_t len;
+	int sent, failed;
+};
+
+static int announce_to(void *arg, const char *name)
+{
+	struct announce *a = arg;
+	struct node *n = a->n;
+	if (strcmp(name, n->cfg.name) == 0 || strcmp(name, n->cfg.ca_name) == 0)
+		return 0;
+	char addr[NET_ADDR_MAX];
+	struct pki_cert *peer = directory_get1(n->dir, name);
+	if (!peer || directory_get_addr(n->dir, name, addr) != 0) {
+		pki_cert_free(peer);
+		return 0;
+	}
+	struct proto_self self = node_self(n);
+	struct proto_request req = {
+		.method = "post/crt",
+		.args = "",
+		.payload_type = MSG_PAYLOAD_TEXT,
+		.payload = a->pem,
+		.plen = a->len,
+		.no_retry = true,
+	};
+	struct msg *reply = NULL;
+	char err[PROTO_ERR_MAX];
+	if (proto_call(addr, &self, &req, peer, name, &reply, err) == 0) {
+		a->sent++;
+		msg_free(reply);
+	} else {
+		a->failed++;
+		log_info("sync: could not announce to %s: %s", name, err);
+	}
+	pki_cert_free(peer);
+	return 0;
+}
+
+static void announce(struct node *n)
+{
+	struct announce a = {.n = n};
+	if (pki_cert_to_pem(n->cert, &a.pem, &a.len) != 0)
+		return;
+	directory_each(n->dir, announce_to, &a);
+	log_info("sync: announced to %d node(s), %d unreachable", a.sent,
+		 a.failed);
+	free(a.pem);
+}
+
+int sync_with_ca(struct node *n)
+{
+	int rc = n->ca ? load_from_registry(n) : pull_directory(n);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&n->lock);
+	bool first = n->last_sync == 0;
+	n->last_sync = time(NULL);
+	n->last_error[0] = '\0';
+	pthread_mutex_unlock(&n->lock);
+	if (first && !n->ca)
+		announce(n);
+	return 0;
+}
+
+struct pki_cert *sync_fetch_cert(struct node *n, const char *name)
+{
+	if (n->ca) {
+		struct pki_cert *c = ca_lookup(n->ca, name);
+		if (c && directory_put(n->dir, c) < 0) {
+			pki_cert_free(c);
+			return NULL;
+		}
+		return c;
+	}
+	struct pki_cert *ca = ca_cert(n);
+	if (!ca)
+		return NULL;
+	struct proto_self self = node_self(n);
+	struct proto_request req = {.method = "get/crt", .args = name};
+	struct msg *reply = NULL;
+	char err[PROTO_ERR_MAX];
+	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,
+			    &reply, err);
+	pki_cert_free(ca);
+	if (rc) {
+		log_info("sync: no certificate for '%s': %s", name, err);
+		return NULL;
+	}
+	size_t len;
+	const uint8_t *pem = msg_get0_payload(reply, &len);
+	if (pem)
+		sync_ingest_bundle(n, (const char *)pem, len);
+	msg_free(reply);
+	return directory_get1(n->dir, name);
+}

@@ -1,0 +1,34 @@
+/*
+ * sync: keeping the directory of certificates in step with the CA, and
+ * telling the other nodes about this one (post/crt).
+ */
+#ifndef SNOOPFS_SRC_SYNC_H
+#define SNOOPFS_SRC_SYNC_H
+
+#include <stddef.h>
+#include "pki/cert.h"
+
+struct node;
+
+/*
+ * Refreshes the directory from the CA (from the registry on the CA itself)
+ * and, the first time it succeeds, posts this node's certificate to every
+ * other node it knows. Returns 0 or -errno; failures are recorded in the
+ * node's last error.
+ */
+int sync_with_ca(struct node *n);
+
+/*
+ * Asks the CA for NAME's certificate, adds it to the directory and returns
+ * a new reference, or NULL if the CA does not know NAME or cannot be reached.
+ */
+struct pki_cert *sync_fetch_cert(struct node *n, const char *name);
+
+/*
+ * Adds every certificate in the PEM bundle to the directory (each one is
+ * verified against the root on the way in). Returns how many were read, or
+ * -EINVAL if the bundle is malformed.
+ */
+int sync_ingest_bundle(struct node *n, const char *pem, size_t len);
+
+#endif

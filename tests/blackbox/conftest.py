@@ -1,0 +1,70 @@
+"""Fixtures for the snoopfs black-box tests.
+
+The tests drive the real binary (SNOOPFS_BIN, default <repo>/build/snoopfs)
+on 127.0.0.1; the helpers that run nodes live in snoopnodes.py and the wire
+protocol client in snoopwire.py. Every fixture that mounts unmounts
+(`fusermount3 -u -z`), waits for its daemons and kills leftovers by PID only,
+and fails the test on any sanitizer report.
+"""
+
+import os
+import shutil
+
+import pytest
+
+import snoopnodes
+from snoopnodes import Cluster, Snoop, SNOOPFS_BIN
+
+
+@pytest.fixture(scope="session")
+def snoopfs_bin():
+    """The binary under test; the suite fails loudly if it is not built."""
+    if not (SNOOPFS_BIN.is_file() and os.access(SNOOPFS_BIN, os.X_OK)):
+        pytest.fail("snoopfs binary not found at %s: build it "
+                    "(cmake -B build && cmake --build build) or set SNOOPFS_BIN"
+                    % SNOOPFS_BIN, pytrace=False)
+    return SNOOPFS_BIN
+
+
+@pytest.fixture
+def snoop(snoopfs_bin, tmp_path):
+    """A Snoop runner for one test; fails the test on sanitizer reports."""
+    s = Snoop(snoopfs_bin, tmp_path / "sanitizer")
+    yield s
+    problems = s.sanitizer_reports()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def fuse_available():
+    """Skips (does not fail) where FUSE cannot work at all."""
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("/dev/fuse is missing")
+    if shutil.which("fusermount3") is None:
+        pytest.skip("fusermount3 is missing")
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        pytest.skip("/dev/fuse is not accessible")
+    return True
+
+
+@pytest.fixture
+def cluster(fuse_available, snoop, tmp_path):
+    """An empty Cluster for one test; init_ca() and add_node() fill it."""
+    c = Cluster(snoop, tmp_path / "c")
+    c.base.mkdir()
+    try:
+        yield c
+    finally:
+        problems = c.teardown()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_mounts():
+    """Last line of defence: nothing this session mounted stays mounted."""
+    yield
+    for mnt in snoopnodes.all_mountpoints():
+        if snoopnodes.is_mounted(mnt):
+            snoopnodes.fusermount_u(mnt, lazy=True)

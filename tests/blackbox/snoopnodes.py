@@ -1,0 +1,513 @@
+"""snoopnodes: helpers that run snoopfs nodes for the black-box tests.
+
+The tests drive the real binary (SNOOPFS_BIN, default <repo>/build/snoopfs)
+on 127.0.0.1: they run `snoopfs ca-init`, mount a CA node and ordinary nodes
+in temporary directories, and talk to them through the mounted tree, the
+command line and the raw wire protocol (snoopwire.py).
+
+Rules every helper keeps:
+
+* every wait and every subprocess has a timeout;
+* whatever a fixture mounted is unmounted (`fusermount3 -u -z`) and every
+  daemon it started is waited for, and killed by PID only if it lingers;
+* a test fails if any snoopfs process printed a sanitizer report (ASan,
+  UBSan, LSan), whether on stderr, in STATE/snoopfs.log, or in the files
+  that ASAN_OPTIONS/UBSAN_OPTIONS log_path points into.
+"""
+
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import threading
+
+import pytest
+
+import snoopwire
+
+REPO = Path(__file__).resolve().parents[2]
+SNOOPFS_BIN = Path(os.environ.get("SNOOPFS_BIN", str(REPO / "build" / "snoopfs")))
+
+HOST = "127.0.0.1"
+CMD_TIMEOUT = 60        # any one snoopfs command (RSA key generation included)
+MOUNT_TIMEOUT = 90      # a mount that enrolls (under ASan this is slow)
+EXIT_TIMEOUT = 10       # a daemon leaving after unmount or SIGTERM
+PEER_TIMEOUT = 15       # nodes learning about each other
+
+# Sanitizer reports. The log module writes "error:" in lower case, so the
+# upper-case "ERROR: " that sanitizers print does not collide with it.
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
+                     "MemorySanitizer", "UndefinedBehaviorSanitizer",
+                     "runtime error:", "ERROR: ")
+
+FP_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+# --- small helpers -----------------------------------------------------------
+
+def wait_until(pred, timeout, interval=0.1):
+    """Polls PRED until it returns a true value or TIMEOUT seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+_ports_given = set()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (never reused here)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+def sanitizer_hits(text):
+    """The lines of TEXT that look like a sanitizer report."""
+    return [line for line in text.splitlines()
+            if any(m in line for m in SANITIZER_MARKERS)]
+
+
+class Hung(AssertionError):
+    """A call into a mounted tree that did not return in time."""
+
+
+def bounded(fn, *args, timeout=20, what=None):
+    """Calls FN(*ARGS) on a helper thread and gives up after TIMEOUT seconds.
+
+    A FUSE daemon that stops answering would block a plain open() or
+    listdir() for ever; this keeps every test bounded. The stuck thread is
+    released when teardown unmounts and, if need be, kills the daemon.
+    """
+    box = {}
+
+    def call():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # handed to the caller below
+            box["error"] = e
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise Hung("%s did not return within %d s" % (
+            what or getattr(fn, "__name__", "call"), timeout))
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def file_mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _unescape_mount(field):
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mounted_paths():
+    """Mount points from /proc/self/mountinfo (mount namespace of the tests)."""
+    out = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) > 4:
+                out.add(_unescape_mount(parts[4]))
+    return out
+
+
+def is_mounted(path):
+    return str(Path(path)) in mounted_paths()
+
+
+def pid_alive(pid):
+    """True if PID runs and is not a zombie (daemons are not our children)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    state = data[data.rfind(")") + 2:].split()[0]
+    return state not in ("Z", "X")
+
+
+def pid_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def is_our_daemon(pid, mnt=None):
+    """True if PID runs snoopfs (and, given MNT, names MNT on its command line).
+
+    This guards against a PID that was reused by an unrelated process.
+    """
+    argv = pid_cmdline(pid)
+    if not argv or "snoopfs" not in os.path.basename(argv[0]):
+        return False
+    return mnt is None or str(mnt) in argv
+
+
+def find_daemons(mnt):
+    """PIDs of snoopfs processes whose command line names MNT."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and pid_alive(int(entry)) and is_our_daemon(int(entry), mnt):
+            pids.append(int(entry))
+    return pids
+
+
+def fusermount_u(mnt, lazy=True, timeout=CMD_TIMEOUT):
+    args = ["fusermount3", "-u"] + (["-z"] if lazy else []) + [str(mnt)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+
+def openssl(*args, timeout=CMD_TIMEOUT, **kw):
+    return subprocess.run(["openssl", *args], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def genkey(path, bits=2048):
+    """An RSA key made with openssl, mode 0600, as an operator would."""
+    r = openssl("genpkey", "-algorithm", "RSA", "-pkeyopt",
+                "rsa_keygen_bits:%d" % bits, "-out", str(path))
+    assert r.returncode == 0, r.stderr
+    os.chmod(path, 0o600)
+
+
+def strip_time_left(text):
+    """Summary text with the relative "(... left)" part of "Not after" cut."""
+    return re.sub(r"\([^()\n]*\bleft\)", "(left)", text).rstrip("\n")
+
+
+def serial_int(text):
+    """The integer of a hex serial as inspect prints it ("0A1B" or "0A:1B")."""
+    return int(text.replace(":", ""), 16)
+
+
+def summary_fields(text):
+    """`snoopfs inspect` text as {field: value}, e.g. {"Subject": "CN=bob"}."""
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition(":")
+        if sep and k.strip() and k == k.lstrip():
+            out.setdefault(k.strip(), v.strip())
+    return out
+
+
+# --- the binary --------------------------------------------------------------
+
+class Snoop:
+    """Runs the snoopfs binary and collects sanitizer reports.
+
+    SAN_DIR receives ASan/UBSan report files (log_path), so reports from
+    daemons, whose stderr is gone once they detach, are not lost.
+    """
+
+    def __init__(self, binary, san_dir):
+        self.binary = Path(binary)
+        self.san_dir = Path(san_dir)
+        self.san_dir.mkdir(parents=True, exist_ok=True)
+        self.hits = []
+        self.env = dict(os.environ)
+        for var, prefix in (("ASAN_OPTIONS", "asan"), ("UBSAN_OPTIONS", "ubsan")):
+            old = self.env.get(var, "")
+            opt = "log_path=%s" % (self.san_dir / prefix)
+            self.env[var] = (old + ":" + opt) if old else opt
+        self.env.setdefault("LC_ALL", "C.UTF-8")
+
+    def run(self, *args, timeout=CMD_TIMEOUT, input=None):
+        """Runs `snoopfs ARGS...`; returns the CompletedProcess (text)."""
+        argv = [str(self.binary)] + [str(a) for a in args]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           env=self.env, input=input, stdin=None if input
+                           else subprocess.DEVNULL)
+        hits = sanitizer_hits(r.stdout) + sanitizer_hits(r.stderr)
+        assert not hits, "sanitizer report from %s:\n%s" % (
+            " ".join(argv), r.stderr)
+        return r
+
+    def popen(self, *args):
+        argv = [str(self.binary)] + [str(a) for a in args]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env,
+                                stdin=subprocess.DEVNULL)
+
+    def sanitizer_reports(self, extra_logs=()):
+        """Problems found in the sanitizer files and in EXTRA_LOGS."""
+        problems = []
+        for f in sorted(self.san_dir.glob("*")):
+            text = f.read_text(errors="replace")
+            if text.strip():
+                problems.append("sanitizer report %s:\n%s" % (f, text[:4000]))
+        for log in extra_logs:
+            log = Path(log)
+            if log.exists():
+                hits = sanitizer_hits(log.read_text(errors="replace"))
+                if hits:
+                    problems.append("sanitizer output in %s:\n%s" % (
+                        log, "\n".join(hits[:40])))
+        return problems
+
+
+# --- nodes and clusters ------------------------------------------------------
+
+# Every mount point any fixture made, so the session can sweep up after a
+# fixture that could not finish its own teardown.
+_all_mountpoints = []
+
+
+def all_mountpoints():
+    return list(_all_mountpoints)
+
+
+class Node:
+    """One snoopfs node: its STATE, its mount point, its address and daemon."""
+
+    def __init__(self, snoop, name, base, port, is_ca=False):
+        self.snoop = snoop
+        self.name = name
+        self.state = Path(base) / ("%s-state" % name)
+        self.mnt = Path(base) / ("%s-mnt" % name)
+        self.mnt.mkdir(parents=True)
+        self.mnt = self.mnt.resolve()
+        self.port = port
+        self.is_ca = is_ca
+        self.pids = set()      # every daemon PID seen for this node
+        self.fingerprint = None
+        _all_mountpoints.append(self.mnt)
+
+    def __repr__(self):
+        return "<Node %s %s>" % (self.name, self.addr)
+
+    @property
+    def addr(self):
+        return "%s:%d" % (HOST, self.port)
+
+    @property
+    def certs(self):
+        return self.mnt / "certs"
+
+    @property
+    def log(self):
+        return self.state / "snoopfs.log"
+
+    def is_mounted(self):
+        return is_mounted(self.mnt)
+
+    def read_pid(self):
+        """The daemon's PID from STATE/snoopfs.pid, else from /proc."""
+        try:
+            pid = int((self.state / "snoopfs.pid").read_text().split()[0])
+            if pid_alive(pid) and is_our_daemon(pid):
+                return pid
+        except (OSError, ValueError, IndexError):
+            pass
+        pids = find_daemons(self.mnt)
+        return pids[0] if pids else None
+
+    def mount(self, *extra, expect_rc=0, timeout=MOUNT_TIMEOUT):
+        """Runs `snoopfs mount`. On expect_rc 0, waits for the tree."""
+        try:
+            r = self.snoop.run("mount", self.mnt, "--state", self.state, *extra,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                "snoopfs mount %s did not return within %d s (a daemon that "
+                "keeps stdout/stderr open also causes this)\nlog: %s"
+                % (self.name, timeout, self.log_tail())) from None
+        if expect_rc is None:
+            return r
+        assert r.returncode == expect_rc, (
+            "snoopfs mount %s exited %d, wanted %d\nstdout: %s\nstderr: %s\nlog: %s"
+            % (self.name, r.returncode, expect_rc, r.stdout, r.stderr,
+               self.log_tail()))
+        if expect_rc == 0:
+            assert wait_until(self.is_mounted, 5), "%s not in mountinfo" % self.mnt
+            assert wait_until(lambda: self.exists("certs/root.pem"), 10), (
+                "certs/root.pem missing after mount")
+            pid = wait_until(self.read_pid, 5)
+            assert pid, "cannot find the daemon of %s" % self.mnt
+            self.pids.add(pid)
+        return r
+
+    def enroll(self, ca, fingerprint=None, pregen_key=True, extra=()):
+        """First mount: enrolls with CA (a Node) using --name/--listen/--ca."""
+        if pregen_key:
+            self.state.mkdir(mode=0o700)
+            genkey(self.state / "node.key")
+        args = ["--name", self.name, "--listen", self.addr, "--ca", ca.addr]
+        if fingerprint:
+            args += ["--ca-fingerprint", fingerprint]
+        return self.mount(*args, *extra)
+
+    def wait_exit(self, timeout=EXIT_TIMEOUT):
+        """True once every daemon PID of this node has exited."""
+        return wait_until(lambda: not any(pid_alive(p) for p in self.pids), timeout)
+
+    def unmount(self, lazy=False):
+        """Unmounts like an operator would and waits for the daemon to leave."""
+        r = fusermount_u(self.mnt, lazy=lazy)
+        assert r.returncode == 0, "fusermount3 -u %s: %s" % (self.mnt, r.stderr)
+        assert self.wait_exit(), "daemon of %s still runs after unmount" % self.name
+        assert not self.is_mounted()
+
+    def signal(self, sig):
+        pid = self.read_pid()
+        assert pid, "no daemon for %s" % self.name
+        self.pids.add(pid)
+        os.kill(pid, sig)
+        return pid
+
+    # Reads from the mounted tree, each bounded in time.
+
+    def listdir(self, rel="."):
+        return sorted(bounded(os.listdir, str(self.mnt / rel),
+                              what="listdir %s/%s" % (self.name, rel)))
+
+    def exists(self, rel):
+        return bounded(os.path.exists, str(self.mnt / rel),
+                       what="stat %s/%s" % (self.name, rel))
+
+    def read_bytes(self, rel):
+        return bounded(lambda: (self.mnt / rel).read_bytes(),
+                       what="read %s/%s" % (self.name, rel))
+
+    def read_text(self, rel):
+        return self.read_bytes(rel).decode("utf-8")
+
+    def cert_names(self):
+        """Names N with certs/N.pem (root.pem and crl.pem excluded)."""
+        try:
+            entries = self.listdir("certs")
+        except OSError:
+            return set()
+        return {e[:-4] for e in entries if e.endswith(".pem")} - {"root", "crl"}
+
+    def cert(self, name):
+        return snoopwire.load_cert(self.read_bytes("certs/%s.pem" % name))
+
+    def root(self):
+        return self.cert("root")
+
+    def log_tail(self, n=30):
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def teardown(self):
+        """Unmounts and stops whatever runs; returns a list of problems."""
+        problems = []
+        if self.is_mounted():
+            pid = self.read_pid()
+            if pid:
+                self.pids.add(pid)
+            r = fusermount_u(self.mnt, lazy=True)
+            if r.returncode != 0 and self.is_mounted():
+                problems.append("fusermount3 -u -z %s failed: %s" % (self.mnt, r.stderr))
+        self.pids.update(find_daemons(self.mnt))
+        if not self.wait_exit():
+            problems.append("daemon(s) %s of %s did not exit within %d s of "
+                            "unmounting" % (sorted(self.pids), self.name, EXIT_TIMEOUT))
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                for pid in self.pids:
+                    if pid_alive(pid) and is_our_daemon(pid):
+                        try:
+                            os.kill(pid, sig)
+                        except ProcessLookupError:
+                            pass
+                if self.wait_exit(5):
+                    break
+        return problems
+
+
+class Cluster:
+    """A CA node and ordinary nodes, all on 127.0.0.1, under BASE."""
+
+    def __init__(self, snoop, base):
+        self.snoop = snoop
+        self.base = Path(base)
+        self.nodes = {}
+        self.ca = None
+        self.fingerprint = None
+
+    def init_ca(self, name="ca", mount=True, extra=()):
+        node = Node(self.snoop, name, self.base, free_port(), is_ca=True)
+        self.nodes[name] = node
+        r = self.snoop.run("ca-init", node.state, "--name", name,
+                           "--listen", node.addr, *extra)
+        assert r.returncode == 0, "ca-init: %s" % r.stderr
+        self.fingerprint = r.stdout.strip()
+        assert FP_RE.match(self.fingerprint), r.stdout
+        node.fingerprint = self.fingerprint
+        self.ca = node
+        if mount:
+            node.mount()
+        return node
+
+    def add_node(self, name, pregen_key=True, fingerprint=True, extra=()):
+        node = Node(self.snoop, name, self.base, free_port())
+        self.nodes[name] = node
+        node.enroll(self.ca, self.fingerprint if fingerprint else None,
+                    pregen_key=pregen_key, extra=extra)
+        return node
+
+    def names(self):
+        return set(self.nodes)
+
+    def wait_all_know_all(self, timeout=PEER_TIMEOUT):
+        """Waits until every mounted node lists every node's certificate."""
+        want = self.names()
+
+        def done():
+            return all(n.cert_names() >= want for n in self.nodes.values()
+                       if n.is_mounted())
+        ok = wait_until(done, timeout, interval=0.2)
+        assert ok, "after %d s: %s" % (timeout, {
+            n.name: sorted(n.cert_names()) for n in self.nodes.values()})
+
+    def teardown(self):
+        problems = []
+        # Ordinary nodes first, so that the CA is the last to go.
+        order = sorted(self.nodes.values(), key=lambda n: n.is_ca)
+        for node in order:
+            problems += node.teardown()
+        logs = [n.log for n in self.nodes.values()]
+        problems += self.snoop.sanitizer_reports(logs)
+        return problems
+
+
+def module_cluster(tmp_path_factory, snoopfs_bin, label, build):
+    """Body of a module-scoped cluster fixture (use with `yield from`).
+
+    BUILD(cluster) populates the cluster. Teardown unmounts everything and
+    fails on sanitizer output, as the function-scoped fixture does.
+    """
+    base = tmp_path_factory.mktemp(label)
+    c = Cluster(Snoop(snoopfs_bin, base / "sanitizer"), base / "c")
+    c.base.mkdir()
+    try:
+        build(c)
+        yield c
+    finally:
+        problems = c.teardown()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)

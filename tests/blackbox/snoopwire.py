@@ -1,0 +1,483 @@
+"""snoopwire: a small, independent Python client for the snoopfs wire protocol.
+
+The black-box tests speak the protocol themselves, so that they can send what
+a well-behaved node never would (unsigned, forged, oversized or broken
+messages) and check every field of what comes back.
+
+The wire, as CONTRACT.md and the test brief describe it:
+
+* TCP; each message is one frame: a 4-byte big-endian length, then that many
+  bytes of JSON. Frames over 1 MiB are refused.
+* The frame JSON is exactly
+  ``{"message":`` M ``,"signature":"`` base64(sig) ``"}``
+  where M is compact JSON (separators ``(",", ":")``, fixed key order) of
+  ``{"meta": {"method", "args", "id", "message_id", "timestamp",
+  "payload_type", "extra"}, "payload": ...}``.
+* The signature is RSA-PSS, SHA-256, MGF1-SHA-256, salt length 32, over the
+  exact bytes of M. An unsigned message has ``"signature":""``.
+
+Nothing here depends on pytest, so the module can be used from a shell too.
+"""
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import re
+import secrets
+import socket
+import struct
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+FRAME_MAX = 1024 * 1024
+FRAME_HDR = 4
+SALT_LEN = 32
+MESSAGE_ID_LIMIT = 1 << 53
+
+PREFIX = b'{"message":'
+SIG_OPEN = b',"signature":"'
+SUFFIX = b'"}'
+
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+PEM_CERT_RE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----\r?\n.+?-----END CERTIFICATE-----\r?\n?",
+    re.S)
+META_KEYS = ["method", "args", "id", "message_id", "timestamp",
+             "payload_type", "extra"]
+
+
+class WireError(Exception):
+    """A frame or message that does not follow the wire format."""
+
+
+class Dropped(Exception):
+    """The peer closed or reset the connection instead of answering."""
+
+
+# --- frames -----------------------------------------------------------------
+
+def frame_header(length):
+    """The 4-byte big-endian header for a LENGTH-byte frame (any length)."""
+    return struct.pack(">I", length)
+
+
+def send_frame(sock, body):
+    sock.sendall(frame_header(len(body)) + body)
+
+
+def _recv_exact(sock, n):
+    chunks = []
+    while n > 0:
+        try:
+            chunk = sock.recv(min(n, 65536))
+        except ConnectionResetError as e:
+            raise Dropped("connection reset") from e
+        if not chunk:
+            raise Dropped("connection closed")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame(sock, max_len=FRAME_MAX):
+    """One frame body. Raises Dropped on EOF/reset, socket.timeout on time."""
+    (length,) = struct.unpack(">I", _recv_exact(sock, FRAME_HDR))
+    if length > max_len:
+        raise WireError("peer announced a %d-byte frame" % length)
+    return _recv_exact(sock, length)
+
+
+# --- messages ---------------------------------------------------------------
+
+def timestamp_now():
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (
+        now.microsecond // 1000)
+
+
+def new_message_id():
+    return secrets.randbelow(MESSAGE_ID_LIMIT)
+
+
+def pss():
+    return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=SALT_LEN)
+
+
+def sign(key, data):
+    return key.sign(data, pss(), hashes.SHA256())
+
+
+def verify(public_key, data, sig):
+    """True if SIG is a valid RSA-PSS/SHA-256 (salt 32) signature of DATA."""
+    try:
+        public_key.verify(sig, data, pss(), hashes.SHA256())
+        return True
+    except InvalidSignature:
+        return False
+
+
+def encode_message(method, args, node_id, payload=None, payload_type=None,
+                   extra=None, message_id=None, timestamp=None):
+    """The compact JSON bytes M that a signature covers.
+
+    PAYLOAD may be None (type "none"), str (type "text") or bytes (type
+    "bytes", sent as base64); PAYLOAD_TYPE overrides the inferred type so
+    that tests can send inconsistent messages.
+    """
+    if payload_type is None:
+        if payload is None:
+            payload_type = "none"
+        elif isinstance(payload, bytes):
+            payload_type = "bytes"
+        else:
+            payload_type = "text"
+    if isinstance(payload, bytes):
+        payload = base64.b64encode(payload).decode("ascii")
+    meta = {
+        "method": method,
+        "args": args,
+        "id": node_id,
+        "message_id": new_message_id() if message_id is None else message_id,
+        "timestamp": timestamp_now() if timestamp is None else timestamp,
+        "payload_type": payload_type,
+        "extra": dict(extra or {}),
+    }
+    msg = {"meta": meta, "payload": payload}
+    return json.dumps(msg, separators=(",", ":")).encode("utf-8")
+
+
+def frame_body(message_bytes, signature=b""):
+    """The frame JSON around M with a raw signature (b"" = unsigned)."""
+    return (PREFIX + message_bytes + SIG_OPEN +
+            base64.b64encode(signature) + SUFFIX)
+
+
+class Request:
+    """A message ready to send: its bytes, its meta and its frame body."""
+
+    def __init__(self, message_bytes, body):
+        self.message_bytes = message_bytes
+        self.body = body
+        self.meta = json.loads(message_bytes)["meta"]
+
+    @property
+    def message_id(self):
+        return self.meta["message_id"]
+
+
+def build(method, args, node_id, payload=None, key=None, sign_with=None,
+          **kw):
+    """A Request signed by KEY (or unsigned if KEY is None).
+
+    SIGN_WITH, if given, is a function(bytes) -> signature bytes used instead
+    of KEY, for tests that forge or corrupt signatures.
+    """
+    m = encode_message(method, args, node_id, payload=payload, **kw)
+    if sign_with is not None:
+        sig = sign_with(m)
+    elif key is not None:
+        sig = sign(key, m)
+    else:
+        sig = b""
+    return Request(m, frame_body(m, sig))
+
+
+class Message:
+    """A parsed frame: the exact signed bytes, the JSON and the signature."""
+
+    def __init__(self, body):
+        self.body = body
+        if not body.startswith(PREFIX) or not body.endswith(SUFFIX):
+            raise WireError("frame is not in the fixed layout: %r" % body[:80])
+        cut = body.rfind(SIG_OPEN)
+        if cut < len(PREFIX):
+            raise WireError("frame has no signature field")
+        self.signed = body[len(PREFIX):cut]
+        sig_b64 = body[cut + len(SIG_OPEN):-len(SUFFIX)]
+        try:
+            self.signature = base64.b64decode(sig_b64, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise WireError("signature is not base64") from e
+        try:
+            whole = json.loads(body)
+            self.message = json.loads(self.signed)
+        except ValueError as e:
+            raise WireError("frame is not JSON: %s" % e) from e
+        if whole.get("message") != self.message or list(whole) != [
+                "message", "signature"]:
+            raise WireError("frame fields are not message, signature")
+        if list(self.message) != ["meta", "payload"]:
+            raise WireError("message keys are %r" % list(self.message))
+        self.meta = self.message["meta"]
+        if list(self.meta) != META_KEYS:
+            raise WireError("meta keys are %r" % list(self.meta))
+
+    # Convenience accessors.
+    method = property(lambda self: self.meta["method"])
+    args = property(lambda self: self.meta["args"])
+    id = property(lambda self: self.meta["id"])
+    message_id = property(lambda self: self.meta["message_id"])
+    timestamp = property(lambda self: self.meta["timestamp"])
+    payload_type = property(lambda self: self.meta["payload_type"])
+    extra = property(lambda self: self.meta["extra"])
+
+    @property
+    def payload(self):
+        """The payload: None, str, or bytes (decoded from base64)."""
+        p = self.message["payload"]
+        if self.payload_type == "bytes" and p is not None:
+            return base64.b64decode(p, validate=True)
+        return p
+
+    @property
+    def status(self):
+        return self.extra.get("status")
+
+    def is_signed(self):
+        return len(self.signature) > 0
+
+    def verify_with(self, cert_or_key):
+        """True if the signature verifies with a certificate or public key."""
+        pub = cert_or_key
+        if isinstance(cert_or_key, x509.Certificate):
+            pub = cert_or_key.public_key()
+        return self.is_signed() and verify(pub, self.signed, self.signature)
+
+    def check_shape(self):
+        """Raises WireError unless every meta field has its documented type."""
+        m = self.meta
+        for k in ("method", "args", "id", "timestamp", "payload_type"):
+            if not isinstance(m[k], str):
+                raise WireError("meta.%s is not a string" % k)
+        mid = m["message_id"]
+        if isinstance(mid, bool) or not isinstance(mid, int) or not (
+                0 <= mid < MESSAGE_ID_LIMIT):
+            raise WireError("meta.message_id %r out of range" % (mid,))
+        if not TIMESTAMP_RE.match(m["timestamp"]):
+            raise WireError("meta.timestamp %r" % m["timestamp"])
+        if m["payload_type"] not in ("none", "text", "bytes"):
+            raise WireError("meta.payload_type %r" % m["payload_type"])
+        if not isinstance(m["extra"], dict):
+            raise WireError("meta.extra is not an object")
+        for k, v in m["extra"].items():
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                raise WireError("meta.extra.%s is not flat" % k)
+        p = self.message["payload"]
+        want = {"none": type(None), "text": str, "bytes": str}
+        if not isinstance(p, want[m["payload_type"]]):
+            raise WireError("payload does not match payload_type")
+
+    def __repr__(self):
+        return "<Message %s args=%r id=%r extra=%r>" % (
+            self.method, self.args, self.id, self.extra)
+
+
+def parse(body):
+    return Message(body)
+
+
+# --- connections ------------------------------------------------------------
+
+def split_addr(addr):
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def connect(addr, timeout=15.0):
+    s = socket.create_connection(split_addr(addr), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def exchange(addr, body, timeout=15.0):
+    """Sends one frame on a fresh connection and returns the reply.
+
+    Returns a Message, or None if the peer dropped the connection instead of
+    answering. A reply that is not in the wire format raises WireError; no
+    answer within TIMEOUT raises socket.timeout.
+    """
+    if isinstance(body, Request):
+        body = body.body
+    with connect(addr, timeout) as s:
+        try:
+            send_frame(s, body)
+            return parse(recv_frame(s))
+        except (Dropped, BrokenPipeError, ConnectionResetError):
+            return None
+
+
+# --- keys, CSRs and certificates -------------------------------------------
+
+def new_key(bits=2048):
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def key_to_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def key_from_pem(pem):
+    return serialization.load_pem_private_key(pem, password=None)
+
+
+def make_csr(key, name):
+    """A CSR PEM (str) with subject CN=NAME, signed by KEY."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(
+        key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def der_to_pem(der, label):
+    b64 = base64.b64encode(der).decode("ascii")
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return "-----BEGIN %s-----\n%s\n-----END %s-----\n" % (
+        label, "\n".join(lines), label)
+
+
+def corrupt_csr_signature(csr_pem):
+    """The same CSR with one bit of its self-signature flipped.
+
+    The signature BIT STRING is the last element of the DER, so flipping a
+    bit near the end breaks the signature and nothing else.
+    """
+    der = bytearray(x509.load_pem_x509_csr(csr_pem.encode()).public_bytes(
+        serialization.Encoding.DER))
+    der[-5] ^= 0x01
+    return der_to_pem(bytes(der), "CERTIFICATE REQUEST")
+
+
+def load_cert(pem):
+    if isinstance(pem, str):
+        pem = pem.encode("ascii")
+    return x509.load_pem_x509_certificate(pem)
+
+
+def split_pem_bundle(text):
+    """All certificates in a PEM bundle, in order."""
+    if isinstance(text, str):
+        text = text.encode("ascii")
+    return [x509.load_pem_x509_certificate(m.group(0))
+            for m in PEM_CERT_RE.finditer(text)]
+
+
+def cert_cn(cert):
+    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return attrs[0].value if attrs else None
+
+
+def fingerprint(cert):
+    """"sha256:<64 lower hex>" of the certificate DER."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def spki(obj):
+    """DER SubjectPublicKeyInfo of a key, a public key or a certificate."""
+    if isinstance(obj, x509.Certificate):
+        obj = obj.public_key()
+    if hasattr(obj, "public_key"):
+        obj = obj.public_key()
+    return obj.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def issued_by(cert, issuer):
+    """True if ISSUER's key made CERT's signature (PKCS#1 v1.5 or PSS)."""
+    if cert.issuer != issuer.subject:
+        return False
+    pub = issuer.public_key()
+    algo = cert.signature_hash_algorithm
+    if cert.signature_algorithm_oid == x509.oid.SignatureAlgorithmOID.RSASSA_PSS:
+        pads = [padding.PSS(mgf=padding.MGF1(algo),
+                            salt_length=padding.PSS.AUTO)]
+    else:
+        pads = [padding.PKCS1v15()]
+    for pad in pads:
+        try:
+            pub.verify(cert.signature, cert.tbs_certificate_bytes, pad, algo)
+            return True
+        except InvalidSignature:
+            pass
+    return False
+
+
+# --- the methods the tests use ---------------------------------------------
+
+def csr_request(name, key, address, csr_pem=None, node_id=None,
+                sign_key=None, unsigned=False, sign_with=None):
+    """A get/csr Request: meta.id NAME (or NODE_ID), args ADDRESS.
+
+    By default the CSR is made with KEY for CN=NAME and the message is signed
+    with KEY; every argument can be bent for the refusal tests.
+    """
+    if csr_pem is None:
+        csr_pem = make_csr(key, name)
+    signer = None if unsigned else (sign_key or key)
+    return build("get/csr", address, name if node_id is None else node_id,
+                 payload=csr_pem, key=signer, sign_with=sign_with)
+
+
+def check_reply_to(reply, request, method_args):
+    """Raises WireError unless REPLY is a well-formed reply to REQUEST."""
+    reply.check_shape()
+    if reply.method != "reply":
+        raise WireError("reply method is %r" % reply.method)
+    if reply.args != method_args:
+        raise WireError("reply args %r, want %r" % (reply.args, method_args))
+    if reply.extra.get("re") != request.message_id:
+        raise WireError("reply extra.re %r, want %r" % (
+            reply.extra.get("re"), request.message_id))
+    if reply.status not in ("ok", "error"):
+        raise WireError("reply status %r" % reply.status)
+    if reply.status == "error":
+        err = reply.extra.get("error")
+        if not isinstance(err, str) or not err:
+            raise WireError("error reply without a reason")
+        if reply.payload_type != "none" or reply.message["payload"] is not None:
+            raise WireError("error reply carries a payload")
+
+
+class EnrollResult:
+    """What a get/csr exchange gave: reply (or None if dropped) and certs."""
+
+    def __init__(self, request, reply):
+        self.request = request
+        self.reply = reply
+        self.cert = self.root = self.ca_cert = None
+        if reply is not None and reply.status == "ok":
+            self.cert = load_cert(reply.payload)
+            self.root = load_cert(reply.extra["root"])
+            self.ca_cert = load_cert(reply.extra["ca_cert"])
+
+    @property
+    def ok(self):
+        return self.reply is not None and self.reply.status == "ok"
+
+    def __repr__(self):
+        return "<EnrollResult reply=%r>" % (self.reply,)
+
+
+def enroll(ca_addr, name, key, address, timeout=30.0, **kw):
+    req = csr_request(name, key, address, **kw)
+    reply = exchange(ca_addr, req, timeout=timeout)
+    if reply is not None:
+        check_reply_to(reply, req, "get/csr")
+    return EnrollResult(req, reply)
+
+
+def get_crt(addr, args, node_id, key, timeout=15.0, **kw):
+    """A get/crt exchange; returns (request, reply or None)."""
+    req = build("get/crt", args, node_id, key=key, **kw)
+    reply = exchange(addr, req, timeout=timeout)
+    if reply is not None:
+        check_reply_to(reply, req, "get/crt")
+    return req, reply

@@ -40,7 +40,7 @@ struct path_info {
 	enum fs_cert_form form;
 };
 
-static const char *const topdirs[] = {"certs", "inbox", "outbox"};
+static const char *const topdirs[] = { "certs", "inbox", "outbox" };
 
 static struct fs *current_fs(void)
 {
@@ -189,7 +189,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	if (strcmp(path, "/certs") != 0)
 		return 0;
 	filler(buf, "root.pem", NULL, 0, 0);
-	struct cert_fill cf = {.buf = buf, .filler = filler};
+	struct cert_fill cf = { .buf = buf, .filler = filler };
 	return fs->backend->list_certs(fs->ctx, fill_cert_names, &cf);
 }
 
@@ -339,9 +339,9 @@ int fs_mount(const char *mountpoint, const char *options,
 	fs->ctx = ctx;
 	fs->mount_time = time(NULL);
 
-	char *argv[5] = {"snoopfs", "-o",
-			 "fsname=snoopfs,subtype=snoopfs,default_permissions",
-			 NULL, NULL};
+	char *argv[5] = { "snoopfs", "-o",
+			  "fsname=snoopfs,subtype=snoopfs,default_permissions",
+			  NULL, NULL };
 	int argc = 3;
 	if (options && *options) {
 		argv[argc++] = "-o";

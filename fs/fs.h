@@ -26,8 +26,8 @@ struct fs_backend {
 	/* Node names with a certificate, for certs/ (root is not one). */
 	int (*list_certs)(void *ctx, fs_fill_fn fill, void *buf);
 	/*
-	 * The certificate of NAME ("root" for the trust anchor) in FORM as a new
-	 * buffer (*DATA, free()). -ENOENT if there is none.
+	 * The certificate of NAME ("root" for the trust anchor) in FORM as a
+	 * new buffer (*DATA, free()). -ENOENT if there is none.
 	 */
 	int (*read_cert)(void *ctx, const char *name, enum fs_cert_form form,
 			 char **data, size_t *len);

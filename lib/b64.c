@@ -21,8 +21,8 @@ size_t b64_encode(const uint8_t *src, size_t len, char *dst)
 	size_t i = 0;
 
 	for (; i + 3 <= len; i += 3) {
-		uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 |
-			     (uint32_t)src[i + 2];
+		uint32_t v = (uint32_t)src[i] << 16 |
+			     (uint32_t)src[i + 1] << 8 | (uint32_t)src[i + 2];
 		dst[o++] = b64_alphabet[(v >> 18) & 0x3f];
 		dst[o++] = b64_alphabet[(v >> 12) & 0x3f];
 		dst[o++] = b64_alphabet[(v >> 6) & 0x3f];

@@ -16,7 +16,7 @@
 
 /* A line longer than this is cut; a log line is not the place for data. */
 #define LOG_LINE_MAX 2048
-#define LOG_TAG_MAX 32
+#define LOG_TAG_MAX  32
 
 /*
  * The log state is process-wide by nature (stderr is too). log_lock protects

@@ -26,8 +26,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
-#define log_warn(...) log_msg(LOGL_WARN, __VA_ARGS__)
-#define log_info(...) log_msg(LOGL_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOGL_DEBUG, __VA_ARGS__)
 
 #endif

@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define NAMES_NODE_MAX 64
-#define NAMES_PATH_MAX 1024
+#define NAMES_NODE_MAX  64
+#define NAMES_PATH_MAX  1024
 #define NAMES_DEPTH_MAX 32
 
 /*

@@ -26,7 +26,7 @@
 #define CONN_BACKOFF_DEFAULT 100
 /* Doubling stops here so a long retry series cannot overflow or stall. */
 #define CONN_BACKOFF_CAP 10000
-#define PORT_DIGITS_MAX 5
+#define PORT_DIGITS_MAX  5
 
 struct net_conn {
 	int fd;
@@ -42,8 +42,7 @@ static int norm_timeout(int timeout_ms)
 	return timeout_ms < 0 ? -1 : timeout_ms;
 }
 
-int net_split_hostport(const char *addr, char host[NET_HOST_MAX],
-		       char port[8])
+int net_split_hostport(const char *addr, char host[NET_HOST_MAX], char port[8])
 {
 	const char *h, *p;
 	size_t hlen;
@@ -243,7 +242,7 @@ int net_conn_connect(const char *addr, const struct net_connect_opts *opts,
 			if (rc == NET_EREFUSED)
 				refused = 1;
 		}
-		/* Only a refusal is worth retrying: the peer may be starting. */
+		/* Retry only refusals: the peer may still be starting. */
 		if (!refused || attempt >= retries)
 			break;
 		sleep_ms(backoff);
@@ -266,8 +265,7 @@ int net_conn_from_fd(int fd, int timeout_ms, struct net_conn **out)
 }
 
 /* Reads exactly LEN bytes; *GOT says how many arrived before an error. */
-static int read_full(struct net_conn *c, uint8_t *buf, size_t len,
-		     size_t *got)
+static int read_full(struct net_conn *c, uint8_t *buf, size_t len, size_t *got)
 {
 	*got = 0;
 	while (*got < len) {

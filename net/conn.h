@@ -15,17 +15,17 @@
 struct net_conn;
 
 struct net_connect_opts {
-	int timeout_ms;      /* connect and each read/write; 0 = 10000 */
-	int retries;         /* extra attempts after a refused connection */
-	int backoff_ms;      /* first wait between attempts, doubled each time; 0 = 100 */
+	int timeout_ms; /* connect and each read/write; 0 = 10000 */
+	int retries;    /* extra attempts after a refused connection */
+	int backoff_ms; /* first wait between attempts, doubled each time; 0 =
+			   100 */
 };
 
 /*
  * Splits "HOST:PORT" or "[V6]:PORT" into HOST and PORT. Returns 0 or
  * NET_EADDR.
  */
-int net_split_hostport(const char *addr, char host[NET_HOST_MAX],
-		       char port[8]);
+int net_split_hostport(const char *addr, char host[NET_HOST_MAX], char port[8]);
 
 /* Connects to ADDR ("HOST:PORT"). NULL OPTS = defaults. Caller closes. */
 int net_conn_connect(const char *addr, const struct net_connect_opts *opts,

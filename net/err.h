@@ -6,17 +6,17 @@
 
 enum net_err {
 	NET_OK = 0,
-	NET_ENOMEM = -1,    /* allocation failed */
-	NET_EIO = -2,       /* socket error (errno kept) */
-	NET_EEOF = -3,      /* the peer closed the connection cleanly */
-	NET_ETIMEOUT = -4,  /* no progress within the timeout */
-	NET_ETOOBIG = -5,   /* a frame or field above its named maximum */
-	NET_EPROTO = -6,    /* malformed frame or message */
-	NET_EREFUSED = -7,  /* connection refused after every retry */
-	NET_EADDR = -8,     /* address not HOST:PORT or does not resolve */
-	NET_EAGAIN = -9,    /* need more bytes (frame decoder only) */
-	NET_ESIGN = -10,    /* the signing callback failed */
-	NET_EBUSY = -11,    /* server at its connection limit */
+	NET_ENOMEM = -1,   /* allocation failed */
+	NET_EIO = -2,      /* socket error (errno kept) */
+	NET_EEOF = -3,     /* the peer closed the connection cleanly */
+	NET_ETIMEOUT = -4, /* no progress within the timeout */
+	NET_ETOOBIG = -5,  /* a frame or field above its named maximum */
+	NET_EPROTO = -6,   /* malformed frame or message */
+	NET_EREFUSED = -7, /* connection refused after every retry */
+	NET_EADDR = -8,    /* address not HOST:PORT or does not resolve */
+	NET_EAGAIN = -9,   /* need more bytes (frame decoder only) */
+	NET_ESIGN = -10,   /* the signing callback failed */
+	NET_EBUSY = -11,   /* server at its connection limit */
 };
 
 /* Returns a static English sentence for CODE. */

@@ -14,7 +14,8 @@
 /* Hard ceiling for any frame; a 64 KiB chunk in base64 JSON fits well. */
 #define NET_FRAME_MAX (1024 * 1024)
 
-/* Writes the header for a LEN-byte frame. NET_ETOOBIG if LEN > NET_FRAME_MAX. */
+/* Writes the header for a LEN-byte frame. NET_ETOOBIG if LEN > NET_FRAME_MAX.
+ */
 int net_frame_put_header(size_t len, uint8_t hdr[NET_FRAME_HDR]);
 
 /* Reads a header. NET_ETOOBIG if the length exceeds MAX. */

@@ -20,7 +20,6 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,8 +124,10 @@ static bool method_valid(const char *m)
 /* True if D is an integer that a double represents exactly. */
 static bool int_exact(double d)
 {
-	return isfinite(d) && floor(d) == d && d > -MSG_INT_LIMIT &&
-	       d < MSG_INT_LIMIT;
+	/* The range test comes first: it also rejects NaN and infinities. */
+	if (!(d > -MSG_INT_LIMIT && d < MSG_INT_LIMIT))
+		return false;
+	return (double)(int64_t)d == d;
 }
 
 /* ---- extras ---- */
@@ -322,18 +323,16 @@ static cJSON *make_message(const struct msg_meta *meta, const void *payload,
 	    add_int(m, "message_id", (int64_t)meta->message_id) == NULL ||
 	    cJSON_AddStringToObject(m, "timestamp", meta->timestamp) == NULL ||
 	    cJSON_AddStringToObject(m, "payload_type",
-				    payload_names[meta->payload_type]) ==
-		    NULL)
+				    payload_names[meta->payload_type]) == NULL)
 		goto fail;
 	cJSON *x = cJSON_AddObjectToObject(m, "extra");
 	if (x == NULL)
 		goto fail;
 	for (size_t i = 0; extra != NULL && i < extra->n; i++) {
 		const struct extra_item *it = &extra->items[i];
-		cJSON *v = it->is_int
-				   ? add_int(x, it->key, it->ival)
-				   : cJSON_AddStringToObject(x, it->key,
-							     it->sval);
+		cJSON *v = it->is_int ? add_int(x, it->key, it->ival)
+				      : cJSON_AddStringToObject(x, it->key,
+								it->sval);
 		if (v == NULL)
 			goto fail;
 	}
@@ -613,8 +612,8 @@ static int parse_payload(struct msg *msg, const cJSON *p)
 
 static int parse_meta(struct msg *msg, const cJSON *meta)
 {
-	static const char *const names[] = { "method",	  "args",
-					     "id",	  "message_id",
+	static const char *const names[] = { "method",    "args",
+					     "id",        "message_id",
 					     "timestamp", "payload_type",
 					     "extra" };
 	const cJSON *f[7];
@@ -743,8 +742,7 @@ int msg_parse(const void *frame, size_t len, struct msg **out)
 	mcopy[mlen] = '\0';
 	mj = cJSON_ParseWithLengthOpts(mcopy, mlen + 1, NULL, 1);
 	free(mcopy);
-	if (mj == NULL || !tree_ok(mj, 1) ||
-	    !exact_keys(mj, m_names, 2, parts))
+	if (mj == NULL || !tree_ok(mj, 1) || !exact_keys(mj, m_names, 2, parts))
 		goto fail;
 	rc = parse_meta(msg, parts[0]);
 	if (rc != NET_OK)
@@ -837,8 +835,7 @@ int64_t msg_get_time(const struct msg *m)
 	if (strnlen(t, 20) < 20 || !digits(t, 4, &y) || t[4] != '-' ||
 	    !digits(t + 5, 2, &mo) || t[7] != '-' || !digits(t + 8, 2, &d) ||
 	    t[10] != 'T' || !digits(t + 11, 2, &h) || t[13] != ':' ||
-	    !digits(t + 14, 2, &mi) || t[16] != ':' ||
-	    !digits(t + 17, 2, &s))
+	    !digits(t + 14, 2, &mi) || t[16] != ':' || !digits(t + 17, 2, &s))
 		return -1;
 	const char *p = t + 19;
 	if (*p == '.') {
@@ -850,8 +847,7 @@ int64_t msg_get_time(const struct msg *m)
 	}
 	if (p[0] != 'Z' || p[1] != '\0')
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    s > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
 		return -1;
 
 	memset(&tm, 0, sizeof(tm));

@@ -19,14 +19,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSG_METHOD_MAX 32
-#define MSG_ARGS_MAX 1024
-#define MSG_ID_MAX 64
-#define MSG_TIMESTAMP_MAX 32
-#define MSG_EXTRA_KEY_MAX 64
+#define MSG_METHOD_MAX      32
+#define MSG_ARGS_MAX        1024
+#define MSG_ID_MAX          64
+#define MSG_TIMESTAMP_MAX   32
+#define MSG_EXTRA_KEY_MAX   64
 #define MSG_EXTRA_ITEMS_MAX 64
-#define MSG_DEPTH_MAX 8
-#define MSG_SIG_MAX 1024 /* RSA-8192 signature */
+#define MSG_DEPTH_MAX       8
+#define MSG_SIG_MAX         1024 /* RSA-8192 signature */
 
 enum msg_payload_type {
 	MSG_PAYLOAD_NONE = 0,
@@ -37,8 +37,8 @@ enum msg_payload_type {
 struct msg_meta {
 	char method[MSG_METHOD_MAX + 1]; /* [a-z/]+, e.g. "get/crt" */
 	char args[MSG_ARGS_MAX + 1];
-	char id[MSG_ID_MAX + 1];         /* sender node name */
-	uint64_t message_id;             /* < 2^53 */
+	char id[MSG_ID_MAX + 1];               /* sender node name */
+	uint64_t message_id;                   /* < 2^53 */
 	char timestamp[MSG_TIMESTAMP_MAX + 1]; /* "2026-11-24T10:00:00.123Z" */
 	enum msg_payload_type payload_type;
 };

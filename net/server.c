@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SERVER_MAX_CONNS_DEFAULT 4096
+#define SERVER_MAX_CONNS_DEFAULT  4096
 #define SERVER_IO_TIMEOUT_DEFAULT 30000
-#define SERVER_STACK_DEFAULT (256 * 1024)
+#define SERVER_STACK_DEFAULT      (256 * 1024)
 /* After EMFILE and friends, wait this long instead of spinning on accept. */
 #define SERVER_ACCEPT_BACKOFF_MS 100
 
@@ -270,12 +270,13 @@ static void *accept_main(void *p)
 }
 
 int net_server_start(int fd, const struct net_server_opts *opts,
-		     net_handler_fn handler, void *arg,
-		     struct net_server **out)
+		     net_handler_fn handler, void *arg, struct net_server **out)
 {
 	struct net_server *s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (s == NULL) {
+		close(fd);
 		return NET_ENOMEM;
+	}
 
 	s->listen_fd = fd;
 	s->handler = handler;
@@ -295,7 +296,8 @@ int net_server_start(int fd, const struct net_server_opts *opts,
 	if (min > 0 && s->stack_size < (size_t)min)
 		s->stack_size = (size_t)min;
 
-	/* Non-blocking so a connection reset between poll and accept is harmless. */
+	/* Non-blocking so a connection reset between poll and accept is
+	 * harmless. */
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
 		goto fail_free;
@@ -319,6 +321,8 @@ fail_pipe:
 	close(s->stop_pipe[1]);
 fail_free:
 	free(s);
+	/* FD was handed over, so it is closed on failure too. */
+	close(fd);
 	return NET_EIO;
 }
 

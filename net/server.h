@@ -19,9 +19,9 @@ struct net_server;
 typedef void (*net_handler_fn)(struct net_conn *conn, void *arg);
 
 struct net_server_opts {
-	int max_conns;       /* simultaneous connections; 0 = 4096 */
-	int io_timeout_ms;   /* idle/slow peer cut-off; 0 = 30000 */
-	size_t stack_size;   /* per-connection thread stack; 0 = 256 KiB */
+	int max_conns;     /* simultaneous connections; 0 = 4096 */
+	int io_timeout_ms; /* idle/slow peer cut-off; 0 = 30000 */
+	size_t stack_size; /* per-connection thread stack; 0 = 256 KiB */
 };
 
 /*

@@ -5,10 +5,10 @@
 #ifndef SNOOPFS_PKI_CERT_H
 #define SNOOPFS_PKI_CERT_H
 
+#include "pki/key.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include "pki/key.h"
 
 struct pki_cert;
 
@@ -50,7 +50,8 @@ time_t pki_cert_not_before(const struct pki_cert *cert);
 time_t pki_cert_not_after(const struct pki_cert *cert);
 
 /* 0 if KEY is the private half of the certificate's public key. */
-int pki_cert_matches_key(const struct pki_cert *cert, const struct pki_key *key);
+int pki_cert_matches_key(const struct pki_cert *cert,
+			 const struct pki_key *key);
 
 /* Verifies an RSA-PSS/SHA-256 signature made with the certificate's key. */
 int pki_cert_verify_data(const struct pki_cert *cert, const void *data,

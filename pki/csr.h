@@ -6,8 +6,8 @@
 #ifndef SNOOPFS_PKI_CSR_H
 #define SNOOPFS_PKI_CSR_H
 
-#include <stddef.h>
 #include "pki/key.h"
+#include <stddef.h>
 
 struct pki_csr;
 
@@ -24,7 +24,8 @@ int pki_csr_parse(const char *pem, size_t len, struct pki_csr **out);
 /* PEM text in a new NUL-terminated buffer *PEM (free()), length *LEN. */
 int pki_csr_to_pem(const struct pki_csr *csr, char **pem, size_t *len);
 
-/* 0 if the CSR's signature verifies with the RSA key it carries (>= 2048 bits). */
+/* 0 if the CSR's signature verifies with the RSA key it carries (>= 2048 bits).
+ */
 int pki_csr_verify(const struct pki_csr *csr);
 
 /*
@@ -40,8 +41,8 @@ int pki_csr_pub_fingerprint(const struct pki_csr *csr, char fp[PKI_FP_LEN]);
  * Verifies an RSA-PSS/SHA-256 signature made by the CSR's key (used for the
  * get/csr message, which is signed before the node has a certificate).
  */
-int pki_csr_verify_data(const struct pki_csr *csr, const void *data,
-			size_t len, const uint8_t *sig, size_t siglen);
+int pki_csr_verify_data(const struct pki_csr *csr, const void *data, size_t len,
+			const uint8_t *sig, size_t siglen);
 
 void pki_csr_free(struct pki_csr *csr);
 

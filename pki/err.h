@@ -8,18 +8,18 @@
 
 enum pki_err {
 	PKI_OK = 0,
-	PKI_ENOMEM = -1,      /* allocation failed */
-	PKI_EIO = -2,         /* reading or writing a file failed (errno set) */
-	PKI_EPARSE = -3,      /* not a well-formed PEM/DER object */
-	PKI_ETOOBIG = -4,     /* input larger than PKI_PEM_MAX */
-	PKI_EKEY = -5,        /* key unusable: not RSA, too small, mismatch */
-	PKI_ESIG = -6,        /* a signature does not verify */
-	PKI_ENAME = -7,       /* subject name missing or not a valid node name */
-	PKI_EVERIFY = -8,     /* certificate chain verification failed */
-	PKI_EEXPIRED = -9,    /* certificate expired or not yet valid */
-	PKI_EPURPOSE = -10,   /* certificate not usable for this purpose */
-	PKI_EINVAL = -11,     /* bad argument */
-	PKI_ECRYPTO = -12,    /* any other OpenSSL failure */
+	PKI_ENOMEM = -1,    /* allocation failed */
+	PKI_EIO = -2,       /* reading or writing a file failed (errno set) */
+	PKI_EPARSE = -3,    /* not a well-formed PEM/DER object */
+	PKI_ETOOBIG = -4,   /* input larger than PKI_PEM_MAX */
+	PKI_EKEY = -5,      /* key unusable: not RSA, too small, mismatch */
+	PKI_ESIG = -6,      /* a signature does not verify */
+	PKI_ENAME = -7,     /* subject name missing or not a valid node name */
+	PKI_EVERIFY = -8,   /* certificate chain verification failed */
+	PKI_EEXPIRED = -9,  /* certificate expired or not yet valid */
+	PKI_EPURPOSE = -10, /* certificate not usable for this purpose */
+	PKI_EINVAL = -11,   /* bad argument */
+	PKI_ECRYPTO = -12,  /* any other OpenSSL failure */
 };
 
 /* Returns a static English sentence for CODE. */

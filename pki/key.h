@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 #define PKI_KEY_BITS_DEFAULT 2048
-#define PKI_KEY_BITS_MIN 2048
-#define PKI_KEY_BITS_MAX 8192
+#define PKI_KEY_BITS_MIN     2048
+#define PKI_KEY_BITS_MAX     8192
 /* Largest PEM object (key, CSR, certificate) accepted from disk or wire. */
 #define PKI_PEM_MAX (64 * 1024)
 /* "sha256:" + 64 hex digits + NUL */

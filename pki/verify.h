@@ -4,8 +4,8 @@
 #ifndef SNOOPFS_PKI_VERIFY_H
 #define SNOOPFS_PKI_VERIFY_H
 
-#include <time.h>
 #include "pki/cert.h"
+#include <time.h>
 
 /*
  * Verifies CERT against the single trust anchor ROOT with OpenSSL's

@@ -26,7 +26,7 @@ static int fill_one(void *arg, const char *name)
 
 static int be_list_certs(void *ctx, fs_fill_fn fill, void *buf)
 {
-	struct fill_ctx f = {.n = ctx, .fill = fill, .buf = buf};
+	struct fill_ctx f = { .n = ctx, .fill = fill, .buf = buf };
 	return directory_each(f.n->dir, fill_one, &f);
 }
 

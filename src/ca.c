@@ -147,7 +147,8 @@ static int check_request(const struct pki_csr *csr, const char *name,
 		return -EINVAL;
 	}
 	char host[NET_HOST_MAX], port[8];
-	if (net_split_hostport(addr, host, port) != 0 || strcmp(port, "0") == 0) {
+	if (net_split_hostport(addr, host, port) != 0 ||
+	    strcmp(port, "0") == 0) {
 		*why = "the node address is not HOST:PORT";
 		return -EINVAL;
 	}
@@ -251,7 +252,7 @@ static int append_pem(void *arg, const char *name, const char *pem)
 int ca_list_pem(struct ca *ca, const char *after, int limit, char **pem,
 		size_t *len, int *more, char *last)
 {
-	struct pem_buf b = {.last = last};
+	struct pem_buf b = { .last = last };
 	last[0] = '\0';
 	int rc = registry_list(ca->reg, after, limit, append_pem, &b, more);
 	if (rc || b.failed) {

@@ -26,7 +26,8 @@ static const char usage[] =
 	"usage: snoopfs ca-init STATE --name NAME --listen HOST:PORT "
 	"[--days N] [--key-bits BITS]\n"
 	"\n"
-	"Creates a certificate authority in the new directory STATE and prints\n"
+	"Creates a certificate authority in the new directory STATE and "
+	"prints\n"
 	"the root certificate's fingerprint (sha256:HEX). Mount STATE with\n"
 	"`snoopfs mount MOUNTPOINT --state STATE` to run the CA node.\n"
 	"\n"
@@ -102,13 +103,13 @@ static int make_node_identity(struct ca *ca, const char *state,
 int cmd_ca_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"name", required_argument, NULL, 'n'},
-		{"listen", required_argument, NULL, 'l'},
-		{"days", required_argument, NULL, 'd'},
-		{"key-bits", required_argument, NULL, 'b'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{ "name", required_argument, NULL, 'n' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "days", required_argument, NULL, 'd' },
+		{ "key-bits", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *listen = NULL;
 	unsigned days = PKI_ROOT_DAYS_DEFAULT, bits = PKI_KEY_BITS_DEFAULT;
@@ -155,8 +156,9 @@ int cmd_ca_init(int argc, char **argv)
 		return cmd_fail("ca-init", EXIT_USAGE, "--name: %s", bad);
 	char host[NET_HOST_MAX], port[8];
 	if (net_split_hostport(listen, host, port) || strcmp(port, "0") == 0)
-		return cmd_fail("ca-init", EXIT_USAGE,
-				"--listen takes HOST:PORT with a non-zero port");
+		return cmd_fail(
+			"ca-init", EXIT_USAGE,
+			"--listen takes HOST:PORT with a non-zero port");
 
 	/* Only the fingerprint and errors belong on a terminal here. */
 	log_init("snoopfs", LOGL_WARN);

@@ -16,7 +16,8 @@
 /* Handles --help/--version; returns -1 if ARGV is one positional argument. */
 static int single_arg(int argc, char **argv, const char *usage)
 {
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	if (argc == 2 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		fputs(usage, stdout);
 		return EXIT_OK;
 	}
@@ -33,11 +34,12 @@ static int single_arg(int argc, char **argv, const char *usage)
 
 int cmd_status(int argc, char **argv)
 {
-	static const char usage[] =
-		"usage: snoopfs status MOUNTPOINT\n"
-		"\n"
-		"Shows a mounted node: its name, role, address, CA, certificate\n"
-		"time left, last directory refresh and error, and known nodes.\n";
+	static const char usage[] = "usage: snoopfs status MOUNTPOINT\n"
+				    "\n"
+				    "Shows a mounted node: its name, role, "
+				    "address, CA, certificate\n"
+				    "time left, last directory refresh and "
+				    "error, and known nodes.\n";
 	int rc = single_arg(argc, argv, usage);
 	if (rc >= 0)
 		return rc;
@@ -49,7 +51,8 @@ int cmd_status(int argc, char **argv)
 		free(buf);
 		buf = malloc((size_t)len + 1);
 		if (!buf)
-			return cmd_fail("status", EXIT_RUNTIME, "out of memory");
+			return cmd_fail("status", EXIT_RUNTIME,
+					"out of memory");
 		ssize_t got = getxattr(mnt, FS_STATUS_XATTR, buf, (size_t)len);
 		if (got >= 0) {
 			fwrite(buf, 1, (size_t)got, stdout);

@@ -27,7 +27,8 @@ static const char usage[] =
 	"         [--ca-fingerprint sha256:HEX] [--key-bits BITS] [-f] "
 	"[-o OPTIONS]\n"
 	"\n"
-	"Mounts the node kept in STATE. The first mount of a new STATE enrolls\n"
+	"Mounts the node kept in STATE. The first mount of a new STATE "
+	"enrolls\n"
 	"with the CA and needs --name, --listen and --ca; later mounts take\n"
 	"everything from STATE. A STATE made by ca-init runs the CA node.\n"
 	"\n"
@@ -52,29 +53,43 @@ struct mount_args {
 static int parse_args(int argc, char **argv, struct mount_args *a)
 {
 	static const struct option opts[] = {
-		{"state", required_argument, NULL, 's'},
-		{"name", required_argument, NULL, 'n'},
-		{"listen", required_argument, NULL, 'l'},
-		{"ca", required_argument, NULL, 'c'},
-		{"ca-fingerprint", required_argument, NULL, 'p'},
-		{"key-bits", required_argument, NULL, 'b'},
-		{"foreground", no_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+		{ "state", required_argument, NULL, 's' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "ca", required_argument, NULL, 'c' },
+		{ "ca-fingerprint", required_argument, NULL, 'p' },
+		{ "key-bits", required_argument, NULL, 'b' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
 	};
 	memset(a, 0, sizeof(*a));
 	a->key_bits = PKI_KEY_BITS_DEFAULT;
 	int c;
 	while ((c = getopt_long(argc, argv, "fo:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': a->state = optarg; break;
-		case 'n': a->name = optarg; break;
-		case 'l': a->listen = optarg; break;
-		case 'c': a->ca = optarg; break;
-		case 'p': a->fingerprint = optarg; break;
-		case 'o': a->fuse_options = optarg; break;
-		case 'f': a->foreground = true; break;
+		case 's':
+			a->state = optarg;
+			break;
+		case 'n':
+			a->name = optarg;
+			break;
+		case 'l':
+			a->listen = optarg;
+			break;
+		case 'c':
+			a->ca = optarg;
+			break;
+		case 'p':
+			a->fingerprint = optarg;
+			break;
+		case 'o':
+			a->fuse_options = optarg;
+			break;
+		case 'f':
+			a->foreground = true;
+			break;
 		case 'b':
 			if (cmd_parse_uint(optarg, PKI_KEY_BITS_MIN,
 					   PKI_KEY_BITS_MAX, &a->key_bits))
@@ -131,14 +146,16 @@ static int ensure_enrolled(const struct mount_args *a)
 		return cmd_fail("mount", EXIT_USAGE, "--name: %s", bad);
 	char host[NET_HOST_MAX], port[8];
 	if (net_split_hostport(a->listen, host, port) || !strcmp(port, "0"))
-		return cmd_fail("mount", EXIT_USAGE,
-				"--listen takes HOST:PORT with a non-zero port");
+		return cmd_fail(
+			"mount", EXIT_USAGE,
+			"--listen takes HOST:PORT with a non-zero port");
 	if (net_split_hostport(a->ca, host, port) || !strcmp(port, "0"))
 		return cmd_fail("mount", EXIT_USAGE, "--ca takes HOST:PORT");
 	char fp[PKI_FP_LEN];
 	if (a->fingerprint && enroll_normalize_fingerprint(a->fingerprint, fp))
-		return cmd_fail("mount", EXIT_USAGE,
-				"--ca-fingerprint takes sha256:<64 hex digits>");
+		return cmd_fail(
+			"mount", EXIT_USAGE,
+			"--ca-fingerprint takes sha256:<64 hex digits>");
 
 	struct enroll_opts eo = {
 		.name = a->name,
@@ -174,20 +191,21 @@ static int serve(const struct mount_args *a)
 	if (node_load(a->state, &n, &why) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", a->state, why);
 	if (node_listen(n, &why) != 0) {
-		int rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s", n->cfg.listen,
-				  why);
+		int rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
+				  n->cfg.listen, why);
 		node_free(n);
 		return rc;
 	}
 	struct fs *fs = NULL;
-	int rc = fs_mount(a->mountpoint, a->fuse_options, &node_backend, n,
-			  &fs, &why);
+	int rc = fs_mount(a->mountpoint, a->fuse_options, &node_backend, n, &fs,
+			  &why);
 	if (rc) {
 		if (rc == -ENOTCONN)
-			rc = cmd_fail("mount", EXIT_RUNTIME,
-				      "%s: %s; clear it with: fusermount3 -u -z "
-				      "%s",
-				      a->mountpoint, why, a->mountpoint);
+			rc = cmd_fail(
+				"mount", EXIT_RUNTIME,
+				"%s: %s; clear it with: fusermount3 -u -z "
+				"%s",
+				a->mountpoint, why, a->mountpoint);
 		else
 			rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
 				      a->mountpoint, why);

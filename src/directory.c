@@ -55,8 +55,8 @@ static size_t find(const struct directory *d, const char *name, int *found)
 }
 
 /* Inserts or replaces under the write lock; takes over CERT and PEM. */
-static int insert(struct directory *d, const char *name,
-		  struct pki_cert *cert, char *pem, size_t pem_len)
+static int insert(struct directory *d, const char *name, struct pki_cert *cert,
+		  char *pem, size_t pem_len)
 {
 	int found;
 	pthread_rwlock_wrlock(&d->lock);
@@ -240,8 +240,8 @@ int directory_get_addr(struct directory *d, const char *name,
 	return rc ? -ENOENT : 0;
 }
 
-int directory_each(struct directory *d,
-		   int (*fn)(void *arg, const char *name), void *arg)
+int directory_each(struct directory *d, int (*fn)(void *arg, const char *name),
+		   void *arg)
 {
 	/* Copy the names out so FN may call back into the directory. */
 	pthread_rwlock_rdlock(&d->lock);

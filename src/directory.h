@@ -6,10 +6,10 @@
 #ifndef SNOOPFS_SRC_DIRECTORY_H
 #define SNOOPFS_SRC_DIRECTORY_H
 
-#include <stddef.h>
-#include <time.h>
 #include "net/conn.h"
 #include "pki/cert.h"
+#include <stddef.h>
+#include <time.h>
 
 struct directory;
 
@@ -41,8 +41,8 @@ int directory_get_addr(struct directory *d, const char *name,
 		       char addr[NET_ADDR_MAX]);
 
 /* Calls FN for each name in order; FN returns non-zero to stop. */
-int directory_each(struct directory *d,
-		   int (*fn)(void *arg, const char *name), void *arg);
+int directory_each(struct directory *d, int (*fn)(void *arg, const char *name),
+		   void *arg);
 
 size_t directory_count(struct directory *d);
 

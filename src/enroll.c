@@ -114,8 +114,9 @@ static int check_answer(const struct msg *reply, const struct pki_key *key,
 	    pki_cert_parse((const char *)pem, len, &a->cert) != 0)
 		return fail(err, -EPROTO, "the CA's answer lacks certificates");
 	if (pki_ca_check_root(a->root) != 0)
-		return fail(err, -EPROTO, "the CA's root is not a valid "
-					  "self-signed CA certificate");
+		return fail(err, -EPROTO,
+			    "the CA's root is not a valid "
+			    "self-signed CA certificate");
 	char fp[PKI_FP_LEN], want[PKI_FP_LEN];
 	if (pki_cert_fingerprint(a->root, fp) != 0)
 		return fail(err, -EPROTO, "cannot fingerprint the CA root");
@@ -124,28 +125,36 @@ static int check_answer(const struct msg *reply, const struct pki_key *key,
 			return fail(err, -EINVAL,
 				    "--ca-fingerprint is not sha256:<64 hex>");
 		if (pki_memcmp_ct(fp, want, strlen(want) + 1) != 0)
-			return fail(err, -EPERM,
-				    "the CA at %s has root %s, not the pinned %s",
-				    o->ca_addr, fp, want);
+			return fail(
+				err, -EPERM,
+				"the CA at %s has root %s, not the pinned %s",
+				o->ca_addr, fp, want);
 	} else {
 		log_warn("enroll: trusting the CA root %s on first use (pin it "
-			 "with --ca-fingerprint)", fp);
+			 "with --ca-fingerprint)",
+			 fp);
 	}
 	const char *why = NULL;
 	if (pki_verify_node_cert(a->root, a->ca_cert, 0, &why) != 0)
-		return fail(err, -EPROTO, "the CA's node certificate does not "
-					  "verify: %s", why ? why : "?");
+		return fail(err, -EPROTO,
+			    "the CA's node certificate does not "
+			    "verify: %s",
+			    why ? why : "?");
 	if (proto_verify(reply, a->ca_cert) != 0)
-		return fail(err, -EPROTO, "the CA's answer is not signed by the "
-					  "CA node");
+		return fail(err, -EPROTO,
+			    "the CA's answer is not signed by the "
+			    "CA node");
 	if (pki_verify_node_cert(a->root, a->cert, 0, &why) != 0)
-		return fail(err, -EPROTO, "the issued certificate does not "
-					  "verify: %s", why ? why : "?");
+		return fail(err, -EPROTO,
+			    "the issued certificate does not "
+			    "verify: %s",
+			    why ? why : "?");
 	char name[NAMES_NODE_MAX + 1];
 	if (pki_cert_get_name(a->cert, name, sizeof(name)) != 0 ||
 	    strcmp(name, o->name) != 0 || pki_cert_matches_key(a->cert, key))
-		return fail(err, -EPROTO, "the issued certificate is not for "
-					  "this node's name and key");
+		return fail(err, -EPROTO,
+			    "the issued certificate is not for "
+			    "this node's name and key");
 	return 0;
 }
 
@@ -187,7 +196,7 @@ int enroll(const char *state, const struct enroll_opts *o, char *err)
 	char *csr_pem = NULL;
 	size_t csr_len = 0;
 	struct msg *reply = NULL;
-	struct answer a = {0};
+	struct answer a = { 0 };
 
 	int rc = node_key(state, o->key_bits, &key, err);
 	if (rc)
@@ -200,7 +209,7 @@ int enroll(const char *state, const struct enroll_opts *o, char *err)
 			  pki_strerror(rc));
 		goto out;
 	}
-	struct proto_self self = {.name = o->name, .key = key};
+	struct proto_self self = { .name = o->name, .key = key };
 	struct proto_request req = {
 		.method = "get/csr",
 		.args = o->listen,

@@ -15,7 +15,8 @@ struct enroll_opts {
 	const char *name;
 	const char *listen;
 	const char *ca_addr;
-	const char *ca_fingerprint; /* "sha256:HEX" or NULL to trust on first use */
+	const char *
+		ca_fingerprint; /* "sha256:HEX" or NULL to trust on first use */
 	unsigned key_bits;
 };
 

@@ -62,10 +62,10 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{"ca-init", cmd_ca_init},
-	{"mount", cmd_mount},
-	{"status", cmd_status},
-	{"inspect", cmd_inspect},
+	{ "ca-init", cmd_ca_init },
+	{ "mount", cmd_mount },
+	{ "status", cmd_status },
+	{ "inspect", cmd_inspect },
 };
 
 int main(int argc, char **argv)

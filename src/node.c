@@ -18,7 +18,7 @@
 
 struct proto_self node_self(const struct node *n)
 {
-	struct proto_self self = {.name = n->cfg.name, .key = n->key};
+	struct proto_self self = { .name = n->cfg.name, .key = n->key };
 	return self;
 }
 
@@ -136,7 +136,7 @@ static void *refresher_main(void *arg)
 
 int node_start(struct node *n)
 {
-	struct net_server_opts opts = {0};
+	struct net_server_opts opts = { 0 };
 	int rc = net_server_start(n->listen_fd, &opts, service_handle, n,
 				  &n->server);
 	if (rc)

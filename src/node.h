@@ -6,9 +6,6 @@
 #ifndef SNOOPFS_SRC_NODE_H
 #define SNOOPFS_SRC_NODE_H
 
-#include <pthread.h>
-#include <stdbool.h>
-#include <time.h>
 #include "net/server.h"
 #include "pki/cert.h"
 #include "pki/key.h"
@@ -16,6 +13,9 @@
 #include "src/directory.h"
 #include "src/proto.h"
 #include "src/state.h"
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
 
 /* How often a node asks the CA for the list of certificates. */
 #define NODE_REFRESH_SECONDS 30
@@ -37,7 +37,7 @@ struct node {
 	bool stopping;
 	bool refresher_running;
 	pthread_t refresher;
-	time_t last_sync;          /* last successful directory refresh */
+	time_t last_sync; /* last successful directory refresh */
 	char last_error[PROTO_ERR_MAX];
 };
 

@@ -17,7 +17,7 @@
 
 /* Connect timeout and retries for a refused connection (thesis 5.1.3). */
 #define PROTO_TIMEOUT_MS 30000
-#define PROTO_RETRIES 5
+#define PROTO_RETRIES    5
 #define PROTO_BACKOFF_MS 100
 
 int proto_sign(void *arg, const void *data, size_t len, uint8_t **sig,
@@ -86,8 +86,8 @@ static int send_message(struct net_conn *c, const struct proto_self *self,
 }
 
 /* Checks that REPLY answers request ID of METHOD; fills ERR if not. */
-static int check_reply(const struct msg *reply, const char *method,
-		       uint64_t id, const char *peer_name, char *err)
+static int check_reply(const struct msg *reply, const char *method, uint64_t id,
+		       const char *peer_name, char *err)
 {
 	const struct msg_meta *meta = msg_get0_meta(reply);
 	int64_t re;
@@ -146,7 +146,8 @@ int proto_call(const char *addr, const struct proto_self *self,
 	rc = msg_parse(frame, len, &m);
 	free(frame);
 	if (rc) {
-		say(err, "malformed answer from %s: %s", addr, net_strerror(rc));
+		say(err, "malformed answer from %s: %s", addr,
+		    net_strerror(rc));
 		return -EPROTO;
 	}
 	if (peer && proto_verify(m, peer) != 0) {
@@ -165,15 +166,15 @@ int proto_call(const char *addr, const struct proto_self *self,
 }
 
 struct msg_extra *proto_reply_extra(const struct msg *request,
-				     const char *status, const char *reason)
+				    const char *status, const char *reason)
 {
 	struct msg_extra *x = msg_extra_new();
 	if (!x)
 		return NULL;
 	int rc = 0;
 	if (request)
-		rc = msg_extra_set_int(x, "re",
-				       (int64_t)msg_get0_meta(request)->message_id);
+		rc = msg_extra_set_int(
+			x, "re", (int64_t)msg_get0_meta(request)->message_id);
 	if (rc == 0)
 		rc = msg_extra_set_str(x, "status", status);
 	if (rc == 0 && reason)

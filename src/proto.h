@@ -8,12 +8,12 @@
 #ifndef SNOOPFS_SRC_PROTO_H
 #define SNOOPFS_SRC_PROTO_H
 
-#include <stdbool.h>
-#include <stddef.h>
 #include "net/conn.h"
 #include "net/msg.h"
 #include "pki/cert.h"
 #include "pki/key.h"
+#include <stdbool.h>
+#include <stddef.h>
 
 #define PROTO_ERR_MAX 256
 

@@ -32,9 +32,9 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS certs_by_name ON certs(name, issued_at);";
 
 /* The newest unrevoked certificate of each name. */
-#define CURRENT_SQL                                                           \
-	"SELECT serial, pub_fp, issued_at, not_after, pem FROM certs"         \
-	" WHERE name = ?1 AND revoked_at IS NULL"                             \
+#define CURRENT_SQL                                                            \
+	"SELECT serial, pub_fp, issued_at, not_after, pem FROM certs"          \
+	" WHERE name = ?1 AND revoked_at IS NULL"                              \
 	" ORDER BY issued_at DESC, rowid DESC LIMIT 1"
 
 const char *registry_strerror(int code)
@@ -45,7 +45,8 @@ const char *registry_strerror(int code)
 	case REGISTRY_ENOTFOUND:
 		return "no certificate under that name";
 	case REGISTRY_ETAKEN:
-		return "the name is taken by a valid certificate for another key";
+		return "the name is taken by a valid certificate for another "
+		       "key";
 	case REGISTRY_ESERIAL:
 		return "serial number already used";
 	case REGISTRY_EDB:
@@ -121,7 +122,8 @@ static int lookup_locked(struct registry *r, const char *name,
 		return db_fail(r, "lookup");
 	}
 	memset(e, 0, sizeof(*e));
-	rc = copy_text(e->serial, sizeof(e->serial), sqlite3_column_text(st, 0));
+	rc = copy_text(e->serial, sizeof(e->serial),
+		       sqlite3_column_text(st, 0));
 	if (rc == 0)
 		rc = copy_text(e->pub_fp, sizeof(e->pub_fp),
 			       sqlite3_column_text(st, 1));

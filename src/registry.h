@@ -7,17 +7,17 @@
 #ifndef SNOOPFS_SRC_REGISTRY_H
 #define SNOOPFS_SRC_REGISTRY_H
 
+#include "pki/key.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-#include "pki/key.h"
 
 enum registry_err {
 	REGISTRY_OK = 0,
 	REGISTRY_ENOTFOUND = -1, /* no current certificate under that name */
-	REGISTRY_ETAKEN = -2,    /* name held by a valid certificate, other key */
-	REGISTRY_ESERIAL = -3,   /* serial already used: issue again */
-	REGISTRY_EDB = -4,       /* SQLite failed (logged) */
+	REGISTRY_ETAKEN = -2,  /* name held by a valid certificate, other key */
+	REGISTRY_ESERIAL = -3, /* serial already used: issue again */
+	REGISTRY_EDB = -4,     /* SQLite failed (logged) */
 };
 
 struct registry;

@@ -53,8 +53,9 @@ static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
 	if (rc == 0)
 		rc = proto_verify(m, cert);
 	if (rc) {
-		*why = rc == PKI_ESIG ? "the signature does not verify with the "
-					"sender's certificate"
+		*why = rc == PKI_ESIG
+			       ? "the signature does not verify with the "
+				 "sender's certificate"
 		       : rc == PKI_EEXPIRED ? "the sender's certificate has "
 					      "expired"
 					    : "the sender's certificate does "
@@ -83,7 +84,8 @@ static int handle_get_csr(struct node *n, struct net_conn *c,
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	if (!n->ca)
-		return refuse(n, c, m, "this node is not a certificate authority");
+		return refuse(n, c, m,
+			      "this node is not a certificate authority");
 	size_t len;
 	const uint8_t *pem = msg_get0_payload(m, &len);
 	struct pki_csr *csr = NULL;
@@ -230,9 +232,9 @@ static const struct {
 	const char *method;
 	handler_fn fn;
 } handlers[] = {
-	{"get/csr", handle_get_csr},
-	{"get/crt", handle_get_crt},
-	{"post/crt", handle_post_crt},
+	{ "get/csr", handle_get_csr },
+	{ "get/crt", handle_get_crt },
+	{ "post/crt", handle_post_crt },
 };
 
 static int dispatch(struct node *n, struct net_conn *c, const struct msg *m)

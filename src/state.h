@@ -11,10 +11,10 @@
 #ifndef SNOOPFS_SRC_STATE_H
 #define SNOOPFS_SRC_STATE_H
 
-#include <stdbool.h>
-#include <stddef.h>
 #include "lib/names.h"
 #include "net/conn.h"
+#include <stdbool.h>
+#include <stddef.h>
 
 #define STATE_PATH_MAX 4096
 
@@ -27,7 +27,8 @@ struct state_config {
 	unsigned node_days; /* CA only: validity of issued certificates */
 };
 
-/* Joins STATE and FILE into OUT (STATE_PATH_MAX). Returns 0 or -ENAMETOOLONG. */
+/* Joins STATE and FILE into OUT (STATE_PATH_MAX). Returns 0 or -ENAMETOOLONG.
+ */
 int state_path(const char *state, const char *file, char *out);
 
 /* Reads STATE/node.conf. Returns 0, -ENOENT if absent, -EINVAL if malformed. */

@@ -90,7 +90,7 @@ static int put_peer(void *arg, const char *name)
 
 int status_text(struct node *n, time_t now, char **text, size_t *len)
 {
-	struct text t = {.data = malloc(1024), .cap = 1024};
+	struct text t = { .data = malloc(1024), .cap = 1024 };
 	if (!t.data)
 		return -ENOMEM;
 	t.data[0] = '\0';
@@ -99,8 +99,7 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 	status_time_left(pki_cert_not_after(n->cert), now, left, sizeof(left));
 
 	put(&t, "%-13s%s\n", "node:", n->cfg.name);
-	put(&t, "%-13s%s\n", "role:",
-	    n->ca ? "certificate authority" : "node");
+	put(&t, "%-13s%s\n", "role:", n->ca ? "certificate authority" : "node");
 	put(&t, "%-13s%s\n", "listening:", n->cfg.listen);
 	if (!n->ca)
 		put(&t, "%-13s%s at %s\n", "ca:", n->cfg.ca_name,
@@ -120,7 +119,7 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 		put(&t, "%-13s%s\n", "last error:", last_error);
 
 	put(&t, "%-13s%zu\n", "nodes:", directory_count(n->dir));
-	struct peers p = {.t = &t, .n = n, .now = now};
+	struct peers p = { .t = &t, .n = n, .now = now };
 	directory_each(n->dir, put_peer, &p);
 	if (t.failed) {
 		free(t.data);

@@ -65,8 +65,9 @@ static int pull_page(struct node *n, const struct pki_cert *ca,
 		return -ENOMEM;
 	}
 	struct proto_self self = node_self(n);
-	struct proto_request req = {
-		.method = "get/crt", .args = "*", .extra = x};
+	struct proto_request req = { .method = "get/crt",
+				     .args = "*",
+				     .extra = x };
 	struct msg *reply = NULL;
 	char err[PROTO_ERR_MAX];
 	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,
@@ -173,7 +174,7 @@ static int announce_to(void *arg, const char *name)
 
 static void announce(struct node *n)
 {
-	struct announce a = {.n = n};
+	struct announce a = { .n = n };
 	if (pki_cert_to_pem(n->cert, &a.pem, &a.len) != 0)
 		return;
 	directory_each(n->dir, announce_to, &a);
@@ -211,7 +212,7 @@ struct pki_cert *sync_fetch_cert(struct node *n, const char *name)
 	if (!ca)
 		return NULL;
 	struct proto_self self = node_self(n);
-	struct proto_request req = {.method = "get/crt", .args = name};
+	struct proto_request req = { .method = "get/crt", .args = name };
 	struct msg *reply = NULL;
 	char err[PROTO_ERR_MAX];
 	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,

@@ -5,8 +5,8 @@
 #ifndef SNOOPFS_SRC_SYNC_H
 #define SNOOPFS_SRC_SYNC_H
 
-#include <stddef.h>
 #include "pki/cert.h"
+#include <stddef.h>
 
 struct node;
 

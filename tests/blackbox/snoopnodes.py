@@ -416,13 +416,17 @@ class Node:
     def teardown(self):
         """Unmounts and stops whatever runs; returns a list of problems."""
         problems = []
-        if self.is_mounted():
+        # A loop, because a mount over a stale one stacks two mounts.
+        for _ in range(3):
+            if not self.is_mounted():
+                break
             pid = self.read_pid()
             if pid:
                 self.pids.add(pid)
             r = fusermount_u(self.mnt, lazy=True)
             if r.returncode != 0 and self.is_mounted():
                 problems.append("fusermount3 -u -z %s failed: %s" % (self.mnt, r.stderr))
+                break
         self.pids.update(find_daemons(self.mnt))
         if not self.wait_exit():
             problems.append("daemon(s) %s of %s did not exit within %d s of "
@@ -507,7 +511,14 @@ def module_cluster(tmp_path_factory, snoopfs_bin, label, build):
     try:
         build(c)
         yield c
-    finally:
+    except BaseException as e:
+        # Setup failed: sanitizer reports are usually the reason, so they
+        # must not be lost behind the first symptom.
         problems = c.teardown()
+        if problems:
+            pytest.fail("%s: %s\n\n%s" % (type(e).__name__, e,
+                                          "\n\n".join(problems)), pytrace=False)
+        raise
+    problems = c.teardown()
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)

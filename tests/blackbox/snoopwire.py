@@ -427,17 +427,25 @@ def csr_request(name, key, address, csr_pem=None, node_id=None,
 
 
 def check_reply_to(reply, request, method_args):
-    """Raises WireError unless REPLY is a well-formed reply to REQUEST."""
+    """Raises WireError unless REPLY is a well-formed reply to REQUEST.
+
+    An "ok" reply must name the request exactly (args = its method, extra.re
+    = its message_id). An error reply may leave both out, because a request
+    that failed to parse has no trustworthy method or id; if it has them,
+    they must match.
+    """
     reply.check_shape()
     if reply.method != "reply":
         raise WireError("reply method is %r" % reply.method)
-    if reply.args != method_args:
-        raise WireError("reply args %r, want %r" % (reply.args, method_args))
-    if reply.extra.get("re") != request.message_id:
-        raise WireError("reply extra.re %r, want %r" % (
-            reply.extra.get("re"), request.message_id))
     if reply.status not in ("ok", "error"):
         raise WireError("reply status %r" % reply.status)
+    lenient = reply.status == "error"
+    if reply.args != method_args and not (lenient and reply.args == ""):
+        raise WireError("reply args %r, want %r" % (reply.args, method_args))
+    if reply.extra.get("re") != request.message_id and not (
+            lenient and "re" not in reply.extra):
+        raise WireError("reply extra.re %r, want %r" % (
+            reply.extra.get("re"), request.message_id))
     if reply.status == "error":
         err = reply.extra.get("error")
         if not isinstance(err, str) or not err:

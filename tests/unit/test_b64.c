@@ -9,21 +9,25 @@
 
 static int passed, failed;
 
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (cond) {                                                \
-			passed++;                                          \
-		} else {                                                   \
-			failed++;                                          \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n",       \
-				__FILE__, __LINE__, #cond);                \
-		}                                                          \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (cond) {                                                    \
+			passed++;                                              \
+		} else {                                                       \
+			failed++;                                              \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
+				__LINE__, #cond);                              \
+		}                                                              \
 	} while (0)
 
 /* RFC 4648 section 10. */
 static const char *const vectors[][2] = {
-	{ "", "" },	    { "f", "Zg==" },	  { "fo", "Zm8=" },
-	{ "foo", "Zm9v" },  { "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+	{ "", "" },
+	{ "f", "Zg==" },
+	{ "fo", "Zm8=" },
+	{ "foo", "Zm9v" },
+	{ "foob", "Zm9vYg==" },
+	{ "fooba", "Zm9vYmE=" },
 	{ "foobar", "Zm9vYmFy" },
 };
 
@@ -87,20 +91,20 @@ static void test_round_trip(void)
 
 static void test_strict(void)
 {
-	CHECK(refused("Zg="));      /* missing padding */
+	CHECK(refused("Zg=")); /* missing padding */
 	CHECK(refused("Zg"));
 	CHECK(refused("Zm9"));
-	CHECK(refused("Zm9v\n"));   /* whitespace */
+	CHECK(refused("Zm9v\n")); /* whitespace */
 	CHECK(refused(" Zm9v"));
 	CHECK(refused("Zm 9v"));
-	CHECK(refused("Zm9v!A=="));  /* bad character */
-	CHECK(refused("Zm-v"));      /* base64url is not accepted */
+	CHECK(refused("Zm9v!A==")); /* bad character */
+	CHECK(refused("Zm-v"));     /* base64url is not accepted */
 	CHECK(refused("Zm_v"));
-	CHECK(refused("===="));      /* padding only */
+	CHECK(refused("====")); /* padding only */
 	CHECK(refused("Z==="));
-	CHECK(refused("Zg=a"));      /* padding in the middle */
+	CHECK(refused("Zg=a")); /* padding in the middle */
 	CHECK(refused("Zg==Zg=="));
-	CHECK(refused("Zh=="));      /* stray bits: non-canonical */
+	CHECK(refused("Zh==")); /* stray bits: non-canonical */
 	CHECK(refused("Zm9="));
 	CHECK(!refused("Zm8="));
 	/* An embedded NUL is just a bad character. */

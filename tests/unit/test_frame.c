@@ -23,15 +23,15 @@
 
 static atomic_int passed, failed;
 
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (cond) {                                                \
-			passed++;                                          \
-		} else {                                                   \
-			failed++;                                          \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n",       \
-				__FILE__, __LINE__, #cond);                \
-		}                                                          \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (cond) {                                                    \
+			passed++;                                              \
+		} else {                                                       \
+			failed++;                                              \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
+				__LINE__, #cond);                              \
+		}                                                              \
 	} while (0)
 
 #define ECHO_MAX (64 * 1024)
@@ -60,8 +60,7 @@ static void test_header(void)
 	CHECK(net_frame_put_header(NET_FRAME_MAX, h) == NET_OK);
 	CHECK(net_frame_get_header(h, NET_FRAME_MAX, &len) == NET_OK &&
 	      len == NET_FRAME_MAX);
-	CHECK(net_frame_get_header(h, NET_FRAME_MAX - 1, &len) ==
-	      NET_ETOOBIG);
+	CHECK(net_frame_get_header(h, NET_FRAME_MAX - 1, &len) == NET_ETOOBIG);
 	CHECK(net_frame_put_header((size_t)NET_FRAME_MAX + 1, h) ==
 	      NET_ETOOBIG);
 
@@ -273,8 +272,7 @@ static void test_echo(void)
 
 	/* A sender's own limit: no frame above NET_FRAME_MAX leaves. */
 	CHECK(net_conn_connect(s.addr, NULL, &c) == NET_OK);
-	CHECK(net_conn_send(c, data, (size_t)NET_FRAME_MAX + 1) ==
-	      NET_ETOOBIG);
+	CHECK(net_conn_send(c, data, (size_t)NET_FRAME_MAX + 1) == NET_ETOOBIG);
 	net_conn_close(c);
 	c = NULL;
 	free(data);
@@ -337,7 +335,8 @@ struct client_arg {
 static void *client_main(void *p)
 {
 	struct client_arg *a = p;
-	struct net_connect_opts o = { .timeout_ms = 10000, .retries = 5,
+	struct net_connect_opts o = { .timeout_ms = 10000,
+				      .retries = 5,
 				      .backoff_ms = 50 };
 	struct net_conn *c = NULL;
 	char msg[64];
@@ -398,7 +397,8 @@ static void test_refused(void)
 	char addr[64];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 
-	struct net_connect_opts o = { .timeout_ms = 1000, .retries = 3,
+	struct net_connect_opts o = { .timeout_ms = 1000,
+				      .retries = 3,
 				      .backoff_ms = 20 };
 	struct net_conn *c = NULL;
 	long t0 = now_ms();

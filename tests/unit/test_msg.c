@@ -16,15 +16,15 @@
 
 static int passed, failed;
 
-#define CHECK(cond)                                                        \
-	do {                                                               \
-		if (cond) {                                                \
-			passed++;                                          \
-		} else {                                                   \
-			failed++;                                          \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n",       \
-				__FILE__, __LINE__, #cond);                \
-		}                                                          \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (cond) {                                                    \
+			passed++;                                              \
+		} else {                                                       \
+			failed++;                                              \
+			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
+				__LINE__, #cond);                              \
+		}                                                              \
 	} while (0)
 
 /* ---- a fake signer: a keyed FNV-1a stream over the data ---- */
@@ -37,8 +37,7 @@ struct signer {
 	size_t seen_len;
 };
 
-static void fake_sig(const void *data, size_t len, uint8_t *out,
-		     size_t outlen)
+static void fake_sig(const void *data, size_t len, uint8_t *out, size_t outlen)
 {
 	const uint8_t *d = data;
 	for (size_t k = 0; k < outlen; k++) {
@@ -124,10 +123,10 @@ static void test_round_trip(void)
 		      "\"args\":\"bob\",\"id\":\"alice\",\"message_id\":42,"
 		      "\"timestamp\":\"",
 		      93) == 0);
-	CHECK(strstr(frame, "\",\"payload_type\":\"text\",\"extra\":{"
-			    "\"path\":\"dir/file.txt\",\"chunk\":3,\"neg\":-5,"
-			    "\"max\":9007199254740991}},\"payload\":\"") !=
-	      NULL);
+	CHECK(strstr(frame,
+		     "\",\"payload_type\":\"text\",\"extra\":{"
+		     "\"path\":\"dir/file.txt\",\"chunk\":3,\"neg\":-5,"
+		     "\"max\":9007199254740991}},\"payload\":\"") != NULL);
 	const char *sk = strstr(frame, "},\"signature\":\"");
 	CHECK(sk != NULL);
 
@@ -252,8 +251,8 @@ static void test_payload_kinds(void)
 	size_t big = 700 * 1024;
 	uint8_t *data = calloc(1, 800 * 1024);
 	meta_init(&mt, "post/blob", "n1", 9, MSG_PAYLOAD_BYTES);
-	CHECK(msg_build(&mt, data, big, NULL, fake_sign, &sg, &frame,
-			&flen) == NET_OK);
+	CHECK(msg_build(&mt, data, big, NULL, fake_sign, &sg, &frame, &flen) ==
+	      NET_OK);
 	CHECK(flen <= NET_FRAME_MAX);
 	CHECK(msg_parse(frame, flen, &m) == NET_OK);
 	if (m != NULL) {
@@ -278,9 +277,8 @@ static void test_build_refusals(void)
 	char *frame = NULL;
 	size_t flen;
 
-#define BUILD_FAILS(...)                                                   \
-	(msg_build(&mt, __VA_ARGS__, &frame, &flen) != NET_OK &&           \
-	 frame == NULL)
+#define BUILD_FAILS(...)                                                       \
+	(msg_build(&mt, __VA_ARGS__, &frame, &flen) != NET_OK && frame == NULL)
 
 	meta_init(&mt, "Get/crt", "a", 1, MSG_PAYLOAD_NONE);
 	CHECK(BUILD_FAILS(NULL, 0, NULL, NULL, NULL));
@@ -355,11 +353,12 @@ static void test_build_refusals(void)
 
 /* ---- the strict parser ---- */
 
-#define META_HEAD "{\"meta\":{\"method\":\"get/crt\",\"args\":\"\",\"id\":\"alice\","
+#define META_HEAD                                                              \
+	"{\"meta\":{\"method\":\"get/crt\",\"args\":\"\",\"id\":\"alice\","
 #define TS "\"timestamp\":\"2026-11-24T10:00:00.123Z\","
 /* A valid M, for variations. */
-#define M0                                                                 \
-	META_HEAD "\"message_id\":1," TS                                   \
+#define M0                                                                     \
+	META_HEAD "\"message_id\":1," TS                                       \
 		  "\"payload_type\":\"none\",\"extra\":{}},\"payload\":null}"
 
 static char deep999[2000];
@@ -406,8 +405,8 @@ static int parse_meta(const char *meta_tail, const char *payload)
 	return rc;
 }
 
-#define TAIL(mid, type, extra)                                             \
-	"\"message_id\":" mid "," TS "\"payload_type\":\"" type             \
+#define TAIL(mid, type, extra)                                                 \
+	"\"message_id\":" mid "," TS "\"payload_type\":\"" type                \
 	"\",\"extra\":" extra
 
 static void test_parse_valid_edges(void)
@@ -418,8 +417,7 @@ static void test_parse_valid_edges(void)
 	CHECK(parse_m(M0, "AAAA") == NET_OK);
 	CHECK(parse_meta(TAIL("9007199254740991", "none", "{}"), "null") ==
 	      NET_OK);
-	CHECK(parse_meta(TAIL("0", "text", "{}"), "\"x\\u00e9\\n\"") ==
-	      NET_OK);
+	CHECK(parse_meta(TAIL("0", "text", "{}"), "\"x\\u00e9\\n\"") == NET_OK);
 	CHECK(parse_meta(TAIL("1", "bytes", "{}"), "\"Zg==\"") == NET_OK);
 	/* Brackets inside strings are not nesting. */
 	CHECK(parse_meta(TAIL("1", "text", "{}"),
@@ -449,8 +447,10 @@ static void test_parse_valid_edges(void)
 	char meth[MSG_METHOD_MAX + 2];
 	memset(meth, 'a', sizeof(meth));
 	meth[MSG_METHOD_MAX] = '\0';
-	char *mt = fmt("{\"meta\":{\"method\":\"%s\",\"args\":\"\",\"id\":\"a\","
-		       TAIL("1", "none", "{}") "},\"payload\":null}", meth);
+	char *mt = fmt(
+		"{\"meta\":{\"method\":\"%s\",\"args\":\"\",\"id\":\"a\"," TAIL(
+			"1", "none", "{}") "},\"payload\":null}",
+		meth);
 	CHECK(parse_m(mt, "") == NET_OK);
 	free(mt);
 }
@@ -458,22 +458,26 @@ static void test_parse_valid_edges(void)
 static void test_parse_refusals(void)
 {
 	/* Missing fields. */
-	CHECK(parse_m("{\"meta\":{\"method\":\"get/crt\",\"id\":\"a\","
-		      TAIL("1", "none", "{}") "},\"payload\":null}", "") != 0);
+	CHECK(parse_m("{\"meta\":{\"method\":\"get/crt\",\"id\":\"a\"," TAIL(
+			      "1", "none", "{}") "},\"payload\":null}",
+		      "") != 0);
 	CHECK(parse_meta("\"message_id\":1," TS "\"payload_type\":\"none\"",
 			 "null") != 0);
 	CHECK(parse_m("{\"meta\":{\"method\":\"get/crt\",\"args\":\"\","
-		      "\"id\":\"a\"," TAIL("1", "none", "{}") "}}", "") != 0);
+		      "\"id\":\"a\"," TAIL("1", "none", "{}") "}}",
+		      "") != 0);
 	CHECK(parse_rc("{\"message\":" M0 "}") != 0);
 	CHECK(parse_rc("{\"signature\":\"\"}") != 0);
 
 	/* Wrong types. */
 	CHECK(parse_m("{\"meta\":{\"method\":\"get/crt\",\"args\":1,"
-		      "\"id\":\"a\"," TAIL("1", "none", "{}")
-		      "},\"payload\":null}", "") != 0);
+		      "\"id\":\"a\"," TAIL("1", "none",
+					   "{}") "},\"payload\":null}",
+		      "") != 0);
 	CHECK(parse_m("{\"meta\":{\"method\":null,\"args\":\"\","
-		      "\"id\":\"a\"," TAIL("1", "none", "{}")
-		      "},\"payload\":null}", "") != 0);
+		      "\"id\":\"a\"," TAIL("1", "none",
+					   "{}") "},\"payload\":null}",
+		      "") != 0);
 	CHECK(parse_meta(TAIL("\"1\"", "none", "{}"), "null") != 0);
 	CHECK(parse_meta(TAIL("true", "none", "{}"), "null") != 0);
 	CHECK(parse_meta(TAIL("1", "none", "[]"), "null") != 0);
@@ -490,8 +494,7 @@ static void test_parse_refusals(void)
 	CHECK(parse_rc("{\"message\":" M0 ",\"signature\":1}") != 0);
 
 	/* Extra keys, at the top, in M and in meta; duplicates. */
-	CHECK(parse_rc("{\"message\":" M0 ",\"x\":1,\"signature\":\"\"}") !=
-	      0);
+	CHECK(parse_rc("{\"message\":" M0 ",\"x\":1,\"signature\":\"\"}") != 0);
 	CHECK(parse_rc("{\"message\":" M0 ",\"signature\":\"\",\"x\":\"y\"}") !=
 	      0);
 	CHECK(parse_rc("{\"message\":" M0 ",\"signature\":\"\","
@@ -499,40 +502,49 @@ static void test_parse_refusals(void)
 	CHECK(parse_rc("{\"message\":" M0 ",\"signature\":\"\","
 		       "\"signature\":\"\"}") != 0);
 	CHECK(parse_m("{\"meta\":{\"method\":\"get/crt\",\"args\":\"\","
-		      "\"id\":\"a\"," TAIL("1", "none", "{}")
-		      "},\"payload\":null,\"more\":1}", "") != 0);
+		      "\"id\":\"a\"," TAIL(
+			      "1", "none",
+			      "{}") "},\"payload\":null,\"more\":1}",
+		      "") != 0);
 	CHECK(parse_meta(TAIL("1", "none", "{}") ",\"x\":\"\"", "null") != 0);
-	CHECK(parse_meta(TAIL("1", "none", "{}") ",\"id\":\"b\"", "null") !=
-	      0);
+	CHECK(parse_meta(TAIL("1", "none", "{}") ",\"id\":\"b\"", "null") != 0);
 	CHECK(parse_m("{\"meta\":{\"method\":\"get/crt\",\"args\":\"\","
-		      "\"id\":\"a\"," TAIL("1", "none", "{}")
-		      "},\"meta\":{},\"payload\":null}", "") != 0);
+		      "\"id\":\"a\"," TAIL(
+			      "1", "none",
+			      "{}") "},\"meta\":{},\"payload\":null}",
+		      "") != 0);
 
 	/* message_id: negative, fractional, too large, not a number. */
 	CHECK(parse_meta(TAIL("-1", "none", "{}"), "null") != 0);
 	CHECK(parse_meta(TAIL("1.5", "none", "{}"), "null") != 0);
-	CHECK(parse_meta(TAIL("9007199254740992", "none", "{}"), "null") !=
-	      0);
-	CHECK(parse_meta(TAIL("9007199254740993", "none", "{}"), "null") !=
-	      0);
+	CHECK(parse_meta(TAIL("9007199254740992", "none", "{}"), "null") != 0);
+	CHECK(parse_meta(TAIL("9007199254740993", "none", "{}"), "null") != 0);
 	CHECK(parse_meta(TAIL("1e300", "none", "{}"), "null") != 0);
 	CHECK(parse_meta(TAIL("NaN", "none", "{}"), "null") != 0);
 
 	/* method: case, characters, length. */
 	static const char *const bad_methods[] = {
-		"Get/crt", "get crt", "", "/get", "get-crt", "get/crt1",
-		"get_crt", "get\\u002fcrt\\u0041",
+		"Get/crt",
+		"get crt",
+		"",
+		"/get",
+		"get-crt",
+		"get/crt1",
+		"get_crt",
+		"get\\u002fcrt\\u0041",
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* 33 */
 	};
 	for (size_t i = 0; i < sizeof(bad_methods) / sizeof(*bad_methods);
 	     i++) {
 		char *mt = fmt("{\"meta\":{\"method\":\"%s\",\"args\":\"\","
-			       "\"id\":\"a\"," TAIL("1", "none", "{}")
-			       "},\"payload\":null}", bad_methods[i]);
+			       "\"id\":\"a\"," TAIL("1", "none",
+						    "{}") "},\"payload\":null}",
+			       bad_methods[i]);
 		int rc = parse_m(mt, "");
 		CHECK(rc != 0);
 		if (rc == 0)
-			fprintf(stderr, "  method %s accepted\n", bad_methods[i]);
+			fprintf(stderr, "  method %s accepted\n",
+				bad_methods[i]);
 		free(mt);
 	}
 
@@ -540,9 +552,10 @@ static void test_parse_refusals(void)
 	char longs[MSG_ARGS_MAX + 2];
 	memset(longs, 'a', sizeof(longs));
 	longs[MSG_ARGS_MAX] = '\0';
-	char *mt = fmt("{\"meta\":{\"method\":\"get/crt\",\"args\":\"%s\","
-		       "\"id\":\"a\"," TAIL("1", "none", "{}")
-		       "},\"payload\":null}", longs);
+	char *mt = fmt(
+		"{\"meta\":{\"method\":\"get/crt\",\"args\":\"%s\","
+		"\"id\":\"a\"," TAIL("1", "none", "{}") "},\"payload\":null}",
+		longs);
 	CHECK(parse_m(mt, "") == NET_OK);
 	free(mt);
 	longs[MSG_ARGS_MAX] = 'a';
@@ -566,8 +579,9 @@ static void test_parse_refusals(void)
 	CHECK(parse_m(mt, "") == NET_ETOOBIG);
 	free(mt);
 	CHECK(parse_m("{\"meta\":{\"method\":\"get/crt\",\"args\":\"\","
-		      "\"id\":\"\"," TAIL("1", "none", "{}")
-		      "},\"payload\":null}", "") != 0);
+		      "\"id\":\"\"," TAIL("1", "none",
+					  "{}") "},\"payload\":null}",
+		      "") != 0);
 	CHECK(parse_meta("\"message_id\":1,\"timestamp\":"
 			 "\"2026-11-24T10:00:00.123456789012Z\","
 			 "\"payload_type\":\"none\",\"extra\":{}",
@@ -580,8 +594,7 @@ static void test_parse_refusals(void)
 	CHECK(parse_meta(TAIL("1", "none", "{\"a\":{}}"), "null") != 0);
 	CHECK(parse_meta(TAIL("1", "none", "{\"a\":[1]}"), "null") != 0);
 	CHECK(parse_meta(TAIL("1", "none", "{\"a\":1e20}"), "null") != 0);
-	CHECK(parse_meta(TAIL("1", "none", "{\"a\":1,\"a\":2}"), "null") !=
-	      0);
+	CHECK(parse_meta(TAIL("1", "none", "{\"a\":1,\"a\":2}"), "null") != 0);
 	CHECK(parse_meta(TAIL("1", "none", "{\"\":1}"), "null") != 0);
 	memset(longs, 'k', sizeof(longs));
 	longs[MSG_EXTRA_KEY_MAX + 1] = '\0';
@@ -643,8 +656,8 @@ static void test_parse_refusals(void)
 	CHECK(parse_rc("{\"message\":" M0 ",\"signature\":\"\"}}") != 0);
 	CHECK(parse_rc("{\"message\":" M0 ",\"signature\":\"\"}{}") != 0);
 	CHECK(parse_rc(" {\"message\":" M0 ",\"signature\":\"\"}") != 0);
-	CHECK(parse_rc("\xef\xbb\xbf{\"message\":" M0
-		       ",\"signature\":\"\"}") != 0);
+	CHECK(parse_rc("\xef\xbb\xbf{\"message\":" M0 ",\"signature\":\"\"}") !=
+	      0);
 	CHECK(parse_rc("{ \"message\":" M0 ",\"signature\":\"\"}") != 0);
 	CHECK(parse_rc("{\"message\": " M0 ",\"signature\":\"\"}") != 0);
 	CHECK(parse_rc("{\"message\":" M0 " ,\"signature\":\"\"}") != 0);

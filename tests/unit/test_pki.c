@@ -132,6 +132,70 @@ static const char ENCRYPTED_RSA[] =
 	"i3N/cnNpNL86ILhC3KTSEJc=\n"
 	"-----END ENCRYPTED PRIVATE KEY-----\n";
 
+/* CSRs made with `openssl req` that a CA must not take at face value. */
+static const char CSR_CN_ROOT[] =
+	"-----BEGIN CERTIFICATE REQUEST-----\n"
+	"MIICVDCCATwCAQAwDzENMAsGA1UEAwwEcm9vdDCCASIwDQYJKoZIhvcNAQEBBQAD\n"
+	"ggEPADCCAQoCggEBALjKEjydWxs31xZUBxcl0coaz49oCz5W7/Nl9kuHpST+bCgJ\n"
+	"oRrioHwg79faIJLidpP4HKr45eBnEAfIId5A31gB12eqqFUejg6baDlCXx3PTVHK\n"
+	"+uP4AgQb6elTLp2Sm+l1kGiSMIdeZknbptRmzZ/E2A+mHq1qkQ7mT9Cxub4owQiK\n"
+	"/dn+apY7/7KhvlieqM/7yZCFivh4mkjoTOoSIZYE4Eb5azYnfYTTUFZlab8VwdYv\n"
+	"4k0ITzOJ7FOfU3BJfVvfjwx7uQZifIhBjF48pEHXhLLEyxpSJh5Qm8nzL1WNOEHi\n"
+	"zwtOJdiiTrbw1T4X7bIM9Lfs8K7NdmB92suy0Q8CAwEAAaAAMA0GCSqGSIb3DQEB\n"
+	"CwUAA4IBAQAg5u6vaEP2ZbAeD85ANExnS6Rm9fFGflM65uxc9Mi4czvz3js02j49\n"
+	"iNuvqV75xSc7D0LxD5pvtnw8w1ibKWBu/sqAQS5hXQM0QaM8IHmQe1dtzxyaKsxs\n"
+	"GVdqT+mZR0hkVOcQJoAh7XVnG70cfSfH1gFBSRAS9P4xwuR8BDIANDbSsxcQz57E\n"
+	"BhA/QydCK+4JyAuo7YXPvjtGnBKDlBKiy1F6D4v7sqPLKk8q7SijTaWwoe9u6Onz\n"
+	"wVcaCvsXmPOXgD72gI3Bwd/BZIC03ZzXZa+Cw9Qz10qgQQb5jjNrX9T2hcJk7zmX\n"
+	"7hfwsh50ZkYrq9OWeplRf7rxEcxF7AwU\n"
+	"-----END CERTIFICATE REQUEST-----\n";
+
+static const char CSR_TWO_CNS[] =
+	"-----BEGIN CERTIFICATE REQUEST-----\n"
+	"MIICYzCCAUsCAQAwHjEOMAwGA1UEAwwFYWxpY2UxDDAKBgNVBAMMA2JvYjCCASIw\n"
+	"DQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBALjKEjydWxs31xZUBxcl0coaz49o\n"
+	"Cz5W7/Nl9kuHpST+bCgJoRrioHwg79faIJLidpP4HKr45eBnEAfIId5A31gB12eq\n"
+	"qFUejg6baDlCXx3PTVHK+uP4AgQb6elTLp2Sm+l1kGiSMIdeZknbptRmzZ/E2A+m\n"
+	"Hq1qkQ7mT9Cxub4owQiK/dn+apY7/7KhvlieqM/7yZCFivh4mkjoTOoSIZYE4Eb5\n"
+	"azYnfYTTUFZlab8VwdYv4k0ITzOJ7FOfU3BJfVvfjwx7uQZifIhBjF48pEHXhLLE\n"
+	"yxpSJh5Qm8nzL1WNOEHizwtOJdiiTrbw1T4X7bIM9Lfs8K7NdmB92suy0Q8CAwEA\n"
+	"AaAAMA0GCSqGSIb3DQEBCwUAA4IBAQBvJIrSriNKPOkJ9ha7mN2+dW17KJg+aNBD\n"
+	"JXW/wXCGFrlGN73WfpkNBEdPuMn+r1iESA3BUbZrshrPBSE+D8V6GASFrtKDjPLV\n"
+	"If6w+Df8JPEynM0k6xt2wMBB2tbhX1Zaxo68vjGF1K87Ks8mpSF8A2H+Snc62Trc\n"
+	"yUJnlNKnkm7ruIbus6KoMbEIln5NmGNlGD84ShN2yeyZDIg+m4wipyxMJ2dCwVOV\n"
+	"W48DNcE3PvJYvub2CHd0ER03I9IyzM5DdZONFqWVQuu9UlSvhWLRFVJ6o6IsV42m\n"
+	"DLOxX5tGCwS13X3p/timYhEtGnfd4X1Ym09ok3c5CCAHEa9f0Jgn\n"
+	"-----END CERTIFICATE REQUEST-----\n";
+
+static const char CSR_NO_CN[] =
+	"-----BEGIN CERTIFICATE REQUEST-----\n"
+	"MIICVjCCAT4CAQAwETEPMA0GA1UECgwGbm9ib2R5MIIBIjANBgkqhkiG9w0BAQEF\n"
+	"AAOCAQ8AMIIBCgKCAQEAuMoSPJ1bGzfXFlQHFyXRyhrPj2gLPlbv82X2S4elJP5s\n"
+	"KAmhGuKgfCDv19ogkuJ2k/gcqvjl4GcQB8gh3kDfWAHXZ6qoVR6ODptoOUJfHc9N\n"
+	"Ucr64/gCBBvp6VMunZKb6XWQaJIwh15mSdum1GbNn8TYD6YerWqRDuZP0LG5vijB\n"
+	"CIr92f5qljv/sqG+WJ6oz/vJkIWK+HiaSOhM6hIhlgTgRvlrNid9hNNQVmVpvxXB\n"
+	"1i/iTQhPM4nsU59TcEl9W9+PDHu5BmJ8iEGMXjykQdeEssTLGlImHlCbyfMvVY04\n"
+	"QeLPC04l2KJOtvDVPhftsgz0t+zwrs12YH3ay7LRDwIDAQABoAAwDQYJKoZIhvcN\n"
+	"AQELBQADggEBAA2t8gurPYMIJznXZYa0ulQMe4ECz8mOVHZqkGZSra4eIQ21tytx\n"
+	"a/jiBJFzwdpBWrjN7gDEysSJptq4TnbUe2jeiLGRvIax+8DOJoy8TV9gbMszrTJ+\n"
+	"QnlmCen5apwVPQdzfgzrHemFaJJ48KGYiTv/DXl7g59Crfrr+mwTFGBgJtrk8XY9\n"
+	"oz+I76c0wNRPPN94TxPwbVmdG7o+tHVMbsPRDAG3CDlvU6ihYKNpe1HfHL6uH1ws\n"
+	"ePAn/B+0Wdi+iJws6SCJOnIBSjA4y62EdF6nHUYge515LGQWowN3NEDRz7o0K3V0\n"
+	"WApGptCJmz+sJix57JcCE7J3EJWjf0QE7jI=\n"
+	"-----END CERTIFICATE REQUEST-----\n";
+
+static const char CSR_RSA_1024[] =
+	"-----BEGIN CERTIFICATE REQUEST-----\n"
+	"MIIBTzCBuQIBADAQMQ4wDAYDVQQDDAVzbWFsbDCBnzANBgkqhkiG9w0BAQEFAAOB\n"
+	"jQAwgYkCgYEAsINKQgbie5ConZVTz1bET7RZAbygGc/nIQQ49N99dLZLIvAW1yDI\n"
+	"QWmXv/XZUe+gAtZ6Gx58cZGzx/88tL+ZWA4zEB1TSYBdavJwlTki2zAW2p09rDqX\n"
+	"BnZMnaIPwGMRGb8+fHkjhOd3lO0jZj0HvrV1EphnhQO6nQQ4k/YjXX8CAwEAAaAA\n"
+	"MA0GCSqGSIb3DQEBCwUAA4GBAGEzG+xw0He1/qluN7tZCMlxnBtDmXgz1NVHNg78\n"
+	"daP+Op66OF5QNZRyvV4foxfmPzc6bnQ2gcUtBBjAFYyxSEKe6PMH5znDi1FPj0AL\n"
+	"bZZwKKfMWu/3MJHZf141BhynCYu/KEoulnzCVh8EP/Rx1DponFHrA77bXl4yBfBr\n"
+	"Hqz6\n"
+	"-----END CERTIFICATE REQUEST-----\n";
+
 static char tmpdir[] = "/tmp/test_pki.XXXXXX";
 
 /* TMPDIR/NAME in a static buffer (one of four, so a few can coexist). */
@@ -408,19 +472,12 @@ static void tamper_signature(char *pem)
 static void test_csr(void)
 {
 	static const char *const bad_names[] = {
-		"",
-		".hidden",
-		"a,b",
-		"root",
-		"crl",
-		"with space",
-		"sl/ash",
-		"caf\xc3\xa9",
-		"x1234567890123456789012345678901234567890123456789012345678901"
-		"234",
+		"",    ".hidden",    "a,b",    "root",
+		"crl", "with space", "sl/ash", "caf\xc3\xa9",
 	};
 	struct pki_csr *csr = NULL, *csr2 = NULL;
 	char name[NAMES_NODE_MAX + 1], fp1[PKI_FP_LEN], fp2[PKI_FP_LEN];
+	char longname[NAMES_NODE_MAX + 2];
 	char *pem = NULL, *big;
 	uint8_t *sig = NULL;
 	size_t len = 0, siglen = 0, i;
@@ -429,6 +486,16 @@ static void test_csr(void)
 		CHECK_RC(pki_csr_new(node_key, bad_names[i], &csr), PKI_ENAME);
 		CHECK(csr == NULL);
 	}
+	/* 64 characters is the longest name; 65 is one too many. */
+	memset(name, 'n', NAMES_NODE_MAX);
+	name[NAMES_NODE_MAX] = '\0';
+	CHECK_RC(pki_csr_new(node_key, name, &csr), 0);
+	pki_csr_free(csr);
+	csr = NULL;
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	CHECK_RC(pki_csr_new(node_key, longname, &csr), PKI_ENAME);
+	CHECK(csr == NULL);
 	CHECK_RC(pki_csr_new(NULL, "bob", &csr), PKI_EINVAL);
 	CHECK_RC(pki_csr_new(node_key, NULL, &csr), PKI_EINVAL);
 
@@ -475,6 +542,24 @@ static void test_csr(void)
 		CHECK(csr2 == NULL);
 		free(pem);
 	}
+	/* Hostile CSRs: the signature is fine, the content is not. */
+	CHECK_RC(pki_csr_parse(CSR_CN_ROOT, strlen(CSR_CN_ROOT), &csr2), 0);
+	CHECK_RC(pki_csr_verify(csr2), 0);
+	CHECK_RC(pki_csr_get_name(csr2, name, sizeof(name)), PKI_ENAME);
+	pki_csr_free(csr2);
+	CHECK_RC(pki_csr_parse(CSR_TWO_CNS, strlen(CSR_TWO_CNS), &csr2), 0);
+	CHECK_RC(pki_csr_get_name(csr2, name, sizeof(name)), PKI_ENAME);
+	pki_csr_free(csr2);
+	CHECK_RC(pki_csr_parse(CSR_NO_CN, strlen(CSR_NO_CN), &csr2), 0);
+	CHECK_RC(pki_csr_get_name(csr2, name, sizeof(name)), PKI_ENAME);
+	pki_csr_free(csr2);
+	CHECK_RC(pki_csr_parse(CSR_RSA_1024, strlen(CSR_RSA_1024), &csr2), 0);
+	CHECK_RC(pki_csr_verify(csr2), PKI_EKEY);
+	CHECK_RC(pki_csr_get_name(csr2, name, sizeof(name)), 0);
+	CHECK(strcmp(name, "small") == 0);
+	pki_csr_free(csr2);
+	csr2 = NULL;
+
 	CHECK_RC(pki_csr_parse("garbage", 7, &csr2), PKI_EPARSE);
 	CHECK_RC(pki_csr_parse(NULL, 0, &csr2), PKI_EINVAL);
 	big = malloc(PKI_PEM_MAX + 1);
@@ -719,6 +804,16 @@ static void test_node(struct pki_cert *root, struct pki_cert *node)
 	CHECK_RC(pki_ca_issue(other_key, root, csr, "carol", "h:1", 7, &c),
 		 PKI_EKEY);
 	CHECK(c == NULL);
+	pki_csr_free(csr);
+	csr = NULL;
+	/* A CSR for a key below 2048 bits gets nothing. */
+	CHECK_RC(pki_csr_parse(CSR_RSA_1024, strlen(CSR_RSA_1024), &csr), 0);
+	CHECK_RC(pki_ca_issue(root_key, root, csr, "small", "h:1", 7, &c),
+		 PKI_EKEY);
+	CHECK(c == NULL);
+	pki_csr_free(csr);
+	csr = NULL;
+	CHECK_RC(pki_csr_new(other_key, "carol", &csr), 0);
 	/* IPv6 in brackets works, and the name comes from the caller. */
 	CHECK_RC(pki_ca_issue(root_key, root, csr, "carol-2", "[::1]:7002", 1,
 			      &c),

@@ -12,15 +12,15 @@
 
 static int passed, failed;
 
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (cond) {                                                   \
-			passed++;                                             \
-		} else {                                                      \
-			failed++;                                             \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (cond) {                                                    \
+			passed++;                                              \
+		} else {                                                       \
+			failed++;                                              \
 			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                             \
-		}                                                             \
+				__LINE__, #cond);                              \
+		}                                                              \
 	} while (0)
 
 static struct registry_entry entry(const char *serial, const char *fp,
@@ -74,7 +74,8 @@ int main(void)
 
 	struct registry_entry e = entry("01", "sha256:a", 5000, "PEM-A");
 	CHECK(registry_add(r, "alice", &e, 2000) == REGISTRY_OK);
-	/* Same key again: allowed (re-enrollment of a node that lost its cert). */
+	/* Same key again: allowed (re-enrollment of a node that lost its cert).
+	 */
 	e = entry("02", "sha256:a", 6000, "PEM-A2");
 	CHECK(registry_add(r, "alice", &e, 2000) == REGISTRY_OK);
 	/* Another key while the current certificate is valid: refused. */
@@ -117,7 +118,7 @@ int main(void)
 	struct race races[8];
 	pthread_t th[8];
 	for (int i = 0; i < 8; i++) {
-		races[i] = (struct race){.r = r, .id = i};
+		races[i] = (struct race){ .r = r, .id = i };
 		pthread_create(&th[i], NULL, race_main, &races[i]);
 	}
 	int won = 0, taken = 0;

@@ -9,10 +9,16 @@
 
 #include <errno.h>
 #include <fuse.h>
+#include <limits.h>
+#include <mntent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +31,10 @@ struct fs {
 	void *ctx;
 	time_t mount_time;
 	bool mounted;
+	sigset_t stop_signals; /* blocked everywhere; taken by sigwait() */
+	pthread_t signal_thread;
+	/* loop_done is written by fs_run and read by the signal thread */
+	atomic_bool loop_done;
 };
 
 enum node_kind {
@@ -312,17 +322,56 @@ static const struct fuse_operations fs_ops = {
 	.listxattr = fs_listxattr,
 };
 
+/*
+ * Is a FUSE filesystem already mounted at MOUNTPOINT? stat() cannot tell a
+ * dead one from a live one (the kernel may answer it from its attribute
+ * cache), so look the path up in the mount table and ask the filesystem
+ * itself with statfs(), which always reaches the daemon.
+ * Returns 0 if nothing is mounted there, -ENOTCONN for a mount whose daemon
+ * is gone, -EBUSY for a live one.
+ */
+static int check_mounted(const char *mountpoint)
+{
+	char real[PATH_MAX];
+	if (!realpath(mountpoint, real))
+		return errno == ENOTCONN ? -ENOTCONN : 0;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	if (!f)
+		return 0;
+	int found = 0;
+	struct mntent *me;
+	while ((me = getmntent(f)))
+		if (strcmp(me->mnt_dir, real) == 0 &&
+		    strncmp(me->mnt_type, "fuse", 4) == 0)
+			found = 1;
+	endmntent(f);
+	if (!found)
+		return 0;
+	struct statfs sfs;
+	if (statfs(real, &sfs) != 0 && errno == ENOTCONN)
+		return -ENOTCONN;
+	return -EBUSY;
+}
+
 int fs_mount(const char *mountpoint, const char *options,
 	     const struct fs_backend *backend, void *ctx, struct fs **out,
 	     const char **why)
 {
 	struct stat st;
 	*why = NULL;
+	int rc = check_mounted(mountpoint);
+	if (rc == -ENOTCONN) {
+		*why = "a stale mount is left there by a snoopfs that did not "
+		       "exit cleanly";
+		return rc;
+	}
+	if (rc == -EBUSY) {
+		*why = "a FUSE filesystem is already mounted there";
+		return rc;
+	}
 	if (stat(mountpoint, &st) != 0) {
 		int err = errno;
-		*why = err == ENOTCONN ? "a stale mount is left there by a "
-					 "snoopfs that did not exit cleanly"
-				       : strerror(err);
+		*why = strerror(err);
 		return -err;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -338,6 +387,17 @@ int fs_mount(const char *mountpoint, const char *options,
 	fs->backend = backend;
 	fs->ctx = ctx;
 	fs->mount_time = time(NULL);
+	/*
+	 * From here on the stop signals wait for fs_run()'s signal thread:
+	 * every thread created later inherits this mask, and a signal that
+	 * comes before the loop runs stays pending instead of killing the
+	 * process with the mount still in place.
+	 */
+	sigemptyset(&fs->stop_signals);
+	sigaddset(&fs->stop_signals, SIGTERM);
+	sigaddset(&fs->stop_signals, SIGINT);
+	sigaddset(&fs->stop_signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &fs->stop_signals, NULL);
 
 	char *argv[5] = { "snoopfs", "-o",
 			  "fsname=snoopfs,subtype=snoopfs,default_permissions",
@@ -372,22 +432,50 @@ int fs_daemonize(bool foreground)
 	return fuse_daemonize(foreground ? 1 : 0);
 }
 
+/*
+ * Ends the mount on SIGTERM, SIGINT or SIGHUP. libfuse's own handlers only
+ * set a flag the loop may not look at again until the next request (a
+ * signal landing just before the loop sleeps is lost), so the signals are
+ * blocked in every thread and taken here; unmounting wakes every FUSE
+ * thread at once because their reads of /dev/fuse fail.
+ */
+static void *signal_main(void *arg)
+{
+	struct fs *fs = arg;
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&fs->stop_signals, &sig) != 0)
+			continue;
+		if (atomic_load(&fs->loop_done))
+			return NULL;
+		log_info("signal %d: unmounting", sig);
+		fuse_exit(fs->fuse);
+		fuse_unmount(fs->fuse);
+		return NULL;
+	}
+}
+
 int fs_run(struct fs *fs)
 {
-	struct fuse_session *se = fuse_get_session(fs->fuse);
-	if (fuse_set_signal_handlers(se) != 0)
+	if (pthread_create(&fs->signal_thread, NULL, signal_main, fs) != 0)
 		return -1;
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	if (!cfg) {
-		fuse_remove_signal_handlers(se);
-		return -1;
+	int rc = -1;
+	if (cfg) {
+		fuse_loop_cfg_set_clone_fd(cfg, 0);
+		fuse_loop_cfg_set_max_threads(cfg, 16);
+		rc = fuse_loop_mt(fs->fuse, cfg);
+		fuse_loop_cfg_destroy(cfg);
 	}
-	fuse_loop_cfg_set_clone_fd(cfg, 0);
-	fuse_loop_cfg_set_max_threads(cfg, 16);
-	int rc = fuse_loop_mt(fs->fuse, cfg);
-	fuse_loop_cfg_destroy(cfg);
-	fuse_remove_signal_handlers(se);
-	return rc == 0 ? 0 : -1;
+	/* Wake the signal thread if the end came from fusermount3 -u. */
+	atomic_store(&fs->loop_done, true);
+	pthread_kill(fs->signal_thread, SIGHUP);
+	pthread_join(fs->signal_thread, NULL);
+	/*
+	 * After an unmount from outside the loop reports the read error
+	 * (ENODEV): that is the normal way for a mount to end.
+	 */
+	return rc >= 0 || rc == -ENODEV ? 0 : -1;
 }
 
 void fs_free(struct fs *fs)

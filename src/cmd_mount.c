@@ -228,9 +228,10 @@ static int serve(const struct mount_args *a)
 		rc = fs_run(fs);
 	else
 		log_error("cannot start the node's threads");
-	node_stop(n);
+	/* Unmount first: the tree goes away at once, the threads after. */
 	fs_free(fs);
 	log_info("node '%s' unmounted", n->cfg.name);
+	node_stop(n);
 	node_free(n);
 	return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
 }

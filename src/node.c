@@ -4,6 +4,7 @@
 #include "src/node.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,9 +140,9 @@ int node_start(struct node *n)
 	struct net_server_opts opts = { 0 };
 	int rc = net_server_start(n->listen_fd, &opts, service_handle, n,
 				  &n->server);
+	n->listen_fd = -1; /* the server owns it now, even on failure */
 	if (rc)
 		return -EIO;
-	n->listen_fd = -1; /* the server owns it now */
 	rc = pthread_create(&n->refresher, NULL, refresher_main, n);
 	if (rc)
 		return -rc;

@@ -228,10 +228,17 @@ int state_lock(const char *state)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		rc = -errno;
-		close(fd);
-		return rc;
+	/*
+	 * A daemon that was just killed can hold the lock for a moment while
+	 * its threads exit, so wait up to two seconds before calling it busy.
+	 */
+	for (int i = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; i++) {
+		if (errno != EWOULDBLOCK || i == 40) {
+			rc = -errno;
+			close(fd);
+			return rc;
+		}
+		usleep(50 * 1000);
 	}
 	return fd;
 }

@@ -489,3 +489,31 @@ def get_crt(addr, args, node_id, key, timeout=15.0, **kw):
     if reply is not None:
         check_reply_to(reply, req, "get/crt")
     return req, reply
+
+
+def get_all_certs(addr, node_id, key, timeout=15.0, max_pages=1000):
+    """Every certificate get/crt "*" yields, following pages if the CA pages.
+
+    The brief describes one bundle of all certificates. The CA may instead
+    answer one page at a time: extra "more" (1 if more remain) and "last"
+    (the last name listed) in the reply, and extra "after" in the next
+    request. Both are accepted here. Returns (certs, replies); raises
+    WireError on a refusal, a drop, or a page that makes no progress.
+    """
+    certs, replies, after = [], [], None
+    for _ in range(max_pages):
+        extra = {} if after is None else {"after": after}
+        req, reply = get_crt(addr, "*", node_id, key, timeout=timeout,
+                             extra=extra)
+        if reply is None or reply.status != "ok":
+            raise WireError("get/crt * refused: %r" % (reply,))
+        replies.append(reply)
+        certs += split_pem_bundle(reply.payload or "")
+        more = reply.extra.get("more", 0)
+        last = reply.extra.get("last", "")
+        if not more:
+            return certs, replies
+        if not isinstance(last, str) or not last or last == after:
+            raise WireError("get/crt * page without progress: last=%r" % (last,))
+        after = last
+    raise WireError("get/crt * did not end within %d pages" % max_pages)

@@ -239,6 +239,8 @@ def test_get_crt_against_fake_ca(fake_ca, key):
     _, bundle = w.get_crt(fake_ca.addr, "*", "dave", key)
     names = {w.cert_cn(c) for c in w.split_pem_bundle(bundle.payload)}
     assert {"ca", "dave"} <= names
+    certs, replies = w.get_all_certs(fake_ca.addr, "dave", key)
+    assert len(replies) == 1 and {w.cert_cn(c) for c in certs} == names
 
 
 def test_oversized_frame_header_bytes():

@@ -42,6 +42,7 @@ enum node_kind {
 	KIND_ROOT,      /* / */
 	KIND_TOPDIR,    /* /certs, /inbox, /outbox */
 	KIND_CERT_FILE, /* /certs/NAME.pem, /certs/NAME.txt, /certs/root.pem */
+	KIND_TREE, /* /inbox, /outbox and everything below: the backend's */
 };
 
 struct path_info {
@@ -77,6 +78,14 @@ static int parse_cert_file(const char *file, struct path_info *pi)
 	return names_node_valid(pi->name) ? 0 : -ENOENT;
 }
 
+/* True if PATH is TOP ("/inbox") or below it. */
+static bool under(const char *path, const char *top)
+{
+	size_t n = strlen(top);
+	return strncmp(path, top, n) == 0 &&
+	       (path[n] == '\0' || path[n] == '/');
+}
+
 static int classify(const char *path, struct path_info *pi)
 {
 	memset(pi, 0, sizeof(*pi));
@@ -84,23 +93,20 @@ static int classify(const char *path, struct path_info *pi)
 		pi->kind = KIND_ROOT;
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(topdirs) / sizeof(topdirs[0]); i++) {
-		size_t n = strlen(topdirs[i]);
-		if (path[0] != '/' || strncmp(path + 1, topdirs[i], n) != 0)
-			continue;
-		const char *rest = path + 1 + n;
-		if (*rest == '\0') {
-			pi->kind = KIND_TOPDIR;
-			return 0;
-		}
-		if (*rest != '/' || i != 0 || strchr(rest + 1, '/'))
-			return -ENOENT;
-		int rc = parse_cert_file(rest + 1, pi);
-		if (rc == 0)
-			pi->kind = KIND_CERT_FILE;
-		return rc;
+	if (under(path, "/inbox") || under(path, "/outbox")) {
+		pi->kind = KIND_TREE;
+		return 0;
 	}
-	return -ENOENT;
+	if (strcmp(path, "/certs") == 0) {
+		pi->kind = KIND_TOPDIR;
+		return 0;
+	}
+	if (strncmp(path, "/certs/", 7) != 0 || strchr(path + 7, '/'))
+		return -ENOENT;
+	int rc = parse_cert_file(path + 7, pi);
+	if (rc == 0)
+		pi->kind = KIND_CERT_FILE;
+	return rc;
 }
 
 static void fill_dir_stat(struct stat *st, mode_t mode, time_t t)
@@ -147,6 +153,8 @@ static int fs_getattr(const char *path, struct stat *st,
 		st->st_atime = st->st_mtime = st->st_ctime = fs->mount_time;
 		return 0;
 	}
+	case KIND_TREE:
+		return fs->backend->getattr(fs->ctx, path, st);
 	case KIND_NONE:
 		break;
 	}
@@ -173,6 +181,17 @@ static int fill_cert_names(void *arg, const char *name)
 	return cf->filler(cf->buf, file, NULL, 0, 0) ? 1 : 0;
 }
 
+struct plain_fill {
+	void *buf;
+	fuse_fill_dir_t filler;
+};
+
+static int fill_plain(void *arg, const char *name)
+{
+	struct plain_fill *pf = arg;
+	return pf->filler(pf->buf, name, NULL, 0, 0) ? 1 : 0;
+}
+
 static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		      off_t offset, struct fuse_file_info *fi,
 		      enum fuse_readdir_flags flags)
@@ -185,6 +204,12 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	int rc = classify(path, &pi);
 	if (rc)
 		return rc;
+	if (pi.kind == KIND_TREE) {
+		filler(buf, ".", NULL, 0, 0);
+		filler(buf, "..", NULL, 0, 0);
+		struct plain_fill pf = { .buf = buf, .filler = filler };
+		return fs->backend->readdir(fs->ctx, path, fill_plain, &pf);
+	}
 	if (pi.kind != KIND_ROOT && pi.kind != KIND_TOPDIR)
 		return -ENOTDIR;
 
@@ -196,8 +221,6 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 			filler(buf, topdirs[i], NULL, 0, 0);
 		return 0;
 	}
-	if (strcmp(path, "/certs") != 0)
-		return 0;
 	filler(buf, "root.pem", NULL, 0, 0);
 	struct cert_fill cf = { .buf = buf, .filler = filler };
 	return fs->backend->list_certs(fs->ctx, fill_cert_names, &cf);
@@ -216,6 +239,8 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	int rc = classify(path, &pi);
 	if (rc)
 		return rc;
+	if (pi.kind == KIND_TREE)
+		return fs->backend->open(fs->ctx, path, fi->flags, &fi->fh);
 	if (pi.kind != KIND_CERT_FILE)
 		return -EISDIR;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
@@ -236,13 +261,21 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+static bool is_tree(const char *path)
+{
+	return path && (under(path, "/inbox") || under(path, "/outbox"));
+}
+
 static int fs_read(const char *path, char *buf, size_t size, off_t off,
 		   struct fuse_file_info *fi)
 {
-	(void)path;
-	struct open_blob *ob = (struct open_blob *)(uintptr_t)fi->fh;
+	struct fs *fs = current_fs();
 	if (off < 0)
 		return -EINVAL;
+	if (is_tree(path))
+		return fs->backend->read(fs->ctx, fi->fh, buf, size,
+					 (uint64_t)off);
+	struct open_blob *ob = (struct open_blob *)(uintptr_t)fi->fh;
 	if ((size_t)off >= ob->len)
 		return 0;
 	size_t n = ob->len - (size_t)off;
@@ -254,7 +287,9 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off,
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
-	(void)path;
+	struct fs *fs = current_fs();
+	if (is_tree(path))
+		return fs->backend->release(fs->ctx, path, fi->fh);
 	struct open_blob *ob = (struct open_blob *)(uintptr_t)fi->fh;
 	if (ob) {
 		free(ob->data);
@@ -267,11 +302,15 @@ static int fs_getxattr(const char *path, const char *name, char *value,
 		       size_t size)
 {
 	struct fs *fs = current_fs();
-	if (strcmp(path, "/") != 0 || strcmp(name, FS_STATUS_XATTR) != 0)
-		return -ENODATA;
 	char *text = NULL;
 	size_t len = 0;
-	int rc = fs->backend->status(fs->ctx, &text, &len);
+	int rc;
+	if (strcmp(path, "/") == 0 && strcmp(name, FS_STATUS_XATTR) == 0)
+		rc = fs->backend->status(fs->ctx, &text, &len);
+	else if (is_tree(path) && strcmp(name, FS_STATE_XATTR) == 0)
+		rc = fs->backend->state(fs->ctx, path, &text, &len);
+	else
+		return -ENODATA;
 	if (rc)
 		return rc;
 	if (size == 0) {
@@ -289,15 +328,115 @@ static int fs_getxattr(const char *path, const char *name, char *value,
 
 static int fs_listxattr(const char *path, char *list, size_t size)
 {
-	if (strcmp(path, "/") != 0)
+	const char *name = strcmp(path, "/") == 0 ? FS_STATUS_XATTR
+			   : is_tree(path)        ? FS_STATE_XATTR
+						  : NULL;
+	if (!name)
 		return 0;
-	size_t len = sizeof(FS_STATUS_XATTR);
+	size_t len = strlen(name) + 1;
 	if (size == 0)
 		return (int)len;
 	if (size < len)
 		return -ERANGE;
-	memcpy(list, FS_STATUS_XATTR, len);
+	memcpy(list, name, len);
 	return (int)len;
+}
+
+/* The writing operations exist only in the backend's trees. */
+static int fs_mkdir(const char *path, mode_t mode)
+{
+	(void)mode;
+	struct fs *fs = current_fs();
+	return is_tree(path) ? fs->backend->mkdir(fs->ctx, path) : -EACCES;
+}
+
+static int fs_rmdir(const char *path)
+{
+	struct fs *fs = current_fs();
+	return is_tree(path) ? fs->backend->rmdir(fs->ctx, path) : -EACCES;
+}
+
+static int fs_unlink(const char *path)
+{
+	struct fs *fs = current_fs();
+	return is_tree(path) ? fs->backend->unlink(fs->ctx, path) : -EACCES;
+}
+
+static int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct fs *fs = current_fs();
+	if (!is_tree(from) || !is_tree(to))
+		return -EACCES;
+	return fs->backend->rename(fs->ctx, from, to, flags);
+}
+
+static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)mode;
+	struct fs *fs = current_fs();
+	if (!is_tree(path))
+		return -EACCES;
+	return fs->backend->create(fs->ctx, path, fi->flags, &fi->fh);
+}
+
+static int fs_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = current_fs();
+	if (!is_tree(path) || off < 0)
+		return -EACCES;
+	return fs->backend->write(fs->ctx, fi->fh, buf, size, (uint64_t)off);
+}
+
+static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct fs *fs = current_fs();
+	if (!is_tree(path))
+		return -EACCES;
+	if (size < 0)
+		return -EINVAL;
+	return fs->backend->truncate(fs->ctx, path, fi != NULL, fi ? fi->fh : 0,
+				     (uint64_t)size);
+}
+
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct fs *fs = current_fs();
+	return is_tree(path) ? fs->backend->flush(fs->ctx, fi->fh) : 0;
+}
+
+static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	return fs_flush(path, fi);
+}
+
+/*
+ * Modes, owners and times are not kept: accepting them lets cp -p,
+ * rsync -a and tar -x work unchanged.
+ */
+static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)mode;
+	(void)fi;
+	return is_tree(path) ? 0 : -EACCES;
+}
+
+static int fs_chown(const char *path, uid_t uid, gid_t gid,
+		    struct fuse_file_info *fi)
+{
+	(void)uid;
+	(void)gid;
+	(void)fi;
+	return is_tree(path) ? 0 : -EACCES;
+}
+
+static int fs_utimens(const char *path, const struct timespec tv[2],
+		      struct fuse_file_info *fi)
+{
+	(void)tv;
+	(void)fi;
+	return is_tree(path) ? 0 : -EACCES;
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -320,6 +459,18 @@ static const struct fuse_operations fs_ops = {
 	.release = fs_release,
 	.getxattr = fs_getxattr,
 	.listxattr = fs_listxattr,
+	.mkdir = fs_mkdir,
+	.rmdir = fs_rmdir,
+	.unlink = fs_unlink,
+	.rename = fs_rename,
+	.create = fs_create,
+	.write = fs_write,
+	.truncate = fs_truncate,
+	.flush = fs_flush,
+	.fsync = fs_fsync,
+	.chmod = fs_chmod,
+	.chown = fs_chown,
+	.utimens = fs_utimens,
 };
 
 /*

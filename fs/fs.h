@@ -3,7 +3,7 @@
  * interface that src/ implements, and knows nothing of keys or sockets.
  *
  *   /certs/root.pem, /certs/NAME.pem, /certs/NAME.txt   read-only
- *   /inbox/, /outbox/                                   directories
+ *   /inbox/..., /outbox/...                             the backend's tree
  *
  * Backend functions return 0 or a negative errno; fs passes those straight
  * back to the kernel, so the errno mapping lives in the backend.
@@ -13,6 +13,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
 
 enum fs_cert_form {
 	FS_CERT_PEM, /* NAME.pem */
@@ -33,7 +35,39 @@ struct fs_backend {
 			 char **data, size_t *len);
 	/* Text for `snoopfs status` (xattr user.snoopfs.status on the root). */
 	int (*status)(void *ctx, char **text, size_t *len);
+
+	/*
+	 * The inbox/ and outbox/ trees. PATH is the whole path from the mount
+	 * root ("/outbox/bob/report.csv"); FH is the backend's own handle,
+	 * set by create/open and passed back until release.
+	 */
+	int (*getattr)(void *ctx, const char *path, struct stat *st);
+	int (*readdir)(void *ctx, const char *path, fs_fill_fn fill, void *buf);
+	int (*mkdir)(void *ctx, const char *path);
+	int (*rmdir)(void *ctx, const char *path);
+	int (*unlink)(void *ctx, const char *path);
+	/* FLAGS are renameat2's (RENAME_NOREPLACE, RENAME_EXCHANGE). */
+	int (*rename)(void *ctx, const char *from, const char *to,
+		      unsigned flags);
+	int (*create)(void *ctx, const char *path, int flags, uint64_t *fh);
+	int (*open)(void *ctx, const char *path, int flags, uint64_t *fh);
+	/* Returns the bytes read or written, or a negative errno. */
+	int (*read)(void *ctx, uint64_t fh, char *buf, size_t size,
+		    uint64_t off);
+	int (*write)(void *ctx, uint64_t fh, const char *buf, size_t size,
+		     uint64_t off);
+	/* HAS_FH says whether FH is valid (ftruncate) or PATH is to be used. */
+	int (*truncate)(void *ctx, const char *path, bool has_fh, uint64_t fh,
+			uint64_t size);
+	/* close(2) of one descriptor: make what was written durable. */
+	int (*flush)(void *ctx, uint64_t fh);
+	/* The last close of a handle. */
+	int (*release)(void *ctx, const char *path, uint64_t fh);
+	/* The text of user.snoopfs.state for PATH, in a new buffer. */
+	int (*state)(void *ctx, const char *path, char **text, size_t *len);
 };
+
+#define FS_STATE_XATTR "user.snoopfs.state"
 
 #define FS_STATUS_XATTR "user.snoopfs.status"
 

@@ -68,3 +68,26 @@ const char *names_path_error(const char *path)
 	}
 	return NULL;
 }
+
+bool names_in_progress(const char *path)
+{
+	static const char *const suffixes[] = { "~", ".swp", ".swx", ".tmp",
+						".part" };
+	const char *part = path;
+	for (const char *p = path;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		if (part[0] == '.')
+			return true;
+		if (*p == '\0')
+			break;
+		part = p + 1;
+	}
+	size_t len = strlen(part);
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		size_t n = strlen(suffixes[i]);
+		if (len >= n && strcmp(part + len - n, suffixes[i]) == 0)
+			return true;
+	}
+	return false;
+}

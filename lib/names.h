@@ -30,4 +30,12 @@ static inline bool names_node_valid(const char *name)
 /* Returns NULL if PATH is a valid relative path, otherwise why not. */
 const char *names_path_error(const char *path);
 
+/*
+ * True if PATH names a file that a program is still writing and that must
+ * not ship: a part starting with '.', or a last part ending in "~",
+ * ".swp", ".swx", ".tmp" or ".part" (how rsync, editors and download tools
+ * name files before they rename them into place).
+ */
+bool names_in_progress(const char *path);
+
 #endif

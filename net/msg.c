@@ -798,6 +798,12 @@ const uint8_t *msg_get0_signature(const struct msg *m, size_t *len)
 	return m->sig;
 }
 
+const uint8_t *msg_get0_frame(const struct msg *m, size_t *len)
+{
+	*len = m->frame_len;
+	return (const uint8_t *)m->frame;
+}
+
 const char *msg_extra_get_str(const struct msg *m, const char *key)
 {
 	const struct extra_item *it = extra_find(m->extra, key);

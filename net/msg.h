@@ -23,8 +23,8 @@
 #define MSG_ARGS_MAX        1024
 #define MSG_ID_MAX          64
 #define MSG_TIMESTAMP_MAX   32
-#define MSG_EXTRA_KEY_MAX   64
-#define MSG_EXTRA_ITEMS_MAX 64
+#define MSG_EXTRA_KEY_MAX   80 /* "key:" + a node name (post/blob) */
+#define MSG_EXTRA_ITEMS_MAX 80 /* a key for each of 64 recipients + more */
 #define MSG_DEPTH_MAX       8
 #define MSG_SIG_MAX         1024 /* RSA-8192 signature */
 
@@ -79,6 +79,8 @@ const uint8_t *msg_get0_payload(const struct msg *m, size_t *len);
 /* The exact signed bytes and the decoded signature (len 0 if unsigned). */
 const uint8_t *msg_get0_signed(const struct msg *m, size_t *len);
 const uint8_t *msg_get0_signature(const struct msg *m, size_t *len);
+/* The whole frame exactly as received (kept as a blob's proof of origin). */
+const uint8_t *msg_get0_frame(const struct msg *m, size_t *len);
 /* An extra string, or NULL if absent or not a string. */
 const char *msg_extra_get_str(const struct msg *m, const char *key);
 /* An extra integer: 0, or NET_EPROTO if absent or not an integer. */

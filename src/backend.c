@@ -1,5 +1,6 @@
 /*
- * backend.c: certs/ and the status text. Errors leave here as -errno.
+ * backend.c: the tree fs/ shows, from the node: certs/, inbox/, outbox/
+ * and the status text. Errors leave here as -errno.
  */
 #include "src/backend.h"
 
@@ -9,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "src/inbox.h"
 #include "src/node.h"
+#include "src/outbox.h"
 #include "src/status.h"
 
 struct fill_ctx {
@@ -54,8 +57,205 @@ static int be_status(void *ctx, char **text, size_t *len)
 	return status_text(ctx, time(NULL), text, len);
 }
 
+/* ---- inbox/ and outbox/: route by the first part of the path ---- */
+
+enum tree { TREE_INBOX, TREE_OUTBOX };
+
+/* Which tree PATH is in, and the path inside it ("" for its top). */
+static enum tree route(const char *path, const char **rel)
+{
+	bool inbox = strncmp(path, "/inbox", 6) == 0;
+	const char *r = path + (inbox ? 6 : 7);
+	*rel = *r == '/' ? r + 1 : r;
+	return inbox ? TREE_INBOX : TREE_OUTBOX;
+}
+
+/* A FUSE handle remembers which tree made it. */
+struct tree_handle {
+	enum tree tree;
+	uint64_t inner;
+};
+
+static int wrap_handle(enum tree tree, uint64_t inner, uint64_t *fh)
+{
+	struct tree_handle *h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->tree = tree;
+	h->inner = inner;
+	*fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+static struct tree_handle *handle(uint64_t fh)
+{
+	return (struct tree_handle *)(uintptr_t)fh;
+}
+
+static int be_getattr(void *ctx, const char *path, struct stat *st)
+{
+	struct node *n = ctx;
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX
+		       ? inbox_getattr(n, rel, st)
+		       : outbox_getattr(n->outbox, rel, st);
+}
+
+static int be_readdir(void *ctx, const char *path, fs_fill_fn fill, void *buf)
+{
+	struct node *n = ctx;
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX
+		       ? inbox_readdir(n, rel, fill, buf)
+		       : outbox_readdir(n->outbox, rel, fill, buf);
+}
+
+static int be_mkdir(void *ctx, const char *path)
+{
+	struct node *n = ctx;
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX ? -EACCES
+					       : outbox_mkdir(n->outbox, rel);
+}
+
+static int be_rmdir(void *ctx, const char *path)
+{
+	struct node *n = ctx;
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX ? inbox_rmdir(n, rel)
+					       : outbox_rmdir(n->outbox, rel);
+}
+
+static int be_unlink(void *ctx, const char *path)
+{
+	struct node *n = ctx;
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX ? inbox_unlink(n, rel)
+					       : outbox_unlink(n->outbox, rel);
+}
+
+static int be_rename(void *ctx, const char *from, const char *to,
+		     unsigned flags)
+{
+	struct node *n = ctx;
+	const char *rfrom, *rto;
+	if (route(from, &rfrom) != TREE_OUTBOX ||
+	    route(to, &rto) != TREE_OUTBOX)
+		return -EACCES; /* the inbox is read-only */
+	return outbox_rename(n->outbox, rfrom, rto, flags);
+}
+
+static int be_create(void *ctx, const char *path, int flags, uint64_t *fh)
+{
+	struct node *n = ctx;
+	const char *rel;
+	uint64_t inner;
+	if (route(path, &rel) == TREE_INBOX)
+		return -EACCES;
+	int rc = outbox_create(n->outbox, rel, flags, &inner);
+	if (rc == 0 && (rc = wrap_handle(TREE_OUTBOX, inner, fh)) != 0)
+		outbox_release(n->outbox, inner);
+	return rc;
+}
+
+static int be_open(void *ctx, const char *path, int flags, uint64_t *fh)
+{
+	struct node *n = ctx;
+	const char *rel;
+	uint64_t inner;
+	enum tree t = route(path, &rel);
+	int rc = t == TREE_INBOX
+			 ? inbox_open(n, rel, flags, &inner)
+			 : outbox_open_file(n->outbox, rel, flags, &inner);
+	if (rc == 0 && (rc = wrap_handle(t, inner, fh)) != 0) {
+		if (t == TREE_INBOX)
+			inbox_release(inner);
+		else
+			outbox_release(n->outbox, inner);
+	}
+	return rc;
+}
+
+static int be_read(void *ctx, uint64_t fh, char *buf, size_t size, uint64_t off)
+{
+	struct node *n = ctx;
+	struct tree_handle *h = handle(fh);
+	return h->tree == TREE_INBOX
+		       ? inbox_read(h->inner, buf, size, off)
+		       : outbox_read(n->outbox, h->inner, buf, size, off);
+}
+
+static int be_write(void *ctx, uint64_t fh, const char *buf, size_t size,
+		    uint64_t off)
+{
+	struct node *n = ctx;
+	struct tree_handle *h = handle(fh);
+	return h->tree == TREE_INBOX
+		       ? -EACCES
+		       : outbox_write(n->outbox, h->inner, buf, size, off);
+}
+
+static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
+		       uint64_t size)
+{
+	struct node *n = ctx;
+	const char *rel;
+	if (route(path, &rel) == TREE_INBOX)
+		return -EACCES;
+	return outbox_truncate(n->outbox, rel, has_fh,
+			       has_fh ? handle(fh)->inner : 0, size);
+}
+
+static int be_flush(void *ctx, uint64_t fh)
+{
+	struct node *n = ctx;
+	struct tree_handle *h = handle(fh);
+	return h->tree == TREE_INBOX ? 0 : outbox_flush(n->outbox, h->inner);
+}
+
+static int be_release(void *ctx, const char *path, uint64_t fh)
+{
+	(void)path;
+	struct node *n = ctx;
+	struct tree_handle *h = handle(fh);
+	int rc = h->tree == TREE_INBOX ? inbox_release(h->inner)
+				       : outbox_release(n->outbox, h->inner);
+	free(h);
+	return rc;
+}
+
+static int be_state(void *ctx, const char *path, char **text, size_t *len)
+{
+	struct node *n = ctx;
+	const char *rel;
+	if (route(path, &rel) == TREE_OUTBOX)
+		return outbox_state(n->outbox, rel, text, len);
+	struct stat st;
+	if (inbox_getattr(n, rel, &st) != 0 || !S_ISREG(st.st_mode))
+		return -ENODATA;
+	*text = strdup("received");
+	if (!*text)
+		return -ENOMEM;
+	*len = strlen(*text);
+	return 0;
+}
+
 const struct fs_backend node_backend = {
 	.list_certs = be_list_certs,
 	.read_cert = be_read_cert,
 	.status = be_status,
+	.getattr = be_getattr,
+	.readdir = be_readdir,
+	.mkdir = be_mkdir,
+	.rmdir = be_rmdir,
+	.unlink = be_unlink,
+	.rename = be_rename,
+	.create = be_create,
+	.open = be_open,
+	.read = be_read,
+	.write = be_write,
+	.truncate = be_truncate,
+	.flush = be_flush,
+	.release = be_release,
+	.state = be_state,
 };

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,12 @@ int cmd_mount(int argc, char **argv)
 	if (state_mkdir(a.state) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME, "cannot create %s: %s",
 				a.state, strerror(errno));
+	/* The daemon changes to "/", so STATE must not be relative. */
+	char state_abs[PATH_MAX];
+	if (!realpath(a.state, state_abs))
+		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", a.state,
+				strerror(errno));
+	a.state = state_abs;
 	int lock = state_lock(a.state);
 	if (lock < 0)
 		return cmd_fail("mount", EXIT_RUNTIME,

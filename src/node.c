@@ -14,6 +14,8 @@
 #include "pki/ca.h"
 #include "pki/err.h"
 #include "pki/verify.h"
+#include "src/delivery.h"
+#include "src/outbox.h"
 #include "src/service.h"
 #include "src/sync.h"
 
@@ -98,6 +100,11 @@ int node_load(const char *state, struct node **out, const char **why)
 		if (rc)
 			goto fail;
 	}
+	rc = outbox_open(n, &n->outbox);
+	if (rc) {
+		*why = "cannot prepare the outbox under STATE";
+		goto fail;
+	}
 	*out = n;
 	return 0;
 fail:
@@ -147,7 +154,11 @@ int node_start(struct node *n)
 	if (rc)
 		return -rc;
 	n->refresher_running = true;
-	return 0;
+	rc = delivery_start(n, outbox_delivered, n->outbox, &n->delivery);
+	if (rc)
+		return rc;
+	/* Files a crash left half-way are shipped now. */
+	return outbox_recover(n->outbox);
 }
 
 void node_stop(struct node *n)
@@ -160,6 +171,8 @@ void node_stop(struct node *n)
 		pthread_join(n->refresher, NULL);
 		n->refresher_running = false;
 	}
+	delivery_stop(n->delivery);
+	n->delivery = NULL;
 	net_server_stop(n->server);
 	n->server = NULL;
 }
@@ -178,6 +191,7 @@ void node_free(struct node *n)
 		return;
 	if (n->listen_fd >= 0)
 		close(n->listen_fd);
+	outbox_free(n->outbox);
 	directory_free(n->dir);
 	ca_free(n->ca);
 	pki_key_free(n->key);

@@ -20,6 +20,9 @@
 /* How often a node asks the CA for the list of certificates. */
 #define NODE_REFRESH_SECONDS 30
 
+struct delivery;
+struct outbox;
+
 struct node {
 	char state[STATE_PATH_MAX];
 	struct state_config cfg;
@@ -29,6 +32,8 @@ struct node {
 	struct directory *dir;
 	struct ca *ca; /* NULL unless this is the CA node */
 	struct net_server *server;
+	struct delivery *delivery; /* ships sealed outbox files */
+	struct outbox *outbox;     /* the outbox/ tree (FUSE side) */
 	int listen_fd;
 
 	/* lock protects everything below it */

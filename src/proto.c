@@ -110,6 +110,49 @@ static int check_reply(const struct msg *reply, const char *method, uint64_t id,
 	return -EPERM;
 }
 
+int proto_send_request(struct net_conn *c, const struct proto_self *self,
+		       const struct proto_request *req, uint64_t *id)
+{
+	return send_message(c, self, req, req->extra, id);
+}
+
+int proto_recv_reply(struct net_conn *c, const char *method, uint64_t id,
+		     const struct pki_cert *peer, const char *peer_name,
+		     struct msg **reply, char *err)
+{
+	*reply = NULL;
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	int rc = net_conn_recv(c, NET_FRAME_MAX, &frame, &len);
+	if (rc) {
+		say(err, "no answer to %s from %s: %s", method,
+		    net_conn_peer(c), net_strerror(rc));
+		return -EIO;
+	}
+	struct msg *m = NULL;
+	rc = msg_parse(frame, len, &m);
+	free(frame);
+	if (rc) {
+		say(err, "malformed answer from %s: %s", net_conn_peer(c),
+		    net_strerror(rc));
+		return -EPROTO;
+	}
+	if (peer && proto_verify(m, peer) != 0) {
+		say(err, "the answer from %s is not signed by %s",
+		    net_conn_peer(c),
+		    peer_name ? peer_name : "the expected node");
+		msg_free(m);
+		return -EPROTO;
+	}
+	rc = check_reply(m, method, id, peer_name, err);
+	if (rc && rc != -EPERM) {
+		msg_free(m);
+		return rc;
+	}
+	*reply = m;
+	return rc;
+}
+
 int proto_call(const char *addr, const struct proto_self *self,
 	       const struct proto_request *req, const struct pki_cert *peer,
 	       const char *peer_name, struct msg **reply, char *err)
@@ -126,37 +169,16 @@ int proto_call(const char *addr, const struct proto_self *self,
 		return -ECONNREFUSED;
 	}
 	uint64_t id = 0;
-	rc = send_message(c, self, req, req->extra, &id);
+	rc = proto_send_request(c, self, req, &id);
 	if (rc) {
 		say(err, "cannot send %s to %s: %s", req->method, addr,
 		    net_strerror(rc));
 		net_conn_close(c);
 		return -EIO;
 	}
-	uint8_t *frame = NULL;
-	size_t len = 0;
-	rc = net_conn_recv(c, NET_FRAME_MAX, &frame, &len);
-	net_conn_close(c);
-	if (rc) {
-		say(err, "no answer to %s from %s: %s", req->method, addr,
-		    net_strerror(rc));
-		return -EIO;
-	}
 	struct msg *m = NULL;
-	rc = msg_parse(frame, len, &m);
-	free(frame);
-	if (rc) {
-		say(err, "malformed answer from %s: %s", addr,
-		    net_strerror(rc));
-		return -EPROTO;
-	}
-	if (peer && proto_verify(m, peer) != 0) {
-		say(err, "the answer from %s is not signed by %s", addr,
-		    peer_name ? peer_name : "the expected node");
-		msg_free(m);
-		return -EPROTO;
-	}
-	rc = check_reply(m, req->method, id, peer_name, err);
+	rc = proto_recv_reply(c, req->method, id, peer, peer_name, &m, err);
+	net_conn_close(c);
 	if (rc) {
 		msg_free(m);
 		return rc;

@@ -45,6 +45,25 @@ int proto_call(const char *addr, const struct proto_self *self,
 	       const char *peer_name, struct msg **reply, char *err);
 
 /*
+ * Sends REQ as one signed request on the open connection C, for exchanges
+ * that go on after the first reply (post/blob). *ID is its message_id.
+ * Returns 0 or a net error.
+ */
+int proto_send_request(struct net_conn *c, const struct proto_self *self,
+		       const struct proto_request *req, uint64_t *id);
+
+/*
+ * Receives the reply to request ID of METHOD on C and checks it as
+ * proto_call() does. Returns 0, -EIO (nothing came), -EPROTO (malformed,
+ * not signed by PEER, or not an answer to ID) or -EPERM (the peer refused:
+ * ERR has its reason and *REPLY is still set so that more extras can be
+ * read). *REPLY, when set: msg_free().
+ */
+int proto_recv_reply(struct net_conn *c, const char *method, uint64_t id,
+		     const struct pki_cert *peer, const char *peer_name,
+		     struct msg **reply, char *err);
+
+/*
  * A new extra for a reply to REQUEST (may be NULL) carrying "re", STATUS
  * and, if not NULL, the "error" REASON; add more keys, then pass it in
  * REP->extra. Returns NULL when out of memory. msg_extra_free() it.

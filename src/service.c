@@ -1,5 +1,6 @@
 /*
- * service.c: answering get/csr, get/crt and post/crt.
+ * service.c: answering get/csr, get/crt and post/crt, and handing post/blob
+ * to src/receive.c.
  */
 #include "src/service.h"
 
@@ -13,6 +14,7 @@
 #include "pki/err.h"
 #include "pki/verify.h"
 #include "src/node.h"
+#include "src/receive.h"
 #include "src/sync.h"
 
 /* Certificates per page of a get/crt "*" answer (about 1.3 KB each). */
@@ -64,6 +66,18 @@ static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
 		return NULL;
 	}
 	return cert;
+}
+
+int service_refuse(struct node *n, struct net_conn *c, const struct msg *m,
+		   const char *reason)
+{
+	return refuse(n, c, m, reason);
+}
+
+struct pki_cert *service_verify_sender(struct node *n, const struct msg *m,
+				       const char **why)
+{
+	return verify_sender(n, m, why);
 }
 
 static int reply_text(struct node *n, struct net_conn *c, const struct msg *m,
@@ -235,6 +249,7 @@ static const struct {
 	{ "get/csr", handle_get_csr },
 	{ "get/crt", handle_get_crt },
 	{ "post/crt", handle_post_crt },
+	{ "post/blob", receive_post_blob },
 };
 
 static int dispatch(struct node *n, struct net_conn *c, const struct msg *m)

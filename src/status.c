@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/delivery.h"
 #include "src/node.h"
 
 struct text {
@@ -121,6 +122,14 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 	put(&t, "%-13s%zu\n", "nodes:", directory_count(n->dir));
 	struct peers p = { .t = &t, .n = n, .now = now };
 	directory_each(n->dir, put_peer, &p);
+	char *deliveries = NULL;
+	size_t dlen = 0;
+	if (n->delivery &&
+	    delivery_status(n->delivery, &deliveries, &dlen) == 0) {
+		put(&t, "%-13s\n%s",
+		    "deliveries:", dlen ? deliveries : "  nothing pending\n");
+		free(deliveries);
+	}
 	if (t.failed) {
 		free(t.data);
 		return -ENOMEM;

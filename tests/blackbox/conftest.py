@@ -68,3 +68,37 @@ def _sweep_mounts():
     for mnt in snoopnodes.all_mountpoints():
         if snoopnodes.is_mounted(mnt):
             snoopnodes.fusermount_u(mnt, lazy=True)
+
+
+BIG_SIZE = 1 << 30
+
+
+class BigFile:
+    """The shared 1 GiB random file: its path, size and SHA-256 (hex)."""
+
+    def __init__(self, path, size, sha256):
+        self.path, self.size, self.sha256 = path, size, sha256
+
+
+@pytest.fixture(scope="session")
+def big_file(tmp_path_factory):
+    """One 1 GiB file of random bytes, made once per session and removed after.
+
+    Its size is not a multiple of the 64 KiB chunk, so the last chunk is short.
+    """
+    import hashlib
+    path = tmp_path_factory.mktemp("big") / "big.bin"
+    size = BIG_SIZE - 12345
+    h = hashlib.sha256()
+    left = size
+    with open(path, "wb") as f:
+        while left:
+            block = os.urandom(min(left, 8 << 20))
+            h.update(block)
+            f.write(block)
+            left -= len(block)
+    yield BigFile(path, size, h.hexdigest())
+    try:
+        path.unlink()
+    except OSError:
+        pass

@@ -522,3 +522,261 @@ def module_cluster(tmp_path_factory, snoopfs_bin, label, build):
     problems = c.teardown()
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+# --- file delivery (outbox/ -> inbox/) ---------------------------------------
+#
+# Helpers for test_delivery*.py. A delivery is watched from outside only:
+# the receiver's inbox/SENDER/PATH through its mount, the sender's outbox
+# listing and xattrs, and the files under each STATE.
+
+import hashlib
+
+DELIVERY_TIMEOUT = 90   # a small file reaching a peer that is up (retries back off to 60 s)
+BIG_TIMEOUT = 900       # the 1 GiB file: write, seal, send, verify (ASan is slow)
+TOOL_TIMEOUT = 120      # cp, rsync, tar, dd on small files
+STATE_XATTR = "user.snoopfs.state"
+TEMP_SUFFIXES = ("~", ".swp", ".swx", ".tmp", ".part")
+
+
+def run_tool(argv, timeout=TOOL_TIMEOUT, **kw):
+    """Runs a shell tool (cp, rsync, ...) with a timeout; returns the result."""
+    try:
+        return subprocess.run([str(a) for a in argv], capture_output=True,
+                              text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, **kw)
+    except subprocess.TimeoutExpired:
+        raise Hung("%s did not finish within %d s" % (
+            " ".join(str(a) for a in argv), timeout)) from None
+
+
+def sha256_file(path, limit=None):
+    """Hex SHA-256 of the file at PATH (read in 1 MiB pieces)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_temp_name(rel):
+    """True for a path that snoopfs must never ship (CONTRACT.md)."""
+    parts = str(rel).split("/")
+    return (any(p.startswith(".") for p in parts if p)
+            or parts[-1].endswith(TEMP_SUFFIXES))
+
+
+def tree_files(root):
+    """{relative path: size} of every regular file under ROOT (not bounded)."""
+    out = {}
+    root = str(root)
+    for dirpath, dirs, files in os.walk(root):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                out[os.path.relpath(p, root)] = st.st_size
+    return out
+
+
+def make_tree(base, spec):
+    """Writes SPEC ({relative path: bytes}) under BASE; returns BASE."""
+    base = Path(base)
+    for rel, data in spec.items():
+        p = base / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    return base
+
+
+def files_containing(roots, needles, skip_dirs=()):
+    """Files under ROOTS (STATE dirs) whose bytes contain any of NEEDLES.
+
+    Every regular file is read in full, in overlapping pieces, so a needle
+    that spans two pieces is still found. Returns [(path, needle)].
+    """
+    needles = [n.encode() if isinstance(n, str) else n for n in needles]
+    overlap = max(len(n) for n in needles) - 1
+    hits = []
+    for root in roots:
+        for dirpath, dirs, files in os.walk(str(root)):
+            dirs[:] = [d for d in dirs if os.path.join(dirpath, d) not in skip_dirs]
+            for f in files:
+                p = os.path.join(dirpath, f)
+                try:
+                    if not stat.S_ISREG(os.lstat(p).st_mode):
+                        continue
+                    with open(p, "rb") as fh:
+                        tail = b""
+                        found = None
+                        while found is None:
+                            block = fh.read(8 << 20)
+                            if not block:
+                                break
+                            data = tail + block
+                            for n in needles:
+                                if n in data:
+                                    found = n
+                                    break
+                            tail = data[-overlap:] if overlap else b""
+                except OSError:
+                    continue
+                if found is not None:
+                    hits.append((p, found))
+    return hits
+
+
+def _node_write_bytes(self, rel, data, timeout=60):
+    """Writes DATA to MNT/REL in one open/write/close, bounded."""
+    def write():
+        with open(str(self.mnt / rel), "wb") as f:
+            f.write(data)
+    bounded(write, timeout=timeout, what="write %s/%s" % (self.name, rel))
+
+
+def _node_getxattr(self, rel, name=STATE_XATTR):
+    """The xattr NAME of MNT/REL as text (bounded)."""
+    v = bounded(os.getxattr, str(self.mnt / rel), name,
+                what="getxattr %s/%s" % (self.name, rel))
+    return v.decode("utf-8", errors="replace").rstrip("\0")
+
+
+def _node_files(self, rel):
+    """{relative path: size} of the files under MNT/REL ({} if it is missing)."""
+    def walk():
+        if not os.path.isdir(str(self.mnt / rel)):
+            return {}
+        return tree_files(self.mnt / rel)
+    return bounded(walk, what="walk %s/%s" % (self.name, rel))
+
+
+def _node_inbox_files(self, sender):
+    return self.files("inbox/%s" % sender)
+
+
+def _node_hash(self, rel, timeout=60):
+    return bounded(sha256_file, str(self.mnt / rel), timeout=timeout,
+                   what="sha256 %s/%s" % (self.name, rel))
+
+
+def _node_crash(self):
+    """kill -9 of the daemon, then a lazy unmount of the dead mount."""
+    pid = self.signal(signal.SIGKILL)
+    assert wait_until(lambda: not pid_alive(pid), EXIT_TIMEOUT), (
+        "daemon %d of %s survived SIGKILL" % (pid, self.name))
+    if self.is_mounted():
+        fusermount_u(self.mnt, lazy=True)
+    assert wait_until(lambda: not self.is_mounted(), 5), (
+        "%s still mounted after kill -9 and fusermount3 -u -z" % self.mnt)
+    return pid
+
+
+def _node_restart(self, timeout=MOUNT_TIMEOUT):
+    """A later mount: everything comes from STATE."""
+    return self.mount(timeout=timeout)
+
+
+Node.write_bytes = _node_write_bytes
+Node.getxattr = _node_getxattr
+Node.files = _node_files
+Node.inbox_files = _node_inbox_files
+Node.hash = _node_hash
+Node.crash = _node_crash
+Node.restart = _node_restart
+
+
+def wait_delivered(receiver, sender, rel, sha256, size=None,
+                   timeout=DELIVERY_TIMEOUT, hash_timeout=60):
+    """Waits until RECEIVER's inbox/SENDER/REL has SHA256; fails otherwise.
+
+    SIZE (if known) saves hashing a file that cannot be right yet.
+    """
+    path = "inbox/%s/%s" % (sender.name if isinstance(sender, Node) else sender, rel)
+    last = {"seen": None}
+
+    def arrived():
+        try:
+            st = bounded(os.stat, str(receiver.mnt / path), what="stat " + path)
+        except OSError as e:
+            last["seen"] = "stat: %s" % e
+            return False
+        if size is not None and st.st_size != size:
+            last["seen"] = "size %d, want %d" % (st.st_size, size)
+            return False
+        try:
+            got = receiver.hash(path, timeout=hash_timeout)
+        except OSError as e:
+            last["seen"] = "read: %s" % e
+            return False
+        last["seen"] = "sha256 %s" % got
+        return got == sha256
+    ok = wait_until(arrived, timeout, interval=0.25)
+    assert ok, ("%s/%s not delivered within %d s (last seen: %s)\n"
+                "receiver log:\n%s" % (receiver.name, path, timeout,
+                                       last["seen"], receiver.log_tail()))
+
+
+def wait_outbox_gone(sender, folder, rel, timeout=DELIVERY_TIMEOUT):
+    """Waits until SENDER's outbox/FOLDER/REL is no longer listed."""
+    path = "outbox/%s/%s" % (folder, rel)
+    ok = wait_until(lambda: not sender.exists(path), timeout, interval=0.25)
+    assert ok, "%s/%s still pending after %d s (state %r)\nlog:\n%s" % (
+        sender.name, path, timeout, _safe_state(sender, path), sender.log_tail())
+
+
+def _safe_state(node, path):
+    try:
+        return node.getxattr(path)
+    except (OSError, AssertionError) as e:
+        return "getxattr: %s" % e
+
+
+class InboxWatcher:
+    """Polls a receiver's inbox/SENDER every INTERVAL s on a thread.
+
+    Records every (path, size) ever seen, so a test can check that no
+    temporary name and no partial file was ever visible. Errors (a receiver
+    that is down) are counted, not raised.
+    """
+
+    def __init__(self, node, sender, interval=0.05):
+        self.root = node.mnt / "inbox" / sender
+        self.interval = interval
+        self.seen = {}          # path -> set of sizes
+        self.errors = 0
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                for rel, size in tree_files(self.root).items():
+                    self.seen.setdefault(rel, set()).add(size)
+            except OSError:
+                self.errors += 1
+            self.polls += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self, timeout=30):
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise Hung("the inbox watcher on %s is stuck" % self.root)

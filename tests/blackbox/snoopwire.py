@@ -517,3 +517,189 @@ def get_all_certs(addr, node_id, key, timeout=15.0, max_pages=1000):
             raise WireError("get/crt * page without progress: last=%r" % (last,))
         after = last
     raise WireError("get/crt * did not end within %d pages" % max_pages)
+
+
+# --- blobs (post/blob) -------------------------------------------------------
+#
+# The file-delivery wire, as the brief describes it: a signed "post/blob"
+# message (args = relative path, no payload, extra id/size/chunks/recipients/
+# key:<name>/sha256), a signed reply (status ok with "have", or an error),
+# then raw binary frames (4-byte big-endian length of what follows, 8-byte
+# big-endian chunk index, the sealed chunk), and at the end a signed receipt
+# ("reply", status ok, extra sha256 of the sealed chunks stored).
+
+BLOB_CHUNK = 64 * 1024
+BLOB_TAG = 16
+BLOB_ID_LEN = 16
+
+
+def blob_chunks(size):
+    """Number of chunks of a SIZE-byte file (an empty file is one chunk)."""
+    return max(1, -(-size // BLOB_CHUNK))
+
+
+def blob_nonce(n, final):
+    """The 12-byte nonce of chunk N: 3 zero bytes, N (8 bytes BE), final flag."""
+    return b"\0\0\0" + struct.pack(">Q", n) + (b"\x01" if final else b"\x00")
+
+
+def seal_chunk(key, blob_id, n, final, plaintext):
+    """Chunk N sealed with AES-256-GCM: ciphertext followed by the 16-byte tag."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM(key).encrypt(blob_nonce(n, final), plaintext, blob_id)
+
+
+def open_chunk(key, blob_id, n, final, sealed):
+    """The plaintext of sealed chunk N; raises InvalidTag if it does not open."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return AESGCM(key).decrypt(blob_nonce(n, final), sealed, blob_id)
+
+
+def seal_blob(data, key=None, blob_id=None):
+    """DATA cut into 64 KiB chunks and sealed; returns (key, id, [chunks])."""
+    key = key or secrets.token_bytes(32)
+    blob_id = blob_id or secrets.token_bytes(BLOB_ID_LEN)
+    n = blob_chunks(len(data))
+    chunks = [seal_chunk(key, blob_id, i, i == n - 1,
+                         data[i * BLOB_CHUNK:(i + 1) * BLOB_CHUNK])
+              for i in range(n)]
+    return key, blob_id, chunks
+
+
+def sealed_hash(chunks):
+    """"sha256:<hex>" of sealed CHUNKS concatenated, as post/blob carries it."""
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return "sha256:" + h.hexdigest()
+
+
+def oaep():
+    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()),
+                        algorithm=hashes.SHA256(), label=None)
+
+
+def wrap_key(cert_or_key, content_key):
+    """CONTENT_KEY wrapped with RSA-OAEP(SHA-256) for a certificate or key, base64."""
+    pub = cert_or_key
+    if isinstance(pub, x509.Certificate):
+        pub = pub.public_key()
+    if hasattr(pub, "public_key"):
+        pub = pub.public_key()
+    return base64.b64encode(pub.encrypt(content_key, oaep())).decode("ascii")
+
+
+def blob_extra(blob_id, size, chunks, recipients, wrapped, sha256):
+    """The extra of a post/blob: WRAPPED maps recipient name -> base64 key."""
+    extra = {"id": blob_id.hex() if isinstance(blob_id, bytes) else blob_id,
+             "size": size, "chunks": chunks,
+             "recipients": ",".join(recipients) if not isinstance(
+                 recipients, str) else recipients}
+    for name, wk in wrapped.items():
+        extra["key:" + name] = wk
+    extra["sha256"] = sha256
+    return extra
+
+
+def chunk_frame(index, sealed):
+    """One raw chunk frame: length of what follows, index (8 bytes BE), chunk."""
+    body = struct.pack(">Q", index) + sealed
+    return frame_header(len(body)) + body
+
+
+def have_set(have, nchunks):
+    """The chunk indexes a "have" value names (a count, or a list of indexes)."""
+    if have is None or isinstance(have, bool):
+        return set()
+    if isinstance(have, int):
+        return set(range(min(max(have, 0), nchunks)))
+    if isinstance(have, list):
+        return {i for i in have if isinstance(i, int)}
+    if isinstance(have, str) and have.isdigit():
+        return set(range(min(int(have), nchunks)))
+    return set()
+
+
+class BlobOutcome:
+    """What a post/blob exchange gave.
+
+    stage: "post" (refused or dropped at the post/blob message), "chunks"
+    (refused or dropped while or after chunks were sent), or "receipt" (a
+    receipt came). reply: the reply to post/blob (None if dropped);
+    final: the last message after the chunks (None if dropped or none came).
+    """
+
+    def __init__(self):
+        self.stage = "post"
+        self.request = None
+        self.reply = None
+        self.final = None
+        self.dropped = False
+        self.timed_out = False
+
+    @property
+    def accepted(self):
+        return (self.final is not None and self.final.method == "reply"
+                and self.final.status == "ok")
+
+    def __repr__(self):
+        return "<BlobOutcome stage=%s reply=%r final=%r dropped=%s timeout=%s>" % (
+            self.stage, self.reply, self.final, self.dropped, self.timed_out)
+
+
+def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
+              timeout=30.0, sign_with=None, close_early=False,
+              unsigned=False):
+    """Runs one post/blob exchange and returns a BlobOutcome.
+
+    CHUNKS are the sealed chunks; FRAMES, if given, is the list of
+    (index, bytes) frames to send instead of every chunk in order (chunks the
+    receiver says it has are skipped only in the default order). With
+    CLOSE_EARLY the connection is closed after the frames without waiting
+    for a receipt.
+    """
+    out = BlobOutcome()
+    req = build("post/blob", path, node_id, key=None if unsigned else key,
+                sign_with=sign_with, extra=extra)
+    out.request = req
+    with connect(addr, timeout) as s:
+        try:
+            send_frame(s, req.body)
+            out.reply = parse(recv_frame(s))
+        except (Dropped, BrokenPipeError, ConnectionResetError):
+            out.dropped = True
+            return out
+        except socket.timeout:
+            out.timed_out = True
+            return out
+        if out.reply.status != "ok":
+            return out
+        out.stage = "chunks"
+        if frames is None:
+            have = have_set(out.reply.extra.get("have"), len(chunks))
+            frames = [(i, c) for i, c in enumerate(chunks) if i not in have]
+        try:
+            for index, sealed in frames:
+                s.sendall(chunk_frame(index, sealed))
+        except (BrokenPipeError, ConnectionResetError):
+            out.dropped = True
+        if close_early:
+            return out
+        try:
+            out.final = parse(recv_frame(s))
+            if out.final.status == "ok":
+                out.stage = "receipt"
+        except (Dropped, ConnectionResetError):
+            out.dropped = True
+        except socket.timeout:
+            out.timed_out = True
+    return out
+
+
+def send_file(addr, node_id, key, path, data, recipients, certs, timeout=30.0):
+    """A well-formed post/blob of DATA for RECIPIENTS (name -> certificate)."""
+    ckey, blob_id, chunks = seal_blob(data)
+    wrapped = {name: wrap_key(certs[name], ckey) for name in recipients}
+    extra = blob_extra(blob_id, len(data), len(chunks), list(recipients),
+                       wrapped, sealed_hash(chunks))
+    return post_blob(addr, node_id, key, path, chunks, extra, timeout=timeout)

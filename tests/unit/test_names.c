@@ -107,10 +107,32 @@ static void test_paths(void)
 	CHECK(names_path_error(buf) != NULL);
 }
 
+static void test_in_progress(void)
+{
+	/* What rsync, editors and download tools write before renaming. */
+	CHECK(names_in_progress(".report.csv.Xa1b2c"));
+	CHECK(names_in_progress("dir/.report.csv.swp"));
+	CHECK(names_in_progress("report.csv~"));
+	CHECK(names_in_progress("report.csv.swp"));
+	CHECK(names_in_progress("report.csv.swx"));
+	CHECK(names_in_progress("report.csv.tmp"));
+	CHECK(names_in_progress("big.iso.part"));
+	CHECK(names_in_progress(".hidden/report.csv"));
+	CHECK(names_in_progress("a/.b/c"));
+	/* Final names ship. */
+	CHECK(!names_in_progress("report.csv"));
+	CHECK(!names_in_progress("dir/sub/report.csv"));
+	CHECK(!names_in_progress("part"));
+	CHECK(!names_in_progress("tmp/report"));
+	CHECK(!names_in_progress("a.partial"));
+	CHECK(!names_in_progress("x.b/y"));
+}
+
 int main(void)
 {
 	test_node_names();
 	test_paths();
+	test_in_progress();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed != 0;
 }

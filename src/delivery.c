@@ -1,0 +1,1098 @@
+/*
+ * delivery.c: the sending end of post/blob (the receiving end and the
+ * exchange itself are described in src/receive.c).
+ *
+ * In memory each job is a struct djob with one struct drec per recipient
+ * (its progress for describe and status); each peer has a FIFO of entries,
+ * one per (job, recipient) still to deliver. The records on disk are the
+ * truth across restarts; memory only says what is happening now.
+ */
+#include "src/delivery.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lib/b64.h"
+#include "lib/log.h"
+#include "net/err.h"
+#include "pki/err.h"
+#include "pki/verify.h"
+#include "src/node.h"
+#include "src/sync.h"
+
+/* Backoff after a failure, per peer (seconds). */
+#define BACKOFF_FIRST 1
+#define BACKOFF_MAX   60
+/* A retry of something that cannot succeed as it is. */
+#define RETRY_HOPELESS 60
+/*
+ * The connect wait is short because delivery_stop cannot interrupt it;
+ * reads and writes then get the usual timeout, and the receipt a longer
+ * one since the receiver fsyncs the whole file before it signs.
+ */
+#define CONNECT_TIMEOUT_MS 5000
+#define IO_TIMEOUT_MS      30000
+#define RECEIPT_TIMEOUT_MS 120000
+/* How long to wait for the reason after the receiver cut us off. */
+#define REASON_TIMEOUT_MS 2000
+#define CHUNK_FRAME_MAX   (8 + PKI_BLOB_SEALED_CHUNK)
+
+enum rstate { R_QUEUED, R_SENDING, R_FAILED, R_DELIVERED };
+
+/* How one attempt ended. */
+enum outcome {
+	O_OK,            /* receipt verified */
+	O_RETRY,         /* transient: back off the peer, doubling */
+	O_PEER_HOPELESS, /* peer unknown, expired, foreign: peer waits 60 s */
+	O_JOB_HOPELESS,  /* this job is refused: it waits 60 s, others go on */
+	O_GONE,          /* the job record vanished or was cancelled */
+	O_STOPPED,       /* delivery_stop: nothing to record */
+};
+
+struct drec {
+	char name[NAMES_NODE_MAX + 1];
+	enum rstate state;
+	uint64_t sent, total; /* chunks */
+	char error[PROTO_ERR_MAX];
+};
+
+struct djob {
+	char id[JOB_ID_HEX];
+	char path[NAMES_PATH_MAX + 1];
+	int nrec;
+	struct drec *rec;
+	int inflight;   /* recipients being sent right now */
+	bool cancelled; /* freed by the last worker that holds it */
+	struct djob *next;
+};
+
+/* One (job, recipient) in a peer's queue. */
+struct entry {
+	struct djob *job;
+	int r;
+	struct timespec not_before; /* after a hopeless refusal */
+	struct entry *next;
+};
+
+struct peer {
+	char name[NAMES_NODE_MAX + 1];
+	struct entry *head, *tail;
+	struct entry *current; /* in flight, still in the queue */
+	struct net_conn *conn; /* of current, so stop/cancel can cut it */
+	bool abort;            /* current's job was cancelled */
+	struct timespec next_try;
+	int backoff; /* seconds; 0 after a success */
+	char last_error[PROTO_ERR_MAX];
+	time_t last_delivery;
+	struct peer *next;
+};
+
+struct delivery {
+	struct node *n;
+	delivery_done_fn done;
+	void *done_arg;
+	char jobs_dir[STATE_PATH_MAX];
+	char sealed_dir[STATE_PATH_MAX];
+	pthread_t threads[DELIVERY_WORKERS];
+	int nthreads;
+
+	/*
+	 * lock protects everything below and the job records on disk (so
+	 * that a cancel and a receipt can never resurrect a removed record).
+	 * It is never held across network I/O and is taken after no other
+	 * lock; n->lock is never taken while it is held.
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* CLOCK_MONOTONIC */
+	bool stopping;
+	struct djob *jobs;
+	struct peer *peers; /* rotated for round-robin fairness */
+};
+
+/* Error text into a PROTO_ERR_MAX buffer; long names are cut, by design. */
+static void say(char *buf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void say(char *buf, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, PROTO_ERR_MAX, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- time ---- */
+
+static struct timespec mono_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t;
+}
+
+static struct timespec mono_after(int seconds)
+{
+	struct timespec t = mono_now();
+	t.tv_sec += seconds;
+	return t;
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* ---- in-memory bookkeeping (lock held) ---- */
+
+static struct djob *find_job(struct delivery *d, const char *id)
+{
+	for (struct djob *j = d->jobs; j; j = j->next)
+		if (strcmp(j->id, id) == 0)
+			return j;
+	return NULL;
+}
+
+static struct peer *get_peer(struct delivery *d, const char *name)
+{
+	struct peer **pp = &d->peers;
+	for (; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0)
+			return *pp;
+	struct peer *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	*pp = p;
+	return p;
+}
+
+static void free_job(struct djob *j)
+{
+	if (j) {
+		free(j->rec);
+		free(j);
+	}
+}
+
+static void unlink_job(struct delivery *d, struct djob *j)
+{
+	for (struct djob **jp = &d->jobs; *jp; jp = &(*jp)->next)
+		if (*jp == j) {
+			*jp = j->next;
+			return;
+		}
+}
+
+static void remove_entry(struct peer *p, struct entry *e)
+{
+	struct entry *prev = NULL;
+	for (struct entry *x = p->head; x; prev = x, x = x->next) {
+		if (x != e)
+			continue;
+		if (prev)
+			prev->next = x->next;
+		else
+			p->head = x->next;
+		if (p->tail == x)
+			p->tail = prev;
+		free(x);
+		return;
+	}
+}
+
+/*
+ * Forgets job J: its queued entries go, a transfer in flight is cut off,
+ * and J itself is freed now or by the worker that still holds it.
+ */
+static void drop_job(struct delivery *d, struct djob *j)
+{
+	j->cancelled = true;
+	unlink_job(d, j);
+	for (struct peer *p = d->peers; p; p = p->next) {
+		struct entry *e = p->head;
+		while (e) {
+			struct entry *next = e->next;
+			if (e->job == j && e != p->current)
+				remove_entry(p, e);
+			e = next;
+		}
+		if (p->current && p->current->job == j) {
+			p->abort = true;
+			net_conn_shutdown(p->conn);
+		}
+	}
+	if (j->inflight == 0)
+		free_job(j);
+}
+
+static int sealed_path(const struct delivery *d, const char *id, char *out)
+{
+	int len =
+		snprintf(out, STATE_PATH_MAX, "%s/%s.blob", d->sealed_dir, id);
+	return len < 0 || len >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+static void remove_files(struct delivery *d, const char *id)
+{
+	char path[STATE_PATH_MAX];
+	int rc = job_remove(d->jobs_dir, id);
+	if (rc && rc != -ENOENT)
+		log_warn("delivery: cannot remove job %s: %s", id,
+			 strerror(-rc));
+	if (sealed_path(d, id, path) == 0 && unlink(path) != 0 &&
+	    errno != ENOENT)
+		log_warn("delivery: cannot remove %s: %s", path,
+			 strerror(errno));
+}
+
+/* Queues J (lock held). -EEXIST if it is already known. */
+static int add_job(struct delivery *d, const struct job *j)
+{
+	if (find_job(d, j->id))
+		return -EEXIST;
+	struct djob *dj = calloc(1, sizeof(*dj));
+	if (!dj)
+		return -ENOMEM;
+	dj->rec = calloc((size_t)j->nrecipients, sizeof(*dj->rec));
+	if (!dj->rec) {
+		free(dj);
+		return -ENOMEM;
+	}
+	memcpy(dj->id, j->id, sizeof(dj->id));
+	memcpy(dj->path, j->path, sizeof(dj->path));
+	dj->nrec = j->nrecipients;
+	/* Entries first, so that running out of memory leaves nothing. */
+	struct entry *es[JOB_RECIPIENTS_MAX] = { 0 };
+	struct peer *ps[JOB_RECIPIENTS_MAX] = { 0 };
+	int rc = 0;
+	for (int i = 0; i < j->nrecipients && rc == 0; i++) {
+		struct drec *r = &dj->rec[i];
+		memcpy(r->name, j->recipients[i].name, sizeof(r->name));
+		r->state = j->recipients[i].done ? R_DELIVERED : R_QUEUED;
+		if (r->state == R_DELIVERED)
+			continue;
+		ps[i] = get_peer(d, r->name);
+		es[i] = calloc(1, sizeof(*es[i]));
+		if (!ps[i] || !es[i])
+			rc = -ENOMEM;
+		else {
+			es[i]->job = dj;
+			es[i]->r = i;
+		}
+	}
+	if (rc) {
+		for (int i = 0; i < j->nrecipients; i++)
+			free(es[i]);
+		free_job(dj);
+		return rc;
+	}
+	for (int i = 0; i < j->nrecipients; i++) {
+		if (!es[i])
+			continue;
+		struct peer *p = ps[i];
+		if (p->tail)
+			p->tail->next = es[i];
+		else
+			p->head = es[i];
+		p->tail = es[i];
+	}
+	dj->next = NULL;
+	struct djob **jp = &d->jobs;
+	while (*jp)
+		jp = &(*jp)->next;
+	*jp = dj;
+	return 0;
+}
+
+/*
+ * The next (peer, entry) that may be sent now: the peer is idle and not
+ * backing off, the entry is not held back, and no earlier entry of that
+ * peer has the same path (a later version never overtakes an earlier
+ * one). Otherwise sets *WAKE to the earliest time something becomes due.
+ */
+static struct entry *pick(struct delivery *d, struct peer **out,
+			  struct timespec *wake, bool *timed)
+{
+	struct timespec now = mono_now();
+	*timed = false;
+	struct peer **pp = &d->peers;
+	for (; *pp; pp = &(*pp)->next) {
+		struct peer *p = *pp;
+		if (p->current || !p->head)
+			continue;
+		if (before(&now, &p->next_try)) {
+			if (!*timed || before(&p->next_try, wake))
+				*wake = p->next_try;
+			*timed = true;
+			continue;
+		}
+		for (struct entry *e = p->head; e; e = e->next) {
+			if (before(&now, &e->not_before)) {
+				if (!*timed || before(&e->not_before, wake))
+					*wake = e->not_before;
+				*timed = true;
+				continue;
+			}
+			/* Waits for the earlier version; its end wakes us. */
+			bool blocked = false;
+			for (struct entry *x = p->head; x != e; x = x->next)
+				blocked = blocked || strcmp(x->job->path,
+							    e->job->path) == 0;
+			if (blocked)
+				continue;
+			/* Round-robin: this peer goes to the back. */
+			*pp = p->next;
+			struct peer **tail = pp;
+			while (*tail)
+				tail = &(*tail)->next;
+			*tail = p;
+			p->next = NULL;
+			*out = p;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* ---- one transfer (no lock held) ---- */
+
+/* What a worker keeps between transfers: constant memory per thread. */
+struct worker {
+	struct delivery *d;
+	struct job job;
+	uint8_t frame[CHUNK_FRAME_MAX];
+	char err[PROTO_ERR_MAX];
+};
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+/* Records chunk progress; false if the transfer must stop now. */
+static bool progress(struct delivery *d, struct peer *p, struct djob *j, int r,
+		     uint64_t sent, uint64_t total)
+{
+	pthread_mutex_lock(&d->lock);
+	j->rec[r].sent = sent;
+	j->rec[r].total = total;
+	bool go_on = !d->stopping && !p->abort;
+	pthread_mutex_unlock(&d->lock);
+	return go_on;
+}
+
+/* Hands C to the peer so stop/cancel can cut it; false if already told. */
+static bool attach(struct delivery *d, struct peer *p, struct net_conn *c)
+{
+	pthread_mutex_lock(&d->lock);
+	bool go_on = !d->stopping && !p->abort;
+	if (go_on)
+		p->conn = c;
+	pthread_mutex_unlock(&d->lock);
+	return go_on;
+}
+
+static void detach(struct delivery *d, struct peer *p, struct net_conn *c)
+{
+	pthread_mutex_lock(&d->lock);
+	p->conn = NULL;
+	pthread_mutex_unlock(&d->lock);
+	net_conn_close(c);
+}
+
+static bool told_to_stop(struct delivery *d, struct peer *p, enum outcome *why)
+{
+	pthread_mutex_lock(&d->lock);
+	*why = d->stopping ? O_STOPPED : p->abort ? O_GONE : O_OK;
+	pthread_mutex_unlock(&d->lock);
+	return *why != O_OK;
+}
+
+/* The post/blob request extras for job J. NULL on failure. */
+static struct msg_extra *request_extra(const struct job *j)
+{
+	struct msg_extra *x = msg_extra_new();
+	char list[JOB_FOLDER_MAX + 1] = "";
+	size_t used = 0;
+	for (int i = 0; i < j->nrecipients; i++) {
+		int len = snprintf(list + used, sizeof(list) - used, "%s%s",
+				   i ? "," : "", j->recipients[i].name);
+		if (len < 0 || (size_t)len >= sizeof(list) - used) {
+			msg_extra_free(x);
+			return NULL;
+		}
+		used += (size_t)len;
+	}
+	int rc = x ? 0 : -1;
+	if (rc == 0)
+		rc = msg_extra_set_str(x, "id", j->id);
+	if (rc == 0)
+		rc = msg_extra_set_int(x, "size", (int64_t)j->size);
+	if (rc == 0)
+		rc = msg_extra_set_int(x, "chunks",
+				       (int64_t)pki_blob_chunks(j->size));
+	if (rc == 0)
+		rc = msg_extra_set_str(x, "recipients", list);
+	/* Every recipient's key in one header (thesis 5.1.2). */
+	char b64[((JOB_WRAPPED_MAX + 2) / 3) * 4 + 1];
+	char key[MSG_EXTRA_KEY_MAX + 1];
+	for (int i = 0; i < j->nrecipients && rc == 0; i++) {
+		const struct job_recipient *r = &j->recipients[i];
+		b64_encode(r->wrapped, r->wrapped_len, b64);
+		snprintf(key, sizeof(key), "key:%s", r->name);
+		rc = msg_extra_set_str(x, key, b64);
+	}
+	if (rc == 0)
+		rc = msg_extra_set_str(x, "sha256", j->sha256);
+	if (rc) {
+		msg_extra_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* Classifies a refusal (-EPERM from proto_recv_reply) by its reply. */
+static enum outcome refused(const struct msg *reply)
+{
+	int64_t hopeless = 0;
+	if (reply && msg_extra_get_int(reply, "permanent", &hopeless) == 0 &&
+	    hopeless == 1)
+		return O_JOB_HOPELESS;
+	return O_RETRY;
+}
+
+/*
+ * What a failed proto_recv_reply (RC) means: a refusal, a broken
+ * connection, or our own stop or cancel cutting it. Frees REPLY.
+ */
+static enum outcome failed_reply(struct delivery *d, struct peer *p, int rc,
+				 struct msg *reply)
+{
+	enum outcome o = rc == -EPERM ? refused(reply) : O_RETRY;
+	msg_free(reply);
+	enum outcome s;
+	if (rc != -EPERM && told_to_stop(d, p, &s))
+		return s;
+	return o;
+}
+
+/*
+ * After a write failed, the receiver may have said why before it closed:
+ * read that reason if it is there.
+ */
+static enum outcome broken(struct worker *w, struct net_conn *c,
+			   uint64_t msg_id, const struct pki_cert *cert,
+			   const char *name, int net_rc)
+{
+	say(w->err, "connection to %s lost: %s", name, net_strerror(net_rc));
+	net_conn_set_timeout(c, REASON_TIMEOUT_MS);
+	struct msg *reply = NULL;
+	char why[PROTO_ERR_MAX];
+	int rc = proto_recv_reply(c, "post/blob", msg_id, cert, name, &reply,
+				  why);
+	enum outcome o = O_RETRY;
+	if (rc == -EPERM) {
+		say(w->err, "%s", why);
+		o = refused(reply);
+	}
+	msg_free(reply);
+	return o;
+}
+
+/* Sends the chunks HAVE.. of the sealed file FD on C. */
+static enum outcome send_chunks(struct worker *w, struct peer *p,
+				struct djob *dj, int r, struct net_conn *c,
+				int fd, uint64_t have, uint64_t msg_id,
+				const struct pki_cert *cert)
+{
+	const struct job *j = &w->job;
+	uint64_t chunks = pki_blob_chunks(j->size);
+	uint64_t sealed = pki_blob_sealed_size(j->size);
+	for (uint64_t i = have; i < chunks; i++) {
+		uint64_t off = pki_blob_chunk_offset(i);
+		size_t len = i + 1 < chunks ? PKI_BLOB_SEALED_CHUNK
+					    : (size_t)(sealed - off);
+		size_t got = 0;
+		while (got < len) {
+			ssize_t rd = pread(fd, w->frame + 8 + got, len - got,
+					   (off_t)(off + got));
+			if (rd < 0 && errno == EINTR)
+				continue;
+			if (rd <= 0) {
+				say(w->err, "cannot read the sealed copy of %s",
+				    j->path);
+				return O_JOB_HOPELESS;
+			}
+			got += (size_t)rd;
+		}
+		put_be64(w->frame, i);
+		int rc = net_conn_send(c, w->frame, 8 + len);
+		if (rc) {
+			enum outcome o;
+			if (told_to_stop(w->d, p, &o))
+				return o;
+			return broken(w, c, msg_id, cert, p->name, rc);
+		}
+		if (!progress(w->d, p, dj, r, i + 1, chunks)) {
+			enum outcome o;
+			told_to_stop(w->d, p, &o);
+			return o == O_OK ? O_STOPPED : o;
+		}
+	}
+	return O_OK;
+}
+
+/* The exchange on an open connection C. */
+static enum outcome exchange(struct worker *w, struct peer *p, struct djob *dj,
+			     int r, struct net_conn *c, int fd,
+			     const struct pki_cert *cert)
+{
+	const struct job *j = &w->job;
+	const char *name = p->name;
+	struct msg_extra *x = request_extra(j);
+	if (!x) {
+		say(w->err, "cannot build the request for %s", j->path);
+		return O_JOB_HOPELESS;
+	}
+	struct delivery *d = w->d;
+	struct proto_self self = node_self(d->n);
+	struct proto_request req = {
+		.method = "post/blob",
+		.args = j->path,
+		.extra = x,
+	};
+	uint64_t msg_id = 0;
+	int rc = proto_send_request(c, &self, &req, &msg_id);
+	msg_extra_free(x);
+	if (rc) {
+		say(w->err, "cannot send to %s: %s", name, net_strerror(rc));
+		return rc == NET_ETOOBIG ? O_JOB_HOPELESS : O_RETRY;
+	}
+	struct msg *reply = NULL;
+	rc = proto_recv_reply(c, "post/blob", msg_id, cert, name, &reply,
+			      w->err);
+	if (rc)
+		return failed_reply(d, p, rc, reply);
+	int64_t have = -1;
+	uint64_t chunks = pki_blob_chunks(j->size);
+	msg_extra_get_int(reply, "have", &have);
+	msg_free(reply);
+	if (have < 0 || (uint64_t)have > chunks) {
+		say(w->err, "%s answered with a bad chunk count", name);
+		return O_RETRY;
+	}
+	if (!progress(d, p, dj, r, (uint64_t)have, chunks))
+		return O_STOPPED;
+	enum outcome o =
+		send_chunks(w, p, dj, r, c, fd, (uint64_t)have, msg_id, cert);
+	if (o != O_OK)
+		return o;
+
+	net_conn_set_timeout(c, RECEIPT_TIMEOUT_MS);
+	rc = proto_recv_reply(c, "post/blob", msg_id, cert, name, &reply,
+			      w->err);
+	if (rc)
+		return failed_reply(d, p, rc, reply);
+	const char *sha = msg_extra_get_str(reply, "sha256");
+	bool match = sha && strcmp(sha, j->sha256) == 0;
+	msg_free(reply);
+	if (!match) {
+		say(w->err,
+		    "the receipt from %s does not match the sealed copy", name);
+		return O_RETRY;
+	}
+	return O_OK;
+}
+
+/* Whom to send to: the peer's certificate, checked, and its address. */
+static enum outcome peer_cert(struct worker *w, const char *name,
+			      struct pki_cert **out, char addr[NET_ADDR_MAX])
+{
+	struct node *n = w->d->n;
+	struct pki_cert *cert = directory_get1(n->dir, name);
+	if (!cert)
+		cert = sync_fetch_cert(n, name);
+	if (!cert) {
+		say(w->err,
+		    "%s is not in certs/ (unknown to the CA or revoked)", name);
+		return O_PEER_HOPELESS;
+	}
+	const char *vwhy = NULL;
+	int rc = pki_verify_node_cert(n->root, cert, 0, &vwhy);
+	if (rc) {
+		say(w->err, "the certificate of %s %s", name,
+		    rc == PKI_EEXPIRED
+			    ? "has expired or is not yet valid"
+			    : "does not verify against this node's root");
+		pki_cert_free(cert);
+		return O_PEER_HOPELESS;
+	}
+	if (directory_get_addr(n->dir, name, addr) != 0) {
+		say(w->err, "the certificate of %s carries no address", name);
+		pki_cert_free(cert);
+		return O_PEER_HOPELESS;
+	}
+	*out = cert;
+	return O_OK;
+}
+
+/* Opens the sealed copy and checks its length. -1 and w->err if not. */
+static int open_sealed(struct worker *w)
+{
+	char path[STATE_PATH_MAX];
+	const struct job *j = &w->job;
+	int fd = -1;
+	if (sealed_path(w->d, j->id, path) == 0)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 &&
+	    (fstat(fd, &st) != 0 ||
+	     (uint64_t)st.st_size != pki_blob_sealed_size(j->size))) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0)
+		say(w->err, "the sealed copy of %s is missing or damaged",
+		    j->path);
+	return fd;
+}
+
+static enum outcome deliver(struct worker *w, struct peer *p, struct djob *dj,
+			    int r)
+{
+	struct delivery *d = w->d;
+	w->err[0] = '\0';
+	int rc = job_load(d->jobs_dir, dj->id, &w->job);
+	if (rc == -ENOENT)
+		return O_GONE;
+	if (rc) {
+		say(w->err, "the job record of %s is damaged", dj->path);
+		return O_JOB_HOPELESS;
+	}
+	int ri = -1;
+	for (int i = 0; i < w->job.nrecipients; i++)
+		if (strcmp(w->job.recipients[i].name, p->name) == 0)
+			ri = i;
+	if (ri < 0) {
+		say(w->err, "%s is not a recipient in the job record", p->name);
+		return O_JOB_HOPELESS;
+	}
+	if (w->job.recipients[ri].done)
+		return O_OK;
+
+	struct pki_cert *cert = NULL;
+	char addr[NET_ADDR_MAX];
+	enum outcome o = peer_cert(w, p->name, &cert, addr);
+	if (o != O_OK)
+		return o;
+	int fd = open_sealed(w);
+	if (fd < 0) {
+		pki_cert_free(cert);
+		return O_JOB_HOPELESS;
+	}
+	struct net_connect_opts opts = {
+		.timeout_ms = CONNECT_TIMEOUT_MS,
+		.retries = 0, /* the backoff is ours */
+	};
+	struct net_conn *c = NULL;
+	rc = net_conn_connect(addr, &opts, &c);
+	if (rc) {
+		say(w->err, "cannot reach %s at %s: %s", p->name, addr,
+		    net_strerror(rc));
+		o = O_RETRY;
+	} else if (!attach(d, p, c)) {
+		net_conn_close(c);
+		told_to_stop(d, p, &o);
+		if (o == O_OK)
+			o = O_STOPPED;
+	} else {
+		net_conn_set_timeout(c, IO_TIMEOUT_MS);
+		o = exchange(w, p, dj, r, c, fd, cert);
+		detach(d, p, c);
+	}
+	close(fd);
+	pki_cert_free(cert);
+	return o;
+}
+
+/* ---- bookkeeping after an attempt (lock held) ---- */
+
+static void retry_later(struct peer *p, struct entry *e, enum outcome o,
+			const char *err)
+{
+	struct drec *rec = &e->job->rec[e->r];
+	int wait;
+	char reason[PROTO_ERR_MAX];
+	if (o == O_RETRY) {
+		p->backoff = p->backoff == 0                ? BACKOFF_FIRST
+			     : p->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX
+							    : p->backoff * 2;
+		wait = p->backoff;
+		p->next_try = mono_after(wait);
+		say(reason, "%s", err);
+	} else {
+		wait = RETRY_HOPELESS;
+		if (o == O_PEER_HOPELESS) {
+			p->backoff = RETRY_HOPELESS;
+			p->next_try = mono_after(wait);
+		} else {
+			e->not_before = mono_after(wait);
+		}
+		say(reason,
+		    "%s (cannot succeed as it is; retrying every minute)", err);
+	}
+	rec->state = R_FAILED;
+	memcpy(rec->error, reason, sizeof(rec->error));
+	memcpy(p->last_error, reason, sizeof(p->last_error));
+	log_warn("delivery of '%s' to %s failed: %s (next try in %d s)",
+		 e->job->path, p->name, reason, wait);
+}
+
+/*
+ * A receipt came: records it on disk and, if it was the last one, removes
+ * the job. Returns true if DONE must be called with w->job.
+ */
+static bool delivered(struct worker *w, struct peer *p, struct entry *e)
+{
+	struct delivery *d = w->d;
+	struct djob *dj = e->job;
+	dj->inflight--;
+	dj->rec[e->r].state = R_DELIVERED;
+	p->backoff = 0;
+	p->next_try = mono_now();
+	p->last_error[0] = '\0';
+	p->last_delivery = time(NULL);
+	log_info("delivered '%s' to %s", dj->path, p->name);
+	remove_entry(p, e);
+	bool all = true;
+	for (int i = 0; i < dj->nrec; i++) {
+		all = all && dj->rec[i].state == R_DELIVERED;
+		for (int k = 0; k < w->job.nrecipients; k++)
+			if (strcmp(w->job.recipients[k].name,
+				   dj->rec[i].name) == 0)
+				w->job.recipients[k].done =
+					dj->rec[i].state == R_DELIVERED;
+	}
+	if (all) {
+		remove_files(d, dj->id);
+		drop_job(d, dj);
+		return true;
+	}
+	int rc = job_save(d->jobs_dir, &w->job);
+	if (rc)
+		log_warn("delivery: cannot record the receipt of %s for '%s' "
+			 "(%s); it will be sent again after a restart",
+			 p->name, dj->path, strerror(-rc));
+	return false;
+}
+
+static bool finish(struct worker *w, struct peer *p, struct entry *e,
+		   enum outcome o)
+{
+	struct delivery *d = w->d;
+	struct djob *dj = e->job;
+	p->current = NULL;
+	p->abort = false;
+	if (o == O_OK && !dj->cancelled)
+		return delivered(w, p, e);
+	dj->inflight--;
+	if (dj->cancelled) {
+		remove_entry(p, e);
+		if (dj->inflight == 0)
+			free_job(dj);
+		return false;
+	}
+	switch (o) {
+	case O_GONE:
+		/* The record vanished under us: forget the whole job. */
+		remove_entry(p, e);
+		drop_job(d, dj);
+		break;
+	case O_STOPPED:
+		dj->rec[e->r].state = R_QUEUED;
+		break;
+	default:
+		retry_later(p, e, o, w->err);
+		break;
+	}
+	return false;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct delivery *d = w->d;
+	pthread_mutex_lock(&d->lock);
+	while (!d->stopping) {
+		struct peer *p = NULL;
+		struct timespec wake;
+		bool timed;
+		struct entry *e = pick(d, &p, &wake, &timed);
+		if (!e) {
+			if (timed)
+				pthread_cond_timedwait(&d->wake, &d->lock,
+						       &wake);
+			else
+				pthread_cond_wait(&d->wake, &d->lock);
+			continue;
+		}
+		struct djob *dj = e->job;
+		int r = e->r;
+		p->current = e;
+		p->abort = false;
+		dj->inflight++;
+		dj->rec[r].state = R_SENDING;
+		dj->rec[r].sent = 0;
+		pthread_mutex_unlock(&d->lock);
+
+		enum outcome o = deliver(w, p, dj, r);
+
+		pthread_mutex_lock(&d->lock);
+		bool done = finish(w, p, e, o);
+		if (done && d->done) {
+			pthread_mutex_unlock(&d->lock);
+			d->done(d->done_arg, &w->job);
+			pthread_mutex_lock(&d->lock);
+		}
+		/* A peer became free: another worker may have work now. */
+		pthread_cond_broadcast(&d->wake);
+	}
+	pthread_mutex_unlock(&d->lock);
+	free(w);
+	return NULL;
+}
+
+/* ---- the interface ---- */
+
+static int load_one(void *arg, const struct job *j)
+{
+	struct delivery *d = arg;
+	if (job_complete(j)) {
+		/* Crashed between the last receipt and the clean-up. */
+		remove_files(d, j->id);
+		if (d->done)
+			d->done(d->done_arg, j);
+		return 0;
+	}
+	int rc = add_job(d, j);
+	if (rc && rc != -EEXIST)
+		return rc;
+	return 0;
+}
+
+static void free_all(struct delivery *d)
+{
+	while (d->peers) {
+		struct peer *p = d->peers;
+		d->peers = p->next;
+		while (p->head) {
+			struct entry *e = p->head;
+			p->head = e->next;
+			free(e);
+		}
+		free(p);
+	}
+	while (d->jobs) {
+		struct djob *j = d->jobs;
+		d->jobs = j->next;
+		free_job(j);
+	}
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->wake);
+	free(d);
+}
+
+int delivery_start(struct node *n, delivery_done_fn done, void *done_arg,
+		   struct delivery **out)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->n = n;
+	d->done = done;
+	d->done_arg = done_arg;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->wake, &ca);
+	pthread_condattr_destroy(&ca);
+
+	int rc = state_path(n->state, "jobs", d->jobs_dir);
+	if (rc == 0)
+		rc = state_mkdir(d->jobs_dir);
+	if (rc == 0)
+		rc = state_path(n->state, "sealed", d->sealed_dir);
+	if (rc == 0)
+		rc = state_mkdir(d->sealed_dir);
+	/*
+	 * No worker runs yet, so the lock is not needed; not holding it lets
+	 * the done callback of a completed job run without deadlock.
+	 */
+	if (rc == 0)
+		rc = job_each(d->jobs_dir, load_one, d);
+	if (rc) {
+		free_all(d);
+		return rc;
+	}
+	/*
+	 * The threads inherit the caller's signal mask, in which SIGTERM,
+	 * SIGINT and SIGHUP are blocked: only the signal thread takes them.
+	 */
+	for (int i = 0; i < DELIVERY_WORKERS; i++) {
+		struct worker *w = malloc(sizeof(*w));
+		if (!w) {
+			rc = -ENOMEM;
+			break;
+		}
+		w->d = d;
+		rc = -pthread_create(&d->threads[i], NULL, worker_main, w);
+		if (rc) {
+			free(w);
+			break;
+		}
+		d->nthreads++;
+	}
+	if (rc) {
+		delivery_stop(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+int delivery_submit(struct delivery *d, const struct job *j)
+{
+	pthread_mutex_lock(&d->lock);
+	int rc = add_job(d, j);
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+int delivery_cancel(struct delivery *d, const char *id)
+{
+	pthread_mutex_lock(&d->lock);
+	struct djob *j = find_job(d, id);
+	int rc = 0;
+	if (j) {
+		drop_job(d, j);
+		remove_files(d, id);
+	} else {
+		rc = job_remove(d->jobs_dir, id);
+		char path[STATE_PATH_MAX];
+		if (sealed_path(d, id, path) == 0 && unlink(path) == 0)
+			rc = 0;
+		rc = rc == 0 ? 0 : -ENOENT;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+static int state_text(const struct drec *r, char *text, size_t size)
+{
+	switch (r->state) {
+	case R_QUEUED:
+		return snprintf(text, size, "queued");
+	case R_SENDING:
+		return snprintf(text, size, "sending %d%%",
+				r->total ? (int)(r->sent * 100 / r->total) : 0);
+	case R_FAILED:
+		return snprintf(text, size, "failed: %s", r->error);
+	default:
+		return snprintf(text, size, "delivered");
+	}
+}
+
+int delivery_describe(struct delivery *d, const char *id, char *text,
+		      size_t size)
+{
+	if (size == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	struct djob *j = find_job(d, id);
+	if (!j) {
+		pthread_mutex_unlock(&d->lock);
+		return -ENOENT;
+	}
+	text[0] = '\0';
+	size_t used = 0;
+	for (int i = 0; i < j->nrec && used < size; i++) {
+		int len = 0;
+		if (j->nrec > 1)
+			len = snprintf(text + used, size - used,
+				       "%s%s: ", i ? ", " : "", j->rec[i].name);
+		if (len < 0 || (size_t)len >= size - used)
+			break;
+		used += (size_t)len;
+		len = state_text(&j->rec[i], text + used, size - used);
+		if (len < 0 || (size_t)len >= size - used)
+			break;
+		used += (size_t)len;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+int delivery_status(struct delivery *d, char **text, size_t *len)
+{
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *f = open_memstream(&buf, &blen);
+	if (!f)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->lock);
+	for (struct peer *p = d->peers; p; p = p->next) {
+		int pending = 0;
+		for (struct entry *e = p->head; e; e = e->next)
+			pending++;
+		if (pending == 0)
+			continue;
+		const struct entry *show = p->current ? p->current : p->head;
+		char state[PROTO_ERR_MAX + 32];
+		state_text(&show->job->rec[show->r], state, sizeof(state));
+		fprintf(f, "  %s: %d pending (%s %s)", p->name, pending,
+			show->job->path, state);
+		if (p->last_error[0])
+			fprintf(f, ", last error: %s", p->last_error);
+		char when[64] = "never";
+		struct tm tm;
+		if (p->last_delivery && gmtime_r(&p->last_delivery, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC",
+				 &tm);
+		fprintf(f, ", last delivery: %s\n", when);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*text = buf;
+	*len = blen;
+	return 0;
+}
+
+void delivery_stop(struct delivery *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stopping = true;
+	for (struct peer *p = d->peers; p; p = p->next)
+		net_conn_shutdown(p->conn);
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+	for (int i = 0; i < d->nthreads; i++)
+		pthread_join(d->threads[i], NULL);
+	free_all(d);
+}

@@ -1,0 +1,60 @@
+/*
+ * delivery: ships sealed blobs to their recipients with post/blob and
+ * collects the signed receipts.
+ *
+ * One queue per peer, worked in order (so a later version of a path never
+ * overtakes an earlier one), by a small pool of threads (at most one
+ * transfer per peer, at most DELIVERY_WORKERS at once). A peer that is down
+ * is retried with exponential backoff (1 s doubling to 60 s). A transfer
+ * that breaks resumes from the receiver's last verified chunk. A recipient
+ * is done only on a receipt that is signed by it, answers this request,
+ * and carries the SHA-256 of the sealed chunks the sender holds.
+ */
+#ifndef SNOOPFS_SRC_DELIVERY_H
+#define SNOOPFS_SRC_DELIVERY_H
+
+#include "src/jobs.h"
+#include <stddef.h>
+
+#define DELIVERY_WORKERS 4
+
+struct node;
+struct delivery;
+
+/*
+ * Called (from a delivery thread) when every recipient of a job has a
+ * receipt, after the job record and sealed blob are removed.
+ */
+typedef void (*delivery_done_fn)(void *arg, const struct job *j);
+
+/* Loads STATE/jobs and starts the threads. Caller stops. */
+int delivery_start(struct node *n, delivery_done_fn done, void *done_arg,
+		   struct delivery **out);
+
+/* Queues a job whose record and sealed blob are already on disk. */
+int delivery_submit(struct delivery *d, const struct job *j);
+
+/*
+ * Drops job ID (its record and sealed blob), e.g. when the user deletes the
+ * pending file; a transfer in flight is abandoned. 0 or -ENOENT.
+ */
+int delivery_cancel(struct delivery *d, const char *id);
+
+/*
+ * The state of job ID for people, as getfattr user.snoopfs.state shows it:
+ * "queued", "sending 42%", "failed: <reason>" (per recipient if several,
+ * "bob: sending 42%, carol: delivered"). 0 or -ENOENT.
+ */
+int delivery_describe(struct delivery *d, const char *id, char *text,
+		      size_t size);
+
+/*
+ * Appends to TEXT (new buffer, free()) one line per peer with pending
+ * files, progress, last error and last delivery, for `snoopfs status`.
+ */
+int delivery_status(struct delivery *d, char **text, size_t *len);
+
+/* Stops the threads (transfers in flight are resumed at the next start). */
+void delivery_stop(struct delivery *d);
+
+#endif

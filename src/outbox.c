@@ -1,0 +1,887 @@
+/*
+ * outbox.c: the FUSE side of sending. See outbox.h for the life of a file.
+ *
+ * Locking: ob->lock protects the list of open spools and every change to
+ * the layout of STATE/outbox (create, rename, unlink, sealing into a
+ * marker). Reads and writes of an open spool take only the spool's own
+ * lock, so data flows without holding ob->lock.
+ */
+#include "src/outbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/b64.h"
+#include "lib/log.h"
+#include "lib/names.h"
+#include "pki/aead.h"
+#include "pki/blob.h"
+#include "pki/rand.h"
+#include "src/delivery.h"
+#include "src/node.h"
+#include "src/spool.h"
+#include "src/state.h"
+
+/* A pending file's place in STATE/outbox: this magic and the job id. */
+#define MARKER_MAGIC "SNOOPPD1 "
+#define MARKER_MAX   128
+
+struct open_spool {
+	struct open_spool *next;
+	char path[STATE_PATH_MAX]; /* where it is now (renames follow it) */
+	struct spool *sp;
+	int refs;
+	bool unlinked;
+};
+
+struct outbox {
+	struct node *n;
+	char root[STATE_PATH_MAX];
+	char sealed_dir[STATE_PATH_MAX];
+	char jobs_dir[STATE_PATH_MAX];
+	/* lock protects open and the STATE/outbox layout (see above) */
+	pthread_mutex_t lock;
+	struct open_spool *open;
+};
+
+/* ---- paths ---- */
+
+/* Splits REL into its folder and the rest ("" if REL is the folder). */
+static int split_rel(const char *rel, char folder[JOB_FOLDER_MAX],
+		     const char **rest)
+{
+	const char *slash = strchr(rel, '/');
+	size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
+	if (n == 0 || n >= JOB_FOLDER_MAX)
+		return -ENOENT;
+	memcpy(folder, rel, n);
+	folder[n] = '\0';
+	*rest = slash ? slash + 1 : "";
+	return 0;
+}
+
+/* STATE/outbox/REL into OUT, after checking REL's path rules. */
+static int state_of(struct outbox *ob, const char *rel, char *out)
+{
+	if (rel[0] && names_path_error(rel))
+		return -EINVAL;
+	int n = snprintf(out, STATE_PATH_MAX, "%s%s%s", ob->root,
+			 rel[0] ? "/" : "", rel);
+	return n < 0 || n >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Checks that FOLDER names recipients: one or more known peers (not this
+ * node), comma-separated, no repeats. Fills NAMES/COUNT if not NULL.
+ */
+static int parse_folder(struct outbox *ob, const char *folder,
+			char names[][NAMES_NODE_MAX + 1], int *count)
+{
+	char copy[JOB_FOLDER_MAX];
+	snprintf(copy, sizeof(copy), "%s", folder);
+	int k = 0;
+	char *save = NULL;
+	char local[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
+	for (char *name = strtok_r(copy, ",", &save); name;
+	     name = strtok_r(NULL, ",", &save)) {
+		if (k == JOB_RECIPIENTS_MAX || !names_node_valid(name) ||
+		    strcmp(name, ob->n->cfg.name) == 0)
+			return -EINVAL;
+		struct pki_cert *c = directory_get1(ob->n->dir, name);
+		if (!c)
+			return -ENOENT;
+		pki_cert_free(c);
+		for (int i = 0; i < k; i++)
+			if (strcmp(local[i], name) == 0)
+				return -EINVAL;
+		strcpy(local[k++], name);
+	}
+	/* strtok_r skips empty parts; a stray comma is still an error. */
+	if (k == 0 || folder[0] == ',' || folder[strlen(folder) - 1] == ',' ||
+	    strstr(folder, ",,"))
+		return -EINVAL;
+	if (names)
+		memcpy(names, local, sizeof(local[0]) * (size_t)k);
+	if (count)
+		*count = k;
+	return 0;
+}
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/*
+ * A folder exists if it is in STATE already, or names one known peer (each
+ * peer has its folder from the start; several-recipient folders are made
+ * with mkdir).
+ */
+static int folder_exists(struct outbox *ob, const char *folder)
+{
+	char path[STATE_PATH_MAX];
+	if (state_of(ob, folder, path))
+		return 0;
+	return is_dir(path) || (!strchr(folder, ',') &&
+				parse_folder(ob, folder, NULL, NULL) == 0);
+}
+
+/* Makes sure STATE/outbox/FOLDER exists (peer folders are made lazily). */
+static int ensure_folder(struct outbox *ob, const char *folder)
+{
+	if (!folder_exists(ob, folder))
+		return -ENOENT;
+	char path[STATE_PATH_MAX];
+	int rc = state_of(ob, folder, path);
+	return rc ? rc : state_mkdir(path);
+}
+
+/* ---- markers ---- */
+
+static int marker_read(const char *path, char id[JOB_ID_HEX])
+{
+	char buf[MARKER_MAX];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	size_t m = sizeof(MARKER_MAGIC) - 1;
+	if (n < (ssize_t)(m + JOB_ID_HEX - 1) || memcmp(buf, MARKER_MAGIC, m))
+		return -EINVAL;
+	memcpy(id, buf + m, JOB_ID_HEX - 1);
+	id[JOB_ID_HEX - 1] = '\0';
+	return 0;
+}
+
+static int marker_write(const char *path, const char *id)
+{
+	char buf[MARKER_MAX];
+	int n = snprintf(buf, sizeof(buf), "%s%s\n", MARKER_MAGIC, id);
+	return state_write_file(path, buf, (size_t)n, 0600);
+}
+
+/* ---- open spools ---- */
+
+static struct open_spool *find_open(struct outbox *ob, const char *path)
+{
+	for (struct open_spool *o = ob->open; o; o = o->next)
+		if (!o->unlinked && strcmp(o->path, path) == 0)
+			return o;
+	return NULL;
+}
+
+static void forget_open(struct outbox *ob, struct open_spool *os)
+{
+	for (struct open_spool **pp = &ob->open; *pp; pp = &(*pp)->next)
+		if (*pp == os) {
+			*pp = os->next;
+			return;
+		}
+}
+
+/* A new handle on PATH's spool, opening or creating it. Lock held. */
+static int attach(struct outbox *ob, const char *path, bool create,
+		  struct open_spool **out)
+{
+	struct open_spool *os = find_open(ob, path);
+	if (os) {
+		if (create) {
+			int rc = spool_truncate(os->sp, 0);
+			if (rc)
+				return rc;
+		}
+		os->refs++;
+		*out = os;
+		return 0;
+	}
+	os = calloc(1, sizeof(*os));
+	if (!os)
+		return -ENOMEM;
+	snprintf(os->path, sizeof(os->path), "%s", path);
+	int rc = create ? spool_create(path, ob->n->key, &os->sp)
+			: spool_open(path, ob->n->key, &os->sp);
+	if (rc) {
+		free(os);
+		return rc;
+	}
+	os->refs = 1;
+	os->next = ob->open;
+	ob->open = os;
+	*out = os;
+	return 0;
+}
+
+/* ---- shipping ---- */
+
+static void hex_id(const uint8_t id[PKI_BLOB_ID], char out[JOB_ID_HEX])
+{
+	for (int i = 0; i < PKI_BLOB_ID; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+static int wrap_keys(struct outbox *ob, struct job *j,
+		     const uint8_t key[PKI_AEAD_KEY])
+{
+	uint8_t *w = NULL;
+	size_t wlen = 0;
+	for (int i = 0; i < j->nrecipients; i++) {
+		struct job_recipient *r = &j->recipients[i];
+		struct pki_cert *c = directory_get1(ob->n->dir, r->name);
+		int rc = c ? pki_wrap_for_cert(c, key, PKI_AEAD_KEY, &w, &wlen)
+			   : -ENOENT;
+		pki_cert_free(c);
+		if (rc || wlen > sizeof(r->wrapped)) {
+			free(w);
+			return -EIO;
+		}
+		memcpy(r->wrapped, w, wlen);
+		r->wrapped_len = wlen;
+		free(w);
+	}
+	if (pki_wrap_for_key(ob->n->key, key, PKI_AEAD_KEY, &w, &wlen) ||
+	    wlen > sizeof(j->self_wrapped)) {
+		free(w);
+		return -EIO;
+	}
+	memcpy(j->self_wrapped, w, wlen);
+	j->self_wrapped_len = wlen;
+	free(w);
+	return 0;
+}
+
+/*
+ * Seals the spool at PATH (REL in the outbox) into a blob, records the job,
+ * puts the pending marker in its place and hands it to delivery. Lock held.
+ */
+static int ship(struct outbox *ob, const char *rel, const char *path,
+		struct spool *sp)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	const char *rest;
+	int rc = split_rel(rel, j->folder, &rest);
+	char names[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
+	if (rc == 0)
+		rc = parse_folder(ob, j->folder, names, &j->nrecipients);
+	if (rc) {
+		log_warn("outbox: %s not shipped: '%s' is not a list of known "
+			 "peers",
+			 rel, j->folder);
+		free(j);
+		return rc;
+	}
+	for (int i = 0; i < j->nrecipients; i++)
+		strcpy(j->recipients[i].name, names[i]);
+	snprintf(j->path, sizeof(j->path), "%s", rest);
+	j->size = spool_size(sp);
+	j->created = time(NULL);
+
+	uint8_t key[PKI_AEAD_KEY], id[PKI_BLOB_ID];
+	char sealed[STATE_PATH_MAX];
+	rc = pki_blob_new_key(key, id) ? -EIO : 0;
+	if (rc == 0) {
+		hex_id(id, j->id);
+		rc = snprintf(sealed, sizeof(sealed), "%s/%s.blob",
+			      ob->sealed_dir, j->id) >= (int)sizeof(sealed)
+			     ? -ENAMETOOLONG
+			     : 0;
+	}
+	if (rc == 0)
+		rc = spool_seal(sp, key, id, sealed, j->sha256);
+	if (rc == 0)
+		rc = wrap_keys(ob, j, key);
+	pki_wipe(key, sizeof(key));
+	if (rc == 0)
+		rc = job_save(ob->jobs_dir, j);
+	if (rc == 0)
+		rc = marker_write(path, j->id);
+	if (rc) {
+		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));
+		unlink(sealed);
+		job_remove(ob->jobs_dir, j->id);
+		free(j);
+		return rc;
+	}
+	log_info("outbox: %s sealed as %s (%llu bytes) for %s", rel, j->id,
+		 (unsigned long long)j->size, j->folder);
+	rc = delivery_submit(ob->n->delivery, j);
+	free(j);
+	return rc;
+}
+
+/* Ships the closed spool at REL if its name is final. Lock held. */
+static int ship_if_final(struct outbox *ob, const char *rel, const char *path,
+			 struct spool *sp)
+{
+	const char *rest;
+	char folder[JOB_FOLDER_MAX];
+	if (split_rel(rel, folder, &rest) || !rest[0] ||
+	    names_in_progress(rest))
+		return 0;
+	if (sp)
+		return ship(ob, rel, path, sp);
+	struct spool *own = NULL;
+	int rc = spool_open(path, ob->n->key, &own);
+	if (rc)
+		return rc;
+	rc = ship(ob, rel, path, own);
+	spool_close(own);
+	return rc;
+}
+
+/* Cancels the job of a pending marker at PATH, if it is one. */
+static void cancel_marker(struct outbox *ob, const char *path)
+{
+	char id[JOB_ID_HEX];
+	if (marker_read(path, id) == 0 && delivery_cancel(ob->n->delivery, id))
+		job_remove(ob->jobs_dir, id);
+}
+
+/* ---- handles ---- */
+
+/* What a FUSE file handle points to. */
+struct handle {
+	struct open_spool *os; /* NULL for a read-only pending file */
+	char rel[NAMES_PATH_MAX + JOB_FOLDER_MAX + 2];
+};
+
+static int new_handle(struct open_spool *os, const char *rel, uint64_t *fh)
+{
+	struct handle *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->os = os;
+	snprintf(h->rel, sizeof(h->rel), "%s", rel);
+	*fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+/* ---- operations ---- */
+
+int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_uid = getuid();
+	st->st_gid = getgid();
+	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
+	const char *rest;
+	if (!rel[0] || (split_rel(rel, folder, &rest) == 0 && !rest[0])) {
+		if (rel[0] && !folder_exists(ob, folder))
+			return -ENOENT;
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
+		return 0;
+	}
+	int rc = state_of(ob, rel, path);
+	if (rc)
+		return rc == -EINVAL ? -ENOENT : rc;
+	struct stat real;
+	if (lstat(path, &real) != 0)
+		return -errno;
+	st->st_mtime = real.st_mtime;
+	st->st_ctime = real.st_ctime;
+	st->st_atime = real.st_atime;
+	if (S_ISDIR(real.st_mode)) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+		return 0;
+	}
+	if (!S_ISREG(real.st_mode))
+		return -ENOENT;
+	st->st_mode = S_IFREG | 0644;
+	st->st_nlink = 1;
+	uint64_t size = 0;
+	pthread_mutex_lock(&ob->lock);
+	struct open_spool *os = find_open(ob, path);
+	if (os) {
+		size = spool_size(os->sp);
+	} else if (spool_is_spool(path)) {
+		rc = spool_peek_size(path, &size);
+	} else {
+		char id[JOB_ID_HEX];
+		struct job *j = malloc(sizeof(*j));
+		rc = !j ? -ENOMEM : marker_read(path, id);
+		if (rc == 0)
+			rc = job_load(ob->jobs_dir, id, j);
+		if (rc == 0)
+			size = j->size;
+		free(j);
+	}
+	pthread_mutex_unlock(&ob->lock);
+	if (rc)
+		return -ENOENT;
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	return 0;
+}
+
+struct peer_fill {
+	struct outbox *ob;
+	fs_fill_fn fill;
+	void *buf;
+	char root[STATE_PATH_MAX];
+};
+
+static int fill_peer(void *arg, const char *name)
+{
+	struct peer_fill *pf = arg;
+	char path[STATE_PATH_MAX];
+	if (strcmp(name, pf->ob->n->cfg.name) == 0)
+		return 0;
+	/* Listed again below if it also exists in STATE. */
+	if (snprintf(path, sizeof(path), "%s/%s", pf->root, name) <
+		    (int)sizeof(path) &&
+	    is_dir(path))
+		return 0;
+	return pf->fill(pf->buf, name);
+}
+
+int outbox_readdir(struct outbox *ob, const char *rel, fs_fill_fn fill,
+		   void *buf)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_of(ob, rel, path);
+	if (rc)
+		return rc == -EINVAL ? -ENOENT : rc;
+	if (!rel[0]) {
+		struct peer_fill pf = { .ob = ob, .fill = fill, .buf = buf };
+		snprintf(pf.root, sizeof(pf.root), "%s", ob->root);
+		directory_each(ob->n->dir, fill_peer, &pf);
+	}
+	DIR *d = opendir(path);
+	if (!d) {
+		/* A peer folder nothing was written to yet is empty. */
+		char folder[JOB_FOLDER_MAX];
+		const char *rest;
+		if (rel[0] && split_rel(rel, folder, &rest) == 0 && !rest[0] &&
+		    folder_exists(ob, folder))
+			return 0;
+		return rel[0] ? -errno : 0;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    fill(buf, de->d_name))
+			break;
+	closedir(d);
+	return 0;
+}
+
+int outbox_mkdir(struct outbox *ob, const char *rel)
+{
+	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
+	const char *rest;
+	int rc = split_rel(rel, folder, &rest);
+	if (rc)
+		return -EINVAL;
+	if (!rest[0]) {
+		/* A folder names its recipients: only known peers. */
+		rc = parse_folder(ob, folder, NULL, NULL);
+		if (rc)
+			return rc == -ENOENT ? -ENOENT : -EINVAL;
+	} else if (names_path_error(rest)) {
+		return -EINVAL;
+	}
+	rc = state_of(ob, rel, path);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&ob->lock);
+	if (rest[0])
+		rc = ensure_folder(ob, folder);
+	if (rc == 0 && mkdir(path, 0700) != 0)
+		rc = -errno;
+	pthread_mutex_unlock(&ob->lock);
+	return rc;
+}
+
+int outbox_rmdir(struct outbox *ob, const char *rel)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_of(ob, rel, path);
+	if (rc)
+		return rc == -EINVAL ? -ENOENT : rc;
+	if (!rel[0])
+		return -EPERM;
+	pthread_mutex_lock(&ob->lock);
+	rc = rmdir(path) == 0 ? 0 : -errno;
+	pthread_mutex_unlock(&ob->lock);
+	/* An empty peer folder has nothing in STATE to remove. */
+	if (rc == -ENOENT && !strchr(rel, '/') &&
+	    parse_folder(ob, rel, NULL, NULL) == 0)
+		return 0;
+	return rc;
+}
+
+int outbox_unlink(struct outbox *ob, const char *rel)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_of(ob, rel, path);
+	if (rc)
+		return rc == -EINVAL ? -ENOENT : rc;
+	pthread_mutex_lock(&ob->lock);
+	struct open_spool *os = find_open(ob, path);
+	if (os)
+		os->unlinked = true;
+	else
+		cancel_marker(ob, path);
+	rc = unlink(path) == 0 ? 0 : -errno;
+	pthread_mutex_unlock(&ob->lock);
+	return rc;
+}
+
+/* Keeps open spools pointing at their file across a rename. Lock held. */
+static void follow_rename(struct outbox *ob, const char *from, const char *to)
+{
+	size_t n = strlen(from);
+	for (struct open_spool *o = ob->open; o; o = o->next) {
+		if (o->unlinked || strncmp(o->path, from, n) != 0 ||
+		    (o->path[n] != '\0' && o->path[n] != '/'))
+			continue;
+		char moved[STATE_PATH_MAX];
+		if (snprintf(moved, sizeof(moved), "%s%s", to, o->path + n) <
+		    (int)sizeof(moved))
+			strcpy(o->path, moved);
+	}
+}
+
+int outbox_rename(struct outbox *ob, const char *from, const char *to,
+		  unsigned flags)
+{
+	char src[STATE_PATH_MAX], dst[STATE_PATH_MAX], folder[JOB_FOLDER_MAX];
+	const char *rest;
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;
+	if (state_of(ob, from, src) || state_of(ob, to, dst) ||
+	    split_rel(to, folder, &rest) || !rest[0] ||
+	    split_rel(from, folder, &rest) || !rest[0])
+		return -EPERM; /* folders themselves are not renamed */
+	char tofolder[JOB_FOLDER_MAX];
+	split_rel(to, tofolder, &rest);
+	pthread_mutex_lock(&ob->lock);
+	int rc = ensure_folder(ob, tofolder);
+	struct stat st;
+	if (rc == 0 && lstat(src, &st) != 0)
+		rc = -errno;
+	char id[JOB_ID_HEX];
+	/* A pending file is on its way under its name: it cannot move. */
+	if (rc == 0 && S_ISREG(st.st_mode) && !spool_is_spool(src) &&
+	    marker_read(src, id) == 0)
+		rc = -EBUSY;
+	if (rc == 0) {
+		struct open_spool *victim = find_open(ob, dst);
+		if (!(flags & RENAME_NOREPLACE)) {
+			cancel_marker(ob, dst);
+			if (victim)
+				victim->unlinked = true;
+		}
+		rc = renameat2(AT_FDCWD, src, AT_FDCWD, dst, flags) == 0
+			     ? 0
+			     : -errno;
+		if (rc && victim)
+			victim->unlinked = false;
+	}
+	if (rc == 0) {
+		follow_rename(ob, src, dst);
+		/* A closed spool renamed to a final name ships now. */
+		if (S_ISREG(st.st_mode) && !find_open(ob, dst) &&
+		    spool_is_spool(dst))
+			ship_if_final(ob, to, dst, NULL);
+	}
+	pthread_mutex_unlock(&ob->lock);
+	return rc;
+}
+
+int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
+{
+	(void)flags;
+	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
+	const char *rest;
+	if (split_rel(rel, folder, &rest) || !rest[0])
+		return -EACCES;
+	int rc = state_of(ob, rel, path);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&ob->lock);
+	rc = ensure_folder(ob, folder);
+	if (rc == 0)
+		cancel_marker(ob, path);
+	struct open_spool *os = NULL;
+	if (rc == 0)
+		rc = attach(ob, path, true, &os);
+	if (rc == 0) {
+		rc = new_handle(os, rel, fh);
+		if (rc)
+			os->refs--;
+	}
+	pthread_mutex_unlock(&ob->lock);
+	return rc;
+}
+
+int outbox_open_file(struct outbox *ob, const char *rel, int flags,
+		     uint64_t *fh)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_of(ob, rel, path);
+	if (rc)
+		return rc == -EINVAL ? -ENOENT : rc;
+	pthread_mutex_lock(&ob->lock);
+	struct open_spool *os = find_open(ob, path);
+	bool spool = os || spool_is_spool(path);
+	if (!spool && access(path, F_OK) != 0) {
+		rc = -ENOENT;
+	} else if (!spool) {
+		/*
+		 * A pending file: writing it replaces it (the old version is
+		 * cancelled); its sealed content cannot be read back here.
+		 */
+		if ((flags & O_ACCMODE) == O_RDONLY || !(flags & O_TRUNC)) {
+			rc = -EBUSY;
+		} else {
+			cancel_marker(ob, path);
+			rc = attach(ob, path, true, &os);
+		}
+	} else {
+		rc = attach(ob, path, (flags & O_TRUNC) != 0, &os);
+	}
+	if (rc == 0) {
+		rc = new_handle(os, rel, fh);
+		if (rc)
+			os->refs--;
+	}
+	pthread_mutex_unlock(&ob->lock);
+	return rc;
+}
+
+int outbox_read(struct outbox *ob, uint64_t fh, char *buf, size_t size,
+		uint64_t off)
+{
+	(void)ob;
+	struct handle *h = (struct handle *)(uintptr_t)fh;
+	size_t got = 0;
+	int rc = spool_read(h->os->sp, buf, size, off, &got);
+	return rc ? rc : (int)got;
+}
+
+int outbox_write(struct outbox *ob, uint64_t fh, const char *buf, size_t size,
+		 uint64_t off)
+{
+	(void)ob;
+	struct handle *h = (struct handle *)(uintptr_t)fh;
+	int rc = spool_write(h->os->sp, buf, size, off);
+	return rc ? rc : (int)size;
+}
+
+int outbox_truncate(struct outbox *ob, const char *rel, bool has_fh,
+		    uint64_t fh, uint64_t size)
+{
+	if (has_fh) {
+		struct handle *h = (struct handle *)(uintptr_t)fh;
+		return spool_truncate(h->os->sp, size);
+	}
+	uint64_t tmp;
+	int rc = outbox_open_file(ob, rel, O_WRONLY, &tmp);
+	if (rc)
+		return rc;
+	struct handle *h = (struct handle *)(uintptr_t)tmp;
+	rc = spool_truncate(h->os->sp, size);
+	int rc2 = outbox_release(ob, tmp);
+	return rc ? rc : rc2;
+}
+
+int outbox_flush(struct outbox *ob, uint64_t fh)
+{
+	(void)ob;
+	struct handle *h = (struct handle *)(uintptr_t)fh;
+	return spool_flush(h->os->sp);
+}
+
+int outbox_release(struct outbox *ob, uint64_t fh)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fh;
+	struct open_spool *os = h->os;
+	int rc = 0;
+	pthread_mutex_lock(&ob->lock);
+	if (--os->refs == 0) {
+		forget_open(ob, os);
+		rc = spool_flush(os->sp);
+		/* The handle's name may be stale after a rename: use the path.
+		 */
+		size_t n = strlen(ob->root);
+		if (rc == 0 && !os->unlinked &&
+		    strncmp(os->path, ob->root, n) == 0 && os->path[n] == '/')
+			ship_if_final(ob, os->path + n + 1, os->path, os->sp);
+		int rc2 = spool_close(os->sp);
+		if (rc == 0)
+			rc = rc2;
+		free(os);
+	}
+	pthread_mutex_unlock(&ob->lock);
+	free(h);
+	return rc;
+}
+
+int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len)
+{
+	char path[STATE_PATH_MAX], id[JOB_ID_HEX];
+	char buf[1024];
+	int rc = state_of(ob, rel, path);
+	if (rc)
+		return -ENODATA;
+	const char *rest;
+	char folder[JOB_FOLDER_MAX];
+	split_rel(rel, folder, &rest);
+	pthread_mutex_lock(&ob->lock);
+	bool open_now = find_open(ob, path) != NULL;
+	pthread_mutex_unlock(&ob->lock);
+	if (is_dir(path) || !rest[0])
+		return -ENODATA;
+	if (open_now)
+		snprintf(buf, sizeof(buf), "writing");
+	else if (spool_is_spool(path))
+		snprintf(buf, sizeof(buf),
+			 "held: '%s' is an in-progress name; rename it to ship",
+			 rest);
+	else if (marker_read(path, id) == 0)
+		rc = delivery_describe(ob->n->delivery, id, buf, sizeof(buf));
+	else
+		return -ENODATA;
+	if (rc)
+		snprintf(buf, sizeof(buf), "queued");
+	*text = strdup(buf);
+	if (!*text)
+		return -ENOMEM;
+	*len = strlen(*text);
+	return 0;
+}
+
+/* ---- delivery and recovery ---- */
+
+/* Removes empty directories from PATH's parent up to (not) STOP. */
+static void prune(const char *path, const char *stop)
+{
+	char dir[STATE_PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (;;) {
+		char *slash = strrchr(dir, '/');
+		if (!slash)
+			return;
+		*slash = '\0';
+		if (strlen(dir) <= strlen(stop) || rmdir(dir) != 0)
+			return;
+	}
+}
+
+void outbox_delivered(void *arg, const struct job *j)
+{
+	struct outbox *ob = arg;
+	char rel[JOB_FOLDER_MAX + NAMES_PATH_MAX + 2], path[STATE_PATH_MAX];
+	char id[JOB_ID_HEX], folder[STATE_PATH_MAX];
+	snprintf(rel, sizeof(rel), "%s/%s", j->folder, j->path);
+	if (state_of(ob, rel, path) || state_of(ob, j->folder, folder))
+		return;
+	pthread_mutex_lock(&ob->lock);
+	if (marker_read(path, id) == 0 && strcmp(id, j->id) == 0) {
+		unlink(path);
+		prune(path, folder);
+	}
+	pthread_mutex_unlock(&ob->lock);
+	log_info("outbox: %s delivered to %s", rel, j->folder);
+}
+
+/* Walks STATE/outbox/REL recursively for outbox_recover. Lock held. */
+static void recover_dir(struct outbox *ob, const char *rel, int depth)
+{
+	char path[STATE_PATH_MAX];
+	if (depth > NAMES_DEPTH_MAX + 1 ||
+	    snprintf(path, sizeof(path), "%s%s%s", ob->root, rel[0] ? "/" : "",
+		     rel) >= (int)sizeof(path))
+		return;
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char child[JOB_FOLDER_MAX + NAMES_PATH_MAX + 2];
+		char cpath[STATE_PATH_MAX], id[JOB_ID_HEX];
+		if (snprintf(child, sizeof(child), "%s%s%s", rel,
+			     rel[0] ? "/" : "",
+			     de->d_name) >= (int)sizeof(child) ||
+		    snprintf(cpath, sizeof(cpath), "%s/%s", path, de->d_name) >=
+			    (int)sizeof(cpath))
+			continue;
+		struct job *j = NULL;
+		if (is_dir(cpath)) {
+			recover_dir(ob, child, depth + 1);
+		} else if (spool_is_spool(cpath)) {
+			if (depth > 0)
+				ship_if_final(ob, child, cpath, NULL);
+		} else if (marker_read(cpath, id) == 0 &&
+			   (j = malloc(sizeof(*j))) != NULL &&
+			   job_load(ob->jobs_dir, id, j) == -ENOENT) {
+			unlink(cpath);
+		}
+		free(j);
+	}
+	closedir(d);
+}
+
+int outbox_recover(struct outbox *ob)
+{
+	pthread_mutex_lock(&ob->lock);
+	recover_dir(ob, "", 0);
+	pthread_mutex_unlock(&ob->lock);
+	return 0;
+}
+
+int outbox_open(struct node *n, struct outbox **out)
+{
+	struct outbox *ob = calloc(1, sizeof(*ob));
+	if (!ob)
+		return -ENOMEM;
+	ob->n = n;
+	pthread_mutex_init(&ob->lock, NULL);
+	int rc = state_path(n->state, "outbox", ob->root);
+	if (rc == 0)
+		rc = state_path(n->state, "sealed", ob->sealed_dir);
+	if (rc == 0)
+		rc = state_path(n->state, "jobs", ob->jobs_dir);
+	if (rc == 0)
+		rc = state_mkdir(ob->root);
+	if (rc == 0)
+		rc = state_mkdir(ob->sealed_dir);
+	if (rc == 0)
+		rc = state_mkdir(ob->jobs_dir);
+	if (rc) {
+		outbox_free(ob);
+		return rc;
+	}
+	*out = ob;
+	return 0;
+}
+
+void outbox_free(struct outbox *ob)
+{
+	if (!ob)
+		return;
+	while (ob->open) {
+		struct open_spool *os = ob->open;
+		ob->open = os->next;
+		spool_close(os->sp);
+		free(os);
+	}
+	pthread_mutex_destroy(&ob->lock);
+	free(ob);
+}

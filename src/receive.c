@@ -1,0 +1,454 @@
+/*
+ * receive.c: post/blob, receiver side.
+ *
+ *   sender -> us:  signed request, method "post/blob", args PATH, extras id,
+ *                  size, chunks, recipients, key:NAME..., sha256
+ *   us -> sender:  signed reply ok, extra "have" (chunks already held)
+ *   sender -> us:  raw frames, each 8-byte big-endian index | sealed chunk
+ *   us -> sender:  signed reply ok (re = the request), extra "sha256" of
+ *                  the sealed chunks as stored: the receipt
+ *
+ * Every refusal is a signed error reply with a reason; "permanent": 1 marks
+ * the ones that retrying the same request can never fix, so the sender can
+ * slow down instead of hammering us.
+ */
+#include "src/receive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/b64.h"
+#include "lib/log.h"
+#include "net/err.h"
+#include "pki/err.h"
+#include "pki/rand.h"
+#include "src/blobfile.h"
+#include "src/jobs.h"
+#include "src/node.h"
+#include "src/service.h"
+
+/* A chunk frame: the index, then one sealed chunk at most. */
+#define RECEIVE_FRAME_MAX (8 + PKI_BLOB_SEALED_CHUNK)
+/* How long a refused sender's remaining chunks are read and dropped. */
+#define RECEIVE_DRAIN_MS 2000
+/* Base64 of the largest wrapped key we accept (RSA-8192). */
+#define RECEIVE_MAX_WRAPPED_B64 (((JOB_WRAPPED_MAX + 2) / 3) * 4)
+
+/* What the request announces, checked. */
+struct incoming {
+	const char *sender;
+	const char *path;
+	const char *id_hex;
+	struct blob_info info;
+	uint8_t key[PKI_AEAD_KEY];
+};
+
+/*
+ * Answers M with a signed error carrying REASON (and "permanent" when a
+ * retry cannot help), logs it, and tells the server to close.
+ */
+static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
+		  const char *reason, bool permanent)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	log_warn("refused post/blob '%s' from '%s' at %s: %s", meta->args,
+		 meta->id, net_conn_peer(c), reason);
+	struct msg_extra *x = proto_reply_extra(m, "error", reason);
+	if (x && permanent)
+		msg_extra_set_int(x, "permanent", 1);
+	if (x) {
+		struct proto_self self = node_self(n);
+		struct proto_request rep = { .extra = x };
+		proto_reply_ok(c, &self, m, &rep);
+		msg_extra_free(x);
+	}
+	return -1;
+}
+
+static bool hex_id(const char *s, uint8_t id[PKI_BLOB_ID])
+{
+	if (!s || strnlen(s, PKI_BLOB_ID * 2 + 1) != PKI_BLOB_ID * 2)
+		return false;
+	for (size_t i = 0; i < PKI_BLOB_ID * 2; i++) {
+		char ch = s[i];
+		unsigned v;
+		if (ch >= '0' && ch <= '9')
+			v = (unsigned)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			v = (unsigned)(ch - 'a' + 10);
+		else
+			return false;
+		if (i % 2 == 0)
+			id[i / 2] = (uint8_t)(v << 4);
+		else
+			id[i / 2] |= (uint8_t)v;
+	}
+	return true;
+}
+
+/* True if the comma list LIST names only valid nodes and contains SELF. */
+static const char *check_recipients(const char *list, const char *self)
+{
+	if (!list || !*list)
+		return "the request has no recipients list";
+	bool found = false;
+	int count = 0;
+	for (const char *p = list;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char name[NAMES_NODE_MAX + 1];
+		if (len > NAMES_NODE_MAX || ++count > JOB_RECIPIENTS_MAX)
+			return "the recipients list is malformed";
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (!names_node_valid(name))
+			return "the recipients list is malformed";
+		if (strcmp(name, self) == 0)
+			found = true;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return found ? NULL : "this node is not among the recipients";
+}
+
+/* Unwraps extra "key:SELF" into IN->key. NULL or why not. */
+static const char *unwrap_key(struct node *n, const struct msg *m,
+			      struct incoming *in)
+{
+	char name[MSG_EXTRA_KEY_MAX + 1];
+	snprintf(name, sizeof(name), "key:%s", n->cfg.name);
+	const char *b64 = msg_extra_get_str(m, name);
+	if (!b64)
+		return "the request carries no content key for this node";
+	size_t blen = strlen(b64);
+	uint8_t *wrapped = NULL;
+	size_t wlen = 0;
+	if (blen > RECEIVE_MAX_WRAPPED_B64 ||
+	    b64_decode(b64, blen, &wrapped, &wlen) != 0)
+		return "the content key for this node is not valid base64";
+	size_t klen = 0;
+	int rc = pki_unwrap(n->key, wrapped, wlen, in->key, sizeof(in->key),
+			    &klen);
+	free(wrapped);
+	if (rc != 0 || klen != sizeof(in->key)) {
+		pki_wipe(in->key, sizeof(in->key));
+		return "the content key does not unwrap with this node's key "
+		       "(encrypted for another key?)";
+	}
+	return NULL;
+}
+
+/* Checks the request; NULL or the reason to refuse it (all permanent). */
+static const char *check_request(struct node *n, const struct msg *m,
+				 struct incoming *in)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	in->sender = meta->id;
+	in->path = meta->args;
+	const char *why = names_path_error(meta->args);
+	if (why)
+		return why;
+	if (meta->payload_type != MSG_PAYLOAD_NONE)
+		return "post/blob carries no payload";
+	size_t flen;
+	msg_get0_frame(m, &flen);
+	if (flen > BLOBFILE_HEADER_MAX)
+		return "the request is larger than 64 KiB";
+	in->id_hex = msg_extra_get_str(m, "id");
+	if (!hex_id(in->id_hex, in->info.id))
+		return "extra id is not 32 lower-case hex digits";
+	int64_t size, chunks;
+	if (msg_extra_get_int(m, "size", &size) != 0 || size < 0 ||
+	    (uint64_t)size > PKI_BLOB_SIZE_MAX)
+		return "extra size is missing or above 1 TiB";
+	if (msg_extra_get_int(m, "chunks", &chunks) != 0 || chunks < 1 ||
+	    (uint64_t)chunks != pki_blob_chunks((uint64_t)size))
+		return "extra chunks does not match the size";
+	in->info.size = (uint64_t)size;
+	in->info.chunks = (uint64_t)chunks;
+	const char *sha = msg_extra_get_str(m, "sha256");
+	if (!sha || strncmp(sha, "sha256:", 7) != 0 ||
+	    strlen(sha) != PKI_FP_LEN - 1)
+		return "extra sha256 is missing or malformed";
+	why = check_recipients(msg_extra_get_str(m, "recipients"), n->cfg.name);
+	if (why)
+		return why;
+	return unwrap_key(n, m, in);
+}
+
+/* STATE/TOP/SENDER, created 0700 along the way, into OUT. */
+static int sender_dir(struct node *n, const char *top, const char *sender,
+		      char *out)
+{
+	char sub[NAMES_NODE_MAX + 32];
+	int rc = state_path(n->state, top, out);
+	if (rc == 0)
+		rc = state_mkdir(out);
+	snprintf(sub, sizeof(sub), "%s/%s", top, sender);
+	if (rc == 0)
+		rc = state_path(n->state, sub, out);
+	if (rc == 0)
+		rc = state_mkdir(out);
+	return rc;
+}
+
+/*
+ * One transfer per sender at a time: a sender whose connection broke may
+ * reconnect while our thread for the old one still waits on its timeout,
+ * and two writers must never share a part file. The lock is an flock on
+ * the sender's incoming folder, released when FD closes.
+ */
+static int lock_sender(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static const char *disk_reason(int rc)
+{
+	switch (rc) {
+	case -ENOSPC:
+	case -EDQUOT:
+		return "no space left on this node";
+	case -EISDIR:
+	case -ENOTDIR:
+	case -EEXIST:
+		return "the path collides with a folder or file already in "
+		       "this node's inbox";
+	case -ENAMETOOLONG:
+		return "the path is too long for this node's disk";
+	default:
+		return "this node cannot store the file (disk error)";
+	}
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Receives chunks HAVE..chunks-1 into W. Returns 0, or -1 after W is
+ * aborted, with *WHY set if the sender should be told (NULL if the
+ * connection itself failed) and *DISCARD if the part must go.
+ */
+static int receive_chunks(struct net_conn *c, struct blobfile_writer *w,
+			  const struct incoming *in, uint64_t have,
+			  const char **why, bool *discard)
+{
+	*why = NULL;
+	*discard = false;
+	for (uint64_t i = have; i < in->info.chunks; i++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int rc = net_conn_recv(c, RECEIVE_FRAME_MAX, &buf, &len);
+		if (rc) {
+			log_info("post/blob from '%s': transfer broken at "
+				 "chunk %llu of %llu: %s",
+				 in->sender, (unsigned long long)i,
+				 (unsigned long long)in->info.chunks,
+				 net_strerror(rc));
+			if (rc == NET_ETOOBIG)
+				*why = "a chunk frame is larger than a chunk";
+			return -1;
+		}
+		bool last = i + 1 == in->info.chunks;
+		size_t want = 8 +
+			      (last ? pki_blob_chunk_len(in->info.size, i)
+				    : PKI_BLOB_CHUNK) +
+			      PKI_AEAD_TAG;
+		if (len != want || get_be64(buf) != i) {
+			free(buf);
+			*why = "a chunk frame has the wrong index or length";
+			return -1;
+		}
+		rc = blobfile_writer_put(w, i, buf + 8, len - 8);
+		free(buf);
+		if (rc == -EBADMSG) {
+			*why = "a chunk does not verify (damaged or altered "
+			       "in transit)";
+			return -1;
+		}
+		if (rc == -EPROTO) {
+			*why = "a chunk arrived out of order";
+			return -1;
+		}
+		if (rc) {
+			*why = disk_reason(rc);
+			*discard = rc == -ENOSPC || rc == -EDQUOT;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * After refusing in the middle of the chunks, reads (and drops) what the
+ * sender still has in flight for a moment: closing with unread data makes
+ * TCP reset the connection, and the reset can destroy our reason before the
+ * sender reads it.
+ */
+static void drain(struct net_conn *c)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	net_conn_set_timeout(c, RECEIVE_DRAIN_MS);
+	do {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		if (net_conn_recv(c, RECEIVE_FRAME_MAX, &buf, &len) != 0)
+			return;
+		free(buf);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000 +
+			 (now.tv_nsec - start.tv_nsec) / 1000000 <
+		 RECEIVE_DRAIN_MS);
+}
+
+static int reply_have(struct node *n, struct net_conn *c, const struct msg *m,
+		      uint64_t have)
+{
+	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
+	if (!x || msg_extra_set_int(x, "have", (int64_t)have) != 0) {
+		msg_extra_free(x);
+		return -1;
+	}
+	struct proto_self self = node_self(n);
+	struct proto_request rep = { .extra = x };
+	int rc = proto_reply_ok(c, &self, m, &rep);
+	msg_extra_free(x);
+	return rc;
+}
+
+static int reply_receipt(struct node *n, struct net_conn *c,
+			 const struct msg *m, const char *hash)
+{
+	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
+	if (!x || msg_extra_set_str(x, "sha256", hash) != 0) {
+		msg_extra_free(x);
+		return -1;
+	}
+	struct proto_self self = node_self(n);
+	struct proto_request rep = { .extra = x };
+	int rc = proto_reply_ok(c, &self, m, &rep);
+	msg_extra_free(x);
+	return rc;
+}
+
+/* The transfer itself, once the request is accepted and the lock held. */
+static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
+		    struct incoming *in, const char *part)
+{
+	char rel[NAMES_PATH_MAX + NAMES_NODE_MAX + 16];
+	char final[STATE_PATH_MAX];
+	char inbox[STATE_PATH_MAX];
+	int rc = sender_dir(n, "inbox", in->sender, inbox);
+	snprintf(rel, sizeof(rel), "inbox/%s/%s", in->sender, in->path);
+	if (rc == 0)
+		rc = state_path(n->state, rel, final);
+	if (rc)
+		return refuse(n, c, m, disk_reason(rc), false);
+
+	size_t flen;
+	const uint8_t *frame = msg_get0_frame(m, &flen);
+	struct blobfile_writer *w = NULL;
+	uint64_t have = 0;
+	rc = blobfile_writer_open(part, frame, flen, &in->info, in->key, &w,
+				  &have);
+	pki_wipe(in->key, sizeof(in->key));
+	if (rc) {
+		if (rc == -ENOSPC || rc == -EDQUOT)
+			unlink(part);
+		return refuse(n, c, m, disk_reason(rc), false);
+	}
+	if (have > in->info.chunks)
+		have = 0; /* cannot happen with a sane writer; be safe */
+	if (reply_have(n, c, m, have) != 0) {
+		blobfile_writer_abort(w, false);
+		return -1;
+	}
+	const char *why = NULL;
+	bool discard = false;
+	if (receive_chunks(c, w, in, have, &why, &discard) != 0) {
+		blobfile_writer_abort(w, discard);
+		if (why) {
+			refuse(n, c, m, why, false);
+			drain(c);
+		}
+		return -1;
+	}
+	char hash[72];
+	rc = blobfile_writer_commit(w, final, hash);
+	if (rc) {
+		/* Half a file must not stay behind when the disk is full. */
+		if (rc == -ENOSPC || rc == -EDQUOT)
+			unlink(part);
+		return refuse(n, c, m, disk_reason(rc), false);
+	}
+	log_info("received '%s' from '%s' (%llu bytes, %s)", in->path,
+		 in->sender, (unsigned long long)in->info.size, hash);
+	return reply_receipt(n, c, m, hash) == 0 ? 0 : -1;
+}
+
+int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	if (!names_node_valid(meta->id))
+		return refuse(n, c, m, "the sender is not a valid node name",
+			      true);
+	const char *why = NULL;
+	struct pki_cert *cert = service_verify_sender(n, m, &why);
+	if (!cert)
+		return refuse(n, c, m, why, false);
+	pki_cert_free(cert);
+
+	struct incoming in;
+	memset(&in, 0, sizeof(in));
+	why = check_request(n, m, &in);
+	if (why)
+		return refuse(n, c, m, why, true);
+
+	char dir[STATE_PATH_MAX], part[STATE_PATH_MAX];
+	int rc = sender_dir(n, "incoming", in.sender, dir);
+	if (rc == 0) {
+		int len = snprintf(part, sizeof(part), "%s/%s.part", dir,
+				   in.id_hex);
+		if (len < 0 || (size_t)len >= sizeof(part))
+			rc = -ENAMETOOLONG;
+	}
+	if (rc) {
+		pki_wipe(in.key, sizeof(in.key));
+		return refuse(n, c, m, disk_reason(rc), false);
+	}
+	int lock = lock_sender(dir);
+	if (lock < 0) {
+		pki_wipe(in.key, sizeof(in.key));
+		return refuse(n, c, m,
+			      lock == -EWOULDBLOCK
+				      ? "another transfer from this sender is "
+					"still in progress"
+				      : disk_reason(lock),
+			      false);
+	}
+	rc = transfer(n, c, m, &in, part);
+	close(lock);
+	return rc;
+}

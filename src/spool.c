@@ -1,0 +1,775 @@
+/*
+ * spool: the encrypted random-access file behind every path in outbox/
+ * while it is being written (layout in src/spool.h).
+ *
+ * Every slot holds a whole chunk, so a write that touches part of a chunk
+ * decrypts the slot, patches it in memory and re-encrypts all of it under a
+ * fresh random nonce. To make small writes cheap, one plaintext chunk is
+ * cached and written back only when another chunk is needed, on flush, on
+ * seal and on close. Bytes past the file size are kept zero in every slot
+ * and in the cache, so growing the file (by a write past the end or by
+ * truncate) reads back zeros without touching the disk.
+ *
+ * Random 96-bit nonces are safe here because one spool key encrypts far
+ * fewer than the 2^32 messages NIST allows for random GCM nonces: that
+ * would be 256 TiB of rewrites of one file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pki/aead.h"
+#include "pki/blob.h"
+#include "pki/err.h"
+#include "pki/key.h"
+#include "pki/rand.h"
+#include "src/spool.h"
+
+#define SPOOL_MAGIC     "SNOOPSP1"
+#define SPOOL_MAGIC_LEN 8
+#define SPOOL_ID        16
+/* Where the header fields sit (src/spool.h). */
+#define HDR_SIZE_OFF 8
+#define HDR_ID_OFF   16
+#define HDR_WLEN_OFF 32
+#define HDR_WRAP_OFF 34
+/* The wrapped key must fit in the header: 4062 bytes, RSA-8192 is 1024. */
+#define SPOOL_WRAP_MAX (SPOOL_HEADER - HDR_WRAP_OFF)
+/* Additional data of a slot: file id, then the index big-endian. */
+#define SPOOL_AAD (SPOOL_ID + 8)
+/* cache_n when no chunk is cached. */
+#define NO_CHUNK UINT64_MAX
+
+/*
+ * LOCK protects every field below it, including the cache and the aead
+ * context (which is not thread-safe): FUSE may run a read and a write on
+ * one open file at the same time. No other lock is ever taken while it is
+ * held.
+ */
+struct spool {
+	pthread_mutex_t lock;
+	int fd;
+	struct pki_aead *aead;
+	uint8_t id[SPOOL_ID];
+	uint64_t size;
+	bool hdr_dirty; /* size changed since the header was written */
+	uint8_t hdr[SPOOL_HEADER]; /* public: magic, size, id, wrapped key */
+	uint64_t cache_n;          /* index of the cached chunk, or NO_CHUNK */
+	bool cache_dirty;          /* the cached chunk differs from its slot */
+	uint8_t *cache;            /* PKI_BLOB_CHUNK bytes of plaintext */
+	uint8_t *slot;             /* SPOOL_SLOT bytes: one slot in transit */
+};
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Turns a pki error into the -errno this module speaks. */
+static int pki_errno(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case PKI_ENOMEM:
+		return -ENOMEM;
+	case PKI_EINVAL:
+		return -EINVAL;
+	case PKI_ESIG:
+	case PKI_EKEY:
+		return -EBADMSG;
+	default:
+		return -EIO;
+	}
+}
+
+/*
+ * Reads up to LEN bytes at OFF, retrying interrupted and short reads;
+ * *GOT is less than LEN only at end of file. 0 or -errno.
+ */
+static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+	uint8_t *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n =
+			pread(fd, p + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*got = done;
+	return 0;
+}
+
+/* Writes all LEN bytes at OFF; a full disk surfaces as -ENOSPC. */
+static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n =
+			pwrite(fd, p + done, len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static uint64_t slot_offset(uint64_t n)
+{
+	return SPOOL_HEADER + n * (uint64_t)SPOOL_SLOT;
+}
+
+/* Chunks that have a slot for SIZE bytes (0 for an empty file). */
+static uint64_t stored_chunks(uint64_t size)
+{
+	return size / PKI_BLOB_CHUNK + (size % PKI_BLOB_CHUNK != 0 ? 1 : 0);
+}
+
+static void slot_aad(const struct spool *s, uint64_t n, uint8_t aad[SPOOL_AAD])
+{
+	memcpy(aad, s->id, SPOOL_ID);
+	put_be64(aad + SPOOL_ID, n);
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	uint8_t acc = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+/*
+ * Decrypts slot N into PT (PKI_BLOB_CHUNK bytes). A slot past the end of
+ * the file or all zeros is a hole that was never written: zeros. A torn or
+ * tampered slot is -EIO, the errno a program expects from a bad disk.
+ */
+static int slot_read(struct spool *s, uint64_t n, uint8_t *pt)
+{
+	const uint8_t *nonce = s->slot;
+	const uint8_t *ct = s->slot + PKI_AEAD_NONCE;
+	const uint8_t *tag = ct + PKI_BLOB_CHUNK;
+	uint8_t aad[SPOOL_AAD];
+	size_t got = 0;
+	int rc;
+
+	rc = pread_full(s->fd, s->slot, SPOOL_SLOT, slot_offset(n), &got);
+	if (rc != 0)
+		return rc;
+	if (got == 0 || (got == SPOOL_SLOT && all_zero(s->slot, got))) {
+		memset(pt, 0, PKI_BLOB_CHUNK);
+		return 0;
+	}
+	if (got != SPOOL_SLOT)
+		return -EIO;
+	slot_aad(s, n, aad);
+	rc = pki_aead_open(s->aead, nonce, aad, sizeof(aad), ct, PKI_BLOB_CHUNK,
+			   tag, pt);
+	return rc == 0 ? 0 : -EIO;
+}
+
+/* Encrypts PT as slot N under a fresh random nonce and writes it. */
+static int slot_write(struct spool *s, uint64_t n, const uint8_t *pt)
+{
+	uint8_t *ct = s->slot + PKI_AEAD_NONCE;
+	uint8_t aad[SPOOL_AAD];
+	int rc;
+
+	rc = pki_rand_bytes(s->slot, PKI_AEAD_NONCE);
+	if (rc == 0) {
+		slot_aad(s, n, aad);
+		rc = pki_aead_seal(s->aead, s->slot, aad, sizeof(aad), pt,
+				   PKI_BLOB_CHUNK, ct, ct + PKI_BLOB_CHUNK);
+	}
+	if (rc != 0)
+		return pki_errno(rc);
+	return pwrite_full(s->fd, s->slot, SPOOL_SLOT, slot_offset(n));
+}
+
+/* Writes the cached chunk back if it changed. It stays cached. */
+static int cache_writeback(struct spool *s)
+{
+	int rc;
+
+	if (s->cache_n == NO_CHUNK || !s->cache_dirty)
+		return 0;
+	rc = slot_write(s, s->cache_n, s->cache);
+	if (rc == 0)
+		s->cache_dirty = false;
+	return rc;
+}
+
+static void cache_drop(struct spool *s)
+{
+	pki_wipe(s->cache, PKI_BLOB_CHUNK);
+	s->cache_n = NO_CHUNK;
+	s->cache_dirty = false;
+}
+
+/*
+ * Zeroes the cached bytes past the file size. A slot can hold stale bytes
+ * there after a shrinking truncate or a crash between a slot write and
+ * the header write; they must never reappear when the file grows again.
+ */
+static void cache_zero_tail(struct spool *s)
+{
+	uint64_t start = s->cache_n * (uint64_t)PKI_BLOB_CHUNK;
+	size_t from;
+
+	if (s->cache_n == NO_CHUNK || s->size >= start + PKI_BLOB_CHUNK)
+		return;
+	from = s->size > start ? (size_t)(s->size - start) : 0;
+	if (all_zero(s->cache + from, PKI_BLOB_CHUNK - from))
+		return;
+	memset(s->cache + from, 0, PKI_BLOB_CHUNK - from);
+	s->cache_dirty = true;
+}
+
+/* Makes chunk N the cached one, decrypting its slot. */
+static int cache_load(struct spool *s, uint64_t n)
+{
+	int rc;
+
+	if (s->cache_n == n)
+		return 0;
+	rc = cache_writeback(s);
+	if (rc != 0)
+		return rc;
+	s->cache_n = NO_CHUNK;
+	rc = slot_read(s, n, s->cache);
+	if (rc != 0) {
+		cache_drop(s);
+		return rc;
+	}
+	s->cache_n = n;
+	s->cache_dirty = false;
+	cache_zero_tail(s);
+	return 0;
+}
+
+/*
+ * Makes chunk N the cached one without reading it, because the caller is
+ * about to overwrite all of it: a sequential writer never decrypts.
+ */
+static int cache_take(struct spool *s, uint64_t n)
+{
+	int rc;
+
+	if (s->cache_n == n)
+		return 0;
+	rc = cache_writeback(s);
+	if (rc != 0)
+		return rc;
+	s->cache_n = n;
+	s->cache_dirty = false;
+	return 0;
+}
+
+static int header_write(struct spool *s)
+{
+	int rc;
+
+	put_be64(s->hdr + HDR_SIZE_OFF, s->size);
+	/* One aligned 4 KiB write: the header is updated as a whole. */
+	rc = pwrite_full(s->fd, s->hdr, SPOOL_HEADER, 0);
+	if (rc == 0)
+		s->hdr_dirty = false;
+	return rc;
+}
+
+static int flush_locked(struct spool *s)
+{
+	int rc;
+
+	rc = cache_writeback(s);
+	if (rc == 0 && s->hdr_dirty)
+		rc = header_write(s);
+	if (rc == 0 && fsync(s->fd) != 0)
+		rc = -errno;
+	return rc;
+}
+
+/* The struct around an open FD; frees nothing of the caller's on failure. */
+static int spool_alloc(int fd, struct spool **out)
+{
+	struct spool *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return -ENOMEM;
+	s->cache = malloc(PKI_BLOB_CHUNK);
+	s->slot = malloc(SPOOL_SLOT);
+	if (s->cache == NULL || s->slot == NULL ||
+	    pthread_mutex_init(&s->lock, NULL) != 0) {
+		free(s->cache);
+		free(s->slot);
+		free(s);
+		return -ENOMEM;
+	}
+	s->fd = fd;
+	s->cache_n = NO_CHUNK;
+	*out = s;
+	return 0;
+}
+
+static void spool_destroy(struct spool *s)
+{
+	pki_wipe(s->cache, PKI_BLOB_CHUNK);
+	pki_wipe(s->slot, SPOOL_SLOT);
+	free(s->cache);
+	free(s->slot);
+	pki_aead_free(s->aead);
+	pthread_mutex_destroy(&s->lock);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s);
+}
+
+int spool_create(const char *path, const struct pki_key *key,
+		 struct spool **out)
+{
+	uint8_t skey[PKI_AEAD_KEY];
+	uint8_t *wrapped = NULL;
+	size_t wlen = 0;
+	struct spool *s = NULL;
+	int fd, rc;
+
+	if (out == NULL)
+		return -EINVAL;
+	*out = NULL;
+	if (path == NULL || key == NULL)
+		return -EINVAL;
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0)
+		return -errno;
+	/* An existing file keeps its mode through O_CREAT: force 0600. */
+	if (fchmod(fd, 0600) != 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	rc = spool_alloc(fd, &s);
+	if (rc != 0) {
+		close(fd);
+		return rc;
+	}
+	rc = pki_errno(pki_rand_bytes(skey, sizeof(skey)));
+	if (rc == 0)
+		rc = pki_errno(pki_rand_bytes(s->id, sizeof(s->id)));
+	if (rc == 0)
+		rc = pki_errno(pki_wrap_for_key(key, skey, sizeof(skey),
+						&wrapped, &wlen));
+	if (rc == 0 && wlen > SPOOL_WRAP_MAX)
+		rc = -EOVERFLOW;
+	if (rc == 0)
+		rc = pki_errno(pki_aead_new(skey, &s->aead));
+	pki_wipe(skey, sizeof(skey));
+	if (rc != 0) {
+		free(wrapped);
+		spool_destroy(s);
+		return rc;
+	}
+	memcpy(s->hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN);
+	memcpy(s->hdr + HDR_ID_OFF, s->id, SPOOL_ID);
+	s->hdr[HDR_WLEN_OFF] = (uint8_t)(wlen >> 8);
+	s->hdr[HDR_WLEN_OFF + 1] = (uint8_t)wlen;
+	memcpy(s->hdr + HDR_WRAP_OFF, wrapped, wlen);
+	free(wrapped);
+	rc = header_write(s);
+	if (rc != 0) {
+		spool_destroy(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/*
+ * Brings a spool left by a crash back to the invariants: no slot past the
+ * size, and zeros past the size in the last chunk.
+ */
+static int spool_repair(struct spool *s)
+{
+	uint64_t end = slot_offset(stored_chunks(s->size));
+	struct stat st;
+
+	if (fstat(s->fd, &st) != 0)
+		return -errno;
+	if ((uint64_t)st.st_size > end && ftruncate(s->fd, (off_t)end) != 0)
+		return -errno;
+	/*
+	 * A damaged last chunk is not an error yet: reading it will say
+	 * -EIO, and everything before it stays readable.
+	 */
+	if (s->size % PKI_BLOB_CHUNK != 0)
+		(void)cache_load(s, s->size / PKI_BLOB_CHUNK);
+	return 0;
+}
+
+int spool_open(const char *path, const struct pki_key *key, struct spool **out)
+{
+	uint8_t skey[PKI_AEAD_KEY];
+	struct spool *s = NULL;
+	size_t got = 0, wlen, klen = 0;
+	int fd, rc;
+
+	if (out == NULL)
+		return -EINVAL;
+	*out = NULL;
+	if (path == NULL || key == NULL)
+		return -EINVAL;
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	rc = spool_alloc(fd, &s);
+	if (rc != 0) {
+		close(fd);
+		return rc;
+	}
+	rc = pread_full(fd, s->hdr, SPOOL_HEADER, 0, &got);
+	if (rc != 0)
+		goto fail;
+	rc = -EBADMSG;
+	if (got != SPOOL_HEADER ||
+	    memcmp(s->hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0)
+		goto fail;
+	s->size = get_be64(s->hdr + HDR_SIZE_OFF);
+	wlen = (size_t)s->hdr[HDR_WLEN_OFF] << 8 | s->hdr[HDR_WLEN_OFF + 1];
+	if (s->size > PKI_BLOB_SIZE_MAX || wlen == 0 || wlen > SPOOL_WRAP_MAX)
+		goto fail;
+	memcpy(s->id, s->hdr + HDR_ID_OFF, SPOOL_ID);
+	rc = pki_errno(pki_unwrap(key, s->hdr + HDR_WRAP_OFF, wlen, skey,
+				  sizeof(skey), &klen));
+	if (rc == 0 && klen != sizeof(skey))
+		rc = -EBADMSG;
+	if (rc == 0)
+		rc = pki_errno(pki_aead_new(skey, &s->aead));
+	pki_wipe(skey, sizeof(skey));
+	if (rc == 0)
+		rc = spool_repair(s);
+	if (rc != 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	spool_destroy(s);
+	return rc;
+}
+
+/* Reads and checks the start of the header: magic and size. */
+static int peek_header(const char *path, uint64_t *size)
+{
+	uint8_t hdr[HDR_SIZE_OFF + 8];
+	size_t got = 0;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	rc = pread_full(fd, hdr, sizeof(hdr), 0, &got);
+	close(fd);
+	if (rc != 0)
+		return rc;
+	if (got != sizeof(hdr) ||
+	    memcmp(hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0)
+		return -EBADMSG;
+	*size = get_be64(hdr + HDR_SIZE_OFF);
+	if (*size > PKI_BLOB_SIZE_MAX)
+		return -EBADMSG;
+	return 0;
+}
+
+int spool_peek_size(const char *path, uint64_t *size)
+{
+	if (path == NULL || size == NULL)
+		return -EINVAL;
+	return peek_header(path, size);
+}
+
+int spool_is_spool(const char *path)
+{
+	uint64_t size;
+
+	if (path == NULL)
+		return 0;
+	return peek_header(path, &size) == 0;
+}
+
+int spool_read(struct spool *s, void *buf, size_t len, uint64_t off,
+	       size_t *got)
+{
+	uint8_t *p = buf;
+	size_t done = 0;
+	int rc = 0;
+
+	if (got != NULL)
+		*got = 0;
+	if (s == NULL || got == NULL || (buf == NULL && len > 0))
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	if (off < s->size && len > s->size - off)
+		len = (size_t)(s->size - off);
+	if (off >= s->size)
+		len = 0;
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint64_t n = pos / PKI_BLOB_CHUNK;
+		size_t in = (size_t)(pos % PKI_BLOB_CHUNK);
+		size_t k = PKI_BLOB_CHUNK - in;
+
+		if (k > len - done)
+			k = len - done;
+		rc = cache_load(s, n);
+		if (rc != 0)
+			break;
+		memcpy(p + done, s->cache + in, k);
+		done += k;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (rc != 0)
+		return rc;
+	*got = done;
+	return 0;
+}
+
+int spool_write(struct spool *s, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+	size_t done = 0;
+	int rc = 0;
+
+	if (s == NULL || (buf == NULL && len > 0))
+		return -EINVAL;
+	/* A spool becomes a blob, so it is bounded like one. */
+	if (off > PKI_BLOB_SIZE_MAX || len > PKI_BLOB_SIZE_MAX - off)
+		return -EFBIG;
+	pthread_mutex_lock(&s->lock);
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint64_t n = pos / PKI_BLOB_CHUNK;
+		size_t in = (size_t)(pos % PKI_BLOB_CHUNK);
+		size_t k = PKI_BLOB_CHUNK - in;
+
+		if (k > len - done)
+			k = len - done;
+		if (k == PKI_BLOB_CHUNK)
+			rc = cache_take(s, n);
+		else
+			rc = cache_load(s, n);
+		if (rc != 0)
+			break;
+		memcpy(s->cache + in, p + done, k);
+		s->cache_dirty = true;
+		done += k;
+		/* Grow chunk by chunk, so a failure leaves a true size. */
+		if (pos + k > s->size) {
+			s->size = pos + k;
+			s->hdr_dirty = true;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int spool_truncate(struct spool *s, uint64_t size)
+{
+	uint64_t keep, end;
+	struct stat st;
+	int rc = 0;
+
+	if (s == NULL)
+		return -EINVAL;
+	if (size > PKI_BLOB_SIZE_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&s->lock);
+	if (size == s->size)
+		goto out;
+	if (size > s->size) {
+		/* Bytes past the old size are already zero everywhere. */
+		s->size = size;
+		s->hdr_dirty = true;
+		goto out;
+	}
+	s->size = size;
+	s->hdr_dirty = true;
+	keep = stored_chunks(size);
+	if (s->cache_n != NO_CHUNK && s->cache_n >= keep)
+		cache_drop(s);
+	/*
+	 * The last partial chunk keeps the dropped bytes in its slot until it
+	 * is rewritten with zeros there, so a later extension reads zeros.
+	 */
+	if (size % PKI_BLOB_CHUNK != 0) {
+		rc = cache_load(s, size / PKI_BLOB_CHUNK);
+		if (rc != 0)
+			goto out;
+		cache_zero_tail(s);
+	}
+	end = slot_offset(keep);
+	if (fstat(s->fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > end && ftruncate(s->fd, (off_t)end) != 0)
+		rc = -errno;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+uint64_t spool_size(struct spool *s)
+{
+	uint64_t size;
+
+	if (s == NULL)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	size = s->size;
+	pthread_mutex_unlock(&s->lock);
+	return size;
+}
+
+int spool_flush(struct spool *s)
+{
+	int rc;
+
+	if (s == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	rc = flush_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/* Seals every chunk of S into FD; the caller holds the lock. */
+static int seal_locked(struct spool *s, struct pki_aead *a,
+		       const uint8_t id[PKI_BLOB_ID], int fd, uint8_t *out,
+		       struct pki_sha256 *h)
+{
+	uint64_t chunks = pki_blob_chunks(s->size), n;
+	int rc;
+
+	for (n = 0; n < chunks; n++) {
+		size_t len = pki_blob_chunk_len(s->size, n);
+
+		/* The empty file's one chunk has nothing to load. */
+		if (len > 0) {
+			rc = cache_load(s, n);
+			if (rc != 0)
+				return rc;
+		}
+		rc = pki_blob_seal_chunk(a, id, n, n == chunks - 1, s->cache,
+					 len, out);
+		if (rc != 0)
+			return pki_errno(rc);
+		rc = pwrite_full(fd, out, len + PKI_AEAD_TAG,
+				 pki_blob_chunk_offset(n));
+		if (rc != 0)
+			return rc;
+		rc = pki_sha256_update(h, out, len + PKI_AEAD_TAG);
+		if (rc != 0)
+			return pki_errno(rc);
+	}
+	return 0;
+}
+
+int spool_seal(struct spool *s, const uint8_t key[PKI_AEAD_KEY],
+	       const uint8_t id[PKI_BLOB_ID], const char *out_path,
+	       char hash[72])
+{
+	struct pki_sha256 *h = NULL;
+	struct pki_aead *a = NULL;
+	uint8_t *out = NULL;
+	int fd = -1, rc;
+
+	if (s == NULL || key == NULL || id == NULL || out_path == NULL ||
+	    hash == NULL)
+		return -EINVAL;
+	rc = pki_errno(pki_aead_new(key, &a));
+	if (rc == 0)
+		rc = pki_errno(pki_sha256_new(&h));
+	if (rc != 0)
+		goto done;
+	out = malloc(PKI_BLOB_SEALED_CHUNK);
+	if (out == NULL) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	fd = open(out_path,
+		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fchmod(fd, 0600) != 0) {
+		rc = -errno;
+		goto done;
+	}
+	pthread_mutex_lock(&s->lock);
+	rc = seal_locked(s, a, id, fd, out, h);
+	pthread_mutex_unlock(&s->lock);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = -errno;
+	if (close(fd) != 0 && rc == 0)
+		rc = -errno;
+	fd = -1;
+	if (rc == 0) {
+		rc = pki_errno(pki_sha256_final(h, hash));
+		h = NULL;
+	}
+	if (rc != 0)
+		unlink(out_path);
+done:
+	if (fd >= 0) {
+		close(fd);
+		unlink(out_path);
+	}
+	pki_sha256_free(h);
+	pki_aead_free(a);
+	free(out);
+	return rc;
+}
+
+int spool_close(struct spool *s)
+{
+	int rc;
+
+	if (s == NULL)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	rc = flush_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	spool_destroy(s);
+	return rc;
+}

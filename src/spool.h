@@ -1,0 +1,79 @@
+/*
+ * spool: a file being written into outbox/, kept encrypted at rest with
+ * random access, so any write pattern a POSIX program makes (sequential,
+ * overwrite, holes, truncate, append) works without plaintext on disk.
+ *
+ * Layout of STATE/outbox/.../PATH while it is being written:
+ *
+ *   header, SPOOL_HEADER bytes:
+ *     "SNOOPSP1" | u64 size | 16-byte file id | u16 wrapped key length |
+ *     the spool key wrapped (RSA-OAEP) for the node's own key | zeros
+ *   slot n (n = 0, 1, ...) at SPOOL_HEADER + n * SPOOL_SLOT:
+ *     12-byte random nonce | 64 KiB ciphertext | 16-byte tag
+ *
+ * Every slot holds a whole 64 KiB chunk (bytes past the file size are
+ * zero). The additional data is the file id and n as 8 bytes big-endian.
+ * A chunk is re-encrypted under a fresh random nonce every time it is
+ * written back, so rewriting never reuses a nonce; an all-zero slot is a
+ * hole and reads as zeros. Integers are big-endian. One chunk of plaintext
+ * is cached in memory (never on disk) so small sequential writes cost one
+ * encryption per chunk, not one per write.
+ */
+#ifndef SNOOPFS_SRC_SPOOL_H
+#define SNOOPFS_SRC_SPOOL_H
+
+#include "pki/aead.h"
+#include "pki/blob.h"
+#include "pki/key.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPOOL_HEADER 4096
+#define SPOOL_SLOT   (PKI_AEAD_NONCE + PKI_BLOB_CHUNK + PKI_AEAD_TAG)
+
+struct spool;
+
+/*
+ * Creates (or truncates to empty) the spool file PATH (mode 0600) with a
+ * fresh key wrapped for KEY. Returns 0 or -errno. Caller closes.
+ */
+int spool_create(const char *path, const struct pki_key *key,
+		 struct spool **out);
+
+/* Opens an existing spool, unwrapping its key with KEY. 0 or -errno. */
+int spool_open(const char *path, const struct pki_key *key, struct spool **out);
+
+/* Reads the plaintext size from PATH's header without unwrapping. */
+int spool_peek_size(const char *path, uint64_t *size);
+
+/* True if the file at PATH starts with the spool magic. */
+int spool_is_spool(const char *path);
+
+/* Reads up to LEN bytes at OFF; *GOT is what was read (0 at EOF). */
+int spool_read(struct spool *s, void *buf, size_t len, uint64_t off,
+	       size_t *got);
+
+/* Writes LEN bytes at OFF, extending the file as needed. 0 or -errno. */
+int spool_write(struct spool *s, const void *buf, size_t len, uint64_t off);
+
+/* Sets the size, zero-filling or dropping as needed. 0 or -errno. */
+int spool_truncate(struct spool *s, uint64_t size);
+
+uint64_t spool_size(struct spool *s);
+
+/* Writes the cached chunk and the header back and fsyncs. 0 or -errno. */
+int spool_flush(struct spool *s);
+
+/*
+ * Encrypts the whole content as a blob (pki/blob.h) under KEY and ID into
+ * the new file OUT_PATH (0600, fsynced), and returns the SHA-256 of the
+ * sealed chunks ("sha256:hex") in HASH. Memory stays constant.
+ */
+int spool_seal(struct spool *s, const uint8_t key[PKI_AEAD_KEY],
+	       const uint8_t id[PKI_BLOB_ID], const char *out_path,
+	       char hash[72]);
+
+/* Flushes and frees (wiping the key); accepts NULL. Returns flush status. */
+int spool_close(struct spool *s);
+
+#endif

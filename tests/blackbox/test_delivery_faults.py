@@ -1,0 +1,218 @@
+"""File delivery when things go wrong: a receiver that is away, kill -9 of
+either side (in the middle of a 1 GiB transfer, too), and a receiver whose
+disk is full.
+
+Every test runs its own cluster (CA, alice, bob); alice sends to bob.
+"""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from snoopnodes import (BIG_TIMEOUT, DELIVERY_TIMEOUT, CMD_TIMEOUT, InboxWatcher,
+                        sanitizer_hits,
+                        Node, bounded, free_port, genkey, run_tool, sha256_bytes,
+                        tree_files, wait_delivered, wait_outbox_gone, wait_until)
+
+
+def pair(cluster):
+    cluster.init_ca("ca")
+    alice = cluster.add_node("alice")
+    bob = cluster.add_node("bob")
+    cluster.wait_all_know_all()
+    assert wait_until(lambda: alice.exists("outbox/bob"), 15), (
+        "alice has no outbox/bob: %s" % alice.listdir("outbox"))
+    return alice, bob
+
+
+def cp(src, dst, timeout=120):
+    r = run_tool(["cp", src, dst], timeout=timeout)
+    assert r.returncode == 0, "cp %s %s: %s" % (src, dst, r.stderr)
+
+
+def local_file(tmp_path, name, data):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def at_rest(node, sender="alice"):
+    """{path: size} of what NODE keeps in STATE/inbox/SENDER."""
+    return tree_files(node.state / "inbox" / sender)
+
+
+def parts(node):
+    """{path: size} of the partial transfers under NODE's STATE/incoming."""
+    return {p: s for p, s in tree_files(node.state / "incoming").items()
+            if p.endswith(".part")}
+
+
+def assert_delivered_once(bob, name, data_sha, size, settle=2.0):
+    """inbox/alice holds exactly NAME, and it stays the same for SETTLE s."""
+    files = bob.inbox_files("alice")
+    assert files == {name: size}, "bob's inbox/alice: %s" % files
+    st1 = bounded(os.stat, str(bob.mnt / "inbox/alice" / name))
+    time.sleep(settle)
+    assert bob.inbox_files("alice") == {name: size}
+    st2 = bounded(os.stat, str(bob.mnt / "inbox/alice" / name))
+    assert (st1.st_ino, st1.st_mtime_ns) == (st2.st_ino, st2.st_mtime_ns), (
+        "the file was delivered again")
+    assert list(at_rest(bob)) == [name], at_rest(bob)
+
+
+def test_receiver_down_during_cp(cluster, tmp_path):
+    alice, bob = pair(cluster)
+    data = os.urandom(300_000)
+    src = local_file(tmp_path, "f.bin", data)
+    bob.unmount()
+    cp(src, alice.mnt / "outbox/bob/while-away.bin")
+    time.sleep(2)
+    assert alice.exists("outbox/bob/while-away.bin"), "pending file not listed"
+    assert not at_rest(bob), "bob got something while unmounted"
+    bob.restart()
+    wait_delivered(bob, "alice", "while-away.bin", sha256_bytes(data), size=len(data))
+    wait_outbox_gone(alice, "bob", "while-away.bin")
+    assert_delivered_once(bob, "while-away.bin", sha256_bytes(data), len(data))
+
+
+def test_pending_survives_sender_unmount(cluster, tmp_path):
+    alice, bob = pair(cluster)
+    data = os.urandom(100_000)
+    src = local_file(tmp_path, "f.bin", data)
+    bob.unmount()
+    cp(src, alice.mnt / "outbox/bob/survives.bin")
+    alice.unmount()
+    bob.restart()
+    time.sleep(2)
+    assert not bob.inbox_files("alice"), "delivered while the sender was unmounted?"
+    alice.restart()
+    assert alice.exists("outbox/bob/survives.bin") or bob.inbox_files("alice"), (
+        "the pending file is gone from the outbox after a remount")
+    wait_delivered(bob, "alice", "survives.bin", sha256_bytes(data), size=len(data))
+    wait_outbox_gone(alice, "bob", "survives.bin")
+
+
+def test_sender_killed_while_pending(cluster, tmp_path):
+    alice, bob = pair(cluster)
+    data = os.urandom(200_000)
+    src = local_file(tmp_path, "f.bin", data)
+    bob.unmount()
+    cp(src, alice.mnt / "outbox/bob/crash.bin")
+    alice.crash()
+    bob.restart()
+    alice.restart()
+    wait_delivered(bob, "alice", "crash.bin", sha256_bytes(data), size=len(data))
+    wait_outbox_gone(alice, "bob", "crash.bin")
+    assert_delivered_once(bob, "crash.bin", sha256_bytes(data), len(data))
+
+
+def test_sender_killed_right_after_cp(cluster, tmp_path):
+    alice, bob = pair(cluster)
+    data = os.urandom(8 << 20)
+    src = local_file(tmp_path, "f.bin", data)
+    cp(src, alice.mnt / "outbox/bob/crash2.bin")
+    alice.crash()          # most likely while sealing or sending
+    alice.restart()
+    wait_delivered(bob, "alice", "crash2.bin", sha256_bytes(data), size=len(data))
+    wait_outbox_gone(alice, "bob", "crash2.bin")
+    assert_delivered_once(bob, "crash2.bin", sha256_bytes(data), len(data))
+
+
+def test_receiver_killed_mid_transfer(cluster, big_file):
+    alice, bob = pair(cluster)
+    with InboxWatcher(bob, "alice", interval=0.05) as watch:
+        cp(big_file.path, alice.mnt / "outbox/bob/big.bin", timeout=BIG_TIMEOUT)
+        seen = {}
+
+        def partial():
+            p = parts(bob)
+            seen.update(p)
+            return any(0 < s < big_file.size for s in p.values())
+        assert wait_until(partial, BIG_TIMEOUT, interval=0.01), (
+            "no growing STATE/incoming/*.part on bob (seen %s, inbox %s)\nlog:\n%s"
+            % (seen, at_rest(bob), bob.log_tail()))
+        before = parts(bob)
+        bob.crash()
+        assert not at_rest(bob), "bob kept a file in STATE/inbox before it was whole"
+        bob.restart()
+        wait_delivered(bob, "alice", "big.bin", big_file.sha256, size=big_file.size,
+                       timeout=BIG_TIMEOUT, hash_timeout=BIG_TIMEOUT)
+    assert watch.polls > 10
+    wrong = {p: sorted(s) for p, s in watch.seen.items()
+             if p != "big.bin" or s != {big_file.size}}
+    assert not wrong, ("a partial or stray file was visible in bob's inbox "
+                       "(sizes seen %s; final %d); .part before the kill: %s"
+                       % (wrong, big_file.size, before))
+    wait_outbox_gone(alice, "bob", "big.bin", timeout=BIG_TIMEOUT)
+    assert_delivered_once(bob, "big.bin", big_file.sha256, big_file.size)
+    assert wait_until(lambda: not parts(bob), 10), "partial left behind: %s" % parts(bob)
+
+
+# --- a receiver whose disk is full ----------------------------------------------
+
+def tmpfs_mount(path, size):
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size,
+                        "tmpfs", str(path)], capture_output=True, text=True,
+                       timeout=CMD_TIMEOUT)
+    return r
+
+
+def tmpfs_umount(path):
+    r = subprocess.run(["umount", str(path)], capture_output=True, text=True,
+                       timeout=CMD_TIMEOUT)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True,
+                       timeout=CMD_TIMEOUT)
+
+
+def test_receiver_disk_full(cluster, tmp_path):
+    cluster.init_ca("ca")
+    alice = cluster.add_node("alice")
+    bob = Node(cluster.snoop, "bob", cluster.base, free_port())
+    cluster.nodes["bob"] = bob
+    bob.state.mkdir(mode=0o700)
+    r = tmpfs_mount(bob.state, "8m")
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: %s" % r.stderr.strip())
+    try:
+        genkey(bob.state / "node.key")
+        bob.enroll(cluster.ca, cluster.fingerprint, pregen_key=False)
+        cluster.wait_all_know_all()
+        assert wait_until(lambda: alice.exists("outbox/bob"), 15)
+        data = os.urandom(12 << 20)
+        src = local_file(tmp_path, "twelve.bin", data)
+        with InboxWatcher(bob, "alice", interval=0.05) as watch:
+            cp(src, alice.mnt / "outbox/bob/twelve.bin")
+            time.sleep(6)
+            assert not bob.inbox_files("alice"), "something arrived on a full disk"
+            assert not at_rest(bob)
+            p1 = parts(bob)
+            time.sleep(2)
+            p2 = parts(bob)
+            assert all(p2.get(k, 0) <= v for k, v in p1.items()) and set(p2) <= set(p1), (
+                "partial transfers keep growing on a full disk: %s -> %s" % (p1, p2))
+            assert bob.listdir("certs"), "bob stopped serving its tree"
+            assert alice.exists("outbox/bob/twelve.bin"), "the file left the outbox undelivered"
+            r = subprocess.run(["mount", "-o", "remount,size=64m", str(bob.state)],
+                               capture_output=True, text=True, timeout=CMD_TIMEOUT)
+            assert r.returncode == 0, "tmpfs remount: %s" % r.stderr
+            wait_delivered(bob, "alice", "twelve.bin", sha256_bytes(data),
+                           size=len(data), timeout=DELIVERY_TIMEOUT)
+        wait_outbox_gone(alice, "bob", "twelve.bin")
+        assert_delivered_once(bob, "twelve.bin", sha256_bytes(data), len(data))
+        assert set(watch.seen) == {"twelve.bin"} and watch.seen["twelve.bin"] == {len(data)}, (
+            "partial or stray files were visible: %s" % {k: sorted(v) for k, v in watch.seen.items()})
+    finally:
+        # bob's daemon must be gone before its STATE can be unmounted; its
+        # log lives on the tmpfs, so it is checked for sanitizer output here.
+        problems = bob.teardown()
+        try:
+            problems += ["sanitizer output in %s:\n%s" % (bob.log, "\n".join(hits))
+                         for hits in [sanitizer_hits(bob.log.read_text(errors="replace"))]
+                         if hits]
+        except OSError:
+            pass
+        tmpfs_umount(bob.state)
+    assert not problems, "\n".join(problems)

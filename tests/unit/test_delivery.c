@@ -1,0 +1,272 @@
+/*
+ * test_delivery: post/blob end to end on 127.0.0.1 between two in-process
+ * nodes that share a throw-away CA: a sealed job is delivered, the receipt
+ * removes it, the inbox copy decrypts to the original bytes; a job for an
+ * unknown peer is reported as failed; delivery_stop returns promptly.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pki/aead.h"
+#include "pki/blob.h"
+#include "pki/ca.h"
+#include "pki/csr.h"
+#include "src/blobfile.h"
+#include "src/delivery.h"
+#include "src/node.h"
+#include "src/service.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (cond) {                                                    \
+			passed++;                                              \
+		} else {                                                       \
+			failed++;                                              \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #cond);                              \
+		}                                                              \
+	} while (0)
+
+static struct pki_key *root_key;
+
+/* OUT = STATE of N / the formatted relative path. */
+static void in_state(char *out, const struct node *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void in_state(char *out, const struct node *n, const char *fmt, ...)
+{
+	char rel[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	CHECK(state_path(n->state, rel, out) == 0);
+}
+static struct pki_cert *root;
+
+/* A node named NAME under BASE/NAME, its certificate naming ADDR. */
+static struct node *make_node(const char *base, const char *name,
+			      const char *addr)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	n->listen_fd = -1;
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->wake, NULL);
+	snprintf(n->state, sizeof(n->state), "%s/%s", base, name);
+	mkdir(n->state, 0700);
+	snprintf(n->cfg.name, sizeof(n->cfg.name), "%s", name);
+	snprintf(n->cfg.listen, sizeof(n->cfg.listen), "%s", addr);
+	CHECK(pki_key_generate(2048, &n->key) == 0);
+	struct pki_csr *csr = NULL;
+	CHECK(pki_csr_new(n->key, name, &csr) == 0);
+	CHECK(pki_ca_issue(root_key, root, csr, name, addr, 1, &n->cert) == 0);
+	pki_csr_free(csr);
+	n->root = pki_cert_dup(root);
+	char certs[STATE_PATH_MAX];
+	in_state(certs, n, "certs");
+	CHECK(directory_open(certs, n->root, &n->dir) == 0);
+	directory_put(n->dir, n->cert);
+	return n;
+}
+
+/* Seals DATA as job ID for RECIPIENT into A's STATE like the outbox does. */
+static void make_job(struct node *a, struct pki_cert *to, const char *to_name,
+		     const char *path, const uint8_t *data, size_t size,
+		     struct job *j)
+{
+	uint8_t key[PKI_AEAD_KEY], id[PKI_BLOB_ID];
+	CHECK(pki_blob_new_key(key, id) == 0);
+	memset(j, 0, sizeof(*j));
+	for (int i = 0; i < PKI_BLOB_ID; i++)
+		snprintf(j->id + 2 * i, 3, "%02x", id[i]);
+	snprintf(j->folder, sizeof(j->folder), "%s", to_name);
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	j->size = size;
+	j->created = time(NULL);
+
+	char dir[STATE_PATH_MAX], file[STATE_PATH_MAX];
+	in_state(dir, a, "sealed");
+	mkdir(dir, 0700);
+	in_state(file, a, "sealed/%s.blob", j->id);
+	FILE *f = fopen(file, "wb");
+	struct pki_aead *aead = NULL;
+	CHECK(pki_aead_new(key, &aead) == 0);
+	struct pki_sha256 *h = NULL;
+	CHECK(pki_sha256_new(&h) == 0);
+	static uint8_t out[PKI_BLOB_SEALED_CHUNK];
+	uint64_t chunks = pki_blob_chunks(size);
+	for (uint64_t c = 0; c < chunks; c++) {
+		size_t len = pki_blob_chunk_len(size, c);
+		CHECK(pki_blob_seal_chunk(aead, id, c, c + 1 == chunks,
+					  data + c * PKI_BLOB_CHUNK, len,
+					  out) == 0);
+		fwrite(out, 1, len + PKI_AEAD_TAG, f);
+		pki_sha256_update(h, out, len + PKI_AEAD_TAG);
+	}
+	fclose(f);
+	pki_sha256_final(h, j->sha256);
+	pki_aead_free(aead);
+
+	uint8_t *w = NULL;
+	size_t wlen = 0;
+	CHECK(pki_wrap_for_key(a->key, key, sizeof(key), &w, &wlen) == 0);
+	memcpy(j->self_wrapped, w, wlen);
+	j->self_wrapped_len = wlen;
+	free(w);
+	j->nrecipients = 1;
+	snprintf(j->recipients[0].name, sizeof(j->recipients[0].name), "%s",
+		 to_name);
+	if (to)
+		CHECK(pki_wrap_for_cert(to, key, sizeof(key), &w, &wlen) == 0);
+	else
+		CHECK(pki_wrap_for_key(a->key, key, sizeof(key), &w, &wlen) ==
+		      0);
+	memcpy(j->recipients[0].wrapped, w, wlen);
+	j->recipients[0].wrapped_len = wlen;
+	free(w);
+	in_state(dir, a, "jobs");
+	mkdir(dir, 0700);
+	CHECK(job_save(dir, j) == 0);
+}
+
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static int done_count;
+
+static void on_done(void *arg, const struct job *j)
+{
+	(void)arg;
+	(void)j;
+	pthread_mutex_lock(&done_lock);
+	done_count++;
+	pthread_mutex_unlock(&done_lock);
+}
+
+static int dones(void)
+{
+	pthread_mutex_lock(&done_lock);
+	int n = done_count;
+	pthread_mutex_unlock(&done_lock);
+	return n;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+int main(void)
+{
+	char base[] = "/tmp/test_delivery.XXXXXX";
+	CHECK(mkdtemp(base) != NULL);
+	CHECK(pki_key_generate(2048, &root_key) == 0);
+	CHECK(pki_ca_make_root(root_key, "testca", 1, &root) == 0);
+
+	int fd = -1;
+	CHECK(net_listen("127.0.0.1:0", &fd) == 0);
+	char addr_b[NET_ADDR_MAX];
+	snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%d", net_listen_port(fd));
+	struct node *a = make_node(base, "alice", "127.0.0.1:1");
+	struct node *b = make_node(base, "bob", addr_b);
+	directory_put(a->dir, b->cert);
+	directory_put(b->dir, a->cert);
+	struct net_server *srv = NULL;
+	struct net_server_opts sopts = { 0 };
+	CHECK(net_server_start(fd, &sopts, service_handle, b, &srv) == 0);
+
+	size_t size = 3 * PKI_BLOB_CHUNK + 1234;
+	uint8_t *data = malloc(size);
+	for (size_t i = 0; i < size; i++)
+		data[i] = (uint8_t)(i * 31 + 7);
+	static struct job j, k;
+	make_job(a, b->cert, "bob", "dir/data.bin", data, size, &j);
+
+	struct delivery *d = NULL;
+	CHECK(delivery_start(a, on_done, NULL, &d) == 0);
+	for (int i = 0; i < 200 && dones() < 1; i++)
+		usleep(50 * 1000);
+	CHECK(dones() == 1);
+
+	char path[STATE_PATH_MAX];
+	in_state(path, a, "jobs/%s.job", j.id);
+	CHECK(!exists(path));
+	in_state(path, a, "sealed/%s.blob", j.id);
+	CHECK(!exists(path));
+	in_state(path, b, "incoming/alice/%s.part", j.id);
+	CHECK(!exists(path));
+	in_state(path, b, "inbox/alice/dir/data.bin");
+	struct blobfile *bf = NULL;
+	CHECK(blobfile_open(path, b->key, "bob", &bf) == 0);
+	if (bf) {
+		CHECK(blobfile_size(bf) == size);
+		uint8_t *back = malloc(size);
+		size_t got = 0, total = 0;
+		while (total < size &&
+		       blobfile_read(bf, back + total, size - total, total,
+				     &got) == 0 &&
+		       got > 0)
+			total += got;
+		CHECK(total == size && memcmp(back, data, size) == 0);
+		free(back);
+		blobfile_close(bf);
+	}
+
+	/* A second version of the same path replaces the first. */
+	data[0] ^= 0xff;
+	make_job(a, b->cert, "bob", "dir/data.bin", data, 10, &k);
+	CHECK(delivery_submit(d, &k) == 0);
+	CHECK(delivery_submit(d, &k) == -EEXIST);
+	for (int i = 0; i < 200 && dones() < 2; i++)
+		usleep(50 * 1000);
+	CHECK(dones() == 2);
+	uint64_t sz = 0;
+	CHECK(blobfile_peek_size(path, &sz) == 0 && sz == 10);
+
+	/* Nobody called carol: the job waits, and says why. */
+	make_job(a, NULL, "carol", "x.txt", data, 5, &k);
+	CHECK(delivery_submit(d, &k) == 0);
+	char text[512] = "";
+	for (int i = 0; i < 100; i++) {
+		CHECK(delivery_describe(d, k.id, text, sizeof(text)) == 0);
+		if (strncmp(text, "failed: ", 8) == 0)
+			break;
+		usleep(50 * 1000);
+	}
+	CHECK(strstr(text, "failed: carol is not in certs/") == text);
+	char *status = NULL;
+	size_t slen = 0;
+	CHECK(delivery_status(d, &status, &slen) == 0);
+	CHECK(status && strstr(status, "  carol: 1 pending (x.txt failed: "));
+	CHECK(status && strstr(status, "last delivery: never"));
+	free(status);
+	CHECK(delivery_describe(d, j.id, text, sizeof(text)) == -ENOENT);
+	CHECK(delivery_cancel(d, k.id) == 0);
+	CHECK(delivery_describe(d, k.id, text, sizeof(text)) == -ENOENT);
+	CHECK(delivery_cancel(d, k.id) == -ENOENT);
+
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	delivery_stop(d);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	CHECK(t1.tv_sec - t0.tv_sec < 2);
+
+	net_server_stop(srv);
+	node_free(a);
+	node_free(b);
+	pki_cert_free(root);
+	pki_key_free(root_key);
+	free(data);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+	CHECK(system(cmd) == 0);
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

@@ -60,6 +60,7 @@ struct blobfile_writer {
 	struct blob_info info;
 	struct pki_aead *aead;
 	struct pki_sha256 *sha; /* over the sealed chunks stored so far */
+	char declared[72];      /* the header's signed "sha256", or "" */
 	uint64_t data_off;
 	uint64_t next; /* the chunk put() accepts next */
 	uint8_t *pt;   /* scratch for checking a chunk; wiped after each use */
@@ -598,6 +599,7 @@ int blobfile_writer_open(const char *part_path, const void *header,
 {
 	struct blobfile_writer *w;
 	struct blob_info hinfo;
+	struct msg *hmsg = NULL;
 	uint8_t *prefix;
 	size_t plen;
 	int rc;
@@ -616,16 +618,29 @@ int blobfile_writer_open(const char *part_path, const void *header,
 	 * The stored file is read back through its header alone, so the
 	 * header must say what INFO says.
 	 */
-	rc = header_parse(header, header_len, &hinfo, NULL);
+	rc = header_parse(header, header_len, &hinfo, &hmsg);
 	if (rc != 0)
 		return rc;
 	if (memcmp(hinfo.id, info->id, PKI_BLOB_ID) != 0 ||
-	    hinfo.size != info->size || hinfo.chunks != info->chunks)
+	    hinfo.size != info->size || hinfo.chunks != info->chunks) {
+		msg_free(hmsg);
 		return -EINVAL;
+	}
 
 	w = calloc(1, sizeof(*w));
-	if (w == NULL)
+	if (w == NULL) {
+		msg_free(hmsg);
 		return -ENOMEM;
+	}
+	/*
+	 * Every recipient of a blob knows its content key, so only the
+	 * sender's signed hash ties the chunks to the sender: keep it to
+	 * check at commit.
+	 */
+	const char *declared = msg_extra_get_str(hmsg, "sha256");
+	if (declared && strlen(declared) < sizeof(w->declared))
+		strcpy(w->declared, declared);
+	msg_free(hmsg);
 	w->fd = -1;
 	w->info = *info;
 	w->data_off = BLOBFILE_PREFIX + header_len;
@@ -724,6 +739,15 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
 	}
 	rc = close(w->fd) == 0 ? 0 : -errno;
 	w->fd = -1;
+	if (rc == 0) {
+		rc = pki_errno(pki_sha256_final(w->sha, hash));
+		w->sha = NULL;
+	}
+	/* Chunks that are not the ones the sender signed never show. */
+	if (rc == 0 && w->declared[0] && strcmp(hash, w->declared) != 0) {
+		unlink(w->part_path);
+		rc = -EBADMSG;
+	}
 	if (rc == 0)
 		rc = make_parents(final_path);
 	/* rename() replaces an older delivery of the same path atomically. */
@@ -731,10 +755,6 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
 		rc = -errno;
 	if (rc == 0)
 		rc = sync_parent(final_path);
-	if (rc == 0) {
-		rc = pki_errno(pki_sha256_final(w->sha, hash));
-		w->sha = NULL;
-	}
 out:
 	writer_free(w);
 	return rc;

@@ -23,7 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BLOBFILE_HEADER_MAX (64 * 1024)
+/*
+ * The header carries a base64 wrapped key per recipient: 64 recipients with
+ * RSA-8192 keys need about 100 KB, so 64 KiB would be too little.
+ */
+#define BLOBFILE_HEADER_MAX (256 * 1024)
 
 /* What a blob header says (parsed from the signed post/blob request). */
 struct blob_info {
@@ -84,7 +88,8 @@ int blobfile_writer_put(struct blobfile_writer *w, uint64_t n,
 /*
  * After the last chunk: fsyncs, renames PART_PATH to FINAL_PATH (creating
  * its parent directories 0700), and returns the SHA-256 of all sealed
- * chunks in HASH. Frees W.
+ * chunks in HASH. If the header carries a signed "sha256" and the chunks do
+ * not match it, the part file is removed and -EBADMSG returned. Frees W.
  */
 int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
 			   char hash[72]);

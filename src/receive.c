@@ -232,6 +232,8 @@ static const char *disk_reason(int rc)
 		       "this node's inbox";
 	case -ENAMETOOLONG:
 		return "the path is too long for this node's disk";
+	case -EBADMSG:
+		return "the chunks do not match the sha256 the sender signed";
 	default:
 		return "this node cannot store the file (disk error)";
 	}

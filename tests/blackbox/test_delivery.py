@@ -26,6 +26,7 @@ from snoopnodes import (BIG_TIMEOUT, DELIVERY_TIMEOUT, STATE_XATTR, InboxWatcher
 PEERS = ("ca", "bob", "carol", "dave")
 # What getxattr user.snoopfs.state may say for one recipient that is down.
 DOWN_STATE = r"(queued|failed: .+)"
+PENDING_STATE = r"(queued|sending ([0-9]|[1-9][0-9]|100)%|failed: .+)"
 READ_ONLY_ERRNOS = (errno.EACCES, errno.EROFS, errno.EPERM)
 
 
@@ -269,12 +270,12 @@ def test_overwrite_in_the_middle_before_close(nodes):
 def test_temp_names_never_shipped(nodes, tmp_path):
     alice, bob = nodes["alice"], nodes["bob"]
     out = alice.mnt / "outbox" / "bob" / "tmpnames"
-    bounded(os.makedirs, str(out / "sub"), exist_ok=True)
+    bounded(lambda: os.makedirs(str(out / "sub"), exist_ok=True))
     temps = [".hidden", "x~", "x.swp", "x.swx", "x.tmp", "x.part",
              ".dir/inner.txt", "sub/.hidden2", "sub/y.part"]
     with InboxWatcher(bob, "alice", interval=0.05) as watch:
         for rel in temps:
-            bounded(os.makedirs, str((out / rel).parent), exist_ok=True)
+            bounded(lambda: os.makedirs(str((out / rel).parent), exist_ok=True))
             alice.write_bytes("outbox/bob/tmpnames/" + rel, b"not for shipping " + rel.encode())
         # A download tool's temp+rename, and an editor's swap file next to
         # the real file.
@@ -298,6 +299,16 @@ def test_big_file(nodes, big_file):
     r = run_tool(["cp", big_file.path, alice.mnt / "outbox/bob/big.bin"],
                  timeout=BIG_TIMEOUT)
     assert r.returncode == 0, "cp of 1 GiB: %s" % r.stderr
+    # While it is pending, its state reads as the brief says.
+    states = []
+    for _ in range(40):
+        try:
+            states.append(alice.getxattr("outbox/bob/big.bin"))
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    odd = [s for s in states if not re.fullmatch(PENDING_STATE, s)]
+    assert not odd, "user.snoopfs.state of a pending file: %s" % odd
     wait_delivered(bob, "alice", "big.bin", big_file.sha256, size=big_file.size,
                    timeout=BIG_TIMEOUT, hash_timeout=BIG_TIMEOUT)
     # A few reads far from the start (random access into a big blob).

@@ -76,8 +76,8 @@ static void path_in(char *out, size_t size, const char *name)
  * Builds blob B of SIZE random bytes whose header carries the content key
  * for node NAME wrapped with WRAP_FOR's public key.
  */
-static bool blob_make(struct blob *b, uint64_t size, const char *name,
-		      const struct pki_key *wrap_for)
+static bool blob_make_pad(struct blob *b, uint64_t size, const char *name,
+			  const struct pki_key *wrap_for, size_t pad)
 {
 	struct pki_aead *a = NULL;
 	struct pki_sha256 *h = NULL;
@@ -136,8 +136,23 @@ static bool blob_make(struct blob *b, uint64_t size, const char *name,
 	if (x == NULL || msg_extra_set_str(x, "id", hex) != NET_OK ||
 	    msg_extra_set_int(x, "size", (int64_t)size) != NET_OK ||
 	    msg_extra_set_int(x, "chunks", (int64_t)b->info.chunks) != NET_OK ||
-	    msg_extra_set_str(x, kname, b64) != NET_OK ||
-	    msg_build(&meta, NULL, 0, x, sign_cb, alice, &b->header,
+	    msg_extra_set_str(x, kname, b64) != NET_OK)
+		goto out;
+	/* Stands in for the keys of many recipients. */
+	if (pad > 0) {
+		char *p = malloc(pad + 1);
+
+		if (p == NULL)
+			goto out;
+		memset(p, 'k', pad);
+		p[pad] = '\0';
+		int xrc = msg_extra_set_str(x, "pad", p);
+
+		free(p);
+		if (xrc != NET_OK)
+			goto out;
+	}
+	if (msg_build(&meta, NULL, 0, x, sign_cb, alice, &b->header,
 		      &b->header_len) != NET_OK)
 		goto out;
 	ok = true;
@@ -148,6 +163,12 @@ out:
 	pki_aead_free(a);
 	pki_sha256_free(h);
 	return ok;
+}
+
+static bool blob_make(struct blob *b, uint64_t size, const char *name,
+		      const struct pki_key *wrap_for)
+{
+	return blob_make_pad(b, size, name, wrap_for, 0);
 }
 
 static void blob_free(struct blob *b)
@@ -480,6 +501,35 @@ static void test_empty_and_garbage(void)
 	blob_free(&b);
 }
 
+/* Headers as big as many recipients make them pass; bigger ones do not. */
+static void test_big_header(void)
+{
+	struct blob b;
+	struct blobfile_writer *w = NULL;
+	char part[512], final[512], hash[72];
+	uint64_t have = 0;
+
+	path_in(part, sizeof(part), "parts/big.part");
+	path_in(final, sizeof(final), "inbox/alice/big");
+	CHECK(blob_make_pad(&b, CHUNK + 5, "bob", bob, 100 * 1024));
+	CHECK(b.header_len > 100 * 1024);
+	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
+				   &w, &have) == 0);
+	CHECK(put_range(w, &b, 0, b.info.chunks));
+	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(read_back(final, &b));
+	unlink(final);
+	blob_free(&b);
+
+	CHECK(blob_make_pad(&b, 1, "bob", bob, BLOBFILE_HEADER_MAX));
+	CHECK(b.header_len > BLOBFILE_HEADER_MAX);
+	w = NULL;
+	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
+				   &w, &have) == -EINVAL &&
+	      w == NULL);
+	blob_free(&b);
+}
+
 /* rm -r of the test directory, with a fixed list of what we made. */
 static void cleanup(void)
 {
@@ -513,6 +563,7 @@ int main(void)
 		test_refusals();
 		test_wrong_recipient();
 		test_empty_and_garbage();
+		test_big_header();
 	}
 	pki_key_free(alice);
 	pki_key_free(bob);

@@ -74,3 +74,20 @@ int pki_ossl_fail(int code, const char *what)
 	}
 	return code;
 }
+
+int pki_to_errno(int code)
+{
+	switch (code) {
+	case PKI_OK:
+		return 0;
+	case PKI_ENOMEM:
+		return -ENOMEM;
+	case PKI_EINVAL:
+		return -EINVAL;
+	case PKI_ESIG:
+	case PKI_EKEY:
+		return -EBADMSG;
+	default:
+		return -EIO;
+	}
+}

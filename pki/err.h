@@ -25,4 +25,11 @@ enum pki_err {
 /* Returns a static English sentence for CODE. */
 const char *pki_strerror(int code);
 
+/*
+ * The -errno for CODE, for callers that speak errno: 0 stays 0, a signature
+ * or key that does not verify is -EBADMSG, bad input -EINVAL, no memory
+ * -ENOMEM, and anything else -EIO.
+ */
+int pki_to_errno(int code);
+
 #endif

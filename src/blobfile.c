@@ -27,6 +27,7 @@
 #include "pki/key.h"
 #include "pki/rand.h"
 #include "src/blobfile.h"
+#include "src/fileio.h"
 
 #define BLOBFILE_MAGIC     "SNOOPIN1"
 #define BLOBFILE_MAGIC_LEN 8
@@ -34,7 +35,6 @@
 #define BLOBFILE_PREFIX (BLOBFILE_MAGIC_LEN + 4)
 #define BLOB_METHOD     "post/blob"
 /* Longest path the parent-directory walk copies. */
-#define BLOBFILE_PATH_MAX 4096
 /* cache_n when no chunk is cached. */
 #define NO_CHUNK UINT64_MAX
 
@@ -68,64 +68,6 @@ struct blobfile_writer {
 };
 
 /* ---- shared helpers ---- */
-
-static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-	uint8_t *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n =
-			pread(fd, p + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	*got = done;
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n =
-			pwrite(fd, p + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-static int pki_errno(int rc)
-{
-	switch (rc) {
-	case 0:
-		return 0;
-	case PKI_ENOMEM:
-		return -ENOMEM;
-	case PKI_EINVAL:
-		return -EINVAL;
-	case PKI_ESIG:
-	case PKI_EKEY:
-		return -EBADMSG;
-	default:
-		return -EIO;
-	}
-}
 
 static int hex_val(char c)
 {
@@ -206,7 +148,7 @@ static int read_header(int fd, uint8_t **hdr, size_t *hlen)
 
 	*hdr = NULL;
 	*hlen = 0;
-	rc = pread_full(fd, prefix, sizeof(prefix), 0, &got);
+	rc = fileio_pread_full(fd, prefix, sizeof(prefix), 0, &got);
 	if (rc != 0)
 		return rc;
 	if (got != sizeof(prefix) ||
@@ -220,7 +162,7 @@ static int read_header(int fd, uint8_t **hdr, size_t *hlen)
 	buf = malloc(len);
 	if (buf == NULL)
 		return -ENOMEM;
-	rc = pread_full(fd, buf, len, BLOBFILE_PREFIX, &got);
+	rc = fileio_pread_full(fd, buf, len, BLOBFILE_PREFIX, &got);
 	if (rc == 0 && got != len)
 		rc = -EBADMSG;
 	if (rc != 0) {
@@ -230,53 +172,6 @@ static int read_header(int fd, uint8_t **hdr, size_t *hlen)
 	*hdr = buf;
 	*hlen = len;
 	return 0;
-}
-
-/* mkdir -p for the directories above the last '/' of PATH, mode 0700. */
-static int make_parents(const char *path)
-{
-	char buf[BLOBFILE_PATH_MAX];
-	size_t len = strlen(path), i;
-
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (i = 1; i < len; i++) {
-		if (buf[i] != '/')
-			continue;
-		buf[i] = '\0';
-		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-			return -errno;
-		buf[i] = '/';
-	}
-	return 0;
-}
-
-/* fsyncs the directory holding PATH so that a rename in it is durable. */
-static int sync_parent(const char *path)
-{
-	char buf[BLOBFILE_PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n;
-	int fd, rc = 0;
-
-	if (slash == NULL) {
-		strcpy(buf, ".");
-	} else {
-		n = slash == path ? 1 : (size_t)(slash - path);
-		if (n >= sizeof(buf))
-			return -ENAMETOOLONG;
-		memcpy(buf, path, n);
-		buf[n] = '\0';
-	}
-	fd = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	/* Some file systems cannot sync directories; that is not an error. */
-	if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP)
-		rc = -errno;
-	close(fd);
-	return rc;
 }
 
 /* ---- reading ---- */
@@ -305,7 +200,7 @@ static int unwrap_key(const struct msg *m, const struct pki_key *key,
 		pki_wipe(ckey, sizeof(ckey));
 		return rc == PKI_ENOMEM ? -ENOMEM : -EBADMSG;
 	}
-	rc = pki_errno(pki_aead_new(ckey, out));
+	rc = pki_to_errno(pki_aead_new(ckey, out));
 	pki_wipe(ckey, sizeof(ckey));
 	return rc;
 }
@@ -418,8 +313,8 @@ static int chunk_load(struct blobfile *b, uint64_t n)
 	if (b->cache_n == n)
 		return 0;
 	b->cache_n = NO_CHUNK;
-	rc = pread_full(b->fd, b->sealed, len,
-			b->data_off + pki_blob_chunk_offset(n), &got);
+	rc = fileio_pread_full(b->fd, b->sealed, len,
+			       b->data_off + pki_blob_chunk_offset(n), &got);
 	if (rc != 0)
 		return rc;
 	if (got != len)
@@ -533,12 +428,12 @@ static int writer_resume(struct blobfile_writer *w)
 
 		if ((uint64_t)st.st_size < pos + len)
 			break;
-		rc = pread_full(w->fd, w->buf, len, pos, &got);
+		rc = fileio_pread_full(w->fd, w->buf, len, pos, &got);
 		if (rc != 0)
 			return rc;
 		if (got != len || chunk_check(w, w->next, w->buf, len) != 0)
 			break;
-		rc = pki_errno(pki_sha256_update(w->sha, w->buf, len));
+		rc = pki_to_errno(pki_sha256_update(w->sha, w->buf, len));
 		if (rc != 0)
 			return rc;
 		pos += len;
@@ -567,7 +462,7 @@ static int writer_file(struct blobfile_writer *w, const uint8_t *prefix,
 		have = malloc(plen);
 		if (have == NULL)
 			return -ENOMEM;
-		rc = pread_full(w->fd, have, plen, 0, &got);
+		rc = fileio_pread_full(w->fd, have, plen, 0, &got);
 		if (rc == 0 && got == plen && memcmp(have, prefix, plen) == 0) {
 			free(have);
 			if (fchmod(w->fd, 0600) != 0)
@@ -589,7 +484,7 @@ static int writer_file(struct blobfile_writer *w, const uint8_t *prefix,
 	}
 	if (fchmod(w->fd, 0600) != 0)
 		return -errno;
-	return pwrite_full(w->fd, prefix, plen, 0);
+	return fileio_pwrite_full(w->fd, prefix, plen, 0);
 }
 
 int blobfile_writer_open(const char *part_path, const void *header,
@@ -662,11 +557,11 @@ int blobfile_writer_open(const char *part_path, const void *header,
 	prefix[11] = (uint8_t)header_len;
 	memcpy(prefix + BLOBFILE_PREFIX, header, header_len);
 
-	rc = pki_errno(pki_aead_new(key, &w->aead));
+	rc = pki_to_errno(pki_aead_new(key, &w->aead));
 	if (rc == 0)
-		rc = pki_errno(pki_sha256_new(&w->sha));
+		rc = pki_to_errno(pki_sha256_new(&w->sha));
 	if (rc == 0)
-		rc = make_parents(part_path);
+		rc = fileio_make_parents(part_path);
 	if (rc == 0)
 		rc = writer_file(w, prefix, plen);
 	free(prefix);
@@ -695,11 +590,11 @@ int blobfile_writer_put(struct blobfile_writer *w, uint64_t n,
 	 * At its fixed offset, so a put retried after a failed write
 	 * overwrites the partial chunk instead of appending after it.
 	 */
-	rc = pwrite_full(w->fd, sealed, len,
-			 w->data_off + pki_blob_chunk_offset(n));
+	rc = fileio_pwrite_full(w->fd, sealed, len,
+				w->data_off + pki_blob_chunk_offset(n));
 	if (rc != 0)
 		return rc;
-	rc = pki_errno(pki_sha256_update(w->sha, sealed, len));
+	rc = pki_to_errno(pki_sha256_update(w->sha, sealed, len));
 	if (rc != 0)
 		return rc;
 	w->next++;
@@ -740,7 +635,7 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
 	rc = close(w->fd) == 0 ? 0 : -errno;
 	w->fd = -1;
 	if (rc == 0) {
-		rc = pki_errno(pki_sha256_final(w->sha, hash));
+		rc = pki_to_errno(pki_sha256_final(w->sha, hash));
 		w->sha = NULL;
 	}
 	/* Chunks that are not the ones the sender signed never show. */
@@ -749,12 +644,12 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
 		rc = -EBADMSG;
 	}
 	if (rc == 0)
-		rc = make_parents(final_path);
+		rc = fileio_make_parents(final_path);
 	/* rename() replaces an older delivery of the same path atomically. */
 	if (rc == 0 && rename(w->part_path, final_path) != 0)
 		rc = -errno;
 	if (rc == 0)
-		rc = sync_parent(final_path);
+		rc = fileio_sync_parent(final_path);
 out:
 	writer_free(w);
 	return rc;

@@ -28,6 +28,7 @@
 #include "pki/err.h"
 #include "pki/key.h"
 #include "pki/rand.h"
+#include "src/fileio.h"
 #include "src/spool.h"
 
 #define SPOOL_MAGIC     "SNOOPSP1"
@@ -83,70 +84,6 @@ static uint64_t get_be64(const uint8_t *p)
 	return v;
 }
 
-/* Turns a pki error into the -errno this module speaks. */
-static int pki_errno(int rc)
-{
-	switch (rc) {
-	case 0:
-		return 0;
-	case PKI_ENOMEM:
-		return -ENOMEM;
-	case PKI_EINVAL:
-		return -EINVAL;
-	case PKI_ESIG:
-	case PKI_EKEY:
-		return -EBADMSG;
-	default:
-		return -EIO;
-	}
-}
-
-/*
- * Reads up to LEN bytes at OFF, retrying interrupted and short reads;
- * *GOT is less than LEN only at end of file. 0 or -errno.
- */
-static int pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-	uint8_t *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n =
-			pread(fd, p + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	*got = done;
-	return 0;
-}
-
-/* Writes all LEN bytes at OFF; a full disk surfaces as -ENOSPC. */
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const uint8_t *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n =
-			pwrite(fd, p + done, len - done, (off_t)(off + done));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static uint64_t slot_offset(uint64_t n)
 {
 	return SPOOL_HEADER + n * (uint64_t)SPOOL_SLOT;
@@ -188,7 +125,8 @@ static int slot_read(struct spool *s, uint64_t n, uint8_t *pt)
 	size_t got = 0;
 	int rc;
 
-	rc = pread_full(s->fd, s->slot, SPOOL_SLOT, slot_offset(n), &got);
+	rc = fileio_pread_full(s->fd, s->slot, SPOOL_SLOT, slot_offset(n),
+			       &got);
 	if (rc != 0)
 		return rc;
 	if (got == 0 || (got == SPOOL_SLOT && all_zero(s->slot, got))) {
@@ -217,8 +155,8 @@ static int slot_write(struct spool *s, uint64_t n, const uint8_t *pt)
 				   PKI_BLOB_CHUNK, ct, ct + PKI_BLOB_CHUNK);
 	}
 	if (rc != 0)
-		return pki_errno(rc);
-	return pwrite_full(s->fd, s->slot, SPOOL_SLOT, slot_offset(n));
+		return pki_to_errno(rc);
+	return fileio_pwrite_full(s->fd, s->slot, SPOOL_SLOT, slot_offset(n));
 }
 
 /* Writes the cached chunk back if it changed. It stays cached. */
@@ -306,7 +244,7 @@ static int header_write(struct spool *s)
 
 	put_be64(s->hdr + HDR_SIZE_OFF, s->size);
 	/* One aligned 4 KiB write: the header is updated as a whole. */
-	rc = pwrite_full(s->fd, s->hdr, SPOOL_HEADER, 0);
+	rc = fileio_pwrite_full(s->fd, s->hdr, SPOOL_HEADER, 0);
 	if (rc == 0)
 		s->hdr_dirty = false;
 	return rc;
@@ -388,16 +326,16 @@ int spool_create(const char *path, const struct pki_key *key,
 		close(fd);
 		return rc;
 	}
-	rc = pki_errno(pki_rand_bytes(skey, sizeof(skey)));
+	rc = pki_to_errno(pki_rand_bytes(skey, sizeof(skey)));
 	if (rc == 0)
-		rc = pki_errno(pki_rand_bytes(s->id, sizeof(s->id)));
+		rc = pki_to_errno(pki_rand_bytes(s->id, sizeof(s->id)));
 	if (rc == 0)
-		rc = pki_errno(pki_wrap_for_key(key, skey, sizeof(skey),
-						&wrapped, &wlen));
+		rc = pki_to_errno(pki_wrap_for_key(key, skey, sizeof(skey),
+						   &wrapped, &wlen));
 	if (rc == 0 && wlen > SPOOL_WRAP_MAX)
 		rc = -EOVERFLOW;
 	if (rc == 0)
-		rc = pki_errno(pki_aead_new(skey, &s->aead));
+		rc = pki_to_errno(pki_aead_new(skey, &s->aead));
 	pki_wipe(skey, sizeof(skey));
 	if (rc != 0) {
 		free(wrapped);
@@ -461,7 +399,7 @@ int spool_open(const char *path, const struct pki_key *key, struct spool **out)
 		close(fd);
 		return rc;
 	}
-	rc = pread_full(fd, s->hdr, SPOOL_HEADER, 0, &got);
+	rc = fileio_pread_full(fd, s->hdr, SPOOL_HEADER, 0, &got);
 	if (rc != 0)
 		goto fail;
 	rc = -EBADMSG;
@@ -473,12 +411,12 @@ int spool_open(const char *path, const struct pki_key *key, struct spool **out)
 	if (s->size > PKI_BLOB_SIZE_MAX || wlen == 0 || wlen > SPOOL_WRAP_MAX)
 		goto fail;
 	memcpy(s->id, s->hdr + HDR_ID_OFF, SPOOL_ID);
-	rc = pki_errno(pki_unwrap(key, s->hdr + HDR_WRAP_OFF, wlen, skey,
-				  sizeof(skey), &klen));
+	rc = pki_to_errno(pki_unwrap(key, s->hdr + HDR_WRAP_OFF, wlen, skey,
+				     sizeof(skey), &klen));
 	if (rc == 0 && klen != sizeof(skey))
 		rc = -EBADMSG;
 	if (rc == 0)
-		rc = pki_errno(pki_aead_new(skey, &s->aead));
+		rc = pki_to_errno(pki_aead_new(skey, &s->aead));
 	pki_wipe(skey, sizeof(skey));
 	if (rc == 0)
 		rc = spool_repair(s);
@@ -501,7 +439,7 @@ static int peek_header(const char *path, uint64_t *size)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	rc = pread_full(fd, hdr, sizeof(hdr), 0, &got);
+	rc = fileio_pread_full(fd, hdr, sizeof(hdr), 0, &got);
 	close(fd);
 	if (rc != 0)
 		return rc;
@@ -696,14 +634,14 @@ static int seal_locked(struct spool *s, struct pki_aead *a,
 		rc = pki_blob_seal_chunk(a, id, n, n == chunks - 1, s->cache,
 					 len, out);
 		if (rc != 0)
-			return pki_errno(rc);
-		rc = pwrite_full(fd, out, len + PKI_AEAD_TAG,
-				 pki_blob_chunk_offset(n));
+			return pki_to_errno(rc);
+		rc = fileio_pwrite_full(fd, out, len + PKI_AEAD_TAG,
+					pki_blob_chunk_offset(n));
 		if (rc != 0)
 			return rc;
 		rc = pki_sha256_update(h, out, len + PKI_AEAD_TAG);
 		if (rc != 0)
-			return pki_errno(rc);
+			return pki_to_errno(rc);
 	}
 	return 0;
 }
@@ -720,9 +658,9 @@ int spool_seal(struct spool *s, const uint8_t key[PKI_AEAD_KEY],
 	if (s == NULL || key == NULL || id == NULL || out_path == NULL ||
 	    hash == NULL)
 		return -EINVAL;
-	rc = pki_errno(pki_aead_new(key, &a));
+	rc = pki_to_errno(pki_aead_new(key, &a));
 	if (rc == 0)
-		rc = pki_errno(pki_sha256_new(&h));
+		rc = pki_to_errno(pki_sha256_new(&h));
 	if (rc != 0)
 		goto done;
 	out = malloc(PKI_BLOB_SEALED_CHUNK);
@@ -745,7 +683,7 @@ int spool_seal(struct spool *s, const uint8_t key[PKI_AEAD_KEY],
 		rc = -errno;
 	fd = -1;
 	if (rc == 0) {
-		rc = pki_errno(pki_sha256_final(h, hash));
+		rc = pki_to_errno(pki_sha256_final(h, hash));
 		h = NULL;
 	}
 	if (rc != 0)

@@ -3,6 +3,7 @@
  * the old or the new version, never half of one.
  */
 #include "src/state.h"
+#include "src/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,28 +29,6 @@ int state_mkdir(const char *path)
 	if (mkdir(path, 0700) == 0 || errno == EEXIST)
 		return 0;
 	return -errno;
-}
-
-static int fsync_parent(const char *path)
-{
-	char dir[STATE_PATH_MAX];
-	size_t len = strlen(path);
-	if (len >= sizeof(dir))
-		return -ENAMETOOLONG;
-	memcpy(dir, path, len + 1);
-	char *slash = strrchr(dir, '/');
-	if (!slash)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int rc = fsync(fd) == 0 ? 0 : -errno;
-	close(fd);
-	return rc;
 }
 
 int state_write_file(const char *path, const void *data, size_t len,
@@ -89,7 +68,7 @@ int state_write_file(const char *path, const void *data, size_t len,
 		unlink(tmp);
 		return rc;
 	}
-	return fsync_parent(path);
+	return fileio_sync_parent(path);
 }
 
 int state_read_file(const char *path, size_t max, char **data, size_t *len)

@@ -1,0 +1,30 @@
+/*
+ * fileio: the careful file I/O the stores under STATE share: whole reads and
+ * writes at an offset (retrying short and interrupted calls, so a full disk
+ * surfaces as -ENOSPC), parent directories, and durable renames.
+ */
+#ifndef SNOOPFS_SRC_FILEIO_H
+#define SNOOPFS_SRC_FILEIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Reads up to LEN bytes at OFF; *GOT is less than LEN only at end of file.
+ * 0 or -errno.
+ */
+int fileio_pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got);
+
+/* Writes all LEN bytes at OFF. 0 or -errno. */
+int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Creates the missing parent directories of PATH (0700). 0 or -errno. */
+int fileio_make_parents(const char *path);
+
+/*
+ * fsyncs the directory holding PATH, so that a rename into it survives a
+ * crash. File systems that cannot sync directories are not an error.
+ */
+int fileio_sync_parent(const char *path);
+
+#endif

@@ -450,8 +450,15 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fuse_get_context()->private_data;
 }
 
+static void fs_destroy(void *private_data)
+{
+	struct fs *fs = private_data;
+	fs->backend->shutdown(fs->ctx);
+}
+
 static const struct fuse_operations fs_ops = {
 	.init = fs_init,
+	.destroy = fs_destroy,
 	.getattr = fs_getattr,
 	.readdir = fs_readdir,
 	.open = fs_open,

@@ -65,6 +65,11 @@ struct fs_backend {
 	int (*release)(void *ctx, const char *path, uint64_t fh);
 	/* The text of user.snoopfs.state for PATH, in a new buffer. */
 	int (*state)(void *ctx, const char *path, char **text, size_t *len);
+	/*
+	 * The filesystem is going away: handles the kernel never released
+	 * (files still open at a lazy unmount) are closed here.
+	 */
+	void (*shutdown)(void *ctx);
 };
 
 #define FS_STATE_XATTR "user.snoopfs.state"

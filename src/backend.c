@@ -5,6 +5,7 @@
 #include "src/backend.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,11 +71,20 @@ static enum tree route(const char *path, const char **rel)
 	return inbox ? TREE_INBOX : TREE_OUTBOX;
 }
 
-/* A FUSE handle remembers which tree made it. */
+/*
+ * A FUSE handle remembers which tree made it. Live handles are listed so
+ * that those the kernel never releases (a lazy unmount with files open)
+ * are closed at shutdown.
+ */
 struct tree_handle {
+	struct tree_handle *prev, *next;
 	enum tree tree;
 	uint64_t inner;
 };
+
+/* handles_lock protects the list of live handles */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tree_handle handles = { &handles, &handles, TREE_INBOX, 0 };
 
 static int wrap_handle(enum tree tree, uint64_t inner, uint64_t *fh)
 {
@@ -83,8 +93,22 @@ static int wrap_handle(enum tree tree, uint64_t inner, uint64_t *fh)
 		return -ENOMEM;
 	h->tree = tree;
 	h->inner = inner;
+	pthread_mutex_lock(&handles_lock);
+	h->next = handles.next;
+	h->prev = &handles;
+	handles.next->prev = h;
+	handles.next = h;
+	pthread_mutex_unlock(&handles_lock);
 	*fh = (uint64_t)(uintptr_t)h;
 	return 0;
+}
+
+static void unlist_handle(struct tree_handle *h)
+{
+	pthread_mutex_lock(&handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&handles_lock);
 }
 
 static struct tree_handle *handle(uint64_t fh)
@@ -218,10 +242,28 @@ static int be_release(void *ctx, const char *path, uint64_t fh)
 	(void)path;
 	struct node *n = ctx;
 	struct tree_handle *h = handle(fh);
+	unlist_handle(h);
 	int rc = h->tree == TREE_INBOX ? inbox_release(h->inner)
 				       : outbox_release(n->outbox, h->inner);
 	free(h);
 	return rc;
+}
+
+static void be_shutdown(void *ctx)
+{
+	(void)ctx;
+	pthread_mutex_lock(&handles_lock);
+	while (handles.next != &handles) {
+		struct tree_handle *h = handles.next;
+		handles.next = h->next;
+		if (h->tree == TREE_INBOX)
+			inbox_release(h->inner);
+		else
+			outbox_drop_handle(h->inner);
+		free(h);
+	}
+	handles.prev = &handles;
+	pthread_mutex_unlock(&handles_lock);
 }
 
 static int be_state(void *ctx, const char *path, char **text, size_t *len)
@@ -258,4 +300,5 @@ const struct fs_backend node_backend = {
 	.flush = be_flush,
 	.release = be_release,
 	.state = be_state,
+	.shutdown = be_shutdown,
 };

@@ -731,6 +731,12 @@ int outbox_release(struct outbox *ob, uint64_t fh)
 	return rc;
 }
 
+void outbox_drop_handle(uint64_t fh)
+{
+	/* The spool itself is closed by outbox_free(); a restart ships it. */
+	free((struct handle *)(uintptr_t)fh);
+}
+
 int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len)
 {
 	char path[STATE_PATH_MAX], id[JOB_ID_HEX];

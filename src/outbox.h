@@ -55,6 +55,8 @@ int outbox_truncate(struct outbox *ob, const char *rel, bool has_fh,
 		    uint64_t fh, uint64_t size);
 int outbox_flush(struct outbox *ob, uint64_t fh);
 int outbox_release(struct outbox *ob, uint64_t fh);
+/* Frees a handle left open at shutdown, without shipping anything. */
+void outbox_drop_handle(uint64_t fh);
 int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len);
 
 void outbox_free(struct outbox *ob);

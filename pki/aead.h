@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PKI_AEAD_KEY 32
+#define PKI_AEAD_KEY   32
 #define PKI_AEAD_NONCE 12
-#define PKI_AEAD_TAG 16
+#define PKI_AEAD_TAG   16
 
 struct pki_aead;
 
@@ -49,15 +49,16 @@ struct pki_key;
 int pki_wrap_for_cert(const struct pki_cert *cert, const uint8_t *key,
 		      size_t keylen, uint8_t **wrapped, size_t *wlen);
 
-/* The same, for the public half of a private key (a node wrapping for itself). */
-int pki_wrap_for_key(const struct pki_key *key, const uint8_t *in,
-		     size_t inlen, uint8_t **wrapped, size_t *wlen);
+/* The same, for the public half of a private key (a node wrapping for itself).
+ */
+int pki_wrap_for_key(const struct pki_key *key, const uint8_t *in, size_t inlen,
+		     uint8_t **wrapped, size_t *wlen);
 
 /*
  * Unwraps with the private KEY into OUT (OUTSIZE bytes), *OUTLEN = length.
  * Returns PKI_ESIG if it was not wrapped for this key or was altered.
  */
-int pki_unwrap(const struct pki_key *key, const uint8_t *wrapped,
-	       size_t wlen, uint8_t *out, size_t outsize, size_t *outlen);
+int pki_unwrap(const struct pki_key *key, const uint8_t *wrapped, size_t wlen,
+	       uint8_t *out, size_t outsize, size_t *outlen);
 
 #endif

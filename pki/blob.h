@@ -17,13 +17,13 @@
 #ifndef SNOOPFS_PKI_BLOB_H
 #define SNOOPFS_PKI_BLOB_H
 
+#include "pki/aead.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "pki/aead.h"
 
-#define PKI_BLOB_CHUNK (64 * 1024)
-#define PKI_BLOB_ID 16
+#define PKI_BLOB_CHUNK        (64 * 1024)
+#define PKI_BLOB_ID           16
 #define PKI_BLOB_SEALED_CHUNK (PKI_BLOB_CHUNK + PKI_AEAD_TAG)
 /* Largest file a blob may carry: 2^40 bytes (1 TiB). */
 #define PKI_BLOB_SIZE_MAX (UINT64_C(1) << 40)

@@ -102,6 +102,7 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 	put(&t, "%-13s%s\n", "node:", n->cfg.name);
 	put(&t, "%-13s%s\n", "role:", n->ca ? "certificate authority" : "node");
 	put(&t, "%-13s%s\n", "listening:", n->cfg.listen);
+	put(&t, "%-13s%s\n", "state:", n->state);
 	if (!n->ca)
 		put(&t, "%-13s%s at %s\n", "ca:", n->cfg.ca_name,
 		    n->cfg.ca_addr);

@@ -16,6 +16,8 @@ int cmd_ca_init(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+/* `snoopfs smc ttp-sum|sum|stats ...`: secure computations over the tree. */
+int cmd_smc(int argc, char **argv);
 
 /* Prints "snoopfs CMD: message" to stderr and returns CODE. */
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)

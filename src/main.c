@@ -26,6 +26,8 @@ static const char usage[] =
 	"                       mount a node (enrolls on first mount)\n"
 	"  status MOUNTPOINT    show a mounted node's state\n"
 	"  inspect CERT.pem     show a certificate for people\n"
+	"  smc ttp-sum|sum|stats --mount MNT --round ID --parties A,B,...\n"
+	"                       secure sums and statistics between nodes\n"
 	"\n"
 	"Unmount with: fusermount3 -u MOUNTPOINT\n"
 	"See snoopfs(1). Each command takes --help.\n";
@@ -62,10 +64,9 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "ca-init", cmd_ca_init },
-	{ "mount", cmd_mount },
-	{ "status", cmd_status },
-	{ "inspect", cmd_inspect },
+	{ "ca-init", cmd_ca_init }, { "mount", cmd_mount },
+	{ "status", cmd_status },   { "inspect", cmd_inspect },
+	{ "smc", cmd_smc },
 };
 
 int main(int argc, char **argv)

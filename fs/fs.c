@@ -124,6 +124,9 @@ static int fs_getattr(const char *path, struct stat *st,
 	(void)fi;
 	struct fs *fs = current_fs();
 	struct path_info pi;
+	/* A file removed while open has no path left to describe it by. */
+	if (!path)
+		return -ENOENT;
 	int rc = classify(path, &pi);
 	if (rc)
 		return rc;
@@ -226,11 +229,39 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 	return fs->backend->list_certs(fs->ctx, fill_cert_names, &cf);
 }
 
-/* An open certificate file: its content, fixed at open time. */
-struct open_blob {
-	char *data;
+/*
+ * What fi->fh points to. With hard_remove, libfuse passes no path to the
+ * operations on a file that was removed while open, so every per-handle
+ * operation goes by this tag, never by the path.
+ */
+struct fs_handle {
+	bool tree;        /* the backend's inbox/outbox file, else a cert */
+	uint64_t backend; /* the backend's handle, if tree */
+	char *data;       /* a certificate's content, fixed at open time */
 	size_t len;
 };
+
+static struct fs_handle *fs_handle_of(const struct fuse_file_info *fi)
+{
+	return (struct fs_handle *)(uintptr_t)fi->fh;
+}
+
+/* Wraps a backend handle just created by open/create into fi->fh. */
+static int wrap_tree(struct fs *fs, const char *path, int rc, uint64_t bfh,
+		     struct fuse_file_info *fi)
+{
+	if (rc)
+		return rc;
+	struct fs_handle *h = calloc(1, sizeof(*h));
+	if (!h) {
+		fs->backend->release(fs->ctx, path, bfh);
+		return -ENOMEM;
+	}
+	h->tree = true;
+	h->backend = bfh;
+	fi->fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
 
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
@@ -239,14 +270,17 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	int rc = classify(path, &pi);
 	if (rc)
 		return rc;
-	if (pi.kind == KIND_TREE)
-		return fs->backend->open(fs->ctx, path, fi->flags, &fi->fh);
+	if (pi.kind == KIND_TREE) {
+		uint64_t bfh = 0;
+		rc = fs->backend->open(fs->ctx, path, fi->flags, &bfh);
+		return wrap_tree(fs, path, rc, bfh, fi);
+	}
 	if (pi.kind != KIND_CERT_FILE)
 		return -EISDIR;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
 		return -EACCES;
 
-	struct open_blob *ob = calloc(1, sizeof(*ob));
+	struct fs_handle *ob = calloc(1, sizeof(*ob));
 	if (!ob)
 		return -ENOMEM;
 	rc = fs->backend->read_cert(fs->ctx, pi.name, pi.form, &ob->data,
@@ -269,33 +303,31 @@ static bool is_tree(const char *path)
 static int fs_read(const char *path, char *buf, size_t size, off_t off,
 		   struct fuse_file_info *fi)
 {
+	(void)path;
 	struct fs *fs = current_fs();
+	struct fs_handle *h = fs_handle_of(fi);
 	if (off < 0)
 		return -EINVAL;
-	if (is_tree(path))
-		return fs->backend->read(fs->ctx, fi->fh, buf, size,
+	if (h->tree)
+		return fs->backend->read(fs->ctx, h->backend, buf, size,
 					 (uint64_t)off);
-	struct open_blob *ob = (struct open_blob *)(uintptr_t)fi->fh;
-	if ((size_t)off >= ob->len)
+	if ((size_t)off >= h->len)
 		return 0;
-	size_t n = ob->len - (size_t)off;
+	size_t n = h->len - (size_t)off;
 	if (n > size)
 		n = size;
-	memcpy(buf, ob->data + off, n);
+	memcpy(buf, h->data + off, n);
 	return (int)n;
 }
 
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
 	struct fs *fs = current_fs();
-	if (is_tree(path))
-		return fs->backend->release(fs->ctx, path, fi->fh);
-	struct open_blob *ob = (struct open_blob *)(uintptr_t)fi->fh;
-	if (ob) {
-		free(ob->data);
-		free(ob);
-	}
-	return 0;
+	struct fs_handle *h = fs_handle_of(fi);
+	int rc = h->tree ? fs->backend->release(fs->ctx, path, h->backend) : 0;
+	free(h->data);
+	free(h);
+	return rc;
 }
 
 static int fs_getxattr(const char *path, const char *name, char *value,
@@ -376,39 +408,55 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	struct fs *fs = current_fs();
 	if (!is_tree(path))
 		return -EACCES;
-	return fs->backend->create(fs->ctx, path, fi->flags, &fi->fh);
+	uint64_t bfh = 0;
+	int rc = fs->backend->create(fs->ctx, path, fi->flags, &bfh);
+	return wrap_tree(fs, path, rc, bfh, fi);
 }
 
 static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	(void)path;
 	struct fs *fs = current_fs();
-	if (!is_tree(path) || off < 0)
+	struct fs_handle *h = fs_handle_of(fi);
+	if (!h->tree)
 		return -EACCES;
-	return fs->backend->write(fs->ctx, fi->fh, buf, size, (uint64_t)off);
+	if (off < 0)
+		return -EINVAL;
+	return fs->backend->write(fs->ctx, h->backend, buf, size,
+				  (uint64_t)off);
 }
 
 static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
 	struct fs *fs = current_fs();
-	if (!is_tree(path))
+	struct fs_handle *h = fi ? fs_handle_of(fi) : NULL;
+	if (h ? !h->tree : !is_tree(path))
 		return -EACCES;
 	if (size < 0)
 		return -EINVAL;
-	return fs->backend->truncate(fs->ctx, path, fi != NULL, fi ? fi->fh : 0,
-				     (uint64_t)size);
+	return fs->backend->truncate(fs->ctx, path, h != NULL,
+				     h ? h->backend : 0, (uint64_t)size);
 }
 
 static int fs_flush(const char *path, struct fuse_file_info *fi)
 {
+	(void)path;
 	struct fs *fs = current_fs();
-	return is_tree(path) ? fs->backend->flush(fs->ctx, fi->fh) : 0;
+	struct fs_handle *h = fs_handle_of(fi);
+	return h->tree ? fs->backend->flush(fs->ctx, h->backend) : 0;
 }
 
 static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
 	(void)datasync;
 	return fs_flush(path, fi);
+}
+
+/* PATH (or, for a file removed while open, its handle) is in a tree. */
+static bool is_tree_file(const char *path, struct fuse_file_info *fi)
+{
+	return fi ? fs_handle_of(fi)->tree : is_tree(path);
 }
 
 /*
@@ -418,8 +466,7 @@ static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	(void)mode;
-	(void)fi;
-	return is_tree(path) ? 0 : -EACCES;
+	return is_tree_file(path, fi) ? 0 : -EACCES;
 }
 
 static int fs_chown(const char *path, uid_t uid, gid_t gid,
@@ -427,16 +474,14 @@ static int fs_chown(const char *path, uid_t uid, gid_t gid,
 {
 	(void)uid;
 	(void)gid;
-	(void)fi;
-	return is_tree(path) ? 0 : -EACCES;
+	return is_tree_file(path, fi) ? 0 : -EACCES;
 }
 
 static int fs_utimens(const char *path, const struct timespec tv[2],
 		      struct fuse_file_info *fi)
 {
 	(void)tv;
-	(void)fi;
-	return is_tree(path) ? 0 : -EACCES;
+	return is_tree_file(path, fi) ? 0 : -EACCES;
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -447,6 +492,13 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 1.0;
 	cfg->negative_timeout = 0;
 	cfg->use_ino = 0;
+	/*
+	 * Remove files at once even while open: the backend keeps what it
+	 * has open, and libfuse's fallback (renaming to .fuse_hiddenXXX)
+	 * would fail in the read-only inbox and would look like an
+	 * in-progress name in the outbox.
+	 */
+	cfg->hard_remove = 1;
 	return fuse_get_context()->private_data;
 }
 

@@ -223,8 +223,10 @@ static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
 		       uint64_t size)
 {
 	struct node *n = ctx;
-	const char *rel;
-	if (route(path, &rel) == TREE_INBOX)
+	const char *rel = "";
+	/* With a handle, PATH may be NULL (the file was removed while open). */
+	enum tree t = has_fh ? handle(fh)->tree : route(path, &rel);
+	if (t == TREE_INBOX)
 		return -EACCES;
 	return outbox_truncate(n->outbox, rel, has_fh,
 			       has_fh ? handle(fh)->inner : 0, size);

@@ -773,34 +773,21 @@ int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len)
 
 /* ---- delivery and recovery ---- */
 
-/* Removes empty directories from PATH's parent up to (not) STOP. */
-static void prune(const char *path, const char *stop)
-{
-	char dir[STATE_PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", path);
-	for (;;) {
-		char *slash = strrchr(dir, '/');
-		if (!slash)
-			return;
-		*slash = '\0';
-		if (strlen(dir) <= strlen(stop) || rmdir(dir) != 0)
-			return;
-	}
-}
-
 void outbox_delivered(void *arg, const struct job *j)
 {
 	struct outbox *ob = arg;
 	char rel[JOB_FOLDER_MAX + NAMES_PATH_MAX + 2], path[STATE_PATH_MAX];
-	char id[JOB_ID_HEX], folder[STATE_PATH_MAX];
+	char id[JOB_ID_HEX];
 	snprintf(rel, sizeof(rel), "%s/%s", j->folder, j->path);
-	if (state_of(ob, rel, path) || state_of(ob, j->folder, folder))
+	if (state_of(ob, rel, path))
 		return;
 	pthread_mutex_lock(&ob->lock);
-	if (marker_read(path, id) == 0 && strcmp(id, j->id) == 0) {
+	/*
+	 * Only the file leaves: folders are the user's, and a program may be
+	 * about to write the next file into one that just became empty.
+	 */
+	if (marker_read(path, id) == 0 && strcmp(id, j->id) == 0)
 		unlink(path);
-		prune(path, folder);
-	}
 	pthread_mutex_unlock(&ob->lock);
 	log_info("outbox: %s delivered to %s", rel, j->folder);
 }

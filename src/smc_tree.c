@@ -18,10 +18,7 @@
 #include "src/smc_tree.h"
 
 /* How often publish retries a folder that a finished delivery removed. */
-#define PUBLISH_TRIES 5
 /* How long take waits for a reader of a used file to close it: 5 s. */
-#define UNLINK_TRIES   250
-#define UNLINK_WAIT_NS (20 * 1000 * 1000)
 /* The status report is a few KiB; more than this is not a status. */
 #define STATUS_MAX (1 << 20)
 
@@ -135,9 +132,9 @@ static int write_all(const char *path, const char *data, size_t len)
 	return 0;
 }
 
-static int publish_once(const struct smc_tree *t, const char *peer,
-			const char *round, const char *file, const char *data,
-			size_t len)
+int smc_tree_publish(const struct smc_tree *t, const char *peer,
+		     const char *round, const char *file, const char *data,
+		     size_t len)
 {
 	char dir[STATE_PATH_MAX], tmp[STATE_PATH_MAX], dst[STATE_PATH_MAX],
 		name[NAME_MAX + 1];
@@ -164,18 +161,6 @@ static int publish_once(const struct smc_tree *t, const char *peer,
 		rc = -errno;
 		unlink(tmp);
 	}
-	return rc;
-}
-
-int smc_tree_publish(const struct smc_tree *t, const char *peer,
-		     const char *round, const char *file, const char *data,
-		     size_t len)
-{
-	int rc = -ENOENT;
-	/* The node removes an outbox folder once everything in it has been
-	 * delivered; if that happens between mkdir and open, start over. */
-	for (int i = 0; i < PUBLISH_TRIES && rc == -ENOENT; i++)
-		rc = publish_once(t, peer, round, file, data, len);
 	return rc;
 }
 
@@ -210,17 +195,9 @@ ssize_t smc_tree_take(const struct smc_tree *t, const char *peer,
 	}
 	close(fd);
 	buf[len] = '\0';
-	/* While another program has the file open, FUSE hides an unlinked
-	 * file by renaming it, which the inbox refuses: wait for it to let go
-	 * rather than leave a used file behind. */
-	for (int i = 0; unlink(path) != 0; i++) {
-		if (errno == ENOENT)
-			break;
-		if ((errno != EACCES && errno != EBUSY) || i >= UNLINK_TRIES)
-			return -errno;
-		struct timespec ts = { 0, UNLINK_WAIT_NS };
-		nanosleep(&ts, NULL);
-	}
+	/* Used once: consume it so a later round cannot read it again. */
+	if (unlink(path) != 0 && errno != ENOENT)
+		return -errno;
 	return (ssize_t)len;
 }
 

@@ -445,6 +445,38 @@ def test_inbox_read_only_and_rm_consumes(nodes, tmp_path):
     assert "ro.txt" not in bob.listdir("inbox/alice"), "a consumed file came back"
 
 
+def test_rm_while_open_keeps_serving(nodes, tmp_path):
+    """rm of an inbox file another program still reads, and of an outbox
+    file still being written: the open descriptors keep working, nothing
+    ships, and the daemons stay up (a regression: with no path left,
+    release once took a file handle for the wrong kind and crashed)."""
+    alice, bob = nodes["alice"], nodes["bob"]
+    data = os.urandom(200_000)
+    send_and_wait(alice, bob, tmp_path, "open-rm.bin", data)
+    path = str(bob.mnt / "inbox/alice/open-rm.bin")
+
+    def read_after_rm():
+        with open(path, "rb") as f:
+            head = f.read(1000)
+            os.unlink(path)
+            return head + f.read()
+    assert bounded(read_after_rm, what="read after rm") == data
+    assert "open-rm.bin" not in bob.listdir("inbox/alice")
+
+    out = str(alice.mnt / "outbox/bob/half-written.bin")
+
+    def write_after_rm():
+        with open(out, "wb") as f:
+            f.write(b"x" * 100_000)
+            os.unlink(out)
+            f.write(b"y" * 100_000)
+    bounded(write_after_rm, what="write after rm")
+    time.sleep(1.5)
+    assert "half-written.bin" not in bob.listdir("inbox/alice")
+    # Both daemons still answer.
+    assert "certs" in alice.listdir(".") and "certs" in bob.listdir(".")
+
+
 def test_redelivery_replaces(nodes, tmp_path):
     alice, bob = nodes["alice"], nodes["bob"]
     v1 = b"version one\n" * 3000

@@ -14,7 +14,8 @@
 
 static off_t big_size;
 
-static int nf_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+static int nf_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
 {
 	(void)fi;
 	memset(st, 0, sizeof *st);
@@ -32,10 +33,13 @@ static int nf_getattr(const char *path, struct stat *st, struct fuse_file_info *
 	return -ENOENT;
 }
 
-static int nf_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags fl)
+static int nf_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags fl)
 {
-	(void)off; (void)fi; (void)fl;
+	(void)off;
+	(void)fi;
+	(void)fl;
 	if (strcmp(path, "/") != 0)
 		return -ENOENT;
 	fill(buf, ".", NULL, 0, 0);
@@ -56,7 +60,8 @@ static int nf_open(const char *path, struct fuse_file_info *fi)
 static int nf_read(const char *path, char *buf, size_t size, off_t off,
 		   struct fuse_file_info *fi)
 {
-	(void)path; (void)fi;
+	(void)path;
+	(void)fi;
 	if (off >= big_size)
 		return 0;
 	if ((off_t)size > big_size - off)

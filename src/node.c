@@ -16,6 +16,7 @@
 #include "pki/verify.h"
 #include "src/delivery.h"
 #include "src/outbox.h"
+#include "src/replay.h"
 #include "src/service.h"
 #include "src/sync.h"
 
@@ -95,6 +96,13 @@ int node_load(const char *state, struct node **out, const char **why)
 		goto fail;
 	}
 	directory_put(n->dir, n->cert);
+	rc = state_path(state, "replay.db", path);
+	if (rc == 0)
+		rc = replay_open(path, time(NULL), &n->replay);
+	if (rc) {
+		*why = "cannot open the replay store (replay.db)";
+		goto fail;
+	}
 	if (n->cfg.is_ca) {
 		rc = ca_open(state, n->cfg.node_days, &n->ca, why);
 		if (rc)
@@ -194,6 +202,7 @@ void node_free(struct node *n)
 	outbox_free(n->outbox);
 	directory_free(n->dir);
 	ca_free(n->ca);
+	replay_free(n->replay);
 	pki_key_free(n->key);
 	pki_cert_free(n->cert);
 	pki_cert_free(n->root);

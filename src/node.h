@@ -22,6 +22,7 @@
 
 struct delivery;
 struct outbox;
+struct replay;
 
 struct node {
 	char state[STATE_PATH_MAX];
@@ -34,6 +35,7 @@ struct node {
 	struct net_server *server;
 	struct delivery *delivery; /* ships sealed outbox files */
 	struct outbox *outbox;     /* the outbox/ tree (FUSE side) */
+	struct replay *replay;     /* message ids seen (replay.db) */
 	int listen_fd;
 
 	/* lock protects everything below it */

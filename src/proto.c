@@ -8,12 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/log.h"
 #include "net/err.h"
 #include "net/frame.h"
 #include "pki/err.h"
 #include "pki/rand.h"
+#include "src/replay.h"
 
 /* Connect timeout and retries for a refused connection (thesis 5.1.3). */
 #define PROTO_TIMEOUT_MS 30000
@@ -141,6 +143,19 @@ int proto_recv_reply(struct net_conn *c, const char *method, uint64_t id,
 		say(err, "the answer from %s is not signed by %s",
 		    net_conn_peer(c),
 		    peer_name ? peer_name : "the expected node");
+		msg_free(m);
+		return -EPROTO;
+	}
+	/*
+	 * "re" already ties the reply to our fresh request id, so an old
+	 * reply cannot answer a new request; the window refuses one held
+	 * back and delivered late (a delayed receipt, say).
+	 */
+	if (!replay_time_ok(msg_get_time(m), time(NULL))) {
+		say(err,
+		    "the answer from %s has a timestamp outside the ±5 "
+		    "minute window: check the clocks",
+		    net_conn_peer(c));
 		msg_free(m);
 		return -EPROTO;
 	}

@@ -15,6 +15,7 @@
 #include "pki/verify.h"
 #include "src/node.h"
 #include "src/receive.h"
+#include "src/replay.h"
 #include "src/sync.h"
 
 /* Certificates per page of a get/crt "*" answer (about 1.3 KB each). */
@@ -36,8 +37,24 @@ static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
 }
 
 /*
+ * Refuses M if it is stale or was seen before; records it otherwise. Only
+ * messages whose signature verified come here, so nobody can use up
+ * another node's message ids with junk. NULL or the reason to refuse.
+ */
+static const char *check_fresh(struct node *n, const struct msg *m)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	const char *why = NULL;
+	if (replay_check(n->replay, meta->id, meta->message_id, msg_get_time(m),
+			 time(NULL), &why) != 0)
+		return why;
+	return NULL;
+}
+
+/*
  * Finds the sender's certificate (directory, else the CA) and checks that
- * it verifies against the root and signed M. Returns it or NULL with *WHY.
+ * it verifies against the root and signed M, and that M is no replay.
+ * Returns it or NULL with *WHY.
  */
 static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
 				      const char **why)
@@ -62,6 +79,11 @@ static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
 					      "expired"
 					    : "the sender's certificate does "
 					      "not verify against the root";
+		pki_cert_free(cert);
+		return NULL;
+	}
+	*why = check_fresh(n, m);
+	if (*why) {
 		pki_cert_free(cert);
 		return NULL;
 	}
@@ -116,8 +138,16 @@ static int handle_get_csr(struct node *n, struct net_conn *c,
 		return refuse(n, c, m,
 			      "the request is not signed by the CSR's key");
 	}
+	/*
+	 * Keyed on meta.id like every other request: a replayed get/csr must
+	 * not be issued a second certificate.
+	 */
+	const char *why = check_fresh(n, m);
+	if (why) {
+		pki_csr_free(csr);
+		return refuse(n, c, m, why);
+	}
 	struct pki_cert *cert = NULL;
-	const char *why = NULL;
 	int rc = ca_enroll(n->ca, csr, meta->id, meta->args, &cert, &why);
 	pki_csr_free(csr);
 	if (rc)
@@ -229,6 +259,8 @@ static int handle_post_crt(struct node *n, struct net_conn *c,
 		why = "the certificate does not verify against the root";
 	else if (proto_verify(m, cert) != 0)
 		why = "the signature does not verify with the certificate";
+	else
+		why = check_fresh(n, m);
 	if (why) {
 		pki_cert_free(cert);
 		return refuse(n, c, m, why);

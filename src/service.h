@@ -25,7 +25,8 @@ int service_refuse(struct node *n, struct net_conn *c, const struct msg *m,
 
 /*
  * Finds the sender's certificate (directory, else the CA), checks it against
- * the root and checks M's signature with it. Returns a new reference
+ * the root, checks M's signature with it, and refuses a replayed message or
+ * one dated outside the time window (src/replay.h). Returns a new reference
  * (pki_cert_free) or NULL with *WHY saying what is wrong.
  */
 struct pki_cert *service_verify_sender(struct node *n, const struct msg *m,

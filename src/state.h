@@ -6,6 +6,7 @@
  *   root.pem       the CA root (trust anchor)
  *   root.key 0600  CA only: the root signing key; registry.db its registry
  *   certs/         cached certificates of every node, NAME.pem
+ *   replay.db      (sender, message_id) pairs seen within the time window
  *   snoopfs.log, snoopfs.pid, lock
  */
 #ifndef SNOOPFS_SRC_STATE_H

@@ -23,19 +23,7 @@
 #include "pki/err.h"
 #include "pki/key.h"
 #include "pki/rand.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                              \
-		}                                                              \
-	} while (0)
+#include "tests/unit/check.h"
 
 /* A deterministic pattern, so a wrong byte shows where it came from. */
 static void fill(uint8_t *p, size_t len, uint32_t seed)

@@ -29,19 +29,7 @@
 #include "pki/key.h"
 #include "pki/rand.h"
 #include "src/blobfile.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                              \
-		}                                                              \
-	} while (0)
+#include "tests/unit/check.h"
 
 #define CHUNK ((uint64_t)PKI_BLOB_CHUNK)
 

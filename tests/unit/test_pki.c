@@ -29,19 +29,7 @@
 #include "pki/key.h"
 #include "pki/rand.h"
 #include "pki/verify.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                              \
-		}                                                              \
-	} while (0)
+#include "tests/unit/check.h"
 
 /* Like CHECK(EXPR == WANT) for pki codes, but says what came back. */
 #define CHECK_RC(expr, want)                                                   \

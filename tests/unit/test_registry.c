@@ -9,19 +9,7 @@
 #include <unistd.h>
 
 #include "src/registry.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                              \
-		}                                                              \
-	} while (0)
+#include "tests/unit/check.h"
 
 static struct registry_entry entry(const char *serial, const char *fp,
 				   time_t not_after, const char *pem)

@@ -9,19 +9,7 @@
 #include <string.h>
 
 #include "src/replay.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
-				__LINE__, #cond);                              \
-		}                                                              \
-	} while (0)
+#include "tests/unit/check.h"
 
 /* A fixed "now", so that the test does not depend on the clock. */
 #define NOW ((time_t)1800000000)

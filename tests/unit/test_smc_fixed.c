@@ -6,22 +6,10 @@
 #include "src/smc_fixed.h"
 #include "src/smc_stats.h"
 
+#include "tests/unit/check.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (cond) {                                                    \
-			passed++;                                              \
-		} else {                                                       \
-			failed++;                                              \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, \
-				__LINE__, #cond);                              \
-		}                                                              \
-	} while (0)
 
 static int parse(const char *s, int64_t *v)
 {

@@ -16,6 +16,53 @@
 #include "src/outbox.h"
 #include "src/status.h"
 
+/* The two trees the backend serves besides certs/. */
+enum tree { TREE_INBOX, TREE_OUTBOX };
+
+/*
+ * A FUSE handle remembers which tree made it. Live handles are listed in
+ * the backend so that those the kernel never releases (a lazy unmount with
+ * files open) are closed at shutdown.
+ */
+struct tree_handle {
+	struct tree_handle *prev, *next;
+	enum tree tree;
+	uint64_t inner;
+};
+
+/* The ctx fs/ passes back: the node, and the handles open on it. */
+struct backend {
+	struct node *n;
+	/* lock protects the list of live handles headed by handles */
+	pthread_mutex_t lock;
+	struct tree_handle handles;
+};
+
+static struct node *node_of(void *ctx)
+{
+	return ((struct backend *)ctx)->n;
+}
+
+int backend_new(struct node *n, struct backend **out)
+{
+	struct backend *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->n = n;
+	pthread_mutex_init(&b->lock, NULL);
+	b->handles.next = b->handles.prev = &b->handles;
+	*out = b;
+	return 0;
+}
+
+void backend_free(struct backend *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
 struct fill_ctx {
 	struct node *n;
 	fs_fill_fn fill;
@@ -30,14 +77,14 @@ static int fill_one(void *arg, const char *name)
 
 static int be_list_certs(void *ctx, fs_fill_fn fill, void *buf)
 {
-	struct fill_ctx f = { .n = ctx, .fill = fill, .buf = buf };
+	struct fill_ctx f = { .n = node_of(ctx), .fill = fill, .buf = buf };
 	return directory_each(f.n->dir, fill_one, &f);
 }
 
 static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
 			char **data, size_t *len)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	struct pki_cert *cert = strcmp(name, "root") == 0
 					? pki_cert_dup(n->root)
 					: directory_get1(n->dir, name);
@@ -55,12 +102,10 @@ static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
 
 static int be_status(void *ctx, char **text, size_t *len)
 {
-	return status_text(ctx, time(NULL), text, len);
+	return status_text(node_of(ctx), time(NULL), text, len);
 }
 
 /* ---- inbox/ and outbox/: route by the first part of the path ---- */
-
-enum tree { TREE_INBOX, TREE_OUTBOX };
 
 /* Which tree PATH is in, and the path inside it ("" for its top). */
 static enum tree route(const char *path, const char **rel)
@@ -71,44 +116,31 @@ static enum tree route(const char *path, const char **rel)
 	return inbox ? TREE_INBOX : TREE_OUTBOX;
 }
 
-/*
- * A FUSE handle remembers which tree made it. Live handles are listed so
- * that those the kernel never releases (a lazy unmount with files open)
- * are closed at shutdown.
- */
-struct tree_handle {
-	struct tree_handle *prev, *next;
-	enum tree tree;
-	uint64_t inner;
-};
-
-/* handles_lock protects the list of live handles */
-static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct tree_handle handles = { &handles, &handles, TREE_INBOX, 0 };
-
-static int wrap_handle(enum tree tree, uint64_t inner, uint64_t *fh)
+static int wrap_handle(void *ctx, enum tree tree, uint64_t inner, uint64_t *fh)
 {
+	struct backend *b = ctx;
 	struct tree_handle *h = malloc(sizeof(*h));
 	if (!h)
 		return -ENOMEM;
 	h->tree = tree;
 	h->inner = inner;
-	pthread_mutex_lock(&handles_lock);
-	h->next = handles.next;
-	h->prev = &handles;
-	handles.next->prev = h;
-	handles.next = h;
-	pthread_mutex_unlock(&handles_lock);
+	pthread_mutex_lock(&b->lock);
+	h->next = b->handles.next;
+	h->prev = &b->handles;
+	b->handles.next->prev = h;
+	b->handles.next = h;
+	pthread_mutex_unlock(&b->lock);
 	*fh = (uint64_t)(uintptr_t)h;
 	return 0;
 }
 
-static void unlist_handle(struct tree_handle *h)
+static void unlist_handle(void *ctx, struct tree_handle *h)
 {
-	pthread_mutex_lock(&handles_lock);
+	struct backend *b = ctx;
+	pthread_mutex_lock(&b->lock);
 	h->prev->next = h->next;
 	h->next->prev = h->prev;
-	pthread_mutex_unlock(&handles_lock);
+	pthread_mutex_unlock(&b->lock);
 }
 
 static struct tree_handle *handle(uint64_t fh)
@@ -118,7 +150,7 @@ static struct tree_handle *handle(uint64_t fh)
 
 static int be_getattr(void *ctx, const char *path, struct stat *st)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX
 		       ? inbox_getattr(n, rel, st)
@@ -127,7 +159,7 @@ static int be_getattr(void *ctx, const char *path, struct stat *st)
 
 static int be_readdir(void *ctx, const char *path, fs_fill_fn fill, void *buf)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX
 		       ? inbox_readdir(n, rel, fill, buf)
@@ -136,7 +168,7 @@ static int be_readdir(void *ctx, const char *path, fs_fill_fn fill, void *buf)
 
 static int be_mkdir(void *ctx, const char *path)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX ? -EACCES
 					       : outbox_mkdir(n->outbox, rel);
@@ -144,7 +176,7 @@ static int be_mkdir(void *ctx, const char *path)
 
 static int be_rmdir(void *ctx, const char *path)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX ? inbox_rmdir(n, rel)
 					       : outbox_rmdir(n->outbox, rel);
@@ -152,7 +184,7 @@ static int be_rmdir(void *ctx, const char *path)
 
 static int be_unlink(void *ctx, const char *path)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX ? inbox_unlink(n, rel)
 					       : outbox_unlink(n->outbox, rel);
@@ -161,7 +193,7 @@ static int be_unlink(void *ctx, const char *path)
 static int be_rename(void *ctx, const char *from, const char *to,
 		     unsigned flags)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rfrom, *rto;
 	if (route(from, &rfrom) != TREE_OUTBOX ||
 	    route(to, &rto) != TREE_OUTBOX)
@@ -171,27 +203,27 @@ static int be_rename(void *ctx, const char *from, const char *to,
 
 static int be_create(void *ctx, const char *path, int flags, uint64_t *fh)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel;
 	uint64_t inner;
 	if (route(path, &rel) == TREE_INBOX)
 		return -EACCES;
 	int rc = outbox_create(n->outbox, rel, flags, &inner);
-	if (rc == 0 && (rc = wrap_handle(TREE_OUTBOX, inner, fh)) != 0)
+	if (rc == 0 && (rc = wrap_handle(ctx, TREE_OUTBOX, inner, fh)) != 0)
 		outbox_release(n->outbox, inner);
 	return rc;
 }
 
 static int be_open(void *ctx, const char *path, int flags, uint64_t *fh)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel;
 	uint64_t inner;
 	enum tree t = route(path, &rel);
 	int rc = t == TREE_INBOX
 			 ? inbox_open(n, rel, flags, &inner)
 			 : outbox_open_file(n->outbox, rel, flags, &inner);
-	if (rc == 0 && (rc = wrap_handle(t, inner, fh)) != 0) {
+	if (rc == 0 && (rc = wrap_handle(ctx, t, inner, fh)) != 0) {
 		if (t == TREE_INBOX)
 			inbox_release(inner);
 		else
@@ -202,7 +234,7 @@ static int be_open(void *ctx, const char *path, int flags, uint64_t *fh)
 
 static int be_read(void *ctx, uint64_t fh, char *buf, size_t size, uint64_t off)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	struct tree_handle *h = handle(fh);
 	return h->tree == TREE_INBOX
 		       ? inbox_read(h->inner, buf, size, off)
@@ -212,7 +244,7 @@ static int be_read(void *ctx, uint64_t fh, char *buf, size_t size, uint64_t off)
 static int be_write(void *ctx, uint64_t fh, const char *buf, size_t size,
 		    uint64_t off)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	struct tree_handle *h = handle(fh);
 	return h->tree == TREE_INBOX
 		       ? -EACCES
@@ -222,7 +254,7 @@ static int be_write(void *ctx, uint64_t fh, const char *buf, size_t size,
 static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
 		       uint64_t size)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel = "";
 	/* With a handle, PATH may be NULL (the file was removed while open). */
 	enum tree t = has_fh ? handle(fh)->tree : route(path, &rel);
@@ -234,7 +266,7 @@ static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
 
 static int be_flush(void *ctx, uint64_t fh)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	struct tree_handle *h = handle(fh);
 	return h->tree == TREE_INBOX ? 0 : outbox_flush(n->outbox, h->inner);
 }
@@ -242,9 +274,9 @@ static int be_flush(void *ctx, uint64_t fh)
 static int be_release(void *ctx, const char *path, uint64_t fh)
 {
 	(void)path;
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	struct tree_handle *h = handle(fh);
-	unlist_handle(h);
+	unlist_handle(ctx, h);
 	int rc = h->tree == TREE_INBOX ? inbox_release(h->inner)
 				       : outbox_release(n->outbox, h->inner);
 	free(h);
@@ -253,24 +285,24 @@ static int be_release(void *ctx, const char *path, uint64_t fh)
 
 static void be_shutdown(void *ctx)
 {
-	(void)ctx;
-	pthread_mutex_lock(&handles_lock);
-	while (handles.next != &handles) {
-		struct tree_handle *h = handles.next;
-		handles.next = h->next;
+	struct backend *b = ctx;
+	pthread_mutex_lock(&b->lock);
+	while (b->handles.next != &b->handles) {
+		struct tree_handle *h = b->handles.next;
+		b->handles.next = h->next;
 		if (h->tree == TREE_INBOX)
 			inbox_release(h->inner);
 		else
 			outbox_drop_handle(h->inner);
 		free(h);
 	}
-	handles.prev = &handles;
-	pthread_mutex_unlock(&handles_lock);
+	b->handles.prev = &b->handles;
+	pthread_mutex_unlock(&b->lock);
 }
 
 static int be_state(void *ctx, const char *path, char **text, size_t *len)
 {
-	struct node *n = ctx;
+	struct node *n = node_of(ctx);
 	const char *rel;
 	if (route(path, &rel) == TREE_OUTBOX)
 		return outbox_state(n->outbox, rel, text, len);

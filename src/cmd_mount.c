@@ -197,9 +197,14 @@ static int serve(const struct mount_args *a)
 		node_free(n);
 		return rc;
 	}
+	struct backend *be = NULL;
+	if (backend_new(n, &be) != 0) {
+		node_free(n);
+		return cmd_fail("mount", EXIT_RUNTIME, "out of memory");
+	}
 	struct fs *fs = NULL;
-	int rc = fs_mount(a->mountpoint, a->fuse_options, &node_backend, n, &fs,
-			  &why);
+	int rc = fs_mount(a->mountpoint, a->fuse_options, &node_backend, be,
+			  &fs, &why);
 	if (rc) {
 		if (rc == -ENOTCONN)
 			rc = cmd_fail(
@@ -210,11 +215,13 @@ static int serve(const struct mount_args *a)
 		else
 			rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
 				      a->mountpoint, why);
+		backend_free(be);
 		node_free(n);
 		return rc;
 	}
 	if (fs_daemonize(a->foreground) != 0) {
 		fs_free(fs);
+		backend_free(be);
 		node_free(n);
 		return cmd_fail("mount", EXIT_RUNTIME, "cannot detach");
 	}
@@ -233,6 +240,7 @@ static int serve(const struct mount_args *a)
 	fs_free(fs);
 	log_info("node '%s' unmounted", n->cfg.name);
 	node_stop(n);
+	backend_free(be);
 	node_free(n);
 	return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
 }

@@ -499,6 +499,18 @@ class Cluster:
         return problems
 
 
+def dead_addr():
+    """An address where nobody listens, for clients that never serve."""
+    return "127.0.0.1:%d" % free_port()
+
+
+def build_ca_and_alice(c):
+    """A cluster of the CA and alice, each knowing the other."""
+    c.init_ca("ca")
+    c.add_node("alice")
+    c.wait_all_know_all()
+
+
 def module_cluster(tmp_path_factory, snoopfs_bin, label, build):
     """Body of a module-scoped cluster fixture (use with `yield from`).
 

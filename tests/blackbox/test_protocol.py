@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 import snoopwire as w
-from snoopnodes import free_port, module_cluster, wait_until
+from snoopnodes import (build_ca_and_alice, dead_addr, module_cluster,
+                        wait_until)
 
 _counter = [0]
 
@@ -26,17 +27,6 @@ _counter = [0]
 def fresh_name(prefix="n"):
     _counter[0] += 1
     return "%s-%d" % (prefix, _counter[0])
-
-
-def dead_addr():
-    """An address where nobody listens, for clients that never serve."""
-    return "127.0.0.1:%d" % free_port()
-
-
-def build_ca_and_alice(c):
-    c.init_ca("ca")
-    c.add_node("alice")
-    c.wait_all_know_all()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ import threading
 import pytest
 
 import snoopwire as w
-from snoopnodes import free_port, module_cluster, wait_until
+from snoopnodes import (build_ca_and_alice, dead_addr, module_cluster,
+                        wait_until)
 
 _counter = [0]
 
@@ -25,16 +26,6 @@ _counter = [0]
 def fresh_name(prefix="rp"):
     _counter[0] += 1
     return "%s-%d-%d" % (prefix, os.getpid() % 1000, _counter[0])
-
-
-def dead_addr():
-    return "127.0.0.1:%d" % free_port()
-
-
-def build_ca_and_alice(c):
-    c.init_ca("ca")
-    c.add_node("alice")
-    c.wait_all_know_all()
 
 
 @pytest.fixture(scope="module")

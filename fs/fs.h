@@ -3,6 +3,7 @@
  * interface that src/ implements, and knows nothing of keys or sockets.
  *
  *   /certs/root.pem, /certs/NAME.pem, /certs/NAME.txt   read-only
+ *   /certs/crl.pem (the CA's revocation list, once fetched)  read-only
  *   /inbox/..., /outbox/...                             the backend's tree
  *
  * Backend functions return 0 or a negative errno; fs passes those straight
@@ -28,7 +29,8 @@ struct fs_backend {
 	/* Node names with a certificate, for certs/ (root is not one). */
 	int (*list_certs)(void *ctx, fs_fill_fn fill, void *buf);
 	/*
-	 * The certificate of NAME ("root" for the trust anchor) in FORM as a
+	 * The certificate of NAME ("root" for the trust anchor, "crl" for
+	 * the revocation list, PEM only) in FORM as a
 	 * new buffer (*DATA, free()). -ENOENT if there is none.
 	 */
 	int (*read_cert)(void *ctx, const char *name, enum fs_cert_form form,

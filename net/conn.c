@@ -1,7 +1,10 @@
 /*
- * conn: a framed TCP connection. Sockets are non-blocking and every wait
- * goes through poll() with the connection's timeout, so a silent or slow
- * peer costs us at most one timeout per wait and never a hung thread.
+ * conn: a framed connection over TCP or an installed transport (TLS).
+ * Sockets are non-blocking and every wait goes through poll() with the
+ * connection's timeout, so a silent peer costs us at most one timeout per
+ * wait and never a hung thread; a frame body must also arrive within
+ * CONN_FRAME_TIMEOUTS timeouts in all, so a peer trickling one byte per
+ * timeout cannot hold a thread forever either.
  */
 #include "net/conn.h"
 
@@ -14,6 +17,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +31,18 @@
 /* Doubling stops here so a long retry series cannot overflow or stall. */
 #define CONN_BACKOFF_CAP 10000
 #define PORT_DIGITS_MAX  5
+/* A frame body gets this many I/O timeouts in all (slow senders). */
+#define CONN_FRAME_TIMEOUTS 4
+/* Longest authenticated peer name kept (node names are 64 at most). */
+#define CONN_AUTH_MAX 128
 
 struct net_conn {
 	int fd;
 	int timeout_ms; /* per wait; -1 waits forever */
 	char peer[NET_ADDR_MAX];
+	bool has_transport;
+	struct net_transport tr;
+	char auth[CONN_AUTH_MAX]; /* with a transport: "" = anonymous */
 };
 
 /* A timeout of 0 means the default; a negative one means no limit. */
@@ -264,27 +275,127 @@ int net_conn_from_fd(int fd, int timeout_ms, struct net_conn **out)
 	return wrap_fd(fd, timeout_ms, out);
 }
 
-/* Reads exactly LEN bytes; *GOT says how many arrived before an error. */
-static int read_full(struct net_conn *c, uint8_t *buf, size_t len, size_t *got)
+static long mono_ms(void)
 {
-	*got = 0;
-	while (*got < len) {
-		ssize_t n = recv(c->fd, buf + *got, len - *got, 0);
-		if (n > 0) {
-			*got += (size_t)n;
-			continue;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/*
+ * Waits for EVENTS on C's socket for one timeout, but not past DEADLINE
+ * (CLOCK_MONOTONIC ms; 0 = none).
+ */
+static int wait_conn(struct net_conn *c, short events, long deadline)
+{
+	int ms = c->timeout_ms;
+	if (deadline != 0) {
+		long left = deadline - mono_ms();
+		if (left <= 0)
+			return NET_ETIMEOUT;
+		if (ms < 0 || left < ms)
+			ms = (int)left;
+	}
+	return wait_fd(c->fd, events, ms);
+}
+
+/*
+ * One read of up to LEN bytes: a count > 0, or 0 with *EV set to what to
+ * wait for, or a net error (NET_EEOF when the peer closed).
+ */
+static ssize_t read_some(struct net_conn *c, uint8_t *buf, size_t len,
+			 short *ev)
+{
+	*ev = POLLIN;
+	if (c->has_transport) {
+		ssize_t n = c->tr.read(c->tr.ctx, buf, len);
+		if (n > 0)
+			return n;
+		if (n == NET_T_EOF)
+			return NET_EEOF;
+		if (n == NET_T_WANT_READ)
+			return 0;
+		if (n == NET_T_WANT_WRITE) {
+			*ev = POLLOUT;
+			return 0;
 		}
+		return NET_EIO;
+	}
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, len, 0);
+		if (n > 0)
+			return n;
 		if (n == 0)
 			return NET_EEOF;
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return NET_EIO;
-		int rc = wait_fd(c->fd, POLLIN, c->timeout_ms);
+		return 0;
+	}
+}
+
+/*
+ * Reads exactly LEN bytes, by DEADLINE if not 0; *GOT says how many
+ * arrived before an error.
+ */
+static int read_full(struct net_conn *c, uint8_t *buf, size_t len, size_t *got,
+		     long deadline)
+{
+	*got = 0;
+	while (*got < len) {
+		short ev;
+		ssize_t n = read_some(c, buf + *got, len - *got, &ev);
+		if (n > 0) {
+			*got += (size_t)n;
+			continue;
+		}
+		if (n < 0)
+			return (int)n;
+		int rc = wait_conn(c, ev, deadline);
 		if (rc != NET_OK)
 			return rc;
 	}
 	return NET_OK;
+}
+
+/* Writes LEN bytes through the transport. */
+static int write_transport(struct net_conn *c, const uint8_t *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = c->tr.write(c->tr.ctx, buf + done, len - done);
+		if (n > 0) {
+			done += (size_t)n;
+			continue;
+		}
+		short ev;
+		if (n == NET_T_WANT_WRITE)
+			ev = POLLOUT;
+		else if (n == NET_T_WANT_READ)
+			ev = POLLIN;
+		else
+			return NET_EIO;
+		int rc = wait_fd(c->fd, ev, c->timeout_ms);
+		if (rc != NET_OK)
+			return rc;
+	}
+	return NET_OK;
+}
+
+/* One frame through the transport: header and body in one record. */
+static int send_transport(struct net_conn *c, const uint8_t hdr[NET_FRAME_HDR],
+			  const void *data, size_t len)
+{
+	uint8_t *b = malloc(NET_FRAME_HDR + len);
+	if (b == NULL)
+		return NET_ENOMEM;
+	memcpy(b, hdr, NET_FRAME_HDR);
+	if (len > 0)
+		memcpy(b + NET_FRAME_HDR, data, len);
+	int rc = write_transport(c, b, NET_FRAME_HDR + len);
+	free(b);
+	return rc;
 }
 
 int net_conn_send(struct net_conn *c, const void *data, size_t len)
@@ -293,6 +404,8 @@ int net_conn_send(struct net_conn *c, const void *data, size_t len)
 	int rc = net_frame_put_header(len, hdr);
 	if (rc != NET_OK)
 		return rc;
+	if (c->has_transport)
+		return send_transport(c, hdr, data, len);
 
 	/* Header and body leave in one call so they share a TCP segment. */
 	struct iovec iov[2] = {
@@ -333,7 +446,7 @@ int net_conn_recv(struct net_conn *c, size_t max, uint8_t **buf, size_t *len)
 	uint8_t hdr[NET_FRAME_HDR];
 	size_t got, body;
 
-	int rc = read_full(c, hdr, sizeof(hdr), &got);
+	int rc = read_full(c, hdr, sizeof(hdr), &got, 0);
 	if (rc == NET_EEOF && got > 0)
 		return NET_EPROTO;
 	if (rc != NET_OK)
@@ -349,7 +462,11 @@ int net_conn_recv(struct net_conn *c, size_t max, uint8_t **buf, size_t *len)
 	uint8_t *b = malloc(body + 1);
 	if (b == NULL)
 		return NET_ENOMEM;
-	rc = read_full(c, b, body, &got);
+	long deadline =
+		c->timeout_ms > 0
+			? mono_ms() + (long)c->timeout_ms * CONN_FRAME_TIMEOUTS
+			: 0;
+	rc = read_full(c, b, body, &got, deadline);
 	if (rc != NET_OK) {
 		free(b);
 		return rc == NET_EEOF ? NET_EPROTO : rc;
@@ -376,10 +493,34 @@ void net_conn_shutdown(struct net_conn *c)
 		shutdown(c->fd, SHUT_RDWR);
 }
 
+int net_conn_fd(const struct net_conn *c)
+{
+	return c->fd;
+}
+
+void net_conn_set_transport(struct net_conn *c, const struct net_transport *t,
+			    const char *auth_name)
+{
+	c->tr = *t;
+	c->has_transport = true;
+	snprintf(c->auth, sizeof(c->auth), "%s", auth_name ? auth_name : "");
+}
+
+const char *net_conn_auth_name(const struct net_conn *c)
+{
+	return c->has_transport ? c->auth : NULL;
+}
+
 void net_conn_close(struct net_conn *c)
 {
 	if (c == NULL)
 		return;
+	if (c->has_transport) {
+		if (c->tr.close_notify != NULL)
+			c->tr.close_notify(c->tr.ctx);
+		if (c->tr.free != NULL)
+			c->tr.free(c->tr.ctx);
+	}
 	close(c->fd);
 	free(c);
 }

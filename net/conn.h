@@ -1,13 +1,17 @@
 /*
  * conn: one framed, bidirectional connection to a peer. Callers see only
- * this interface, so the transport underneath (TCP now, mutual TLS later)
- * can change without touching them.
+ * this interface, so the transport underneath can change without touching
+ * them: plain TCP by default (unit tests, internal use), or whatever
+ * transport is installed with net_conn_set_transport (the node installs
+ * mutual TLS, see src/transport.h, and never speaks plain TCP on the
+ * network). net/ itself knows nothing of TLS.
  */
 #ifndef SNOOPFS_NET_CONN_H
 #define SNOOPFS_NET_CONN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define NET_HOST_MAX 256
 #define NET_ADDR_MAX 300 /* "HOST:PORT" */
@@ -52,6 +56,43 @@ const char *net_conn_peer(const struct net_conn *c);
 
 /* Shuts the socket down so a thread blocked in recv returns (thread-safe). */
 void net_conn_shutdown(struct net_conn *c);
+
+/*
+ * A byte stream over the connection's socket (TLS, say). read and write
+ * move up to LEN bytes and return the count, or NET_T_EOF (read: the peer
+ * closed), NET_T_ERROR, NET_T_WANT_READ or NET_T_WANT_WRITE (wait until
+ * the socket is readable or writable, then call again). close_notify says
+ * goodbye without waiting, before the socket is closed; free releases CTX.
+ */
+#define NET_T_EOF        0
+#define NET_T_ERROR      (-1)
+#define NET_T_WANT_READ  (-2)
+#define NET_T_WANT_WRITE (-3)
+
+struct net_transport {
+	ssize_t (*read)(void *ctx, void *buf, size_t len);
+	ssize_t (*write)(void *ctx, const void *buf, size_t len);
+	void (*close_notify)(void *ctx);
+	void (*free)(void *ctx);
+	void *ctx;
+};
+
+/* The socket under C, for a transport's handshake. */
+int net_conn_fd(const struct net_conn *c);
+
+/*
+ * From now on C's frames travel through T (copied; C owns T->ctx and frees
+ * it on close). AUTH_NAME is the authenticated peer's name, "" if the peer
+ * is anonymous.
+ */
+void net_conn_set_transport(struct net_conn *c, const struct net_transport *t,
+			    const char *auth_name);
+
+/*
+ * The peer's authenticated name: NULL if no transport is installed (plain
+ * TCP, nobody authenticated), "" if the peer is anonymous.
+ */
+const char *net_conn_auth_name(const struct net_conn *c);
 
 /* Closes and frees; accepts NULL. */
 void net_conn_close(struct net_conn *c);

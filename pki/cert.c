@@ -141,58 +141,41 @@ int pki_cert_parse(const char *pem, size_t len, struct pki_cert **out)
 	return 0;
 }
 
+/* pki_cert_parse behind the shape pki_load_file wants. */
+static int parse_cert(const char *pem, size_t len, void *out)
+{
+	return pki_cert_parse(pem, len, out);
+}
+
 int pki_cert_load(const char *path, struct pki_cert **out)
 {
-	size_t len;
-	char *buf;
-	int rc;
-
 	if (path == NULL || out == NULL)
 		return PKI_EINVAL;
 	*out = NULL;
-	rc = pki_file_read(path, &buf, &len);
-	if (rc != 0)
-		return rc;
-	rc = pki_cert_parse(buf, len, out);
-	free(buf);
-	return rc;
+	return pki_load_file(path, parse_cert, out);
+}
+
+/* PEM_write_bio_X509 behind the shape pki_pem_encode wants. */
+static int write_cert(BIO *b, const void *obj)
+{
+	const struct pki_cert *cert = obj;
+
+	return PEM_write_bio_X509(b, cert->x509);
 }
 
 int pki_cert_to_pem(const struct pki_cert *cert, char **pem, size_t *len)
 {
-	BIO *b;
-	int rc;
-
 	if (cert == NULL || pem == NULL || len == NULL)
 		return PKI_EINVAL;
-	*pem = NULL;
-	*len = 0;
-	b = BIO_new(BIO_s_mem());
-	if (b == NULL)
-		return pki_ossl_fail(PKI_ENOMEM, "memory BIO");
-	if (PEM_write_bio_X509(b, cert->x509) != 1) {
-		BIO_free(b);
-		return pki_ossl_fail(PKI_ECRYPTO, "encoding certificate");
-	}
-	rc = pki_bio_to_buf(b, pem, len);
-	BIO_free(b);
-	return rc;
+	return pki_pem_encode(write_cert, cert, "encoding certificate", pem,
+			      len);
 }
 
 int pki_cert_save(const struct pki_cert *cert, const char *path)
 {
-	size_t len;
-	char *pem;
-	int rc;
-
 	if (cert == NULL || path == NULL)
 		return PKI_EINVAL;
-	rc = pki_cert_to_pem(cert, &pem, &len);
-	if (rc != 0)
-		return rc;
-	rc = pki_file_write(path, pem, len, 0644);
-	free(pem);
-	return rc;
+	return pki_pem_save(write_cert, cert, "encoding certificate", path);
 }
 
 struct pki_cert *pki_cert_dup(const struct pki_cert *cert)
@@ -340,6 +323,14 @@ time_t pki_cert_not_after(const struct pki_cert *cert)
 	return asn1_to_time(X509_get0_notAfter(cert->x509));
 }
 
+time_t pki_cert_renew_at(const struct pki_cert *cert)
+{
+	time_t nb = pki_cert_not_before(cert), na = pki_cert_not_after(cert);
+	if (nb == (time_t)-1 || na == (time_t)-1 || na <= nb)
+		return na;
+	return nb + (na - nb) / 3 * 2;
+}
+
 int pki_cert_matches_key(const struct pki_cert *cert, const struct pki_key *key)
 {
 	EVP_PKEY *pub;
@@ -476,6 +467,12 @@ static int summary_lines(const struct pki_cert *cert, time_t now, BIO *b)
 	} else {
 		fmt_span(span, sizeof(span), (long long)now - (long long)na);
 		line(b, &bad, "Not after:", "%s (expired %s ago)", when, span);
+	}
+	/* A fixed note, not a countdown: the text must not change by itself. */
+	if ((X509_get_extension_flags(x) & EXFLAG_CA) == 0) {
+		fmt_time(when, sizeof(when), pki_cert_renew_at(cert));
+		line(b, &bad, "Renews at:", "%s (two-thirds of its life)",
+		     when);
 	}
 
 	if (pub != NULL && EVP_PKEY_is_a(pub, "RSA"))

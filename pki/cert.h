@@ -49,6 +49,12 @@ int pki_cert_pub_fingerprint(const struct pki_cert *cert, char fp[PKI_FP_LEN]);
 time_t pki_cert_not_before(const struct pki_cert *cert);
 time_t pki_cert_not_after(const struct pki_cert *cert);
 
+/*
+ * When snoopfs renews a node certificate: at two-thirds of its life,
+ * notBefore + 2/3 (notAfter - notBefore). (time_t)-1 if unreadable.
+ */
+time_t pki_cert_renew_at(const struct pki_cert *cert);
+
 /* 0 if KEY is the private half of the certificate's public key. */
 int pki_cert_matches_key(const struct pki_cert *cert,
 			 const struct pki_key *key);
@@ -60,8 +66,9 @@ int pki_cert_verify_data(const struct pki_cert *cert, const void *data,
 /*
  * A summary for people, as `snoopfs inspect` and certs/NAME.txt show it:
  * subject, issuer, serial, SHA-256 fingerprint, not before, not after with
- * the time left relative to NOW, key type and size, address, whether it is
- * a CA. New NUL-terminated buffer *TEXT (free()).
+ * the time left relative to NOW, when a node certificate renews, key type
+ * and size, address, whether it is a CA. New NUL-terminated buffer *TEXT
+ * (free()).
  */
 int pki_cert_summary(const struct pki_cert *cert, time_t now, char **text);
 

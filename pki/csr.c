@@ -82,25 +82,19 @@ int pki_csr_parse(const char *pem, size_t len, struct pki_csr **out)
 	return 0;
 }
 
+/* PEM_write_bio_X509_REQ behind the shape pki_pem_encode wants. */
+static int write_csr(BIO *b, const void *obj)
+{
+	const struct pki_csr *csr = obj;
+
+	return PEM_write_bio_X509_REQ(b, csr->req);
+}
+
 int pki_csr_to_pem(const struct pki_csr *csr, char **pem, size_t *len)
 {
-	BIO *b;
-	int rc;
-
 	if (csr == NULL || pem == NULL || len == NULL)
 		return PKI_EINVAL;
-	*pem = NULL;
-	*len = 0;
-	b = BIO_new(BIO_s_mem());
-	if (b == NULL)
-		return pki_ossl_fail(PKI_ENOMEM, "memory BIO");
-	if (PEM_write_bio_X509_REQ(b, csr->req) != 1) {
-		BIO_free(b);
-		return pki_ossl_fail(PKI_ECRYPTO, "encoding CSR");
-	}
-	rc = pki_bio_to_buf(b, pem, len);
-	BIO_free(b);
-	return rc;
+	return pki_pem_encode(write_csr, csr, "encoding CSR", pem, len);
 }
 
 int pki_csr_verify(const struct pki_csr *csr)

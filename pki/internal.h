@@ -68,6 +68,40 @@ int pki_bio_to_buf(BIO *b, char **pem, size_t *len);
 /* A read-only memory BIO over PEM, refusing more than PKI_PEM_MAX bytes. */
 int pki_pem_bio(const char *pem, size_t len, BIO **out);
 
+/*
+ * Parses LEN bytes of PEM into *OUT (a "struct pki_x **" behind the void
+ * pointer); each type has a tiny adapter over its own parse function.
+ */
+typedef int (*pki_pem_parser)(const char *pem, size_t len, void *out);
+
+/*
+ * Reads the file at PATH (with pki_file_read's size limit) and hands its
+ * bytes to PARSE with OUT. The buffer is wiped before it is freed, since
+ * it may hold a private key.
+ */
+int pki_load_file(const char *path, pki_pem_parser parse, void *out);
+
+/*
+ * Writes OBJ (a "const struct pki_x *" behind the void pointer) as PEM to
+ * B; returns 1 on success like OpenSSL's PEM_write_bio_* functions.
+ */
+typedef int (*pki_pem_writer)(BIO *b, const void *obj);
+
+/*
+ * Encodes OBJ with WRITE into a new NUL-terminated buffer (*PEM, *LEN)
+ * that the caller frees with free(). WHAT names the failure in the logs,
+ * e.g. "encoding certificate".
+ */
+int pki_pem_encode(pki_pem_writer write, const void *obj, const char *what,
+		   char **pem, size_t *len);
+
+/*
+ * pki_pem_encode, then replaces PATH atomically with the PEM text,
+ * readable by everyone (0644): for public objects only, never keys.
+ */
+int pki_pem_save(pki_pem_writer write, const void *obj, const char *what,
+		 const char *path);
+
 /* 0 if PKEY is a plain RSA key of PKI_KEY_BITS_MIN..MAX bits, else PKI_EKEY. */
 int pki_rsa_check(const EVP_PKEY *pkey);
 

@@ -222,3 +222,53 @@ int pki_pem_bio(const char *pem, size_t len, BIO **out)
 	*out = b;
 	return 0;
 }
+
+int pki_load_file(const char *path, pki_pem_parser parse, void *out)
+{
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = pki_file_read(path, &buf, &len);
+	if (rc != 0)
+		return rc;
+	rc = parse(buf, len, out);
+	pki_wipe(buf, len);
+	free(buf);
+	return rc;
+}
+
+int pki_pem_encode(pki_pem_writer write, const void *obj, const char *what,
+		   char **pem, size_t *len)
+{
+	BIO *b;
+	int rc;
+
+	*pem = NULL;
+	*len = 0;
+	b = BIO_new(BIO_s_mem());
+	if (b == NULL)
+		return pki_ossl_fail(PKI_ENOMEM, "memory BIO");
+	if (write(b, obj) != 1) {
+		BIO_free(b);
+		return pki_ossl_fail(PKI_ECRYPTO, what);
+	}
+	rc = pki_bio_to_buf(b, pem, len);
+	BIO_free(b);
+	return rc;
+}
+
+int pki_pem_save(pki_pem_writer write, const void *obj, const char *what,
+		 const char *path)
+{
+	size_t len;
+	char *pem;
+	int rc;
+
+	rc = pki_pem_encode(write, obj, what, &pem, &len);
+	if (rc != 0)
+		return rc;
+	rc = pki_file_write(path, pem, len, 0644);
+	free(pem);
+	return rc;
+}

@@ -148,46 +148,44 @@ int pki_key_generate(unsigned bits, struct pki_key **out)
 	return 0;
 }
 
-int pki_key_load(const char *path, struct pki_key **out)
+/*
+ * Parses a PEM private key into *OUT (a struct pki_key **), in the shape
+ * pki_load_file wants. The decoder behind PEM_read_bio_PrivateKey accepts
+ * both PKCS#8 ("PRIVATE KEY") and the traditional "RSA PRIVATE KEY" form.
+ */
+static int parse_key(const char *pem, size_t len, void *out)
 {
+	struct pki_key **key = out;
 	EVP_PKEY *pkey;
-	size_t len;
-	char *buf;
 	BIO *b;
 	int rc;
 
-	if (path == NULL || out == NULL)
-		return PKI_EINVAL;
-	*out = NULL;
-	rc = pki_file_read(path, &buf, &len);
+	rc = pki_pem_bio(pem, len, &b);
 	if (rc != 0)
 		return rc;
-	rc = pki_pem_bio(buf, len, &b);
-	if (rc != 0) {
-		pki_wipe(buf, len);
-		free(buf);
-		return rc;
-	}
-	/*
-	 * The decoder behind PEM_read_bio_PrivateKey accepts both PKCS#8
-	 * ("PRIVATE KEY") and the traditional "RSA PRIVATE KEY" form.
-	 */
 	pkey = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
 	BIO_free(b);
-	pki_wipe(buf, len);
-	free(buf);
 	if (pkey == NULL)
 		return pki_ossl_fail(PKI_EPARSE, "reading private key");
 	if (pki_rsa_check(pkey) != 0) {
 		EVP_PKEY_free(pkey);
 		return PKI_EKEY;
 	}
-	*out = key_wrap(pkey);
-	if (*out == NULL) {
+	*key = key_wrap(pkey);
+	if (*key == NULL) {
 		EVP_PKEY_free(pkey);
 		return PKI_ENOMEM;
 	}
 	return 0;
+}
+
+int pki_key_load(const char *path, struct pki_key **out)
+{
+	if (path == NULL || out == NULL)
+		return PKI_EINVAL;
+	*out = NULL;
+	/* pki_load_file wipes the file's bytes once they are parsed. */
+	return pki_load_file(path, parse_key, out);
 }
 
 int pki_key_save(const struct pki_key *key, const char *path)

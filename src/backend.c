@@ -81,10 +81,23 @@ static int be_list_certs(void *ctx, fs_fill_fn fill, void *buf)
 	return directory_each(f.n->dir, fill_one, &f);
 }
 
+/* certs/crl.pem: the CRL this node holds, as PEM. */
+static int read_crl(struct node *n, char **data, size_t *len)
+{
+	struct pki_crl *crl = directory_get1_crl(n->dir);
+	if (!crl)
+		return -ENOENT;
+	int rc = pki_crl_to_pem(crl, data, len);
+	pki_crl_free(crl);
+	return rc ? -EIO : 0;
+}
+
 static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
 			char **data, size_t *len)
 {
 	struct node *n = node_of(ctx);
+	if (strcmp(name, "crl") == 0)
+		return form == FS_CERT_PEM ? read_crl(n, data, len) : -ENOENT;
 	struct pki_cert *cert = strcmp(name, "root") == 0
 					? pki_cert_dup(n->root)
 					: directory_get1(n->dir, name);

@@ -16,8 +16,10 @@
 #include "net/conn.h"
 #include "pki/ca.h"
 #include "pki/err.h"
+#include "pki/rand.h"
 #include "src/registry.h"
 #include "src/state.h"
+#include "src/token.h"
 
 /* How often to draw a new serial if one collides (2^-159 odds each). */
 #define SERIAL_ATTEMPTS 4
@@ -27,6 +29,7 @@ struct ca {
 	struct pki_cert *root;
 	struct registry *reg;
 	unsigned node_days;
+	bool open_enrollment; /* node.conf enrollment=open: no token needed */
 };
 
 void ca_free(struct ca *ca)
@@ -85,6 +88,10 @@ int ca_open(const char *state, unsigned node_days, struct ca **out,
 	rc = open_registry(ca, state, why);
 	if (rc)
 		goto fail;
+	/* The enrollment rule is chosen once, at ca-init, in node.conf. */
+	struct state_config cfg;
+	if (state_config_load(state, &cfg) == 0)
+		ca->open_enrollment = cfg.open_enrollment;
 	*out = ca;
 	return 0;
 fail:
@@ -168,19 +175,29 @@ static int check_request(const struct pki_csr *csr, const char *name,
 	return 0;
 }
 
-int ca_enroll(struct ca *ca, const struct pki_csr *csr, const char *name,
-	      const char *addr, struct pki_cert **out, const char **why)
+/* A join token presented with a request, as the registry checks it. */
+struct claim {
+	char id[TOKEN_ID_HEX];
+	char hash[PKI_FP_LEN];
+};
+
+/*
+ * Signs and records; CLAIM (or NULL) is spent in the recording transaction.
+ * On a token refusal *FOUND has the stored token.
+ */
+static int issue(struct ca *ca, const struct pki_csr *csr, const char *name,
+		 const char *addr, const struct claim *claim,
+		 struct pki_cert **out, const char **why, int *reg_rc,
+		 struct registry_token *found)
 {
-	int rc = check_request(csr, name, addr, why);
-	if (rc)
-		return rc;
 	struct registry_entry e;
 	memset(&e, 0, sizeof(e));
+	*reg_rc = REGISTRY_OK;
 	if (pki_csr_pub_fingerprint(csr, e.pub_fp) != 0) {
 		*why = "cannot read the CSR's public key";
 		return -EINVAL;
 	}
-	rc = registry_check(ca->reg, name, e.pub_fp, time(NULL));
+	int rc = registry_check(ca->reg, name, e.pub_fp, time(NULL));
 	if (rc) {
 		*why = registry_strerror(rc);
 		return -EEXIST;
@@ -203,23 +220,174 @@ int ca_enroll(struct ca *ca, const struct pki_csr *csr, const char *name,
 		}
 		e.issued_at = time(NULL);
 		e.not_after = pki_cert_not_after(cert);
-		rc = registry_add(ca->reg, name, &e, e.issued_at);
+		if (claim)
+			rc = registry_add_joined(ca->reg, name, &e, e.issued_at,
+						 claim->id, claim->hash, found);
+		else
+			rc = registry_add(ca->reg, name, &e, e.issued_at);
 		free(e.pem);
 		e.pem = NULL;
 		if (rc == REGISTRY_OK) {
-			log_info("ca: issued %s to '%s' at %s", e.serial, name,
-				 addr);
+			log_info("ca: issued %s to '%s' at %s%s", e.serial,
+				 name, addr,
+				 claim ? " (join token spent)" : "");
 			*out = cert;
 			return 0;
 		}
 		pki_cert_free(cert);
 		if (rc != REGISTRY_ESERIAL) {
+			*reg_rc = rc;
 			*why = registry_strerror(rc);
-			return rc == REGISTRY_ETAKEN ? -EEXIST : -EIO;
+			return rc == REGISTRY_ETAKEN ? -EEXIST
+			       : rc == REGISTRY_EDB  ? -EIO
+						     : -EPERM;
 		}
 	}
 	*why = "could not draw a fresh serial number";
 	return -EIO;
+}
+
+int ca_enroll(struct ca *ca, const struct pki_csr *csr, const char *name,
+	      const char *addr, struct pki_cert **out, const char **why)
+{
+	int rc = check_request(csr, name, addr, why);
+	if (rc)
+		return rc;
+	int reg_rc;
+	return issue(ca, csr, name, addr, NULL, out, why, &reg_rc, NULL);
+}
+
+bool ca_open_enrollment(const struct ca *ca)
+{
+	return ca->open_enrollment;
+}
+
+static void utc_time(time_t t, char *out, size_t size)
+{
+	struct tm tm;
+	if (!gmtime_r(&t, &tm) ||
+	    strftime(out, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(out, size, "%lld", (long long)t);
+}
+
+/* A token refusal in words: which rule, and what to do about it. */
+static void token_refusal(int reg_rc, const char *name,
+			  const struct registry_token *t, char *why)
+{
+	char when[64];
+	switch (reg_rc) {
+	case REGISTRY_ETOKEN_NAME:
+		snprintf(why, CA_WHY_MAX,
+			 "the join token was issued for '%s', not '%s'; ask "
+			 "the CA operator for a token for '%s'",
+			 t->name, name, name);
+		return;
+	case REGISTRY_ETOKEN_USED:
+		utc_time(t->used_at, when, sizeof(when));
+		snprintf(why, CA_WHY_MAX,
+			 "the join token was already used at %s; a token "
+			 "enrolls once: ask the CA operator for a new one",
+			 when);
+		return;
+	case REGISTRY_ETOKEN_EXPIRED:
+		utc_time(t->expires_at, when, sizeof(when));
+		snprintf(why, CA_WHY_MAX,
+			 "the join token expired at %s; ask the CA operator "
+			 "for a new one (snoopfs token)",
+			 when);
+		return;
+	default:
+		snprintf(why, CA_WHY_MAX,
+			 "unknown join token or wrong secret; check that it "
+			 "was pasted whole, or ask the CA operator for a new "
+			 "one");
+	}
+}
+
+static bool is_token_error(int reg_rc)
+{
+	return reg_rc == REGISTRY_ETOKEN || reg_rc == REGISTRY_ETOKEN_NAME ||
+	       reg_rc == REGISTRY_ETOKEN_USED ||
+	       reg_rc == REGISTRY_ETOKEN_EXPIRED;
+}
+
+/* Parses TEXT into CLAIM; checks it names this CA's root. */
+static int parse_claim(struct ca *ca, const char *text, struct claim *claim,
+		       char *why)
+{
+	struct token t;
+	char fp[PKI_FP_LEN];
+	if (strlen(text) >= TOKEN_TEXT_MAX || token_parse(text, &t) != 0) {
+		snprintf(why, CA_WHY_MAX,
+			 "the join token is malformed (not an %s... token)",
+			 TOKEN_PREFIX);
+		return -EINVAL;
+	}
+	int rc = 0;
+	if (pki_cert_fingerprint(ca->root, fp) != 0 ||
+	    strcmp(fp, t.ca_fp) != 0) {
+		snprintf(why, CA_WHY_MAX,
+			 "the join token is for another CA (root %s)", t.ca_fp);
+		rc = -EPERM;
+	} else if (token_secret_hash(&t, claim->hash) != 0) {
+		snprintf(why, CA_WHY_MAX, "cannot hash the join token");
+		rc = -EIO;
+	} else {
+		snprintf(claim->id, sizeof(claim->id), "%s", t.id);
+	}
+	token_wipe(&t);
+	return rc;
+}
+
+int ca_join(struct ca *ca, const struct pki_csr *csr, const char *name,
+	    const char *addr, const char *token, struct pki_cert **out,
+	    char *why)
+{
+	const char *w = NULL;
+	int rc = check_request(csr, name, addr, &w);
+	if (rc) {
+		snprintf(why, CA_WHY_MAX, "%s", w);
+		return rc;
+	}
+	if (!token || !*token) {
+		if (!ca->open_enrollment) {
+			snprintf(why, CA_WHY_MAX,
+				 "this CA requires a join token: ask its "
+				 "operator for `snoopfs token CASTATE %s` and "
+				 "mount with --join TOKEN",
+				 name);
+			return -EPERM;
+		}
+		log_warn("ca: open enrollment: issuing to '%s' without a "
+			 "join token",
+			 name);
+		int reg_rc;
+		rc = issue(ca, csr, name, addr, NULL, out, &w, &reg_rc, NULL);
+		if (rc)
+			snprintf(why, CA_WHY_MAX, "%s", w);
+		return rc;
+	}
+	struct claim claim;
+	rc = parse_claim(ca, token, &claim, why);
+	if (rc)
+		return rc;
+	/* Refuse a bad token before the (slow) signing; issue() re-checks. */
+	struct registry_token found;
+	memset(&found, 0, sizeof(found));
+	int reg_rc = registry_token_check(ca->reg, claim.id, claim.hash, name,
+					  time(NULL), &found);
+	if (reg_rc == REGISTRY_OK)
+		rc = issue(ca, csr, name, addr, &claim, out, &w, &reg_rc,
+			   &found);
+	else
+		rc = reg_rc == REGISTRY_EDB ? -EIO : -EPERM;
+	if (rc && is_token_error(reg_rc))
+		token_refusal(reg_rc, name, &found, why);
+	else if (rc)
+		snprintf(why, CA_WHY_MAX, "%s",
+			 w ? w : registry_strerror(reg_rc));
+	pki_wipe(claim.hash, sizeof(claim.hash));
+	return rc;
 }
 
 struct pem_buf {
@@ -279,4 +447,125 @@ struct pki_cert *ca_lookup(struct ca *ca, const char *name)
 		cert = NULL;
 	free(e.pem);
 	return cert;
+}
+
+/* ---- renewal and revocation ---- */
+
+int ca_renew(struct ca *ca, const struct pki_csr *csr,
+	     const struct pki_cert *current, struct pki_cert **out,
+	     const char **why)
+{
+	char name[NAMES_NODE_MAX + 1], serial[64], addr[NET_ADDR_MAX];
+	char csr_fp[PKI_FP_LEN], cur_fp[PKI_FP_LEN];
+	if (pki_cert_get_name(current, name, sizeof(name)) != 0 ||
+	    pki_cert_get_serial(current, serial, sizeof(serial)) != 0 ||
+	    pki_cert_get_address(current, addr, sizeof(addr)) != 0) {
+		*why = "the current certificate is unreadable";
+		return -EINVAL;
+	}
+	/*
+	 * Only the name's current certificate renews: a revoked one is no
+	 * longer current (nor is one superseded by a newer certificate).
+	 */
+	struct registry_entry e;
+	int rc = registry_lookup(ca->reg, name, &e);
+	if (rc == REGISTRY_EDB) {
+		*why = registry_strerror(rc);
+		return -EIO;
+	}
+	bool current_ok = rc == 0 && strcmp(e.serial, serial) == 0;
+	if (rc == 0)
+		free(e.pem);
+	if (!current_ok) {
+		*why = "the certificate was revoked or is no longer the "
+		       "current one of its name: ask the CA operator for a "
+		       "join token";
+		return -EPERM;
+	}
+	if (pki_csr_pub_fingerprint(csr, csr_fp) != 0 ||
+	    pki_cert_pub_fingerprint(current, cur_fp) != 0 ||
+	    strcmp(csr_fp, cur_fp) != 0) {
+		*why = "the CSR is not for the key of the current certificate";
+		return -EINVAL;
+	}
+	rc = ca_enroll(ca, csr, name, addr, out, why);
+	if (rc == 0)
+		log_info("ca: renewed the certificate of '%s'", name);
+	return rc;
+}
+
+int ca_revoke(struct ca *ca, const char *name, int *count, const char **why)
+{
+	int rc = registry_revoke(ca->reg, name, time(NULL), count);
+	if (rc == REGISTRY_ENOTFOUND) {
+		*why = "the CA never issued a certificate to that name";
+		return -ENOENT;
+	}
+	if (rc) {
+		*why = registry_strerror(rc);
+		return -EIO;
+	}
+	log_info("ca: revoked %d certificate(s) of '%s'", *count, name);
+	return 0;
+}
+
+int ca_revocation_stamp(struct ca *ca, int64_t *stamp)
+{
+	return registry_revocation_stamp(ca->reg, stamp) ? -EIO : 0;
+}
+
+struct crl_entries {
+	struct pki_crl_entry *v;
+	size_t n, cap;
+	int failed;
+};
+
+static int add_crl_entry(void *arg, const char *serial, time_t revoked_at)
+{
+	struct crl_entries *l = arg;
+	if (l->n == PKI_CRL_ENTRIES_MAX) {
+		l->failed = 1;
+		return 1;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct pki_crl_entry *v = realloc(l->v, cap * sizeof(*v));
+		if (!v) {
+			l->failed = 1;
+			return 1;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	if (strlen(serial) >= sizeof(l->v[0].serial))
+		return 0;
+	strcpy(l->v[l->n].serial, serial);
+	l->v[l->n].revoked_at = revoked_at;
+	l->n++;
+	return 0;
+}
+
+int ca_sign_crl(struct ca *ca, time_t now, unsigned valid_secs,
+		struct pki_crl **out, const char **why)
+{
+	struct crl_entries l = { 0 };
+	uint64_t number = 0;
+	int rc = registry_revoked(ca->reg, now, add_crl_entry, &l);
+	if (rc == 0 && l.failed)
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = registry_next_crl_number(ca->reg, &number);
+	if (rc) {
+		free(l.v);
+		*why = "cannot read the revoked certificates from the registry";
+		return -EIO;
+	}
+	rc = pki_crl_make(ca->root_key, ca->root, number, now,
+			  now + (time_t)valid_secs, l.v, l.n, out);
+	free(l.v);
+	if (rc) {
+		*why = pki_strerror(rc);
+		return -EIO;
+	}
+	return 0;
 }

@@ -18,6 +18,11 @@ int cmd_status(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 /* `snoopfs smc ttp-sum|sum|stats ...`: secure computations over the tree. */
 int cmd_smc(int argc, char **argv);
+/* `snoopfs token CASTATE NAME [--ttl DURATION]`: a one-time join token. */
+int cmd_token(int argc, char **argv);
+
+/* `snoopfs revoke CASTATE NAME`: revoke a node and re-sign the CRL. */
+int cmd_revoke(int argc, char **argv);
 
 /* Prints "snoopfs CMD: message" to stderr and returns CODE. */
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 static const char usage[] =
 	"usage: snoopfs ca-init STATE --name NAME --listen HOST:PORT "
 	"[--days N] [--key-bits BITS]\n"
+	"         [--open-enrollment]\n"
 	"\n"
 	"Creates a certificate authority in the new directory STATE and "
 	"prints\n"
@@ -34,7 +36,9 @@ static const char usage[] =
 	"  --name NAME        the CA node's name\n"
 	"  --listen HOST:PORT address the CA node listens on\n"
 	"  --days N           root certificate validity (default 3650)\n"
-	"  --key-bits BITS    RSA key size, 2048..8192 (default 2048)\n";
+	"  --key-bits BITS    RSA key size, 2048..8192 (default 2048)\n"
+	"  --open-enrollment  enroll any node without a join token (for\n"
+	"                     experiments only; default: `snoopfs token`)\n";
 
 /* STATE must be new, or an empty directory. */
 static int prepare_state(const char *state)
@@ -107,12 +111,14 @@ int cmd_ca_init(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "days", required_argument, NULL, 'd' },
 		{ "key-bits", required_argument, NULL, 'b' },
+		{ "open-enrollment", no_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *name = NULL, *listen = NULL;
 	unsigned days = PKI_ROOT_DAYS_DEFAULT, bits = PKI_KEY_BITS_DEFAULT;
+	bool open_enrollment = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -134,6 +140,9 @@ int cmd_ca_init(int argc, char **argv)
 						"--key-bits takes %d..%d",
 						PKI_KEY_BITS_MIN,
 						PKI_KEY_BITS_MAX);
+			break;
+		case 'o':
+			open_enrollment = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -187,6 +196,7 @@ int cmd_ca_init(int argc, char **argv)
 	snprintf(cfg.ca_name, sizeof(cfg.ca_name), "%s", name);
 	cfg.is_ca = true;
 	cfg.node_days = PKI_NODE_DAYS_DEFAULT;
+	cfg.open_enrollment = open_enrollment;
 	if (state_config_save(state, &cfg) != 0)
 		return cmd_fail("ca-init", EXIT_RUNTIME,
 				"cannot write %s/node.conf", state);

@@ -10,6 +10,7 @@
 
 #include "fs/fs.h"
 #include "pki/cert.h"
+#include "pki/crl.h"
 #include "pki/err.h"
 #include "src/cmd.h"
 
@@ -70,18 +71,40 @@ int cmd_status(int argc, char **argv)
 	return cmd_fail("status", EXIT_RUNTIME, "%s: %s", mnt, strerror(errno));
 }
 
+/* `inspect` of a file that is no certificate: perhaps a CRL. */
+static int inspect_crl(const char *path, int cert_rc)
+{
+	struct pki_crl *crl = NULL;
+	if (pki_crl_load(path, &crl) != 0)
+		return cmd_fail("inspect", EXIT_RUNTIME, "%s: %s", path,
+				pki_strerror(cert_rc));
+	char *text = NULL;
+	int rc = pki_crl_summary(crl, time(NULL), &text);
+	pki_crl_free(crl);
+	if (rc)
+		return cmd_fail("inspect", EXIT_RUNTIME, "%s: %s", path,
+				pki_strerror(rc));
+	fputs(text, stdout);
+	free(text);
+	return EXIT_OK;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	static const char usage[] =
-		"usage: snoopfs inspect CERT.pem\n"
+		"usage: snoopfs inspect CERT.pem|CRL.pem\n"
 		"\n"
 		"Shows a certificate for people: subject, issuer, serial,\n"
-		"fingerprint, validity with the time left, key and address.\n";
+		"fingerprint, validity with the time left, key and address.\n"
+		"Given a CRL (certs/crl.pem), shows its number, dates and the\n"
+		"revoked serials.\n";
 	int rc = single_arg(argc, argv, usage);
 	if (rc >= 0)
 		return rc;
 	struct pki_cert *cert = NULL;
 	rc = pki_cert_load(argv[1], &cert);
+	if (rc == PKI_EPARSE)
+		return inspect_crl(argv[1], rc);
 	if (rc)
 		return cmd_fail("inspect", EXIT_RUNTIME, "%s: %s", argv[1],
 				rc == PKI_EIO ? strerror(errno)

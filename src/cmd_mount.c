@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/fs.h"
@@ -20,25 +21,33 @@
 #include "src/cmd.h"
 #include "src/enroll.h"
 #include "src/node.h"
+#include "src/renew.h"
 #include "src/state.h"
+#include "src/token.h"
 
 static const char usage[] =
 	"usage: snoopfs mount MOUNTPOINT --state STATE\n"
 	"         [--name NAME --listen HOST:PORT --ca HOST:PORT]\n"
-	"         [--ca-fingerprint sha256:HEX] [--key-bits BITS] [-f] "
-	"[-o OPTIONS]\n"
+	"         [--join TOKEN] [--ca-fingerprint sha256:HEX] [--key-bits "
+	"BITS]\n"
+	"         [-f] [-o OPTIONS]\n"
 	"\n"
 	"Mounts the node kept in STATE. The first mount of a new STATE "
 	"enrolls\n"
-	"with the CA and needs --name, --listen and --ca; later mounts take\n"
+	"with the CA and needs --name, --listen, --ca and --join TOKEN (from\n"
+	"`snoopfs token` on the CA) or --ca-fingerprint; later mounts take\n"
 	"everything from STATE. A STATE made by ca-init runs the CA node.\n"
 	"\n"
 	"  --state STATE          the node's private directory (created 0700)\n"
 	"  --name NAME            this node's name (first mount)\n"
 	"  --listen HOST:PORT     this node's address (first mount)\n"
 	"  --ca HOST:PORT         the CA node's address (first mount)\n"
+	"  --join TOKEN           one-time join token; pins the CA root\n"
 	"  --ca-fingerprint FP    refuse a CA whose root is not FP\n"
 	"  --key-bits BITS        RSA key size for a new key (default 2048)\n"
+	"  --refresh SECONDS      how often to refresh certs/ and the CRL "
+	"from\n"
+	"                         the CA (default 30; kept in node.conf)\n"
 	"  -f, --foreground       stay in the foreground, log to stderr\n"
 	"  -o OPTIONS             extra FUSE mount options\n"
 	"\n"
@@ -46,10 +55,29 @@ static const char usage[] =
 
 struct mount_args {
 	const char *mountpoint, *state, *name, *listen, *ca, *fingerprint;
+	const char *join; /* join token text (src/token.h) */
+	unsigned refresh; /* --refresh SECONDS, 0 = keep node.conf's */
 	const char *fuse_options;
 	unsigned key_bits;
 	bool foreground;
 };
+
+/*
+ * Copies the join token out of argv and blanks it there: /proc/PID/cmdline
+ * is readable by every local user, who could otherwise race this node to
+ * spend the token for its name. A token too long to be one is kept as is
+ * for token_parse() to refuse.
+ */
+static const char *keep_token(char *arg)
+{
+	static char copy[TOKEN_TEXT_MAX];
+	size_t len = strlen(arg);
+	if (len >= sizeof(copy))
+		return arg;
+	memcpy(copy, arg, len + 1);
+	memset(arg, '*', len);
+	return copy;
+}
 
 static int parse_args(int argc, char **argv, struct mount_args *a)
 {
@@ -59,7 +87,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "ca", required_argument, NULL, 'c' },
 		{ "ca-fingerprint", required_argument, NULL, 'p' },
+		{ "join", required_argument, NULL, 'j' },
 		{ "key-bits", required_argument, NULL, 'b' },
+		{ "refresh", required_argument, NULL, 'r' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -85,6 +115,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case 'p':
 			a->fingerprint = optarg;
 			break;
+		case 'j':
+			a->join = keep_token(optarg);
+			break;
 		case 'o':
 			a->fuse_options = optarg;
 			break;
@@ -98,6 +131,13 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 						"--key-bits takes %d..%d",
 						PKI_KEY_BITS_MIN,
 						PKI_KEY_BITS_MAX);
+			break;
+		case 'r':
+			if (cmd_parse_uint(optarg, 1, STATE_REFRESH_MAX,
+					   &a->refresh))
+				return cmd_fail("mount", EXIT_USAGE,
+						"--refresh takes 1..%d seconds",
+						STATE_REFRESH_MAX);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -118,6 +158,58 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 	return 0;
 }
 
+/*
+ * The CA root to pin, into FP (PKI_FP_LEN): the one in the join token, or
+ * --ca-fingerprint; if both are given they must agree. Without either the
+ * node would have to trust whatever answers at --ca, so it refuses.
+ */
+static int pinned_root(const struct mount_args *a, const char *name, char *fp)
+{
+	char pin[PKI_FP_LEN] = "";
+	if (a->fingerprint && enroll_normalize_fingerprint(a->fingerprint, pin))
+		return cmd_fail(
+			"mount", EXIT_USAGE,
+			"--ca-fingerprint takes sha256:<64 hex digits>");
+	if (!a->join) {
+		if (!pin[0])
+			return cmd_fail(
+				"mount", EXIT_USAGE,
+				"refusing to enroll without a pinned CA: ask "
+				"the CA operator for a join token (`snoopfs "
+				"token CASTATE %s` on the CA) and add --join "
+				"TOKEN, or give --ca-fingerprint sha256:HEX "
+				"(printed by ca-init)",
+				name);
+		snprintf(fp, PKI_FP_LEN, "%s", pin);
+		return 0;
+	}
+	struct token t;
+	if (token_parse(a->join, &t) != 0)
+		return cmd_fail("mount", EXIT_USAGE,
+				"--join: not a join token (%s...); paste the "
+				"whole token that `snoopfs token` printed",
+				TOKEN_PREFIX);
+	snprintf(fp, PKI_FP_LEN, "%s", t.ca_fp);
+	token_wipe(&t);
+	if (pin[0] && strcmp(pin, fp) != 0)
+		return cmd_fail("mount", EXIT_USAGE,
+				"--join is for the CA root %s but "
+				"--ca-fingerprint pins %s; they must agree",
+				fp, pin);
+	return 0;
+}
+
+/* 1 if STATE/node.pem has expired (re-join allowed), 0 if not, or -1. */
+static int cert_expired(const char *path)
+{
+	struct pki_cert *cert = NULL;
+	if (pki_cert_load(path, &cert) != 0)
+		return -1;
+	int expired = pki_cert_not_after(cert) <= time(NULL);
+	pki_cert_free(cert);
+	return expired;
+}
+
 /* Enrolls a new STATE, or checks that given options agree with STATE. */
 static int ensure_enrolled(const struct mount_args *a)
 {
@@ -125,8 +217,10 @@ static int ensure_enrolled(const struct mount_args *a)
 	if (state_path(a->state, "node.pem", path))
 		return cmd_fail("mount", EXIT_USAGE, "state path too long");
 	struct stat st;
+	struct state_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	const char *name = a->name, *listen = a->listen, *ca = a->ca;
 	if (stat(path, &st) == 0) {
-		struct state_config cfg;
 		if (state_config_load(a->state, &cfg) != 0)
 			return cmd_fail("mount", EXIT_RUNTIME,
 					"%s/node.conf is missing or malformed",
@@ -135,34 +229,50 @@ static int ensure_enrolled(const struct mount_args *a)
 			return cmd_fail("mount", EXIT_USAGE,
 					"%s belongs to node '%s', not '%s'",
 					a->state, cfg.name, a->name);
-		return 0;
+		/*
+		 * Re-join: a node whose certificate expired enrolls again
+		 * with a new token, keeping node.key and what node.conf says
+		 * unless the options say otherwise. A valid certificate
+		 * needs no token.
+		 */
+		if (!a->join || cfg.is_ca || cert_expired(path) == 0) {
+			if (a->join)
+				log_warn("--join ignored: %s is enrolled and "
+					 "its certificate is still valid",
+					 a->state);
+			return 0;
+		}
+		name = cfg.name;
+		listen = listen ? listen : cfg.listen;
+		ca = ca ? ca : cfg.ca_addr;
 	}
-	if (!a->name || !a->listen || !a->ca)
-		return cmd_fail("mount", EXIT_USAGE,
-				"%s is not enrolled yet: give --name, --listen "
-				"and --ca for the first mount",
-				a->state);
-	const char *bad = names_node_error(a->name);
+	if (!name || !listen || !ca)
+		return cmd_fail(
+			"mount", EXIT_USAGE,
+			"%s is not enrolled yet: give --name, --listen, "
+			"--ca and --join TOKEN for the first mount",
+			a->state);
+	const char *bad = names_node_error(name);
 	if (bad)
 		return cmd_fail("mount", EXIT_USAGE, "--name: %s", bad);
 	char host[NET_HOST_MAX], port[8];
-	if (net_split_hostport(a->listen, host, port) || !strcmp(port, "0"))
+	if (net_split_hostport(listen, host, port) || !strcmp(port, "0"))
 		return cmd_fail(
 			"mount", EXIT_USAGE,
 			"--listen takes HOST:PORT with a non-zero port");
-	if (net_split_hostport(a->ca, host, port) || !strcmp(port, "0"))
+	if (net_split_hostport(ca, host, port) || !strcmp(port, "0"))
 		return cmd_fail("mount", EXIT_USAGE, "--ca takes HOST:PORT");
 	char fp[PKI_FP_LEN];
-	if (a->fingerprint && enroll_normalize_fingerprint(a->fingerprint, fp))
-		return cmd_fail(
-			"mount", EXIT_USAGE,
-			"--ca-fingerprint takes sha256:<64 hex digits>");
+	int rc = pinned_root(a, name, fp);
+	if (rc)
+		return rc;
 
 	struct enroll_opts eo = {
-		.name = a->name,
-		.listen = a->listen,
-		.ca_addr = a->ca,
-		.ca_fingerprint = a->fingerprint,
+		.name = name,
+		.listen = listen,
+		.ca_addr = ca,
+		.ca_fingerprint = fp,
+		.join_token = a->join,
 		.key_bits = a->key_bits,
 	};
 	char err[PROTO_ERR_MAX] = "";
@@ -170,6 +280,39 @@ static int ensure_enrolled(const struct mount_args *a)
 		return cmd_fail("mount", EXIT_RUNTIME, "enrollment failed: %s",
 				err);
 	return 0;
+}
+
+/* --refresh: kept in node.conf, so later mounts keep the interval. */
+static int save_refresh(const char *state, unsigned secs)
+{
+	struct state_config cfg;
+	if (state_config_load(state, &cfg) != 0)
+		return cmd_fail("mount", EXIT_RUNTIME,
+				"%s/node.conf is missing or malformed", state);
+	cfg.refresh_secs = secs;
+	if (state_config_save(state, &cfg) != 0)
+		return cmd_fail("mount", EXIT_RUNTIME,
+				"cannot write %s/node.conf", state);
+	return 0;
+}
+
+/*
+ * A node whose certificate expired cannot renew it (the CA no longer
+ * trusts it); mounting it would only fail on every request, so refuse with
+ * what to do instead. The CA renews its own certificate with its root key.
+ */
+static int check_not_expired(struct node *n)
+{
+	if (n->ca)
+		return 0;
+	struct pki_cert *self = node_cert_ref(n);
+	time_t na = self ? pki_cert_not_after(self) : (time_t)-1;
+	pki_cert_free(self);
+	if (na == (time_t)-1 || na > time(NULL))
+		return 0;
+	char text[RENEW_TEXT_MAX];
+	renew_expired_text(n->cfg.name, na, text, sizeof(text));
+	return cmd_fail("mount", EXIT_RUNTIME, "%s", text);
 }
 
 /* After detaching: stderr (and so sanitizer reports) into STATE's log. */
@@ -191,6 +334,11 @@ static int serve(const struct mount_args *a)
 	const char *why = NULL;
 	if (node_load(a->state, &n, &why) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", a->state, why);
+	int expired = check_not_expired(n);
+	if (expired) {
+		node_free(n);
+		return expired;
+	}
 	if (node_listen(n, &why) != 0) {
 		int rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
 				  n->cfg.listen, why);
@@ -267,6 +415,8 @@ int cmd_mount(int argc, char **argv)
 		return cmd_fail("mount", EXIT_RUNTIME,
 				"%s is in use by another snoopfs", a.state);
 	rc = ensure_enrolled(&a);
+	if (rc == 0 && a.refresh)
+		rc = save_refresh(a.state, a.refresh);
 	if (rc == 0)
 		rc = serve(&a);
 	close(lock);

@@ -8,12 +8,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/log.h"
 #include "lib/names.h"
+#include "pki/crl.h"
 #include "pki/err.h"
 #include "pki/verify.h"
 #include "src/state.h"
@@ -23,13 +25,15 @@ struct dir_entry {
 	struct pki_cert *cert;
 	char *pem;
 	size_t pem_len;
+	bool revoked; /* on the CRL: kept only to say why it is refused */
 };
 
 struct directory {
-	/* lock protects entries, count and cap (not the cache files) */
+	/* lock protects entries, count, cap and crl (not the cache files) */
 	pthread_rwlock_t lock;
 	struct dir_entry *entries;
 	size_t count, cap;
+	struct pki_crl *crl; /* newest verified CRL, or NULL */
 	const struct pki_cert *root;
 	char cache_dir[STATE_PATH_MAX];
 };
@@ -54,6 +58,14 @@ static size_t find(const struct directory *d, const char *name, int *found)
 	return lo;
 }
 
+/* Index of NAME if it is there and not revoked. Lock held. */
+static int find_live(const struct directory *d, const char *name, size_t *i)
+{
+	int found;
+	*i = find(d, name, &found);
+	return found && !d->entries[*i].revoked;
+}
+
 /* Inserts or replaces under the write lock; takes over CERT and PEM. */
 static int insert(struct directory *d, const char *name, struct pki_cert *cert,
 		  char *pem, size_t pem_len)
@@ -74,6 +86,8 @@ static int insert(struct directory *d, const char *name, struct pki_cert *cert,
 		e->cert = cert;
 		e->pem = pem;
 		e->pem_len = pem_len;
+		/* admit() refused it if it were on the CRL. */
+		e->revoked = false;
 		pthread_rwlock_unlock(&d->lock);
 		return 0;
 	}
@@ -96,6 +110,7 @@ static int insert(struct directory *d, const char *name, struct pki_cert *cert,
 	e->cert = cert;
 	e->pem = pem;
 	e->pem_len = pem_len;
+	e->revoked = false;
 	d->count++;
 	pthread_rwlock_unlock(&d->lock);
 	return 0;
@@ -110,10 +125,20 @@ static int admit(struct directory *d, const struct pki_cert *cert,
 		return rc;
 	const char *why = NULL;
 	rc = pki_verify_node_cert(d->root, cert, 0, &why);
-	if (rc)
+	if (rc) {
 		log_warn("directory: certificate of '%s' refused: %s (%s)",
 			 name, pki_strerror(rc), why ? why : "-");
-	return rc;
+		return rc;
+	}
+	pthread_rwlock_rdlock(&d->lock);
+	int revoked = pki_crl_is_revoked(d->crl, cert, NULL);
+	pthread_rwlock_unlock(&d->lock);
+	if (revoked) {
+		log_info("directory: certificate of '%s' refused: revoked",
+			 name);
+		return PKI_EVERIFY;
+	}
+	return 0;
 }
 
 static int add(struct directory *d, const struct pki_cert *cert,
@@ -162,6 +187,9 @@ static void load_cache(struct directory *d)
 		size_t len = strlen(de->d_name);
 		if (len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0)
 			continue;
+		/* The CRL lives here too (certs/crl.pem); "crl" is reserved. */
+		if (strcmp(de->d_name, "crl.pem") == 0)
+			continue;
 		char path[STATE_PATH_MAX];
 		if (state_path(d->cache_dir, de->d_name, path))
 			continue;
@@ -197,11 +225,10 @@ int directory_open(const char *cache_dir, const struct pki_cert *root,
 
 struct pki_cert *directory_get1(struct directory *d, const char *name)
 {
-	int found;
+	size_t i;
 	struct pki_cert *cert = NULL;
 	pthread_rwlock_rdlock(&d->lock);
-	size_t i = find(d, name, &found);
-	if (found)
+	if (find_live(d, name, &i))
 		cert = pki_cert_dup(d->entries[i].cert);
 	pthread_rwlock_unlock(&d->lock);
 	return cert;
@@ -210,10 +237,10 @@ struct pki_cert *directory_get1(struct directory *d, const char *name)
 int directory_get_pem(struct directory *d, const char *name, char **pem,
 		      size_t *len)
 {
-	int found, rc = 0;
+	int rc = 0;
+	size_t i;
 	pthread_rwlock_rdlock(&d->lock);
-	size_t i = find(d, name, &found);
-	if (!found) {
+	if (!find_live(d, name, &i)) {
 		rc = -ENOENT;
 	} else {
 		*pem = malloc(d->entries[i].pem_len + 1);
@@ -245,11 +272,13 @@ int directory_each(struct directory *d, int (*fn)(void *arg, const char *name),
 {
 	/* Copy the names out so FN may call back into the directory. */
 	pthread_rwlock_rdlock(&d->lock);
-	size_t n = d->count;
-	char(*names)[NAMES_NODE_MAX + 1] = malloc((n ? n : 1) * sizeof(*names));
+	size_t n = 0;
+	char(*names)[NAMES_NODE_MAX + 1] =
+		malloc((d->count ? d->count : 1) * sizeof(*names));
 	if (names)
-		for (size_t i = 0; i < n; i++)
-			strcpy(names[i], d->entries[i].name);
+		for (size_t i = 0; i < d->count; i++)
+			if (!d->entries[i].revoked)
+				strcpy(names[n++], d->entries[i].name);
 	pthread_rwlock_unlock(&d->lock);
 	if (!names)
 		return -ENOMEM;
@@ -263,9 +292,64 @@ int directory_each(struct directory *d, int (*fn)(void *arg, const char *name),
 size_t directory_count(struct directory *d)
 {
 	pthread_rwlock_rdlock(&d->lock);
-	size_t n = d->count;
+	size_t n = 0;
+	for (size_t i = 0; i < d->count; i++)
+		n += !d->entries[i].revoked;
 	pthread_rwlock_unlock(&d->lock);
 	return n;
+}
+
+int directory_set_crl(struct directory *d, const struct pki_crl *crl)
+{
+	struct pki_crl *ref = pki_crl_dup(crl);
+	if (!ref && crl)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&d->lock);
+	/* Checked under the lock, so that racing updates never go back. */
+	if (ref && d->crl && pki_crl_number(ref) < pki_crl_number(d->crl)) {
+		pthread_rwlock_unlock(&d->lock);
+		pki_crl_free(ref);
+		return -ESTALE;
+	}
+	pki_crl_free(d->crl);
+	d->crl = ref;
+	for (size_t i = 0; i < d->count; i++) {
+		struct dir_entry *e = &d->entries[i];
+		bool now = pki_crl_is_revoked(ref, e->cert, NULL) == 1;
+		if (now && !e->revoked)
+			log_warn("directory: the certificate of '%s' was "
+				 "revoked",
+				 e->name);
+		e->revoked = now;
+	}
+	pthread_rwlock_unlock(&d->lock);
+	return 0;
+}
+
+struct pki_crl *directory_get1_crl(struct directory *d)
+{
+	pthread_rwlock_rdlock(&d->lock);
+	struct pki_crl *crl = pki_crl_dup(d->crl);
+	pthread_rwlock_unlock(&d->lock);
+	return crl;
+}
+
+int directory_is_revoked(struct directory *d, const char *name)
+{
+	int found;
+	pthread_rwlock_rdlock(&d->lock);
+	size_t i = find(d, name, &found);
+	int revoked = found && d->entries[i].revoked;
+	pthread_rwlock_unlock(&d->lock);
+	return revoked;
+}
+
+int directory_cert_revoked(struct directory *d, const struct pki_cert *cert)
+{
+	pthread_rwlock_rdlock(&d->lock);
+	int revoked = pki_crl_is_revoked(d->crl, cert, NULL) == 1;
+	pthread_rwlock_unlock(&d->lock);
+	return revoked;
 }
 
 void directory_free(struct directory *d)
@@ -277,6 +361,7 @@ void directory_free(struct directory *d)
 		free(d->entries[i].pem);
 	}
 	free(d->entries);
+	pki_crl_free(d->crl);
 	pthread_rwlock_destroy(&d->lock);
 	free(d);
 }

@@ -8,6 +8,7 @@
 
 #include "net/conn.h"
 #include "pki/cert.h"
+#include "pki/crl.h"
 #include <stddef.h>
 #include <time.h>
 
@@ -45,6 +46,25 @@ int directory_each(struct directory *d, int (*fn)(void *arg, const char *name),
 		   void *arg);
 
 size_t directory_count(struct directory *d);
+
+/*
+ * Makes CRL (already verified against the root) the list of revoked
+ * certificates, unless its crlNumber is lower than the one held (then
+ * -ESTALE and nothing changes). From now on revoked certificates are refused
+ * by directory_put(), and entries already held whose certificate is on it
+ * are hidden from every lookup and listing but remembered, so that
+ * directory_is_revoked() can say why a name is refused.
+ */
+int directory_set_crl(struct directory *d, const struct pki_crl *crl);
+
+/* A new reference to the CRL in use (pki_crl_free), or NULL. */
+struct pki_crl *directory_get1_crl(struct directory *d);
+
+/* 1 if NAME's certificate is known and on the CRL. */
+int directory_is_revoked(struct directory *d, const char *name);
+
+/* 1 if CERT is on the CRL in use. */
+int directory_cert_revoked(struct directory *d, const struct pki_cert *cert);
 
 void directory_free(struct directory *d);
 

@@ -120,20 +120,15 @@ static int check_answer(const struct msg *reply, const struct pki_key *key,
 	char fp[PKI_FP_LEN], want[PKI_FP_LEN];
 	if (pki_cert_fingerprint(a->root, fp) != 0)
 		return fail(err, -EPROTO, "cannot fingerprint the CA root");
-	if (o->ca_fingerprint) {
-		if (enroll_normalize_fingerprint(o->ca_fingerprint, want) != 0)
-			return fail(err, -EINVAL,
-				    "--ca-fingerprint is not sha256:<64 hex>");
-		if (pki_memcmp_ct(fp, want, strlen(want) + 1) != 0)
-			return fail(
-				err, -EPERM,
-				"the CA at %s has root %s, not the pinned %s",
-				o->ca_addr, fp, want);
-	} else {
-		log_warn("enroll: trusting the CA root %s on first use (pin it "
-			 "with --ca-fingerprint)",
-			 fp);
-	}
+	/* No trust on first use: the root must be the pinned one. */
+	if (!o->ca_fingerprint ||
+	    enroll_normalize_fingerprint(o->ca_fingerprint, want) != 0)
+		return fail(err, -EINVAL,
+			    "no valid CA fingerprint to pin (sha256:<64 hex>)");
+	if (pki_memcmp_ct(fp, want, strlen(want) + 1) != 0)
+		return fail(err, -EPERM,
+			    "the CA at %s has root %s, not the pinned %s",
+			    o->ca_addr, fp, want);
 	const char *why = NULL;
 	if (pki_verify_node_cert(a->root, a->ca_cert, 0, &why) != 0)
 		return fail(err, -EPROTO,
@@ -163,7 +158,9 @@ static int save_all(const char *state, const struct enroll_opts *o,
 {
 	char path[STATE_PATH_MAX], file[NAMES_NODE_MAX + 16];
 	struct state_config cfg;
-	memset(&cfg, 0, sizeof(cfg));
+	/* A re-join keeps what else node.conf says (e.g. refresh=). */
+	if (state_config_load(state, &cfg) != 0)
+		memset(&cfg, 0, sizeof(cfg));
 	snprintf(cfg.name, sizeof(cfg.name), "%s", o->name);
 	snprintf(cfg.listen, sizeof(cfg.listen), "%s", o->listen);
 	snprintf(cfg.ca_addr, sizeof(cfg.ca_addr), "%s", o->ca_addr);
@@ -196,7 +193,13 @@ int enroll(const char *state, const struct enroll_opts *o, char *err)
 	char *csr_pem = NULL;
 	size_t csr_len = 0;
 	struct msg *reply = NULL;
+	struct msg_extra *extra = NULL;
 	struct answer a = { 0 };
+
+	if (!o->ca_fingerprint)
+		return fail(err, -EPERM,
+			    "refusing to trust a CA without a pinned root: "
+			    "give --join TOKEN or --ca-fingerprint sha256:HEX");
 
 	int rc = node_key(state, o->key_bits, &key, err);
 	if (rc)
@@ -209,13 +212,26 @@ int enroll(const char *state, const struct enroll_opts *o, char *err)
 			  pki_strerror(rc));
 		goto out;
 	}
-	struct proto_self self = { .name = o->name, .key = key };
+	if (o->join_token) {
+		/* The CA spends the token once the certificate is recorded. */
+		extra = msg_extra_new();
+		if (!extra ||
+		    msg_extra_set_str(extra, "token", o->join_token)) {
+			rc = fail(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	/* Anonymous TLS: the CA is authenticated by the pinned root. */
+	struct proto_self self = { .name = o->name,
+				   .key = key,
+				   .pin = o->ca_fingerprint };
 	struct proto_request req = {
 		.method = "get/csr",
 		.args = o->listen,
 		.payload_type = MSG_PAYLOAD_TEXT,
 		.payload = csr_pem,
 		.plen = csr_len,
+		.extra = extra,
 	};
 	/* The reply is checked against the CA's own certificate below. */
 	rc = proto_call(o->ca_addr, &self, &req, NULL, NULL, &reply, err);
@@ -231,6 +247,7 @@ int enroll(const char *state, const struct enroll_opts *o, char *err)
 			 o->name, msg_get0_meta(reply)->id, serial);
 	}
 out:
+	msg_extra_free(extra);
 	answer_free(&a);
 	msg_free(reply);
 	free(csr_pem);

@@ -15,15 +15,20 @@ struct enroll_opts {
 	const char *name;
 	const char *listen;
 	const char *ca_addr;
-	const char *
-		ca_fingerprint; /* "sha256:HEX" or NULL to trust on first use */
+	/*
+	 * The pinned CA root, "sha256:HEX" (required: there is no trust on
+	 * first use), from --ca-fingerprint or from the join token.
+	 */
+	const char *ca_fingerprint;
+	/* The join token text (src/token.h) sent to the CA, or NULL. */
+	const char *join_token;
 	unsigned key_bits;
 };
 
 /*
- * Enrolls into STATE (which must have no node.pem yet) and writes node.key,
- * node.pem, root.pem, certs/ and node.conf. Returns 0 or -errno; ERR
- * (PROTO_ERR_MAX) says what failed in words.
+ * Enrolls into STATE (no node.pem yet, or an expired one: re-join keeps
+ * node.key) and writes node.key, node.pem, root.pem, certs/ and node.conf.
+ * Returns 0 or -errno; ERR (PROTO_ERR_MAX) says what failed in words.
  */
 int enroll(const char *state, const struct enroll_opts *opts, char *err);
 

@@ -65,6 +65,12 @@ int fileio_make_parents(const char *path)
 	return 0;
 }
 
+void fileio_start_writeback(int fd, uint64_t off, uint64_t len)
+{
+	(void)sync_file_range(fd, (off_t)off, (off_t)len,
+			      SYNC_FILE_RANGE_WRITE);
+}
+
 int fileio_sync_parent(const char *path)
 {
 	char buf[PATH_MAX];

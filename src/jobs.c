@@ -70,6 +70,21 @@ static bool folder_valid(const char *f)
 	}
 }
 
+/* "" or "<digits>:<digits>". */
+static bool spool_valid(const char *s)
+{
+	size_t len = strnlen(s, JOB_SPOOL_MAX);
+	const char *colon = strchr(s, ':');
+	if (len == 0)
+		return true;
+	if (len >= JOB_SPOOL_MAX || !colon || colon == s || !colon[1])
+		return false;
+	for (const char *p = s; *p; p++)
+		if (p != colon && (*p < '0' || *p > '9'))
+			return false;
+	return true;
+}
+
 /* Checks everything job_load would check, so save never writes junk. */
 static bool job_valid(const struct job *j)
 {
@@ -77,7 +92,8 @@ static bool job_valid(const struct job *j)
 	    names_path_error(j->path) != NULL || j->size > PKI_BLOB_SIZE_MAX ||
 	    !sha_valid(j->sha256) || j->created < 0 ||
 	    j->self_wrapped_len == 0 || j->self_wrapped_len > JOB_WRAPPED_MAX ||
-	    j->nrecipients < 1 || j->nrecipients > JOB_RECIPIENTS_MAX)
+	    j->nrecipients < 1 || j->nrecipients > JOB_RECIPIENTS_MAX ||
+	    !spool_valid(j->spool))
 		return false;
 	for (int i = 0; i < j->nrecipients; i++) {
 		const struct job_recipient *r = &j->recipients[i];
@@ -152,6 +168,8 @@ int job_save(const char *dir, const struct job *j)
 	    j->id, j->folder, j->path, (unsigned long long)j->size, j->sha256,
 	    (long long)j->created, key ? key : "");
 	free(key);
+	if (j->spool[0])
+		put(&t, "spool=%s\n", j->spool);
 	for (int i = 0; i < j->nrecipients && !t.err; i++) {
 		const struct job_recipient *r = &j->recipients[i];
 		key = b64_new(r->wrapped, r->wrapped_len);
@@ -254,6 +272,11 @@ static int apply_line(struct job *j, char *line, unsigned *seen)
 	char *value = eq + 1;
 	if (strcmp(line, "recipient") == 0)
 		return add_recipient(j, value);
+	/* Optional (older records lack it), at most once. */
+	if (strcmp(line, "spool") == 0)
+		return j->spool[0] || !value[0]
+			       ? -EINVAL
+			       : set_str(j->spool, sizeof(j->spool), value);
 	static const struct {
 		const char *key;
 		unsigned bit;

@@ -9,6 +9,7 @@
  *   size=<bytes>  sha256=sha256:<hex of the sealed chunks>  created=<unix>
  *   self_key=<base64 content key wrapped for this node>
  *   recipient=<name> <0|1 done> <base64 content key wrapped for name>
+ *   spool=<inode>:<mtime ns> (optional) the outbox file it was sealed from
  */
 #ifndef SNOOPFS_SRC_JOBS_H
 #define SNOOPFS_SRC_JOBS_H
@@ -23,6 +24,7 @@
 #define JOB_FOLDER_MAX     (JOB_RECIPIENTS_MAX * (NAMES_NODE_MAX + 1))
 #define JOB_WRAPPED_MAX    1024 /* RSA-8192 */
 #define JOB_ID_HEX         (PKI_BLOB_ID * 2 + 1)
+#define JOB_SPOOL_MAX      48
 
 struct job_recipient {
 	char name[NAMES_NODE_MAX + 1];
@@ -42,6 +44,12 @@ struct job {
 	size_t self_wrapped_len;
 	int nrecipients;
 	struct job_recipient recipients[JOB_RECIPIENTS_MAX];
+	/*
+	 * "<inode>:<mtime ns>" of the outbox file while it was sealed, or "":
+	 * after a crash between the record and the pending marker, recovery
+	 * recognizes the file as shipped already (src/outbox.c).
+	 */
+	char spool[JOB_SPOOL_MAX];
 };
 
 /* Writes DIR/ID.job atomically. 0 or -errno. */

@@ -18,12 +18,17 @@ static const char usage[] =
 	"commands:\n"
 	"  ca-init STATE --name NAME --listen HOST:PORT [--days N] "
 	"[--key-bits BITS]\n"
+	"        [--open-enrollment]\n"
 	"                       create a certificate authority node\n"
 	"  mount MOUNTPOINT --state STATE [--name NAME --listen HOST:PORT "
 	"--ca HOST:PORT]\n"
-	"        [--ca-fingerprint sha256:HEX] [--key-bits BITS] [-f] "
-	"[-o OPTIONS]\n"
+	"        [--join TOKEN] [--ca-fingerprint sha256:HEX] [--key-bits "
+	"BITS]\n"
+	"        [-f] [-o OPTIONS]\n"
 	"                       mount a node (enrolls on first mount)\n"
+	"  token CASTATE NAME [--ttl DURATION]\n"
+	"                       make a one-time join token for node NAME\n"
+	"  revoke CASTATE NAME  revoke node NAME's certificates (new CRL)\n"
 	"  status MOUNTPOINT    show a mounted node's state\n"
 	"  inspect CERT.pem     show a certificate for people\n"
 	"  smc ttp-sum|sum|stats --mount MNT --round ID --parties A,B,...\n"
@@ -66,7 +71,8 @@ static const struct {
 } commands[] = {
 	{ "ca-init", cmd_ca_init }, { "mount", cmd_mount },
 	{ "status", cmd_status },   { "inspect", cmd_inspect },
-	{ "smc", cmd_smc },
+	{ "smc", cmd_smc },         { "token", cmd_token },
+	{ "revoke", cmd_revoke },
 };
 
 int main(int argc, char **argv)

@@ -12,17 +12,22 @@
 
 #include "lib/log.h"
 #include "pki/ca.h"
+#include "pki/crl.h"
 #include "pki/err.h"
 #include "pki/verify.h"
 #include "src/delivery.h"
 #include "src/outbox.h"
 #include "src/replay.h"
+#include "src/revocation.h"
 #include "src/service.h"
 #include "src/sync.h"
+#include "src/transport.h"
 
 struct proto_self node_self(const struct node *n)
 {
-	struct proto_self self = { .name = n->cfg.name, .key = n->key };
+	struct proto_self self = { .name = n->cfg.name,
+				   .key = n->key,
+				   .tr = n->transport };
 	return self;
 }
 
@@ -50,6 +55,48 @@ static int load_identity(struct node *n, const char **why)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+struct pki_cert *node_cert_ref(struct node *n)
+{
+	pthread_mutex_lock(&n->lock);
+	struct pki_cert *cert = pki_cert_dup(n->cert);
+	pthread_mutex_unlock(&n->lock);
+	return cert;
+}
+
+void node_set_cert(struct node *n, struct pki_cert *cert)
+{
+	pthread_mutex_lock(&n->lock);
+	struct pki_cert *old = n->cert;
+	n->cert = cert;
+	pthread_mutex_unlock(&n->lock);
+	pki_cert_free(old);
+	directory_put(n->dir, cert);
+}
+
+unsigned node_refresh_secs(const struct node *n)
+{
+	return n->refresh_secs;
+}
+
+/*
+ * Takes the CRL kept in STATE/certs/crl.pem, if there is one and it
+ * verifies against the root, so that revoked peers stay refused across a
+ * restart even while the CA is unreachable.
+ */
+static void load_crl(struct node *n)
+{
+	char path[STATE_PATH_MAX];
+	struct pki_crl *crl = NULL;
+	if (state_path(n->state, "certs/crl.pem", path) ||
+	    pki_crl_load(path, &crl) != 0)
+		return;
+	if (pki_crl_verify(crl, n->root) == 0)
+		directory_set_crl(n->dir, crl);
+	else
+		log_warn("%s does not verify against the root: ignored", path);
+	pki_crl_free(crl);
 }
 
 int node_load(const char *state, struct node **out, const char **why)
@@ -95,7 +142,15 @@ int node_load(const char *state, struct node **out, const char **why)
 		*why = "cannot open the certificate cache (certs/)";
 		goto fail;
 	}
+	load_crl(n);
 	directory_put(n->dir, n->cert);
+	n->refresh_secs = n->cfg.refresh_secs ? n->cfg.refresh_secs
+					      : NODE_REFRESH_SECONDS;
+	rc = transport_new(n, &n->transport);
+	if (rc) {
+		*why = "out of memory";
+		goto fail;
+	}
 	rc = state_path(state, "replay.db", path);
 	if (rc == 0)
 		rc = replay_open(path, time(NULL), &n->replay);
@@ -107,6 +162,11 @@ int node_load(const char *state, struct node **out, const char **why)
 		rc = ca_open(state, n->cfg.node_days, &n->ca, why);
 		if (rc)
 			goto fail;
+		rc = revocation_open(n->ca, state, &n->revocation);
+		if (rc) {
+			*why = "out of memory";
+			goto fail;
+		}
 	}
 	rc = outbox_open(n, &n->outbox);
 	if (rc) {
@@ -139,7 +199,7 @@ static void *refresher_main(void *arg)
 		pthread_mutex_lock(&n->lock);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += NODE_REFRESH_SECONDS;
+		until.tv_sec += (time_t)n->refresh_secs;
 		while (!n->stopping &&
 		       pthread_cond_timedwait(&n->wake, &n->lock, &until) == 0)
 			;
@@ -201,8 +261,10 @@ void node_free(struct node *n)
 		close(n->listen_fd);
 	outbox_free(n->outbox);
 	directory_free(n->dir);
+	revocation_free(n->revocation);
 	ca_free(n->ca);
 	replay_free(n->replay);
+	transport_free(n->transport);
 	pki_key_free(n->key);
 	pki_cert_free(n->cert);
 	pki_cert_free(n->root);

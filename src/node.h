@@ -17,25 +17,35 @@
 #include <stdbool.h>
 #include <time.h>
 
-/* How often a node asks the CA for the list of certificates. */
+/*
+ * How often a node asks the CA for the list of certificates and the CRL,
+ * unless node.conf says otherwise (mount --refresh).
+ */
 #define NODE_REFRESH_SECONDS 30
+
+struct revocation;
 
 struct delivery;
 struct outbox;
 struct replay;
+struct transport;
 
 struct node {
 	char state[STATE_PATH_MAX];
 	struct state_config cfg;
 	struct pki_key *key;
-	struct pki_cert *cert;
+	struct pki_cert
+		*cert; /* under lock: renewal swaps it (node_cert_ref) */
 	struct pki_cert *root;
 	struct directory *dir;
-	struct ca *ca; /* NULL unless this is the CA node */
+	struct ca *ca;                 /* NULL unless this is the CA node */
+	struct revocation *revocation; /* CA only: signs and serves the CRL */
+	unsigned refresh_secs;         /* between refreshes from the CA */
 	struct net_server *server;
-	struct delivery *delivery; /* ships sealed outbox files */
-	struct outbox *outbox;     /* the outbox/ tree (FUSE side) */
-	struct replay *replay;     /* message ids seen (replay.db) */
+	struct delivery *delivery;   /* ships sealed outbox files */
+	struct outbox *outbox;       /* the outbox/ tree (FUSE side) */
+	struct replay *replay;       /* message ids seen (replay.db) */
+	struct transport *transport; /* TLS contexts and connection caps */
 	int listen_fd;
 
 	/* lock protects everything below it */
@@ -45,6 +55,7 @@ struct node {
 	bool refresher_running;
 	pthread_t refresher;
 	time_t last_sync; /* last successful directory refresh */
+	time_t last_crl;  /* last CRL fetched and verified */
 	char last_error[PROTO_ERR_MAX];
 };
 
@@ -65,6 +76,19 @@ int node_start(struct node *n);
 
 /* Stops both and waits for them. */
 void node_stop(struct node *n);
+
+/*
+ * A new reference to this node's own certificate (pki_cert_free). Renewal
+ * replaces it while the node runs, so every reader at run time (signing
+ * replies, TLS contexts per connection, status) takes it through here.
+ */
+struct pki_cert *node_cert_ref(struct node *n);
+
+/* Installs CERT (taken over) as this node's certificate. */
+void node_set_cert(struct node *n, struct pki_cert *cert);
+
+/* Seconds between refreshes from the CA. */
+unsigned node_refresh_secs(const struct node *n);
 
 /* Records the last error for `snoopfs status` and logs it. */
 void node_set_error(struct node *n, const char *text);

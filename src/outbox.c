@@ -39,6 +39,13 @@ struct open_spool {
 	struct spool *sp;
 	int refs;
 	bool unlinked;
+	/*
+	 * A write failed (ENOSPC...): the file is not what the program meant
+	 * to write, so it is neither marked closed nor shipped until it is
+	 * truncated and written again. Set without the lock: only ever set
+	 * to true by writers, cleared under it by attach.
+	 */
+	bool failed;
 };
 
 struct outbox {
@@ -95,8 +102,11 @@ static int parse_folder(struct outbox *ob, const char *folder,
 		    strcmp(name, ob->n->cfg.name) == 0)
 			return -EINVAL;
 		struct pki_cert *c = directory_get1(ob->n->dir, name);
+		/* "Key has been revoked" says why, where ENOENT would not. */
 		if (!c)
-			return -ENOENT;
+			return directory_is_revoked(ob->n->dir, name)
+				       ? -EKEYREVOKED
+				       : -ENOENT;
 		pki_cert_free(c);
 		for (int i = 0; i < k; i++)
 			if (strcmp(local[i], name) == 0)
@@ -198,6 +208,7 @@ static int attach(struct outbox *ob, const char *path, bool create,
 			int rc = spool_truncate(os->sp, 0);
 			if (rc)
 				return rc;
+			__atomic_store_n(&os->failed, false, __ATOMIC_RELAXED);
 		}
 		os->refs++;
 		*out = os;
@@ -258,6 +269,61 @@ static int wrap_keys(struct outbox *ob, struct job *j,
 	return 0;
 }
 
+/* "<inode>:<mtime ns>" of the file at PATH into OUT ("" if unknown). */
+static void spool_identity(const char *path, char out[JOB_SPOOL_MAX])
+{
+	struct stat st;
+	out[0] = '\0';
+	if (lstat(path, &st) == 0)
+		snprintf(out, JOB_SPOOL_MAX, "%llu:%llu",
+			 (unsigned long long)st.st_ino,
+			 (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
+				 (unsigned long long)st.st_mtim.tv_nsec);
+}
+
+struct shipped_find {
+	const char *rel;
+	char spool[JOB_SPOOL_MAX];
+	char id[JOB_ID_HEX];
+};
+
+static int shipped_match(void *arg, const struct job *j)
+{
+	struct shipped_find *f = arg;
+	size_t n = strlen(j->folder);
+	if (!j->spool[0] || strcmp(j->spool, f->spool) != 0 ||
+	    strncmp(f->rel, j->folder, n) != 0 || f->rel[n] != '/' ||
+	    strcmp(f->rel + n + 1, j->path) != 0)
+		return 0;
+	snprintf(f->id, sizeof(f->id), "%s", j->id);
+	return 1;
+}
+
+/*
+ * Recovery of a closed spool at REL (PATH): if a job was recorded for this
+ * very file (a crash came between the record and the marker), the marker
+ * is put in its place and true returned, so that it is not shipped twice.
+ * Lock held.
+ */
+static bool finish_shipped(struct outbox *ob, const char *rel, const char *path)
+{
+	struct shipped_find f = { .rel = rel };
+	spool_identity(path, f.spool);
+	if (!f.spool[0] || job_each(ob->jobs_dir, shipped_match, &f) != 1)
+		return false;
+	if (marker_write(path, f.id) != 0)
+		return false;
+	log_info("outbox: %s was sealed as %s before a crash: not shipped "
+		 "again",
+		 rel, f.id);
+	/* Delivered meanwhile (its record gone): the marker goes too. */
+	struct job *j = malloc(sizeof(*j));
+	if (j && job_load(ob->jobs_dir, f.id, j) == -ENOENT)
+		unlink(path);
+	free(j);
+	return true;
+}
+
 /*
  * Seals the spool at PATH (REL in the outbox) into a blob, records the job,
  * puts the pending marker in its place and hands it to delivery. Lock held.
@@ -298,6 +364,8 @@ static int ship(struct outbox *ob, const char *rel, const char *path,
 	}
 	if (rc == 0)
 		rc = spool_seal(sp, key, id, sealed, j->sha256);
+	if (rc == 0)
+		spool_identity(path, j->spool);
 	if (rc == 0)
 		rc = wrap_keys(ob, j, key);
 	pki_wipe(key, sizeof(key));
@@ -612,6 +680,9 @@ int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 	int rc = state_of(ob, rel, path);
 	if (rc)
 		return rc;
+	/* A revoked recipient is refused now, not when the file is shipped. */
+	if (parse_folder(ob, folder, NULL, NULL) == -EKEYREVOKED)
+		return -EKEYREVOKED;
 	pthread_mutex_lock(&ob->lock);
 	rc = ensure_folder(ob, folder);
 	if (rc == 0)
@@ -679,6 +750,8 @@ int outbox_write(struct outbox *ob, uint64_t fh, const char *buf, size_t size,
 	(void)ob;
 	struct handle *h = (struct handle *)(uintptr_t)fh;
 	int rc = spool_write(h->os->sp, buf, size, off);
+	if (rc)
+		__atomic_store_n(&h->os->failed, true, __ATOMIC_RELAXED);
 	return rc ? rc : (int)size;
 }
 
@@ -703,7 +776,10 @@ int outbox_flush(struct outbox *ob, uint64_t fh)
 {
 	(void)ob;
 	struct handle *h = (struct handle *)(uintptr_t)fh;
-	return spool_flush(h->os->sp);
+	/* A close(2): what was written is whole (see outbox_recover). */
+	if (__atomic_load_n(&h->os->failed, __ATOMIC_RELAXED))
+		return spool_flush(h->os->sp);
+	return spool_mark_closed(h->os->sp);
 }
 
 int outbox_release(struct outbox *ob, uint64_t fh)
@@ -718,7 +794,7 @@ int outbox_release(struct outbox *ob, uint64_t fh)
 		/* The handle's name may be stale after a rename: use the path.
 		 */
 		size_t n = strlen(ob->root);
-		if (rc == 0 && !os->unlinked &&
+		if (rc == 0 && !os->unlinked && !os->failed &&
 		    strncmp(os->path, ob->root, n) == 0 && os->path[n] == '/')
 			ship_if_final(ob, os->path + n + 1, os->path, os->sp);
 		int rc2 = spool_close(os->sp);
@@ -754,6 +830,15 @@ int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len)
 		return -ENODATA;
 	if (open_now)
 		snprintf(buf, sizeof(buf), "writing");
+	else if (spool_is_spool(path) && !names_in_progress(rest) &&
+		 !spool_peek_closed(path))
+		snprintf(buf, sizeof(buf),
+			 "held: it was not written whole (a write failed or "
+			 "the node stopped); write it again to ship");
+	else if (spool_is_spool(path) && !names_in_progress(rest))
+		snprintf(buf, sizeof(buf),
+			 "held: it could not be sealed (see the log); it is "
+			 "tried again at the next mount");
 	else if (spool_is_spool(path))
 		snprintf(buf, sizeof(buf),
 			 "held: '%s' is an in-progress name; rename it to ship",
@@ -819,8 +904,21 @@ static void recover_dir(struct outbox *ob, const char *rel, int depth)
 		if (is_dir(cpath)) {
 			recover_dir(ob, child, depth + 1);
 		} else if (spool_is_spool(cpath)) {
-			if (depth > 0)
+			/*
+			 * Only a spool a close(2) ended is whole: one cut by a
+			 * crash in the middle of a write stays held (its state
+			 * says so) until it is written again or removed.
+			 */
+			if (depth > 0 && spool_peek_closed(cpath) &&
+			    !finish_shipped(ob, child, cpath))
 				ship_if_final(ob, child, cpath, NULL);
+			else if (depth > 0 &&
+				 !names_in_progress(strchr(child, '/') + 1))
+				log_warn(
+					"outbox: %s was being written when the "
+					"node stopped: not shipped; write it "
+					"again",
+					child);
 		} else if (marker_read(cpath, id) == 0 &&
 			   (j = malloc(sizeof(*j))) != NULL &&
 			   job_load(ob->jobs_dir, id, j) == -ENOENT) {

@@ -16,6 +16,7 @@
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "src/replay.h"
+#include "src/transport.h"
 
 /* Connect timeout and retries for a refused connection (thesis 5.1.3). */
 #define PROTO_TIMEOUT_MS 30000
@@ -38,10 +39,7 @@ int proto_verify(const struct msg *m, const struct pki_cert *cert)
 	return pki_cert_verify_data(cert, signed_bytes, slen, sig, siglen);
 }
 
-static void say(char *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(char *err, const char *fmt, ...)
+void proto_say(char *err, const char *fmt, ...)
 {
 	if (!err)
 		return;
@@ -96,19 +94,20 @@ static int check_reply(const struct msg *reply, const char *method, uint64_t id,
 	if (strcmp(meta->method, "reply") != 0 ||
 	    strcmp(meta->args, method) != 0 ||
 	    msg_extra_get_int(reply, "re", &re) != 0 || (uint64_t)re != id) {
-		say(err, "the peer's answer does not match the request");
+		proto_say(err, "the peer's answer does not match the request");
 		return -EPROTO;
 	}
 	if (peer_name && strcmp(meta->id, peer_name) != 0) {
-		say(err, "the answer comes from '%s', not '%s'", meta->id,
-		    peer_name);
+		proto_say(err, "the answer comes from '%s', not '%s'", meta->id,
+			  peer_name);
 		return -EPROTO;
 	}
 	const char *status = msg_extra_get_str(reply, "status");
 	if (status && strcmp(status, "ok") == 0)
 		return 0;
 	const char *why = msg_extra_get_str(reply, "error");
-	say(err, "refused by %s: %s", meta->id, why ? why : "no reason given");
+	proto_say(err, "refused by %s: %s", meta->id,
+		  why ? why : "no reason given");
 	return -EPERM;
 }
 
@@ -127,22 +126,22 @@ int proto_recv_reply(struct net_conn *c, const char *method, uint64_t id,
 	size_t len = 0;
 	int rc = net_conn_recv(c, NET_FRAME_MAX, &frame, &len);
 	if (rc) {
-		say(err, "no answer to %s from %s: %s", method,
-		    net_conn_peer(c), net_strerror(rc));
+		proto_say(err, "no answer to %s from %s: %s", method,
+			  net_conn_peer(c), net_strerror(rc));
 		return -EIO;
 	}
 	struct msg *m = NULL;
 	rc = msg_parse(frame, len, &m);
 	free(frame);
 	if (rc) {
-		say(err, "malformed answer from %s: %s", net_conn_peer(c),
-		    net_strerror(rc));
+		proto_say(err, "malformed answer from %s: %s", net_conn_peer(c),
+			  net_strerror(rc));
 		return -EPROTO;
 	}
 	if (peer && proto_verify(m, peer) != 0) {
-		say(err, "the answer from %s is not signed by %s",
-		    net_conn_peer(c),
-		    peer_name ? peer_name : "the expected node");
+		proto_say(err, "the answer from %s is not signed by %s",
+			  net_conn_peer(c),
+			  peer_name ? peer_name : "the expected node");
 		msg_free(m);
 		return -EPROTO;
 	}
@@ -152,10 +151,10 @@ int proto_recv_reply(struct net_conn *c, const char *method, uint64_t id,
 	 * back and delivered late (a delayed receipt, say).
 	 */
 	if (!replay_time_ok(msg_get_time(m), time(NULL))) {
-		say(err,
-		    "the answer from %s has a timestamp outside the ±5 "
-		    "minute window: check the clocks",
-		    net_conn_peer(c));
+		proto_say(err,
+			  "the answer from %s has a timestamp outside the ±5 "
+			  "minute window: check the clocks",
+			  net_conn_peer(c));
 		msg_free(m);
 		return -EPROTO;
 	}
@@ -178,16 +177,17 @@ int proto_call(const char *addr, const struct proto_self *self,
 		.backoff_ms = PROTO_BACKOFF_MS,
 	};
 	struct net_conn *c = NULL;
-	int rc = net_conn_connect(addr, &opts, &c);
-	if (rc) {
-		say(err, "cannot reach %s: %s", addr, net_strerror(rc));
-		return -ECONNREFUSED;
-	}
+	int rc = self->tr ? transport_connect(self->tr, addr, peer_name, &opts,
+					      &c, err)
+			  : transport_connect_anon(addr, self->pin, &opts, &c,
+						   err);
+	if (rc)
+		return rc;
 	uint64_t id = 0;
 	rc = proto_send_request(c, self, req, &id);
 	if (rc) {
-		say(err, "cannot send %s to %s: %s", req->method, addr,
-		    net_strerror(rc));
+		proto_say(err, "cannot send %s to %s: %s", req->method, addr,
+			  net_strerror(rc));
 		net_conn_close(c);
 		return -EIO;
 	}

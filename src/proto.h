@@ -17,10 +17,26 @@
 
 #define PROTO_ERR_MAX 256
 
-/* Who is speaking: the name in meta.id and the key that signs. */
+/*
+ * Formats an error text into ERR, a PROTO_ERR_MAX buffer (long names are
+ * cut, by design); does nothing if ERR is NULL.
+ */
+void proto_say(char *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+struct transport;
+
+/*
+ * Who is speaking: the name in meta.id and the key that signs, and how to
+ * connect: as the node whose TLS state is TR (mutual TLS), or, with TR
+ * NULL, anonymously to a CA whose root has the fingerprint PIN (enrollment;
+ * PIN NULL trusts the root the CA sends).
+ */
 struct proto_self {
 	const char *name;
 	const struct pki_key *key;
+	struct transport *tr;
+	const char *pin;
 };
 
 /* What to send: method, args, payload and extras (all optional but method). */
@@ -35,10 +51,12 @@ struct proto_request {
 };
 
 /*
- * Sends REQ to ADDR and waits for the reply. If PEER is not NULL the reply
- * must be signed by it; if PEER_NAME is not NULL the reply's meta.id must
- * be that name. A reply with status "error" fails with its reason. On
- * failure ERR (PROTO_ERR_MAX) says why in words. *REPLY: msg_free().
+ * Sends REQ to ADDR over TLS (SELF says how) and waits for the reply. If
+ * PEER is not NULL the reply must be signed by it; if PEER_NAME is not NULL
+ * the reply's meta.id must be that name, and so must the TLS server's
+ * certificate (required when connecting as a node). A reply with status "error"
+ * fails with its reason. On failure ERR (PROTO_ERR_MAX) says why in words.
+ * *REPLY: msg_free().
  */
 int proto_call(const char *addr, const struct proto_self *self,
 	       const struct proto_request *req, const struct pki_cert *peer,

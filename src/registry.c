@@ -9,13 +9,18 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "lib/log.h"
+#include "pki/rand.h"
 
 struct registry {
-	/* lock protects db and every statement run on it */
+	/* lock protects db, pid and every statement run on db */
 	pthread_mutex_t lock;
-	sqlite3 *db;
+	sqlite3 *db; /* opened lazily by lock_db(); NULL until then */
+	pid_t pid;   /* the process that opened db */
+	char *path;
 };
 
 static const char schema[] =
@@ -29,7 +34,24 @@ static const char schema[] =
 	"  not_after INTEGER NOT NULL,"
 	"  revoked_at INTEGER,"
 	"  pem TEXT NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS certs_by_name ON certs(name, issued_at);";
+	"CREATE INDEX IF NOT EXISTS certs_by_name ON certs(name, issued_at);"
+	/* Join tokens: the secret itself is never stored, only its hash. */
+	"CREATE TABLE IF NOT EXISTS tokens ("
+	"  id TEXT PRIMARY KEY,"
+	"  secret_sha256 TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  expires_at INTEGER NOT NULL,"
+	"  used_at INTEGER,"
+	"  used_serial TEXT);"
+	/* Revocation checks run on every enrollment and CA request. */
+	"CREATE INDEX IF NOT EXISTS certs_by_key ON certs(pub_fp);"
+	"CREATE INDEX IF NOT EXISTS certs_revoked ON certs(revoked_at)"
+	"  WHERE revoked_at IS NOT NULL;"
+	/* The last crlNumber used: CRL numbers only ever grow. */
+	"CREATE TABLE IF NOT EXISTS crl_state ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  number INTEGER NOT NULL);";
 
 /* The newest unrevoked certificate of each name. */
 #define CURRENT_SQL                                                            \
@@ -51,6 +73,17 @@ const char *registry_strerror(int code)
 		return "serial number already used";
 	case REGISTRY_EDB:
 		return "the CA registry database failed";
+	case REGISTRY_EREVOKED:
+		return "a certificate for this key was revoked: enroll with a "
+		       "new key";
+	case REGISTRY_ETOKEN:
+		return "unknown join token or wrong secret";
+	case REGISTRY_ETOKEN_NAME:
+		return "the join token was issued for another name";
+	case REGISTRY_ETOKEN_USED:
+		return "the join token was already used";
+	case REGISTRY_ETOKEN_EXPIRED:
+		return "the join token has expired";
 	}
 	return "unknown registry error";
 }
@@ -61,28 +94,62 @@ static int db_fail(struct registry *r, const char *what)
 	return REGISTRY_EDB;
 }
 
-int registry_open(const char *path, struct registry **out)
+/* A connection to PATH with the schema in place, or NULL (logged). */
+static sqlite3 *connect_db(const char *path)
 {
-	struct registry *r = calloc(1, sizeof(*r));
-	if (!r)
-		return REGISTRY_EDB;
-	pthread_mutex_init(&r->lock, NULL);
+	sqlite3 *db = NULL;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 		    SQLITE_OPEN_FULLMUTEX;
-	if (sqlite3_open_v2(path, &r->db, flags, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
 		log_error("registry: cannot open %s: %s", path,
-			  r->db ? sqlite3_errmsg(r->db) : "out of memory");
-		registry_free(r);
-		return REGISTRY_EDB;
+			  db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return NULL;
 	}
-	sqlite3_busy_timeout(r->db, 10000);
+	sqlite3_busy_timeout(db, 10000);
 	char *err = NULL;
-	if (sqlite3_exec(r->db, schema, NULL, NULL, &err) != SQLITE_OK) {
+	if (sqlite3_exec(db, schema, NULL, NULL, &err) != SQLITE_OK) {
 		log_error("registry: schema: %s", err ? err : "?");
 		sqlite3_free(err);
-		registry_free(r);
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
+/*
+ * Takes the lock and makes sure this process has its own connection.
+ * SQLite's locks are fcntl() locks, which a child does not inherit: a
+ * connection opened before `snoopfs mount` forks into the background would
+ * hold no lock in the daemon, and the next other process to close the
+ * database (`snoopfs token`, `snoopfs revoke`) would take itself for the
+ * last user and delete the WAL under the daemon's feet. So the connection
+ * is made on first use, in the process that uses it.
+ */
+static void lock_db(struct registry *r)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->db && r->pid == getpid())
+		return;
+	if (r->db)
+		sqlite3_close_v2(r->db);
+	r->db = connect_db(r->path);
+	r->pid = getpid();
+}
+
+int registry_open(const char *path, struct registry **out)
+{
+	/* Checked now, so that a bad registry fails before the fork. */
+	sqlite3 *db = connect_db(path);
+	if (!db)
+		return REGISTRY_EDB;
+	sqlite3_close(db);
+	struct registry *r = calloc(1, sizeof(*r));
+	if (!r || !(r->path = strdup(path))) {
+		free(r);
 		return REGISTRY_EDB;
 	}
+	pthread_mutex_init(&r->lock, NULL);
 	*out = r;
 	return REGISTRY_OK;
 }
@@ -91,8 +158,10 @@ void registry_free(struct registry *r)
 {
 	if (!r)
 		return;
-	sqlite3_close(r->db);
+	if (r->pid == getpid())
+		sqlite3_close(r->db);
 	pthread_mutex_destroy(&r->lock);
+	free(r->path);
 	free(r);
 }
 
@@ -104,23 +173,54 @@ static int copy_text(char *dst, size_t size, const unsigned char *src)
 	return REGISTRY_OK;
 }
 
+/* Prepares SQL into *ST, logging "prepare WHAT"; caller holds the lock. */
+static int prepare_locked(struct registry *r, const char *sql, const char *what,
+			  sqlite3_stmt **st)
+{
+	if (sqlite3_prepare_v2(r->db, sql, -1, st, NULL) == SQLITE_OK)
+		return REGISTRY_OK;
+	log_error("registry: prepare %s: %s", what, sqlite3_errmsg(r->db));
+	return REGISTRY_EDB;
+}
+
+/*
+ * Prepares SQL, binds KEY (unless NULL) to ?1 and steps to the first row:
+ * REGISTRY_OK with *ST on that row (the caller finalizes it),
+ * REGISTRY_ENOTFOUND if there is none, REGISTRY_EDB (logged as WHAT) on
+ * error. Caller holds the lock.
+ */
+static int row_locked(struct registry *r, const char *sql, const char *key,
+		      const char *what, sqlite3_stmt **st)
+{
+	int rc = prepare_locked(r, sql, what, st);
+	if (rc)
+		return rc;
+	if (key)
+		sqlite3_bind_text(*st, 1, key, -1, SQLITE_STATIC);
+	int step = sqlite3_step(*st);
+	if (step == SQLITE_ROW)
+		return REGISTRY_OK;
+	sqlite3_finalize(*st);
+	*st = NULL;
+	return step == SQLITE_DONE ? REGISTRY_ENOTFOUND : db_fail(r, what);
+}
+
+/* Steps a statement that returns no rows and finalizes it. */
+static int step_done(struct registry *r, sqlite3_stmt *st, const char *what)
+{
+	int step = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return step == SQLITE_DONE ? REGISTRY_OK : db_fail(r, what);
+}
+
 /* Runs CURRENT_SQL for NAME; caller holds the lock. */
 static int lookup_locked(struct registry *r, const char *name,
 			 struct registry_entry *e)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(r->db, CURRENT_SQL, -1, &st, NULL) != SQLITE_OK)
-		return db_fail(r, "prepare lookup");
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		sqlite3_finalize(st);
-		return REGISTRY_ENOTFOUND;
-	}
-	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return db_fail(r, "lookup");
-	}
+	int rc = row_locked(r, CURRENT_SQL, name, "lookup", &st);
+	if (rc)
+		return rc;
 	memset(e, 0, sizeof(*e));
 	rc = copy_text(e->serial, sizeof(e->serial),
 		       sqlite3_column_text(st, 0));
@@ -142,18 +242,38 @@ static int lookup_locked(struct registry *r, const char *name,
 int registry_lookup(struct registry *r, const char *name,
 		    struct registry_entry *e)
 {
-	pthread_mutex_lock(&r->lock);
+	lock_db(r);
 	int rc = lookup_locked(r, name, e);
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
 
 /* The enrollment rule; caller holds the lock. */
+/* REGISTRY_EREVOKED if a certificate for PUB_FP was ever revoked. */
+static int key_revoked_locked(struct registry *r, const char *pub_fp)
+{
+	sqlite3_stmt *st;
+	int rc = row_locked(r,
+			    "SELECT 1 FROM certs WHERE pub_fp = ?1"
+			    " AND revoked_at IS NOT NULL LIMIT 1",
+			    pub_fp, "revoked key", &st);
+	if (rc == REGISTRY_ENOTFOUND)
+		return REGISTRY_OK;
+	if (rc)
+		return rc;
+	sqlite3_finalize(st);
+	return REGISTRY_EREVOKED;
+}
+
 static int check_locked(struct registry *r, const char *name,
 			const char *pub_fp, time_t now)
 {
+	/* A revoked key stays revoked: no new certificate, under any name. */
+	int rc = key_revoked_locked(r, pub_fp);
+	if (rc)
+		return rc;
 	struct registry_entry cur;
-	int rc = lookup_locked(r, name, &cur);
+	rc = lookup_locked(r, name, &cur);
 	if (rc == REGISTRY_ENOTFOUND)
 		return REGISTRY_OK;
 	if (rc)
@@ -167,7 +287,7 @@ static int check_locked(struct registry *r, const char *name,
 int registry_check(struct registry *r, const char *name, const char *pub_fp,
 		   time_t now)
 {
-	pthread_mutex_lock(&r->lock);
+	lock_db(r);
 	int rc = check_locked(r, name, pub_fp, now);
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -180,26 +300,151 @@ static int exec_locked(struct registry *r, const char *sql)
 	return REGISTRY_OK;
 }
 
-int registry_add(struct registry *r, const char *name,
-		 const struct registry_entry *e, time_t now)
+/*
+ * Ends a transaction begun with BEGIN IMMEDIATE: COMMIT if RC is 0, and
+ * ROLLBACK if it is not or the COMMIT fails. Returns the final code.
+ */
+static int tx_end(struct registry *r, int rc)
 {
-	pthread_mutex_lock(&r->lock);
+	if (rc == 0)
+		rc = exec_locked(r, "COMMIT");
+	if (rc)
+		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Reads token ID into *T; caller holds the lock. */
+static int token_get_locked(struct registry *r, const char *id,
+			    struct registry_token *t)
+{
+	sqlite3_stmt *st;
+	int rc = row_locked(r,
+			    "SELECT secret_sha256, name, created_at,"
+			    " expires_at, used_at FROM tokens WHERE id = ?1",
+			    id, "token lookup", &st);
+	if (rc == REGISTRY_ENOTFOUND)
+		return REGISTRY_ETOKEN;
+	if (rc)
+		return rc;
+	memset(t, 0, sizeof(*t));
+	rc = copy_text(t->id, sizeof(t->id), (const unsigned char *)id);
+	if (rc == 0)
+		rc = copy_text(t->secret_hash, sizeof(t->secret_hash),
+			       sqlite3_column_text(st, 0));
+	if (rc == 0)
+		rc = copy_text(t->name, sizeof(t->name),
+			       sqlite3_column_text(st, 1));
+	t->created_at = (time_t)sqlite3_column_int64(st, 2);
+	t->expires_at = (time_t)sqlite3_column_int64(st, 3);
+	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+		t->used_at = (time_t)sqlite3_column_int64(st, 4);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* The token rule; caller holds the lock. */
+static int token_check_locked(struct registry *r, const char *id,
+			      const char *hash, const char *name, time_t now,
+			      struct registry_token *found)
+{
+	struct registry_token t;
+	int rc = token_get_locked(r, id, &t);
+	if (rc)
+		return rc;
+	/* Both are "sha256:<64 hex>"; a length mismatch is a wrong secret. */
+	if (strlen(hash) != strlen(t.secret_hash) ||
+	    pki_memcmp_ct(hash, t.secret_hash, strlen(hash)) != 0)
+		return REGISTRY_ETOKEN;
+	if (found)
+		*found = t;
+	if (strcmp(t.name, name) != 0)
+		return REGISTRY_ETOKEN_NAME;
+	if (t.used_at != 0)
+		return REGISTRY_ETOKEN_USED;
+	if (now >= t.expires_at)
+		return REGISTRY_ETOKEN_EXPIRED;
+	return REGISTRY_OK;
+}
+
+int registry_token_add(struct registry *r, const struct registry_token *t)
+{
+	lock_db(r);
+	sqlite3_stmt *st;
+	int rc = prepare_locked(r,
+				"INSERT INTO tokens (id, secret_sha256, name,"
+				" created_at, expires_at) VALUES (?1, ?2, ?3,"
+				" ?4, ?5)",
+				"token insert", &st);
+	if (rc == 0) {
+		sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, t->secret_hash, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, t->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)t->created_at);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)t->expires_at);
+		rc = step_done(r, st, "token insert");
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int registry_token_check(struct registry *r, const char *id, const char *hash,
+			 const char *name, time_t now,
+			 struct registry_token *found)
+{
+	lock_db(r);
+	int rc = token_check_locked(r, id, hash, name, now, found);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* Marks token ID used by SERIAL at NOW; caller holds the lock, in a tx. */
+static int token_spend_locked(struct registry *r, const char *id,
+			      const char *serial, time_t now)
+{
+	sqlite3_stmt *st;
+	int rc = prepare_locked(
+		r,
+		"UPDATE tokens SET used_at = ?1, used_serial = ?2"
+		" WHERE id = ?3 AND used_at IS NULL",
+		"token update", &st);
+	if (rc)
+		return rc;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+	rc = step_done(r, st, "token update");
+	if (rc)
+		return rc;
+	/* Another connection (another process) may have spent it first. */
+	return sqlite3_changes(r->db) == 1 ? REGISTRY_OK : REGISTRY_ETOKEN_USED;
+}
+
+/*
+ * One transaction: the name rule, the token rule if ID is set, the insert
+ * and the token's use.
+ */
+static int add_tx(struct registry *r, const char *name,
+		  const struct registry_entry *e, time_t now, const char *id,
+		  const char *hash, struct registry_token *found)
+{
+	lock_db(r);
 	int rc = exec_locked(r, "BEGIN IMMEDIATE");
 	if (rc)
 		goto out;
 	rc = check_locked(r, name, e->pub_fp, now);
+	if (rc == 0 && id)
+		rc = token_check_locked(r, id, hash, name, now, found);
 	if (rc)
-		goto rollback;
+		goto end;
 
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(r->db,
-			       "INSERT INTO certs (serial, name, pub_fp,"
-			       " issued_at, not_after, pem)"
-			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			       -1, &st, NULL) != SQLITE_OK) {
-		rc = db_fail(r, "prepare insert");
-		goto rollback;
-	}
+	rc = prepare_locked(r,
+			    "INSERT INTO certs (serial, name, pub_fp,"
+			    " issued_at, not_after, pem)"
+			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			    "insert", &st);
+	if (rc)
+		goto end;
 	sqlite3_bind_text(st, 1, e->serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, e->pub_fp, -1, SQLITE_STATIC);
@@ -210,17 +455,150 @@ int registry_add(struct registry *r, const char *name,
 	sqlite3_finalize(st);
 	if (step == SQLITE_CONSTRAINT) {
 		rc = REGISTRY_ESERIAL;
-		goto rollback;
+		goto end;
 	}
 	if (step != SQLITE_DONE) {
 		rc = db_fail(r, "insert");
-		goto rollback;
+		goto end;
 	}
-	rc = exec_locked(r, "COMMIT");
-	if (rc == 0)
+	if (id)
+		rc = token_spend_locked(r, id, e->serial, now);
+end:
+	rc = tx_end(r, rc);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int registry_add(struct registry *r, const char *name,
+		 const struct registry_entry *e, time_t now)
+{
+	return add_tx(r, name, e, now, NULL, NULL, NULL);
+}
+
+int registry_add_joined(struct registry *r, const char *name,
+			const struct registry_entry *e, time_t now,
+			const char *id, const char *hash,
+			struct registry_token *found)
+{
+	return add_tx(r, name, e, now, id, hash, found);
+}
+
+int registry_revoke(struct registry *r, const char *name, time_t now,
+		    int *count)
+{
+	*count = 0;
+	lock_db(r);
+	sqlite3_stmt *st = NULL;
+	int rc = exec_locked(r, "BEGIN IMMEDIATE");
+	if (rc)
 		goto out;
-rollback:
-	sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+	/* COUNT(*) always has a row, so ENOTFOUND cannot come from here. */
+	rc = row_locked(r, "SELECT COUNT(*) FROM certs WHERE name = ?1", name,
+			"revoke", &st);
+	if (rc)
+		goto end;
+	int known = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (known == 0) {
+		rc = REGISTRY_ENOTFOUND;
+		goto end;
+	}
+	/*
+	 * Every certificate of the name, not only the current one: otherwise
+	 * an older, still valid certificate would become current again.
+	 */
+	rc = prepare_locked(r,
+			    "UPDATE certs SET revoked_at = ?1"
+			    " WHERE name = ?2 AND revoked_at IS NULL",
+			    "revoke", &st);
+	if (rc)
+		goto end;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = step_done(r, st, "revoke");
+	if (rc == 0)
+		*count = sqlite3_changes(r->db);
+end:
+	rc = tx_end(r, rc);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int registry_revoked(struct registry *r, time_t now,
+		     int (*fn)(void *arg, const char *serial,
+			       time_t revoked_at),
+		     void *arg)
+{
+	lock_db(r);
+	sqlite3_stmt *st;
+	/* An expired certificate is refused anyway; the CRL may forget it. */
+	int rc = prepare_locked(
+		r,
+		"SELECT serial, revoked_at FROM certs"
+		" WHERE revoked_at IS NOT NULL AND not_after > ?1"
+		" ORDER BY serial",
+		"revoked", &st);
+	if (rc)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *serial = (const char *)sqlite3_column_text(st, 0);
+		if (serial &&
+		    fn(arg, serial, (time_t)sqlite3_column_int64(st, 1)))
+			break;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = db_fail(r, "revoked");
+	sqlite3_finalize(st);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int registry_revocation_stamp(struct registry *r, int64_t *stamp)
+{
+	lock_db(r);
+	sqlite3_stmt *st;
+	/* An aggregate always has a row, so ENOTFOUND cannot come from here. */
+	int rc = row_locked(r,
+			    "SELECT COUNT(*), COALESCE(MAX(revoked_at), 0)"
+			    " FROM certs WHERE revoked_at IS NOT NULL",
+			    NULL, "stamp", &st);
+	if (rc == 0) {
+		/* Revocations only add rows and dates only grow: both change.
+		 */
+		*stamp = sqlite3_column_int64(st, 0) * 1000003 +
+			 sqlite3_column_int64(st, 1);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int registry_next_crl_number(struct registry *r, uint64_t *number)
+{
+	lock_db(r);
+	sqlite3_stmt *st = NULL;
+	int rc = exec_locked(r, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	rc = exec_locked(r, "INSERT OR IGNORE INTO crl_state (id, number)"
+			    " VALUES (1, 0);"
+			    "UPDATE crl_state SET number = number + 1"
+			    " WHERE id = 1");
+	if (rc)
+		goto end;
+	rc = row_locked(r, "SELECT number FROM crl_state WHERE id = 1", NULL,
+			"crl number", &st);
+	if (rc)
+		goto end;
+	*number = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+end:
+	rc = tx_end(r, rc);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -239,13 +617,11 @@ int registry_list(struct registry *r, const char *after, int limit,
 		"  OR (n.issued_at = c.issued_at AND n.rowid > c.rowid)))"
 		" ORDER BY c.name LIMIT ?2";
 	*more = 0;
-	pthread_mutex_lock(&r->lock);
+	lock_db(r);
 	sqlite3_stmt *st;
-	int rc = REGISTRY_OK;
-	if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		rc = db_fail(r, "prepare list");
+	int rc = prepare_locked(r, sql, "list", &st);
+	if (rc)
 		goto out;
-	}
 	sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, limit + 1);
 	int n = 0;

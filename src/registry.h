@@ -7,6 +7,7 @@
 #ifndef SNOOPFS_SRC_REGISTRY_H
 #define SNOOPFS_SRC_REGISTRY_H
 
+#include "lib/names.h"
 #include "pki/key.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,12 @@ enum registry_err {
 	REGISTRY_ETAKEN = -2,  /* name held by a valid certificate, other key */
 	REGISTRY_ESERIAL = -3, /* serial already used: issue again */
 	REGISTRY_EDB = -4,     /* SQLite failed (logged) */
+	REGISTRY_EREVOKED = -5, /* a certificate for that key was revoked */
+	/* Join tokens (registry_token_*, registry_add_joined). */
+	REGISTRY_ETOKEN = -10,         /* no such token, or a wrong secret */
+	REGISTRY_ETOKEN_NAME = -11,    /* the token is for another name */
+	REGISTRY_ETOKEN_USED = -12,    /* the token was used already */
+	REGISTRY_ETOKEN_EXPIRED = -13, /* the token has expired */
 };
 
 struct registry;
@@ -60,6 +67,71 @@ int registry_add(struct registry *r, const char *name,
 int registry_list(struct registry *r, const char *after, int limit,
 		  int (*fn)(void *arg, const char *name, const char *pem),
 		  void *arg, int *more);
+
+/*
+ * A join token as the CA keeps it: never the secret, only its SHA-256
+ * ("sha256:<hex>"). used_at is 0 while the token is unused.
+ */
+struct registry_token {
+	char id[32];
+	char secret_hash[PKI_FP_LEN];
+	char name[NAMES_NODE_MAX + 1];
+	time_t created_at;
+	time_t expires_at;
+	time_t used_at;
+};
+
+/* Records a new token. REGISTRY_OK or REGISTRY_EDB. */
+int registry_token_add(struct registry *r, const struct registry_token *t);
+
+/*
+ * Whether the token ID with secret hash HASH may enroll NAME at NOW:
+ * REGISTRY_OK, or REGISTRY_ETOKEN (unknown id or wrong secret; the hashes
+ * are compared in constant time), _ETOKEN_NAME, _ETOKEN_USED or
+ * _ETOKEN_EXPIRED. *FOUND (may be NULL) gets the stored row when the id
+ * and secret matched, so that a refusal can say for whom or since when.
+ */
+int registry_token_check(struct registry *r, const char *id, const char *hash,
+			 const char *name, time_t now,
+			 struct registry_token *found);
+
+/*
+ * registry_add() that also spends the token ID (secret hash HASH) in the
+ * same transaction: either the certificate is recorded and the token used,
+ * or neither. Of two enrollments with one token exactly one wins; the
+ * other gets REGISTRY_ETOKEN_USED. Refusals as registry_token_check().
+ */
+int registry_add_joined(struct registry *r, const char *name,
+			const struct registry_entry *e, time_t now,
+			const char *id, const char *hash,
+			struct registry_token *found);
+
+/*
+ * Revokes every certificate of NAME not yet revoked, as of NOW; *COUNT
+ * says how many (0: all were revoked already). REGISTRY_ENOTFOUND if NAME
+ * was never issued a certificate.
+ */
+int registry_revoke(struct registry *r, const char *name, time_t now,
+		    int *count);
+
+/*
+ * Calls FN for every revoked certificate that has not expired at NOW, in
+ * serial order, with its serial (hex) and revocation date. FN returns
+ * non-zero to stop.
+ */
+int registry_revoked(struct registry *r, time_t now,
+		     int (*fn)(void *arg, const char *serial,
+			       time_t revoked_at),
+		     void *arg);
+
+/*
+ * A number that changes whenever a certificate is revoked (by this process
+ * or another one sharing the database), so the CA knows to re-sign its CRL.
+ */
+int registry_revocation_stamp(struct registry *r, int64_t *stamp);
+
+/* The next crlNumber, stored so that numbers never repeat or go back. */
+int registry_next_crl_number(struct registry *r, uint64_t *number);
 
 const char *registry_strerror(int code);
 

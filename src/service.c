@@ -4,6 +4,7 @@
  */
 #include "src/service.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +17,14 @@
 #include "src/node.h"
 #include "src/receive.h"
 #include "src/replay.h"
+#include "src/revocation.h"
 #include "src/sync.h"
+#include "src/transport.h"
 
 /* Certificates per page of a get/crt "*" answer (about 1.3 KB each). */
 #define SERVICE_PAGE 200
+/* How long a peer over its connection cap has to send what we refuse. */
+#define SERVICE_REFUSE_MS 5000
 
 /* Returns 0 to keep the connection for another request, -1 to close it. */
 typedef int (*handler_fn)(struct node *n, struct net_conn *c,
@@ -51,6 +56,17 @@ static const char *check_fresh(struct node *n, const struct msg *m)
 	return NULL;
 }
 
+/* On the CA: the directory follows the registry's revocations at once. */
+static void refresh_ca_crl(struct node *n)
+{
+	const char *why = NULL;
+	struct pki_crl *crl =
+		revocation_current(n->revocation, time(NULL), &why);
+	if (crl)
+		sync_take_crl(n, crl, &why);
+	pki_crl_free(crl);
+}
+
 /*
  * Finds the sender's certificate (directory, else the CA) and checks that
  * it verifies against the root and signed M, and that M is no replay.
@@ -60,11 +76,19 @@ static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
 				      const char **why)
 {
 	const char *name = msg_get0_meta(m)->id;
+	/* The CA refuses a node the moment `snoopfs revoke` ran. */
+	if (n->ca)
+		refresh_ca_crl(n);
 	struct pki_cert *cert = directory_get1(n->dir, name);
 	if (!cert)
 		cert = sync_fetch_cert(n, name);
-	if (!cert) {
-		*why = "the sender has no certificate from this CA";
+	/* A revoked name is hidden from lookups but still known as revoked. */
+	bool revoked = cert ? directory_cert_revoked(n->dir, cert)
+			    : directory_is_revoked(n->dir, name);
+	if (!cert || revoked) {
+		*why = revoked ? "the sender's certificate was revoked"
+			       : "the sender has no certificate from this CA";
+		pki_cert_free(cert);
 		return NULL;
 	}
 	const char *vwhy = NULL;
@@ -115,6 +139,30 @@ static int reply_text(struct node *n, struct net_conn *c, const struct msg *m,
 	return proto_reply_ok(c, &self, m, &rep) == 0 ? 0 : -1;
 }
 
+/* Replies with CERT as PEM text, or refuses; frees CERT either way. */
+static int reply_cert(struct node *n, struct net_conn *c, const struct msg *m,
+		      struct pki_cert *cert)
+{
+	char *pem = NULL;
+	size_t len;
+	int rc = pki_cert_to_pem(cert, &pem, &len);
+	pki_cert_free(cert);
+	if (rc)
+		return refuse(n, c, m, "cannot encode the certificate");
+	rc = reply_text(n, c, m, pem, len, NULL);
+	free(pem);
+	return rc;
+}
+
+/* This node's current certificate as PEM (free()). */
+static int pem_of_self(struct node *n, char **pem, size_t *len)
+{
+	struct pki_cert *self = node_cert_ref(n);
+	int rc = self ? pki_cert_to_pem(self, pem, len) : -1;
+	pki_cert_free(self);
+	return rc;
+}
+
 static int handle_get_csr(struct node *n, struct net_conn *c,
 			  const struct msg *m)
 {
@@ -147,11 +195,15 @@ static int handle_get_csr(struct node *n, struct net_conn *c,
 		pki_csr_free(csr);
 		return refuse(n, c, m, why);
 	}
+	/* The join token (src/token.h), if the node was given one. */
+	const char *token = msg_extra_get_str(m, "token");
+	char join_why[CA_WHY_MAX];
 	struct pki_cert *cert = NULL;
-	int rc = ca_enroll(n->ca, csr, meta->id, meta->args, &cert, &why);
+	int rc = ca_join(n->ca, csr, meta->id, meta->args, token, &cert,
+			 join_why);
 	pki_csr_free(csr);
 	if (rc)
-		return refuse(n, c, m, why);
+		return refuse(n, c, m, join_why);
 	directory_put(n->dir, cert);
 
 	char *cert_pem = NULL, *root_pem = NULL, *ca_pem = NULL;
@@ -163,7 +215,7 @@ static int handle_get_csr(struct node *n, struct net_conn *c,
 	if (rc == 0)
 		rc = pki_cert_to_pem(n->root, &root_pem, &root_len);
 	if (rc == 0)
-		rc = pki_cert_to_pem(n->cert, &ca_pem, &ca_len);
+		rc = pem_of_self(n, &ca_pem, &ca_len);
 	if (rc == 0)
 		rc = msg_extra_set_str(x, "root", root_pem);
 	if (rc == 0)
@@ -219,7 +271,7 @@ static int handle_get_crt(struct node *n, struct net_conn *c,
 
 	struct pki_cert *cert = NULL;
 	if (args[0] == '\0')
-		cert = pki_cert_dup(n->cert);
+		cert = node_cert_ref(n);
 	else if (!names_node_valid(args))
 		return refuse(n, c, m, "args is not a valid node name");
 	else if (n->ca)
@@ -228,15 +280,7 @@ static int handle_get_crt(struct node *n, struct net_conn *c,
 		cert = directory_get1(n->dir, args);
 	if (!cert)
 		return refuse(n, c, m, "no certificate under that name");
-	char *pem = NULL;
-	size_t len;
-	int rc = pki_cert_to_pem(cert, &pem, &len);
-	pki_cert_free(cert);
-	if (rc)
-		return refuse(n, c, m, "cannot encode the certificate");
-	rc = reply_text(n, c, m, pem, len, NULL);
-	free(pem);
-	return rc;
+	return reply_cert(n, c, m, cert);
 }
 
 static int handle_post_crt(struct node *n, struct net_conn *c,
@@ -274,28 +318,130 @@ static int handle_post_crt(struct node *n, struct net_conn *c,
 	return proto_reply_ok(c, &self, m, NULL) == 0 ? 0 : -1;
 }
 
+/* get/crl: the CA's current CRL, re-signed first if it is stale. */
+static int handle_get_crl(struct node *n, struct net_conn *c,
+			  const struct msg *m)
+{
+	if (!n->ca)
+		return refuse(n, c, m, "only the CA serves the CRL");
+	const char *why = NULL;
+	struct pki_cert *sender = verify_sender(n, m, &why);
+	if (!sender)
+		return refuse(n, c, m, why);
+	pki_cert_free(sender);
+	struct pki_crl *crl =
+		revocation_current(n->revocation, time(NULL), &why);
+	char *pem = NULL;
+	size_t len;
+	int rc = crl ? pki_crl_to_pem(crl, &pem, &len) : -1;
+	pki_crl_free(crl);
+	if (rc)
+		return refuse(n, c, m, why ? why : "cannot encode the CRL");
+	rc = reply_text(n, c, m, pem, len, NULL);
+	free(pem);
+	return rc;
+}
+
+/*
+ * renew: a new certificate for the sender's key, asked for with its
+ * current certificate. verify_sender() already refused revoked, expired
+ * and unknown senders; ca_renew() insists on the registry's current one.
+ */
+static int handle_renew(struct node *n, struct net_conn *c, const struct msg *m)
+{
+	if (!n->ca)
+		return refuse(n, c, m,
+			      "this node is not a certificate authority");
+	const char *why = NULL;
+	struct pki_cert *sender = verify_sender(n, m, &why);
+	if (!sender)
+		return refuse(n, c, m, why);
+	size_t len;
+	const uint8_t *pem = msg_get0_payload(m, &len);
+	struct pki_csr *csr = NULL;
+	if (msg_get0_meta(m)->payload_type != MSG_PAYLOAD_TEXT || !pem ||
+	    pki_csr_parse((const char *)pem, len, &csr) != 0) {
+		pki_cert_free(sender);
+		return refuse(n, c, m, "the payload is not a PEM CSR");
+	}
+	struct pki_cert *cert = NULL;
+	int rc = ca_renew(n->ca, csr, sender, &cert, &why);
+	pki_csr_free(csr);
+	pki_cert_free(sender);
+	if (rc)
+		return refuse(n, c, m, why);
+	directory_put(n->dir, cert);
+	return reply_cert(n, c, m, cert);
+}
+
 static const struct {
 	const char *method;
 	handler_fn fn;
 } handlers[] = {
-	{ "get/csr", handle_get_csr },
-	{ "get/crt", handle_get_crt },
-	{ "post/crt", handle_post_crt },
-	{ "post/blob", receive_post_blob },
+	{ "get/csr", handle_get_csr },   { "get/crt", handle_get_crt },
+	{ "post/crt", handle_post_crt }, { "get/crl", handle_get_crl },
+	{ "renew", handle_renew },       { "post/blob", receive_post_blob },
 };
+
+/*
+ * The TLS peer decides who may ask what: a client without a certificate
+ * (a node enrolling) only get/csr, and a client with one only in the name
+ * its certificate carries. NULL, or the reason to refuse (in BUF if built).
+ */
+static const char *check_tls_peer(const struct net_conn *c, const struct msg *m,
+				  char *buf, size_t size)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	const char *peer = net_conn_auth_name(c);
+	if (!peer)
+		return "this node only serves TLS connections";
+	if (!peer[0])
+		return strcmp(meta->method, "get/csr") == 0
+			       ? NULL
+			       : "this request needs a client certificate";
+	if (strcmp(meta->id, peer) != 0) {
+		snprintf(buf, size, "sender %s does not match the TLS peer %s",
+			 meta->id, peer);
+		return buf;
+	}
+	return NULL;
+}
 
 static int dispatch(struct node *n, struct net_conn *c, const struct msg *m)
 {
 	const char *method = msg_get0_meta(m)->method;
+	char buf[PROTO_ERR_MAX];
+	const char *why = check_tls_peer(c, m, buf, sizeof(buf));
+	if (why)
+		return refuse(n, c, m, why);
 	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
 		if (strcmp(handlers[i].method, method) == 0)
 			return handlers[i].fn(n, c, m);
 	return refuse(n, c, m, "unknown method");
 }
 
-void service_handle(struct net_conn *c, void *arg)
+/*
+ * Answers the first request on C with REASON and closes. Reading it first
+ * means the refusal is not lost to a reset for unread data.
+ */
+static void refuse_first(struct node *n, struct net_conn *c, const char *reason)
 {
-	struct node *n = arg;
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	struct msg *m = NULL;
+	net_conn_set_timeout(c, SERVICE_REFUSE_MS);
+	if (net_conn_recv(c, NET_FRAME_MAX, &frame, &len) == 0)
+		msg_parse(frame, len, &m);
+	free(frame);
+	log_warn("refused a connection from %s: %s", net_conn_peer(c), reason);
+	struct proto_self self = node_self(n);
+	proto_reply_error(c, &self, m, reason);
+	msg_free(m);
+}
+
+/* Requests on one connection, until one fails or the peer leaves. */
+static void serve(struct node *n, struct net_conn *c)
+{
 	for (;;) {
 		uint8_t *frame = NULL;
 		size_t len = 0;
@@ -320,5 +466,19 @@ void service_handle(struct net_conn *c, void *arg)
 		msg_free(m);
 		if (rc)
 			return;
+	}
+}
+
+/* The TLS handshake and the caps first (src/transport.h), then requests. */
+void service_handle(struct net_conn *c, void *arg)
+{
+	struct node *n = arg;
+	char why[PROTO_ERR_MAX];
+	int rc = transport_accept(n->transport, c, why);
+	if (rc == 0) {
+		serve(n, c);
+		transport_release(n->transport, c);
+	} else if (rc > 0) {
+		refuse_first(n, c, why);
 	}
 }

@@ -13,7 +13,11 @@
 
 struct node;
 
-/* The net_handler_fn of a node; ARG is the struct node. */
+/*
+ * The net_handler_fn of a node; ARG is the struct node. It runs the TLS
+ * handshake first: without a client certificate only get/csr is served,
+ * with one every message's meta.id must be the certificate's name.
+ */
 void service_handle(struct net_conn *c, void *arg);
 
 /*

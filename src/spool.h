@@ -7,7 +7,8 @@
  *
  *   header, SPOOL_HEADER bytes:
  *     "SNOOPSP1" | u64 size | 16-byte file id | u16 wrapped key length |
- *     the spool key wrapped (RSA-OAEP) for the node's own key | zeros
+ *     the spool key wrapped (RSA-OAEP) for the node's own key | zeros |
+ *     last byte: 1 if closed (spool_mark_closed), else 0
  *   slot n (n = 0, 1, ...) at SPOOL_HEADER + n * SPOOL_SLOT:
  *     12-byte random nonce | 64 KiB ciphertext | 16-byte tag
  *
@@ -63,6 +64,16 @@ uint64_t spool_size(struct spool *s);
 
 /* Writes the cached chunk and the header back and fsyncs. 0 or -errno. */
 int spool_flush(struct spool *s);
+
+/*
+ * Flushes and marks the spool closed (the last header byte): a close(2)
+ * ended the writing. The next write or truncate clears the mark on disk
+ * before it changes anything. 0 or -errno.
+ */
+int spool_mark_closed(struct spool *s);
+
+/* 1 if the spool at PATH is marked closed, else 0 (also on errors). */
+int spool_peek_closed(const char *path);
 
 /*
  * Encrypts the whole content as a blob (pki/blob.h) under KEY and ID into

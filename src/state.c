@@ -135,6 +135,20 @@ static int apply_config_line(struct state_config *cfg, const char *key,
 		cfg->is_ca = strcmp(value, "ca") == 0;
 		return 0;
 	}
+	if (strcmp(key, "enrollment") == 0) {
+		if (strcmp(value, "open") != 0 && strcmp(value, "token") != 0)
+			return -EINVAL;
+		cfg->open_enrollment = strcmp(value, "open") == 0;
+		return 0;
+	}
+	if (strcmp(key, "refresh") == 0) {
+		char *end;
+		unsigned long secs = strtoul(value, &end, 10);
+		if (*end || secs == 0 || secs > STATE_REFRESH_MAX)
+			return -EINVAL;
+		cfg->refresh_secs = (unsigned)secs;
+		return 0;
+	}
 	if (strcmp(key, "node_days") == 0) {
 		char *end;
 		unsigned long days = strtoul(value, &end, 10);
@@ -195,6 +209,23 @@ int state_config_save(const char *state, const struct state_config *cfg)
 			 cfg->node_days ? cfg->node_days : 7);
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -EINVAL;
+	if (cfg->is_ca) {
+		/* Only a CA enrolls; "token" is the secure default. */
+		int m = snprintf(text + n, sizeof(text) - (size_t)n,
+				 "enrollment=%s\n",
+				 cfg->open_enrollment ? "open" : "token");
+		if (m < 0 || (size_t)m >= sizeof(text) - (size_t)n)
+			return -EINVAL;
+		n += m;
+	}
+	if (cfg->refresh_secs) {
+		/* Absent means the built-in default (NODE_REFRESH_SECONDS). */
+		int m = snprintf(text + n, sizeof(text) - (size_t)n,
+				 "refresh=%u\n", cfg->refresh_secs);
+		if (m < 0 || (size_t)m >= sizeof(text) - (size_t)n)
+			return -EINVAL;
+		n += m;
+	}
 	return state_write_file(path, text, (size_t)n, 0600);
 }
 

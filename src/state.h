@@ -18,6 +18,8 @@
 #include <stddef.h>
 
 #define STATE_PATH_MAX 4096
+/* Longest refresh interval node.conf may set (a day). */
+#define STATE_REFRESH_MAX 86400
 
 struct state_config {
 	char name[NAMES_NODE_MAX + 1];
@@ -26,6 +28,10 @@ struct state_config {
 	char ca_name[NAMES_NODE_MAX + 1];
 	bool is_ca;
 	unsigned node_days; /* CA only: validity of issued certificates */
+	/* seconds between refreshes from the CA; 0 = the default */
+	unsigned refresh_secs;
+	/* CA only: enroll without a join token ("enrollment=open") */
+	bool open_enrollment;
 };
 
 /* Joins STATE and FILE into OUT (STATE_PATH_MAX). Returns 0 or -ENAMETOOLONG.

@@ -11,6 +11,7 @@
 
 #include "src/delivery.h"
 #include "src/node.h"
+#include "src/renew.h"
 
 struct text {
 	char *data;
@@ -96,8 +97,16 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 		return -ENOMEM;
 	t.data[0] = '\0';
 	char left[64], serial[64] = "?";
-	pki_cert_get_serial(n->cert, serial, sizeof(serial));
-	status_time_left(pki_cert_not_after(n->cert), now, left, sizeof(left));
+	struct pki_cert *self = node_cert_ref(n);
+	if (!self) {
+		free(t.data);
+		return -ENOMEM;
+	}
+	pki_cert_get_serial(self, serial, sizeof(serial));
+	status_time_left(pki_cert_not_after(self), now, left, sizeof(left));
+	time_t renews = renew_due(self);
+	bool expired = pki_cert_not_after(self) <= now;
+	pki_cert_free(self);
 
 	put(&t, "%-13s%s\n", "node:", n->cfg.name);
 	put(&t, "%-13s%s\n", "role:", n->ca ? "certificate authority" : "node");
@@ -107,9 +116,19 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 		put(&t, "%-13s%s at %s\n", "ca:", n->cfg.ca_name,
 		    n->cfg.ca_addr);
 	put(&t, "%-13sserial %s, %s\n", "certificate:", serial, left);
+	if (!expired)
+		put_time(&t, "renews at:", renews);
+	struct pki_crl *crl = directory_get1_crl(n->dir);
+	if (crl)
+		put(&t, "%-13snumber %llu, %zu revoked (certs/crl.pem)\n",
+		    "crl:", (unsigned long long)pki_crl_number(crl),
+		    pki_crl_count(crl));
+	else
+		put(&t, "%-13s%s\n", "crl:", "none yet");
+	pki_crl_free(crl);
 
 	pthread_mutex_lock(&n->lock);
-	time_t last_sync = n->last_sync;
+	time_t last_sync = n->last_sync, last_crl = n->last_crl;
 	char last_error[PROTO_ERR_MAX];
 	memcpy(last_error, n->last_error, sizeof(last_error));
 	pthread_mutex_unlock(&n->lock);
@@ -117,6 +136,10 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 		put_time(&t, "last sync:", last_sync);
 	else
 		put(&t, "%-13s%s\n", "last sync:", "never");
+	/* A CA that stays unreachable leaves nodes on an ageing CRL. */
+	if (last_crl)
+		put_time(&t, "crl fetched:", last_crl);
+	put(&t, "%-13severy %u s\n", "refresh:", node_refresh_secs(n));
 	if (last_error[0])
 		put(&t, "%-13s%s\n", "last error:", last_error);
 

@@ -13,8 +13,12 @@
 #include <time.h>
 
 #include "lib/log.h"
+#include "pki/crl.h"
 #include "pki/err.h"
 #include "src/node.h"
+#include "src/renew.h"
+#include "src/revocation.h"
+#include "src/state.h"
 
 /* Certificates per get/crt "*" page: ~1.3 KB each keeps a page near 300 KB. */
 #define SYNC_PAGE 200
@@ -175,7 +179,10 @@ static int announce_to(void *arg, const char *name)
 static void announce(struct node *n)
 {
 	struct announce a = { .n = n };
-	if (pki_cert_to_pem(n->cert, &a.pem, &a.len) != 0)
+	struct pki_cert *self = node_cert_ref(n);
+	int rc = self ? pki_cert_to_pem(self, &a.pem, &a.len) : -1;
+	pki_cert_free(self);
+	if (rc != 0)
 		return;
 	directory_each(n->dir, announce_to, &a);
 	log_info("sync: announced to %d node(s), %d unreachable", a.sent,
@@ -183,17 +190,106 @@ static void announce(struct node *n)
 	free(a.pem);
 }
 
+int sync_take_crl(struct node *n, const struct pki_crl *crl, const char **why)
+{
+	if (pki_crl_verify(crl, n->root) != 0) {
+		*why = "the CRL is not signed by this node's CA root";
+		return -EBADMSG;
+	}
+	struct pki_crl *have = directory_get1_crl(n->dir);
+	bool had = have != NULL;
+	uint64_t old = had ? pki_crl_number(have) : 0;
+	uint64_t num = pki_crl_number(crl);
+	pki_crl_free(have);
+	/* A replayed older list must not un-revoke anyone. */
+	if (had && num < old) {
+		*why = "the CRL is older than the one this node has";
+		return -ESTALE;
+	}
+	if (!had || num > old) {
+		if (directory_set_crl(n->dir, crl) != 0) {
+			*why = "the CRL is older than the one this node has";
+			return -ESTALE;
+		}
+		char path[STATE_PATH_MAX];
+		int rc = state_path(n->state, "certs/crl.pem", path);
+		if (rc == 0)
+			rc = pki_crl_save(crl, path);
+		if (rc)
+			log_warn("sync: cannot write certs/crl.pem: %s",
+				 pki_strerror(rc));
+		log_info("sync: CRL number %llu, %zu revoked",
+			 (unsigned long long)num, pki_crl_count(crl));
+	}
+	pthread_mutex_lock(&n->lock);
+	n->last_crl = time(NULL);
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+/* get/crl: the CA's current CRL, verified against the root and kept. */
+static int pull_crl(struct node *n)
+{
+	const char *why = NULL;
+	if (n->ca) {
+		struct pki_crl *crl =
+			revocation_current(n->revocation, time(NULL), &why);
+		int rc = crl ? sync_take_crl(n, crl, &why) : -EIO;
+		pki_crl_free(crl);
+		if (rc)
+			node_set_error(n, why ? why : "cannot sign the CRL");
+		return rc;
+	}
+	struct pki_cert *ca = ca_cert(n);
+	if (!ca)
+		return -ENOENT;
+	struct proto_self self = node_self(n);
+	struct proto_request req = { .method = "get/crl", .args = "" };
+	struct msg *reply = NULL;
+	char err[PROTO_ERR_MAX];
+	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,
+			    &reply, err);
+	pki_cert_free(ca);
+	if (rc) {
+		char text[PROTO_ERR_MAX + 32];
+		snprintf(text, sizeof(text), "get/crl: %s", err);
+		node_set_error(n, text);
+		return rc;
+	}
+	size_t len;
+	const uint8_t *pem = msg_get0_payload(reply, &len);
+	struct pki_crl *crl = NULL;
+	if (!pem || pki_crl_parse((const char *)pem, len, &crl) != 0) {
+		msg_free(reply);
+		node_set_error(n, "the CA sent a malformed CRL");
+		return -EBADMSG;
+	}
+	msg_free(reply);
+	rc = sync_take_crl(n, crl, &why);
+	pki_crl_free(crl);
+	if (rc)
+		node_set_error(n, why);
+	return rc;
+}
+
 int sync_with_ca(struct node *n)
 {
 	int rc = n->ca ? load_from_registry(n) : pull_directory(n);
-	if (rc)
+	if (rc == 0)
+		rc = pull_crl(n);
+	if (rc) {
+		/* The CA may be down; renewal then fails and says so. */
+		renew_maybe(n, time(NULL));
 		return rc;
+	}
 	pthread_mutex_lock(&n->lock);
 	bool first = n->last_sync == 0;
 	n->last_sync = time(NULL);
 	n->last_error[0] = '\0';
 	pthread_mutex_unlock(&n->lock);
-	if (first && !n->ca)
+	/* After the error was cleared, so that a renewal failure shows. */
+	bool renewed = renew_maybe(n, time(NULL)) == 1;
+	if ((first || renewed) && !n->ca)
 		announce(n);
 	return 0;
 }
@@ -227,5 +323,12 @@ struct pki_cert *sync_fetch_cert(struct node *n, const char *name)
 	if (pem)
 		sync_ingest_bundle(n, (const char *)pem, len);
 	msg_free(reply);
+	/*
+	 * Every contact with the CA also brings its CRL, so a certificate
+	 * learned on demand is never trusted on an older list than the CA's
+	 * (a failure is recorded; the certificate is still checked against
+	 * the CRL the node already has).
+	 */
+	pull_crl(n);
 	return directory_get1(n->dir, name);
 }

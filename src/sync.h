@@ -6,6 +6,7 @@
 #define SNOOPFS_SRC_SYNC_H
 
 #include "pki/cert.h"
+#include "pki/crl.h"
 #include <stddef.h>
 
 struct node;
@@ -17,6 +18,13 @@ struct node;
  * node's last error.
  */
 int sync_with_ca(struct node *n);
+
+/*
+ * Makes CRL the node's list of revoked certificates if it verifies against
+ * the root and is not older (by crlNumber) than the one held; a newer one
+ * is saved to STATE/certs/crl.pem. 0, or -errno with *WHY.
+ */
+int sync_take_crl(struct node *n, const struct pki_crl *crl, const char **why);
 
 /*
  * Asks the CA for NAME's certificate, adds it to the directory and returns

@@ -16,6 +16,12 @@ import snoopnodes
 from snoopnodes import Cluster, Snoop, SNOOPFS_BIN
 
 
+def pytest_configure(config):
+    # `pytest -m reliability` selects the reliability suite alone.
+    config.addinivalue_line("markers", "reliability: kill -9 storms, full "
+                            "disks and idle connections (test_reliability.py)")
+
+
 @pytest.fixture(scope="session")
 def snoopfs_bin():
     """The binary under test; the suite fails loudly if it is not built."""

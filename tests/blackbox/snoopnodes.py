@@ -15,6 +15,7 @@ Rules every helper keeps:
   that ASAN_OPTIONS/UBSAN_OPTIONS log_path points into.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -33,11 +34,17 @@ import snoopwire
 REPO = Path(__file__).resolve().parents[2]
 SNOOPFS_BIN = Path(os.environ.get("SNOOPFS_BIN", str(REPO / "build" / "snoopfs")))
 
+# SNOOPFS_WRAPPER: a command every snoopfs process runs under (scripts/valgrind
+# sets valgrind there); SNOOPFS_TIMEOUT_SCALE stretches the timeouts below
+# for such slow runs.
+WRAPPER = os.environ.get("SNOOPFS_WRAPPER", "").split()
+TIMEOUT_SCALE = float(os.environ.get("SNOOPFS_TIMEOUT_SCALE", "1"))
+
 HOST = "127.0.0.1"
-CMD_TIMEOUT = 60        # any one snoopfs command (RSA key generation included)
-MOUNT_TIMEOUT = 90      # a mount that enrolls (under ASan this is slow)
-EXIT_TIMEOUT = 10       # a daemon leaving after unmount or SIGTERM
-PEER_TIMEOUT = 15       # nodes learning about each other
+CMD_TIMEOUT = 60 * TIMEOUT_SCALE    # any one snoopfs command (RSA key generation included)
+MOUNT_TIMEOUT = 90 * TIMEOUT_SCALE  # a mount that enrolls (under ASan this is slow)
+EXIT_TIMEOUT = 10 * TIMEOUT_SCALE   # a daemon leaving after unmount or SIGTERM
+PEER_TIMEOUT = 15 * TIMEOUT_SCALE   # nodes learning about each other
 
 # Sanitizer reports. The log module writes "error:" in lower case, so the
 # upper-case "ERROR: " that sanitizers print does not collide with it.
@@ -46,6 +53,8 @@ SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
                      "runtime error:", "ERROR: ")
 
 FP_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# A join token: "snp1." and base64url of 72 bytes (src/token.h).
+TOKEN_RE = re.compile(r"^snp1\.[A-Za-z0-9_-]{96}$")
 
 
 # --- small helpers -----------------------------------------------------------
@@ -87,7 +96,7 @@ class Hung(AssertionError):
     """A call into a mounted tree that did not return in time."""
 
 
-def bounded(fn, *args, timeout=20, what=None):
+def bounded(fn, *args, timeout=20 * TIMEOUT_SCALE, what=None):
     """Calls FN(*ARGS) on a helper thread and gives up after TIMEOUT seconds.
 
     A FUSE daemon that stops answering would block a plain open() or
@@ -160,6 +169,10 @@ def is_our_daemon(pid, mnt=None):
     This guards against a PID that was reused by an unrelated process.
     """
     argv = pid_cmdline(pid)
+    # Under SNOOPFS_WRAPPER (valgrind) the binary follows the wrapper and
+    # its options.
+    if argv and WRAPPER and os.path.basename(argv[0]).startswith("valgrind"):
+        argv = [a for a in argv[1:] if not a.startswith("-")]
     if not argv or "snoopfs" not in os.path.basename(argv[0]):
         return False
     return mnt is None or str(mnt) in argv
@@ -182,6 +195,23 @@ def fusermount_u(mnt, lazy=True, timeout=CMD_TIMEOUT):
 def openssl(*args, timeout=CMD_TIMEOUT, **kw):
     return subprocess.run(["openssl", *args], capture_output=True, text=True,
                           timeout=timeout, **kw)
+
+
+ASAN_ORDER_OK = ":verify_asan_link_order=0"
+
+
+def preload_faketime(env, lib):
+    """Preloads libfaketime LIB into the snoopfs processes ENV starts, or
+    stops preloading it (LIB None)."""
+    asan = env.get("ASAN_OPTIONS", "").replace(ASAN_ORDER_OK, "")
+    if lib is None:
+        env.pop("LD_PRELOAD", None)
+        env["ASAN_OPTIONS"] = asan
+        return
+    env["LD_PRELOAD"] = lib
+    # Under ASan the preloaded library comes before the ASan runtime,
+    # which ASan refuses unless told that the order is intended.
+    env["ASAN_OPTIONS"] = asan + ASAN_ORDER_OK
 
 
 def genkey(path, bits=2048):
@@ -235,7 +265,7 @@ class Snoop:
 
     def run(self, *args, timeout=CMD_TIMEOUT, input=None):
         """Runs `snoopfs ARGS...`; returns the CompletedProcess (text)."""
-        argv = [str(self.binary)] + [str(a) for a in args]
+        argv = WRAPPER + [str(self.binary)] + [str(a) for a in args]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                            env=self.env, input=input, stdin=None if input
                            else subprocess.DEVNULL)
@@ -245,7 +275,7 @@ class Snoop:
         return r
 
     def popen(self, *args):
-        argv = [str(self.binary)] + [str(a) for a in args]
+        argv = WRAPPER + [str(self.binary)] + [str(a) for a in args]
         return subprocess.Popen(argv, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=self.env,
                                 stdin=subprocess.DEVNULL)
@@ -348,15 +378,23 @@ class Node:
             self.pids.add(pid)
         return r
 
-    def enroll(self, ca, fingerprint=None, pregen_key=True, extra=()):
-        """First mount: enrolls with CA (a Node) using --name/--listen/--ca."""
+    def enroll(self, ca, fingerprint=None, pregen_key=True, extra=(),
+               token=None, expect_rc=0):
+        """First mount: enrolls with CA (a Node) using --name/--listen/--ca.
+
+        TOKEN (from Cluster.token) goes in --join, FINGERPRINT in
+        --ca-fingerprint; a node needs at least one of them (no trust on
+        first use), and a CA made without --open-enrollment needs TOKEN.
+        """
         if pregen_key:
             self.state.mkdir(mode=0o700)
             genkey(self.state / "node.key")
         args = ["--name", self.name, "--listen", self.addr, "--ca", ca.addr]
+        if token:
+            args += ["--join", token]
         if fingerprint:
             args += ["--ca-fingerprint", fingerprint]
-        return self.mount(*args, *extra)
+        return self.mount(*args, *extra, expect_rc=expect_rc)
 
     def wait_exit(self, timeout=EXIT_TIMEOUT):
         """True once every daemon PID of this node has exited."""
@@ -453,9 +491,12 @@ class Cluster:
         self.ca = None
         self.fingerprint = None
 
-    def init_ca(self, name="ca", mount=True, extra=()):
+    def init_ca(self, name="ca", mount=True, extra=(), open_enrollment=False):
+        """ca-init (and mount). OPEN_ENROLLMENT: nodes need no token."""
         node = Node(self.snoop, name, self.base, free_port(), is_ca=True)
         self.nodes[name] = node
+        if open_enrollment:
+            extra = ("--open-enrollment",) + tuple(extra)
         r = self.snoop.run("ca-init", node.state, "--name", name,
                            "--listen", node.addr, *extra)
         assert r.returncode == 0, "ca-init: %s" % r.stderr
@@ -467,11 +508,33 @@ class Cluster:
             node.mount()
         return node
 
-    def add_node(self, name, pregen_key=True, fingerprint=True, extra=()):
+    def token(self, name, ttl=None):
+        """A fresh one-time join token for NAME from `snoopfs token`."""
+        args = ["token", self.ca.state, name]
+        if ttl is not None:
+            args += ["--ttl", str(ttl)]
+        r = self.snoop.run(*args)
+        assert r.returncode == 0, "snoopfs token: %s" % r.stderr
+        tok = r.stdout.splitlines()[0].strip()
+        assert TOKEN_RE.match(tok), r.stdout
+        return tok
+
+    def add_node(self, name, pregen_key=True, fingerprint=True, extra=(),
+                 token=True):
+        """A new node enrolled with the CA and mounted.
+
+        TOKEN True (the default): a fresh token from `snoopfs token`, which
+        also pins the CA; a string: that token; False: none, and then
+        FINGERPRINT True pins the CA with --ca-fingerprint (which only an
+        --open-enrollment CA accepts).
+        """
         node = Node(self.snoop, name, self.base, free_port())
         self.nodes[name] = node
-        node.enroll(self.ca, self.fingerprint if fingerprint else None,
-                    pregen_key=pregen_key, extra=extra)
+        if token is True:
+            token = self.token(name)
+        pin = self.fingerprint if fingerprint and not token else None
+        node.enroll(self.ca, pin, pregen_key=pregen_key, extra=extra,
+                    token=token or None)
         return node
 
     def names(self):
@@ -544,7 +607,7 @@ def module_cluster(tmp_path_factory, snoopfs_bin, label, build):
 
 import hashlib
 
-DELIVERY_TIMEOUT = 90   # a small file reaching a peer that is up (retries back off to 60 s)
+DELIVERY_TIMEOUT = 90 * TIMEOUT_SCALE   # a small file reaching a peer that is up (retries back off to 60 s)
 BIG_TIMEOUT = 900       # the 1 GiB file: write, seal, send, verify (ASan is slow)
 TOOL_TIMEOUT = 120      # cp, rsync, tar, dd on small files
 STATE_XATTR = "user.snoopfs.state"
@@ -792,3 +855,78 @@ class InboxWatcher:
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise Hung("the inbox watcher on %s is stuck" % self.root)
+
+
+# --- a node whose STATE is a small tmpfs (disk-full tests) --------------------
+
+def tmpfs_mount(path, size):
+    return subprocess.run(["mount", "-t", "tmpfs", "-o",
+                           "size=%s,mode=0700" % size, "tmpfs", str(path)],
+                          capture_output=True, text=True, timeout=CMD_TIMEOUT)
+
+
+def tmpfs_umount(path):
+    r = subprocess.run(["umount", str(path)], capture_output=True, text=True,
+                       timeout=CMD_TIMEOUT)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True,
+                       timeout=CMD_TIMEOUT)
+
+
+def tmpfs_resize(path, size):
+    """Grows (or shrinks) the tmpfs at PATH to SIZE, e.g. "64m"."""
+    r = subprocess.run(["mount", "-o", "remount,size=%s" % size, str(path)],
+                       capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert r.returncode == 0, "tmpfs remount: %s" % r.stderr
+
+
+@contextlib.contextmanager
+def node_on_tmpfs(cluster, name, size):
+    """A node NAME of CLUSTER, not enrolled yet, whose STATE is a fresh
+    tmpfs of SIZE (e.g. "8m") holding its key: the test enrolls it with
+    pregen_key=False. Skips where a tmpfs cannot be mounted. On the way out
+    the daemon goes first (then STATE can be unmounted), its log, which
+    lives on the tmpfs, is checked for sanitizer output, and the tmpfs is
+    unmounted; what went wrong fails the test."""
+    node = Node(cluster.snoop, name, cluster.base, free_port())
+    cluster.nodes[name] = node
+    node.state.mkdir(mode=0o700)
+    r = tmpfs_mount(node.state, size)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: %s" % r.stderr.strip())
+    problems = []
+    try:
+        genkey(node.state / "node.key")
+        yield node
+    finally:
+        problems = node.teardown()
+        try:
+            hits = sanitizer_hits(node.log.read_text(errors="replace"))
+            if hits:
+                problems.append("sanitizer output in %s:\n%s"
+                                % (node.log, "\n".join(hits)))
+        except OSError:
+            pass
+        tmpfs_umount(node.state)
+    assert not problems, "\n".join(problems)
+
+
+# --- certificates and refreshing clusters (revocation, renewal) ---------------
+
+def cert_info(path):
+    """(serial hex, notAfter text) of the PEM certificate at PATH."""
+    r = openssl("x509", "-noout", "-serial", "-enddate", "-in", str(path))
+    assert r.returncode == 0, r.stderr
+    fields = dict(line.split("=", 1) for line in r.stdout.split("\n") if "=" in line)
+    return fields["serial"].upper(), fields["notAfter"]
+
+
+def build_refreshing(c, refresh, names=("alice", "bob", "carol")):
+    """The CA and NAMES, every one mounted with --refresh REFRESH so that a
+    change at the CA reaches all within a few seconds; they know each other.
+    Open enrollment keeps the fixture independent of join tokens."""
+    c.init_ca("ca", mount=False, extra=("--open-enrollment",))
+    c.ca.mount("--refresh", str(refresh))
+    for name in names:
+        c.add_node(name, extra=("--refresh", str(refresh)))
+    c.wait_all_know_all()

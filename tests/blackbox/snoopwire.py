@@ -6,7 +6,15 @@ messages) and check every field of what comes back.
 
 The wire, as CONTRACT.md and the test brief describe it:
 
-* TCP; each message is one frame: a 4-byte big-endian length, then that many
+* TLS 1.3 over TCP, mutually authenticated with the PKI's certificates. A
+  client presents its node certificate (an Identity) and then may only speak
+  as that node; a client without one (anonymous) may only enroll (get/csr).
+  The client checks the server's chain against the root and the server's
+  name itself (check_hostname is off: node names are not host names).
+  ``connect`` picks the identity from the registry below by the sender name
+  of the first message unless told otherwise; ``plain=True`` gives the raw
+  TCP socket for tests that check that plain TCP is refused.
+* Each message is one frame: a 4-byte big-endian length, then that many
   bytes of JSON. Frames over 1 MiB are refused.
 * The frame JSON is exactly
   ``{"message":`` M ``,"signature":"`` base64(sig) ``"}``
@@ -24,10 +32,15 @@ import binascii
 import datetime
 import hashlib
 import json
+import os
 import re
 import secrets
+import shutil
 import socket
+import ssl
 import struct
+import tempfile
+import threading
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -60,6 +73,10 @@ class Dropped(Exception):
     """The peer closed or reset the connection instead of answering."""
 
 
+class TLSRefused(Dropped):
+    """The TLS handshake failed (either side refused the other)."""
+
+
 # --- frames -----------------------------------------------------------------
 
 def frame_header(length):
@@ -78,6 +95,10 @@ def _recv_exact(sock, n):
             chunk = sock.recv(min(n, 65536))
         except ConnectionResetError as e:
             raise Dropped("connection reset") from e
+        except ssl.SSLError as e:
+            # A TLS alert (e.g. our certificate refused after the
+            # handshake, as TLS 1.3 reports it) ends the connection.
+            raise Dropped("TLS: %s" % e) from e
         if not chunk:
             raise Dropped("connection closed")
         chunks.append(chunk)
@@ -289,26 +310,264 @@ def split_addr(addr):
     return host.strip("[]"), int(port)
 
 
-def connect(addr, timeout=15.0):
+# --- TLS ---------------------------------------------------------------------
+#
+# Identities (a node's key and certificate, and the root it trusts) are kept
+# in a registry by name: enroll() adds every node it enrolls, and tests add
+# the ones they make otherwise with remember().
+
+_lock = threading.Lock()
+_identities = {}   # name -> Identity
+_roots = {}        # fingerprint -> root certificate
+_anon_ctx = {}     # the shared anonymous context (no root: no check)
+
+
+class Identity:
+    """A node as a TLS client or server: NAME, KEY, CERT and its ROOT."""
+
+    def __init__(self, name, key, cert, root=None):
+        self.name, self.key, self.cert, self.root = name, key, cert, root
+        self._ctx = {}
+
+    def load_into(self, ctx, chain):
+        """Loads key and certificate (plus ROOT if CHAIN) into CTX.
+
+        Python's ssl reads them from files only: a private temporary
+        directory holds them for the moment it takes."""
+        d = tempfile.mkdtemp(prefix="snoopwire-")
+        try:
+            kp, cp = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+            with open(kp, "wb") as f:
+                os.fchmod(f.fileno(), 0o600)
+                f.write(key_to_pem(self.key))
+            with open(cp, "wb") as f:
+                f.write(cert_pem(self.cert))
+                if chain and self.root is not None:
+                    f.write(cert_pem(self.root))
+            ctx.load_cert_chain(cp, kp)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def context(self, server=False):
+        """An SSLContext presenting this identity (cached)."""
+        with _lock:
+            ctx = self._ctx.get(server)
+            if ctx is None:
+                ctx = _new_context(server, self.root)
+                self.load_into(ctx, chain=server)
+                self._ctx[server] = ctx
+            return ctx
+
+
+def cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _new_context(server, root):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server
+                         else ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    if root is not None:
+        ctx.load_verify_locations(cadata=cert_pem(root).decode("ascii"))
+        ctx.verify_mode = ssl.CERT_OPTIONAL if server else ssl.CERT_REQUIRED
+    else:
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def remember_root(root):
+    with _lock:
+        _roots[fingerprint(root)] = root
+
+
+def remember(name, key, cert, root=None):
+    """Registers NAME's identity for connections that speak as NAME."""
+    ident = Identity(name, key, cert, root)
+    if root is not None:
+        remember_root(root)
+    with _lock:
+        _identities[name] = ident
+    return ident
+
+
+def identity(name):
+    with _lock:
+        return _identities.get(name)
+
+
+def client_context(ident=None, root=None, minimum=None, maximum=None):
+    """A client SSLContext: presenting IDENT (or nothing), trusting ROOT
+    (default: the identity's root; without one the server is not checked,
+    like an enrolling node that has only a pin, which Python's ssl cannot
+    check against the chain).
+    MINIMUM/MAXIMUM override the TLS versions (for the refusal tests)."""
+    if root is None and minimum is None and maximum is None:
+        if ident is not None:
+            return ident.context()
+        with _lock:
+            if "anon" not in _anon_ctx:
+                _anon_ctx["anon"] = _new_context(False, None)
+            return _anon_ctx["anon"]
+    ctx = _new_context(False, root if root is not None else (
+        ident.root if ident is not None else None))
+    if ident is not None:
+        ident.load_into(ctx, chain=False)
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def peer_cn(sock):
+    """The CN of the TLS peer's certificate, or None."""
+    der = sock.getpeercert(binary_form=True)
+    return cert_cn(x509.load_der_x509_certificate(der)) if der else None
+
+
+def _sender_of(body):
+    """meta.id of a frame body, if it has one."""
+    if isinstance(body, Request):
+        return body.meta.get("id")
+    try:
+        cut = body.rfind(SIG_OPEN)
+        return json.loads(body[len(PREFIX):cut])["meta"]["id"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def connect(addr, timeout=15.0, as_node=None, expect=None, ctx=None,
+            plain=False):
+    """A TLS connection to ADDR.
+
+    AS_NODE: an Identity or a registered name to present (None: anonymous).
+    EXPECT: the name the server's certificate must carry (None: any).
+    CTX: an SSLContext to use instead. PLAIN: raw TCP, no TLS at all.
+    Raises TLSRefused if the handshake fails.
+    """
     s = socket.create_connection(split_addr(addr), timeout=timeout)
     s.settimeout(timeout)
-    return s
+    if plain:
+        return s
+    ident = identity(as_node) if isinstance(as_node, str) else as_node
+    if isinstance(as_node, str) and ident is None:
+        s.close()
+        raise KeyError("no identity registered for %r" % as_node)
+    if ctx is None:
+        ctx = client_context(ident)
+    try:
+        t = ctx.wrap_socket(s, server_hostname=None)
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError,
+            socket.timeout) as e:
+        s.close()
+        raise TLSRefused("TLS handshake with %s failed: %s" % (addr, e)) \
+            from e
+    except OSError as e:
+        s.close()
+        raise TLSRefused("TLS handshake with %s failed: %r" % (addr, e)) \
+            from e
+    if expect is not None and peer_cn(t) != expect:
+        cn = peer_cn(t)
+        t.close()
+        raise TLSRefused("the server at %s is %r, not %r" % (addr, cn, expect))
+    return t
 
 
-def exchange(addr, body, timeout=15.0):
+def make_root(key=None, cn="snoop root"):
+    """A self-signed root (key, certificate) of a CA of our own, for tests
+    that need certificates the node's CA never issued."""
+    key = key or new_key()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=False, content_commitment=False,
+                key_encipherment=False, data_encipherment=False,
+                key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False), True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(
+                key.public_key()), False)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def make_identity(name, key=None, root=None, address="127.0.0.1:9"):
+    """An Identity for NAME issued by ROOT ((key, cert) from make_root; a
+    new root if None), shaped like a node certificate."""
+    key = key or new_key()
+    root_key, root_cert = root or make_root()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(
+                NameOID.COMMON_NAME, name)]))
+            .issuer_name(root_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                           True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False,
+                key_encipherment=True, data_encipherment=False,
+                key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False), True)
+            .add_extension(x509.ExtendedKeyUsage(
+                [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+                 x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier("snoop://" + address)]), False)
+            .add_extension(x509.AuthorityKeyIdentifier
+                           .from_issuer_subject_key_identifier(ski), False)
+            .sign(root_key, hashes.SHA256()))
+    return Identity(name, key, cert, root_cert)
+
+
+def server_wrap(conn, ident):
+    """Wraps an accepted socket as a TLS server presenting IDENT (chain
+    with its root); a client certificate is asked for, not required."""
+    return ident.context(server=True).wrap_socket(conn, server_side=True)
+
+
+def _auto(body, as_node):
+    """The identity to present for BODY: AS_NODE if given ("anon": none),
+    else the registered identity of the message's sender, if any."""
+    if as_node == "anon":
+        return None
+    if as_node is not None:
+        return as_node
+    name = _sender_of(body)
+    return identity(name) if isinstance(name, str) else None
+
+
+def exchange(addr, body, timeout=15.0, as_node=None, expect=None):
     """Sends one frame on a fresh connection and returns the reply.
 
-    Returns a Message, or None if the peer dropped the connection instead of
+    The connection presents the registered identity of the message's sender
+    (AS_NODE overrides; "anon" = none). Returns a Message, or None if the
+    peer dropped the connection (or refused the TLS handshake) instead of
     answering. A reply that is not in the wire format raises WireError; no
     answer within TIMEOUT raises socket.timeout.
     """
+    ident = _auto(body, as_node)
     if isinstance(body, Request):
         body = body.body
-    with connect(addr, timeout) as s:
+    try:
+        s = connect(addr, timeout, as_node=ident, expect=expect)
+    except TLSRefused:
+        return None
+    with s:
         try:
             send_frame(s, body)
             return parse(recv_frame(s))
-        except (Dropped, BrokenPipeError, ConnectionResetError):
+        except (Dropped, BrokenPipeError, ConnectionResetError,
+                ssl.SSLError):
             return None
 
 
@@ -413,17 +672,21 @@ def issued_by(cert, issuer):
 # --- the methods the tests use ---------------------------------------------
 
 def csr_request(name, key, address, csr_pem=None, node_id=None,
-                sign_key=None, unsigned=False, sign_with=None):
+                sign_key=None, unsigned=False, sign_with=None, token=None):
     """A get/csr Request: meta.id NAME (or NODE_ID), args ADDRESS.
 
     By default the CSR is made with KEY for CN=NAME and the message is signed
-    with KEY; every argument can be bent for the refusal tests.
+    with KEY; every argument can be bent for the refusal tests. TOKEN, a
+    join token from `snoopfs token`, goes in extra "token" (a CA made
+    without --open-enrollment refuses a get/csr without one).
     """
     if csr_pem is None:
         csr_pem = make_csr(key, name)
     signer = None if unsigned else (sign_key or key)
+    extra = {"token": token} if token is not None else None
     return build("get/csr", address, name if node_id is None else node_id,
-                 payload=csr_pem, key=signer, sign_with=sign_with)
+                 payload=csr_pem, key=signer, sign_with=sign_with,
+                 extra=extra)
 
 
 def check_reply_to(reply, request, method_args):
@@ -474,18 +737,23 @@ class EnrollResult:
         return "<EnrollResult reply=%r>" % (self.reply,)
 
 
-def enroll(ca_addr, name, key, address, timeout=30.0, **kw):
+def enroll(ca_addr, name, key, address, timeout=30.0, as_node="anon", **kw):
+    """get/csr over anonymous TLS (AS_NODE overrides). A success registers
+    the new identity (remember()) so later requests as NAME present it."""
     req = csr_request(name, key, address, **kw)
-    reply = exchange(ca_addr, req, timeout=timeout)
+    reply = exchange(ca_addr, req, timeout=timeout, as_node=as_node)
     if reply is not None:
         check_reply_to(reply, req, "get/csr")
-    return EnrollResult(req, reply)
+    res = EnrollResult(req, reply)
+    if res.ok and cert_cn(res.cert) == name and spki(res.cert) == spki(key):
+        remember(name, key, res.cert, res.root)
+    return res
 
 
-def get_crt(addr, args, node_id, key, timeout=15.0, **kw):
+def get_crt(addr, args, node_id, key, timeout=15.0, as_node=None, **kw):
     """A get/crt exchange; returns (request, reply or None)."""
     req = build("get/crt", args, node_id, key=key, **kw)
-    reply = exchange(addr, req, timeout=timeout)
+    reply = exchange(addr, req, timeout=timeout, as_node=as_node)
     if reply is not None:
         check_reply_to(reply, req, "get/crt")
     return req, reply
@@ -649,7 +917,7 @@ class BlobOutcome:
 
 def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
               timeout=30.0, sign_with=None, close_early=False,
-              unsigned=False):
+              unsigned=False, as_node=None):
     """Runs one post/blob exchange and returns a BlobOutcome.
 
     CHUNKS are the sealed chunks; FRAMES, if given, is the list of
@@ -662,11 +930,17 @@ def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
     req = build("post/blob", path, node_id, key=None if unsigned else key,
                 sign_with=sign_with, extra=extra)
     out.request = req
-    with connect(addr, timeout) as s:
+    try:
+        s = connect(addr, timeout, as_node=_auto(req, as_node))
+    except TLSRefused:
+        out.dropped = True
+        return out
+    with s:
         try:
             send_frame(s, req.body)
             out.reply = parse(recv_frame(s))
-        except (Dropped, BrokenPipeError, ConnectionResetError):
+        except (Dropped, BrokenPipeError, ConnectionResetError,
+                ssl.SSLError):
             out.dropped = True
             return out
         except socket.timeout:
@@ -681,7 +955,7 @@ def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
         try:
             for index, sealed in frames:
                 s.sendall(chunk_frame(index, sealed))
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             out.dropped = True
         if close_early:
             return out
@@ -696,10 +970,12 @@ def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
     return out
 
 
-def send_file(addr, node_id, key, path, data, recipients, certs, timeout=30.0):
+def send_file(addr, node_id, key, path, data, recipients, certs, timeout=30.0,
+              as_node=None):
     """A well-formed post/blob of DATA for RECIPIENTS (name -> certificate)."""
     ckey, blob_id, chunks = seal_blob(data)
     wrapped = {name: wrap_key(certs[name], ckey) for name in recipients}
     extra = blob_extra(blob_id, len(data), len(chunks), list(recipients),
                        wrapped, sealed_hash(chunks))
-    return post_blob(addr, node_id, key, path, chunks, extra, timeout=timeout)
+    return post_blob(addr, node_id, key, path, chunks, extra, timeout=timeout,
+                     as_node=as_node)

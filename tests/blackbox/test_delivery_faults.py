@@ -6,14 +6,10 @@ Every test runs its own cluster (CA, alice, bob); alice sends to bob.
 """
 
 import os
-import subprocess
 import time
 
-import pytest
-
-from snoopnodes import (BIG_TIMEOUT, DELIVERY_TIMEOUT, CMD_TIMEOUT, InboxWatcher,
-                        sanitizer_hits,
-                        Node, bounded, free_port, genkey, run_tool, sha256_bytes,
+from snoopnodes import (BIG_TIMEOUT, DELIVERY_TIMEOUT, InboxWatcher, bounded,
+                        node_on_tmpfs, run_tool, sha256_bytes, tmpfs_resize,
                         tree_files, wait_delivered, wait_outbox_gone, wait_until)
 
 
@@ -152,33 +148,11 @@ def test_receiver_killed_mid_transfer(cluster, big_file):
 
 # --- a receiver whose disk is full ----------------------------------------------
 
-def tmpfs_mount(path, size):
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0700" % size,
-                        "tmpfs", str(path)], capture_output=True, text=True,
-                       timeout=CMD_TIMEOUT)
-    return r
-
-
-def tmpfs_umount(path):
-    r = subprocess.run(["umount", str(path)], capture_output=True, text=True,
-                       timeout=CMD_TIMEOUT)
-    if r.returncode != 0:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True,
-                       timeout=CMD_TIMEOUT)
-
-
 def test_receiver_disk_full(cluster, tmp_path):
     cluster.init_ca("ca")
     alice = cluster.add_node("alice")
-    bob = Node(cluster.snoop, "bob", cluster.base, free_port())
-    cluster.nodes["bob"] = bob
-    bob.state.mkdir(mode=0o700)
-    r = tmpfs_mount(bob.state, "8m")
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here: %s" % r.stderr.strip())
-    try:
-        genkey(bob.state / "node.key")
-        bob.enroll(cluster.ca, cluster.fingerprint, pregen_key=False)
+    with node_on_tmpfs(cluster, "bob", "8m") as bob:
+        bob.enroll(cluster.ca, token=cluster.token("bob"), pregen_key=False)
         cluster.wait_all_know_all()
         assert wait_until(lambda: alice.exists("outbox/bob"), 15), (
             "alice has no outbox/bob: %s" % alice.listdir("outbox"))
@@ -196,24 +170,10 @@ def test_receiver_disk_full(cluster, tmp_path):
                 "partial transfers keep growing on a full disk: %s -> %s" % (p1, p2))
             assert bob.listdir("certs"), "bob stopped serving its tree"
             assert alice.exists("outbox/bob/twelve.bin"), "the file left the outbox undelivered"
-            r = subprocess.run(["mount", "-o", "remount,size=64m", str(bob.state)],
-                               capture_output=True, text=True, timeout=CMD_TIMEOUT)
-            assert r.returncode == 0, "tmpfs remount: %s" % r.stderr
+            tmpfs_resize(bob.state, "64m")
             wait_delivered(bob, "alice", "twelve.bin", sha256_bytes(data),
                            size=len(data), timeout=DELIVERY_TIMEOUT)
         wait_outbox_gone(alice, "bob", "twelve.bin")
         assert_delivered_once(bob, "twelve.bin", sha256_bytes(data), len(data))
         assert set(watch.seen) == {"twelve.bin"} and watch.seen["twelve.bin"] == {len(data)}, (
             "partial or stray files were visible: %s" % {k: sorted(v) for k, v in watch.seen.items()})
-    finally:
-        # bob's daemon must be gone before its STATE can be unmounted; its
-        # log lives on the tmpfs, so it is checked for sanitizer output here.
-        problems = bob.teardown()
-        try:
-            problems += ["sanitizer output in %s:\n%s" % (bob.log, "\n".join(hits))
-                         for hits in [sanitizer_hits(bob.log.read_text(errors="replace"))]
-                         if hits]
-        except OSError:
-            pass
-        tmpfs_umount(bob.state)
-    assert not problems, "\n".join(problems)

@@ -47,7 +47,12 @@ class Sender:
 
 def post_crt(addr, name, key, cert_pem):
     req = w.build("post/crt", "", name, payload=cert_pem, key=key)
-    with w.connect(addr, timeout=10) as s:
+    # Over TLS as NAME (snoopwire has the identity after enrolling it).
+    try:
+        s = w.connect(addr, timeout=10, as_node=w.identity(name))
+    except w.TLSRefused:
+        return None
+    with s:
         try:
             w.send_frame(s, req.body)
             return w.parse(w.recv_frame(s))
@@ -59,7 +64,8 @@ def post_crt(addr, name, key, cert_pem):
 def sender(net):
     """An enrolled wire-only node that bob knows."""
     key = w.new_key()
-    res = w.enroll(net.ca.addr, SENDER, key, "127.0.0.1:%d" % free_port())
+    res = w.enroll(net.ca.addr, SENDER, key, "127.0.0.1:%d" % free_port(),
+                   token=net.token(SENDER))
     assert res.ok, "enrolling %s: %r" % (SENDER, res.reply)
     bob = net.nodes["bob"]
     pem = res.cert.public_bytes(serialization.Encoding.PEM).decode()
@@ -94,11 +100,13 @@ def test_sealing_helper_matches_the_spec():
     assert frame == b"\0\0\0\x0b" + b"\0" * 7 + b"\x07abc"
 
 
-def _reference_receiver(listener, bob_key, sender_pub, store):
+def _reference_receiver(listener, bob, sender_pub, store):
     """A minimal receiver written from the brief, for the self-test below."""
+    bob_key = bob.key
     conn, _ = listener.accept()
     with conn:
         conn.settimeout(10)
+        conn = w.server_wrap(conn, bob)
         m = w.parse(w.recv_frame(conn))
 
         def reply(**extra):
@@ -132,17 +140,21 @@ def _reference_receiver(listener, bob_key, sender_pub, store):
 
 def test_blob_client_against_reference_receiver():
     bob_key, alice_key = w.new_key(), w.new_key()
+    # Both ends speak mutual TLS under a root of the test's own.
+    root = w.make_root()
+    bob = w.make_identity("bob", bob_key, root)
+    alice = w.make_identity("alice", alice_key, root)
     for case in ("good", "flipped"):
         listener = socket.create_server(("127.0.0.1", 0))
         store = {}
         t = threading.Thread(target=_reference_receiver, daemon=True,
-                             args=(listener, bob_key, alice_key.public_key(), store))
+                             args=(listener, bob, alice_key.public_key(), store))
         t.start()
         addr = "127.0.0.1:%d" % listener.getsockname()[1]
         data = os.urandom(2 * 65536 + 3)
         if case == "good":
             out = w.send_file(addr, "alice", alice_key, "d/f.bin", data, ["bob"],
-                              {"bob": bob_key})
+                              {"bob": bob_key}, as_node=alice)
             assert out.accepted and out.final.verify_with(bob_key.public_key()), out
             assert store == {"d/f.bin": data}
         else:
@@ -150,7 +162,8 @@ def test_blob_client_against_reference_receiver():
             chunks = flip_bit(key, blob_id, data, chunks)
             extra = w.blob_extra(blob_id, len(data), len(chunks), ["bob"],
                                  {"bob": w.wrap_key(bob_key, key)}, w.sealed_hash(chunks))
-            out = w.post_blob(addr, "alice", alice_key, "x", chunks, extra, timeout=10)
+            out = w.post_blob(addr, "alice", alice_key, "x", chunks, extra, timeout=10,
+                              as_node=alice)
             assert not out.accepted and out.final.status == "error", out
             assert store == {}
         t.join(10)

@@ -64,7 +64,10 @@ def test_enroll_storm(storm_keys, cluster):
     # Everything but the network exchange is prepared before the barrier.
     names = ["storm-%03d" % i for i in range(CLIENTS)]
     addresses = ["127.0.0.1:%d" % (40000 + i) for i in range(CLIENTS)]
-    requests = [w.csr_request(names[i], storm_keys[i], addresses[i])
+    # Each with its own join token, made before the barrier like the rest.
+    tokens = [cluster.token(n) for n in names]
+    requests = [w.csr_request(names[i], storm_keys[i], addresses[i],
+                              token=tokens[i])
                 for i in range(CLIENTS)]
     barrier = threading.Barrier(CLIENTS, timeout=60)
     results = [None] * CLIENTS
@@ -124,6 +127,8 @@ def test_enroll_storm(storm_keys, cluster):
         if problems:
             failures.append("%s: %s" % (name, ", ".join(problems)))
         serials[name] = er.cert.serial_number
+        # Later requests as NAME go over TLS with this certificate.
+        w.remember(name, key, er.cert, root)
 
     assert not failures, "%d of %d clients failed:\n%s" % (
         len(failures), CLIENTS, "\n".join(failures[:30]))

@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import socket
+import ssl
 import struct
 
 import pytest
@@ -76,7 +77,7 @@ def enroll_ok(net, name=None, key=None):
     name = name or fresh_name()
     key = key or w.new_key()
     address = dead_addr()
-    res = w.enroll(net.ca.addr, name, key, address)
+    res = w.enroll(net.ca.addr, name, key, address, token=net.token(name))
     cert = check_enrolled(net, res, name, key, address)
     return Client(name, key, cert, address)
 
@@ -201,7 +202,9 @@ def test_csr_bad_name_refused(net, client, bad):
 
 def test_taken_name_with_other_key_refused(net, client):
     alice_cert = net.ca.cert("alice")
-    res = w.enroll(net.ca.addr, "alice", w.new_key(), dead_addr())
+    # With valid tokens, so that the name rule is what refuses.
+    res = w.enroll(net.ca.addr, "alice", w.new_key(), dead_addr(),
+                   token=net.token("alice"))
     assert_error_or_drop(res.reply, res.request)
     assert res.cert is None
     _, reply = w.get_crt(net.ca.addr, "alice", client.name, client.key)
@@ -210,9 +213,11 @@ def test_taken_name_with_other_key_refused(net, client):
     assert net.ca.cert("alice") == alice_cert
     assert net.nodes["alice"].cert("alice") == alice_cert
     # The same for a name taken by a raw client, and for the CA's own name.
-    res = w.enroll(net.ca.addr, client.name, w.new_key(), dead_addr())
+    res = w.enroll(net.ca.addr, client.name, w.new_key(), dead_addr(),
+                   token=net.token(client.name))
     assert_error_or_drop(res.reply, res.request)
-    res = w.enroll(net.ca.addr, net.ca.name, w.new_key(), dead_addr())
+    res = w.enroll(net.ca.addr, net.ca.name, w.new_key(), dead_addr(),
+                   token=net.token(net.ca.name))
     assert_error_or_drop(res.reply, res.request)
     assert net.ca.cert(net.ca.name) == w.load_cert(
         (net.ca.state / "node.pem").read_bytes())
@@ -221,7 +226,8 @@ def test_taken_name_with_other_key_refused(net, client):
 
 def test_reenroll_same_key(net):
     first = enroll_ok(net)
-    res = w.enroll(net.ca.addr, first.name, first.key, first.address)
+    res = w.enroll(net.ca.addr, first.name, first.key, first.address,
+                   token=net.token(first.name))
     cert = check_enrolled(net, res, first.name, first.key, first.address)
     assert w.spki(cert) == w.spki(first.cert)
 
@@ -265,7 +271,7 @@ def test_oversized_frame_with_body_dropped(net):
         s.sendall(struct.pack(">I", w.FRAME_MAX + 1))
         try:
             s.sendall(b"{" + b" " * w.FRAME_MAX)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
         else:
             expect_refusal(s, must_close=True)
@@ -446,9 +452,16 @@ def test_unknown_method(net, client):
 # --- post/crt -----------------------------------------------------------------------
 
 def post_crt(addr, name, key, cert_pem):
-    """Posts a certificate; returns the reply (None if none came or dropped)."""
+    """Posts a certificate; returns the reply (None if none came or dropped).
+
+    Over TLS as NAME if snoopwire has NAME's identity, else anonymously
+    (which only enrollment may use: such a post is refused)."""
     req = w.build("post/crt", "", name, payload=cert_pem, key=key)
-    with w.connect(addr, timeout=5) as s:
+    try:
+        s = w.connect(addr, timeout=5, as_node=w.identity(name))
+    except w.TLSRefused:
+        return None
+    with s:
         try:
             w.send_frame(s, req.body)
             return w.parse(w.recv_frame(s))

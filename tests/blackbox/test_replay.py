@@ -44,7 +44,7 @@ class Client:
 def enroll_client(net):
     name = fresh_name()
     key = w.new_key()
-    res = w.enroll(net.ca.addr, name, key, dead_addr())
+    res = w.enroll(net.ca.addr, name, key, dead_addr(), token=net.token(name))
     assert res.ok, "enrollment refused: %r" % (res.reply,)
     return Client(name, key, res.cert)
 
@@ -139,7 +139,7 @@ def test_timestamp_inside_window_accepted(net, client):
 def test_replayed_get_csr_gets_no_second_certificate(net):
     name = fresh_name()
     key = w.new_key()
-    req = w.csr_request(name, key, dead_addr())
+    req = w.csr_request(name, key, dead_addr(), token=net.token(name))
     first = send(net.ca.addr, req)
     assert first is not None and first.status == "ok", first
     serial = w.load_cert(first.payload).serial_number
@@ -176,6 +176,8 @@ def fake_receiver(sock, name, key, receipt_delta, result):
     with conn:
         conn.settimeout(30)
         try:
+            # Alice reaches the fake over mutual TLS, as any node.
+            conn = w.server_wrap(conn, w.identity(name))
             req = w.parse(w.recv_frame(conn))
             result["request"] = req
             have = w.build("reply", req.method, name, key=key,
@@ -210,7 +212,7 @@ def test_stale_receipt_refused(net):
     addr = "127.0.0.1:%d" % srv.getsockname()[1]
     name = fresh_name("fake")
     key = w.new_key()
-    res = w.enroll(net.ca.addr, name, key, addr)
+    res = w.enroll(net.ca.addr, name, key, addr, token=net.token(name))
     assert res.ok, res
     pem = res.cert.public_bytes(w.serialization.Encoding.PEM).decode()
     reply = send(alice.addr, w.build("post/crt", "", name, payload=pem,

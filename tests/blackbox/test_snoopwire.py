@@ -117,6 +117,8 @@ class FakeCA:
         self.ca_cert = self._make(self.node_key.public_key(), name, False,
                                   "127.0.0.1:1")
         self.certs = {name: self.ca_cert}
+        # The CA's TLS side: its node certificate, chain up to the root.
+        self.tls = w.Identity(name, self.node_key, self.ca_cert, self.root)
         self.lock = threading.Lock()
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=512)
         self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
@@ -160,8 +162,14 @@ class FakeCA:
         with c:
             c.settimeout(10)
             try:
+                c = w.server_wrap(c, self.tls)
                 req = w.parse(w.recv_frame(c))
-            except (w.WireError, w.Dropped, socket.timeout):
+            except (w.WireError, w.Dropped, socket.timeout, OSError):
+                return
+            # As a node does: without a client certificate only get/csr.
+            if req.method != "get/csr" and w.peer_cn(c) != req.id:
+                w.send_frame(c, self._reply(req, req.method, "error",
+                                            error="needs a client certificate"))
                 return
             w.send_frame(c, self._handle(req))
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The libFuzzer entry point each target defines. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,5 +29,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();                                               \
 		}                                                              \
 	} while (0)
+
+/*
+ * The input as a new NUL-terminated string (free()), for targets whose
+ * parser takes C strings; NULL if out of memory.
+ */
+static inline char *fuzz_cstr(const uint8_t *data, size_t size)
+{
+	char *s = malloc(size + 1);
+
+	if (s == NULL)
+		return NULL;
+	if (size > 0)
+		memcpy(s, data, size);
+	s[size] = '\0';
+	return s;
+}
 
 #endif

@@ -74,13 +74,10 @@ static void check_b64(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1);
+	char *s = fuzz_cstr(data, size);
 
 	if (s == NULL)
 		return 0;
-	if (size > 0)
-		memcpy(s, data, size);
-	s[size] = '\0';
 	check_node(s);
 	check_path(s);
 	(void)names_in_progress(s);

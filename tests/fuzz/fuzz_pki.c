@@ -19,41 +19,13 @@
 #include "pki/err.h"
 #include "pki/key.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/fuzz_pem.h"
 
 /* Arbitrary fixed instants: summaries must work before, during and after. */
 static const time_t nows[] = { 0, 1767225600 /* 2026 */,
 			       4102444800 /* 2100 */ };
 
 static const uint8_t some_data[] = "get/csr";
-
-/* DER wrapped as PEM with LABEL, 64 columns; a new string (free()). */
-static char *armour(const char *label, const uint8_t *der, size_t len,
-		    size_t *outlen)
-{
-	size_t enclen = b64_encoded_size(len);
-	char *enc = malloc(enclen);
-	size_t cap = enclen + enclen / 64 + 2 * strlen(label) + 64;
-	char *pem = malloc(cap);
-	size_t o = 0, n;
-
-	if (enc == NULL || pem == NULL) {
-		free(enc);
-		free(pem);
-		return NULL;
-	}
-	n = b64_encode(der, len, enc);
-	o += (size_t)snprintf(pem + o, cap - o, "-----BEGIN %s-----\n", label);
-	for (size_t i = 0; i < n; i += 64) {
-		size_t k = n - i < 64 ? n - i : 64;
-		memcpy(pem + o, enc + i, k);
-		o += k;
-		pem[o++] = '\n';
-	}
-	o += (size_t)snprintf(pem + o, cap - o, "-----END %s-----\n", label);
-	free(enc);
-	*outlen = o;
-	return pem;
-}
 
 static void check_name(int rc, const char *name)
 {
@@ -156,19 +128,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 
-	if (is_der) {
-		pem = armour(is_cert ? "CERTIFICATE" : "CERTIFICATE REQUEST",
+	pem = fuzz_pem_input(is_der,
+			     is_cert ? "CERTIFICATE" : "CERTIFICATE REQUEST",
 			     data, size, &len);
-		if (pem == NULL)
-			return 0;
-	} else {
-		/* An exact copy, so ASan sees a read past the end. */
-		pem = malloc(size > 0 ? size : 1);
-		if (pem == NULL)
-			return 0;
-		memcpy(pem, data, size);
-		len = size;
-	}
+	if (pem == NULL)
+		return 0;
 	if (is_cert)
 		fuzz_cert(pem, len);
 	else

@@ -21,6 +21,7 @@
 #include "src/delivery.h"
 #include "src/node.h"
 #include "src/service.h"
+#include "src/transport.h"
 #include "tests/unit/check.h"
 
 static struct pki_key *root_key;
@@ -62,6 +63,8 @@ static struct node *make_node(const char *base, const char *name,
 	in_state(certs, n, "certs");
 	CHECK(directory_open(certs, n->root, &n->dir) == 0);
 	directory_put(n->dir, n->cert);
+	/* Delivery runs over real mutual TLS, as between nodes. */
+	CHECK(transport_new(n, &n->transport) == 0);
 	return n;
 }
 

@@ -49,7 +49,7 @@ static bool same(const struct job *a, const struct job *b)
 	    strcmp(a->sha256, b->sha256) || a->created != b->created ||
 	    a->self_wrapped_len != b->self_wrapped_len ||
 	    memcmp(a->self_wrapped, b->self_wrapped, a->self_wrapped_len) ||
-	    a->nrecipients != b->nrecipients)
+	    a->nrecipients != b->nrecipients || strcmp(a->spool, b->spool))
 		return false;
 	for (int i = 0; i < a->nrecipients; i++) {
 		const struct job_recipient *x = &a->recipients[i];
@@ -117,6 +117,44 @@ static void test_round_trip(const char *dir)
 	CHECK(job_remove(dir, j.id) == 0);
 	CHECK(job_load(dir, j.id, &k) == -ENOENT);
 	CHECK(job_remove(dir, j.id) == -ENOENT);
+}
+
+/* The optional spool identity: kept, absent in older records, checked. */
+static void test_spool_identity(const char *dir)
+{
+	static struct job j, k;
+	make_job(&j, "abababababababababababababababab", 7);
+	snprintf(j.spool, sizeof(j.spool), "1234:1700000000123456789");
+	CHECK(job_save(dir, &j) == 0);
+	CHECK(job_load(dir, j.id, &k) == 0);
+	CHECK(same(&j, &k));
+	char *text = read_raw(dir, j.id);
+	CHECK(text && strstr(text, "\nspool=1234:1700000000123456789\n"));
+	free(text);
+	j.spool[0] = '\0'; /* a record written before the key existed */
+	CHECK(job_save(dir, &j) == 0);
+	text = read_raw(dir, j.id);
+	CHECK(text && !strstr(text, "spool="));
+	free(text);
+	CHECK(job_load(dir, j.id, &k) == 0 && k.spool[0] == '\0');
+	snprintf(j.spool, sizeof(j.spool), "12x4:5");
+	CHECK(job_save(dir, &j) == -EINVAL);
+	snprintf(j.spool, sizeof(j.spool), "1234");
+	CHECK(job_save(dir, &j) == -EINVAL);
+	/* Twice in one record is refused. */
+	snprintf(j.spool, sizeof(j.spool), "1:2");
+	CHECK(job_save(dir, &j) == 0);
+	text = read_raw(dir, j.id);
+	char *twice =
+		text ? replace(text, "spool=1:2\n", "spool=1:2\nspool=1:2\n")
+		     : NULL;
+	CHECK(twice != NULL);
+	if (twice)
+		write_raw(dir, j.id, twice);
+	CHECK(job_load(dir, j.id, &k) == -EINVAL);
+	free(twice);
+	free(text);
+	CHECK(job_remove(dir, j.id) == 0);
 }
 
 static void test_save_refuses(const char *dir)
@@ -259,6 +297,7 @@ int main(void)
 	CHECK(mkdtemp(dir) != NULL);
 
 	test_round_trip(dir);
+	test_spool_identity(dir);
 	test_save_refuses(dir);
 	test_malformed(dir);
 	test_each(dir);

@@ -10,19 +10,7 @@
 
 #include "src/registry.h"
 #include "tests/unit/check.h"
-
-static struct registry_entry entry(const char *serial, const char *fp,
-				   time_t not_after, const char *pem)
-{
-	struct registry_entry e;
-	memset(&e, 0, sizeof(e));
-	snprintf(e.serial, sizeof(e.serial), "%s", serial);
-	snprintf(e.pub_fp, sizeof(e.pub_fp), "%s", fp);
-	e.issued_at = 1000;
-	e.not_after = not_after;
-	e.pem = (char *)pem;
-	return e;
-}
+#include "tests/unit/registry_fixture.h"
 
 static int collect(void *arg, const char *name, const char *pem)
 {
@@ -33,11 +21,15 @@ static int collect(void *arg, const char *name, const char *pem)
 	return 0;
 }
 
-struct race {
-	struct registry *r;
-	int id;
-	int rc;
-};
+static int collect_serial(void *arg, const char *serial, time_t revoked_at)
+{
+	char *out = arg;
+	if (revoked_at != 3000)
+		strcat(out, "?");
+	strcat(out, serial);
+	strcat(out, ",");
+	return 0;
+}
 
 static void *race_main(void *arg)
 {
@@ -52,13 +44,8 @@ static void *race_main(void *arg)
 
 int main(void)
 {
-	char dir[] = "/tmp/test_registry.XXXXXX";
-	CHECK(mkdtemp(dir) != NULL);
-	char path[256];
-	snprintf(path, sizeof(path), "%s/registry.db", dir);
-
-	struct registry *r = NULL;
-	CHECK(registry_open(path, &r) == REGISTRY_OK);
+	struct reg_dir dir;
+	struct registry *r = reg_dir_open(&dir, "test_registry");
 
 	struct registry_entry e = entry("01", "sha256:a", 5000, "PEM-A");
 	CHECK(registry_add(r, "alice", &e, 2000) == REGISTRY_OK);
@@ -103,34 +90,66 @@ int main(void)
 	CHECK(more == 0);
 
 	/* Eight threads race to take one name with eight keys: one wins. */
-	struct race races[8];
-	pthread_t th[8];
-	for (int i = 0; i < 8; i++) {
-		races[i] = (struct race){ .r = r, .id = i };
-		pthread_create(&th[i], NULL, race_main, &races[i]);
-	}
+	struct race races[RACERS];
+	race_run(r, race_main, races);
 	int won = 0, taken = 0;
-	for (int i = 0; i < 8; i++) {
-		pthread_join(th[i], NULL);
+	for (int i = 0; i < RACERS; i++) {
 		won += races[i].rc == REGISTRY_OK;
 		taken += races[i].rc == REGISTRY_ETAKEN;
 	}
 	CHECK(won == 1);
 	CHECK(taken == 7);
 
+	/* Revocation: every certificate of the name, and only of that name. */
+	int64_t stamp0 = -1, stamp1 = -1;
+	int count = -1;
+	uint64_t num = 0;
+	CHECK(registry_revocation_stamp(r, &stamp0) == REGISTRY_OK);
+	CHECK(registry_revoke(r, "nobody", 3000, &count) == REGISTRY_ENOTFOUND);
+	CHECK(registry_revoke(r, "alice", 3000, &count) == REGISTRY_OK);
+	CHECK(count == 2);
+	CHECK(registry_revoke(r, "alice", 3000, &count) == REGISTRY_OK);
+	CHECK(count == 0);
+	CHECK(registry_lookup(r, "alice", &got) == REGISTRY_ENOTFOUND);
+	names[0] = '\0';
+	CHECK(registry_list(r, "", 10, collect, names, &more) == 0);
+	CHECK(strncmp(names, "bob,carol,", 10) == 0);
+	CHECK(registry_revocation_stamp(r, &stamp1) == REGISTRY_OK);
+	CHECK(stamp1 != stamp0);
+	char serials[256] = "";
+	CHECK(registry_revoked(r, 2500, collect_serial, serials) == 0);
+	CHECK(strcmp(serials, "01,02,") == 0);
+	/* Expired revoked certificates drop off the CRL. */
+	serials[0] = '\0';
+	CHECK(registry_revoked(r, 5500, collect_serial, serials) == 0);
+	CHECK(strcmp(serials, "02,") == 0);
+	/* The name is free again: re-joining takes a token (ca_join). */
+	CHECK(registry_check(r, "alice", "sha256:z", 2500) == REGISTRY_OK);
+	/* ...but never for a revoked key, under any name. */
+	CHECK(registry_check(r, "alice", "sha256:a", 2500) ==
+	      REGISTRY_EREVOKED);
+	CHECK(registry_check(r, "zed", "sha256:a", 2500) == REGISTRY_EREVOKED);
+	e = entry("09", "sha256:a", 9000, "PEM-A9");
+	CHECK(registry_add(r, "alice", &e, 2500) == REGISTRY_EREVOKED);
+	CHECK(registry_next_crl_number(r, &num) == REGISTRY_OK);
+	CHECK(num == 1);
+	CHECK(registry_next_crl_number(r, &num) == REGISTRY_OK);
+	CHECK(num == 2);
+
 	/* Everything survives closing and reopening (it is on disk). */
 	registry_free(r);
 	r = NULL;
-	CHECK(registry_open(path, &r) == REGISTRY_OK);
+	CHECK(registry_open(dir.path, &r) == REGISTRY_OK);
 	memset(&got, 0, sizeof(got));
 	CHECK(registry_lookup(r, "bob", &got) == REGISTRY_OK);
 	if (r && got.pem)
 		free(got.pem);
+	/* CRL numbers never repeat, across restarts too. */
+	CHECK(registry_next_crl_number(r, &num) == REGISTRY_OK);
+	CHECK(num == 3);
+	CHECK(registry_lookup(r, "alice", &got) == REGISTRY_ENOTFOUND);
 	registry_free(r);
-
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	CHECK(system(cmd) == 0);
+	reg_dir_remove(&dir);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -226,6 +226,37 @@ static void test_model(void)
 	free(buf);
 }
 
+/*
+ * The closed mark: set by spool_mark_closed, cleared on disk by the next
+ * write or truncate before anything changes, kept across close and open.
+ */
+static void test_closed_mark(void)
+{
+	struct spool *s = NULL;
+	char path[512];
+
+	path_in(path, sizeof(path), "closed.spool");
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(!spool_peek_closed(path)); /* new: not closed */
+	CHECK(spool_write(s, "abc", 3, 0) == 0);
+	CHECK(spool_mark_closed(s) == 0);
+	CHECK(spool_peek_closed(path));
+	CHECK(spool_write(s, "d", 1, 3) == 0);
+	CHECK(!spool_peek_closed(path)); /* on disk before the data */
+	CHECK(spool_mark_closed(s) == 0);
+	CHECK(spool_close(s) == 0);
+	s = NULL;
+	CHECK(spool_peek_closed(path));
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(spool_peek_closed(path)); /* opening changes nothing */
+	CHECK(spool_truncate(s, 1) == 0);
+	CHECK(!spool_peek_closed(path));
+	CHECK(spool_close(s) == 0);
+	CHECK(!spool_peek_closed(path)); /* a close alone does not mark */
+	CHECK(!spool_peek_closed("/nonexistent/closed.spool"));
+	unlink(path);
+}
+
 static void test_basics(void)
 {
 	uint8_t buf[256], zero[256] = { 0 };
@@ -557,6 +588,7 @@ int main(void)
 	CHECK(pki_key_generate(2048, &other_key) == 0);
 	if (key != NULL && other_key != NULL) {
 		test_basics();
+		test_closed_mark();
 		test_model();
 		test_no_plaintext_and_seal();
 		test_tamper();

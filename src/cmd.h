@@ -34,4 +34,11 @@ int cmd_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 /* Prints the version line. */
 void cmd_version(void);
 
+/*
+ * The options every command treats alike, for the end of its getopt switch:
+ * 'h' prints TEXT (the usage) to stdout and 'V' the version (EXIT_OK); anything
+ * else is a usage error (TEXT to stderr, EXIT_USAGE).
+ */
+int cmd_common_option(int c, const char *text);
+
 #endif

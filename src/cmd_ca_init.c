@@ -144,15 +144,8 @@ int cmd_ca_init(int argc, char **argv)
 		case 'o':
 			open_enrollment = true;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		case 'V':
-			cmd_version();
-			return EXIT_OK;
 		default:
-			fputs(usage, stderr);
-			return EXIT_USAGE;
+			return cmd_common_option(c, usage);
 		}
 	}
 	if (optind != argc - 1 || !name || !listen) {

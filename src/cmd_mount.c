@@ -140,14 +140,10 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 						STATE_REFRESH_MAX);
 			break;
 		case 'h':
-			fputs(usage, stdout);
-			return -EXIT_OK - 100;
 		case 'V':
-			cmd_version();
-			return -EXIT_OK - 100;
+			return -cmd_common_option(c, usage) - 100;
 		default:
-			fputs(usage, stderr);
-			return EXIT_USAGE;
+			return cmd_common_option(c, usage);
 		}
 	}
 	if (optind != argc - 1 || !a->state) {

@@ -170,11 +170,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 					    optarg);
 			break;
 		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
 		case 'V':
-			cmd_version();
-			return EXIT_OK;
+			return cmd_common_option(c, usage);
 		default:
 			fprintf(stderr, "snoopfs smc %s: bad option '%s'\n\n%s",
 				a->cmd, argv[optind - 1], usage);

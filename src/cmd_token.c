@@ -166,15 +166,8 @@ int cmd_token(int argc, char **argv)
 					"--ttl takes 1s..30d, e.g. 90s, 30m, "
 					"2h, 7d or seconds");
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		case 'V':
-			cmd_version();
-			return EXIT_OK;
 		default:
-			fputs(usage, stderr);
-			return EXIT_USAGE;
+			return cmd_common_option(c, usage);
 		}
 	}
 	if (optind != argc - 2) {

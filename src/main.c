@@ -42,6 +42,19 @@ void cmd_version(void)
 	printf("snoopfs %s\n", SNOOPFS_VERSION);
 }
 
+int cmd_common_option(int c, const char *text)
+{
+	if (c == 'h' || c == 'V') {
+		if (c == 'h')
+			fputs(text, stdout);
+		else
+			cmd_version();
+		return EXIT_OK;
+	}
+	fputs(text, stderr);
+	return EXIT_USAGE;
+}
+
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 {
 	va_list ap;

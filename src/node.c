@@ -180,6 +180,24 @@ fail:
 	return rc ? rc : -EIO;
 }
 
+int node_call_ca(struct node *n, const struct proto_request *req,
+		 struct msg **reply, char *err)
+{
+	struct pki_cert *ca = n->cfg.ca_name[0]
+				      ? directory_get1(n->dir, n->cfg.ca_name)
+				      : NULL;
+	if (!ca) {
+		snprintf(err, PROTO_ERR_MAX,
+			 "the CA's certificate is not in certs/");
+		return -ENOENT;
+	}
+	struct proto_self self = node_self(n);
+	int rc = proto_call(n->cfg.ca_addr, &self, req, ca, n->cfg.ca_name,
+			    reply, err);
+	pki_cert_free(ca);
+	return rc;
+}
+
 int node_listen(struct node *n, const char **why)
 {
 	int rc = net_listen(n->cfg.listen, &n->listen_fd);

@@ -68,6 +68,14 @@ int node_load(const char *state, struct node **out, const char **why);
 /* Who this node is, for signing. */
 struct proto_self node_self(const struct node *n);
 
+/*
+ * Sends REQ to the CA and checks that the reply is signed by the CA's node
+ * certificate, as proto_call() does. -ENOENT (ERR says so) if that
+ * certificate is not known yet. *REPLY: msg_free().
+ */
+int node_call_ca(struct node *n, const struct proto_request *req,
+		 struct msg **reply, char *err);
+
 /* Binds the listening socket (before the process detaches). */
 int node_listen(struct node *n, const char **why);
 

@@ -47,25 +47,13 @@ static int ask_ca(struct node *n, const struct pki_csr *csr,
 		snprintf(err, PROTO_ERR_MAX, "cannot encode the CSR");
 		return -ENOMEM;
 	}
-	struct pki_cert *ca = n->cfg.ca_name[0]
-				      ? directory_get1(n->dir, n->cfg.ca_name)
-				      : NULL;
-	if (!ca) {
-		free(pem);
-		snprintf(err, PROTO_ERR_MAX,
-			 "the CA's certificate is not in certs/");
-		return -ENOENT;
-	}
-	struct proto_self self = node_self(n);
 	struct proto_request req = { .method = "renew",
 				     .args = "",
 				     .payload_type = MSG_PAYLOAD_TEXT,
 				     .payload = pem,
 				     .plen = len };
 	struct msg *reply = NULL;
-	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,
-			    &reply, err);
-	pki_cert_free(ca);
+	int rc = node_call_ca(n, &req, &reply, err);
 	free(pem);
 	if (rc)
 		return rc < 0 ? rc : -EIO;

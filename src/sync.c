@@ -52,30 +52,21 @@ int sync_ingest_bundle(struct node *n, const char *pem, size_t len)
 	}
 }
 
-/* The CA's node certificate, which signs its replies, or NULL. */
-static struct pki_cert *ca_cert(struct node *n)
-{
-	return n->cfg.ca_name[0] ? directory_get1(n->dir, n->cfg.ca_name)
-				 : NULL;
-}
-
 /* One get/crt "*" page after AFTER; *MORE and *LAST describe what came. */
-static int pull_page(struct node *n, const struct pki_cert *ca,
-		     const char *after, int *more, char *last, size_t lastsz)
+static int pull_page(struct node *n, const char *after, int *more, char *last,
+		     size_t lastsz)
 {
 	struct msg_extra *x = msg_extra_new();
 	if (!x || msg_extra_set_str(x, "after", after) != 0) {
 		msg_extra_free(x);
 		return -ENOMEM;
 	}
-	struct proto_self self = node_self(n);
 	struct proto_request req = { .method = "get/crt",
 				     .args = "*",
 				     .extra = x };
 	struct msg *reply = NULL;
 	char err[PROTO_ERR_MAX];
-	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,
-			    &reply, err);
+	int rc = node_call_ca(n, &req, &reply, err);
 	msg_extra_free(x);
 	if (rc) {
 		node_set_error(n, err);
@@ -99,19 +90,13 @@ static int pull_page(struct node *n, const struct pki_cert *ca,
 
 static int pull_directory(struct node *n)
 {
-	struct pki_cert *ca = ca_cert(n);
-	if (!ca) {
-		node_set_error(n, "the CA's certificate is not in certs/");
-		return -ENOENT;
-	}
 	char after[NAMES_NODE_MAX + 1] = "";
 	int rc = 0, more = 1;
 	for (int page = 0; more && page < SYNC_PAGES_MAX; page++) {
-		rc = pull_page(n, ca, after, &more, after, sizeof(after));
+		rc = pull_page(n, after, &more, after, sizeof(after));
 		if (rc)
 			break;
 	}
-	pki_cert_free(ca);
 	return rc;
 }
 
@@ -240,16 +225,10 @@ static int pull_crl(struct node *n)
 			node_set_error(n, why ? why : "cannot sign the CRL");
 		return rc;
 	}
-	struct pki_cert *ca = ca_cert(n);
-	if (!ca)
-		return -ENOENT;
-	struct proto_self self = node_self(n);
 	struct proto_request req = { .method = "get/crl", .args = "" };
 	struct msg *reply = NULL;
 	char err[PROTO_ERR_MAX];
-	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,
-			    &reply, err);
-	pki_cert_free(ca);
+	int rc = node_call_ca(n, &req, &reply, err);
 	if (rc) {
 		char text[PROTO_ERR_MAX + 32];
 		snprintf(text, sizeof(text), "get/crl: %s", err);
@@ -304,16 +283,10 @@ struct pki_cert *sync_fetch_cert(struct node *n, const char *name)
 		}
 		return c;
 	}
-	struct pki_cert *ca = ca_cert(n);
-	if (!ca)
-		return NULL;
-	struct proto_self self = node_self(n);
 	struct proto_request req = { .method = "get/crt", .args = name };
 	struct msg *reply = NULL;
 	char err[PROTO_ERR_MAX];
-	int rc = proto_call(n->cfg.ca_addr, &self, &req, ca, n->cfg.ca_name,
-			    &reply, err);
-	pki_cert_free(ca);
+	int rc = node_call_ca(n, &req, &reply, err);
 	if (rc) {
 		log_info("sync: no certificate for '%s': %s", name, err);
 		return NULL;

@@ -124,14 +124,21 @@ int pki_csr_get_name(const struct pki_csr *csr, char *name, size_t size)
 
 int pki_csr_pub_fingerprint(const struct pki_csr *csr, char fp[PKI_FP_LEN])
 {
-	EVP_PKEY *pkey;
+	unsigned char *der = NULL;
+	X509_PUBKEY *spki;
 
 	if (csr == NULL || fp == NULL)
 		return PKI_EINVAL;
-	pkey = X509_REQ_get0_pubkey(csr->req);
-	if (pkey == NULL)
+	/*
+	 * The SubjectPublicKeyInfo as the CSR carries it: the same bytes
+	 * pki_pkey_fingerprint() hashes, without re-encoding the key through
+	 * OpenSSL 3's encoders (a CA pays this once per enrollment).
+	 */
+	spki = X509_REQ_get_X509_PUBKEY(csr->req);
+	if (spki == NULL || X509_REQ_get0_pubkey(csr->req) == NULL)
 		return pki_ossl_fail(PKI_EKEY, "CSR public key");
-	return pki_pkey_fingerprint(pkey, fp);
+	int len = i2d_X509_PUBKEY(spki, &der);
+	return pki_spki_fingerprint(der, len, fp);
 }
 
 int pki_csr_verify_data(const struct pki_csr *csr, const void *data, size_t len,

@@ -110,6 +110,11 @@ int pki_pkey_fingerprint(const EVP_PKEY *pkey, char fp[PKI_FP_LEN]);
 
 /* Formats a 32-byte SHA-256 digest as "sha256:<64 lower-case hex>". */
 void pki_fp_format(const unsigned char md[32], char fp[PKI_FP_LEN]);
+/*
+ * FP = the SHA-256 fingerprint of the DER SubjectPublicKeyInfo (LEN
+ * bytes, an i2d result: <= 0 is a failed encoding). Frees DER.
+ */
+int pki_spki_fingerprint(unsigned char *der, int len, char fp[PKI_FP_LEN]);
 
 /* Verifies an RSA-PSS/SHA-256 signature (salt = digest length) with PKEY. */
 int pki_pss_verify(EVP_PKEY *pkey, const void *data, size_t len,

@@ -67,24 +67,31 @@ void pki_fp_format(const unsigned char md[32], char fp[PKI_FP_LEN])
 	fp[7 + 64] = '\0';
 }
 
-int pki_pkey_fingerprint(const EVP_PKEY *pkey, char fp[PKI_FP_LEN])
+int pki_spki_fingerprint(unsigned char *der, int len, char fp[PKI_FP_LEN])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned char *der = NULL;
 	unsigned int mdlen = 0;
-	int len, ok;
 
-	if (pkey == NULL || fp == NULL)
-		return PKI_EINVAL;
-	len = i2d_PUBKEY(pkey, &der);
-	if (len <= 0)
+	if (len <= 0) {
+		OPENSSL_free(der);
 		return pki_ossl_fail(PKI_ECRYPTO, "encoding public key");
-	ok = EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL);
+	}
+	int ok = EVP_Digest(der, (size_t)len, md, &mdlen, EVP_sha256(), NULL);
 	OPENSSL_free(der);
 	if (ok != 1 || mdlen != 32)
 		return pki_ossl_fail(PKI_ECRYPTO, "hashing public key");
 	pki_fp_format(md, fp);
 	return 0;
+}
+
+int pki_pkey_fingerprint(const EVP_PKEY *pkey, char fp[PKI_FP_LEN])
+{
+	unsigned char *der = NULL;
+
+	if (pkey == NULL || fp == NULL)
+		return PKI_EINVAL;
+	int len = i2d_PUBKEY(pkey, &der);
+	return pki_spki_fingerprint(der, len, fp);
 }
 
 /* RSA-PSS with SHA-256 for the hash and MGF1, salt as long as the hash. */

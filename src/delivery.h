@@ -2,10 +2,13 @@
  * delivery: ships sealed blobs to their recipients with post/blob and
  * collects the signed receipts.
  *
- * One queue per peer, worked in order (so a later version of a path never
- * overtakes an earlier one), by a small pool of threads (at most one
- * transfer per peer, at most DELIVERY_WORKERS at once). A peer that is down
- * is retried with exponential backoff (1 s doubling to 60 s). A transfer
+ * One queue per peer, started in order, by a small pool of threads: up to
+ * a few transfers per peer at once, each on its own connection (see
+ * PEER_INFLIGHT_MAX in delivery.c), at most DELIVERY_WORKERS in all. Files
+ * may therefore arrive out of order, but a later version of a path never
+ * starts before the earlier one is delivered. A peer that is down is
+ * retried with exponential backoff (1 s doubling to 60 s), one transfer at
+ * a time until it answers again. A transfer
  * that breaks resumes from the receiver's last verified chunk. A recipient
  * is done only on a receipt that is signed by it, answers this request,
  * and carries the SHA-256 of the sealed chunks the sender holds.
@@ -16,7 +19,11 @@
 #include "src/jobs.h"
 #include <stddef.h>
 
-#define DELIVERY_WORKERS 4
+/*
+ * Twice the transfers one peer may have in flight, so that one busy peer
+ * (say, a few large files) leaves as many workers to everyone else.
+ */
+#define DELIVERY_WORKERS 8
 
 struct node;
 struct delivery;

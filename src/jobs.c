@@ -70,12 +70,12 @@ static bool folder_valid(const char *f)
 	}
 }
 
-/* "" or "<digits>:<digits>". */
+/* "", a spool id (32 lowercase hex) or "<digits>:<digits>" (older). */
 static bool spool_valid(const char *s)
 {
 	size_t len = strnlen(s, JOB_SPOOL_MAX);
 	const char *colon = strchr(s, ':');
-	if (len == 0)
+	if (len == 0 || (len == 32 && is_lower_hex(s, len)))
 		return true;
 	if (len >= JOB_SPOOL_MAX || !colon || colon == s || !colon[1])
 		return false;

@@ -9,7 +9,9 @@
  *   size=<bytes>  sha256=sha256:<hex of the sealed chunks>  created=<unix>
  *   self_key=<base64 content key wrapped for this node>
  *   recipient=<name> <0|1 done> <base64 content key wrapped for name>
- *   spool=<inode>:<mtime ns> (optional) the outbox file it was sealed from
+ *   spool=<spool id> (optional) the outbox file it was sealed from: the
+ *         32-hex random id in its spool header (older records have
+ *         <inode>:<mtime ns>)
  */
 #ifndef SNOOPFS_SRC_JOBS_H
 #define SNOOPFS_SRC_JOBS_H
@@ -45,7 +47,8 @@ struct job {
 	int nrecipients;
 	struct job_recipient recipients[JOB_RECIPIENTS_MAX];
 	/*
-	 * "<inode>:<mtime ns>" of the outbox file while it was sealed, or "":
+	 * The spool id of the outbox file it was sealed from (older records:
+	 * "<inode>:<mtime ns>"), or "":
 	 * after a crash between the record and the pending marker, recovery
 	 * recognizes the file as shipped already (src/outbox.c).
 	 */

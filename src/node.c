@@ -240,11 +240,17 @@ int node_start(struct node *n)
 	if (rc)
 		return -rc;
 	n->refresher_running = true;
-	rc = delivery_start(n, outbox_delivered, n->outbox, &n->delivery);
+	/*
+	 * Files a crash left half-way are settled first, then delivery loads
+	 * every job record. The other way round a worker could deliver a job
+	 * and remove its record before recovery looked for it: a spool whose
+	 * marker the crash prevented would then be taken for unshipped and
+	 * shipped a second time.
+	 */
+	rc = outbox_recover(n->outbox);
 	if (rc)
 		return rc;
-	/* Files a crash left half-way are shipped now. */
-	return outbox_recover(n->outbox);
+	return delivery_start(n, outbox_delivered, n->outbox, &n->delivery);
 }
 
 void node_stop(struct node *n)

@@ -2,9 +2,24 @@
  * outbox.c: the FUSE side of sending. See outbox.h for the life of a file.
  *
  * Locking: ob->lock protects the list of open spools and every change to
- * the layout of STATE/outbox (create, rename, unlink, sealing into a
- * marker). Reads and writes of an open spool take only the spool's own
+ * the layout of STATE/outbox (create, rename, unlink, turning a spool into
+ * a marker). Reads and writes of an open spool take only the spool's own
  * lock, so data flows without holding ob->lock.
+ *
+ * Shipping a closed file (seal, key wrapping, job record: several fsyncs)
+ * runs WITHOUT ob->lock, so that `cp -r` creates the next file while the
+ * last one is sealed and the releases of many files run side by side on
+ * the FUSE threads. Meanwhile the file stays in the open list marked
+ * "sealing", and every operation that would change that path (create,
+ * open, unlink, rename to or from it or a folder above it) waits on
+ * ob->sealed until it is a marker (or held): nobody truncates or replaces
+ * the file under the seal, and what is on disk at any moment is exactly
+ * what the locked version left, so recovery is unchanged:
+ *
+ *   closed spool          -> shipped at the next start (outbox_recover)
+ *   + STATE/sealed blob   -> no job: removed at start (sweep_orphans)
+ *   + job record          -> recognized by its spool id (finish_shipped)
+ *   marker (same inode)   -> pending; dropped once its job is gone
  */
 #include "src/outbox.h"
 
@@ -39,6 +54,8 @@ struct open_spool {
 	struct spool *sp;
 	int refs;
 	bool unlinked;
+	/* Being shipped without ob->lock (see above); refs is 0. */
+	bool sealing;
 	/*
 	 * A write failed (ENOSPC...): the file is not what the program meant
 	 * to write, so it is neither marked closed nor shipped until it is
@@ -55,6 +72,8 @@ struct outbox {
 	char jobs_dir[STATE_PATH_MAX];
 	/* lock protects open and the STATE/outbox layout (see above) */
 	pthread_mutex_t lock;
+	/* broadcast (under lock) whenever a file stops being sealed */
+	pthread_cond_t sealed;
 	struct open_spool *open;
 };
 
@@ -130,6 +149,12 @@ static bool is_dir(const char *path)
 	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static bool is_empty_file(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+}
+
 /*
  * A folder exists if it is in STATE already, or names one known peer (each
  * peer has its folder from the start; several-recipient folders are made
@@ -172,21 +197,76 @@ static int marker_read(const char *path, char id[JOB_ID_HEX])
 	return 0;
 }
 
-static int marker_write(const char *path, const char *id)
+static int marker_text(const char *id, char buf[MARKER_MAX])
+{
+	return snprintf(buf, MARKER_MAX, "%s%s\n", MARKER_MAGIC, id);
+}
+
+/*
+ * A marker takes the place of the spool it was sealed from by overwriting
+ * the same file in place (spool_replace): no temp file, no rename, and no
+ * fsync, because losing the write is harmless. The job record is durable
+ * before (job_save syncs it), and a spool that comes back after a crash
+ * is recognized by finish_shipped from the spool id in its header.
+ */
+static int marker_place(struct spool *sp, const char *id)
 {
 	char buf[MARKER_MAX];
-	int n = snprintf(buf, sizeof(buf), "%s%s\n", MARKER_MAGIC, id);
-	return state_write_file(path, buf, (size_t)n, 0600);
+	int n = marker_text(id, buf);
+	return spool_replace(sp, buf, (size_t)n);
+}
+
+/* marker_place for a spool that is not open (recovery). */
+static int marker_place_path(const char *path, const char *id)
+{
+	char buf[MARKER_MAX];
+	int n = marker_text(id, buf);
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	ssize_t w = pwrite(fd, buf, (size_t)n, 0);
+	int rc = w == n ? 0 : w < 0 ? -errno : -EIO;
+	/*
+	 * If the truncation fails, ciphertext stays behind the marker, which
+	 * marker_read ignores: harmless, so not an error.
+	 */
+	if (rc == 0 && ftruncate(fd, n) != 0)
+		log_debug("outbox: marker %s not truncated (harmless)", path);
+	close(fd);
+	return rc;
 }
 
 /* ---- open spools ---- */
 
+/* The open (not sealing, not removed) spool at PATH. Lock held. */
 static struct open_spool *find_open(struct outbox *ob, const char *path)
 {
 	for (struct open_spool *o = ob->open; o; o = o->next)
-		if (!o->unlinked && strcmp(o->path, path) == 0)
+		if (!o->unlinked && !o->sealing && strcmp(o->path, path) == 0)
 			return o;
 	return NULL;
+}
+
+/* True if PATH, or with UNDER anything below PATH, is sealing. Lock held. */
+static bool sealing_at(struct outbox *ob, const char *path, bool under)
+{
+	size_t n = strlen(path);
+	for (struct open_spool *o = ob->open; o; o = o->next)
+		if (o->sealing && strncmp(o->path, path, n) == 0 &&
+		    (o->path[n] == '\0' || (under && o->path[n] == '/')))
+			return true;
+	return false;
+}
+
+/*
+ * Waits until PATH (and with UNDER what is below it) is no longer being
+ * sealed. The lock is dropped while waiting: the caller looks at the
+ * state afresh afterwards. Lock held.
+ */
+static void wait_sealed(struct outbox *ob, const char *path, bool under)
+{
+	while (sealing_at(ob, path, under))
+		pthread_cond_wait(&ob->sealed, &ob->lock);
 }
 
 static void forget_open(struct outbox *ob, struct open_spool *os)
@@ -269,8 +349,11 @@ static int wrap_keys(struct outbox *ob, struct job *j,
 	return 0;
 }
 
-/* "<inode>:<mtime ns>" of the file at PATH into OUT ("" if unknown). */
-static void spool_identity(const char *path, char out[JOB_SPOOL_MAX])
+/*
+ * "<inode>:<mtime ns>" of the file at PATH into OUT ("" if unknown): what
+ * records written by older versions hold instead of the spool id.
+ */
+static void legacy_identity(const char *path, char out[JOB_SPOOL_MAX])
 {
 	struct stat st;
 	out[0] = '\0';
@@ -283,7 +366,8 @@ static void spool_identity(const char *path, char out[JOB_SPOOL_MAX])
 
 struct shipped_find {
 	const char *rel;
-	char spool[JOB_SPOOL_MAX];
+	char spool[SPOOL_ID_HEX];
+	char legacy[JOB_SPOOL_MAX];
 	char id[JOB_ID_HEX];
 };
 
@@ -291,7 +375,9 @@ static int shipped_match(void *arg, const struct job *j)
 {
 	struct shipped_find *f = arg;
 	size_t n = strlen(j->folder);
-	if (!j->spool[0] || strcmp(j->spool, f->spool) != 0 ||
+	if (!j->spool[0] ||
+	    (strcmp(j->spool, f->spool) != 0 &&
+	     strcmp(j->spool, f->legacy) != 0) ||
 	    strncmp(f->rel, j->folder, n) != 0 || f->rel[n] != '/' ||
 	    strcmp(f->rel + n + 1, j->path) != 0)
 		return 0;
@@ -301,17 +387,21 @@ static int shipped_match(void *arg, const struct job *j)
 
 /*
  * Recovery of a closed spool at REL (PATH): if a job was recorded for this
- * very file (a crash came between the record and the marker), the marker
- * is put in its place and true returned, so that it is not shipped twice.
- * Lock held.
+ * very file (a crash came between the record and the marker, or the
+ * marker's write was lost), the marker is put in its place and true
+ * returned, so that it is not shipped twice. The spool id identifies the
+ * file: it is random per spool_create, so a new file at the same path
+ * (even on the same inode) never matches an older job. Lock held.
  */
 static bool finish_shipped(struct outbox *ob, const char *rel, const char *path)
 {
 	struct shipped_find f = { .rel = rel };
-	spool_identity(path, f.spool);
-	if (!f.spool[0] || job_each(ob->jobs_dir, shipped_match, &f) != 1)
+	if (spool_peek_id(path, f.spool) != 0)
 		return false;
-	if (marker_write(path, f.id) != 0)
+	legacy_identity(path, f.legacy);
+	if (job_each(ob->jobs_dir, shipped_match, &f) != 1)
+		return false;
+	if (marker_place_path(path, f.id) != 0)
 		return false;
 	log_info("outbox: %s was sealed as %s before a crash: not shipped "
 		 "again",
@@ -324,16 +414,45 @@ static bool finish_shipped(struct outbox *ob, const char *rel, const char *path)
 	return true;
 }
 
-/*
- * Seals the spool at PATH (REL in the outbox) into a blob, records the job,
- * puts the pending marker in its place and hands it to delivery. Lock held.
- */
-static int ship(struct outbox *ob, const char *rel, const char *path,
-		struct spool *sp)
+/* True if REL (in the outbox) is a file under a final name. */
+static bool is_final(const char *rel)
 {
-	struct job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return -ENOMEM;
+	const char *rest;
+	char folder[JOB_FOLDER_MAX];
+	return split_rel(rel, folder, &rest) == 0 && rest[0] &&
+	       !names_in_progress(rest);
+}
+
+/* Removes the record and the sealed blob of a job that was not shipped. */
+static void drop_job(struct outbox *ob, const char *id)
+{
+	char sealed[STATE_PATH_MAX];
+	/* The record first: a blob left by a crash is swept at start. */
+	job_remove(ob->jobs_dir, id);
+	if (snprintf(sealed, sizeof(sealed), "%s/%s.blob", ob->sealed_dir, id) <
+	    (int)sizeof(sealed))
+		unlink(sealed);
+}
+
+/*
+ * The slow half of shipping the closed spool SP (REL in the outbox): seals
+ * it into STATE/sealed/ID.blob, wraps the content key for every recipient
+ * and records the job J (calloc'ed by the caller). Runs without ob->lock:
+ * the caller keeps the file from being changed meanwhile. On failure
+ * nothing is left behind.
+ *
+ * The fsyncs, and why each one is needed:
+ *  - the sealed blob (spool_seal): a record that survives a power loss
+ *    must point at a whole blob, since the marker replaces the spool;
+ *  - the record and its directory (job_save): the record must be on disk
+ *    before the marker can be, else the next start would drop a marker
+ *    that has no job, and the file would be lost.
+ * The marker needs none (see marker_place); the spool was synced by the
+ * close(2) that made it whole (spool_mark_closed).
+ */
+static int seal_job(struct outbox *ob, const char *rel, struct spool *sp,
+		    struct job *j)
+{
 	const char *rest;
 	int rc = split_rel(rel, j->folder, &rest);
 	char names[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
@@ -343,7 +462,6 @@ static int ship(struct outbox *ob, const char *rel, const char *path,
 		log_warn("outbox: %s not shipped: '%s' is not a list of known "
 			 "peers",
 			 rel, j->folder);
-		free(j);
 		return rc;
 	}
 	for (int i = 0; i < j->nrecipients; i++)
@@ -351,60 +469,118 @@ static int ship(struct outbox *ob, const char *rel, const char *path,
 	snprintf(j->path, sizeof(j->path), "%s", rest);
 	j->size = spool_size(sp);
 	j->created = time(NULL);
+	spool_id_hex(sp, j->spool);
 
 	uint8_t key[PKI_AEAD_KEY], id[PKI_BLOB_ID];
 	char sealed[STATE_PATH_MAX];
-	rc = pki_blob_new_key(key, id) ? -EIO : 0;
-	if (rc == 0) {
-		hex_id(id, j->id);
-		rc = snprintf(sealed, sizeof(sealed), "%s/%s.blob",
-			      ob->sealed_dir, j->id) >= (int)sizeof(sealed)
-			     ? -ENAMETOOLONG
-			     : 0;
-	}
+	if (pki_blob_new_key(key, id))
+		return -EIO;
+	hex_id(id, j->id);
+	rc = snprintf(sealed, sizeof(sealed), "%s/%s.blob", ob->sealed_dir,
+		      j->id) >= (int)sizeof(sealed)
+		     ? -ENAMETOOLONG
+		     : 0;
 	if (rc == 0)
 		rc = spool_seal(sp, key, id, sealed, j->sha256);
-	if (rc == 0)
-		spool_identity(path, j->spool);
 	if (rc == 0)
 		rc = wrap_keys(ob, j, key);
 	pki_wipe(key, sizeof(key));
 	if (rc == 0)
 		rc = job_save(ob->jobs_dir, j);
-	if (rc == 0)
-		rc = marker_write(path, j->id);
 	if (rc) {
 		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));
-		unlink(sealed);
-		job_remove(ob->jobs_dir, j->id);
-		free(j);
+		drop_job(ob, j->id);
+	}
+	return rc;
+}
+
+/*
+ * The quick half, under ob->lock: the marker takes the place of SP and
+ * delivery gets J. If the marker cannot be written the job is dropped and
+ * the spool stays, held, until the next start. Lock held.
+ */
+static int commit_job(struct outbox *ob, const char *rel, struct spool *sp,
+		      const struct job *j)
+{
+	int rc = marker_place(sp, j->id);
+	if (rc) {
+		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));
+		drop_job(ob, j->id);
 		return rc;
 	}
 	log_info("outbox: %s sealed as %s (%llu bytes) for %s", rel, j->id,
 		 (unsigned long long)j->size, j->folder);
-	rc = delivery_submit(ob->n->delivery, j);
+	/*
+	 * Recovery runs before delivery exists (see node_start): the record
+	 * just saved is among those delivery_start loads. Otherwise under the
+	 * lock, so an unlink right after finds the job in delivery.
+	 */
+	if (!ob->n->delivery)
+		return 0;
+	return delivery_submit(ob->n->delivery, j);
+}
+
+/*
+ * Ships the closed spool at REL (PATH) if its name is final, all under
+ * the lock: for recovery, which runs before FUSE serves. Lock held.
+ */
+static int ship_closed(struct outbox *ob, const char *rel, const char *path)
+{
+	if (!is_final(rel))
+		return 0;
+	struct spool *sp = NULL;
+	struct job *j = calloc(1, sizeof(*j));
+	int rc = j ? spool_open(path, ob->n->key, &sp) : -ENOMEM;
+	if (rc == 0)
+		rc = seal_job(ob, rel, sp, j);
+	if (rc == 0)
+		rc = commit_job(ob, rel, sp, j);
+	spool_close(sp);
 	free(j);
 	return rc;
 }
 
-/* Ships the closed spool at REL if its name is final. Lock held. */
-static int ship_if_final(struct outbox *ob, const char *rel, const char *path,
-			 struct spool *sp)
+/*
+ * A sealing entry for the closed spool at PATH that nobody has open (a
+ * rename to a final name), or NULL if it cannot be opened. Lock held.
+ */
+static struct open_spool *sealing_entry(struct outbox *ob, const char *path)
 {
-	const char *rest;
-	char folder[JOB_FOLDER_MAX];
-	if (split_rel(rel, folder, &rest) || !rest[0] ||
-	    names_in_progress(rest))
-		return 0;
-	if (sp)
-		return ship(ob, rel, path, sp);
-	struct spool *own = NULL;
-	int rc = spool_open(path, ob->n->key, &own);
-	if (rc)
-		return rc;
-	rc = ship(ob, rel, path, own);
-	spool_close(own);
-	return rc;
+	struct open_spool *os = calloc(1, sizeof(*os));
+	if (!os)
+		return NULL;
+	snprintf(os->path, sizeof(os->path), "%s", path);
+	if (spool_open(path, ob->n->key, &os->sp) != 0) {
+		free(os);
+		return NULL;
+	}
+	os->sealing = true;
+	os->next = ob->open;
+	ob->open = os;
+	return os;
+}
+
+/*
+ * Ships OS, an entry of the open list marked sealing (under the lock, by
+ * the caller), then takes it off the list and wakes whoever waits for its
+ * path. Called WITHOUT the lock: the seal runs beside everything else.
+ */
+static void ship_entry(struct outbox *ob, struct open_spool *os)
+{
+	/* Stable while sealing: renames above it wait (wait_sealed). */
+	const char *rel = os->path + strlen(ob->root) + 1;
+	struct job *j = calloc(1, sizeof(*j));
+	int rc = j ? seal_job(ob, rel, os->sp, j) : -ENOMEM;
+	pthread_mutex_lock(&ob->lock);
+	if (rc == 0)
+		commit_job(ob, rel, os->sp, j);
+	forget_open(ob, os);
+	/* Writes nothing: the spool was flushed, or is a marker now. */
+	spool_close(os->sp);
+	free(os);
+	pthread_cond_broadcast(&ob->sealed);
+	pthread_mutex_unlock(&ob->lock);
+	free(j);
 }
 
 /* Cancels the job of a pending marker at PATH, if it is one. */
@@ -598,6 +774,8 @@ int outbox_unlink(struct outbox *ob, const char *rel)
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
 	pthread_mutex_lock(&ob->lock);
+	/* Once sealed, it is a marker, and removing it cancels the job. */
+	wait_sealed(ob, path, false);
 	struct open_spool *os = find_open(ob, path);
 	if (os)
 		os->unlinked = true;
@@ -637,6 +815,9 @@ int outbox_rename(struct outbox *ob, const char *from, const char *to,
 	char tofolder[JOB_FOLDER_MAX];
 	split_rel(to, tofolder, &rest);
 	pthread_mutex_lock(&ob->lock);
+	/* Neither side (nor a file below a folder that moves) is sealing. */
+	while (sealing_at(ob, src, true) || sealing_at(ob, dst, true))
+		pthread_cond_wait(&ob->sealed, &ob->lock);
 	int rc = ensure_folder(ob, tofolder);
 	struct stat st;
 	if (rc == 0 && lstat(src, &st) != 0)
@@ -659,14 +840,17 @@ int outbox_rename(struct outbox *ob, const char *from, const char *to,
 		if (rc && victim)
 			victim->unlinked = false;
 	}
+	struct open_spool *ship = NULL;
 	if (rc == 0) {
 		follow_rename(ob, src, dst);
 		/* A closed spool renamed to a final name ships now. */
 		if (S_ISREG(st.st_mode) && !find_open(ob, dst) &&
-		    spool_is_spool(dst))
-			ship_if_final(ob, to, dst, NULL);
+		    spool_is_spool(dst) && is_final(to))
+			ship = sealing_entry(ob, dst);
 	}
 	pthread_mutex_unlock(&ob->lock);
+	if (ship)
+		ship_entry(ob, ship);
 	return rc;
 }
 
@@ -684,6 +868,8 @@ int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 	if (parse_folder(ob, folder, NULL, NULL) == -EKEYREVOKED)
 		return -EKEYREVOKED;
 	pthread_mutex_lock(&ob->lock);
+	/* The version being sealed becomes a marker first, then is replaced. */
+	wait_sealed(ob, path, false);
 	rc = ensure_folder(ob, folder);
 	if (rc == 0)
 		cancel_marker(ob, path);
@@ -707,10 +893,16 @@ int outbox_open_file(struct outbox *ob, const char *rel, int flags,
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
 	pthread_mutex_lock(&ob->lock);
+	wait_sealed(ob, path, false);
 	struct open_spool *os = find_open(ob, path);
 	bool spool = os || spool_is_spool(path);
 	if (!spool && access(path, F_OK) != 0) {
-		rc = -ENOENT;
+		/*
+		 * The kernel saw the file a moment ago (a pending file that was
+		 * delivered since, or a cached entry): ESTALE makes it look the
+		 * name up again and retry, so an open with O_CREAT creates it.
+		 */
+		rc = errno == ENOENT ? -ESTALE : -errno;
 	} else if (!spool) {
 		/*
 		 * A pending file: writing it replaces it (the old version is
@@ -787,23 +979,32 @@ int outbox_release(struct outbox *ob, uint64_t fh)
 	struct handle *h = (struct handle *)(uintptr_t)fh;
 	struct open_spool *os = h->os;
 	int rc = 0;
+	bool ship = false;
+	free(h);
 	pthread_mutex_lock(&ob->lock);
 	if (--os->refs == 0) {
-		forget_open(ob, os);
+		/* Synced by the close(2) already: usually nothing to write. */
 		rc = spool_flush(os->sp);
 		/* The handle's name may be stale after a rename: use the path.
 		 */
 		size_t n = strlen(ob->root);
-		if (rc == 0 && !os->unlinked && !os->failed &&
-		    strncmp(os->path, ob->root, n) == 0 && os->path[n] == '/')
-			ship_if_final(ob, os->path + n + 1, os->path, os->sp);
-		int rc2 = spool_close(os->sp);
-		if (rc == 0)
-			rc = rc2;
-		free(os);
+		ship = rc == 0 && !os->unlinked && !os->failed &&
+		       strncmp(os->path, ob->root, n) == 0 &&
+		       os->path[n] == '/' && is_final(os->path + n + 1);
+		if (ship) {
+			os->sealing = true;
+		} else {
+			forget_open(ob, os);
+			int rc2 = spool_close(os->sp);
+			if (rc == 0)
+				rc = rc2;
+			free(os);
+		}
 	}
 	pthread_mutex_unlock(&ob->lock);
-	free(h);
+	/* The seal runs without the lock (see the top of this file). */
+	if (ship)
+		ship_entry(ob, os);
 	return rc;
 }
 
@@ -825,11 +1026,14 @@ int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len)
 	split_rel(rel, folder, &rest);
 	pthread_mutex_lock(&ob->lock);
 	bool open_now = find_open(ob, path) != NULL;
+	bool sealing = sealing_at(ob, path, false);
 	pthread_mutex_unlock(&ob->lock);
 	if (is_dir(path) || !rest[0])
 		return -ENODATA;
 	if (open_now)
 		snprintf(buf, sizeof(buf), "writing");
+	else if (sealing) /* on its way into delivery's queue */
+		snprintf(buf, sizeof(buf), "queued");
 	else if (spool_is_spool(path) && !names_in_progress(rest) &&
 		 !spool_peek_closed(path))
 		snprintf(buf, sizeof(buf),
@@ -911,7 +1115,7 @@ static void recover_dir(struct outbox *ob, const char *rel, int depth)
 			 */
 			if (depth > 0 && spool_peek_closed(cpath) &&
 			    !finish_shipped(ob, child, cpath))
-				ship_if_final(ob, child, cpath, NULL);
+				ship_closed(ob, child, cpath);
 			else if (depth > 0 &&
 				 !names_in_progress(strchr(child, '/') + 1))
 				log_warn(
@@ -923,6 +1127,19 @@ static void recover_dir(struct outbox *ob, const char *rel, int depth)
 			   (j = malloc(sizeof(*j))) != NULL &&
 			   job_load(ob->jobs_dir, id, j) == -ENOENT) {
 			unlink(cpath);
+		} else if (depth > 0 && is_empty_file(cpath)) {
+			/*
+			 * Neither spool nor marker: spool_create was cut
+			 * between creating the file and writing its header,
+			 * so the create never returned and nothing was
+			 * accepted. Listed by readdir but unreadable, it
+			 * could not even be removed through the mount.
+			 */
+			if (unlink(cpath) == 0)
+				log_info("outbox: removed %s: an empty file "
+					 "left "
+					 "by a crash while it was created",
+					 child);
 		}
 		free(j);
 	}
@@ -944,6 +1161,7 @@ int outbox_open(struct node *n, struct outbox **out)
 		return -ENOMEM;
 	ob->n = n;
 	pthread_mutex_init(&ob->lock, NULL);
+	pthread_cond_init(&ob->sealed, NULL);
 	int rc = state_path(n->state, "outbox", ob->root);
 	if (rc == 0)
 		rc = state_path(n->state, "sealed", ob->sealed_dir);
@@ -973,6 +1191,7 @@ void outbox_free(struct outbox *ob)
 		spool_close(os->sp);
 		free(os);
 	}
+	pthread_cond_destroy(&ob->sealed);
 	pthread_mutex_destroy(&ob->lock);
 	free(ob);
 }

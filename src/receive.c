@@ -17,11 +17,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,22 +205,60 @@ static int sender_dir(struct node *n, const char *top, const char *sender,
 }
 
 /*
- * One transfer per sender at a time: a sender whose connection broke may
- * reconnect while our thread for the old one still waits on its timeout,
- * and two writers must never share a part file. The lock is an flock on
- * the sender's incoming folder, released when FD closes.
+ * One transfer per blob at a time: a sender whose connection broke may
+ * reconnect and retry a blob while our thread for the old connection still
+ * waits on its timeout, and two writers must never share a part file
+ * (INCOMING/SENDER/ID.part). Different blobs, even from one sender, have
+ * different part and .done files and go on in parallel.
+ *
+ * The part files being written are kept in a set in memory, by full path:
+ * STATE is locked by one process (state_lock), so the set covers every
+ * writer of these files (also with several nodes in one process, as in the
+ * unit tests), and unlike lock files it leaves nothing behind after a
+ * crash. It holds one path per connection at most, which the server caps.
  */
-static int lock_sender(const char *dir)
+struct busy_blob {
+	char part[STATE_PATH_MAX];
+	struct busy_blob *next;
+};
+
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct busy_blob *busy_list; /* under busy_lock */
+
+/*
+ * Marks the blob with part file PART as being received. 0, -EWOULDBLOCK if
+ * another connection receives it now, -ENOMEM. Undo with unlock_blob(*OUT).
+ */
+static int lock_blob(const char *part, struct busy_blob **out)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	return fd;
+	struct busy_blob *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	snprintf(b->part, sizeof(b->part), "%s", part);
+	pthread_mutex_lock(&busy_lock);
+	for (struct busy_blob *x = busy_list; x; x = x->next)
+		if (strcmp(x->part, b->part) == 0) {
+			pthread_mutex_unlock(&busy_lock);
+			free(b);
+			return -EWOULDBLOCK;
+		}
+	b->next = busy_list;
+	busy_list = b;
+	pthread_mutex_unlock(&busy_lock);
+	*out = b;
+	return 0;
+}
+
+static void unlock_blob(struct busy_blob *b)
+{
+	pthread_mutex_lock(&busy_lock);
+	for (struct busy_blob **bp = &busy_list; *bp; bp = &(*bp)->next)
+		if (*bp == b) {
+			*bp = b->next;
+			break;
+		}
+	pthread_mutex_unlock(&busy_lock);
+	free(b);
 }
 
 static const char *disk_reason(int rc)
@@ -448,7 +486,7 @@ static void prune_done(const char *incoming)
 		closedir(top);
 }
 
-/* The transfer itself, once the request is accepted and the lock held. */
+/* The transfer itself, once the request is accepted and the blob locked. */
 static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 		    struct incoming *in, const char *part)
 {
@@ -558,17 +596,19 @@ int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
 		pki_wipe(in.key, sizeof(in.key));
 		return refuse(n, c, m, disk_reason(rc), false);
 	}
-	int lock = lock_sender(dir);
-	if (lock < 0) {
+	struct busy_blob *lock = NULL;
+	rc = lock_blob(part, &lock);
+	if (rc) {
 		pki_wipe(in.key, sizeof(in.key));
-		return refuse(n, c, m,
-			      lock == -EWOULDBLOCK
-				      ? "another transfer from this sender is "
-					"still in progress"
-				      : disk_reason(lock),
-			      false);
+		return refuse(
+			n, c, m,
+			rc == -EWOULDBLOCK
+				? "another transfer of this blob from this "
+				  "sender is still in progress"
+				: disk_reason(rc),
+			false);
 	}
 	rc = transfer(n, c, m, &in, part);
-	close(lock);
+	unlock_blob(lock);
 	return rc;
 }

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,6 +70,7 @@ struct spool {
 	uint64_t size;
 	bool hdr_dirty; /* size changed since the header was written */
 	bool unsynced;  /* written to since the last fsync */
+	bool replaced;  /* the file is no longer a spool (spool_replace) */
 	uint8_t hdr[SPOOL_HEADER]; /* public: magic, size, id, wrapped key */
 	uint64_t cache_n;          /* index of the cached chunk, or NO_CHUNK */
 	bool cache_dirty;          /* the cached chunk differs from its slot */
@@ -294,12 +296,17 @@ static int flush_locked(struct spool *s)
 {
 	int rc;
 
+	/* The file holds the caller's data now: nothing may be written. */
+	if (s->replaced)
+		return 0;
 	rc = cache_writeback(s);
 	if (rc == 0 && s->hdr_dirty)
 		rc = header_write(s);
 	/*
-	 * close() flushes, release flushes again and the close after the
-	 * seal a third time: only the first has anything to make durable.
+	 * Needed: a close(2) that returned means the file was accepted, and
+	 * it must survive a power loss until it is sealed. close() flushes,
+	 * release flushes again and the close after the seal a third time:
+	 * only the first has anything to make durable.
 	 */
 	if (rc == 0 && s->unsynced) {
 		if (fsync(s->fd) != 0)
@@ -479,23 +486,29 @@ fail:
 	return rc;
 }
 
+/* Reads the first LEN bytes of the header of the spool at PATH. */
+static int read_header(const char *path, uint8_t *hdr, size_t len)
+{
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	int rc = fileio_pread_full(fd, hdr, len, 0, &got);
+	close(fd);
+	if (rc != 0)
+		return rc;
+	if (got != len || memcmp(hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0)
+		return -EBADMSG;
+	return 0;
+}
+
 /* Reads and checks the start of the header: magic and size. */
 static int peek_header(const char *path, uint64_t *size)
 {
 	uint8_t hdr[HDR_SIZE_OFF + 8];
-	size_t got = 0;
-	int fd, rc;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	rc = fileio_pread_full(fd, hdr, sizeof(hdr), 0, &got);
-	close(fd);
+	int rc = read_header(path, hdr, sizeof(hdr));
 	if (rc != 0)
 		return rc;
-	if (got != sizeof(hdr) ||
-	    memcmp(hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0)
-		return -EBADMSG;
 	*size = get_be64(hdr + HDR_SIZE_OFF);
 	if (*size > PKI_BLOB_SIZE_MAX)
 		return -EBADMSG;
@@ -567,7 +580,7 @@ int spool_write(struct spool *s, const void *buf, size_t len, uint64_t off)
 	if (off > PKI_BLOB_SIZE_MAX || len > PKI_BLOB_SIZE_MAX - off)
 		return -EFBIG;
 	pthread_mutex_lock(&s->lock);
-	rc = reopen_locked(s);
+	rc = s->replaced ? -EBADF : reopen_locked(s);
 	while (rc == 0 && done < len) {
 		uint64_t pos = off + done;
 		uint64_t n = pos / PKI_BLOB_CHUNK;
@@ -606,6 +619,10 @@ int spool_truncate(struct spool *s, uint64_t size)
 	if (size > PKI_BLOB_SIZE_MAX)
 		return -EFBIG;
 	pthread_mutex_lock(&s->lock);
+	if (s->replaced) {
+		rc = -EBADF;
+		goto out;
+	}
 	if (size == s->size)
 		goto out;
 	rc = reopen_locked(s);
@@ -672,6 +689,56 @@ int spool_mark_closed(struct spool *s)
 	}
 	if (rc == 0)
 		rc = flush_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static void id_to_hex(const uint8_t id[SPOOL_ID], char hex[SPOOL_ID_HEX])
+{
+	for (int i = 0; i < SPOOL_ID; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+}
+
+void spool_id_hex(struct spool *s, char hex[SPOOL_ID_HEX])
+{
+	id_to_hex(s->id, hex);
+}
+
+int spool_peek_id(const char *path, char hex[SPOOL_ID_HEX])
+{
+	uint8_t hdr[HDR_ID_OFF + SPOOL_ID];
+	int rc = read_header(path, hdr, sizeof(hdr));
+	if (rc != 0)
+		return rc;
+	id_to_hex(hdr + HDR_ID_OFF, hex);
+	return 0;
+}
+
+int spool_replace(struct spool *s, const void *data, size_t len)
+{
+	int rc = 0;
+
+	if (s == NULL || data == NULL || len < HDR_ID_OFF + SPOOL_ID ||
+	    len > SPOOL_HEADER)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	/*
+	 * One small write at offset 0 is the switch: it replaces the magic
+	 * (and the spool id), so from then on the file reads as DATA, and a
+	 * write that never reached the disk leaves the spool whole. The
+	 * truncate only drops the ciphertext behind; a reader stops at DATA.
+	 */
+	if (s->replaced)
+		rc = -EBADF;
+	if (rc == 0)
+		rc = fileio_pwrite_full(s->fd, data, len, 0);
+	if (rc == 0) {
+		s->replaced = true;
+		cache_drop(s);
+		/* Harmless if it fails: the bytes behind are ciphertext. */
+		int t = ftruncate(s->fd, (off_t)len);
+		(void)t;
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -908,6 +975,10 @@ int spool_seal(struct spool *s, const uint8_t key[PKI_AEAD_KEY],
 	pthread_mutex_lock(&s->lock);
 	rc = seal_locked(s, a, id, fd, out, h);
 	pthread_mutex_unlock(&s->lock);
+	/*
+	 * Needed: the job record written next points at this blob, and once
+	 * the marker replaced the spool the blob is the only copy.
+	 */
 	if (rc == 0 && fsync(fd) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && rc == 0)

@@ -84,6 +84,21 @@ int spool_seal(struct spool *s, const uint8_t key[PKI_AEAD_KEY],
 	       const uint8_t id[PKI_BLOB_ID], const char *out_path,
 	       char hash[72]);
 
+/* The spool's random id (fixed when the file is created) in hex. */
+#define SPOOL_ID_HEX 33
+void spool_id_hex(struct spool *s, char hex[SPOOL_ID_HEX]);
+
+/* The id of the spool at PATH, read from its header. 0 or -errno. */
+int spool_peek_id(const char *path, char hex[SPOOL_ID_HEX]);
+
+/*
+ * Turns the file in place into LEN bytes of DATA (at least 32, at most
+ * SPOOL_HEADER): one write over the start of the header, so the file is
+ * either still the whole spool or DATA, also after a crash. Nothing is
+ * synced. The spool then refuses writes; close it. 0 or -errno.
+ */
+int spool_replace(struct spool *s, const void *data, size_t len);
+
 /* Flushes and frees (wiping the key); accepts NULL. Returns flush status. */
 int spool_close(struct spool *s);
 

@@ -58,6 +58,10 @@ int state_write_file(const char *path, const void *data, size_t len,
 	}
 	if (rc == 0 && fchmod(fd, (mode_t)mode) != 0)
 		rc = -errno;
+	/*
+	 * Needed: the rename may reach the disk before the data, and after a
+	 * power loss the name would hold an empty or partial file.
+	 */
 	if (rc == 0 && fsync(fd) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && rc == 0)
@@ -68,6 +72,7 @@ int state_write_file(const char *path, const void *data, size_t len,
 		unlink(tmp);
 		return rc;
 	}
+	/* Needed: until the directory is synced the rename may be lost. */
 	return fileio_sync_parent(path);
 }
 

@@ -137,6 +137,14 @@ static void test_spool_identity(const char *dir)
 	CHECK(text && !strstr(text, "spool="));
 	free(text);
 	CHECK(job_load(dir, j.id, &k) == 0 && k.spool[0] == '\0');
+	/* The spool id of new records: 32 lowercase hex. */
+	snprintf(j.spool, sizeof(j.spool), "0123456789abcdef0123456789abcdef");
+	CHECK(job_save(dir, &j) == 0);
+	CHECK(job_load(dir, j.id, &k) == 0 && strcmp(k.spool, j.spool) == 0);
+	snprintf(j.spool, sizeof(j.spool), "0123456789ABCDEF0123456789abcdef");
+	CHECK(job_save(dir, &j) == -EINVAL);
+	snprintf(j.spool, sizeof(j.spool), "0123456789abcdef0123456789abcde");
+	CHECK(job_save(dir, &j) == -EINVAL);
 	snprintf(j.spool, sizeof(j.spool), "12x4:5");
 	CHECK(job_save(dir, &j) == -EINVAL);
 	snprintf(j.spool, sizeof(j.spool), "1234");

@@ -257,6 +257,58 @@ static void test_closed_mark(void)
 	unlink(path);
 }
 
+/*
+ * The id in the header and spool_replace: the file becomes the given
+ * bytes in place (same inode), writes are refused and close writes
+ * nothing back over them.
+ */
+static void test_id_and_replace(void)
+{
+	struct spool *s = NULL, *t = NULL;
+	char path[512], hex[SPOOL_ID_HEX], peek[SPOOL_ID_HEX],
+		other[SPOOL_ID_HEX];
+	const char marker[] = "SNOOPPD1 0123456789abcdef0123456789abcdef\n";
+	char back[128];
+	struct stat before, after;
+
+	path_in(path, sizeof(path), "replace.spool");
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_write(s, MARKER, sizeof(MARKER), 70000) == 0);
+	CHECK(spool_mark_closed(s) == 0);
+	spool_id_hex(s, hex);
+	CHECK(strlen(hex) == 32);
+	CHECK(spool_peek_id(path, peek) == 0 && strcmp(hex, peek) == 0);
+	CHECK(spool_close(s) == 0);
+	/* Created again at the same path: a new id. */
+	CHECK(spool_create(path, key, &s) == 0);
+	spool_id_hex(s, other);
+	CHECK(strcmp(hex, other) != 0);
+	CHECK(spool_write(s, "abc", 3, 0) == 0);
+	CHECK(spool_mark_closed(s) == 0);
+	CHECK(stat(path, &before) == 0);
+	CHECK(spool_replace(s, "short", 5) == -EINVAL);
+	CHECK(spool_replace(s, marker, sizeof(marker) - 1) == 0);
+	CHECK(spool_write(s, "x", 1, 0) == -EBADF);
+	CHECK(spool_truncate(s, 0) == -EBADF);
+	CHECK(spool_replace(s, marker, sizeof(marker) - 1) == -EBADF);
+	CHECK(spool_flush(s) == 0);
+	CHECK(spool_close(s) == 0);
+	CHECK(stat(path, &after) == 0);
+	CHECK(before.st_ino == after.st_ino);
+	CHECK(after.st_size == (off_t)sizeof(marker) - 1);
+	int fd = open(path, O_RDONLY);
+	CHECK(fd >= 0);
+	ssize_t n = fd >= 0 ? read(fd, back, sizeof(back)) : -1;
+	if (fd >= 0)
+		close(fd);
+	CHECK(n == (ssize_t)sizeof(marker) - 1 &&
+	      memcmp(back, marker, 42) == 0);
+	CHECK(!spool_is_spool(path));
+	CHECK(spool_peek_id(path, peek) == -EBADMSG);
+	CHECK(spool_open(path, key, &t) != 0);
+	unlink(path);
+}
+
 static void test_basics(void)
 {
 	uint8_t buf[256], zero[256] = { 0 };
@@ -589,6 +641,7 @@ int main(void)
 	if (key != NULL && other_key != NULL) {
 		test_basics();
 		test_closed_mark();
+		test_id_and_replace();
 		test_model();
 		test_no_plaintext_and_seal();
 		test_tamper();

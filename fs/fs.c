@@ -35,6 +35,13 @@ struct fs {
 	pthread_t signal_thread;
 	/* loop_done is written by fs_run and read by the signal thread */
 	atomic_bool loop_done;
+	/*
+	 * Every open handle, so that those still open when the loop ends
+	 * (programs may still hold files then; no release comes for them)
+	 * are freed by fs_destroy.
+	 */
+	pthread_mutex_t handles_lock;
+	struct fs_handle *handles;
 };
 
 enum node_kind {
@@ -339,7 +346,35 @@ struct fs_handle {
 	uint64_t backend; /* the backend's handle, if tree */
 	char *data;       /* a certificate's content, fixed at open time */
 	size_t len;
+	struct fs_handle *prev, *next; /* in fs->handles */
 };
+
+/* Hands H to the kernel as FI's handle and tracks it. */
+static void handle_track(struct fs *fs, struct fs_handle *h,
+			 struct fuse_file_info *fi)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+	fi->fh = (uint64_t)(uintptr_t)h;
+}
+
+static void handle_free(struct fs *fs, struct fs_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_lock);
+	free(h->data);
+	free(h);
+}
 
 static struct fs_handle *fs_handle_of(const struct fuse_file_info *fi)
 {
@@ -359,7 +394,7 @@ static int wrap_tree(struct fs *fs, const char *path, int rc, uint64_t bfh,
 	}
 	h->tree = true;
 	h->backend = bfh;
-	fi->fh = (uint64_t)(uintptr_t)h;
+	handle_track(fs, h, fi);
 	return 0;
 }
 
@@ -389,7 +424,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 		free(ob);
 		return rc;
 	}
-	fi->fh = (uint64_t)(uintptr_t)ob;
+	handle_track(fs, ob, fi);
 	/* Certificates can change (renewal); do not trust cached pages. */
 	fi->direct_io = 1;
 	return 0;
@@ -425,8 +460,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 	struct fs *fs = current_fs();
 	struct fs_handle *h = fs_handle_of(fi);
 	int rc = h->tree ? fs->backend->release(fs->ctx, path, h->backend) : 0;
-	free(h->data);
-	free(h);
+	handle_free(fs, h);
 	return rc;
 }
 
@@ -609,7 +643,10 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 static void fs_destroy(void *private_data)
 {
 	struct fs *fs = private_data;
+	/* Drops the backend's side of the handles still open, too. */
 	fs->backend->shutdown(fs->ctx);
+	while (fs->handles)
+		handle_free(fs, fs->handles);
 }
 
 static const struct fuse_operations fs_ops = {
@@ -698,6 +735,7 @@ int fs_mount(const char *mountpoint, const char *options,
 		*why = "out of memory";
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&fs->handles_lock, NULL);
 	fs->backend = backend;
 	fs->ctx = ctx;
 	fs->mount_time = time(NULL);
@@ -726,6 +764,7 @@ int fs_mount(const char *mountpoint, const char *options,
 	fuse_opt_free_args(&args);
 	if (!fs->fuse) {
 		*why = "FUSE refused the options (see the message above)";
+		pthread_mutex_destroy(&fs->handles_lock);
 		free(fs);
 		return -EINVAL;
 	}
@@ -733,6 +772,7 @@ int fs_mount(const char *mountpoint, const char *options,
 		*why = "the kernel refused the mount (is /dev/fuse usable and "
 		       "the directory not already mounted?)";
 		fuse_destroy(fs->fuse);
+		pthread_mutex_destroy(&fs->handles_lock);
 		free(fs);
 		return -EIO;
 	}
@@ -800,5 +840,6 @@ void fs_free(struct fs *fs)
 	if (fs->mounted)
 		fuse_unmount(fs->fuse);
 	fuse_destroy(fs->fuse);
+	pthread_mutex_destroy(&fs->handles_lock);
 	free(fs);
 }

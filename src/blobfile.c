@@ -27,6 +27,7 @@
 #include "pki/key.h"
 #include "pki/rand.h"
 #include "src/blobfile.h"
+#include "src/chunkstore.h"
 #include "src/fileio.h"
 
 #define BLOBFILE_MAGIC     "SNOOPIN1"
@@ -34,11 +35,8 @@
 /* Magic and the u32 header length. */
 #define BLOBFILE_PREFIX (BLOBFILE_MAGIC_LEN + 4)
 #define BLOB_METHOD     "post/blob"
-/* Longest path the parent-directory walk copies. */
 /* cache_n when no chunk is cached. */
 #define NO_CHUNK UINT64_MAX
-/* Chunks between two writeback hints of the writer (src/fileio.h). */
-#define WRITER_STEP_CHUNKS (FILEIO_WRITEBACK_STEP / PKI_BLOB_CHUNK)
 
 /*
  * LOCK protects the cache, the scratch buffer and the aead context (which
@@ -65,8 +63,10 @@ struct blobfile_writer {
 	char declared[72];      /* the header's signed "sha256", or "" */
 	uint64_t data_off;
 	uint64_t next; /* the chunk put() accepts next */
-	uint8_t *pt;   /* scratch for checking a chunk; wiped after each use */
-	uint8_t *buf;  /* scratch for re-reading stored chunks on resume */
+	/* Writes and hashes the chunks on a helper thread (big blobs). */
+	struct chunk_store *store;
+	uint8_t *pt;  /* scratch for checking a chunk; wiped after each use */
+	uint8_t *buf; /* scratch for re-reading stored chunks on resume */
 };
 
 /* ---- shared helpers ---- */
@@ -409,6 +409,8 @@ void blobfile_close(struct blobfile *b)
 
 static void writer_free(struct blobfile_writer *w)
 {
+	if (w->store != NULL)
+		chunk_store_finish(w->store);
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->pt != NULL)
@@ -596,6 +598,11 @@ int blobfile_writer_open(const char *part_path, const void *header,
 		writer_free(w);
 		return rc;
 	}
+	/* If no helper can start, put() writes each chunk itself. */
+	if (w->info.chunks - w->next >= CHUNK_STORE_MIN &&
+	    chunk_store_start(w->fd, w->data_off, w->sha, w->next, &w->store) !=
+		    0)
+		w->store = NULL;
 	*have = w->next;
 	*out = w;
 	return 0;
@@ -615,23 +622,24 @@ int blobfile_writer_put(struct blobfile_writer *w, uint64_t n,
 		return rc;
 	/*
 	 * At its fixed offset, so a put retried after a failed write
-	 * overwrites the partial chunk instead of appending after it.
+	 * overwrites the partial chunk instead of appending after it. The
+	 * helper's errors show at a later put() or at commit.
 	 */
-	rc = fileio_pwrite_full(w->fd, sealed, len,
-				w->data_off + pki_blob_chunk_offset(n));
-	if (rc != 0)
-		return rc;
-	rc = pki_to_errno(pki_sha256_update(w->sha, sealed, len));
+	if (w->store != NULL) {
+		uint8_t *slot = NULL;
+
+		rc = chunk_store_slot(w->store, &slot);
+		if (rc == 0) {
+			memcpy(slot, sealed, len);
+			rc = chunk_store_put(w->store, len);
+		}
+	} else {
+		rc = chunk_store_one(w->fd, w->data_off, w->sha, sealed, len,
+				     n);
+	}
 	if (rc != 0)
 		return rc;
 	w->next++;
-	/* Overlap the disk with the next chunks (src/fileio.h). */
-	if (w->next % WRITER_STEP_CHUNKS == 0)
-		fileio_start_writeback(
-			w->fd,
-			w->data_off + pki_blob_chunk_offset(w->next -
-							    WRITER_STEP_CHUNKS),
-			(uint64_t)WRITER_STEP_CHUNKS * PKI_BLOB_SEALED_CHUNK);
 	return 0;
 }
 
@@ -647,6 +655,13 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
 	if (final_path == NULL || hash == NULL) {
 		rc = -EINVAL;
 		goto out;
+	}
+	/* Every chunk put() took is written and hashed before it counts. */
+	if (w->store != NULL) {
+		rc = chunk_store_finish(w->store);
+		w->store = NULL;
+		if (rc != 0)
+			goto out;
 	}
 	if (w->next != w->info.chunks) {
 		rc = -EPROTO;

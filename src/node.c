@@ -99,6 +99,13 @@ static void load_crl(struct node *n)
 	pki_crl_free(crl);
 }
 
+static int open_replay(struct node *n, struct replay **out)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_path(n->state, "replay.db", path);
+	return rc ? rc : replay_open(path, time(NULL), out);
+}
+
 int node_load(const char *state, struct node **out, const char **why)
 {
 	struct node *n = calloc(1, sizeof(*n));
@@ -151,13 +158,18 @@ int node_load(const char *state, struct node **out, const char **why)
 		*why = "out of memory";
 		goto fail;
 	}
-	rc = state_path(state, "replay.db", path);
-	if (rc == 0)
-		rc = replay_open(path, time(NULL), &n->replay);
+	/*
+	 * Checked now, so that a bad store fails the mount before it forks
+	 * into the background, then closed: a SQLite connection must not
+	 * cross a fork (see registry.c). node_start opens the daemon's own.
+	 */
+	rc = open_replay(n, &n->replay);
 	if (rc) {
 		*why = "cannot open the replay store (replay.db)";
 		goto fail;
 	}
+	replay_free(n->replay);
+	n->replay = NULL;
 	if (n->cfg.is_ca) {
 		rc = ca_open(state, n->cfg.node_days, &n->ca, why);
 		if (rc)
@@ -230,6 +242,10 @@ static void *refresher_main(void *arg)
 
 int node_start(struct node *n)
 {
+	if (open_replay(n, &n->replay) != 0) {
+		log_error("cannot open the replay store (replay.db)");
+		return -EIO;
+	}
 	struct net_server_opts opts = { 0 };
 	int rc = net_server_start(n->listen_fd, &opts, service_handle, n,
 				  &n->server);

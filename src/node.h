@@ -44,7 +44,8 @@ struct node {
 	struct net_server *server;
 	struct delivery *delivery;   /* ships sealed outbox files */
 	struct outbox *outbox;       /* the outbox/ tree (FUSE side) */
-	struct replay *replay;       /* message ids seen (replay.db) */
+	struct replay *replay;       /* message ids seen (replay.db);
+					opened by node_start */
 	struct transport *transport; /* TLS contexts and connection caps */
 	int listen_fd;
 

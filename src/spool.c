@@ -29,6 +29,7 @@
 #include "pki/err.h"
 #include "pki/key.h"
 #include "pki/rand.h"
+#include "src/chunkstore.h"
 #include "src/fileio.h"
 #include "src/spool.h"
 
@@ -59,7 +60,7 @@
  * LOCK protects every field below it, including the cache and the aead
  * context (which is not thread-safe): FUSE may run a read and a write on
  * one open file at the same time. No other lock is ever taken while it is
- * held, except a seal pipeline's own (struct seal_pipe), which is
+ * held, except a seal's chunk store (src/chunkstore.c), which is
  * innermost.
  */
 struct spool {
@@ -788,135 +789,40 @@ static int seal_one(struct spool *s, struct pki_aead *a,
 	return 0;
 }
 
-/* Writes sealed chunk N (LEN bytes at OUT) into FD and hashes it. */
-static int store_one(int fd, struct pki_sha256 *h, const uint8_t *out,
-		     size_t len, uint64_t n)
-{
-	int rc = fileio_pwrite_full(fd, out, len, pki_blob_chunk_offset(n));
-	if (rc != 0)
-		return rc;
-	rc = pki_sha256_update(h, out, len);
-	if (rc != 0)
-		return pki_to_errno(rc);
-	if ((n + 1) % SPOOL_STEP_CHUNKS == 0)
-		fileio_start_writeback(
-			fd, pki_blob_chunk_offset(n + 1 - SPOOL_STEP_CHUNKS),
-			(uint64_t)SPOOL_STEP_CHUNKS * PKI_BLOB_SEALED_CHUNK);
-	return 0;
-}
-
 /*
  * The seal of a big file runs on two threads: the caller decrypts each
  * slot and seals the chunk (AES-GCM twice), a helper thread writes it and
- * hashes it (SHA-256 and the page-cache copy). Profiles of a 256 MiB seal
- * showed the two halves about equal, and the seal is alone on the
- * critical path between close(2) and the first byte sent, so on two cores
- * it takes a little over half the time. Two buffers are enough: each
- * side's work per chunk is about the same.
+ * hashes it (SHA-256 and the page-cache copy; src/chunkstore.h). Profiles
+ * of a 256 MiB seal showed the two halves about equal, and the seal is
+ * alone on the critical path between close(2) and the first byte sent, so
+ * on two cores it takes a little over half the time.
+ *
+ * SEAL_NOT_STARTED if the helper could not start (nothing touched), else 0
+ * or -errno.
  */
-#define SEAL_PIPE_MIN    16 /* chunks (1 MiB): below this, one thread */
 #define SEAL_NOT_STARTED 1
 
-struct seal_pipe {
-	pthread_mutex_t lock; /* protects full and rc; innermost lock */
-	pthread_cond_t cond;
-	uint8_t *buf[2];
-	size_t len[2];
-	bool full[2];
-	bool ended; /* the sealing side stops filling (done or failed) */
-	int rc;     /* the first error of either side */
-	int fd;
-	struct pki_sha256 *h;
-	uint64_t chunks;
-};
-
-static void *seal_writer(void *arg)
-{
-	struct seal_pipe *p = arg;
-
-	for (uint64_t n = 0; n < p->chunks; n++) {
-		int k = (int)(n % 2), rc;
-
-		pthread_mutex_lock(&p->lock);
-		while (!p->full[k] && !p->ended && p->rc == 0)
-			pthread_cond_wait(&p->cond, &p->lock);
-		bool go = p->full[k] && p->rc == 0;
-		pthread_mutex_unlock(&p->lock);
-		if (!go)
-			break;
-		rc = store_one(p->fd, p->h, p->buf[k], p->len[k], n);
-		pthread_mutex_lock(&p->lock);
-		p->full[k] = false;
-		if (rc != 0 && p->rc == 0)
-			p->rc = rc;
-		pthread_cond_broadcast(&p->cond);
-		pthread_mutex_unlock(&p->lock);
-		if (rc != 0)
-			break;
-	}
-	return NULL;
-}
-
-/*
- * seal_locked on two threads. SEAL_NOT_STARTED if it could not start (and
- * has touched nothing), else 0 or -errno.
- */
 static int seal_pipelined(struct spool *s, struct pki_aead *a,
 			  const uint8_t id[PKI_BLOB_ID], int fd,
 			  struct pki_sha256 *h, uint64_t chunks)
 {
-	struct seal_pipe p = { .fd = fd, .h = h, .chunks = chunks };
-	pthread_t writer;
+	struct chunk_store *cs = NULL;
 	int rc = 0;
 
-	p.buf[0] = malloc(PKI_BLOB_SEALED_CHUNK);
-	p.buf[1] = malloc(PKI_BLOB_SEALED_CHUNK);
-	if (p.buf[0] == NULL || p.buf[1] == NULL) {
-		free(p.buf[0]);
-		free(p.buf[1]);
+	if (chunk_store_start(fd, 0, h, 0, &cs) != 0)
 		return SEAL_NOT_STARTED;
-	}
-	pthread_mutex_init(&p.lock, NULL);
-	pthread_cond_init(&p.cond, NULL);
-	if (pthread_create(&writer, NULL, seal_writer, &p) != 0) {
-		rc = SEAL_NOT_STARTED;
-		goto out;
-	}
 	for (uint64_t n = 0; n < chunks && rc == 0; n++) {
-		int k = (int)(n % 2);
+		uint8_t *buf = NULL;
 		size_t len = 0;
 
-		pthread_mutex_lock(&p.lock);
-		while (p.full[k] && p.rc == 0)
-			pthread_cond_wait(&p.cond, &p.lock);
-		rc = p.rc;
-		pthread_mutex_unlock(&p.lock);
-		if (rc != 0)
-			break;
-		rc = seal_one(s, a, id, n, chunks, p.buf[k], &len);
-		pthread_mutex_lock(&p.lock);
-		if (rc == 0) {
-			p.len[k] = len;
-			p.full[k] = true;
-		} else if (p.rc == 0) {
-			p.rc = rc;
-		}
-		pthread_cond_broadcast(&p.cond);
-		pthread_mutex_unlock(&p.lock);
+		rc = chunk_store_slot(cs, &buf);
+		if (rc == 0)
+			rc = seal_one(s, a, id, n, chunks, buf, &len);
+		if (rc == 0)
+			rc = chunk_store_put(cs, len);
 	}
-	pthread_mutex_lock(&p.lock);
-	p.ended = true;
-	pthread_cond_broadcast(&p.cond);
-	pthread_mutex_unlock(&p.lock);
-	pthread_join(writer, NULL);
-	rc = p.rc;
-out:
-	pthread_cond_destroy(&p.cond);
-	pthread_mutex_destroy(&p.lock);
-	/* Sealed chunks are ciphertext: nothing secret to wipe. */
-	free(p.buf[0]);
-	free(p.buf[1]);
-	return rc;
+	int stored = chunk_store_finish(cs);
+	return rc != 0 ? rc : stored;
 }
 
 /* Seals every chunk of S into FD; the caller holds the lock. */
@@ -927,7 +833,7 @@ static int seal_locked(struct spool *s, struct pki_aead *a,
 	uint64_t chunks = pki_blob_chunks(s->size), n;
 	int rc;
 
-	if (chunks >= SEAL_PIPE_MIN) {
+	if (chunks >= CHUNK_STORE_MIN) {
 		rc = seal_pipelined(s, a, id, fd, h, chunks);
 		if (rc != SEAL_NOT_STARTED)
 			return rc;
@@ -937,7 +843,7 @@ static int seal_locked(struct spool *s, struct pki_aead *a,
 
 		rc = seal_one(s, a, id, n, chunks, out, &len);
 		if (rc == 0)
-			rc = store_one(fd, h, out, len, n);
+			rc = chunk_store_one(fd, 0, h, out, len, n);
 		if (rc != 0)
 			return rc;
 	}

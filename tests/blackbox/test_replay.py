@@ -12,6 +12,7 @@ client side, a fake receiver answers a node's post/blob with a receipt dated
 import datetime
 import os
 import socket
+import sqlite3
 import threading
 
 import pytest
@@ -161,6 +162,29 @@ def test_replay_refused_after_remount(net, client):
     alice.unmount()
     alice.mount()
     assert_refused(send(alice.addr, req.body), "replayed message")
+    assert_serves(net, client, alice.addr)
+
+
+def test_replay_record_survives_another_reader(net, client):
+    """An operator looking into replay.db (sqlite3 opens and closes it)
+    must not take the running daemon's record away: what the daemon
+    accepted before and after the look is still refused after a remount.
+    (The daemon opens its store after it forks: SQLite connections must not
+    cross a fork, their locks stay behind.)"""
+    alice = net.nodes["alice"]
+    before = w.build("get/crt", "", client.name, key=client.key)
+    assert send(alice.addr, before).status == "ok"
+    db = sqlite3.connect(str(alice.state / "replay.db"))
+    try:
+        assert db.execute("SELECT count(*) FROM seen").fetchone()[0] >= 1
+    finally:
+        db.close()
+    after = w.build("get/crt", "", client.name, key=client.key)
+    assert send(alice.addr, after).status == "ok"
+    alice.unmount()
+    alice.mount()
+    assert_refused(send(alice.addr, before.body), "replayed message")
+    assert_refused(send(alice.addr, after.body), "replayed message")
     assert_serves(net, client, alice.addr)
 
 

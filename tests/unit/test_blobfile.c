@@ -29,6 +29,7 @@
 #include "pki/key.h"
 #include "pki/rand.h"
 #include "src/blobfile.h"
+#include "src/chunkstore.h"
 #include "tests/unit/check.h"
 
 #define CHUNK ((uint64_t)PKI_BLOB_CHUNK)
@@ -220,6 +221,47 @@ static bool read_back(const char *path, const struct blob *b)
 	blobfile_close(f);
 	free(buf);
 	return ok;
+}
+
+/*
+ * A blob of CHUNK_STORE_MIN chunks or more is written by a helper thread
+ * (src/chunkstore.c): round trip, an abort after 23 chunks keeps all 23
+ * (what was handed over is still written) and the resume finishes it.
+ */
+static void test_big_blob_helper(void)
+{
+	struct blob b;
+	struct blobfile_writer *w = NULL;
+	char part[512], final[512], hash[72];
+	uint64_t have = 99;
+
+	path_in(part, sizeof(part), "parts/alice/big.part");
+	path_in(final, sizeof(final), "inbox/alice/big.bin");
+	CHECK(blob_make(&b, 41 * CHUNK + 321, "bob", bob));
+	CHECK(b.info.chunks == 42 && b.info.chunks >= CHUNK_STORE_MIN);
+
+	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
+				   &w, &have) == 0);
+	CHECK(have == 0);
+	CHECK(put_range(w, &b, 0, b.info.chunks));
+	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(strcmp(hash, b.hash) == 0);
+	CHECK(read_back(final, &b));
+
+	w = NULL;
+	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
+				   &w, &have) == 0);
+	CHECK(put_range(w, &b, 0, 23));
+	blobfile_writer_abort(w, false);
+	w = NULL;
+	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
+				   &w, &have) == 0);
+	CHECK(have == 23);
+	CHECK(put_range(w, &b, 23, b.info.chunks));
+	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(strcmp(hash, b.hash) == 0);
+	CHECK(read_back(final, &b));
+	blob_free(&b);
 }
 
 static void test_roundtrip_and_resume(void)
@@ -548,6 +590,7 @@ int main(void)
 	CHECK(pki_key_generate(2048, &carol) == 0);
 	if (alice != NULL && bob != NULL && carol != NULL) {
 		test_roundtrip_and_resume();
+		test_big_blob_helper();
 		test_refusals();
 		test_wrong_recipient();
 		test_empty_and_garbage();

@@ -397,18 +397,57 @@ static bool contains(const uint8_t *hay, size_t len, const char *needle)
 	return memmem(hay, len, needle, strlen(needle)) != NULL;
 }
 
+/*
+ * SEALED (from spool_seal with BKEY and ID, hash HASH) holds MODEL's SIZE
+ * bytes: every chunk opens with the blob format's own function, the hash
+ * is over exactly the sealed chunks, and the file is 0600.
+ */
+static void check_sealed(const char *sealed, const uint8_t bkey[PKI_AEAD_KEY],
+			 const uint8_t id[PKI_BLOB_ID], const uint8_t *model,
+			 uint64_t size, const char *hash)
+{
+	uint64_t n, chunks = pki_blob_chunks(size);
+	struct pki_sha256 *h = NULL;
+	struct pki_aead *a = NULL;
+	uint8_t *pt = malloc(PKI_BLOB_CHUNK);
+	size_t rawlen = 0;
+	uint8_t *raw = slurp(sealed, &rawlen);
+	char want[72];
+	bool ok = true;
+	struct stat st;
+
+	CHECK(raw != NULL && rawlen == pki_blob_sealed_size(size));
+	CHECK(pki_aead_new(bkey, &a) == 0);
+	for (n = 0; raw != NULL && a != NULL && n < chunks; n++) {
+		size_t len = pki_blob_chunk_len(size, n);
+
+		if (pki_blob_open_chunk(a, id, n, n == chunks - 1,
+					raw + pki_blob_chunk_offset(n),
+					len + PKI_AEAD_TAG, pt) != 0 ||
+		    memcmp(pt, model + n * CHUNK, len) != 0)
+			ok = false;
+	}
+	CHECK(ok);
+	CHECK(pki_sha256_new(&h) == 0);
+	CHECK(pki_sha256_update(h, raw, rawlen) == 0);
+	CHECK(pki_sha256_final(h, want) == 0);
+	CHECK(strcmp(hash, want) == 0 && strncmp(hash, "sha256:", 7) == 0);
+	CHECK(stat(sealed, &st) == 0 && (st.st_mode & 0777) == 0600);
+	pki_aead_free(a);
+	free(raw);
+	free(pt);
+}
+
 static void test_no_plaintext_and_seal(void)
 {
 	const uint64_t size = 3 * CHUNK + 777;
 	uint8_t *model = calloc(1, (size_t)size);
 	uint8_t bkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
-	struct pki_sha256 *h = NULL;
 	struct pki_aead *a = NULL;
 	struct spool *s = NULL;
-	char path[512], sealed[512], hash[72], want[72];
+	char path[512], sealed[512], hash[72];
 	uint8_t *raw, *pt = malloc(PKI_BLOB_CHUNK);
 	size_t rawlen = 0, pos;
-	uint64_t n, chunks = pki_blob_chunks(size);
 	bool ok = true;
 
 	path_in(path, sizeof(path), "marker.spool");
@@ -437,30 +476,10 @@ static void test_no_plaintext_and_seal(void)
 	CHECK(pki_blob_new_key(bkey, id) == 0);
 	CHECK(spool_seal(s, bkey, id, sealed, hash) == 0);
 	raw = slurp(sealed, &rawlen);
-	CHECK(raw != NULL && rawlen == pki_blob_sealed_size(size));
 	CHECK(raw != NULL && !contains(raw, rawlen, MARKER));
-	CHECK(pki_aead_new(bkey, &a) == 0);
-	for (n = 0; raw != NULL && n < chunks; n++) {
-		size_t len = pki_blob_chunk_len(size, n);
-
-		if (pki_blob_open_chunk(a, id, n, n == chunks - 1,
-					raw + pki_blob_chunk_offset(n),
-					len + PKI_AEAD_TAG, pt) != 0 ||
-		    memcmp(pt, model + n * CHUNK, len) != 0)
-			ok = false;
-	}
-	CHECK(ok);
-	/* The hash is over exactly the sealed chunks. */
-	CHECK(pki_sha256_new(&h) == 0);
-	CHECK(pki_sha256_update(h, raw, rawlen) == 0);
-	CHECK(pki_sha256_final(h, want) == 0);
-	CHECK(strcmp(hash, want) == 0 && strncmp(hash, "sha256:", 7) == 0);
-	{
-		struct stat st;
-
-		CHECK(stat(sealed, &st) == 0 && (st.st_mode & 0777) == 0600);
-	}
 	free(raw);
+	check_sealed(sealed, bkey, id, model, size, hash);
+	CHECK(pki_aead_new(bkey, &a) == 0);
 	/* The spool itself is untouched by sealing. */
 	CHECK(matches(s, model, size));
 	CHECK(spool_close(s) == 0);
@@ -480,6 +499,47 @@ static void test_no_plaintext_and_seal(void)
 	pki_aead_free(a);
 	free(pt);
 	free(model);
+}
+
+/*
+ * Files of 16 chunks and more are sealed on two threads through a ring of
+ * buffers (spool.c): sizes at the threshold, across several turns of the
+ * ring and ending mid-chunk all seal into exactly the blob format.
+ */
+static void test_seal_pipelined(void)
+{
+	static const uint64_t sizes[] = { 16 * CHUNK, 16 * CHUNK + 1,
+					  41 * CHUNK + 123, 64 * CHUNK };
+	char path[512], sealed[512], hash[72];
+	uint8_t bkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
+
+	path_in(path, sizeof(path), "pipe.spool");
+	path_in(sealed, sizeof(sealed), "pipe.sealed");
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint64_t size = sizes[i];
+		uint8_t *model = malloc((size_t)size);
+		struct spool *s = NULL;
+		bool ok = true;
+
+		CHECK(model != NULL && pki_rand_bytes(model, size) == 0);
+		CHECK(spool_create(path, key, &s) == 0);
+		for (uint64_t pos = 0; s != NULL && pos < size;
+		     pos += 256 * 1024) {
+			size_t k = size - pos < 256 * 1024
+					   ? (size_t)(size - pos)
+					   : 256 * 1024;
+
+			if (spool_write(s, model + pos, k, pos) != 0)
+				ok = false;
+		}
+		CHECK(ok);
+		CHECK(pki_blob_new_key(bkey, id) == 0);
+		CHECK(spool_seal(s, bkey, id, sealed, hash) == 0);
+		check_sealed(sealed, bkey, id, model, size, hash);
+		CHECK(spool_close(s) == 0);
+		unlink(sealed);
+		free(model);
+	}
 }
 
 /* Flips one byte of the file at OFF. */
@@ -644,6 +704,7 @@ int main(void)
 		test_id_and_replace();
 		test_model();
 		test_no_plaintext_and_seal();
+		test_seal_pipelined();
 		test_tamper();
 		test_concurrent();
 	}

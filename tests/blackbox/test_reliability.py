@@ -10,9 +10,11 @@ normal and on the ASan+UBSan build.
 * test_kill_storm_exactly_once: 20 random kill -9 of the sender or the
   receiver while 48 files (0 B to 3 MiB) are written into outbox/bob; every
   accepted file (close() succeeded) arrives exactly once (each is consumed
-  with rm and must not come back once the queues drained), byte-identical,
-  nothing else arrives and no partial file is ever visible in the inbox;
-  nothing is left in STATE (jobs, sealed blobs, part files).
+  with rm and must not come back once the queues drained; a file written
+  again after a close() that the kill cut may arrive once more per such
+  close(), see Storm), byte-identical, nothing else arrives and no partial
+  file is ever visible in the inbox; nothing is left in STATE (jobs, sealed
+  blobs, part files).
 * Windows the storm hits only by chance, each pinned by freezing (SIGSTOP)
   or killing a daemon at the right moment:
   test_sender_killed_after_receiver_committed (receipt lost after commit),
@@ -93,10 +95,10 @@ class Storm:
     write that fails (alice was killed) is written again, with the same
     content, once alice is back. If it was close() that failed, the earlier
     attempt may have made it too (see _write_one): such a file may arrive
-    once per failed close() more, never more than that. The consumer reads each file that shows up
-    in bob's inbox/alice, checks it against what was written and removes it
-    (consumes it), so a second delivery of the same file shows up again and
-    is counted.
+    once more per failed close(), never more than that. The consumer reads
+    each file that shows up in bob's inbox/alice, checks it against what was
+    written and removes it (consumes it), so a second delivery of the same
+    file shows up again and is counted.
     """
 
     def __init__(self, alice, bob, rng):

@@ -224,6 +224,24 @@ static bool read_back(const char *path, const struct blob *b)
 }
 
 /*
+ * Receives B whole into PART and commits it to FINAL: true if every step
+ * worked, the receipt hash is B's and FINAL reads back as B.
+ */
+static bool receive_whole(const char *part, const char *final,
+			  const struct blob *b)
+{
+	struct blobfile_writer *w = NULL;
+	uint64_t have = 99;
+	char hash[72];
+
+	return blobfile_writer_open(part, b->header, b->header_len, &b->info,
+				    b->key, &w, &have) == 0 &&
+	       have == 0 && put_range(w, b, 0, b->info.chunks) &&
+	       blobfile_writer_commit(w, final, hash) == 0 &&
+	       strcmp(hash, b->hash) == 0 && read_back(final, b);
+}
+
+/*
  * A blob of CHUNK_STORE_MIN chunks or more is written by a helper thread
  * (src/chunkstore.c): round trip, an abort after 23 chunks keeps all 23
  * (what was handed over is still written) and the resume finishes it.
@@ -239,16 +257,8 @@ static void test_big_blob_helper(void)
 	path_in(final, sizeof(final), "inbox/alice/big.bin");
 	CHECK(blob_make(&b, 41 * CHUNK + 321, "bob", bob));
 	CHECK(b.info.chunks == 42 && b.info.chunks >= CHUNK_STORE_MIN);
+	CHECK(receive_whole(part, final, &b));
 
-	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
-				   &w, &have) == 0);
-	CHECK(have == 0);
-	CHECK(put_range(w, &b, 0, b.info.chunks));
-	CHECK(blobfile_writer_commit(w, final, hash) == 0);
-	CHECK(strcmp(hash, b.hash) == 0);
-	CHECK(read_back(final, &b));
-
-	w = NULL;
 	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
 				   &w, &have) == 0);
 	CHECK(put_range(w, &b, 0, 23));
@@ -536,18 +546,14 @@ static void test_big_header(void)
 {
 	struct blob b;
 	struct blobfile_writer *w = NULL;
-	char part[512], final[512], hash[72];
+	char part[512], final[512];
 	uint64_t have = 0;
 
 	path_in(part, sizeof(part), "parts/big.part");
 	path_in(final, sizeof(final), "inbox/alice/big");
 	CHECK(blob_make_pad(&b, CHUNK + 5, "bob", bob, 100 * 1024));
 	CHECK(b.header_len > 100 * 1024);
-	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
-				   &w, &have) == 0);
-	CHECK(put_range(w, &b, 0, b.info.chunks));
-	CHECK(blobfile_writer_commit(w, final, hash) == 0);
-	CHECK(read_back(final, &b));
+	CHECK(receive_whole(part, final, &b));
 	unlink(final);
 	blob_free(&b);
 

@@ -567,11 +567,18 @@ def dead_addr():
     return "127.0.0.1:%d" % free_port()
 
 
-def build_ca_and_alice(c):
-    """A cluster of the CA and alice, each knowing the other."""
-    c.init_ca("ca")
-    c.add_node("alice")
-    c.wait_all_know_all()
+def build_ca_and(*names):
+    """A BUILD for module_cluster: the CA "ca" and the nodes NAMES, all
+    knowing each other."""
+    def build(c):
+        c.init_ca("ca")
+        for name in names:
+            c.add_node(name)
+        c.wait_all_know_all()
+    return build
+
+
+build_ca_and_alice = build_ca_and("alice")
 
 
 def module_cluster(tmp_path_factory, snoopfs_bin, label, build):

@@ -19,9 +19,10 @@ import time
 import pytest
 
 from snoopnodes import (BIG_TIMEOUT, DELIVERY_TIMEOUT, STATE_XATTR, InboxWatcher,
-                        bounded, files_containing, is_temp_name, make_tree,
-                        module_cluster, run_tool, sha256_bytes,
-                        wait_delivered, wait_outbox_gone, wait_until)
+                        bounded, build_ca_and, files_containing,
+                        is_temp_name, make_tree, module_cluster, run_tool,
+                        sha256_bytes, wait_delivered, wait_outbox_gone,
+                        wait_until)
 
 PEERS = ("ca", "bob", "carol", "dave")
 # What getxattr user.snoopfs.state may say for one recipient that is down.
@@ -30,11 +31,7 @@ PENDING_STATE = r"(queued|sending ([0-9]|[1-9][0-9]|100)%|failed: .+)"
 READ_ONLY_ERRNOS = (errno.EACCES, errno.EROFS, errno.EPERM)
 
 
-def build(c):
-    c.init_ca("ca")
-    for name in ("alice", "bob", "carol", "dave"):
-        c.add_node(name)
-    c.wait_all_know_all()
+build = build_ca_and("alice", "bob", "carol", "dave")
 
 
 def remove_big_files(base, limit=64 << 20):

@@ -22,17 +22,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 
 import snoopwire as w
-from snoopnodes import (DELIVERY_TIMEOUT, free_port, module_cluster,
-                        sha256_bytes, tree_files, wait_delivered, wait_until)
+from snoopnodes import (DELIVERY_TIMEOUT, build_ca_and, free_port,
+                        module_cluster, sha256_bytes, tree_files,
+                        wait_delivered, wait_until)
 
 SENDER = "raw-sender"
 HOSTILE_TIMEOUT = 15      # seconds a refusal may take
 
 
-def build(c):
-    c.init_ca("ca")
-    c.add_node("bob")
-    c.wait_all_know_all()
+build = build_ca_and("bob")
 
 
 @pytest.fixture(scope="module")

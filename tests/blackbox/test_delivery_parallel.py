@@ -24,19 +24,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import snoopwire as w
-from snoopnodes import (DELIVERY_TIMEOUT, free_port, module_cluster, run_tool,
-                        sha256_bytes, wait_delivered, wait_outbox_gone,
-                        wait_until)
+from snoopnodes import (DELIVERY_TIMEOUT, build_ca_and, free_port,
+                        module_cluster, run_tool, sha256_bytes,
+                        wait_delivered, wait_outbox_gone, wait_until)
 
 PEER_INFLIGHT_MAX = 4   # src/delivery.c
 SENDER = "par-sender"
 
 
-def build(c):
-    c.init_ca("ca")
-    c.add_node("alice")
-    c.add_node("bob")
-    c.wait_all_know_all()
+build = build_ca_and("alice", "bob")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import pytest
 
-from snoopnodes import module_cluster, tree_files, wait_until
+from snoopnodes import build_ca_and, module_cluster, tree_files, wait_until
 
 NODES = ("alice", "bob", "carol", "dave", "erin")
 P = (1 << 127) - 1
@@ -27,11 +27,7 @@ SCALE = 10 ** 6
 RUN_TIMEOUT = 120       # one party's whole command, ASan included
 
 
-def build(c):
-    c.init_ca("ca")
-    for name in NODES:
-        c.add_node(name)
-    c.wait_all_know_all()
+build = build_ca_and(*NODES)
 
 
 @pytest.fixture(scope="module")

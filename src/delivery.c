@@ -437,13 +437,26 @@ static bool progress(struct delivery *d, struct entry *e, uint64_t sent,
 	return go_on;
 }
 
+/*
+ * Under the lock: E now talks to its recipient over C. Only from here on
+ * is its state "sending"; until a connection is up it keeps saying
+ * "queued" or why the last try failed, so a peer that is down never shows
+ * as being sent to while the worker retries it.
+ */
+static void connected(struct entry *e, struct net_conn *c)
+{
+	e->conn = c;
+	e->job->rec[e->r].state = R_SENDING;
+	e->job->rec[e->r].sent = 0;
+}
+
 /* Hands C to entry E so stop/cancel can cut it; false if already told. */
 static bool attach(struct delivery *d, struct entry *e, struct net_conn *c)
 {
 	pthread_mutex_lock(&d->lock);
 	bool go_on = !d->stopping && !e->abort;
 	if (go_on)
-		e->conn = c;
+		connected(e, c);
 	pthread_mutex_unlock(&d->lock);
 	return go_on;
 }
@@ -737,7 +750,7 @@ static struct net_conn *take_idle(struct delivery *d, struct peer *p,
 	}
 	bool go_on = c && !d->stopping && !e->abort;
 	if (go_on)
-		e->conn = c;
+		connected(e, c);
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < nstale; i++)
 		net_conn_close(stale[i]);
@@ -1061,15 +1074,12 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		struct djob *dj = e->job;
-		int r = e->r;
 		e->busy = true;
 		e->abort = false;
 		e->conn = NULL;
 		e->failures = p->failures;
 		p->inflight++;
 		dj->inflight++;
-		dj->rec[r].state = R_SENDING;
-		dj->rec[r].sent = 0;
 		pthread_mutex_unlock(&d->lock);
 
 		enum outcome o = deliver(w, p, e);
@@ -1303,6 +1313,34 @@ int delivery_describe(struct delivery *d, const char *id, char *text,
 	return 0;
 }
 
+/* Files listed per peer by status; the rest are counted. */
+#define STATUS_FILES_MAX 20
+
+/* One status line for peer P, then its pending files in queue order. */
+static void put_peer_status(FILE *f, const struct peer *p, int pending)
+{
+	fprintf(f, "  %s: %d pending", p->name, pending);
+	if (p->inflight > 1)
+		fprintf(f, ", %d sending at once", p->inflight);
+	if (p->last_error[0])
+		fprintf(f, ", last error: %s", p->last_error);
+	char when[64] = "never";
+	struct tm tm;
+	if (p->last_delivery && gmtime_r(&p->last_delivery, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	fprintf(f, ", last delivery: %s\n", when);
+	int listed = 0;
+	for (const struct entry *e = p->head; e && listed < STATUS_FILES_MAX;
+	     e = e->next, listed++) {
+		char state[PROTO_ERR_MAX + 32];
+		state_text(&e->job->rec[e->r], state, sizeof(state));
+		/* Job paths hold no control bytes (jobs.c refuses them). */
+		fprintf(f, "    %-30s %s\n", e->job->path, state);
+	}
+	if (pending > listed)
+		fprintf(f, "    ... and %d more\n", pending - listed);
+}
+
 int delivery_status(struct delivery *d, char **text, size_t *len)
 {
 	char *buf = NULL;
@@ -1315,29 +1353,8 @@ int delivery_status(struct delivery *d, char **text, size_t *len)
 		int pending = 0;
 		for (struct entry *e = p->head; e; e = e->next)
 			pending++;
-		if (pending == 0)
-			continue;
-		/* The oldest transfer in flight, else the next to go. */
-		const struct entry *show = p->head;
-		for (const struct entry *e = p->head; e; e = e->next)
-			if (e->busy) {
-				show = e;
-				break;
-			}
-		char state[PROTO_ERR_MAX + 32];
-		state_text(&show->job->rec[show->r], state, sizeof(state));
-		fprintf(f, "  %s: %d pending", p->name, pending);
-		if (p->inflight > 1)
-			fprintf(f, ", %d sending at once", p->inflight);
-		fprintf(f, " (%s %s)", show->job->path, state);
-		if (p->last_error[0])
-			fprintf(f, ", last error: %s", p->last_error);
-		char when[64] = "never";
-		struct tm tm;
-		if (p->last_delivery && gmtime_r(&p->last_delivery, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC",
-				 &tm);
-		fprintf(f, ", last delivery: %s\n", when);
+		if (pending)
+			put_peer_status(f, p, pending);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (fclose(f) != 0) {

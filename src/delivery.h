@@ -56,8 +56,10 @@ int delivery_describe(struct delivery *d, const char *id, char *text,
 		      size_t size);
 
 /*
- * Appends to TEXT (new buffer, free()) one line per peer with pending
- * files, progress, last error and last delivery, for `snoopfs status`.
+ * Writes to TEXT (new buffer, free()), for `snoopfs status`, a line per
+ * peer with pending files (how many, how many sending at once, last error,
+ * last delivery) followed by its first pending files in queue order, each
+ * with its state as describe gives it.
  */
 int delivery_status(struct delivery *d, char **text, size_t *len);
 

@@ -394,6 +394,15 @@ def test_state_xattr_while_receiver_down(nodes, tmp_path):
             states.append(alice.getxattr(rel))
             return re.fullmatch(DOWN_STATE, states[-1])
         assert wait_until(looks_right, 10), "user.snoopfs.state said %r" % states[-3:]
+        # alice keeps retrying (backoff 1, 2, 4 s): a try that cannot
+        # connect must not show the file as being sent.
+        later = []
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            later.append(alice.getxattr(rel))
+            time.sleep(0.01)
+        odd = {x for x in later if not re.fullmatch(DOWN_STATE, x)}
+        assert not odd, "states while dave is down: %r" % odd
         r = run_tool(["getfattr", "--only-values", "-n", STATE_XATTR, alice.mnt / rel])
         assert r.returncode == 0, r.stderr
         assert re.fullmatch(DOWN_STATE, r.stdout.strip()), r.stdout
@@ -411,9 +420,14 @@ def test_status_lists_pending(nodes, net, tmp_path):
         time.sleep(1.0)
         r = net.snoop.run("status", alice.mnt)
         assert r.returncode == 0, r.stderr
-        assert "status-probe.txt" in r.stdout, "status does not show the pending file:\n" + r.stdout
-        lines = [l for l in r.stdout.splitlines() if "dave" in l]
-        assert lines, "status does not mention peer dave:\n" + r.stdout
+        lines = r.stdout.splitlines()
+        peer = [l for l in lines if re.match(r"  dave: \d+ pending", l)]
+        assert peer, "status does not mention peer dave:\n" + r.stdout
+        # Each pending file has its own line with its state, so one stuck
+        # file ahead of it does not hide this one.
+        mine = [l.split(None, 1) for l in lines if l.startswith("    status-probe.txt ")]
+        assert mine, "status does not show the pending file:\n" + r.stdout
+        assert re.fullmatch(DOWN_STATE, mine[0][1]), r.stdout
         dave.restart()
         wait_delivered(dave, "alice", "status-probe.txt", sha256_bytes(data))
 

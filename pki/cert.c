@@ -196,6 +196,12 @@ struct pki_cert *pki_cert_dup(const struct pki_cert *cert)
 	return dup;
 }
 
+bool pki_cert_same(const struct pki_cert *a, const struct pki_cert *b)
+{
+	/* X509_cmp: the cached digests, then the DER; -2 on error. */
+	return a != NULL && b != NULL && X509_cmp(a->x509, b->x509) == 0;
+}
+
 int pki_cert_get_name(const struct pki_cert *cert, char *name, size_t size)
 {
 	if (cert == NULL || name == NULL)

@@ -6,6 +6,7 @@
 #define SNOOPFS_PKI_CERT_H
 
 #include "pki/key.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -26,6 +27,9 @@ int pki_cert_to_pem(const struct pki_cert *cert, char **pem, size_t *len);
 
 /* Another reference to the same certificate (free both). */
 struct pki_cert *pki_cert_dup(const struct pki_cert *cert);
+
+/* True if A and B are the same certificate, byte for byte. */
+bool pki_cert_same(const struct pki_cert *a, const struct pki_cert *b);
 
 /* Subject CN into NAME (NAMES_NODE_MAX + 1 bytes), PKI_ENAME if invalid. */
 int pki_cert_get_name(const struct pki_cert *cert, char *name, size_t size);

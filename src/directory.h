@@ -25,8 +25,8 @@ int directory_open(const char *cache_dir, const struct pki_cert *root,
 /*
  * Adds or replaces the certificate of its subject name after verifying it
  * against the root. A certificate older than the one already held for that
- * name (by notAfter) is ignored. Returns 0, 1 if nothing changed, or a
- * negative pki error.
+ * name (by notAfter) is ignored, and one already held is not checked or
+ * written again. Returns 0, 1 if nothing changed, or a negative pki error.
  */
 int directory_put(struct directory *d, const struct pki_cert *cert);
 

@@ -162,6 +162,42 @@ def test_revoked_peer_is_refused_both_ways(cluster, tmp_path):
     assert "renewed" not in c.ca.log.read_text(errors="replace")
 
 
+def cache_files(node):
+    """{file name: (inode, mtime_ns)} of NODE's STATE/certs/*.pem."""
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in (node.state / "certs").glob("*.pem")}
+
+
+def last_sync(c, node):
+    m = re.search(r"^last sync: +(.+)$", c.snoop.run("status", node.mnt).stdout, re.M)
+    return m and m.group(1)
+
+
+def test_refresh_leaves_held_certificates_alone(cluster):
+    """Every refresh puts every known certificate again. One a node already
+    holds must not be verified and rewritten each time: with thousands of
+    nodes that was two fsyncs and a new inode per node per refresh."""
+    build_refreshing(cluster, REFRESH)
+    c = cluster
+    watched = [c.nodes["alice"], c.ca]
+    before = {n.name: cache_files(n) for n in watched}
+    for n in watched:
+        assert {"alice.pem", "bob.pem", "carol.pem"} <= set(before[n.name]), before
+    syncs = {n.name: [last_sync(c, n)] for n in watched}
+
+    def two_more_syncs():
+        for n in watched:
+            s = last_sync(c, n)
+            if s != syncs[n.name][-1]:
+                syncs[n.name].append(s)
+        return all(len(v) >= 3 for v in syncs.values())
+    # status shows seconds, so two changes of "last sync" are two refreshes.
+    assert wait_until(two_more_syncs, 8 * REFRESH + 10, interval=0.2), syncs
+    for n in watched:
+        assert cache_files(n) == before[n.name], (
+            "%s rewrote its certificate cache on refresh" % n.name)
+
+
 def test_crl_survives_restart_and_lists_nobody_else(cluster):
     build_refreshing(cluster, REFRESH)
     c = cluster

@@ -417,8 +417,14 @@ def test_status_lists_pending(nodes, net, tmp_path):
     src = local_file(tmp_path, "s.txt", data)
     with away(dave):
         cp(src, alice.mnt / "outbox/dave/status-probe.txt")
-        time.sleep(1.0)
-        r = net.snoop.run("status", alice.mnt)
+        # The file is queued once its seal (after close) is done.
+        outs = []
+
+        def listed():
+            outs.append(net.snoop.run("status", alice.mnt))
+            return "    status-probe.txt " in outs[-1].stdout
+        wait_until(listed, 10)
+        r = outs[-1]
         assert r.returncode == 0, r.stderr
         lines = r.stdout.splitlines()
         peer = [l for l in lines if re.match(r"  dave: \d+ pending", l)]

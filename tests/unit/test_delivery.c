@@ -235,8 +235,10 @@ int main(void)
 	char *status = NULL;
 	size_t slen = 0;
 	CHECK(delivery_status(d, &status, &slen) == 0);
-	CHECK(status && strstr(status, "  carol: 1 pending (x.txt failed: "));
-	CHECK(status && strstr(status, "last delivery: never"));
+	CHECK(status && strstr(status, "  carol: 1 pending, last error: "));
+	CHECK(status && strstr(status, "last delivery: never\n"));
+	CHECK(status && strstr(status, "\n    x.txt  ") &&
+	      strstr(strstr(status, "\n    x.txt  "), " failed: carol is not"));
 	free(status);
 	CHECK(delivery_describe(d, j.id, text, sizeof(text)) == -ENOENT);
 	CHECK(delivery_cancel(d, k.id) == 0);

@@ -583,8 +583,11 @@ static int fs_flush(const char *path, struct fuse_file_info *fi)
 
 static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
+	(void)path;
 	(void)datasync;
-	return fs_flush(path, fi);
+	struct fs *fs = current_fs();
+	struct fs_handle *h = fs_handle_of(fi);
+	return h->tree ? fs->backend->fsync(fs->ctx, h->backend) : 0;
 }
 
 /* PATH (or, for a file removed while open, its handle) is in a tree. */

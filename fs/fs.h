@@ -61,8 +61,10 @@ struct fs_backend {
 	/* HAS_FH says whether FH is valid (ftruncate) or PATH is to be used. */
 	int (*truncate)(void *ctx, const char *path, bool has_fh, uint64_t fh,
 			uint64_t size);
-	/* close(2) of one descriptor: make what was written durable. */
+	/* close(2) of one descriptor: what was written is whole. */
 	int (*flush)(void *ctx, uint64_t fh);
+	/* fsync(2): make what was written durable. */
+	int (*fsync)(void *ctx, uint64_t fh);
 	/* The last close of a handle. */
 	int (*release)(void *ctx, const char *path, uint64_t fh);
 	/* The text of user.snoopfs.state for PATH, in a new buffer. */

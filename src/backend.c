@@ -284,6 +284,13 @@ static int be_flush(void *ctx, uint64_t fh)
 	return h->tree == TREE_INBOX ? 0 : outbox_flush(n->outbox, h->inner);
 }
 
+static int be_fsync(void *ctx, uint64_t fh)
+{
+	struct node *n = node_of(ctx);
+	struct tree_handle *h = handle(fh);
+	return h->tree == TREE_INBOX ? 0 : outbox_fsync(n->outbox, h->inner);
+}
+
 static int be_release(void *ctx, const char *path, uint64_t fh)
 {
 	(void)path;
@@ -345,6 +352,7 @@ const struct fs_backend node_backend = {
 	.write = be_write,
 	.truncate = be_truncate,
 	.flush = be_flush,
+	.fsync = be_fsync,
 	.release = be_release,
 	.state = be_state,
 	.shutdown = be_shutdown,

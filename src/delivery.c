@@ -425,11 +425,18 @@ static void put_be64(uint8_t *p, uint64_t v)
 	}
 }
 
-/* Records chunk progress; false if the transfer must stop now. */
+/*
+ * Records chunk progress; false if the transfer must stop now. Called
+ * first when the recipient accepted the request: only from then on is the
+ * state "sending", so a peer that is down never shows as being sent to
+ * while the worker retries it, not even for the moment a kept connection
+ * it closed takes to fail.
+ */
 static bool progress(struct delivery *d, struct entry *e, uint64_t sent,
 		     uint64_t total)
 {
 	pthread_mutex_lock(&d->lock);
+	e->job->rec[e->r].state = R_SENDING;
 	e->job->rec[e->r].sent = sent;
 	e->job->rec[e->r].total = total;
 	bool go_on = !d->stopping && !e->abort;
@@ -438,16 +445,13 @@ static bool progress(struct delivery *d, struct entry *e, uint64_t sent,
 }
 
 /*
- * Under the lock: E now talks to its recipient over C. Only from here on
- * is its state "sending"; until a connection is up it keeps saying
- * "queued" or why the last try failed, so a peer that is down never shows
- * as being sent to while the worker retries it.
+ * Under the lock: E now talks to its recipient over C, which stop and
+ * cancel may cut. Its state stays what it was until the recipient
+ * answers (progress).
  */
 static void connected(struct entry *e, struct net_conn *c)
 {
 	e->conn = c;
-	e->job->rec[e->r].state = R_SENDING;
-	e->job->rec[e->r].sent = 0;
 }
 
 /* Hands C to entry E so stop/cancel can cut it; false if already told. */

@@ -447,8 +447,9 @@ static void drop_job(struct outbox *ob, const char *id)
  *  - the record and its directory (job_save): the record must be on disk
  *    before the marker can be, else the next start would drop a marker
  *    that has no job, and the file would be lost.
- * The marker needs none (see marker_place); the spool was synced by the
- * close(2) that made it whole (spool_mark_closed).
+ * The marker needs none (see marker_place), and neither does the spool:
+ * until the sealed blob is synced it is what a crash leaves, and its
+ * closed mark only counts if its slots reached the disk (src/spool.h).
  */
 static int seal_job(struct outbox *ob, const char *rel, struct spool *sp,
 		    struct job *j)
@@ -970,8 +971,19 @@ int outbox_flush(struct outbox *ob, uint64_t fh)
 	struct handle *h = (struct handle *)(uintptr_t)fh;
 	/* A close(2): what was written is whole (see outbox_recover). */
 	if (__atomic_load_n(&h->os->failed, __ATOMIC_RELAXED))
-		return spool_flush(h->os->sp);
+		return spool_writeback(h->os->sp);
 	return spool_mark_closed(h->os->sp);
+}
+
+int outbox_fsync(struct outbox *ob, uint64_t fh)
+{
+	(void)ob;
+	struct handle *h = (struct handle *)(uintptr_t)fh;
+	/*
+	 * Durable, but not closed: a program may sync in the middle of a
+	 * file, and a crash after that must not ship the half it wrote.
+	 */
+	return spool_flush(h->os->sp);
 }
 
 int outbox_release(struct outbox *ob, uint64_t fh)
@@ -983,8 +995,8 @@ int outbox_release(struct outbox *ob, uint64_t fh)
 	free(h);
 	pthread_mutex_lock(&ob->lock);
 	if (--os->refs == 0) {
-		/* Synced by the close(2) already: usually nothing to write. */
-		rc = spool_flush(os->sp);
+		/* Written back by the close(2): usually nothing to write. */
+		rc = spool_writeback(os->sp);
 		/* The handle's name may be stale after a rename: use the path.
 		 */
 		size_t n = strlen(ob->root);

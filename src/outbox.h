@@ -53,7 +53,10 @@ int outbox_write(struct outbox *ob, uint64_t fh, const char *buf, size_t size,
 		 uint64_t off);
 int outbox_truncate(struct outbox *ob, const char *rel, bool has_fh,
 		    uint64_t fh, uint64_t size);
+/* close(2): the file is whole (not synced). */
 int outbox_flush(struct outbox *ob, uint64_t fh);
+/* fsync(2): what was written is on disk (the file is not closed). */
+int outbox_fsync(struct outbox *ob, uint64_t fh);
 int outbox_release(struct outbox *ob, uint64_t fh);
 /* Frees a handle left open at shutdown, without shipping anything. */
 void outbox_drop_handle(uint64_t fh);

@@ -42,19 +42,25 @@
 #define HDR_WLEN_OFF 32
 #define HDR_WRAP_OFF 34
 /*
- * The last header byte is 1 while the spool is "closed": flushed by a
- * close(2) and not written since (spool_mark_closed). After a crash only a
- * closed spool is whole; one cut in the middle of a write is not.
+ * The last header byte is 1 while the spool is "closed": written whole by
+ * a close(2) and not written since (spool_mark_closed). After a crash only
+ * a closed spool is whole; one cut in the middle of a write is not.
  */
 #define HDR_CLOSED_OFF (SPOOL_HEADER - 1)
-/* The wrapped key must fit in the header: 4061 bytes, RSA-8192 is 1024. */
-#define SPOOL_WRAP_MAX (HDR_CLOSED_OFF - HDR_WRAP_OFF)
+/*
+ * Before it, the length the spool file had when it was marked closed. A
+ * close(2) does not wait for the disk, so after a power cut the header
+ * (block 0) may be there while the slots behind it are not: the file is
+ * then shorter than this and the mark does not count (closed_whole).
+ * 0 in spools written before it existed: the mark alone counts.
+ */
+#define HDR_STORED_OFF (HDR_CLOSED_OFF - 8)
+/* The wrapped key must fit in the header: 4053 bytes, RSA-8192 is 1024. */
+#define SPOOL_WRAP_MAX (HDR_STORED_OFF - HDR_WRAP_OFF)
 /* Additional data of a slot: file id, then the index big-endian. */
 #define SPOOL_AAD (SPOOL_ID + 8)
 /* cache_n when no chunk is cached. */
 #define NO_CHUNK UINT64_MAX
-/* Chunks between two writeback hints (src/fileio.h). */
-#define SPOOL_STEP_CHUNKS (FILEIO_WRITEBACK_STEP / PKI_BLOB_CHUNK)
 
 /*
  * LOCK protects every field below it, including the cache and the aead
@@ -179,11 +185,12 @@ static int slot_write(struct spool *s, uint64_t n, const uint8_t *pt)
 	rc = fileio_pwrite_full(s->fd, s->slot, SPOOL_SLOT, slot_offset(n));
 	if (rc != 0)
 		return rc;
+	/*
+	 * No writeback hint here (the sealed copy has them): a spool is
+	 * usually replaced by its marker before the kernel writes it out,
+	 * and then it never costs the disk anything.
+	 */
 	s->unsynced = true;
-	if ((n + 1) % SPOOL_STEP_CHUNKS == 0)
-		fileio_start_writeback(
-			s->fd, slot_offset(n + 1 - SPOOL_STEP_CHUNKS),
-			(uint64_t)SPOOL_STEP_CHUNKS * SPOOL_SLOT);
 	return 0;
 }
 
@@ -293,7 +300,16 @@ static int reopen_locked(struct spool *s)
 	return header_write(s);
 }
 
-static int flush_locked(struct spool *s)
+/*
+ * Writes the cached chunk and the header back; with SYNC also fsyncs, for
+ * an fsync(2) of the program. A close(2) does not sync: like any file
+ * system, snoopfs makes a file durable when the program asks, or soon
+ * after on its own (the seal fsyncs the sealed copy it ships). Syncing
+ * every spool at close wrote each byte to disk twice on the sender, the
+ * spool and then the sealed copy, and a spool replaced by its marker a
+ * moment later mostly never reaches the disk at all.
+ */
+static int flush_locked(struct spool *s, bool sync)
 {
 	int rc;
 
@@ -303,13 +319,7 @@ static int flush_locked(struct spool *s)
 	rc = cache_writeback(s);
 	if (rc == 0 && s->hdr_dirty)
 		rc = header_write(s);
-	/*
-	 * Needed: a close(2) that returned means the file was accepted, and
-	 * it must survive a power loss until it is sealed. close() flushes,
-	 * release flushes again and the close after the seal a third time:
-	 * only the first has anything to make durable.
-	 */
-	if (rc == 0 && s->unsynced) {
+	if (rc == 0 && sync && s->unsynced) {
 		if (fsync(s->fd) != 0)
 			rc = -errno;
 		else
@@ -336,7 +346,7 @@ static int spool_alloc(int fd, struct spool **out)
 	}
 	s->fd = fd;
 	s->cache_n = NO_CHUNK;
-	/* What a crash left may never have been synced: the first flush is. */
+	/* What a crash left may never have been synced: the first fsync is. */
 	s->unsynced = true;
 	*out = s;
 	return 0;
@@ -437,6 +447,35 @@ static int spool_repair(struct spool *s)
 	return 0;
 }
 
+/*
+ * True if HDR's closed mark counts for a spool file of FILE_LEN bytes: it
+ * is set and the slots written before it are all on disk.
+ */
+static bool closed_whole(const uint8_t *hdr, uint64_t file_len)
+{
+	return hdr[HDR_CLOSED_OFF] == 1 &&
+	       file_len >= get_be64(hdr + HDR_STORED_OFF);
+}
+
+/*
+ * A closed mark without the slots it covered (a power cut after a close(2)
+ * that nothing had synced) is dropped on disk, so the file is held as one
+ * that was not written whole instead of shipping with holes.
+ */
+static int closed_check(struct spool *s)
+{
+	struct stat st;
+
+	if (!s->hdr[HDR_CLOSED_OFF])
+		return 0;
+	if (fstat(s->fd, &st) != 0)
+		return -errno;
+	if (closed_whole(s->hdr, (uint64_t)st.st_size))
+		return 0;
+	s->hdr[HDR_CLOSED_OFF] = 0;
+	return header_write(s);
+}
+
 int spool_open(const char *path, const struct pki_key *key, struct spool **out)
 {
 	uint8_t skey[PKI_AEAD_KEY];
@@ -469,8 +508,10 @@ int spool_open(const char *path, const struct pki_key *key, struct spool **out)
 	if (s->size > PKI_BLOB_SIZE_MAX || wlen == 0 || wlen > SPOOL_WRAP_MAX)
 		goto fail;
 	memcpy(s->id, s->hdr + HDR_ID_OFF, SPOOL_ID);
-	rc = pki_to_errno(pki_unwrap(key, s->hdr + HDR_WRAP_OFF, wlen, skey,
-				     sizeof(skey), &klen));
+	rc = closed_check(s);
+	if (rc == 0)
+		rc = pki_to_errno(pki_unwrap(key, s->hdr + HDR_WRAP_OFF, wlen,
+					     skey, sizeof(skey), &klen));
 	if (rc == 0 && klen != sizeof(skey))
 		rc = -EBADMSG;
 	if (rc == 0)
@@ -677,19 +718,25 @@ uint64_t spool_size(struct spool *s)
 
 int spool_mark_closed(struct spool *s)
 {
+	struct stat st;
 	int rc;
 
 	if (s == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	/* The data first; then one header write and one fsync for both. */
+	/* The data first, then the header that says it is whole. */
 	rc = cache_writeback(s);
-	if (rc == 0 && !s->hdr[HDR_CLOSED_OFF]) {
+	if (rc == 0 && fstat(s->fd, &st) != 0)
+		rc = -errno;
+	if (rc == 0 &&
+	    (!s->hdr[HDR_CLOSED_OFF] ||
+	     get_be64(s->hdr + HDR_STORED_OFF) != (uint64_t)st.st_size)) {
 		s->hdr[HDR_CLOSED_OFF] = 1;
+		put_be64(s->hdr + HDR_STORED_OFF, (uint64_t)st.st_size);
 		s->hdr_dirty = true;
 	}
 	if (rc == 0)
-		rc = flush_locked(s);
+		rc = flush_locked(s, false);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -746,26 +793,41 @@ int spool_replace(struct spool *s, const void *data, size_t len)
 
 int spool_peek_closed(const char *path)
 {
-	uint8_t flag = 0;
+	uint8_t hdr[SPOOL_HEADER];
+	struct stat st;
 	size_t got = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return 0;
-	int rc = fileio_pread_full(fd, &flag, 1, HDR_CLOSED_OFF, &got);
+	int rc = fileio_pread_full(fd, hdr, sizeof(hdr), 0, &got);
+	if (rc == 0 && fstat(fd, &st) != 0)
+		rc = -errno;
 	close(fd);
-	return rc == 0 && got == 1 && flag == 1;
+	return rc == 0 && got == sizeof(hdr) &&
+	       memcmp(hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0 &&
+	       closed_whole(hdr, (uint64_t)st.st_size);
 }
 
-int spool_flush(struct spool *s)
+static int flush_with(struct spool *s, bool sync)
 {
 	int rc;
 
 	if (s == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	rc = flush_locked(s);
+	rc = flush_locked(s, sync);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int spool_writeback(struct spool *s)
+{
+	return flush_with(s, false);
+}
+
+int spool_flush(struct spool *s)
+{
+	return flush_with(s, true);
 }
 
 /* Seals chunk N of S (SIZE bytes of plaintext) into OUT; lock held. */
@@ -914,7 +976,7 @@ int spool_close(struct spool *s)
 	if (s == NULL)
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	rc = flush_locked(s);
+	rc = flush_locked(s, false);
 	pthread_mutex_unlock(&s->lock);
 	spool_destroy(s);
 	return rc;

@@ -8,6 +8,7 @@
  *   header, SPOOL_HEADER bytes:
  *     "SNOOPSP1" | u64 size | 16-byte file id | u16 wrapped key length |
  *     the spool key wrapped (RSA-OAEP) for the node's own key | zeros |
+ *     u64 length of this file when it was marked closed |
  *     last byte: 1 if closed (spool_mark_closed), else 0
  *   slot n (n = 0, 1, ...) at SPOOL_HEADER + n * SPOOL_SLOT:
  *     12-byte random nonce | 64 KiB ciphertext | 16-byte tag
@@ -62,17 +63,25 @@ int spool_truncate(struct spool *s, uint64_t size);
 
 uint64_t spool_size(struct spool *s);
 
-/* Writes the cached chunk and the header back and fsyncs. 0 or -errno. */
+/* Writes the cached chunk and the header back (no fsync). 0 or -errno. */
+int spool_writeback(struct spool *s);
+
+/* spool_writeback, then fsync: an fsync(2). 0 or -errno. */
 int spool_flush(struct spool *s);
 
 /*
- * Flushes and marks the spool closed (the last header byte): a close(2)
- * ended the writing. The next write or truncate clears the mark on disk
- * before it changes anything. 0 or -errno.
+ * Writes back and marks the spool closed (the last header byte): a
+ * close(2) ended the writing. Nothing is synced. The next write or
+ * truncate clears the mark on disk before it changes anything. A mark
+ * whose slots did not reach the disk (the file is shorter than when it
+ * was marked) does not count: spool_open drops it. 0 or -errno.
  */
 int spool_mark_closed(struct spool *s);
 
-/* 1 if the spool at PATH is marked closed, else 0 (also on errors). */
+/*
+ * 1 if the spool at PATH is marked closed and as long as it was then,
+ * else 0 (also on errors).
+ */
 int spool_peek_closed(const char *path);
 
 /*
@@ -99,7 +108,7 @@ int spool_peek_id(const char *path, char hex[SPOOL_ID_HEX]);
  */
 int spool_replace(struct spool *s, const void *data, size_t len);
 
-/* Flushes and frees (wiping the key); accepts NULL. Returns flush status. */
+/* Writes back and frees (wiping the key); accepts NULL. Returns status. */
 int spool_close(struct spool *s);
 
 #endif

@@ -490,6 +490,69 @@ def test_sender_killed_mid_write_ships_nothing_partial(cluster):
     wait_outbox_gone(alice, "bob", "half.bin")
 
 
+def test_fsync_in_the_middle_of_a_file_is_not_a_close(cluster):
+    """fsync(2) makes what was written durable; it does not end the file.
+    A program that syncs half-way and is then cut off by kill -9 of the
+    daemon must not have its half shipped after the restart."""
+    alice, bob = pair(cluster)
+    data = os.urandom(3 << 20)
+    path = str(alice.mnt / "outbox/bob/synced-half.bin")
+    f = bounded(open, path, "wb")
+    try:
+        bounded(f.write, data[:1 << 20])
+        bounded(f.flush)
+        bounded(os.fsync, f.fileno())
+        alice.crash()
+    finally:
+        try:
+            f.close()
+        except OSError:
+            pass
+    alice.restart()
+    time.sleep(6)
+    got = bob.inbox_files("alice")
+    assert not got, ("a file synced half-way and cut by kill -9 was shipped "
+                     "(truncated): %s" % got)
+    state = alice.getxattr("outbox/bob/synced-half.bin")
+    assert state.startswith("held:") and "not written whole" in state, state
+
+
+# STATE/outbox spool slot: 12-byte nonce, 64 KiB chunk, 16-byte tag.
+SPOOL_SLOT = 12 + 65536 + 16
+
+
+def test_closed_file_whose_data_missed_the_disk_is_held(cluster):
+    """A close(2) does not wait for the disk (fsync(2) does), so a power
+    cut can leave a spool whose header says "closed" while the slots
+    behind it never reached the disk. Simulated on an unmounted node: two
+    closed spools under in-progress names are renamed in STATE to final
+    names, and the last slot of one is cut off. At the next mount the
+    whole one ships and the cut one is held; it never ships with a hole."""
+    alice, bob = pair(cluster)
+    whole, cut = os.urandom(300 << 10), os.urandom(300 << 10)
+    alice.write_bytes("outbox/bob/.whole.tmp", whole)
+    alice.write_bytes("outbox/bob/.cut.tmp", cut)
+    alice.unmount()
+    box = alice.state / "outbox" / "bob"
+    os.rename(box / ".whole.tmp", box / "whole.bin")
+    os.rename(box / ".cut.tmp", box / "cut.bin")
+    size = os.path.getsize(box / "cut.bin")
+    os.truncate(box / "cut.bin", size - SPOOL_SLOT)
+    alice.mount()
+    wait_delivered(bob, "alice", "whole.bin", sha256_bytes(whole),
+                   size=len(whole))
+    time.sleep(3)
+    assert "cut.bin" not in bob.inbox_files("alice"), (
+        "a spool whose slots never reached the disk was shipped:\n%s"
+        % alice.log_tail())
+    state = alice.getxattr("outbox/bob/cut.bin")
+    assert state.startswith("held:") and "not written whole" in state, state
+    # Written again, it ships whole.
+    alice.write_bytes("outbox/bob/cut.bin", cut)
+    wait_delivered(bob, "alice", "cut.bin", sha256_bytes(cut), size=len(cut))
+    wait_outbox_gone(alice, "bob", "cut.bin")
+
+
 # --- the sender's disk full ---------------------------------------------------
 
 def test_sender_disk_full(cluster):

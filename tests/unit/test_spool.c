@@ -258,6 +258,43 @@ static void test_closed_mark(void)
 }
 
 /*
+ * A close(2) does not sync, so a power cut can leave the header with its
+ * closed mark on disk and the slots behind it not: the file is shorter
+ * than when it was marked. Such a mark does not count, and opening the
+ * spool drops it on disk. An fsync(2) (spool_flush) never marks closed.
+ */
+static void test_closed_mark_without_slots(void)
+{
+	struct spool *s = NULL;
+	char path[512];
+	struct stat st;
+
+	path_in(path, sizeof(path), "cut.spool");
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_write(s, MARKER, sizeof(MARKER), 200000) == 0);
+	CHECK(spool_flush(s) == 0);
+	CHECK(!spool_peek_closed(path)); /* synced, not closed */
+	CHECK(spool_mark_closed(s) == 0);
+	CHECK(spool_close(s) == 0);
+	s = NULL;
+	CHECK(spool_peek_closed(path));
+	CHECK(stat(path, &st) == 0);
+	/* Longer is harmless (spool_open trims past the size). */
+	CHECK(truncate(path, st.st_size + 100) == 0);
+	CHECK(spool_peek_closed(path));
+	/* The last slot never reached the disk. */
+	CHECK(truncate(path, st.st_size - SPOOL_SLOT) == 0);
+	CHECK(!spool_peek_closed(path));
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(spool_close(s) == 0);
+	s = NULL;
+	/* Dropped on disk: growing the file back does not revive it. */
+	CHECK(truncate(path, st.st_size) == 0);
+	CHECK(!spool_peek_closed(path));
+	unlink(path);
+}
+
+/*
  * The id in the header and spool_replace: the file becomes the given
  * bytes in place (same inode), writes are refused and close writes
  * nothing back over them.
@@ -701,6 +738,7 @@ int main(void)
 	if (key != NULL && other_key != NULL) {
 		test_basics();
 		test_closed_mark();
+		test_closed_mark_without_slots();
 		test_id_and_replace();
 		test_model();
 		test_no_plaintext_and_seal();

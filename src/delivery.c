@@ -427,10 +427,8 @@ static void put_be64(uint8_t *p, uint64_t v)
 
 /*
  * Records chunk progress; false if the transfer must stop now. Called
- * first when the recipient accepted the request: only from then on is the
- * state "sending", so a peer that is down never shows as being sent to
- * while the worker retries it, not even for the moment a kept connection
- * it closed takes to fail.
+ * first when the recipient accepted the request, which is when a kept
+ * connection starts to say "sending" (take_idle).
  */
 static bool progress(struct delivery *d, struct entry *e, uint64_t sent,
 		     uint64_t total)
@@ -445,13 +443,17 @@ static bool progress(struct delivery *d, struct entry *e, uint64_t sent,
 }
 
 /*
- * Under the lock: E now talks to its recipient over C, which stop and
- * cancel may cut. Its state stays what it was until the recipient
- * answers (progress).
+ * Under the lock: E now talks to its recipient over a connection C that
+ * just came up. Only from here on is its state "sending"; until a
+ * connection is up it keeps saying "queued" or why the last try failed,
+ * so a peer that is down never shows as being sent to while the worker
+ * retries it.
  */
 static void connected(struct entry *e, struct net_conn *c)
 {
 	e->conn = c;
+	e->job->rec[e->r].state = R_SENDING;
+	e->job->rec[e->r].sent = 0;
 }
 
 /* Hands C to entry E so stop/cancel can cut it; false if already told. */
@@ -753,8 +755,14 @@ static struct net_conn *take_idle(struct delivery *d, struct peer *p,
 		p->idle[i] = p->idle[--p->nidle];
 	}
 	bool go_on = c && !d->stopping && !e->abort;
+	/*
+	 * Not "connected": the recipient may have closed a kept connection
+	 * (an unmount, its idle timeout), and the state would flicker to
+	 * "sending" while the peer is down. It says so once the recipient
+	 * accepts the request on it (progress).
+	 */
 	if (go_on)
-		connected(e, c);
+		e->conn = c;
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < nstale; i++)
 		net_conn_close(stale[i]);

@@ -1026,44 +1026,66 @@ void outbox_drop_handle(uint64_t fh)
 	free((struct handle *)(uintptr_t)fh);
 }
 
+/*
+ * The state text of the file at PATH (REST: its path in its folder) into
+ * BUF, or its job id into ID (*IS_JOB) for delivery to describe. Lock
+ * held: sealing turns a spool into a marker and delivery removes the
+ * marker under it, so what the file is cannot change between the reads.
+ */
+static int state_locked(struct outbox *ob, const char *path, const char *rest,
+			char *buf, size_t size, char id[JOB_ID_HEX],
+			bool *is_job)
+{
+	struct stat st;
+	*is_job = false;
+	if (find_open(ob, path))
+		snprintf(buf, size, "writing");
+	else if (sealing_at(ob, path, false)) /* on its way into the queue */
+		snprintf(buf, size, "queued");
+	else if (lstat(path, &st) != 0)
+		return -errno; /* delivered (or removed) a moment ago */
+	else if (S_ISDIR(st.st_mode))
+		return -ENODATA;
+	else if (spool_is_spool(path) && !names_in_progress(rest) &&
+		 !spool_peek_closed(path))
+		snprintf(buf, size,
+			 "held: it was not written whole (a write failed or "
+			 "the node stopped); write it again to ship");
+	else if (spool_is_spool(path) && !names_in_progress(rest))
+		snprintf(buf, size,
+			 "held: it could not be sealed (see the log); it is "
+			 "tried again at the next mount");
+	else if (spool_is_spool(path))
+		snprintf(buf, size,
+			 "held: '%s' is an in-progress name; rename it to ship",
+			 rest);
+	else if (marker_read(path, id) == 0)
+		*is_job = true;
+	else
+		return -ENODATA;
+	return 0;
+}
+
 int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len)
 {
 	char path[STATE_PATH_MAX], id[JOB_ID_HEX];
 	char buf[1024];
+	bool is_job = false;
 	int rc = state_of(ob, rel, path);
 	if (rc)
 		return -ENODATA;
 	const char *rest;
 	char folder[JOB_FOLDER_MAX];
 	split_rel(rel, folder, &rest);
+	if (!rest[0])
+		return -ENODATA;
 	pthread_mutex_lock(&ob->lock);
-	bool open_now = find_open(ob, path) != NULL;
-	bool sealing = sealing_at(ob, path, false);
+	rc = state_locked(ob, path, rest, buf, sizeof(buf), id, &is_job);
 	pthread_mutex_unlock(&ob->lock);
-	if (is_dir(path) || !rest[0])
-		return -ENODATA;
-	if (open_now)
-		snprintf(buf, sizeof(buf), "writing");
-	else if (sealing) /* on its way into delivery's queue */
-		snprintf(buf, sizeof(buf), "queued");
-	else if (spool_is_spool(path) && !names_in_progress(rest) &&
-		 !spool_peek_closed(path))
-		snprintf(buf, sizeof(buf),
-			 "held: it was not written whole (a write failed or "
-			 "the node stopped); write it again to ship");
-	else if (spool_is_spool(path) && !names_in_progress(rest))
-		snprintf(buf, sizeof(buf),
-			 "held: it could not be sealed (see the log); it is "
-			 "tried again at the next mount");
-	else if (spool_is_spool(path))
-		snprintf(buf, sizeof(buf),
-			 "held: '%s' is an in-progress name; rename it to ship",
-			 rest);
-	else if (marker_read(path, id) == 0)
-		rc = delivery_describe(ob->n->delivery, id, buf, sizeof(buf));
-	else
-		return -ENODATA;
 	if (rc)
+		return rc;
+	/* Outside the lock: delivery calls into the outbox with its own. */
+	if (is_job && delivery_describe(ob->n->delivery, id, buf, sizeof(buf)))
 		snprintf(buf, sizeof(buf), "queued");
 	*text = strdup(buf);
 	if (!*text)

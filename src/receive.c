@@ -215,48 +215,80 @@ static int sender_dir(struct node *n, const char *top, const char *sender,
  * STATE is locked by one process (state_lock), so the set covers every
  * writer of these files (also with several nodes in one process, as in the
  * unit tests), and unlike lock files it leaves nothing behind after a
- * crash. It holds one path per connection at most, which the server caps.
+ * crash. It holds two keys per connection at most, which the server caps.
+ *
+ * The same set orders versions of one inbox path. A sender that replaces
+ * a file cuts the transfer of the old version and sends the new one, but
+ * our thread for the old one may still have its last chunks to read and
+ * commit: had the new one, small and quick, committed first, the old one
+ * would replace it. So a transfer for a path that another transfer from
+ * the same sender still holds waits for it to end (BUSY_PATH_WAIT_S).
  */
 struct busy_blob {
-	char part[STATE_PATH_MAX];
+	char key[STATE_PATH_MAX];
 	struct busy_blob *next;
 };
 
 static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t busy_freed = PTHREAD_COND_INITIALIZER;
 static struct busy_blob *busy_list; /* under busy_lock */
 
+/* Well below the sender's 30 s wait for the reply to its request. */
+#define BUSY_PATH_WAIT_S 10
+
+static bool busy(const char *key)
+{
+	for (struct busy_blob *x = busy_list; x; x = x->next)
+		if (strcmp(x->key, key) == 0)
+			return true;
+	return false;
+}
+
 /*
- * Marks the blob with part file PART as being received. 0, -EWOULDBLOCK if
- * another connection receives it now, -ENOMEM. Undo with unlock_blob(*OUT).
+ * Marks KEY (a part file's path, or "path:SENDER/PATH") as being
+ * received, waiting up to WAIT_S seconds for another connection to let go
+ * of it. 0, -EWOULDBLOCK if it still holds it, -ENOMEM. Undo with
+ * unlock_blob(*OUT).
  */
-static int lock_blob(const char *part, struct busy_blob **out)
+static int lock_blob(const char *key, int wait_s, struct busy_blob **out)
 {
 	struct busy_blob *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	snprintf(b->part, sizeof(b->part), "%s", part);
+	snprintf(b->key, sizeof(b->key), "%s", key);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_s;
 	pthread_mutex_lock(&busy_lock);
-	for (struct busy_blob *x = busy_list; x; x = x->next)
-		if (strcmp(x->part, b->part) == 0) {
-			pthread_mutex_unlock(&busy_lock);
-			free(b);
-			return -EWOULDBLOCK;
-		}
-	b->next = busy_list;
-	busy_list = b;
+	int rc = 0;
+	while (rc == 0 && busy(b->key))
+		rc = wait_s > 0 ? pthread_cond_timedwait(&busy_freed,
+							 &busy_lock, &until)
+				: ETIMEDOUT;
+	if (rc == 0) {
+		b->next = busy_list;
+		busy_list = b;
+	}
 	pthread_mutex_unlock(&busy_lock);
+	if (rc != 0) {
+		free(b);
+		return -EWOULDBLOCK;
+	}
 	*out = b;
 	return 0;
 }
 
 static void unlock_blob(struct busy_blob *b)
 {
+	if (!b)
+		return;
 	pthread_mutex_lock(&busy_lock);
 	for (struct busy_blob **bp = &busy_list; *bp; bp = &(*bp)->next)
 		if (*bp == b) {
 			*bp = b->next;
 			break;
 		}
+	pthread_cond_broadcast(&busy_freed);
 	pthread_mutex_unlock(&busy_lock);
 	free(b);
 }
@@ -596,8 +628,8 @@ int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
 		pki_wipe(in.key, sizeof(in.key));
 		return refuse(n, c, m, disk_reason(rc), false);
 	}
-	struct busy_blob *lock = NULL;
-	rc = lock_blob(part, &lock);
+	struct busy_blob *lock = NULL, *path_lock = NULL;
+	rc = lock_blob(part, 0, &lock);
 	if (rc) {
 		pki_wipe(in.key, sizeof(in.key));
 		return refuse(
@@ -608,7 +640,24 @@ int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
 				: disk_reason(rc),
 			false);
 	}
+	char key[STATE_PATH_MAX];
+	rc = snprintf(key, sizeof(key), "path:%s/%s", in.sender, in.path) <
+			     (int)sizeof(key)
+		     ? lock_blob(key, BUSY_PATH_WAIT_S, &path_lock)
+		     : -ENAMETOOLONG;
+	if (rc) {
+		unlock_blob(lock);
+		pki_wipe(in.key, sizeof(in.key));
+		return refuse(
+			n, c, m,
+			rc == -EWOULDBLOCK
+				? "an earlier version of this file from this "
+				  "sender is still being received"
+				: disk_reason(rc),
+			false);
+	}
 	rc = transfer(n, c, m, &in, part);
+	unlock_blob(path_lock);
 	unlock_blob(lock);
 	return rc;
 }

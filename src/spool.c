@@ -296,7 +296,13 @@ static int reopen_locked(struct spool *s)
 {
 	if (!s->hdr[HDR_CLOSED_OFF])
 		return 0;
+	/*
+	 * The length goes with the mark: a reader racing a later header
+	 * write may see the new mark with this field, and 0 there is the
+	 * harmless mix (it never makes a whole file look cut).
+	 */
 	s->hdr[HDR_CLOSED_OFF] = 0;
+	put_be64(s->hdr + HDR_STORED_OFF, 0);
 	return header_write(s);
 }
 

@@ -167,9 +167,21 @@ def test_replace_and_remove_while_shipping(cluster):
             sha(bounded(lambda: open(str(bob.mnt / "inbox/alice" / n),
                                      "rb").read())) == s
             for n, s in want.items())
+    def which():
+        """name -> (version in the inbox, the last one) by index."""
+        got = {}
+        for n, s in want.items():
+            try:
+                data = bounded(lambda: open(str(bob.mnt / "inbox/alice" / n),
+                                            "rb").read())
+                k = h.versions[n].index(sha(data)) if sha(data) in h.versions[n] else "?"
+            except FileNotFoundError:
+                k = None
+            got[n] = (k, h.versions[n].index(s))
+        return got
     assert wait_until(arrived, DELIVERY_TIMEOUT, interval=0.5), (
-        "the last versions did not all arrive: %s\nalice log:\n%s"
-        % ({n: n in bob.inbox_files("alice") for n in want}, alice.log_tail()))
+        "the last versions did not all arrive (in the inbox, last): %s"
+        "\nalice log:\n%s" % (which(), alice.log_tail(200)))
     # Nothing else: a removed path shows at most a version written whole
     # before it was removed, and no stray name ever shows.
     for name in bob.inbox_files("alice"):

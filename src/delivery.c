@@ -959,8 +959,8 @@ static bool delivered(struct worker *w, struct peer *p, struct entry *e)
 				w->job.recipients[k].done =
 					dj->rec[i].state == R_DELIVERED;
 	}
+	/* The caller removes the files, after the done callback. */
 	if (all) {
-		remove_files(d, dj->id);
 		drop_job(d, dj);
 		return true;
 	}
@@ -1099,9 +1099,11 @@ static void *worker_main(void *arg)
 		pthread_mutex_lock(&d->lock);
 		bool done = finish(w, p, e, o);
 		park(w, p);
-		if (done && d->done) {
+		if (done) {
 			pthread_mutex_unlock(&d->lock);
-			d->done(d->done_arg, &w->job);
+			if (d->done)
+				d->done(d->done_arg, &w->job);
+			remove_files(d, w->job.id);
 			pthread_mutex_lock(&d->lock);
 		}
 		/* A peer became free: another worker may have work now. */
@@ -1119,9 +1121,9 @@ static int load_one(void *arg, const struct job *j)
 	struct delivery *d = arg;
 	if (job_complete(j)) {
 		/* Crashed between the last receipt and the clean-up. */
-		remove_files(d, j->id);
 		if (d->done)
 			d->done(d->done_arg, j);
+		remove_files(d, j->id);
 		return 0;
 	}
 	int rc = add_job(d, j);

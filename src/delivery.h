@@ -29,8 +29,11 @@ struct node;
 struct delivery;
 
 /*
- * Called (from a delivery thread) when every recipient of a job has a
- * receipt, after the job record and sealed blob are removed.
+ * Called (from a delivery thread, no delivery lock held) when every
+ * recipient of a job has a receipt, BEFORE its record and sealed blob are
+ * removed: the callback may remove the record itself, in one step with
+ * whatever still points at it (the outbox's marker). What is left is
+ * removed right after it returns.
  */
 typedef void (*delivery_done_fn)(void *arg, const struct job *j);
 

@@ -1106,11 +1106,19 @@ void outbox_delivered(void *arg, const struct job *j)
 		return;
 	pthread_mutex_lock(&ob->lock);
 	/*
+	 * The record and the marker go in one step under the lock, the record
+	 * first (a crash in between leaves a marker without a job, which the
+	 * next start drops). Otherwise a stat could find the marker's job
+	 * gone and say ENOENT while readdir still listed the file. Delivery
+	 * removes the sealed blob after this, outside the lock.
+	 *
 	 * Only the file leaves: folders are the user's, and a program may be
 	 * about to write the next file into one that just became empty.
 	 */
-	if (marker_read(path, id) == 0 && strcmp(id, j->id) == 0)
+	if (marker_read(path, id) == 0 && strcmp(id, j->id) == 0) {
+		job_remove(ob->jobs_dir, j->id);
 		unlink(path);
+	}
 	pthread_mutex_unlock(&ob->lock);
 	log_info("outbox: %s delivered to %s", rel, j->folder);
 }

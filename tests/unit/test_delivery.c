@@ -130,14 +130,35 @@ static void make_job(struct node *a, struct pki_cert *to, const char *to_name,
 
 static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
 static int done_count;
+static bool done_saw_record = true; /* every callback found its record */
 
+static bool exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+/*
+ * ARG is the sender's node. The callback runs before delivery removes the
+ * job's files, so the outbox can remove the record with its marker.
+ */
 static void on_done(void *arg, const struct job *j)
 {
-	(void)arg;
-	(void)j;
+	char path[STATE_PATH_MAX];
+	in_state(path, arg, "jobs/%s.job", j->id);
+	bool record = exists(path);
 	pthread_mutex_lock(&done_lock);
 	done_count++;
+	done_saw_record = done_saw_record && record;
 	pthread_mutex_unlock(&done_lock);
+}
+
+/* Waits (bounded) until PATH is gone; true if it is. */
+static bool gone(const char *path)
+{
+	for (int i = 0; i < 200 && exists(path); i++)
+		usleep(10 * 1000);
+	return !exists(path);
 }
 
 static int dones(void)
@@ -146,12 +167,6 @@ static int dones(void)
 	int n = done_count;
 	pthread_mutex_unlock(&done_lock);
 	return n;
-}
-
-static bool exists(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0;
 }
 
 int main(void)
@@ -181,16 +196,16 @@ int main(void)
 	make_job(a, b->cert, "bob", "dir/data.bin", data, size, &j);
 
 	struct delivery *d = NULL;
-	CHECK(delivery_start(a, on_done, NULL, &d) == 0);
+	CHECK(delivery_start(a, on_done, a, &d) == 0);
 	for (int i = 0; i < 200 && dones() < 1; i++)
 		usleep(50 * 1000);
 	CHECK(dones() == 1);
 
 	char path[STATE_PATH_MAX];
 	in_state(path, a, "jobs/%s.job", j.id);
-	CHECK(!exists(path));
+	CHECK(gone(path));
 	in_state(path, a, "sealed/%s.blob", j.id);
-	CHECK(!exists(path));
+	CHECK(gone(path));
 	in_state(path, b, "incoming/alice/%s.part", j.id);
 	CHECK(!exists(path));
 	in_state(path, b, "inbox/alice/dir/data.bin");
@@ -218,6 +233,9 @@ int main(void)
 	for (int i = 0; i < 200 && dones() < 2; i++)
 		usleep(50 * 1000);
 	CHECK(dones() == 2);
+	pthread_mutex_lock(&done_lock);
+	CHECK(done_saw_record);
+	pthread_mutex_unlock(&done_lock);
 	uint64_t sz = 0;
 	CHECK(blobfile_peek_size(path, &sz) == 0 && sz == 10);
 

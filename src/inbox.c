@@ -42,12 +42,15 @@ int inbox_getattr(struct node *n, const char *rel, struct stat *st)
 	st->st_gid = getgid();
 	struct stat real;
 	if (lstat(path, &real) != 0) {
-		if (!rel[0]) { /* nothing received yet */
-			st->st_mode = S_IFDIR | 0755;
-			st->st_nlink = 2;
-			return 0;
-		}
-		return -errno;
+		if (rel[0] || errno != ENOENT)
+			return -errno;
+		/*
+		 * Nothing received yet: STATE/inbox comes with the first
+		 * delivery. Until then the folder takes STATE's times, so that
+		 * ls -l does not show 1970.
+		 */
+		if (lstat(n->state, &real) != 0)
+			return -errno;
 	}
 	st->st_mtime = real.st_mtime;
 	st->st_ctime = real.st_ctime;

@@ -135,6 +135,17 @@ def test_outbox_has_a_folder_per_peer(nodes):
     assert "root" not in listing and "crl" not in listing
 
 
+def test_top_folders_have_real_times(nodes):
+    # alice only sends in this module, so her inbox/ has nothing behind it
+    # yet: it used to say 1970-01-01 in ls -l.
+    now = time.time()
+    for name in ("alice", "bob"):
+        for top in ("inbox", "outbox", "certs"):
+            st = bounded(os.stat, str(nodes[name].mnt / top))
+            assert now - 86400 < st.st_mtime <= now + 60, \
+                "%s's %s/ has mtime %s" % (name, top, st.st_mtime)
+
+
 def test_multi_recipient_mkdir(nodes):
     alice = nodes["alice"]
     bounded(os.mkdir, str(alice.mnt / "outbox" / "bob,carol"))

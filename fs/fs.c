@@ -536,6 +536,31 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 	return fs->backend->rename(fs->ctx, from, to, flags);
 }
 
+/*
+ * Only files and folders travel: a link or a device node has nothing a peer
+ * could receive, so they are refused as on file systems without them (EPERM,
+ * where libfuse would answer "Function not implemented").
+ */
+static int fs_symlink(const char *target, const char *path)
+{
+	(void)target;
+	return is_tree(path) ? -EPERM : -EACCES;
+}
+
+static int fs_link(const char *from, const char *to)
+{
+	(void)from;
+	return is_tree(to) ? -EPERM : -EACCES;
+}
+
+/* Regular files come through create; this sees FIFOs, sockets, devices. */
+static int fs_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+	(void)mode;
+	(void)rdev;
+	return is_tree(path) ? -EPERM : -EACCES;
+}
+
 static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
 	(void)mode;
@@ -667,6 +692,9 @@ static const struct fuse_operations fs_ops = {
 	.unlink = fs_unlink,
 	.rename = fs_rename,
 	.create = fs_create,
+	.symlink = fs_symlink,
+	.link = fs_link,
+	.mknod = fs_mknod,
 	.write = fs_write,
 	.truncate = fs_truncate,
 	.flush = fs_flush,

@@ -302,6 +302,33 @@ def test_temp_names_never_shipped(nodes, tmp_path):
     assert alice.exists("outbox/bob/tmpnames/x.part")
 
 
+def test_links_and_special_files_refused(nodes, tmp_path):
+    alice, bob = nodes["alice"], nodes["bob"]
+    out = alice.mnt / "outbox" / "bob"
+    alice.write_bytes("outbox/bob/linked.txt", b"a file\n")
+    wait_delivered(bob, "alice", "linked.txt", sha256_bytes(b"a file\n"))
+    alice.write_bytes("outbox/bob/.held.tmp", b"held\n")
+    attempts = {
+        "symlink": lambda: os.symlink("linked.txt", str(out / "sym")),
+        "hard link": lambda: os.link(str(out / ".held.tmp"), str(out / "hard")),
+        "fifo": lambda: os.mkfifo(str(out / "fifo")),
+    }
+    for what, fn in attempts.items():
+        with pytest.raises(OSError) as e:
+            bounded(fn, what=what)
+        assert e.value.errno == errno.EPERM, "%s: %s" % (what, e.value)
+    # ln -s tells the user in words, not "Function not implemented".
+    r = run_tool(["ln", "-s", "linked.txt", str(out / "sym2")],
+                 env=dict(os.environ, LC_ALL="C"))
+    assert r.returncode != 0 and "Operation not permitted" in r.stderr, r.stderr
+    listing = alice.listdir("outbox/bob")
+    assert not {"sym", "sym2", "hard", "fifo"} & set(listing), listing
+    # Nothing half-made reached bob, and alice still ships.
+    send_and_wait(alice, bob, tmp_path, "after-links.txt", b"still shipping\n")
+    assert not {"sym", "sym2", "hard", "fifo"} & set(bob.listdir("inbox/alice"))
+    bounded(os.unlink, str(out / ".held.tmp"))
+
+
 def test_big_file(nodes, big_file):
     alice, bob = nodes["alice"], nodes["bob"]
     r = run_tool(["cp", big_file.path, alice.mnt / "outbox/bob/big.bin"],

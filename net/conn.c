@@ -383,19 +383,29 @@ static int write_transport(struct net_conn *c, const uint8_t *buf, size_t len)
 	return NET_OK;
 }
 
-/* One frame through the transport: header and body in one record. */
+/* The most a TLS record carries (RFC 8446, 5.1). */
+#define TLS_RECORD_DATA 16384
+
+/*
+ * One frame through the transport. The header shares the first record with
+ * the start of the body, so a small frame is one record; the rest of a
+ * large body goes from the caller's buffer, so a 64 KiB chunk frame costs
+ * a 16 KiB copy instead of a copy of the whole frame.
+ */
 static int send_transport(struct net_conn *c, const uint8_t hdr[NET_FRAME_HDR],
 			  const void *data, size_t len)
 {
-	uint8_t *b = malloc(NET_FRAME_HDR + len);
-	if (b == NULL)
-		return NET_ENOMEM;
-	memcpy(b, hdr, NET_FRAME_HDR);
-	if (len > 0)
-		memcpy(b + NET_FRAME_HDR, data, len);
-	int rc = write_transport(c, b, NET_FRAME_HDR + len);
-	free(b);
-	return rc;
+	uint8_t first[TLS_RECORD_DATA];
+	size_t head = len < sizeof(first) - NET_FRAME_HDR
+			      ? len
+			      : sizeof(first) - NET_FRAME_HDR;
+	memcpy(first, hdr, NET_FRAME_HDR);
+	if (head > 0)
+		memcpy(first + NET_FRAME_HDR, data, head);
+	int rc = write_transport(c, first, NET_FRAME_HDR + head);
+	if (rc != NET_OK || head == len)
+		return rc;
+	return write_transport(c, (const uint8_t *)data + head, len - head);
 }
 
 int net_conn_send(struct net_conn *c, const void *data, size_t len)

@@ -2,8 +2,9 @@
  * test_frame: the frame header and decoder as pure functions, then the
  * connection and server code over real loopback sockets: echo round trips,
  * size limits enforced by the receiver, a 2 GiB announcement, 300 concurrent
- * clients, refused connections with backoff, the connection cap, timeouts and
- * a prompt stop with idle connections open.
+ * clients, refused connections with backoff, the connection cap, timeouts, a
+ * prompt stop with idle connections open, and frames of every size around a
+ * TLS record through a transport that writes a few KiB at a time.
  */
 #include "net/conn.h"
 #include "net/err.h"
@@ -456,6 +457,123 @@ static void test_stop_with_idle(void)
 	net_conn_close(NULL);
 }
 
+/* ---- frames through a transport ---- */
+
+/*
+ * A stand-in for TLS: passes bytes through unchanged, but takes at most a
+ * few KiB per call (as a TLS record writer with a full socket does) and
+ * notes how much each call was offered.
+ */
+struct fake_tr {
+	int fd;
+	unsigned seed;
+	size_t offered[64];
+	int calls;
+};
+
+static ssize_t fake_read(void *ctx, void *buf, size_t len)
+{
+	struct fake_tr *t = ctx;
+	ssize_t n = recv(t->fd, buf, len, 0);
+	return n > 0 ? n : n == 0 ? NET_T_EOF : NET_T_WANT_READ;
+}
+
+static ssize_t fake_write(void *ctx, const void *buf, size_t len)
+{
+	struct fake_tr *t = ctx;
+	if (t->calls < 64)
+		t->offered[t->calls] = len;
+	t->calls++;
+	size_t most = 1 + (size_t)(rand_r(&t->seed) % 6000);
+	ssize_t n = send(t->fd, buf, len < most ? len : most, MSG_NOSIGNAL);
+	return n > 0 ? n : NET_T_WANT_WRITE;
+}
+
+static void fake_nop(void *ctx)
+{
+	(void)ctx;
+}
+
+struct tr_sender {
+	struct net_conn *c;
+	struct fake_tr *tr;
+	const uint8_t *data;
+	const size_t *sizes;
+	int nsizes;
+	size_t first_offered[16];
+	int rc;
+};
+
+static void *tr_send_main(void *arg)
+{
+	struct tr_sender *s = arg;
+	for (int i = 0; i < s->nsizes && s->rc == NET_OK; i++) {
+		s->tr->calls = 0;
+		s->rc = net_conn_send(s->c, s->data, s->sizes[i]);
+		s->first_offered[i] = s->tr->offered[0];
+	}
+	return NULL;
+}
+
+static void test_transport_frames(void)
+{
+	/* Around one TLS record (16384) with the 4-byte header, and a chunk. */
+	static const size_t sizes[] = { 0,     1,     100,   16379, 16380,
+					16381, 32768, 65560, 200000 };
+	int n = (int)(sizeof(sizes) / sizeof(sizes[0]));
+	uint8_t *data = malloc(200000);
+	CHECK(data != NULL);
+	if (!data)
+		return;
+	for (size_t i = 0; i < 200000; i++)
+		data[i] = (uint8_t)(i * 131 + (i >> 9));
+
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	struct net_conn *a = NULL, *b = NULL;
+	CHECK(net_conn_from_fd(sv[0], 5000, &a) == NET_OK);
+	CHECK(net_conn_from_fd(sv[1], 5000, &b) == NET_OK);
+	struct fake_tr *tr = calloc(1, sizeof(*tr));
+	CHECK(tr != NULL);
+	if (!a || !b || !tr) {
+		free(tr);
+		net_conn_close(a);
+		net_conn_close(b);
+		free(data);
+		return;
+	}
+	tr->fd = sv[0];
+	tr->seed = 7;
+	struct net_transport t = { fake_read, fake_write, fake_nop, free, tr };
+	net_conn_set_transport(a, &t, "peer");
+
+	struct tr_sender s = { a, tr, data, sizes, n, { 0 }, NET_OK };
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, tr_send_main, &s) == 0);
+	for (int i = 0; i < n; i++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int rc = net_conn_recv(b, 1 << 20, &buf, &len);
+		CHECK(rc == NET_OK);
+		CHECK(len == sizes[i]);
+		if (rc == NET_OK && len == sizes[i])
+			CHECK(memcmp(buf, data, len) == 0);
+		free(buf);
+	}
+	pthread_join(th, NULL);
+	CHECK(s.rc == NET_OK);
+	/* The header goes with the body's start: a small frame is one write. */
+	for (int i = 0; i < n; i++) {
+		size_t want = sizes[i] + NET_FRAME_HDR < 16384
+				      ? sizes[i] + NET_FRAME_HDR
+				      : 16384;
+		CHECK(s.first_offered[i] == want);
+	}
+	net_conn_close(a);
+	net_conn_close(b);
+	free(data);
+}
+
 int main(void)
 {
 	test_header();
@@ -468,6 +586,7 @@ int main(void)
 	test_refused();
 	test_cap_and_idle_timeout();
 	test_stop_with_idle();
+	test_transport_frames();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed != 0;
 }

@@ -383,8 +383,11 @@ static int write_transport(struct net_conn *c, const uint8_t *buf, size_t len)
 	return NET_OK;
 }
 
-/* The most a TLS record carries (RFC 8446, 5.1). */
-#define TLS_RECORD_DATA 16384
+/*
+ * The unit a record-based transport sends its stream in: 16 KiB, the most
+ * a TLS record carries (RFC 8446, 5.1).
+ */
+#define TRANSPORT_RECORD 16384
 
 /*
  * One frame through the transport. The header shares the first record with
@@ -395,7 +398,7 @@ static int write_transport(struct net_conn *c, const uint8_t *buf, size_t len)
 static int send_transport(struct net_conn *c, const uint8_t hdr[NET_FRAME_HDR],
 			  const void *data, size_t len)
 {
-	uint8_t first[TLS_RECORD_DATA];
+	uint8_t first[TRANSPORT_RECORD];
 	size_t head = len < sizeof(first) - NET_FRAME_HDR
 			      ? len
 			      : sizeof(first) - NET_FRAME_HDR;

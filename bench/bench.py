@@ -38,6 +38,7 @@ BULK = (256 if QUICK else 1024) * MiB
 BIG4 = None if QUICK else 4096 * MiB
 FAN = 100 * MiB
 SMALL_N, SMALL_SIZE = 1000, 1024
+ALONE_N = 50            # small files sent one at a time, nothing queued
 POLL_NAP = 0.001        # s between two passes of the latency poller
 ENROLL_N = 1000 if QUICK else 10000
 ENROLL_C = 1000
@@ -388,14 +389,37 @@ def bench_small(R, alice, bob, ssh):
                                % (i, SMALL_N - len(lat), SMALL_N))
         R["small_p50"].append(pct(lat, 0.50) if lat else None)
         R["small_p99"].append(pct(lat, 0.99) if lat else None)
-        for d in ("tree%d" % i, "lat%d" % i):
+        # The same without a queue: each file is written once the one
+        # before is in the inbox, against scp of one file (which connects
+        # each time, as a script that copies files one by one would).
+        d = "one%d" % i
+        os.mkdir(alice.p("outbox", "bob", d))
+        alone, scp_one = [], []
+        for k in range(ALONE_N):
+            with open(os.path.join(tree, names[k]), "rb") as f:
+                data = f.read()
+            q = bob.p("inbox", "alice", d, names[k])
+            with open(alice.p("outbox", "bob", d, names[k]), "wb") as f:
+                f.write(data)
+            c = time.monotonic()
+            s = wait_until(lambda: os.path.exists(q), 30, 0.0005,
+                           "a lone small file")
+            alone.append((s - c) * 1000)
+            time.sleep(0.02)
+        for k in range(min(ALONE_N, 10)):
+            scp_one.append(1000 * ssh.scp(os.path.join(tree, names[k]),
+                                          "%s/one-%d" % (scpdst, k)))
+        R["alone_p50"].append(pct(alone, 0.50))
+        R["alone_max"].append(max(alone))
+        R["alone_scp"].append(med(scp_one))
+        for d in ("tree%d" % i, "lat%d" % i, "one%d" % i):
             wait_until(lambda: not os.path.isdir(alice.p("outbox", "bob", d))
                        or not os.listdir(alice.p("outbox", "bob", d)),
                        120, 0.05, "small receipts")
         t = ssh.scp(tree, "%s/small%d" % (scpdst, i), recursive=True)
         R["small_scp_fps"].append(SMALL_N / t)
         R["small_ratio"].append(R["small_snoop_fps"][-1] / R["small_scp_fps"][-1])
-        for d in ("tree%d" % i, "lat%d" % i):
+        for d in ("tree%d" % i, "lat%d" % i, "one%d" % i):
             shutil.rmtree(bob.p("inbox", "alice", d), ignore_errors=True)
         shutil.rmtree("%s/small%d" % (scpdst, i))
 
@@ -525,6 +549,12 @@ def table(R):
                                      f(g("small_p99"), "%.1f")),
                      "", "", "p50 <= 10 ms", pf(g("small_p50") is not None
                                                 and g("small_p50") <= 10)))
+        rows.append(("small: %d files alone, close -> in inbox, p50 / max" % ALONE_N,
+                     "%s / %s ms" % (f(g("alone_p50"), "%.1f"),
+                                     f(g("alone_max"), "%.1f")),
+                     "scp of one file (a new connection each) %s ms"
+                     % f(g("alone_scp"), "%.1f"),
+                     "", "(no target)", ""))
     if g("enroll_cps") is not None:
         full = ENROLL_N >= 10000 and ENROLL_C >= 1000
         maxf = max(R["enroll_fail"])
@@ -576,7 +606,8 @@ def main():
             "bulk_ratio_sshfs", "read_inbox", "read_plain", "read_null",
             "rss_send_1", "rss_recv_1", "bulk4_snoop", "rss_send_4",
             "rss_recv_4", "small_snoop_fps", "small_scp_fps", "small_ratio",
-            "small_p50", "small_p99", "enroll_cps", "enroll_fail",
+            "small_p50", "small_p99", "alone_p50", "alone_max", "alone_scp",
+            "enroll_cps", "enroll_fail",
             "openssl_signs", "enroll_ratio", "enroll_ca_ms", "enroll_gen_cpu", "fan1", "fan8", "fan_ratio",
             "errors"]
     R = {k: [] for k in keys}

@@ -483,6 +483,17 @@ static bool told_to_stop(struct delivery *d, struct entry *e, enum outcome *why)
 	return *why != O_OK;
 }
 
+/*
+ * A blob of one chunk goes right behind its request, without waiting for
+ * the receiver's "have" (src/receive.c): for a small file that saves the
+ * receiver a signature and both sides a round trip, and there is nothing
+ * to resume.
+ */
+static bool pushed(const struct job *j)
+{
+	return pki_blob_chunks(j->size) == 1;
+}
+
 /* The post/blob request extras for job J. NULL on failure. */
 static struct msg_extra *request_extra(const struct job *j)
 {
@@ -519,6 +530,8 @@ static struct msg_extra *request_extra(const struct job *j)
 	}
 	if (rc == 0)
 		rc = msg_extra_set_str(x, "sha256", j->sha256);
+	if (rc == 0 && pushed(j))
+		rc = msg_extra_set_int(x, "push", 1);
 	if (rc) {
 		msg_extra_free(x);
 		return NULL;
@@ -619,6 +632,31 @@ static enum outcome send_chunks(struct worker *w, struct peer *p,
 	return O_OK;
 }
 
+/*
+ * The receiver's "have" REPLY (freed here): sends the chunks it lacks,
+ * unless they were all SENT already (pushed).
+ */
+static enum outcome answer_have(struct worker *w, struct peer *p,
+				struct entry *e, struct net_conn *c, int fd,
+				struct msg *reply, bool sent, uint64_t msg_id,
+				const struct pki_cert *cert)
+{
+	int64_t have = -1;
+	uint64_t chunks = pki_blob_chunks(w->job.size);
+	msg_extra_get_int(reply, "have", &have);
+	msg_free(reply);
+	if (have < 0 || (uint64_t)have > chunks) {
+		proto_say(w->err, "%s answered with a bad chunk count",
+			  p->name);
+		return O_RETRY;
+	}
+	if (sent)
+		return O_OK;
+	if (!progress(w->d, e, (uint64_t)have, chunks))
+		return O_STOPPED;
+	return send_chunks(w, p, e, c, fd, (uint64_t)have, msg_id, cert);
+}
+
 /* The exchange on an open connection C. */
 static enum outcome exchange(struct worker *w, struct peer *p, struct entry *e,
 			     struct net_conn *c, int fd,
@@ -646,31 +684,30 @@ static enum outcome exchange(struct worker *w, struct peer *p, struct entry *e,
 			  net_strerror(rc));
 		return rc == NET_ETOOBIG ? O_JOB_HOPELESS : O_RETRY;
 	}
+	bool push = pushed(j);
+	if (push) {
+		enum outcome o = send_chunks(w, p, e, c, fd, 0, msg_id, cert);
+		if (o != O_OK)
+			return o;
+		net_conn_set_timeout(c, RECEIPT_TIMEOUT_MS);
+	}
 	struct msg *reply = NULL;
 	rc = proto_recv_reply(c, "post/blob", msg_id, cert, name, &reply,
 			      w->err);
 	if (rc)
 		return failed_reply(d, e, rc, reply);
-	int64_t have = -1;
-	uint64_t chunks = pki_blob_chunks(j->size);
-	msg_extra_get_int(reply, "have", &have);
-	msg_free(reply);
-	if (have < 0 || (uint64_t)have > chunks) {
-		proto_say(w->err, "%s answered with a bad chunk count", name);
-		return O_RETRY;
+	/* A receiver that predates "push" answers it with "have" too. */
+	if (!push || !msg_extra_get_str(reply, "sha256")) {
+		enum outcome o =
+			answer_have(w, p, e, c, fd, reply, push, msg_id, cert);
+		if (o != O_OK)
+			return o;
+		net_conn_set_timeout(c, RECEIPT_TIMEOUT_MS);
+		rc = proto_recv_reply(c, "post/blob", msg_id, cert, name,
+				      &reply, w->err);
+		if (rc)
+			return failed_reply(d, e, rc, reply);
 	}
-	if (!progress(d, e, (uint64_t)have, chunks))
-		return O_STOPPED;
-	enum outcome o =
-		send_chunks(w, p, e, c, fd, (uint64_t)have, msg_id, cert);
-	if (o != O_OK)
-		return o;
-
-	net_conn_set_timeout(c, RECEIPT_TIMEOUT_MS);
-	rc = proto_recv_reply(c, "post/blob", msg_id, cert, name, &reply,
-			      w->err);
-	if (rc)
-		return failed_reply(d, e, rc, reply);
 	const char *sha = msg_extra_get_str(reply, "sha256");
 	bool match = sha && strcmp(sha, j->sha256) == 0;
 	msg_free(reply);

@@ -5,8 +5,15 @@
  *                  size, chunks, recipients, key:NAME..., sha256
  *   us -> sender:  signed reply ok, extra "have" (chunks already held)
  *   sender -> us:  raw frames, each 8-byte big-endian index | sealed chunk
+ *                  (the chunks from "have" on)
  *   us -> sender:  signed reply ok (re = the request), extra "sha256" of
  *                  the sealed chunks as stored: the receipt
+ *
+ * A blob of one chunk (a file of at most 64 KiB) may instead come with
+ * extra "push": 1 and its chunk frame right behind the request, without
+ * waiting: there is no "have" reply, so a small file costs one signature
+ * and one round trip less. A pushed chunk we already hold is read and
+ * dropped.
  *
  * Every refusal is a signed error reply with a reason; "permanent": 1 marks
  * the ones that retrying the same request can never fix, so the sender can
@@ -51,6 +58,8 @@ struct incoming {
 	const char *sha256; /* of the sealed chunks, as the sender signed it */
 	struct blob_info info;
 	uint8_t key[PKI_AEAD_KEY];
+	bool push;   /* the chunk follows the request unasked */
+	bool unread; /* ... and is still unread: drain it after a refusal */
 };
 
 /*
@@ -182,6 +191,8 @@ static const char *check_request(struct node *n, const struct msg *m,
 	    strlen(sha) != PKI_FP_LEN - 1)
 		return "extra sha256 is missing or malformed";
 	in->sha256 = sha;
+	if (in->push && in->info.chunks != 1)
+		return "extra push is only for a blob of one chunk";
 	why = check_recipients(msg_extra_get_str(m, "recipients"), n->cfg.name);
 	if (why)
 		return why;
@@ -322,17 +333,19 @@ static uint64_t get_be64(const uint8_t *p)
 }
 
 /*
- * Receives chunks HAVE..chunks-1 into W. Returns 0, or -1 after W is
- * aborted, with *WHY set if the sender should be told (NULL if the
- * connection itself failed) and *DISCARD if the part must go.
+ * Receives the chunk frames FROM..chunks-1 and stores those from HAVE on
+ * into W (the ones before HAVE, sent unasked, are checked and dropped; W
+ * may be NULL if HAVE is every chunk). Returns 0, or -1 with *WHY set if
+ * the sender should be told (NULL if the connection itself failed) and
+ * *DISCARD if the part must go.
  */
 static int receive_chunks(struct net_conn *c, struct blobfile_writer *w,
-			  const struct incoming *in, uint64_t have,
-			  const char **why, bool *discard)
+			  const struct incoming *in, uint64_t from,
+			  uint64_t have, const char **why, bool *discard)
 {
 	*why = NULL;
 	*discard = false;
-	for (uint64_t i = have; i < in->info.chunks; i++) {
+	for (uint64_t i = from; i < in->info.chunks; i++) {
 		uint8_t *buf = NULL;
 		size_t len = 0;
 		int rc = net_conn_recv(c, RECEIVE_FRAME_MAX, &buf, &len);
@@ -355,6 +368,10 @@ static int receive_chunks(struct net_conn *c, struct blobfile_writer *w,
 			free(buf);
 			*why = "a chunk frame has the wrong index or length";
 			return -1;
+		}
+		if (i < have) {
+			free(buf);
+			continue;
 		}
 		rc = blobfile_writer_put(w, i, buf + 8, len - 8);
 		free(buf);
@@ -399,6 +416,15 @@ static void drain(struct net_conn *c)
 		 RECEIVE_DRAIN_MS);
 }
 
+/* A refusal among the chunks: the reason, then what is still in flight. */
+static int refuse_midway(struct node *n, struct net_conn *c,
+			 const struct msg *m, const char *why)
+{
+	refuse(n, c, m, why, false);
+	drain(c);
+	return -1;
+}
+
 static int reply_have(struct node *n, struct net_conn *c, const struct msg *m,
 		      uint64_t have)
 {
@@ -436,7 +462,8 @@ static int reply_receipt(struct node *n, struct net_conn *c,
  * inbox, which the user may have consumed meanwhile. So before committing,
  * INCOMING/SENDER/ID.done records the blob's sha256; a request for a blob
  * that has a .done record and no part file is answered with "have" = every
- * chunk and the receipt, and nothing is stored. The record is written
+ * chunk (or, pushed, its chunk is read and dropped) and the receipt, and
+ * nothing is stored. The record is written
  * before the commit (a .done next to a part file means nothing: the part is
  * resumed and committed) and removed if the commit fails. Records older
  * than DONE_KEEP_DAYS are pruned: a sender that retries a blob after that
@@ -539,8 +566,16 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 		log_info("post/blob '%s' from '%s': already received; receipt "
 			 "sent again",
 			 in->path, in->sender);
-		if (reply_have(n, c, m, in->info.chunks) != 0)
+		if (in->push) {
+			in->unread = false;
+			const char *why = NULL;
+			bool discard;
+			if (receive_chunks(c, NULL, in, 0, in->info.chunks,
+					   &why, &discard) != 0)
+				return why ? refuse_midway(n, c, m, why) : -1;
+		} else if (reply_have(n, c, m, in->info.chunks) != 0) {
 			return -1;
+		}
 		return reply_receipt(n, c, m, in->sha256) == 0 ? 0 : -1;
 	}
 
@@ -558,19 +593,17 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 	}
 	if (have > in->info.chunks)
 		have = 0; /* cannot happen with a sane writer; be safe */
-	if (reply_have(n, c, m, have) != 0) {
+	if (!in->push && reply_have(n, c, m, have) != 0) {
 		blobfile_writer_abort(w, false);
 		return -1;
 	}
+	in->unread = false;
 	const char *why = NULL;
 	bool discard = false;
-	if (receive_chunks(c, w, in, have, &why, &discard) != 0) {
+	if (receive_chunks(c, w, in, in->push ? 0 : have, have, &why,
+			   &discard) != 0) {
 		blobfile_writer_abort(w, discard);
-		if (why) {
-			refuse(n, c, m, why, false);
-			drain(c);
-		}
-		return -1;
+		return why ? refuse_midway(n, c, m, why) : -1;
 	}
 	char hash[72];
 	char line[80];
@@ -598,7 +631,9 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 	return reply_receipt(n, c, m, hash) == 0 ? 0 : -1;
 }
 
-int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
+/* post/blob up to the receipt; IN->push is set, the rest is filled in. */
+static int receive(struct node *n, struct net_conn *c, const struct msg *m,
+		   struct incoming *in)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	if (!names_node_valid(meta->id))
@@ -610,28 +645,26 @@ int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
 		return refuse(n, c, m, why, false);
 	pki_cert_free(cert);
 
-	struct incoming in;
-	memset(&in, 0, sizeof(in));
-	why = check_request(n, m, &in);
+	why = check_request(n, m, in);
 	if (why)
 		return refuse(n, c, m, why, true);
 
 	char dir[STATE_PATH_MAX], part[STATE_PATH_MAX];
-	int rc = sender_dir(n, "incoming", in.sender, dir);
+	int rc = sender_dir(n, "incoming", in->sender, dir);
 	if (rc == 0) {
 		int len = snprintf(part, sizeof(part), "%s/%s.part", dir,
-				   in.id_hex);
+				   in->id_hex);
 		if (len < 0 || (size_t)len >= sizeof(part))
 			rc = -ENAMETOOLONG;
 	}
 	if (rc) {
-		pki_wipe(in.key, sizeof(in.key));
+		pki_wipe(in->key, sizeof(in->key));
 		return refuse(n, c, m, disk_reason(rc), false);
 	}
 	struct busy_blob *lock = NULL, *path_lock = NULL;
 	rc = lock_blob(part, 0, &lock);
 	if (rc) {
-		pki_wipe(in.key, sizeof(in.key));
+		pki_wipe(in->key, sizeof(in->key));
 		return refuse(
 			n, c, m,
 			rc == -EWOULDBLOCK
@@ -641,13 +674,13 @@ int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
 			false);
 	}
 	char key[STATE_PATH_MAX];
-	rc = snprintf(key, sizeof(key), "path:%s/%s", in.sender, in.path) <
+	rc = snprintf(key, sizeof(key), "path:%s/%s", in->sender, in->path) <
 			     (int)sizeof(key)
 		     ? lock_blob(key, BUSY_PATH_WAIT_S, &path_lock)
 		     : -ENAMETOOLONG;
 	if (rc) {
 		unlock_blob(lock);
-		pki_wipe(in.key, sizeof(in.key));
+		pki_wipe(in->key, sizeof(in->key));
 		return refuse(
 			n, c, m,
 			rc == -EWOULDBLOCK
@@ -656,8 +689,23 @@ int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
 				: disk_reason(rc),
 			false);
 	}
-	rc = transfer(n, c, m, &in, part);
+	rc = transfer(n, c, m, in, part);
 	unlock_blob(path_lock);
 	unlock_blob(lock);
+	return rc;
+}
+
+int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
+{
+	struct incoming in;
+	memset(&in, 0, sizeof(in));
+	int64_t push = 0;
+	in.push = msg_extra_get_int(m, "push", &push) == 0 && push == 1;
+	in.unread = in.push;
+	int rc = receive(n, c, m, &in);
+	/* Closing with the pushed chunk unread would reset the connection
+	 * and could destroy our reason before the sender reads it. */
+	if (rc && in.unread)
+		drain(c);
 	return rc;
 }

@@ -794,7 +794,9 @@ def get_all_certs(addr, node_id, key, timeout=15.0, max_pages=1000):
 # key:<name>/sha256), a signed reply (status ok with "have", or an error),
 # then raw binary frames (4-byte big-endian length of what follows, 8-byte
 # big-endian chunk index, the sealed chunk), and at the end a signed receipt
-# ("reply", status ok, extra sha256 of the sealed chunks stored).
+# ("reply", status ok, extra sha256 of the sealed chunks stored). A blob of
+# one chunk may instead carry extra "push": 1 and its frame right behind the
+# request: then the first reply is already the receipt (or an error).
 
 BLOB_CHUNK = 64 * 1024
 BLOB_TAG = 16
@@ -917,16 +919,19 @@ class BlobOutcome:
 
 def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
               timeout=30.0, sign_with=None, close_early=False,
-              unsigned=False, as_node=None):
+              unsigned=False, as_node=None, push=False):
     """Runs one post/blob exchange and returns a BlobOutcome.
 
     CHUNKS are the sealed chunks; FRAMES, if given, is the list of
     (index, bytes) frames to send instead of every chunk in order (chunks the
     receiver says it has are skipped only in the default order). With
     CLOSE_EARLY the connection is closed after the frames without waiting
-    for a receipt.
+    for a receipt. With PUSH the request carries extra "push": 1 and the
+    frames follow it at once; the one reply is then also the final message.
     """
     out = BlobOutcome()
+    if push:
+        extra = dict(extra, push=1)
     req = build("post/blob", path, node_id, key=None if unsigned else key,
                 sign_with=sign_with, extra=extra)
     out.request = req
@@ -936,6 +941,9 @@ def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
         out.dropped = True
         return out
     with s:
+        if push:
+            _push_blob(s, req, frames or list(enumerate(chunks)), out)
+            return out
         try:
             send_frame(s, req.body)
             out.reply = parse(recv_frame(s))
@@ -968,6 +976,28 @@ def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
         except socket.timeout:
             out.timed_out = True
     return out
+
+
+def push_frames(sock, req, frames):
+    """Sends the post/blob REQ and FRAMES at once; returns the one reply."""
+    send_frame(sock, req.body)
+    for index, sealed in frames:
+        sock.sendall(chunk_frame(index, sealed))
+    return parse(recv_frame(sock))
+
+
+def _push_blob(sock, req, frames, out):
+    try:
+        out.reply = push_frames(sock, req, frames)
+    except (Dropped, BrokenPipeError, ConnectionResetError, ssl.SSLError):
+        out.dropped = True
+        return
+    except socket.timeout:
+        out.timed_out = True
+        return
+    out.final = out.reply
+    if out.reply.status == "ok":
+        out.stage = "receipt"
 
 
 def send_file(addr, node_id, key, path, data, recipients, certs, timeout=30.0,

@@ -514,6 +514,90 @@ def test_wrong_content_key(net, sender, certs, fresh):
     assert_serves(net, sender, certs, fresh)
 
 
+# --- push: a blob of one chunk with its frame right behind the request -------------
+
+
+def test_push_first_reply_is_the_receipt(net, sender, certs):
+    """extra "push": bob reads the chunk without answering "have" first, and
+    his one reply is the signed receipt."""
+    bob = net.nodes["bob"]
+    data, key, blob_id, chunks, extra = good_blob(certs, data=os.urandom(1000))
+    out = w.post_blob(bob.addr, sender.name, sender.key, "pushed.bin", chunks, extra,
+                      push=True, timeout=HOSTILE_TIMEOUT)
+    assert out.accepted, out
+    w.check_reply_to(out.reply, out.request, "post/blob")
+    assert out.reply.verify_with(certs["bob"]), "receipt not signed by bob"
+    assert "have" not in out.reply.extra, out.reply.extra
+    assert out.reply.extra.get("sha256") == extra["sha256"], out.reply.extra
+    wait_delivered(bob, sender.name, "pushed.bin", sha256_bytes(data), size=len(data),
+                   timeout=DELIVERY_TIMEOUT)
+    assert bob.read_bytes("inbox/%s/pushed.bin" % sender.name) == data
+
+
+def test_push_again_is_read_away(net, sender, certs):
+    """The same blob pushed again after the user consumed it (its receipt was
+    lost, say) gets the receipt again and is not stored again; bob reads the
+    pushed chunk away, so the next request on that connection still works."""
+    bob = net.nodes["bob"]
+    name, later = "push-twice.bin", "push-later.bin"
+    data, key, blob_id, chunks, extra = good_blob(certs, data=os.urandom(5000))
+    first = w.build("post/blob", name, sender.name, key=sender.key,
+                    extra=dict(extra, push=1))
+    with w.connect(bob.addr, HOSTILE_TIMEOUT, as_node=sender.name) as s:
+        reply = w.push_frames(s, first, enumerate(chunks))
+        assert reply.status == "ok" and reply.extra.get("sha256") == extra["sha256"], (
+            reply.extra)
+    wait_delivered(bob, sender.name, name, sha256_bytes(data), size=len(data),
+                   timeout=DELIVERY_TIMEOUT)
+    os.unlink(bob.mnt / "inbox" / sender.name / name)
+
+    again = w.build("post/blob", name, sender.name, key=sender.key,
+                    extra=dict(extra, push=1))
+    ldata, _, _, lchunks, lextra = good_blob(certs, data=os.urandom(7000))
+    nxt = w.build("post/blob", later, sender.name, key=sender.key,
+                  extra=dict(lextra, push=1))
+    with w.connect(bob.addr, HOSTILE_TIMEOUT, as_node=sender.name) as s:
+        reply = w.push_frames(s, again, enumerate(chunks))
+        assert reply.status == "ok" and reply.verify_with(certs["bob"]), reply.extra
+        assert reply.extra.get("sha256") == extra["sha256"], reply.extra
+        reply = w.push_frames(s, nxt, enumerate(lchunks))
+        w.check_reply_to(reply, nxt, "post/blob")
+        assert reply.status == "ok", reply.extra
+        assert reply.extra.get("sha256") == lextra["sha256"], reply.extra
+    wait_delivered(bob, sender.name, later, sha256_bytes(ldata), size=len(ldata),
+                   timeout=DELIVERY_TIMEOUT)
+    assert not bob.exists("inbox/%s/%s" % (sender.name, name)), (
+        "a blob received before came back after it was consumed")
+
+
+PUSH_REFUSALS = {
+    # refused at the request, with the chunk still unread: bob must read it
+    # away before closing, or the reset could destroy his reason
+    "several-chunks": (3 * 65536 + 17, None, None, "one chunk"),
+    "key-for-another-node": (1000, "ca", None, "does not unwrap"),
+    # refused at the chunk itself
+    "flipped-tag": (1000, None, flip_tag_bit, "does not verify"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PUSH_REFUSALS))
+def test_push_refused_with_reason(net, sender, certs, fresh, case):
+    bob = net.nodes["bob"]
+    size, wrap_for, chunks_fn, reason = PUSH_REFUSALS[case]
+    data, key, blob_id, chunks, extra = good_blob(certs, data=os.urandom(size))
+    if wrap_for:
+        extra["key:bob"] = w.wrap_key(certs[wrap_for], key)
+    if chunks_fn:
+        chunks = chunks_fn(key, blob_id, data, chunks)
+    out = w.post_blob(bob.addr, sender.name, sender.key, "push-%s.bin" % case, chunks,
+                      extra, push=True, timeout=HOSTILE_TIMEOUT)
+    assert_refused(out, certs["bob"])
+    assert not out.dropped, "bob's reason was lost: %r" % out
+    assert out.reply is not None and reason in out.reply.extra.get("error", ""), out
+    assert not bob.exists("inbox/%s/push-%s.bin" % (sender.name, case))
+    assert_serves(net, sender, certs, fresh)
+
+
 # --- sizes, counts and ids ----------------------------------------------------------
 
 

@@ -168,7 +168,8 @@ def test_two_blobs_same_path_at_once_last_wins(net, sender):
 
 class FakeReceiver:
     """Accepts alice's connections as node NAME and answers post/blob like a
-    node would, but holds each request until the test sets RELEASE (or HOLD
+    node from before "push" would (a "have" reply first, even to a pushed
+    chunk), but holds each request until the test sets RELEASE (or HOLD
     seconds passed), recording the most that were open together; ALL_OPEN
     is set once WANT are open at once."""
 
@@ -180,6 +181,7 @@ class FakeReceiver:
         self.most = 0
         self.ids_together = set()
         self.paths = []
+        self.pushed = []
         self.connections = 0
         self.errors = []
         self.release = threading.Event()
@@ -235,6 +237,7 @@ class FakeReceiver:
             w.send_frame(conn, receipt.body)
             with self.lock:
                 self.paths.append(req.args)
+                self.pushed.append(req.extra.get("push"))
         finally:
             with self.lock:
                 self.open_now -= 1
@@ -292,6 +295,8 @@ def test_sender_runs_several_transfers_to_one_peer(net):
         srv.close()
     assert not rx.errors, rx.errors
     assert sorted(rx.paths) == files, rx.paths
+    # Small files come pushed, and reach a receiver that answers "have" first.
+    assert rx.pushed == [1] * len(files), rx.pushed
     assert rx.most == PEER_INFLIGHT_MAX, (
         "%d transfers to one peer were open at once, wanted at most %d"
         % (rx.most, PEER_INFLIGHT_MAX))

@@ -696,7 +696,12 @@ static enum outcome exchange(struct worker *w, struct peer *p, struct entry *e,
 			      w->err);
 	if (rc)
 		return failed_reply(d, e, rc, reply);
-	/* A receiver that predates "push" answers it with "have" too. */
+	/*
+	 * A receiver that predates "push" answers it with "have" too (one
+	 * that holds the blob already leaves the pushed chunk unread, so the
+	 * next request on this kept connection fails, and is retried once on
+	 * a new connection, as after any failure on a kept one).
+	 */
 	if (!push || !msg_extra_get_str(reply, "sha256")) {
 		enum outcome o =
 			answer_have(w, p, e, c, fd, reply, push, msg_id, cert);

@@ -942,7 +942,8 @@ def post_blob(addr, node_id, key, path, chunks, extra, frames=None,
         return out
     with s:
         if push:
-            _push_blob(s, req, frames or list(enumerate(chunks)), out)
+            _push_blob(s, req, list(enumerate(chunks)) if frames is None
+                       else frames, out)
             return out
         try:
             send_frame(s, req.body)

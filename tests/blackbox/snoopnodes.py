@@ -840,14 +840,17 @@ class InboxWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _poll(self):
+        try:
+            for rel, size in tree_files(self.root).items():
+                self.seen.setdefault(rel, set()).add(size)
+        except OSError:
+            self.errors += 1
+        self.polls += 1
+
     def _run(self):
         while not self._stop.is_set():
-            try:
-                for rel, size in tree_files(self.root).items():
-                    self.seen.setdefault(rel, set()).add(size)
-            except OSError:
-                self.errors += 1
-            self.polls += 1
+            self._poll()
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -858,10 +861,13 @@ class InboxWatcher:
         self.stop()
 
     def stop(self, timeout=30):
+        """Stops polling, then looks once more: a file that arrived after
+        the last poll (the test saw it first) is still recorded."""
         self._stop.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise Hung("the inbox watcher on %s is stuck" % self.root)
+        self._poll()
 
 
 # --- a node whose STATE is a small tmpfs (disk-full tests) --------------------

@@ -703,8 +703,10 @@ int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
 	in.push = msg_extra_get_int(m, "push", &push) == 0 && push == 1;
 	in.unread = in.push;
 	int rc = receive(n, c, m, &in);
-	/* Closing with the pushed chunk unread would reset the connection
-	 * and could destroy our reason before the sender reads it. */
+	/*
+	 * Closing with the pushed chunk unread would reset the connection
+	 * and could destroy our reason before the sender reads it.
+	 */
 	if (rc && in.unread)
 		drain(c);
 	return rc;

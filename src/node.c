@@ -17,6 +17,7 @@
 #include "pki/verify.h"
 #include "src/delivery.h"
 #include "src/outbox.h"
+#include "src/received.h"
 #include "src/replay.h"
 #include "src/revocation.h"
 #include "src/service.h"
@@ -106,6 +107,13 @@ static int open_replay(struct node *n, struct replay **out)
 	return rc ? rc : replay_open(path, time(NULL), out);
 }
 
+static int open_received(struct node *n, struct received **out)
+{
+	char path[STATE_PATH_MAX];
+	int rc = state_path(n->state, "received.db", path);
+	return rc ? rc : received_open(path, out);
+}
+
 int node_load(const char *state, struct node **out, const char **why)
 {
 	struct node *n = calloc(1, sizeof(*n));
@@ -162,6 +170,7 @@ int node_load(const char *state, struct node **out, const char **why)
 	 * Checked now, so that a bad store fails the mount before it forks
 	 * into the background, then closed: a SQLite connection must not
 	 * cross a fork (see registry.c). node_start opens the daemon's own.
+	 * The same for the record of received blobs.
 	 */
 	rc = open_replay(n, &n->replay);
 	if (rc) {
@@ -170,6 +179,13 @@ int node_load(const char *state, struct node **out, const char **why)
 	}
 	replay_free(n->replay);
 	n->replay = NULL;
+	rc = open_received(n, &n->received);
+	if (rc) {
+		*why = "cannot open the record of received blobs (received.db)";
+		goto fail;
+	}
+	received_free(n->received);
+	n->received = NULL;
 	if (n->cfg.is_ca) {
 		rc = ca_open(state, n->cfg.node_days, &n->ca, why);
 		if (rc)
@@ -246,6 +262,17 @@ int node_start(struct node *n)
 		log_error("cannot open the replay store (replay.db)");
 		return -EIO;
 	}
+	if (open_received(n, &n->received) != 0) {
+		log_error("cannot open the record of received blobs "
+			  "(received.db)");
+		return -EIO;
+	}
+	char incoming[STATE_PATH_MAX];
+	if (state_path(n->state, "incoming", incoming) != 0 ||
+	    received_import_files(n->received, incoming) < 0) {
+		log_error("cannot read STATE/incoming");
+		return -EIO;
+	}
 	struct net_server_opts opts = { 0 };
 	int rc = net_server_start(n->listen_fd, &opts, service_handle, n,
 				  &n->server);
@@ -304,6 +331,7 @@ void node_free(struct node *n)
 	revocation_free(n->revocation);
 	ca_free(n->ca);
 	replay_free(n->replay);
+	received_free(n->received);
 	transport_free(n->transport);
 	pki_key_free(n->key);
 	pki_cert_free(n->cert);

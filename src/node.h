@@ -28,6 +28,7 @@ struct revocation;
 struct delivery;
 struct outbox;
 struct replay;
+struct received;
 struct transport;
 
 struct node {
@@ -45,6 +46,8 @@ struct node {
 	struct delivery *delivery;   /* ships sealed outbox files */
 	struct outbox *outbox;       /* the outbox/ tree (FUSE side) */
 	struct replay *replay;       /* message ids seen (replay.db);
+					opened by node_start */
+	struct received *received;   /* blobs committed (received.db);
 					opened by node_start */
 	struct transport *transport; /* TLS contexts and connection caps */
 	int listen_fd;

@@ -21,7 +21,6 @@
  */
 #include "src/receive.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +39,7 @@
 #include "src/blobfile.h"
 #include "src/jobs.h"
 #include "src/node.h"
+#include "src/received.h"
 #include "src/service.h"
 
 /* A chunk frame: the index, then one sealed chunk at most. */
@@ -220,7 +219,7 @@ static int sender_dir(struct node *n, const char *top, const char *sender,
  * reconnect and retry a blob while our thread for the old connection still
  * waits on its timeout, and two writers must never share a part file
  * (INCOMING/SENDER/ID.part). Different blobs, even from one sender, have
- * different part and .done files and go on in parallel.
+ * different part files and records and go on in parallel.
  *
  * The part files being written are kept in a set in memory, by full path:
  * STATE is locked by one process (state_lock), so the set covers every
@@ -456,93 +455,20 @@ static int reply_receipt(struct node *n, struct net_conn *c,
 }
 
 /*
- * Exactly once. The receipt can be lost after the file was committed (we
- * are killed before it is sent, or the sender before it records it); the
- * sender then sends the same blob again, and it must not reappear in the
- * inbox, which the user may have consumed meanwhile. So before committing,
- * INCOMING/SENDER/ID.done records the blob's sha256; a request for a blob
- * that has a .done record and no part file is answered with "have" = every
+ * Exactly once (see src/received.h): a blob in the record whose part file
+ * is gone was committed; a request for it is answered with "have" = every
  * chunk (or, pushed, its chunk is read and dropped) and the receipt, and
- * nothing is stored. The record is written
- * before the commit (a .done next to a part file means nothing: the part is
- * resumed and committed) and removed if the commit fails. Records older
- * than DONE_KEEP_DAYS are pruned: a sender that retries a blob after that
- * long gets it delivered again.
+ * nothing is stored. The record is written before the commit (a record
+ * next to a part file means nothing: the part is resumed and committed)
+ * and removed if the commit fails.
  */
-#define DONE_KEEP_DAYS 30
-
-static int done_path(const char *part, char out[STATE_PATH_MAX])
-{
-	size_t len = strlen(part);
-	if (len < 5 || len >= STATE_PATH_MAX ||
-	    strcmp(part + len - 5, ".part") != 0)
-		return -EINVAL;
-	memcpy(out, part, len - 5);
-	strcpy(out + len - 5, ".done");
-	return 0;
-}
-
-/* True if DONE records the blob with SHA256 and PART is gone. */
-static bool already_committed(const char *part, const char *done,
-			      const char *sha256)
+static bool already_committed(struct node *n, const struct incoming *in,
+			      const char *part)
 {
 	if (access(part, F_OK) == 0 || errno != ENOENT)
 		return false;
-	char *text = NULL;
-	size_t len = 0;
-	if (state_read_file(done, 256, &text, &len) != 0)
-		return false;
-	size_t slen = strlen(sha256);
-	bool same = len == slen + 1 && memcmp(text, sha256, slen) == 0 &&
-		    text[slen] == '\n';
-	free(text);
-	return same;
-}
-
-/*
- * Removes, in every sender's folder under INCOMING, the .done records
- * older than DONE_KEEP_DAYS and the temp files of records a crash cut
- * (older than an hour, so none that is being written now).
- */
-static void prune_done(const char *incoming)
-{
-	/* Once a day per process is plenty (two at once would be harmless). */
-	static time_t last;
-	time_t now = time(NULL);
-	if (now - __atomic_load_n(&last, __ATOMIC_RELAXED) < 24 * 3600)
-		return;
-	__atomic_store_n(&last, now, __ATOMIC_RELAXED);
-	DIR *top = opendir(incoming);
-	struct dirent *se;
-	while (top && (se = readdir(top))) {
-		int fd = se->d_name[0] == '.'
-				 ? -1
-				 : openat(dirfd(top), se->d_name,
-					  O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-						  O_CLOEXEC);
-		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-		if (!d && fd >= 0)
-			close(fd);
-		struct dirent *de;
-		while (d && (de = readdir(d))) {
-			size_t len = strlen(de->d_name);
-			bool rec = len > 5 &&
-				   strcmp(de->d_name + len - 5, ".done") == 0;
-			bool tmp = strstr(de->d_name, ".done.tmp.") != NULL;
-			struct stat st;
-			if ((!rec && !tmp) ||
-			    fstatat(dirfd(d), de->d_name, &st,
-				    AT_SYMLINK_NOFOLLOW) != 0 ||
-			    now - st.st_mtime <
-				    (rec ? DONE_KEEP_DAYS * 24 * 3600 : 3600))
-				continue;
-			unlinkat(dirfd(d), de->d_name, 0);
-		}
-		if (d)
-			closedir(d);
-	}
-	if (top)
-		closedir(top);
+	return received_has(n->received, in->sender, in->id_hex, in->sha256) ==
+	       1;
 }
 
 /* The transfer itself, once the request is accepted and the blob locked. */
@@ -556,12 +482,9 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 	snprintf(rel, sizeof(rel), "inbox/%s/%s", in->sender, in->path);
 	if (rc == 0)
 		rc = state_path(n->state, rel, final);
-	char done[STATE_PATH_MAX];
-	if (rc == 0)
-		rc = done_path(part, done);
 	if (rc)
 		return refuse(n, c, m, disk_reason(rc), false);
-	if (already_committed(part, done, in->sha256)) {
+	if (already_committed(n, in, part)) {
 		pki_wipe(in->key, sizeof(in->key));
 		log_info("post/blob '%s' from '%s': already received; receipt "
 			 "sent again",
@@ -606,17 +529,15 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 		return why ? refuse_midway(n, c, m, why) : -1;
 	}
 	char hash[72];
-	char line[80];
-	int llen = snprintf(line, sizeof(line), "%s\n", in->sha256);
-	rc = state_write_file(done, line, (size_t)llen, 0600);
+	rc = received_add(n->received, in->sender, in->id_hex, in->sha256,
+			  time(NULL));
 	if (rc) {
 		blobfile_writer_abort(w, rc == -ENOSPC || rc == -EDQUOT);
-		unlink(done);
 		return refuse(n, c, m, disk_reason(rc), false);
 	}
 	rc = blobfile_writer_commit(w, final, hash);
 	if (rc)
-		unlink(done);
+		received_remove(n->received, in->sender, in->id_hex);
 	if (rc) {
 		/* Half a file must not stay behind when the disk is full. */
 		if (rc == -ENOSPC || rc == -EDQUOT)
@@ -625,9 +546,6 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 	}
 	log_info("received '%s' from '%s' (%llu bytes, %s)", in->path,
 		 in->sender, (unsigned long long)in->info.size, hash);
-	char incoming[STATE_PATH_MAX];
-	if (state_path(n->state, "incoming", incoming) == 0)
-		prune_done(incoming);
 	return reply_receipt(n, c, m, hash) == 0 ? 0 : -1;
 }
 

@@ -570,6 +570,51 @@ def test_push_again_is_read_away(net, sender, certs):
         "a blob received before came back after it was consumed")
 
 
+def push_blob(addr, sender, data_extra_chunks):
+    """Pushes a blob of one chunk; returns bob's reply."""
+    _, _, _, chunks, extra = data_extra_chunks
+    req = w.build("post/blob", "again.bin", sender.name, key=sender.key,
+                  extra=dict(extra, push=1))
+    with w.connect(addr, HOSTILE_TIMEOUT, as_node=sender.name) as s:
+        return w.push_frames(s, req, enumerate(chunks))
+
+
+def test_record_of_received_blobs_survives_restart(net, sender, certs):
+    """Exactly once across a restart: a blob bob stored before he was
+    unmounted, pushed again afterwards, gets the receipt and is not stored
+    again. So does a blob recorded by an older snoopfs as a .done file:
+    bob takes it into received.db at start and removes the file (and the
+    temp file of a record a crash cut)."""
+    bob = net.nodes["bob"]
+    stored = good_blob(certs, data=os.urandom(4000))
+    reply = push_blob(bob.addr, sender, stored)
+    assert reply.status == "ok", reply.extra
+    wait_delivered(bob, sender.name, "again.bin", sha256_bytes(stored[0]),
+                   size=len(stored[0]), timeout=DELIVERY_TIMEOUT)
+    os.unlink(bob.mnt / "inbox" / sender.name / "again.bin")
+
+    legacy = good_blob(certs, data=os.urandom(2000))
+    bob.unmount()
+    records = bob.state / "incoming" / sender.name
+    records.mkdir(parents=True, exist_ok=True)
+    done = records / (legacy[4]["id"] + ".done")
+    done.write_text(legacy[4]["sha256"] + "\n")
+    cut = records / (legacy[4]["id"] + ".done.tmp.4242")
+    cut.write_text("sha256:")
+    bob.mount()
+
+    for blob in (stored, legacy):
+        reply = push_blob(bob.addr, sender, blob)
+        assert reply.status == "ok" and reply.verify_with(certs["bob"]), reply.extra
+        assert reply.extra.get("sha256") == blob[4]["sha256"], reply.extra
+    time.sleep(0.5)  # a wrongly stored file would be renamed in by now
+    assert not bob.exists("inbox/%s/again.bin" % sender.name), (
+        "a blob received before the restart was stored again")
+    assert not done.exists() and not cut.exists(), sorted(os.listdir(records))
+    assert (bob.state / "received.db").is_file()
+    assert "took in 1 record of" in bob.log.read_text(), bob.log_tail()
+
+
 PUSH_REFUSALS = {
     # refused at the request, with the chunk still unread: bob must read it
     # away before closing, or the reset could destroy his reason

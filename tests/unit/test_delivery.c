@@ -20,6 +20,7 @@
 #include "src/blobfile.h"
 #include "src/delivery.h"
 #include "src/node.h"
+#include "src/received.h"
 #include "src/service.h"
 #include "src/transport.h"
 #include "tests/unit/check.h"
@@ -65,6 +66,9 @@ static struct node *make_node(const char *base, const char *name,
 	directory_put(n->dir, n->cert);
 	/* Delivery runs over real mutual TLS, as between nodes. */
 	CHECK(transport_new(n, &n->transport) == 0);
+	char received[STATE_PATH_MAX];
+	in_state(received, n, "received.db");
+	CHECK(received_open(received, &n->received) == 0);
 	return n;
 }
 

@@ -77,7 +77,7 @@ static int make_node_identity(struct ca *ca, const char *state,
 	struct pki_csr *csr = NULL;
 	struct pki_cert *cert = NULL;
 	const char *why = "cannot make the node key";
-	char path[STATE_PATH_MAX], file[NAMES_NODE_MAX + 16];
+	char path[STATE_PATH_MAX];
 	int rc = pki_key_generate(bits, &key);
 	if (rc == 0 && (rc = state_path(state, "node.key", path)) == 0)
 		rc = pki_key_save(key, path);
@@ -91,11 +91,9 @@ static int make_node_identity(struct ca *ca, const char *state,
 	}
 	if (rc == 0)
 		rc = pki_cert_save(cert, path);
+	/* Only the CRL goes there: the registry holds the certificates. */
 	if (rc == 0 && (rc = state_path(state, "certs", path)) == 0)
 		rc = state_mkdir(path);
-	snprintf(file, sizeof(file), "certs/%s.pem", name);
-	if (rc == 0 && (rc = state_path(state, file, path)) == 0)
-		rc = pki_cert_save(cert, path);
 	pki_cert_free(cert);
 	pki_csr_free(csr);
 	pki_key_free(key);

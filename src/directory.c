@@ -36,7 +36,7 @@ struct directory {
 	size_t count, cap;
 	struct pki_crl *crl; /* newest verified CRL, or NULL */
 	const struct pki_cert *root;
-	char cache_dir[STATE_PATH_MAX];
+	char cache_dir[STATE_PATH_MAX]; /* "" keeps no cache (the CA) */
 };
 
 /* Index of NAME, or of where it would go (with *FOUND = 0). Lock held. */
@@ -160,8 +160,13 @@ static int admit(struct directory *d, const struct pki_cert *cert,
 	return 0;
 }
 
-static int add(struct directory *d, const struct pki_cert *cert,
-	       int write_cache)
+/* How add() takes a certificate. */
+enum add_how {
+	ADD_CHECKED = 1, /* verified against the root and the CRL */
+	ADD_CACHED = 2,  /* written to the cache (if there is one) */
+};
+
+static int add(struct directory *d, const struct pki_cert *cert, unsigned how)
 {
 	char name[NAMES_NODE_MAX + 1];
 	int rc = pki_cert_get_name(cert, name, sizeof(name));
@@ -170,9 +175,11 @@ static int add(struct directory *d, const struct pki_cert *cert,
 	int held = holds(d, name, cert);
 	if (held)
 		return held > 0 ? 1 : PKI_EVERIFY;
-	rc = admit(d, cert, name);
-	if (rc)
-		return rc;
+	if (how & ADD_CHECKED) {
+		rc = admit(d, cert, name);
+		if (rc)
+			return rc;
+	}
 	char *pem;
 	size_t len;
 	rc = pki_cert_to_pem(cert, &pem, &len);
@@ -184,7 +191,7 @@ static int add(struct directory *d, const struct pki_cert *cert,
 		return PKI_ENOMEM;
 	}
 	rc = insert(d, name, ref, pem, len);
-	if (rc != 0 || !write_cache)
+	if (rc != 0 || !(how & ADD_CACHED) || !d->cache_dir[0])
 		return rc;
 
 	char file[NAMES_NODE_MAX + 16], path[STATE_PATH_MAX];
@@ -199,7 +206,12 @@ static int add(struct directory *d, const struct pki_cert *cert,
 
 int directory_put(struct directory *d, const struct pki_cert *cert)
 {
-	return add(d, cert, 1);
+	return add(d, cert, ADD_CHECKED | ADD_CACHED);
+}
+
+int directory_put_issued(struct directory *d, const struct pki_cert *cert)
+{
+	return add(d, cert, ADD_CACHED);
 }
 
 static void load_cache(struct directory *d)
@@ -223,7 +235,7 @@ static void load_cache(struct directory *d)
 			log_warn("directory: unreadable cache file %s", path);
 			continue;
 		}
-		add(d, cert, 0);
+		add(d, cert, ADD_CHECKED);
 		pki_cert_free(cert);
 	}
 	closedir(dir);
@@ -232,9 +244,9 @@ static void load_cache(struct directory *d)
 int directory_open(const char *cache_dir, const struct pki_cert *root,
 		   struct directory **out)
 {
-	if (strlen(cache_dir) >= STATE_PATH_MAX)
+	if (cache_dir && strlen(cache_dir) >= STATE_PATH_MAX)
 		return -ENAMETOOLONG;
-	int rc = state_mkdir(cache_dir);
+	int rc = cache_dir ? state_mkdir(cache_dir) : 0;
 	if (rc)
 		return rc;
 	struct directory *d = calloc(1, sizeof(*d));
@@ -242,8 +254,10 @@ int directory_open(const char *cache_dir, const struct pki_cert *root,
 		return -ENOMEM;
 	pthread_rwlock_init(&d->lock, NULL);
 	d->root = root;
-	strcpy(d->cache_dir, cache_dir);
-	load_cache(d);
+	if (cache_dir) {
+		strcpy(d->cache_dir, cache_dir);
+		load_cache(d);
+	}
 	*out = d;
 	return 0;
 }

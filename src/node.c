@@ -149,10 +149,17 @@ int node_load(const char *state, struct node **out, const char **why)
 		log_warn("the node certificate does not verify: %s",
 			 vwhy ? vwhy : pki_strerror(rc));
 
+	/*
+	 * The CA keeps no cache files: its registry holds every certificate
+	 * it issued, and node_start loads them before it serves anyone.
+	 */
 	char path[STATE_PATH_MAX];
 	rc = state_path(state, "certs", path);
+	if (rc == 0 && n->cfg.is_ca)
+		rc = state_mkdir(path); /* for certs/crl.pem */
 	if (rc == 0)
-		rc = directory_open(path, n->root, &n->dir);
+		rc = directory_open(n->cfg.is_ca ? NULL : path, n->root,
+				    &n->dir);
 	if (rc) {
 		*why = "cannot open the certificate cache (certs/)";
 		goto fail;
@@ -240,8 +247,11 @@ int node_listen(struct node *n, const char **why)
 static void *refresher_main(void *arg)
 {
 	struct node *n = arg;
+	bool synced = n->ca != NULL; /* node_start did the CA's first sync */
 	for (;;) {
-		sync_with_ca(n);
+		if (!synced)
+			sync_with_ca(n);
+		synced = false;
 		pthread_mutex_lock(&n->lock);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -273,6 +283,13 @@ int node_start(struct node *n)
 		log_error("cannot read STATE/incoming");
 		return -EIO;
 	}
+	/*
+	 * The CA's directory is filled from its registry before it serves:
+	 * it has no cache (see node_load), and certs/ and outbox/ must list
+	 * every node from the first request on, as they do on a node.
+	 */
+	if (n->ca)
+		sync_with_ca(n);
 	struct net_server_opts opts = { 0 };
 	int rc = net_server_start(n->listen_fd, &opts, service_handle, n,
 				  &n->server);

@@ -204,7 +204,7 @@ static int handle_get_csr(struct node *n, struct net_conn *c,
 	pki_csr_free(csr);
 	if (rc)
 		return refuse(n, c, m, join_why);
-	directory_put(n->dir, cert);
+	directory_put_issued(n->dir, cert);
 
 	char *cert_pem = NULL, *root_pem = NULL, *ca_pem = NULL;
 	size_t cert_len, root_len, ca_len;
@@ -370,7 +370,7 @@ static int handle_renew(struct node *n, struct net_conn *c, const struct msg *m)
 	pki_cert_free(sender);
 	if (rc)
 		return refuse(n, c, m, why);
-	directory_put(n->dir, cert);
+	directory_put_issued(n->dir, cert);
 	return reply_cert(n, c, m, cert);
 }
 

@@ -228,8 +228,11 @@ def test_remount_keeps_certificate_and_cache(cluster):
     r = cluster.snoop.run("status", alice.mnt)
     assert r.returncode == 0, r.stderr
 
-    # The CA comes back; nothing makes alice enroll again.
+    # The CA comes back, knowing every node from its registry at once (it
+    # keeps no cache files); nothing makes alice enroll again.
     cluster.ca.mount()
+    assert {"ca", "alice", "bob"} <= cluster.ca.cert_names()
+    assert {p.name for p in (cluster.ca.state / "certs").iterdir()} <= {"crl.pem"}
     alice.unmount()
     alice.mount()
     assert alice.cert("alice").serial_number == serial

@@ -130,6 +130,28 @@ int main(void)
 	d = NULL;
 	CHECK(directory_open(certs, root, &d) == 0);
 	CHECK(d && holds(d, "alice", later));
+
+	/*
+	 * The CA's: in memory only. It starts empty whatever the cache dir
+	 * holds, writes nothing there, and still refuses another root's
+	 * certificate; one the CA just issued goes in unchecked.
+	 */
+	directory_free(d);
+	d = NULL;
+	uncache("alice");
+	CHECK(directory_open(NULL, root, &d) == 0);
+	if (!d)
+		goto out;
+	CHECK(directory_count(d) == 0);
+	CHECK(directory_put(d, first) == 0);
+	CHECK(holds(d, "alice", first));
+	CHECK(!cached("alice"));
+	CHECK(directory_put(d, foreign) < 0);
+	CHECK(directory_put_issued(d, later) == 0);
+	CHECK(holds(d, "alice", later));
+	CHECK(!cached("alice"));
+	CHECK(directory_put_issued(d, later) == 1);
+	CHECK(directory_count(d) == 1);
 out:
 	directory_free(d);
 	pki_cert_free(first);

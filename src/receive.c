@@ -462,13 +462,17 @@ static int reply_receipt(struct node *n, struct net_conn *c,
  * next to a part file means nothing: the part is resumed and committed)
  * and removed if the commit fails.
  */
-static bool already_committed(struct node *n, const struct incoming *in,
-			      const char *part)
+/*
+ * 1 if the blob was committed, 0 if not, -errno if the record cannot be
+ * read (then the sender is refused for now: storing the blob again could
+ * show it twice).
+ */
+static int already_committed(struct node *n, const struct incoming *in,
+			     const char *part)
 {
 	if (access(part, F_OK) == 0 || errno != ENOENT)
-		return false;
-	return received_has(n->received, in->sender, in->id_hex, in->sha256) ==
-	       1;
+		return 0;
+	return received_has(n->received, in->sender, in->id_hex, in->sha256);
 }
 
 /* The transfer itself, once the request is accepted and the blob locked. */
@@ -482,9 +486,11 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 	snprintf(rel, sizeof(rel), "inbox/%s/%s", in->sender, in->path);
 	if (rc == 0)
 		rc = state_path(n->state, rel, final);
-	if (rc)
+	if (rc == 0)
+		rc = already_committed(n, in, part);
+	if (rc < 0)
 		return refuse(n, c, m, disk_reason(rc), false);
-	if (already_committed(n, in, part)) {
+	if (rc == 1) {
 		pki_wipe(in->key, sizeof(in->key));
 		log_info("post/blob '%s' from '%s': already received; receipt "
 			 "sent again",

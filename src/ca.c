@@ -417,12 +417,13 @@ static int append_pem(void *arg, const char *name, const char *pem)
 	return 0;
 }
 
-int ca_list_pem(struct ca *ca, const char *after, int limit, char **pem,
-		size_t *len, int *more, char *last)
+int ca_list_pem(struct ca *ca, const char *after, int64_t since, int limit,
+		char **pem, size_t *len, int *more, char *last, int64_t *seq)
 {
 	struct pem_buf b = { .last = last };
 	last[0] = '\0';
-	int rc = registry_list(ca->reg, after, limit, append_pem, &b, more);
+	int rc = registry_list(ca->reg, after, since, limit, append_pem, &b,
+			       more, seq);
 	if (rc || b.failed) {
 		free(b.data);
 		return -EIO;

@@ -60,12 +60,14 @@ bool ca_open_enrollment(const struct ca *ca);
 const struct pki_cert *ca_get0_root(const struct ca *ca);
 
 /*
- * Appends the PEM of current certificates with names after AFTER to a new
- * buffer (*PEM, free()), at most LIMIT of them; *MORE = 1 if more remain,
- * and LAST (NAMES_NODE_MAX + 1 bytes) gets the last name listed ("" if none).
+ * Appends the PEM of current certificates with names after AFTER, recorded
+ * after sequence number SINCE (0 = all; see registry_list, which sets
+ * *SEQ), to a new buffer (*PEM, free()), at most LIMIT of them; *MORE = 1
+ * if more remain, and LAST (NAMES_NODE_MAX + 1 bytes) gets the last name
+ * listed ("" if none).
  */
-int ca_list_pem(struct ca *ca, const char *after, int limit, char **pem,
-		size_t *len, int *more, char *last);
+int ca_list_pem(struct ca *ca, const char *after, int64_t since, int limit,
+		char **pem, size_t *len, int *more, char *last, int64_t *seq);
 
 /* The current certificate of NAME, or NULL. Caller frees. */
 struct pki_cert *ca_lookup(struct ca *ca, const char *name);

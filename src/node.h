@@ -51,6 +51,9 @@ struct node {
 					opened by node_start */
 	struct transport *transport; /* TLS contexts and connection caps */
 	int listen_fd;
+	/* the CA's record number to ask for new certificates after
+	   (refresher only; 0: everything) */
+	int64_t dir_since;
 
 	/* lock protects everything below it */
 	pthread_mutex_t lock;

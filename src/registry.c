@@ -668,26 +668,52 @@ out:
 	return rc;
 }
 
-int registry_list(struct registry *r, const char *after, int limit,
+/*
+ * The sequence number of the newest row. Rows are only ever added, and
+ * writers take turns, so every row at or below it is committed: a list
+ * taken after reading it and a later list of the rows above it together
+ * miss nothing. Lock held.
+ */
+static int newest_row(struct registry *r, int64_t *seq)
+{
+	static const char sql[] = "SELECT ifnull(max(rowid), 0) FROM certs";
+	sqlite3_stmt *st;
+	int rc = prepare_locked(r, sql, "newest row", &st);
+	if (rc)
+		return rc;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*seq = sqlite3_column_int64(st, 0);
+	else
+		rc = db_fail(r, "newest row");
+	release_locked(r, st);
+	return rc;
+}
+
+int registry_list(struct registry *r, const char *after, int64_t since,
+		  int limit,
 		  int (*fn)(void *arg, const char *name, const char *pem),
-		  void *arg, int *more)
+		  void *arg, int *more, int64_t *seq)
 {
 	/* The newest unrevoked row per name: rows with no newer sibling. */
 	static const char sql[] =
 		"SELECT c.name, c.pem FROM certs c"
-		" WHERE c.revoked_at IS NULL AND c.name > ?1"
+		" WHERE c.revoked_at IS NULL AND c.name > ?1 AND c.rowid > ?3"
 		" AND NOT EXISTS (SELECT 1 FROM certs n WHERE n.name = c.name"
 		"  AND n.revoked_at IS NULL AND (n.issued_at > c.issued_at"
 		"  OR (n.issued_at = c.issued_at AND n.rowid > c.rowid)))"
 		" ORDER BY c.name LIMIT ?2";
 	*more = 0;
+	*seq = 0;
 	lock_db(r);
 	sqlite3_stmt *st;
-	int rc = prepare_locked(r, sql, "list", &st);
+	int rc = newest_row(r, seq);
+	if (rc == 0)
+		rc = prepare_locked(r, sql, "list", &st);
 	if (rc)
 		goto out;
 	sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, limit + 1);
+	sqlite3_bind_int64(st, 3, since);
 	int n = 0;
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {

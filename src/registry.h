@@ -61,12 +61,16 @@ int registry_add(struct registry *r, const char *name,
 
 /*
  * Calls FN for the current certificate of each name greater than AFTER
- * ("" = from the start), in name order, at most LIMIT times. *MORE is set
- * to 1 if names remain. FN returns non-zero to stop.
+ * ("" = from the start) recorded after sequence number SINCE (0 = all), in
+ * name order, at most LIMIT times. *MORE is set to 1 if names remain, *SEQ
+ * to the sequence number of the newest record before listing: a later list
+ * since *SEQ has exactly what was recorded meanwhile. FN returns non-zero
+ * to stop.
  */
-int registry_list(struct registry *r, const char *after, int limit,
+int registry_list(struct registry *r, const char *after, int64_t since,
+		  int limit,
 		  int (*fn)(void *arg, const char *name, const char *pem),
-		  void *arg, int *more);
+		  void *arg, int *more, int64_t *seq);
 
 /*
  * A join token as the CA keeps it: never the secret, only its SHA-256

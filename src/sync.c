@@ -52,12 +52,18 @@ int sync_ingest_bundle(struct node *n, const char *pem, size_t len)
 	}
 }
 
-/* One get/crt "*" page after AFTER; *MORE and *LAST describe what came. */
-static int pull_page(struct node *n, const char *after, int *more, char *last,
-		     size_t lastsz)
+/*
+ * One get/crt "*" page after AFTER of what the CA recorded after its
+ * sequence number SINCE; *MORE and *LAST describe what came, *SEQ is the
+ * CA's newest record before it listed (0 from a CA that predates "since",
+ * which sends everything).
+ */
+static int pull_page(struct node *n, const char *after, int64_t since,
+		     int *more, char *last, size_t lastsz, int64_t *seq)
 {
 	struct msg_extra *x = msg_extra_new();
-	if (!x || msg_extra_set_str(x, "after", after) != 0) {
+	if (!x || msg_extra_set_str(x, "after", after) != 0 ||
+	    msg_extra_set_int(x, "since", since) != 0) {
 		msg_extra_free(x);
 		return -ENOMEM;
 	}
@@ -76,6 +82,8 @@ static int pull_page(struct node *n, const char *after, int *more, char *last,
 	const uint8_t *pem = msg_get0_payload(reply, &len);
 	int64_t m = 0;
 	msg_extra_get_int(reply, "more", &m);
+	if (msg_extra_get_int(reply, "seq", seq) != 0 || *seq < 0)
+		*seq = 0;
 	const char *l = msg_extra_get_str(reply, "last");
 	*more = m != 0 && l && *l;
 	snprintf(last, lastsz, "%s", l ? l : "");
@@ -88,16 +96,29 @@ static int pull_page(struct node *n, const char *after, int *more, char *last,
 	return 0;
 }
 
+/*
+ * Pulls what the CA recorded since the last complete pull (everything the
+ * first time), page by page. The next pull asks from the CA's newest record
+ * as it was before this one's first page, so what is recorded while we list
+ * comes then (or twice, which costs only a comparison in directory_put).
+ */
 static int pull_directory(struct node *n)
 {
 	char after[NAMES_NODE_MAX + 1] = "";
-	int rc = 0, more = 1;
+	int more = 1;
+	int64_t first_seq = 0;
 	for (int page = 0; more && page < SYNC_PAGES_MAX; page++) {
-		rc = pull_page(n, after, &more, after, sizeof(after));
+		int64_t seq = 0;
+		int rc = pull_page(n, after, n->dir_since, &more, after,
+				   sizeof(after), &seq);
 		if (rc)
-			break;
+			return rc;
+		if (page == 0)
+			first_seq = seq;
 	}
-	return rc;
+	if (!more)
+		n->dir_since = first_seq;
+	return 0;
 }
 
 /* The CA itself fills its directory from its registry. */
@@ -109,8 +130,9 @@ static int load_from_registry(struct node *n)
 		char *pem;
 		size_t len;
 		char last[NAMES_NODE_MAX + 1];
-		int rc = ca_list_pem(n->ca, after, SYNC_PAGE, &pem, &len, &more,
-				     last);
+		int64_t seq;
+		int rc = ca_list_pem(n->ca, after, 0, SYNC_PAGE, &pem, &len,
+				     &more, last, &seq);
 		if (rc)
 			return rc;
 		sync_ingest_bundle(n, pem, len);

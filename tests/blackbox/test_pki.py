@@ -8,6 +8,7 @@ that unmount, kill or signal daemons build their own small cluster.
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 from cryptography import x509
@@ -16,10 +17,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import snoopwire
 from snoopnodes import (CMD_TIMEOUT, EXIT_TIMEOUT, PEER_TIMEOUT, Node,
-                        file_mode, free_port, fusermount_u, genkey, is_mounted,
-                        module_cluster, openssl, pid_alive, sanitizer_hits,
-                        serial_int, strip_time_left, summary_fields,
-                        wait_until)
+                        build_refreshing, dead_addr, file_mode, free_port,
+                        fusermount_u, genkey, is_mounted, module_cluster,
+                        openssl, pid_alive, sanitizer_hits, serial_int,
+                        strip_time_left, summary_fields, wait_until)
 
 NAMES = ["ca", "alice", "bob", "carol"]
 
@@ -237,6 +238,24 @@ def test_remount_keeps_certificate_and_cache(cluster):
     alice.mount()
     assert alice.cert("alice").serial_number == serial
     assert cluster.ca.cert("alice").serial_number == serial
+
+
+def test_refresh_brings_a_node_that_did_not_announce_itself(cluster):
+    """A node that enrolled but never posted its certificate to the others
+    reaches them with their next refresh, which asks the CA only for what
+    it issued since the refresh before (and the CA keeps up without
+    re-reading its registry)."""
+    build_refreshing(cluster, 1, names=("alice",))
+    alice = cluster.nodes["alice"]
+    # A few refreshes run first, so that the one that must bring the
+    # newcomer is an incremental one.
+    time.sleep(3)
+    res = snoopwire.enroll(cluster.ca.addr, "quiet", snoopwire.new_key(),
+                           dead_addr())
+    assert res.ok, res.reply
+    assert wait_until(lambda: "quiet" in alice.cert_names(), 15), (
+        sorted(alice.cert_names()))
+    assert wait_until(lambda: "quiet" in cluster.ca.cert_names(), 5)
 
 
 def test_stale_mount_is_detected(cluster):

@@ -429,6 +429,34 @@ def test_get_crt_all(net, client):
         assert nodes[name] == net.ca.cert(name)
 
 
+def test_get_crt_all_since(net, client):
+    """get/crt "*" with extra "since" lists only what the CA recorded after
+    that sequence number, and every page gives the CA's newest record before
+    it listed ("seq"), which a node's next refresh asks from instead of
+    fetching the whole directory again."""
+    _, first = w.get_crt(net.ca.addr, "*", client.name, client.key,
+                         extra={"since": 0})
+    assert first is not None and first.status == "ok", first
+    seq = first.extra.get("seq")
+    assert isinstance(seq, int) and seq > 0, first.extra
+    assert "alice" in {w.cert_cn(c) for c in w.split_pem_bundle(first.payload)}
+
+    _, none = w.get_crt(net.ca.addr, "*", client.name, client.key,
+                        extra={"since": seq})
+    assert none is not None and none.status == "ok", none
+    assert not w.split_pem_bundle(none.payload or "") and not none.extra.get("more")
+    assert none.extra.get("seq") == seq, none.extra
+    assert none.verify_with(net.ca.cert(net.ca.name))
+
+    late = enroll_ok(net)
+    _, new = w.get_crt(net.ca.addr, "*", client.name, client.key,
+                       extra={"since": seq})
+    assert new is not None and new.status == "ok", new
+    assert [w.cert_cn(c) for c in w.split_pem_bundle(new.payload)] == [late.name]
+    assert w.split_pem_bundle(new.payload)[0] == late.cert
+    assert new.extra.get("seq") > seq, new.extra
+
+
 def test_get_crt_unsigned_refused(net, client):
     req = w.build("get/crt", "alice", client.name)
     reply = w.exchange(net.ca.addr, req)

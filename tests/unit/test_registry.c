@@ -77,17 +77,46 @@ int main(void)
 
 	char names[256] = "";
 	int more = -1;
-	CHECK(registry_list(r, "", 10, collect, names, &more) == 0);
+	int64_t seq = -1;
+	CHECK(registry_list(r, "", 0, 10, collect, names, &more, &seq) == 0);
 	CHECK(strcmp(names, "alice,bob,carol,") == 0);
 	CHECK(more == 0);
 	names[0] = '\0';
-	CHECK(registry_list(r, "", 2, collect, names, &more) == 0);
+	CHECK(registry_list(r, "", 0, 2, collect, names, &more, &seq) == 0);
 	CHECK(strcmp(names, "alice,bob,") == 0);
 	CHECK(more == 1);
 	names[0] = '\0';
-	CHECK(registry_list(r, "bob", 2, collect, names, &more) == 0);
+	CHECK(registry_list(r, "bob", 0, 2, collect, names, &more, &seq) == 0);
 	CHECK(strcmp(names, "carol,") == 0);
 	CHECK(more == 0);
+
+	/*
+	 * Only what was recorded after a sequence number: a node's refresh
+	 * after its first. A renewal is a new record, so it comes too.
+	 */
+	int64_t before = seq;
+	CHECK(before > 0);
+	e = entry("06", "sha256:f", 7000, "PEM-F");
+	CHECK(registry_add(r, "dave", &e, 2000) == REGISTRY_OK);
+	names[0] = '\0';
+	CHECK(registry_list(r, "", before, 10, collect, names, &more, &seq) ==
+	      0);
+	CHECK(strcmp(names, "dave,") == 0);
+	CHECK(seq > before);
+	names[0] = '\0';
+	CHECK(registry_list(r, "", seq, 10, collect, names, &more, &seq) == 0);
+	CHECK(strcmp(names, "") == 0 && more == 0);
+	int64_t after_dave = seq;
+	e = entry("07", "sha256:d", 8000, "PEM-D2");
+	e.issued_at = 1500;
+	CHECK(registry_add(r, "bob", &e, 2000) == REGISTRY_OK);
+	names[0] = '\0';
+	CHECK(registry_list(r, "", after_dave, 10, collect, names, &more,
+			    &seq) == 0);
+	CHECK(strcmp(names, "bob,") == 0);
+	names[0] = '\0';
+	CHECK(registry_list(r, "", 0, 10, collect, names, &more, &seq) == 0);
+	CHECK(strcmp(names, "alice,bob,carol,dave,") == 0);
 
 	/* Eight threads race to take one name with eight keys: one wins. */
 	struct race races[RACERS];
@@ -112,7 +141,7 @@ int main(void)
 	CHECK(count == 0);
 	CHECK(registry_lookup(r, "alice", &got) == REGISTRY_ENOTFOUND);
 	names[0] = '\0';
-	CHECK(registry_list(r, "", 10, collect, names, &more) == 0);
+	CHECK(registry_list(r, "", 0, 10, collect, names, &more, &seq) == 0);
 	CHECK(strncmp(names, "bob,carol,", 10) == 0);
 	CHECK(registry_revocation_stamp(r, &stamp1) == REGISTRY_OK);
 	CHECK(stamp1 != stamp0);

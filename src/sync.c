@@ -116,7 +116,13 @@ static int pull_directory(struct node *n)
 		if (page == 0)
 			first_seq = seq;
 	}
-	if (!more)
+	/*
+	 * A CA whose newest record is older than one we saw was restored
+	 * from a backup and may have reused numbers: ask for all next time.
+	 */
+	if (first_seq < n->dir_since)
+		n->dir_since = 0;
+	else if (!more)
 		n->dir_since = first_seq;
 	return 0;
 }

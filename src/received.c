@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "src/sqlstore.h"
 
 #define DAY_SECONDS (24 * 3600)
 
@@ -78,17 +79,8 @@ int received_open(const char *path, struct received **out)
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-		    SQLITE_OPEN_FULLMUTEX;
-	int rc = 0;
-	if (sqlite3_open_v2(path ? path : ":memory:", &r->db, flags, NULL) !=
-	    SQLITE_OK)
-		rc = db_error(r, "cannot open");
-	if (rc == 0) {
-		sqlite3_busy_timeout(r->db, 10000);
-		if (sqlite3_exec(r->db, schema, NULL, NULL, NULL) != SQLITE_OK)
-			rc = db_error(r, "cannot create the table");
-	}
+	r->db = sqlstore_open(path ? path : ":memory:", schema, "received.db");
+	int rc = r->db ? 0 : -EIO;
 	const struct {
 		const char *sql;
 		sqlite3_stmt **stmt;

@@ -14,6 +14,7 @@
 
 #include "lib/log.h"
 #include "pki/rand.h"
+#include "src/sqlstore.h"
 
 #define STMT_CACHE 32
 
@@ -106,29 +107,6 @@ static int db_fail(struct registry *r, const char *what)
 	return REGISTRY_EDB;
 }
 
-/* A connection to PATH with the schema in place, or NULL (logged). */
-static sqlite3 *connect_db(const char *path)
-{
-	sqlite3 *db = NULL;
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-		    SQLITE_OPEN_FULLMUTEX;
-	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-		log_error("registry: cannot open %s: %s", path,
-			  db ? sqlite3_errmsg(db) : "out of memory");
-		sqlite3_close(db);
-		return NULL;
-	}
-	sqlite3_busy_timeout(db, 10000);
-	char *err = NULL;
-	if (sqlite3_exec(db, schema, NULL, NULL, &err) != SQLITE_OK) {
-		log_error("registry: schema: %s", err ? err : "?");
-		sqlite3_free(err);
-		sqlite3_close(db);
-		return NULL;
-	}
-	return db;
-}
-
 /*
  * Takes the lock and makes sure this process has its own connection.
  * SQLite's locks are fcntl() locks, which a child does not inherit: a
@@ -156,14 +134,14 @@ static void lock_db(struct registry *r)
 		drop_statements(r);
 		sqlite3_close_v2(r->db);
 	}
-	r->db = connect_db(r->path);
+	r->db = sqlstore_open(r->path, schema, "registry");
 	r->pid = getpid();
 }
 
 int registry_open(const char *path, struct registry **out)
 {
 	/* Checked now, so that a bad registry fails before the fork. */
-	sqlite3 *db = connect_db(path);
+	sqlite3 *db = sqlstore_open(path, schema, "registry");
 	if (!db)
 		return REGISTRY_EDB;
 	sqlite3_close(db);

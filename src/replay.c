@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "src/sqlstore.h"
 
 /* How often expired entries are swept out. */
 #define REPLAY_PRUNE_SECONDS 30
@@ -206,13 +207,9 @@ static int db_fail(struct replay *r, const char *what)
 /* Opens the table and loads every entry that has not expired. */
 static int load(struct replay *r, const char *path, int64_t now)
 {
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-		    SQLITE_OPEN_FULLMUTEX;
-	if (sqlite3_open_v2(path, &r->db, flags, NULL) != SQLITE_OK)
-		return db_fail(r, "cannot open the store");
-	sqlite3_busy_timeout(r->db, 10000);
-	if (sqlite3_exec(r->db, schema, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(r, "cannot create the table");
+	r->db = sqlstore_open(path, schema, "replay");
+	if (!r->db)
+		return REPLAY_ESTORE;
 	if (sqlite3_prepare_v2(r->db,
 			       "INSERT OR IGNORE INTO seen (sender, "
 			       "message_id, expires) VALUES (?1, ?2, ?3)",

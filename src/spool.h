@@ -85,13 +85,27 @@ int spool_mark_closed(struct spool *s);
 int spool_peek_closed(const char *path);
 
 /*
- * Encrypts the whole content as a blob (pki/blob.h) under KEY and ID into
- * the new file OUT_PATH (0600, fsynced), and returns the SHA-256 of the
- * sealed chunks ("sha256:hex") in HASH. Memory stays constant.
+ * Seals the whole content as a blob (pki/blob.h) under a fresh key and id
+ * into the new file DIR/ID.blob (ID in hex; 0600, fsynced), and returns
+ * the key in KEY, the id in ID and the SHA-256 of the sealed chunks
+ * ("sha256:hex") in HASH. Memory stays constant. What spool_seal_ahead
+ * sealed already is kept if nothing changed it since. 0 or -errno, and
+ * then no file is left.
  */
-int spool_seal(struct spool *s, const uint8_t key[PKI_AEAD_KEY],
-	       const uint8_t id[PKI_BLOB_ID], const char *out_path,
-	       char hash[72]);
+int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
+	       uint8_t id[PKI_BLOB_ID], char hash[72]);
+
+/*
+ * For a new, empty spool that will be sealed into DIR: seal chunks into a
+ * blob there while they are written in order, each as soon as the writer
+ * moves on to the next one, so that spool_seal has little left to do.
+ * Writes behind the writer, or a truncate down to what is sealed, throw
+ * that blob away (a new one is sealed at the end, under a new key). At
+ * most a few spools seal ahead at once; the others seal at the end.
+ * The blob file is removed if the spool is closed without spool_seal.
+ * 0 or -errno.
+ */
+int spool_seal_ahead(struct spool *s, const char *dir);
 
 /* The spool's random id (fixed when the file is created) in hex. */
 #define SPOOL_ID_HEX 33

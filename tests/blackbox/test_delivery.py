@@ -363,6 +363,56 @@ def test_big_file(nodes, big_file):
 
 # --- several recipients ----------------------------------------------------------
 
+def _sealed_as(alice, rel):
+    """The blob ids alice's log says REL was sealed as, in order."""
+    return re.findall(r"outbox: %s sealed as ([0-9a-f]{32})" % re.escape(rel),
+                      alice.log.read_text(errors="replace"))
+
+
+def test_sealed_while_written(nodes):
+    """A file written from start to end is sealed while it is written, and
+    that blob is the one shipped; a write behind the writer throws it away
+    and the file is sealed again whole, under a new id. Both arrive exactly
+    as written."""
+    alice, bob = nodes["alice"], nodes["bob"]
+    chunk = 65536
+
+    def write_in_two(name, behind=None):
+        data = bytearray(os.urandom(40 * chunk + 123))
+        before = set(_glob(alice.state / "sealed", ".blob"))
+        f = bounded(open, str(alice.mnt / "outbox/bob" / name), "wb", 0,
+                    what="open " + name)
+        try:
+            bounded(f.write, bytes(data[:20 * chunk]), what="write " + name)
+            ahead = wait_until(lambda: new_blobs(alice, before), 10)
+            assert ahead and len(ahead) == 1, (
+                "no blob sealed while %s is still open: %s" % (
+                    name, _glob(alice.state / "sealed", "")))
+            if behind is not None:
+                data[behind:behind + 10] = b"X" * 10
+                bounded(f.seek, behind, what="seek")
+                bounded(f.write, b"X" * 10, what="write behind")
+                assert wait_until(lambda: not new_blobs(alice, before), 10), (
+                    "the blob sealed ahead stays after a write behind the "
+                    "writer: %s" % new_blobs(alice, before))
+                bounded(f.seek, 20 * chunk, what="seek")
+            bounded(f.write, bytes(data[20 * chunk:]), what="write " + name)
+        finally:
+            bounded(f.close, what="close " + name)
+        wait_delivered(bob, "alice", name, sha256_bytes(bytes(data)),
+                       size=len(data))
+        assert bob.read_bytes("inbox/alice/" + name) == bytes(data)
+        wait_outbox_gone(alice, "bob", name)
+        return ahead[0][:-len(".blob")], _sealed_as(alice, "bob/" + name)
+
+    ahead, sealed = write_in_two("ahead.bin")
+    assert sealed == [ahead], "shipped as %s, sealed ahead as %s" % (sealed, ahead)
+    ahead, sealed = write_in_two("behind.bin", behind=3 * chunk + 5)
+    assert len(sealed) == 1 and sealed[0] != ahead, (
+        "a file changed behind the writer was shipped as %s, the blob sealed "
+        "ahead was %s" % (sealed, ahead))
+
+
 def test_multi_recipient_one_blob(nodes, tmp_path):
     alice, carol, dave = nodes["alice"], nodes["carol"], nodes["dave"]
     folder = "carol,dave"

@@ -13,6 +13,7 @@
  * TEST_SPOOL_OPS in the environment changes the number of random
  * operations (default 3000), e.g. to run quicker under valgrind.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -434,6 +435,49 @@ static bool contains(const uint8_t *hay, size_t len, const char *needle)
 	return memmem(hay, len, needle, strlen(needle)) != NULL;
 }
 
+/* Where spool_seal put the blob ID: DIR/ID.blob, ID in hex. */
+static void blob_path(const char *d, const uint8_t id[PKI_BLOB_ID], char *out,
+		      size_t size)
+{
+	char hex[2 * PKI_BLOB_ID + 1];
+
+	for (int i = 0; i < PKI_BLOB_ID; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	if (snprintf(out, size, "%s/%s.blob", d, hex) >= (int)size)
+		out[0] = '\0';
+}
+
+/* The number of files in the folder D; the name of one in NAME. */
+static int files_in(const char *d, char *name, size_t size)
+{
+	DIR *dp = opendir(d);
+	struct dirent *de;
+	int n = 0;
+
+	if (name != NULL)
+		name[0] = '\0';
+	while (dp != NULL && (de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		n++;
+		if (name != NULL)
+			snprintf(name, size, "%s/%s", d, de->d_name);
+	}
+	if (dp != NULL)
+		closedir(dp);
+	return n;
+}
+
+/* Empties the folder D. */
+static void empty_dir(const char *d)
+{
+	char name[512];
+
+	while (files_in(d, name, sizeof(name)) > 0)
+		if (unlink(name) != 0)
+			break;
+}
+
 /*
  * SEALED (from spool_seal with BKEY and ID, hash HASH) holds MODEL's SIZE
  * bytes: every chunk opens with the blob format's own function, the hash
@@ -482,13 +526,13 @@ static void test_no_plaintext_and_seal(void)
 	uint8_t bkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
 	struct pki_aead *a = NULL;
 	struct spool *s = NULL;
-	char path[512], sealed[512], hash[72];
+	char path[512], sdir[512], sealed[512], hash[72];
 	uint8_t *raw, *pt = malloc(PKI_BLOB_CHUNK);
 	size_t rawlen = 0, pos;
 	bool ok = true;
 
 	path_in(path, sizeof(path), "marker.spool");
-	path_in(sealed, sizeof(sealed), "marker.sealed");
+	path_in(sdir, sizeof(sdir), "sealed");
 	/* The marker everywhere, across chunk boundaries too. */
 	for (pos = 0; pos + sizeof(MARKER) <= size; pos += 1000)
 		memcpy(model + pos, MARKER, sizeof(MARKER) - 1);
@@ -510,8 +554,8 @@ static void test_no_plaintext_and_seal(void)
 	free(raw);
 
 	/* Seal, and open every chunk with the blob format's own function. */
-	CHECK(pki_blob_new_key(bkey, id) == 0);
-	CHECK(spool_seal(s, bkey, id, sealed, hash) == 0);
+	CHECK(spool_seal(s, sdir, bkey, id, hash) == 0);
+	blob_path(sdir, id, sealed, sizeof(sealed));
 	raw = slurp(sealed, &rawlen);
 	CHECK(raw != NULL && !contains(raw, rawlen, MARKER));
 	free(raw);
@@ -524,14 +568,20 @@ static void test_no_plaintext_and_seal(void)
 	/* An empty spool seals to one empty final chunk. */
 	s = NULL;
 	CHECK(spool_create(path, key, &s) == 0);
-	CHECK(spool_seal(s, bkey, id, sealed, hash) == 0);
+	CHECK(spool_seal(s, sdir, bkey, id, hash) == 0);
+	blob_path(sdir, id, sealed, sizeof(sealed));
 	raw = slurp(sealed, &rawlen);
 	CHECK(raw != NULL && rawlen == PKI_AEAD_TAG);
+	pki_aead_free(a);
+	a = NULL;
+	CHECK(pki_aead_new(bkey, &a) == 0);
 	CHECK(raw != NULL &&
 	      pki_blob_open_chunk(a, id, 0, true, raw, rawlen, pt) == 0);
 	free(raw);
-	path_in(sealed, sizeof(sealed), "no/such/dir/x.sealed");
-	CHECK(spool_seal(s, bkey, id, sealed, hash) == -ENOENT);
+	empty_dir(sdir);
+	path_in(sealed, sizeof(sealed), "no/such/dir");
+	CHECK(spool_seal(s, sealed, bkey, id, hash) == -ENOENT);
+	CHECK(files_in(sdir, NULL, 0) == 0);
 	CHECK(spool_close(s) == 0);
 	pki_aead_free(a);
 	free(pt);
@@ -547,11 +597,11 @@ static void test_seal_pipelined(void)
 {
 	static const uint64_t sizes[] = { 16 * CHUNK, 16 * CHUNK + 1,
 					  41 * CHUNK + 123, 64 * CHUNK };
-	char path[512], sealed[512], hash[72];
+	char path[512], sdir[512], sealed[512], hash[72];
 	uint8_t bkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
 
 	path_in(path, sizeof(path), "pipe.spool");
-	path_in(sealed, sizeof(sealed), "pipe.sealed");
+	path_in(sdir, sizeof(sdir), "sealed");
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		uint64_t size = sizes[i];
 		uint8_t *model = malloc((size_t)size);
@@ -570,13 +620,166 @@ static void test_seal_pipelined(void)
 				ok = false;
 		}
 		CHECK(ok);
-		CHECK(pki_blob_new_key(bkey, id) == 0);
-		CHECK(spool_seal(s, bkey, id, sealed, hash) == 0);
+		CHECK(spool_seal(s, sdir, bkey, id, hash) == 0);
+		blob_path(sdir, id, sealed, sizeof(sealed));
 		check_sealed(sealed, bkey, id, model, size, hash);
 		CHECK(spool_close(s) == 0);
 		unlink(sealed);
 		free(model);
 	}
+}
+
+/*
+ * Writes MODEL[FROM..TO) into S in 128 KiB pieces, the way FUSE hands a
+ * cp over. False if a write failed.
+ */
+static bool write_span(struct spool *s, const uint8_t *model, uint64_t from,
+		       uint64_t to)
+{
+	for (uint64_t pos = from; pos < to; pos += 128 * 1024) {
+		size_t k =
+			to - pos < 128 * 1024 ? (size_t)(to - pos) : 128 * 1024;
+
+		if (spool_write(s, model + pos, k, pos) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Seals S into SDIR, checks the blob against MODEL's SIZE bytes, and
+ * returns true if it is the file AHEAD (the one sealed ahead) or, with
+ * AHEAD empty, if it is the only file there.
+ */
+static bool seal_and_check(struct spool *s, const char *sdir,
+			   const uint8_t *model, uint64_t size,
+			   const char *ahead)
+{
+	uint8_t bkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
+	char sealed[512], hash[72];
+
+	CHECK(spool_seal(s, sdir, bkey, id, hash) == 0);
+	blob_path(sdir, id, sealed, sizeof(sealed));
+	check_sealed(sealed, bkey, id, model, size, hash);
+	CHECK(files_in(sdir, NULL, 0) == 1);
+	bool same = ahead[0] ? strcmp(sealed, ahead) == 0 : true;
+	CHECK(spool_close(s) == 0);
+	empty_dir(sdir);
+	return same;
+}
+
+/*
+ * Sealing ahead: a spool written from start to end is sealed while it is
+ * written, into the blob that spool_seal then finishes; anything that
+ * changes a chunk already sealed throws that blob away, and the seal
+ * starts over under a new key and id (a chunk never sealed twice under
+ * one nonce); the blob goes with a spool closed unsealed; and only a few
+ * spools seal ahead at once.
+ */
+static void test_seal_ahead(void)
+{
+	const uint64_t size = 20 * CHUNK + 777;
+	uint8_t *model = malloc((size_t)size), buf[100];
+	char path[512], sdir[512], ahead[512], none[1] = "";
+	struct spool *s = NULL, *more[5];
+	size_t got = 0;
+
+	CHECK(model != NULL && pki_rand_bytes(model, size) == 0);
+	path_in(path, sizeof(path), "ahead.spool");
+	path_in(sdir, sizeof(sdir), "sealed");
+
+	/* Written in order: the blob exists before the close, and is kept. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == -EINVAL);
+	CHECK(write_span(s, model, 0, CHUNK));
+	CHECK(files_in(sdir, NULL, 0) == 0);
+	CHECK(write_span(s, model, CHUNK, 10 * CHUNK + 5));
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	/* Reading behind the writer changes nothing. */
+	CHECK(spool_read(s, buf, sizeof(buf), 3 * CHUNK, &got) == 0 &&
+	      got == sizeof(buf) && memcmp(buf, model + 3 * CHUNK, got) == 0);
+	CHECK(write_span(s, model, 10 * CHUNK + 5, size));
+	CHECK(seal_and_check(s, sdir, model, size, ahead));
+
+	/* Ending on a chunk boundary: the last chunk gets its final flag. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, 20 * CHUNK));
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	CHECK(seal_and_check(s, sdir, model, 20 * CHUNK, ahead));
+
+	/* A write behind the writer: the blob goes, a new one is sealed. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, 10 * CHUNK));
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	model[2 * CHUNK + 9] ^= 0x5a;
+	CHECK(spool_write(s, model + 2 * CHUNK + 9, 1, 2 * CHUNK + 9) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 0);
+	CHECK(write_span(s, model, 10 * CHUNK, size));
+	CHECK(!seal_and_check(s, sdir, model, size, ahead));
+
+	/* A truncate into what is sealed: the same. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, 10 * CHUNK + 100));
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	/* Chunks 0..9 are sealed: 10 chunks would make chunk 9 the last. */
+	CHECK(spool_truncate(s, 10 * CHUNK + 50) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 1);
+	CHECK(spool_truncate(s, 10 * CHUNK) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 0);
+	CHECK(seal_and_check(s, sdir, model, 10 * CHUNK, none));
+
+	/* A truncate past what is sealed keeps the blob. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, 10 * CHUNK + 100));
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	CHECK(spool_truncate(s, 10 * CHUNK + 50) == 0);
+	CHECK(seal_and_check(s, sdir, model, 10 * CHUNK + 50, ahead));
+
+	/* Closed without a seal: nothing is left behind. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, 5 * CHUNK));
+	CHECK(files_in(sdir, NULL, 0) == 1);
+	CHECK(spool_close(s) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 0);
+
+	/* Five at once: four seal ahead, the fifth at the end; all whole. */
+	for (int i = 0; i < 5; i++) {
+		char p[512], name[32];
+
+		snprintf(name, sizeof(name), "ahead%d.spool", i);
+		path_in(p, sizeof(p), name);
+		more[i] = NULL;
+		CHECK(spool_create(p, key, &more[i]) == 0);
+		CHECK(spool_seal_ahead(more[i], sdir) == 0);
+		CHECK(write_span(more[i], model, 0, 3 * CHUNK));
+	}
+	CHECK(files_in(sdir, NULL, 0) == 4);
+	for (int i = 4; i >= 0; i--) {
+		uint8_t bkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
+		char sealed[512], hash[72];
+
+		CHECK(spool_seal(more[i], sdir, bkey, id, hash) == 0);
+		blob_path(sdir, id, sealed, sizeof(sealed));
+		check_sealed(sealed, bkey, id, model, 3 * CHUNK, hash);
+		CHECK(spool_close(more[i]) == 0);
+	}
+	CHECK(files_in(sdir, NULL, 0) == 5);
+	empty_dir(sdir);
+	for (int i = 0; i < 5; i++) {
+		char p[512], name[32];
+
+		snprintf(name, sizeof(name), "ahead%d.spool", i);
+		path_in(p, sizeof(p), name);
+		unlink(p);
+	}
+	unlink(path);
+	free(model);
 }
 
 /* Flips one byte of the file at OFF. */
@@ -714,8 +917,8 @@ static void test_concurrent(void)
 
 static void cleanup(void)
 {
-	const char *names[] = { "model.spool",  "basic.spool",   "plain.txt",
-				"marker.spool", "marker.sealed", "tamper.spool",
+	const char *names[] = { "model.spool",  "basic.spool", "plain.txt",
+				"marker.spool", "pipe.spool",  "tamper.spool",
 				"conc.spool" };
 	char path[512];
 	size_t i;
@@ -724,15 +927,22 @@ static void cleanup(void)
 		path_in(path, sizeof(path), names[i]);
 		unlink(path);
 	}
+	path_in(path, sizeof(path), "sealed");
+	empty_dir(path);
+	rmdir(path);
 	rmdir(dir);
 }
 
 int main(void)
 {
+	char sdir[512];
+
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");
 		return 1;
 	}
+	path_in(sdir, sizeof(sdir), "sealed");
+	CHECK(mkdir(sdir, 0700) == 0);
 	CHECK(pki_key_generate(2048, &key) == 0);
 	CHECK(pki_key_generate(2048, &other_key) == 0);
 	if (key != NULL && other_key != NULL) {
@@ -743,6 +953,7 @@ int main(void)
 		test_model();
 		test_no_plaintext_and_seal();
 		test_seal_pipelined();
+		test_seal_ahead();
 		test_tamper();
 		test_concurrent();
 	}

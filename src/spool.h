@@ -100,9 +100,10 @@ int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
  * blob there while they are written in order, each as soon as the writer
  * moves on to the next one, so that spool_seal has little left to do.
  * Writes behind the writer, or a truncate down to what is sealed, throw
- * that blob away (a new one is sealed at the end, under a new key). At
- * most a few spools seal ahead at once; the others seal at the end.
- * The blob file is removed if the spool is closed without spool_seal.
+ * that blob away (a new one is sealed at the end, under a new key). The
+ * writer's thread seals; from CHUNK_STORE_MIN chunks on a helper thread
+ * writes and hashes, for at most a few spools at once. The blob file is
+ * removed if the spool is closed without spool_seal.
  * 0 or -errno.
  */
 int spool_seal_ahead(struct spool *s, const char *dir);

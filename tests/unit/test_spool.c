@@ -748,7 +748,11 @@ static void test_seal_ahead(void)
 	CHECK(spool_close(s) == 0);
 	CHECK(files_in(sdir, NULL, 0) == 0);
 
-	/* Five at once: four seal ahead, the fifth at the end; all whole. */
+	/*
+	 * Five big ones at once: all seal ahead, four of them with a helper
+	 * thread; all whole.
+	 */
+	int threads = files_in("/proc/self/task", NULL, 0);
 	for (int i = 0; i < 5; i++) {
 		char p[512], name[32];
 
@@ -757,18 +761,20 @@ static void test_seal_ahead(void)
 		more[i] = NULL;
 		CHECK(spool_create(p, key, &more[i]) == 0);
 		CHECK(spool_seal_ahead(more[i], sdir) == 0);
-		CHECK(write_span(more[i], model, 0, 3 * CHUNK));
+		CHECK(write_span(more[i], model, 0, 20 * CHUNK));
 	}
-	CHECK(files_in(sdir, NULL, 0) == 4);
+	CHECK(files_in(sdir, NULL, 0) == 5);
+	CHECK(files_in("/proc/self/task", NULL, 0) == threads + 4);
 	for (int i = 4; i >= 0; i--) {
 		uint8_t bkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
 		char sealed[512], hash[72];
 
 		CHECK(spool_seal(more[i], sdir, bkey, id, hash) == 0);
 		blob_path(sdir, id, sealed, sizeof(sealed));
-		check_sealed(sealed, bkey, id, model, 3 * CHUNK, hash);
+		check_sealed(sealed, bkey, id, model, 20 * CHUNK, hash);
 		CHECK(spool_close(more[i]) == 0);
 	}
+	CHECK(files_in("/proc/self/task", NULL, 0) == threads);
 	CHECK(files_in(sdir, NULL, 0) == 5);
 	empty_dir(sdir);
 	for (int i = 0; i < 5; i++) {

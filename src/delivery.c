@@ -1199,8 +1199,9 @@ static void free_all(struct delivery *d)
 }
 
 /*
- * A kill -9 while the outbox seals a file (before its job record exists)
- * leaves STATE/sealed/ID.blob with no STATE/jobs/ID.job, and one while a
+ * A kill -9 while the outbox seals a file (before its job record exists,
+ * also while the file is still written: spool_seal_ahead) leaves
+ * STATE/sealed/ID.blob with no STATE/jobs/ID.job, and one while a
  * record is written leaves a temp file: nothing would ever remove them,
  * and a blob is as large as the file. Runs at start, before the outbox
  * recovers and before FUSE serves, so no seal is in progress.

@@ -469,6 +469,8 @@ def test_sender_killed_mid_write_ships_nothing_partial(cluster, sync):
     alice, bob = pair(cluster)
     data = os.urandom(3 << 20)
     path = str(alice.mnt / "outbox/bob/half.bin")
+    sealed = alice.state / "sealed"
+    before = set(os.listdir(sealed))
     f = bounded(open, path, "wb")
     try:
         bounded(f.write, data[:1 << 20])
@@ -476,6 +478,9 @@ def test_sender_killed_mid_write_ships_nothing_partial(cluster, sync):
         if sync:
             bounded(os.fsync, f.fileno())
         time.sleep(1)
+        # Written in order, the file is being sealed ahead of its close.
+        ahead = set(os.listdir(sealed)) - before
+        assert ahead, "nothing sealed while half.bin is written"
         alice.crash()
     finally:
         try:
@@ -487,6 +492,8 @@ def test_sender_killed_mid_write_ships_nothing_partial(cluster, sync):
     got = bob.inbox_files("alice")
     assert not got, ("a file whose write was cut by kill -9 was shipped "
                      "(truncated): %s\nalice log:\n%s" % (got, alice.log_tail()))
+    left = ahead & set(os.listdir(sealed))
+    assert not left, "the half sealed ahead is still in STATE/sealed: %s" % left
     state = alice.getxattr("outbox/bob/half.bin")
     assert state.startswith("held:") and "not written whole" in state, state
     # Written again, it ships whole.

@@ -262,7 +262,13 @@ def snoop_send(alice, bob, src, name, timeout):
     return t1 - t0, dst
 
 
-def bench_bulk(R, alice, bob, ssh, nullmnt):
+def children_cpu_s():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def bench_bulk(R, alice, bob, ssh, null):
+    """NULL: (mount point, pid) of the null FUSE file system, or None."""
     src = os.path.join(WORK, "data", "big")
     os.makedirs(os.path.dirname(src), exist_ok=True)
     log("making %d MiB random file" % (BULK // MiB))
@@ -287,14 +293,19 @@ def bench_bulk(R, alice, bob, ssh, nullmnt):
                                             dst) / 1e6)
         R["read_plain"].append(BULK / timed("sh", "-c", 'cat "$0" >/dev/null',
                                             src) / 1e6)
-        if nullmnt:
+        if null:
+            nullmnt, nullpid = null
             R["read_null"].append(BULK / timed(
                 "sh", "-c", 'cat "$0" >/dev/null',
                 os.path.join(nullmnt, "big")) / 1e6)
             # The most any FUSE file system takes a cp at here: one that
-            # keeps nothing (bench/nullfs.c's /sink).
+            # keeps nothing (bench/nullfs.c's /sink), and the CPU that
+            # costs cp and the daemon.
+            c0, d0 = children_cpu_s(), cpu_s(nullpid)
             R["write_null"].append(BULK / timed(
                 "cp", src, os.path.join(nullmnt, "sink")) / 1e6)
+            R["fuse_cpu_per_byte"].append(
+                (children_cpu_s() - c0 + cpu_s(nullpid) - d0) / BULK)
         R["rss_recv_1"][-1] = max(R["rss_recv_1"][-1], hwm_mib(bob.pid))
         if sha256sum(dst) != want:
             R["errors"].append("bulk run %d: sha256 mismatch in inbox" % i)
@@ -311,6 +322,9 @@ def bench_bulk(R, alice, bob, ssh, nullmnt):
         os.unlink(sshfsdst + "/big")
         R["bulk_ratio_scp"].append(R["bulk_snoop"][-1] / R["bulk_scp"][-1])
         R["bulk_ratio_sshfs"].append(R["bulk_snoop"][-1] / R["bulk_sshfs"][-1])
+        if null:
+            R["bulk_ceiling"].append(bulk_ceiling(R["fuse_cpu_per_byte"][-1])
+                                     / 1e6)
     subprocess.run(["fusermount3", "-u", "-z", sshfsmnt])
     mounts.remove(sshfsmnt)
     os.unlink(src)
@@ -452,6 +466,16 @@ def openssl_bytes_per_s(alg):
     raise RuntimeError("cannot parse openssl speed:\n" + out)
 
 
+def bulk_ceiling(fuse_cpu_per_byte):
+    """Bytes per second that no design of the contract can pass on NCPU
+    CPUs: every byte needs four AES-256-GCM passes (the seal, TLS out, TLS
+    in, the receiver's check of each chunk) and two SHA-256 passes (the
+    signed hash, at both ends), plus what taking it through FUSE costs."""
+    per_byte = (4 / openssl_bytes_per_s("aes-256-gcm")
+                + 2 / openssl_bytes_per_s("sha256") + fuse_cpu_per_byte)
+    return NCPU / per_byte
+
+
 def bench_enroll(R):
     log("enrollment: %d keys for the load generator" % KEY_POOL)
     with cf.ThreadPoolExecutor(NCPU) as ex:
@@ -556,6 +580,13 @@ def table(R):
                          % f(g("write_null")),
                          f(g("bulk_snoop") / g("write_null"), "%.2fx"), "",
                          ""))
+        if g("bulk_ceiling"):
+            rows.append(("", "", "ceiling on %d CPUs: 4 AES-256-GCM + 2 "
+                         "SHA-256 passes (openssl speed) + FUSE's own CPU "
+                         "(null cp) per byte: %s MB/s, x scp"
+                         % (NCPU, f(g("bulk_ceiling"))),
+                         f(g("bulk_ceiling") / g("bulk_scp"), "%.2fx"), "",
+                         ""))
     if g("read_inbox"):
         rows.append(("read %s, cat inbox/alice/big" % size,
                      f(g("read_inbox")) + " MB/s",
@@ -640,7 +671,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     keys = ["bulk_snoop", "bulk_scp", "bulk_sshfs", "bulk_ratio_scp",
             "bulk_ratio_sshfs", "read_inbox", "read_plain", "read_null",
-            "write_null",
+            "write_null", "fuse_cpu_per_byte", "bulk_ceiling",
             "rss_send_1", "rss_recv_1", "bulk4_snoop", "rss_send_4",
             "rss_recv_4", "small_snoop_fps", "small_scp_fps", "small_ratio",
             "small_p50", "small_p99", "alone_p50", "alone_max", "alone_scp",
@@ -653,7 +684,7 @@ def main():
     log("runs=%d quick=%s bulk=%d MiB enroll=%d/%d cpus=%d" % (
         RUNS, QUICK, BULK // MiB, ENROLL_N, ENROLL_C, NCPU))
     ssh = Ssh() if ONLY & {"bulk", "small"} else None
-    nullmnt = None
+    null = None
     nullbin = os.path.join(WORK, "nullfs")
     if os.path.exists(nullbin) and "bulk" in ONLY:
         nullmnt = os.path.join(WORK, "nullmnt")
@@ -665,6 +696,7 @@ def main():
         mounts.append(nullmnt)
         record("mounts", nullmnt)
         wait_until(lambda: os.path.exists(nullmnt + "/big"), 10, 0.05, "nullfs")
+        null = (nullmnt, p.pid)
     if ONLY & {"bulk", "small", "fanout", "memory", "read"}:
         ca, ca_addr, fp = ca_init("ca")
         alice = node("alice", ca_addr, fp)
@@ -675,7 +707,7 @@ def main():
         wait_until(lambda: all(os.path.isdir(alice.p("outbox", r.name))
                                for r in receivers), 90, 0.2, "certificates")
         if "bulk" in ONLY:
-            bench_bulk(R, alice, bob, ssh, nullmnt)
+            bench_bulk(R, alice, bob, ssh, null)
         if "small" in ONLY:
             bench_small(R, alice, bob, ssh)
         if "fanout" in ONLY:

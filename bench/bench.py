@@ -299,8 +299,8 @@ def bench_bulk(R, alice, bob, ssh, null):
                 "sh", "-c", 'cat "$0" >/dev/null',
                 os.path.join(nullmnt, "big")) / 1e6)
             # The most any FUSE file system takes a cp at here: one that
-            # keeps nothing (bench/nullfs.c's /sink), and the CPU that
-            # costs cp and the daemon.
+            # keeps nothing (bench/nullfs.c's /sink), and the CPU time
+            # that takes cp and the daemon.
             c0, d0 = children_cpu_s(), cpu_s(nullpid)
             R["write_null"].append(BULK / timed(
                 "cp", src, os.path.join(nullmnt, "sink")) / 1e6)
@@ -583,7 +583,7 @@ def table(R):
         if g("bulk_ceiling"):
             rows.append(("", "", "ceiling on %d CPUs: 4 AES-256-GCM + 2 "
                          "SHA-256 passes (openssl speed) + FUSE's own CPU "
-                         "(null cp) per byte: %s MB/s, x scp"
+                         "(null cp) per byte: %s MB/s (ratio: to scp)"
                          % (NCPU, f(g("bulk_ceiling"))),
                          f(g("bulk_ceiling") / g("bulk_scp"), "%.2fx"), "",
                          ""))

@@ -5,7 +5,13 @@
  */
 #include "lib/names.h"
 
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
 
 /* These name files in certs/ that are not node certificates. */
 static const char *const reserved_names[] = { "root", "crl" };
@@ -90,4 +96,82 @@ bool names_in_progress(const char *path)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Characters that make a name show as something it is not, or not show at
+ * all. The general categories cover every bidirectional control (U+202A to
+ * U+202E and U+2066 to U+2069 are Cf), the zero-width characters and the
+ * byte order mark (Cf), C0 and C1 controls (Cc), U+2028 and U+2029 (Zl,
+ * Zp) and private use (Co); non-characters are unassigned (Cn) but never
+ * will be assigned, so they are refused too. Other unassigned code points
+ * are let through: a newer Unicode may give them a meaning (new emoji),
+ * and refusing them would refuse names that other systems take.
+ */
+static const char *bad_char(ucs4_t uc)
+{
+	if ((uc >= 0x202a && uc <= 0x202e) || (uc >= 0x2066 && uc <= 0x2069))
+		return "path may not contain bidirectional control characters";
+	if (uc_is_general_category(uc, UC_CATEGORY_Cf))
+		return "path may not contain invisible format characters";
+	if (uc_is_general_category(uc, UC_CATEGORY_Cc))
+		return "path may not contain control characters";
+	if (uc_is_general_category(uc, UC_CATEGORY_Zl) ||
+	    uc_is_general_category(uc, UC_CATEGORY_Zp))
+		return "path may not contain line or paragraph separators";
+	if (uc_is_general_category(uc, UC_CATEGORY_Co))
+		return "path may not contain private-use characters";
+	if ((uc >= 0xfdd0 && uc <= 0xfdef) || (uc & 0xfffe) == 0xfffe)
+		return "path may not contain Unicode non-characters";
+	return NULL;
+}
+
+const char *names_peer_path_error(const char *path)
+{
+	const char *why = names_path_error(path);
+	if (why)
+		return why;
+	size_t len = strlen(path);
+	const uint8_t *s = (const uint8_t *)path;
+	if (u8_check(s, len) != NULL)
+		return "path is not valid UTF-8";
+	for (const uint8_t *p = s; p < s + len;) {
+		ucs4_t uc;
+		int n = u8_mbtouc(&uc, p, (size_t)(s + len - p));
+		why = bad_char(uc);
+		if (why)
+			return why;
+		p += n;
+	}
+	if (names_in_progress(path))
+		return "path has a part that senders never ship (a leading "
+		       "'.', or a name ending in ~ .swp .swx .tmp .part)";
+	for (const char *p = path; p; p = strchr(p, '/')) {
+		if (*p == '/')
+			p++;
+		if (*p == '-')
+			return "path may not have a part starting with '-'";
+	}
+	return NULL;
+}
+
+int names_nfc(const char *path, char *out, size_t size)
+{
+	size_t len = strlen(path);
+	if (u8_check((const uint8_t *)path, len) != NULL)
+		return -EINVAL;
+	size_t nlen = 0;
+	uint8_t *nfc = u8_normalize(UNINORM_NFC, (const uint8_t *)path, len,
+				    NULL, &nlen);
+	if (nfc == NULL)
+		return errno == ENOMEM ? -ENOMEM : -EINVAL;
+	int rc = 0;
+	if (nlen >= size)
+		rc = -ENAMETOOLONG;
+	else {
+		memcpy(out, nfc, nlen);
+		out[nlen] = '\0';
+	}
+	free(nfc);
+	return rc;
 }

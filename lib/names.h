@@ -38,4 +38,23 @@ const char *names_path_error(const char *path);
  */
 bool names_in_progress(const char *path);
 
+/*
+ * For a path that came from a peer, on top of names_path_error: NULL if it
+ * may be stored, otherwise why not. It must be valid UTF-8 without control,
+ * format (bidirectional overrides and isolates, zero-width characters...),
+ * line or paragraph separator, private-use or non-characters, so that what
+ * a listing shows is what the name is; and no part may be one that a FUSE
+ * sender never ships (names_in_progress) or start with '-' (taken for an
+ * option by the programs that will handle the file).
+ */
+const char *names_peer_path_error(const char *path);
+
+/*
+ * Writes PATH (valid UTF-8) in Unicode normalization form C into OUT
+ * (SIZE bytes), so that the composed and decomposed spellings of one name
+ * are one file. 0, -EINVAL if PATH is not valid UTF-8, -ENAMETOOLONG if
+ * the result does not fit, -ENOMEM.
+ */
+int names_nfc(const char *path, char *out, size_t size);
+
 #endif

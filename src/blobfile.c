@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,25 +284,51 @@ fail:
 	return rc;
 }
 
-int blobfile_peek_size(const char *path, uint64_t *size)
+/* Reads the header of the blob file at PATH: its INFO and its length. */
+static int peek_header(const char *path, struct blob_info *info, size_t *hlen)
 {
-	struct blob_info info;
 	uint8_t *hdr = NULL;
-	size_t hlen = 0;
 	int fd, rc;
 
-	if (path == NULL || size == NULL)
-		return -EINVAL;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	rc = read_header(fd, &hdr, &hlen);
+	rc = read_header(fd, &hdr, hlen);
 	close(fd);
 	if (rc == 0)
-		rc = header_parse(hdr, hlen, &info, NULL);
+		rc = header_parse(hdr, *hlen, info, NULL);
 	free(hdr);
+	return rc;
+}
+
+int blobfile_peek_size(const char *path, uint64_t *size)
+{
+	struct blob_info info;
+	size_t hlen = 0;
+
+	if (path == NULL || size == NULL)
+		return -EINVAL;
+	int rc = peek_header(path, &info, &hlen);
 	if (rc == 0)
 		*size = info.size;
+	return rc;
+}
+
+uint64_t blobfile_whole_size(size_t header_len, uint64_t size)
+{
+	return BLOBFILE_PREFIX + header_len + pki_blob_sealed_size(size);
+}
+
+int blobfile_peek_whole_size(const char *path, uint64_t *bytes)
+{
+	struct blob_info info;
+	size_t hlen = 0;
+
+	if (path == NULL || bytes == NULL)
+		return -EINVAL;
+	int rc = peek_header(path, &info, &hlen);
+	if (rc == 0)
+		*bytes = blobfile_whole_size(hlen, info.size);
 	return rc;
 }
 
@@ -643,8 +670,8 @@ int blobfile_writer_put(struct blobfile_writer *w, uint64_t n,
 	return 0;
 }
 
-int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
-			   char hash[72])
+int blobfile_writer_commit(struct blobfile_writer *w, const char *root,
+			   const char *rel, char hash[72])
 {
 	uint64_t end;
 	struct stat st;
@@ -652,7 +679,7 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
 
 	if (w == NULL)
 		return -EINVAL;
-	if (final_path == NULL || hash == NULL) {
+	if (root == NULL || rel == NULL || hash == NULL) {
 		rc = -EINVAL;
 		goto out;
 	}
@@ -692,13 +719,18 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
 		unlink(w->part_path);
 		rc = -EBADMSG;
 	}
-	if (rc == 0)
-		rc = fileio_make_parents(final_path);
-	/* rename() replaces an older delivery of the same path atomically. */
-	if (rc == 0 && rename(w->part_path, final_path) != 0)
-		rc = -errno;
-	if (rc == 0)
-		rc = fileio_sync_parent(final_path);
+	/*
+	 * A later delivery replaces an earlier one atomically, also where a
+	 * file and a folder meet (fileio_install).
+	 */
+	if (rc == 0) {
+		char scratch[PATH_MAX];
+		int n = snprintf(scratch, sizeof(scratch), "%s" BLOBFILE_SWAP,
+				 w->part_path);
+		rc = n < 0 || (size_t)n >= sizeof(scratch)
+			     ? -ENAMETOOLONG
+			     : fileio_install(w->part_path, root, rel, scratch);
+	}
 out:
 	writer_free(w);
 	return rc;

@@ -60,6 +60,15 @@ int blobfile_read(struct blobfile *b, void *buf, size_t len, uint64_t off,
 
 uint64_t blobfile_size(const struct blobfile *b);
 
+/*
+ * What a blob file with a header of HEADER_LEN bytes and SIZE bytes of
+ * plaintext weighs when whole (the space its part file will take).
+ */
+uint64_t blobfile_whole_size(size_t header_len, uint64_t size);
+
+/* The same, read from the header of the (part) file at PATH. 0 or -errno. */
+int blobfile_peek_whole_size(const char *path, uint64_t *bytes);
+
 void blobfile_close(struct blobfile *b);
 
 /* ---- receiving ---- */
@@ -86,13 +95,20 @@ int blobfile_writer_put(struct blobfile_writer *w, uint64_t n,
 			const uint8_t *sealed, size_t len);
 
 /*
- * After the last chunk: fsyncs, renames PART_PATH to FINAL_PATH (creating
- * its parent directories 0700), and returns the SHA-256 of all sealed
- * chunks in HASH. If the header carries a signed "sha256" and the chunks do
- * not match it, the part file is removed and -EBADMSG returned. Frees W.
+ * The suffix of the scratch name next to a part file through which a
+ * commit removes what it replaces (left behind only by a crash).
  */
-int blobfile_writer_commit(struct blobfile_writer *w, const char *final_path,
-			   char hash[72]);
+#define BLOBFILE_SWAP ".swap"
+
+/*
+ * After the last chunk: fsyncs, moves PART_PATH to ROOT/REL (creating the
+ * folders between 0700, and replacing a file or folder in the way as
+ * fileio_install does), and returns the SHA-256 of all sealed chunks in
+ * HASH. If the header carries a signed "sha256" and the chunks do not
+ * match it, the part file is removed and -EBADMSG returned. Frees W.
+ */
+int blobfile_writer_commit(struct blobfile_writer *w, const char *root,
+			   const char *rel, char hash[72]);
 
 /* Gives up: closes; the part file stays for a resume unless DISCARD. */
 void blobfile_writer_abort(struct blobfile_writer *w, bool discard);

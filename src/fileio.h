@@ -43,4 +43,21 @@ int fileio_make_parents(const char *path);
  */
 int fileio_sync_parent(const char *path);
 
+/* Removes PATH and, if it is a folder, all it holds. 0 or -errno. */
+int fileio_remove_tree(const char *path);
+
+/*
+ * Moves the file SRC to ROOT/REL, replacing what is there the way a later
+ * delivery replaces an earlier one: a file at ROOT/REL, a folder at
+ * ROOT/REL with all it holds, or a file where REL needs a folder (a part
+ * of REL below ROOT). Readers see the old entry or the new one, never
+ * neither: a file and a folder are swapped with renameat2's
+ * RENAME_EXCHANGE. What was replaced goes through SCRATCH (an unused name
+ * on the same file system) and is removed; a crash in between leaves it
+ * there for the caller to sweep. Missing folders are made 0700, and the
+ * folder that gets the new entry is synced. 0 or -errno.
+ */
+int fileio_install(const char *src, const char *root, const char *rel,
+		   const char *scratch);
+
 #endif

@@ -223,6 +223,18 @@ static bool read_back(const char *path, const struct blob *b)
 	return ok;
 }
 
+/* Commits W to the full path FINAL: its folder as the root. */
+static int commit_to(struct blobfile_writer *w, const char *final,
+		     char hash[72])
+{
+	char root[512];
+	const char *slash = strrchr(final, '/');
+	size_t len = (size_t)(slash - final);
+	memcpy(root, final, len);
+	root[len] = '\0';
+	return blobfile_writer_commit(w, root, slash + 1, hash);
+}
+
 /*
  * Receives B whole into PART and commits it to FINAL: true if every step
  * worked, the receipt hash is B's and FINAL reads back as B.
@@ -237,8 +249,8 @@ static bool receive_whole(const char *part, const char *final,
 	return blobfile_writer_open(part, b->header, b->header_len, &b->info,
 				    b->key, &w, &have) == 0 &&
 	       have == 0 && put_range(w, b, 0, b->info.chunks) &&
-	       blobfile_writer_commit(w, final, hash) == 0 &&
-	       strcmp(hash, b->hash) == 0 && read_back(final, b);
+	       commit_to(w, final, hash) == 0 && strcmp(hash, b->hash) == 0 &&
+	       read_back(final, b);
 }
 
 /*
@@ -268,7 +280,7 @@ static void test_big_blob_helper(void)
 				   &w, &have) == 0);
 	CHECK(have == 23);
 	CHECK(put_range(w, &b, 23, b.info.chunks));
-	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(commit_to(w, final, hash) == 0);
 	CHECK(strcmp(hash, b.hash) == 0);
 	CHECK(read_back(final, &b));
 	blob_free(&b);
@@ -295,7 +307,7 @@ static void test_roundtrip_and_resume(void)
 	CHECK(have == 0);
 	CHECK(put_range(w, &b, 0, b.info.chunks));
 	CHECK(stat(part, &st) == 0 && (st.st_mode & 0777) == 0600);
-	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(commit_to(w, final, hash) == 0);
 	CHECK(strcmp(hash, b.hash) == 0);
 	CHECK(stat(part, &st) != 0 && errno == ENOENT);
 	CHECK(stat(final, &st) == 0 && (st.st_mode & 0777) == 0600);
@@ -328,7 +340,7 @@ static void test_roundtrip_and_resume(void)
 	CHECK(blobfile_writer_put(w, 1, c, len) == -EPROTO);
 	CHECK(put_range(w, &b, 2, b.info.chunks));
 	/* The same path again: the rename replaces the older delivery. */
-	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(commit_to(w, final, hash) == 0);
 	CHECK(strcmp(hash, b.hash) == 0);
 	CHECK(read_back(final, &b));
 
@@ -342,7 +354,7 @@ static void test_roundtrip_and_resume(void)
 	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
 				   &w, &have) == 0);
 	CHECK(have == b.info.chunks);
-	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(commit_to(w, final, hash) == 0);
 	CHECK(strcmp(hash, b.hash) == 0);
 	CHECK(read_back(final, &b));
 
@@ -432,7 +444,7 @@ static void test_refusals(void)
 	CHECK(blobfile_writer_put(w, 1, c, len - 1) == -EBADMSG);
 	CHECK(blobfile_writer_put(w, 1, c, len) == 0);
 	/* Committing before the last chunk fails (and frees W). */
-	CHECK(blobfile_writer_commit(w, part, hash) == -EPROTO);
+	CHECK(commit_to(w, part, hash) == -EPROTO);
 	/* The final chunk must carry the final flag: as chunk 2 it does. */
 	w = NULL;
 	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
@@ -489,7 +501,7 @@ static void test_wrong_recipient(void)
 	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
 				   &w, &have) == 0);
 	CHECK(put_range(w, &b, 0, b.info.chunks));
-	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(commit_to(w, final, hash) == 0);
 	CHECK(blobfile_open(final, bob, "bob", &f) == -EBADMSG && f == NULL);
 	/* No wrapped key for this node's name at all. */
 	CHECK(blobfile_open(final, carol, "carol", &f) == -EBADMSG);
@@ -518,7 +530,7 @@ static void test_empty_and_garbage(void)
 	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
 				   &w, &have) == 0);
 	CHECK(put_range(w, &b, 0, 1));
-	CHECK(blobfile_writer_commit(w, final, hash) == 0);
+	CHECK(commit_to(w, final, hash) == 0);
 	CHECK(strcmp(hash, b.hash) == 0);
 	CHECK(blobfile_peek_size(final, &size) == 0 && size == 0);
 	CHECK(blobfile_open(final, bob, "bob", &f) == 0);

@@ -16,6 +16,7 @@
 
 #include "fs/fs.h"
 #include "lib/log.h"
+#include "lib/units.h"
 #include "pki/key.h"
 #include "src/backend.h"
 #include "src/cmd.h"
@@ -48,6 +49,17 @@ static const char usage[] =
 	"  --refresh SECONDS      how often to refresh certs/ and the CRL "
 	"from\n"
 	"                         the CA (default 30; kept in node.conf)\n"
+	"  --reserve SIZE         disk space kept free for this node's own\n"
+	"                         records (default 64M or 5%% of the disk,\n"
+	"                         the smaller)\n"
+	"  --sender-quota Q       what one sender may have in progress: a\n"
+	"                         size (20G) or a share of the free space\n"
+	"                         (default 50%%)\n"
+	"  --sender-blobs N       unfinished blobs per sender (default 64)\n"
+	"  --partial-ttl TIME     an unfinished blob idle this long is "
+	"removed\n"
+	"                         (default 1d; 90s, 30m, 2h, 7d)\n"
+	"                         (these four are kept in node.conf too)\n"
 	"  -f, --foreground       stay in the foreground, log to stderr\n"
 	"  -o OPTIONS             extra FUSE mount options\n"
 	"\n"
@@ -57,6 +69,9 @@ struct mount_args {
 	const char *mountpoint, *state, *name, *listen, *ca, *fingerprint;
 	const char *join; /* join token text (src/token.h) */
 	unsigned refresh; /* --refresh SECONDS, 0 = keep node.conf's */
+	/* the intake limits given, in the fields of node.conf */
+	struct state_config limits;
+	bool has_limits;
 	const char *fuse_options;
 	unsigned key_bits;
 	bool foreground;
@@ -79,6 +94,48 @@ static const char *keep_token(char *arg)
 	return copy;
 }
 
+/*
+ * One of the intake limits (src/intake.h) into CFG, spelled as node.conf
+ * spells it. 0 or, after saying what is wrong, -1.
+ */
+static int parse_limit(int opt, const char *arg, struct state_config *cfg)
+{
+	uint64_t v;
+	switch (opt) {
+	case 'R':
+		if (units_parse_size(arg, UINT64_MAX, &v) == 0) {
+			cfg->reserve = v;
+			return 0;
+		}
+		cmd_fail("mount", EXIT_USAGE,
+			 "--reserve takes a size: bytes, or 64M, 1G ...");
+		return -1;
+	case 'Q':
+		if (state_parse_quota(arg, cfg) == 0)
+			return 0;
+		cmd_fail("mount", EXIT_USAGE,
+			 "--sender-quota takes a size (20G) or a share of the "
+			 "free space (1%% to 100%%)");
+		return -1;
+	case 'B':
+		if (cmd_parse_uint(arg, 1, STATE_SENDER_BLOBS_MAX,
+				   &cfg->sender_blobs) == 0)
+			return 0;
+		cmd_fail("mount", EXIT_USAGE, "--sender-blobs takes 1..%d",
+			 STATE_SENDER_BLOBS_MAX);
+		return -1;
+	default:
+		if (units_parse_duration(arg, STATE_PARTIAL_MAX, &v) == 0) {
+			cfg->partial_secs = (unsigned)v;
+			return 0;
+		}
+		cmd_fail("mount", EXIT_USAGE,
+			 "--partial-ttl takes a time: 90s, 30m, 2h, 7d or "
+			 "seconds (at most a year)");
+		return -1;
+	}
+}
+
 static int parse_args(int argc, char **argv, struct mount_args *a)
 {
 	static const struct option opts[] = {
@@ -90,6 +147,10 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "join", required_argument, NULL, 'j' },
 		{ "key-bits", required_argument, NULL, 'b' },
 		{ "refresh", required_argument, NULL, 'r' },
+		{ "reserve", required_argument, NULL, 'R' },
+		{ "sender-quota", required_argument, NULL, 'Q' },
+		{ "sender-blobs", required_argument, NULL, 'B' },
+		{ "partial-ttl", required_argument, NULL, 'T' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -138,6 +199,14 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 				return cmd_fail("mount", EXIT_USAGE,
 						"--refresh takes 1..%d seconds",
 						STATE_REFRESH_MAX);
+			break;
+		case 'R':
+		case 'Q':
+		case 'B':
+		case 'T':
+			if (parse_limit(c, optarg, &a->limits) != 0)
+				return EXIT_USAGE;
+			a->has_limits = true;
 			break;
 		case 'h':
 		case 'V':
@@ -278,14 +347,29 @@ static int ensure_enrolled(const struct mount_args *a)
 	return 0;
 }
 
-/* --refresh: kept in node.conf, so later mounts keep the interval. */
-static int save_refresh(const char *state, unsigned secs)
+/*
+ * --refresh and the intake limits: kept in node.conf, so later mounts keep
+ * them.
+ */
+static int save_settings(const char *state, const struct mount_args *a)
 {
 	struct state_config cfg;
 	if (state_config_load(state, &cfg) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME,
 				"%s/node.conf is missing or malformed", state);
-	cfg.refresh_secs = secs;
+	const struct state_config *l = &a->limits;
+	if (a->refresh)
+		cfg.refresh_secs = a->refresh;
+	if (l->reserve)
+		cfg.reserve = l->reserve;
+	if (l->sender_bytes || l->sender_percent) {
+		cfg.sender_bytes = l->sender_bytes;
+		cfg.sender_percent = l->sender_percent;
+	}
+	if (l->sender_blobs)
+		cfg.sender_blobs = l->sender_blobs;
+	if (l->partial_secs)
+		cfg.partial_secs = l->partial_secs;
 	if (state_config_save(state, &cfg) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME,
 				"cannot write %s/node.conf", state);
@@ -411,8 +495,8 @@ int cmd_mount(int argc, char **argv)
 		return cmd_fail("mount", EXIT_RUNTIME,
 				"%s is in use by another snoopfs", a.state);
 	rc = ensure_enrolled(&a);
-	if (rc == 0 && a.refresh)
-		rc = save_refresh(a.state, a.refresh);
+	if (rc == 0 && (a.refresh || a.has_limits))
+		rc = save_settings(a.state, &a);
 	if (rc == 0)
 		rc = serve(&a);
 	close(lock);

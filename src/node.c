@@ -16,6 +16,7 @@
 #include "pki/err.h"
 #include "pki/verify.h"
 #include "src/delivery.h"
+#include "src/intake.h"
 #include "src/outbox.h"
 #include "src/received.h"
 #include "src/replay.h"
@@ -252,6 +253,8 @@ static void *refresher_main(void *arg)
 		if (!synced)
 			sync_with_ca(n);
 		synced = false;
+		/* Blobs that a sender abandoned long ago go. */
+		intake_sweep(n->intake, time(NULL));
 		pthread_mutex_lock(&n->lock);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -281,6 +284,17 @@ int node_start(struct node *n)
 	if (state_path(n->state, "incoming", incoming) != 0 ||
 	    received_import_files(n->received, incoming) < 0) {
 		log_error("cannot read STATE/incoming");
+		return -EIO;
+	}
+	struct intake_limits limits = {
+		.reserve = n->cfg.reserve,
+		.sender_bytes = n->cfg.sender_bytes,
+		.sender_percent = n->cfg.sender_percent,
+		.sender_blobs = n->cfg.sender_blobs,
+		.idle_secs = n->cfg.partial_secs,
+	};
+	if (intake_open(incoming, &limits, n->received, &n->intake) != 0) {
+		log_error("cannot read the unfinished blobs in STATE/incoming");
 		return -EIO;
 	}
 	/*
@@ -348,6 +362,7 @@ void node_free(struct node *n)
 	revocation_free(n->revocation);
 	ca_free(n->ca);
 	replay_free(n->replay);
+	intake_free(n->intake);
 	received_free(n->received);
 	transport_free(n->transport);
 	pki_key_free(n->key);

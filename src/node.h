@@ -29,6 +29,7 @@ struct delivery;
 struct outbox;
 struct replay;
 struct received;
+struct intake;
 struct transport;
 
 struct node {
@@ -48,6 +49,8 @@ struct node {
 	struct replay *replay;       /* message ids seen (replay.db);
 					opened by node_start */
 	struct received *received;   /* blobs committed (received.db);
+					opened by node_start */
+	struct intake *intake;       /* blobs in progress and their limits;
 					opened by node_start */
 	struct transport *transport; /* TLS contexts and connection caps */
 	int listen_fd;

@@ -37,6 +37,7 @@
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "src/blobfile.h"
+#include "src/intake.h"
 #include "src/jobs.h"
 #include "src/node.h"
 #include "src/received.h"
@@ -52,7 +53,7 @@
 /* What the request announces, checked. */
 struct incoming {
 	const char *sender;
-	const char *path;
+	char path[NAMES_PATH_MAX + 1]; /* the request's, in NFC */
 	const char *id_hex;
 	const char *sha256; /* of the sealed chunks, as the sender signed it */
 	struct blob_info info;
@@ -65,8 +66,8 @@ struct incoming {
  * Answers M with a signed error carrying REASON (and "permanent" when a
  * retry cannot help), logs it, and tells the server to close.
  */
-static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
-		  const char *reason, bool permanent)
+static int refuse_for(struct node *n, struct net_conn *c, const struct msg *m,
+		      const char *reason, bool permanent, int retry_after)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	log_warn("refused post/blob '%s' from '%s' at %s: %s", meta->args,
@@ -74,6 +75,8 @@ static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
 	struct msg_extra *x = proto_reply_extra(m, "error", reason);
 	if (x && permanent)
 		msg_extra_set_int(x, "permanent", 1);
+	else if (x && retry_after > 0)
+		msg_extra_set_int(x, "retry_after", retry_after);
 	if (x) {
 		struct proto_self self = node_self(n);
 		struct proto_request rep = { .extra = x };
@@ -81,6 +84,12 @@ static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
 		msg_extra_free(x);
 	}
 	return -1;
+}
+
+static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
+		  const char *reason, bool permanent)
+{
+	return refuse_for(n, c, m, reason, permanent, 0);
 }
 
 static bool hex_id(const char *s, uint8_t id[PKI_BLOB_ID])
@@ -157,16 +166,28 @@ static const char *unwrap_key(struct node *n, const struct msg *m,
 	return NULL;
 }
 
-/* Checks the request; NULL or the reason to refuse it (all permanent). */
+/*
+ * Checks the request; NULL or the reason to refuse it (all permanent). The
+ * content key is unwrapped later, once the blob is admitted: a refusal or
+ * a blob received already costs no RSA decryption.
+ */
 static const char *check_request(struct node *n, const struct msg *m,
 				 struct incoming *in)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	in->sender = meta->id;
-	in->path = meta->args;
-	const char *why = names_path_error(meta->args);
+	const char *why = names_peer_path_error(meta->args);
 	if (why)
 		return why;
+	/*
+	 * Stored in NFC, so that the composed and decomposed spellings of a
+	 * name, which look the same, are one file (a later one replaces the
+	 * earlier) and never two entries that cannot be told apart.
+	 */
+	if (names_nfc(meta->args, in->path, sizeof(in->path)) != 0 ||
+	    names_path_error(in->path) != NULL)
+		return "the path is not valid UTF-8 or too long once "
+		       "normalized";
 	if (meta->payload_type != MSG_PAYLOAD_NONE)
 		return "post/blob carries no payload";
 	size_t flen;
@@ -192,10 +213,8 @@ static const char *check_request(struct node *n, const struct msg *m,
 	in->sha256 = sha;
 	if (in->push && in->info.chunks != 1)
 		return "extra push is only for a blob of one chunk";
-	why = check_recipients(msg_extra_get_str(m, "recipients"), n->cfg.name);
-	if (why)
-		return why;
-	return unwrap_key(n, m, in);
+	return check_recipients(msg_extra_get_str(m, "recipients"),
+				n->cfg.name);
 }
 
 /* STATE/TOP/SENDER, created 0700 along the way, into OUT. */
@@ -321,6 +340,19 @@ static const char *disk_reason(int rc)
 	default:
 		return "this node cannot store the file (disk error)";
 	}
+}
+
+/*
+ * Refuses with the reason for disk error RC: for good where a retry of the
+ * same blob meets the same error, after a while where space may come back,
+ * and otherwise as a transient failure.
+ */
+static int refuse_disk(struct node *n, struct net_conn *c, const struct msg *m,
+		       int rc)
+{
+	bool never = rc == -ENAMETOOLONG || rc == -EBADMSG;
+	bool full = rc == -ENOSPC || rc == -EDQUOT;
+	return refuse_for(n, c, m, disk_reason(rc), never, full ? 60 : 0);
 }
 
 static uint64_t get_be64(const uint8_t *p)
@@ -475,50 +507,24 @@ static int already_committed(struct node *n, const struct incoming *in,
 	return received_has(n->received, in->sender, in->id_hex, in->sha256);
 }
 
-/* The transfer itself, once the request is accepted and the blob locked. */
-static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
-		    struct incoming *in, const char *part)
+/*
+ * Stores the blob into PART through to its commit into INBOX (this
+ * sender's folder) and answers with the receipt; the blob was admitted.
+ */
+static int store(struct node *n, struct net_conn *c, const struct msg *m,
+		 struct incoming *in, const char *part, const char *inbox)
 {
-	char rel[NAMES_PATH_MAX + NAMES_NODE_MAX + 16];
-	char final[STATE_PATH_MAX];
-	char inbox[STATE_PATH_MAX];
-	int rc = sender_dir(n, "inbox", in->sender, inbox);
-	snprintf(rel, sizeof(rel), "inbox/%s/%s", in->sender, in->path);
-	if (rc == 0)
-		rc = state_path(n->state, rel, final);
-	if (rc == 0)
-		rc = already_committed(n, in, part);
-	if (rc < 0)
-		return refuse(n, c, m, disk_reason(rc), false);
-	if (rc == 1) {
-		pki_wipe(in->key, sizeof(in->key));
-		log_info("post/blob '%s' from '%s': already received; receipt "
-			 "sent again",
-			 in->path, in->sender);
-		if (in->push) {
-			in->unread = false;
-			const char *why = NULL;
-			bool discard;
-			if (receive_chunks(c, NULL, in, 0, in->info.chunks,
-					   &why, &discard) != 0)
-				return why ? refuse_midway(n, c, m, why) : -1;
-		} else if (reply_have(n, c, m, in->info.chunks) != 0) {
-			return -1;
-		}
-		return reply_receipt(n, c, m, in->sha256) == 0 ? 0 : -1;
-	}
-
 	size_t flen;
 	const uint8_t *frame = msg_get0_frame(m, &flen);
 	struct blobfile_writer *w = NULL;
 	uint64_t have = 0;
-	rc = blobfile_writer_open(part, frame, flen, &in->info, in->key, &w,
-				  &have);
+	int rc = blobfile_writer_open(part, frame, flen, &in->info, in->key, &w,
+				      &have);
 	pki_wipe(in->key, sizeof(in->key));
 	if (rc) {
 		if (rc == -ENOSPC || rc == -EDQUOT)
 			unlink(part);
-		return refuse(n, c, m, disk_reason(rc), false);
+		return refuse_disk(n, c, m, rc);
 	}
 	if (have > in->info.chunks)
 		have = 0; /* cannot happen with a sane writer; be safe */
@@ -539,20 +545,60 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 			  time(NULL));
 	if (rc) {
 		blobfile_writer_abort(w, rc == -ENOSPC || rc == -EDQUOT);
-		return refuse(n, c, m, disk_reason(rc), false);
+		return refuse_disk(n, c, m, rc);
 	}
-	rc = blobfile_writer_commit(w, final, hash);
+	rc = blobfile_writer_commit(w, inbox, in->path, hash);
 	if (rc)
 		received_remove(n->received, in->sender, in->id_hex);
 	if (rc) {
 		/* Half a file must not stay behind when the disk is full. */
 		if (rc == -ENOSPC || rc == -EDQUOT)
 			unlink(part);
-		return refuse(n, c, m, disk_reason(rc), false);
+		return refuse_disk(n, c, m, rc);
 	}
 	log_info("received '%s' from '%s' (%llu bytes, %s)", in->path,
 		 in->sender, (unsigned long long)in->info.size, hash);
 	return reply_receipt(n, c, m, hash) == 0 ? 0 : -1;
+}
+
+/* The transfer itself, once the request is accepted and the blob locked. */
+static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
+		    struct incoming *in, const char *part)
+{
+	char inbox[STATE_PATH_MAX];
+	int rc = sender_dir(n, "inbox", in->sender, inbox);
+	if (rc == 0)
+		rc = already_committed(n, in, part);
+	if (rc < 0)
+		return refuse_disk(n, c, m, rc);
+	if (rc == 1) {
+		log_info("post/blob '%s' from '%s': already received; receipt "
+			 "sent again",
+			 in->path, in->sender);
+		if (in->push) {
+			in->unread = false;
+			const char *why = NULL;
+			bool discard;
+			if (receive_chunks(c, NULL, in, 0, in->info.chunks,
+					   &why, &discard) != 0)
+				return why ? refuse_midway(n, c, m, why) : -1;
+		} else if (reply_have(n, c, m, in->info.chunks) != 0) {
+			return -1;
+		}
+		return reply_receipt(n, c, m, in->sha256) == 0 ? 0 : -1;
+	}
+	/* What the part file will weigh, before a byte of it is taken. */
+	size_t flen;
+	msg_get0_frame(m, &flen);
+	struct intake_refusal no;
+	if (intake_begin(n->intake, in->sender, in->id_hex,
+			 blobfile_whole_size(flen, in->info.size), &no) != 0)
+		return refuse_for(n, c, m, no.why, no.permanent,
+				  no.retry_after);
+	const char *why = unwrap_key(n, m, in);
+	rc = why ? refuse(n, c, m, why, true) : store(n, c, m, in, part, inbox);
+	intake_end(n->intake, in->sender, in->id_hex, access(part, F_OK) == 0);
+	return rc;
 }
 
 /* post/blob up to the receipt; IN->push is set, the rest is filled in. */
@@ -581,14 +627,11 @@ static int receive(struct node *n, struct net_conn *c, const struct msg *m,
 		if (len < 0 || (size_t)len >= sizeof(part))
 			rc = -ENAMETOOLONG;
 	}
-	if (rc) {
-		pki_wipe(in->key, sizeof(in->key));
-		return refuse(n, c, m, disk_reason(rc), false);
-	}
+	if (rc)
+		return refuse_disk(n, c, m, rc);
 	struct busy_blob *lock = NULL, *path_lock = NULL;
 	rc = lock_blob(part, 0, &lock);
 	if (rc) {
-		pki_wipe(in->key, sizeof(in->key));
 		return refuse(
 			n, c, m,
 			rc == -EWOULDBLOCK
@@ -604,7 +647,6 @@ static int receive(struct node *n, struct net_conn *c, const struct msg *m,
 		     : -ENAMETOOLONG;
 	if (rc) {
 		unlock_blob(lock);
-		pki_wipe(in->key, sizeof(in->key));
 		return refuse(
 			n, c, m,
 			rc == -EWOULDBLOCK
@@ -627,6 +669,7 @@ int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
 	in.push = msg_extra_get_int(m, "push", &push) == 0 && push == 1;
 	in.unread = in.push;
 	int rc = receive(n, c, m, &in);
+	pki_wipe(in.key, sizeof(in.key));
 	/*
 	 * Closing with the pushed chunk unread would reset the connection
 	 * and could destroy our reason before the sender reads it.

@@ -80,6 +80,9 @@ const char *replay_strerror(int code)
 		       "failed)";
 	case REPLAY_ENOMEM:
 		return "out of memory";
+	case REPLAY_EFULL:
+		return "no space left on this node (its replay store cannot "
+		       "record the message id)";
 	}
 	return "unknown replay error";
 }
@@ -310,7 +313,10 @@ int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 				 * would forget it. A retry with a fresh id
 				 * may succeed once the store recovers.
 				 */
-				rc = db_fail(r, "cannot record a message id");
+				rc = step == SQLITE_FULL
+					     ? REPLAY_EFULL
+					     : db_fail(r, "cannot record a "
+							  "message id");
 				remove_entry(r, h, sender, message_id);
 			}
 		}

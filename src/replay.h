@@ -26,6 +26,7 @@ enum {
 	REPLAY_EREPLAYED = -2, /* (sender, message_id) seen before */
 	REPLAY_ESTORE = -3,    /* the store failed: the message is refused */
 	REPLAY_ENOMEM = -4,
+	REPLAY_EFULL = -5, /* the store's disk is full: refused for now */
 };
 
 struct replay;

@@ -3,10 +3,14 @@
  * the old or the new version, never half of one.
  */
 #include "src/state.h"
+
+#include "lib/units.h"
 #include "src/fileio.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +158,25 @@ static int apply_config_line(struct state_config *cfg, const char *key,
 		cfg->refresh_secs = (unsigned)secs;
 		return 0;
 	}
+	if (strcmp(key, "reserve") == 0)
+		return units_parse_size(value, UINT64_MAX, &cfg->reserve);
+	if (strcmp(key, "sender_quota") == 0)
+		return state_parse_quota(value, cfg);
+	if (strcmp(key, "sender_blobs") == 0) {
+		char *end;
+		unsigned long v = strtoul(value, &end, 10);
+		if (*end || v == 0 || v > STATE_SENDER_BLOBS_MAX)
+			return -EINVAL;
+		cfg->sender_blobs = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(key, "partial_ttl") == 0) {
+		uint64_t secs;
+		if (units_parse_duration(value, STATE_PARTIAL_MAX, &secs))
+			return -EINVAL;
+		cfg->partial_secs = (unsigned)secs;
+		return 0;
+	}
 	if (strcmp(key, "node_days") == 0) {
 		char *end;
 		unsigned long days = strtoul(value, &end, 10);
@@ -163,6 +186,27 @@ static int apply_config_line(struct state_config *cfg, const char *key,
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int state_parse_quota(const char *s, struct state_config *cfg)
+{
+	size_t len = strlen(s);
+	if (len > 1 && s[len - 1] == '%') {
+		char *end;
+		unsigned long pct = strtoul(s, &end, 10);
+		if (end != s + len - 1 || pct == 0 || pct > 100 ||
+		    !isdigit((unsigned char)s[0]))
+			return -EINVAL;
+		cfg->sender_percent = (unsigned)pct;
+		cfg->sender_bytes = 0;
+		return 0;
+	}
+	uint64_t bytes;
+	if (units_parse_size(s, UINT64_MAX, &bytes) != 0 || bytes == 0)
+		return -EINVAL;
+	cfg->sender_bytes = bytes;
+	cfg->sender_percent = 0;
+	return 0;
 }
 
 int state_config_load(const char *state, struct state_config *cfg)
@@ -198,6 +242,22 @@ int state_config_load(const char *state, struct state_config *cfg)
 	return rc;
 }
 
+/* Appends to TEXT (SIZE bytes, *N used). 0 or -EINVAL if it does not fit. */
+static int appendf(char *text, size_t size, int *n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int appendf(char *text, size_t size, int *n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(text + *n, size - (size_t)*n, fmt, ap);
+	va_end(ap);
+	if (m < 0 || (size_t)m >= size - (size_t)*n)
+		return -EINVAL;
+	*n += m;
+	return 0;
+}
+
 int state_config_save(const char *state, const struct state_config *cfg)
 {
 	char path[STATE_PATH_MAX];
@@ -231,6 +291,25 @@ int state_config_save(const char *state, const struct state_config *cfg)
 			return -EINVAL;
 		n += m;
 	}
+	/* The intake limits, only where they differ from the defaults. */
+	rc = 0;
+	if (cfg->sender_bytes)
+		rc = appendf(text, sizeof(text), &n, "sender_quota=%llu\n",
+			     (unsigned long long)cfg->sender_bytes);
+	else if (cfg->sender_percent)
+		rc = appendf(text, sizeof(text), &n, "sender_quota=%u%%\n",
+			     cfg->sender_percent);
+	if (rc == 0 && cfg->reserve)
+		rc = appendf(text, sizeof(text), &n, "reserve=%llu\n",
+			     (unsigned long long)cfg->reserve);
+	if (rc == 0 && cfg->sender_blobs)
+		rc = appendf(text, sizeof(text), &n, "sender_blobs=%u\n",
+			     cfg->sender_blobs);
+	if (rc == 0 && cfg->partial_secs)
+		rc = appendf(text, sizeof(text), &n, "partial_ttl=%u\n",
+			     cfg->partial_secs);
+	if (rc)
+		return rc;
 	return state_write_file(path, text, (size_t)n, 0600);
 }
 

@@ -16,6 +16,7 @@
 #include "net/conn.h"
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define STATE_PATH_MAX 4096
 /* Longest refresh interval node.conf may set (a day). */
@@ -32,7 +33,27 @@ struct state_config {
 	unsigned refresh_secs;
 	/* CA only: enroll without a join token ("enrollment=open") */
 	bool open_enrollment;
+	/*
+	 * What a sender may leave on this node's disk (src/intake.h), 0 for
+	 * the defaults: bytes kept free; bytes, or a share in percent, that
+	 * one sender may have in progress; blobs in progress per sender;
+	 * seconds after which an unfinished blob is removed.
+	 */
+	uint64_t reserve;
+	uint64_t sender_bytes;
+	unsigned sender_percent;
+	unsigned sender_blobs;
+	unsigned partial_secs;
 };
+
+/* Bounds of those settings. */
+#define STATE_SENDER_BLOBS_MAX 4096
+#define STATE_PARTIAL_MAX      (365u * 86400)
+
+/*
+ * Parses a sender quota, "50%" or a size ("20G"), into CFG. 0 or -EINVAL.
+ */
+int state_parse_quota(const char *s, struct state_config *cfg);
 
 /* Joins STATE and FILE into OUT (STATE_PATH_MAX). Returns 0 or -ENAMETOOLONG.
  */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "src/delivery.h"
+#include "src/intake.h"
 #include "src/node.h"
 #include "src/renew.h"
 
@@ -153,6 +154,13 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 		put(&t, "%-13s\n%s",
 		    "deliveries:", dlen ? deliveries : "  nothing pending\n");
 		free(deliveries);
+	}
+	char *incoming = NULL;
+	size_t ilen = 0;
+	if (n->intake && intake_status(n->intake, &incoming, &ilen) == 0) {
+		put(&t, "%-13s\n%s",
+		    "incoming:", ilen ? incoming : "  nothing unfinished\n");
+		free(incoming);
 	}
 	if (t.failed) {
 		free(t.data);

@@ -19,6 +19,7 @@
 #include "pki/csr.h"
 #include "src/blobfile.h"
 #include "src/delivery.h"
+#include "src/intake.h"
 #include "src/node.h"
 #include "src/received.h"
 #include "src/service.h"
@@ -69,6 +70,9 @@ static struct node *make_node(const char *base, const char *name,
 	char received[STATE_PATH_MAX];
 	in_state(received, n, "received.db");
 	CHECK(received_open(received, &n->received) == 0);
+	char incoming[STATE_PATH_MAX];
+	in_state(incoming, n, "incoming");
+	CHECK(intake_open(incoming, NULL, n->received, &n->intake) == 0);
 	return n;
 }
 

@@ -33,6 +33,9 @@
 #define BACKOFF_MAX   60
 /* A retry of something that cannot succeed as it is. */
 #define RETRY_HOPELESS 60
+/* Bounds on the wait a receiver may ask of one job ("retry_after"). */
+#define RETRY_AFTER_MIN 5
+#define RETRY_AFTER_MAX 3600
 /*
  * The connect wait is short because delivery_stop cannot interrupt it;
  * reads and writes then get the usual timeout, and the receipt a longer
@@ -73,6 +76,8 @@ enum outcome {
 	O_RETRY,         /* transient: back off the peer, doubling */
 	O_PEER_HOPELESS, /* peer unknown, expired, foreign: peer waits 60 s */
 	O_JOB_HOPELESS,  /* this job is refused: it waits 60 s, others go on */
+	O_JOB_WAIT,      /* the receiver asks this job to wait: others go on */
+	O_JOB_FAILED,    /* refused for good: never retried, others go on */
 	O_GONE,          /* the job record vanished or was cancelled */
 	O_STOPPED,       /* delivery_stop: nothing to record */
 };
@@ -80,6 +85,7 @@ enum outcome {
 struct drec {
 	char name[NAMES_NODE_MAX + 1];
 	enum rstate state;
+	bool for_good; /* R_FAILED and never retried (job record says so) */
 	uint64_t sent, total; /* chunks */
 	char error[PROTO_ERR_MAX];
 };
@@ -103,6 +109,12 @@ struct entry {
 	struct djob *job;
 	int r;
 	struct timespec not_before; /* after a hopeless refusal */
+	/*
+	 * Refused for good: stays listed (status, describe) until the user
+	 * deletes or rewrites the file, but is never sent and holds back
+	 * nothing behind it.
+	 */
+	bool failed;
 	bool busy;
 	bool abort;            /* its job was cancelled while in flight */
 	struct net_conn *conn; /* while busy, once connected */
@@ -308,6 +320,12 @@ static int add_job(struct delivery *d, const struct job *j)
 		r->state = j->recipients[i].done ? R_DELIVERED : R_QUEUED;
 		if (r->state == R_DELIVERED)
 			continue;
+		if (j->recipients[i].failed[0]) {
+			r->state = R_FAILED;
+			r->for_good = true;
+			snprintf(r->error, sizeof(r->error), "%s",
+				 j->recipients[i].failed);
+		}
 		ps[i] = get_peer(d, r->name);
 		es[i] = calloc(1, sizeof(*es[i]));
 		if (!ps[i] || !es[i])
@@ -315,6 +333,7 @@ static int add_job(struct delivery *d, const struct job *j)
 		else {
 			es[i]->job = dj;
 			es[i]->r = i;
+			es[i]->failed = r->for_good;
 		}
 	}
 	if (rc) {
@@ -376,7 +395,7 @@ static struct entry *pick(struct delivery *d, struct peer **out,
 			continue;
 		}
 		for (struct entry *e = p->head; e; e = e->next) {
-			if (e->busy)
+			if (e->busy || e->failed)
 				continue;
 			if (before(&now, &e->not_before)) {
 				if (!*timed || before(&e->not_before, wake))
@@ -387,8 +406,10 @@ static struct entry *pick(struct delivery *d, struct peer **out,
 			/* Waits for the earlier version; its end wakes us. */
 			bool blocked = false;
 			for (struct entry *x = p->head; x != e; x = x->next)
-				blocked = blocked || strcmp(x->job->path,
-							    e->job->path) == 0;
+				blocked = blocked ||
+					  (!x->failed &&
+					   strcmp(x->job->path, e->job->path) ==
+						   0);
 			if (blocked)
 				continue;
 			/* Round-robin: this peer goes to the back. */
@@ -413,6 +434,7 @@ struct worker {
 	struct job job;
 	uint8_t frame[CHUNK_FRAME_MAX];
 	char err[PROTO_ERR_MAX];
+	int retry_after;       /* O_JOB_WAIT: seconds the receiver asked */
 	struct net_conn *keep; /* after a receipt, to park on the peer */
 	char keep_addr[NET_ADDR_MAX];
 };
@@ -539,13 +561,23 @@ static struct msg_extra *request_extra(const struct job *j)
 	return x;
 }
 
-/* Classifies a refusal (-EPERM from proto_recv_reply) by its reply. */
-static enum outcome refused(const struct msg *reply)
+/*
+ * Classifies a refusal (-EPERM from proto_recv_reply) by its reply:
+ * "permanent" for good, "retry_after" seconds for this job alone (the
+ * receiver is short of space for it, say), otherwise the peer backs off.
+ */
+static enum outcome refused(struct worker *w, const struct msg *reply)
 {
-	int64_t hopeless = 0;
-	if (reply && msg_extra_get_int(reply, "permanent", &hopeless) == 0 &&
-	    hopeless == 1)
-		return O_JOB_HOPELESS;
+	int64_t v = 0;
+	if (reply && msg_extra_get_int(reply, "permanent", &v) == 0 && v == 1)
+		return O_JOB_FAILED;
+	if (reply && msg_extra_get_int(reply, "retry_after", &v) == 0 &&
+	    v > 0) {
+		w->retry_after = v < RETRY_AFTER_MIN   ? RETRY_AFTER_MIN
+				 : v > RETRY_AFTER_MAX ? RETRY_AFTER_MAX
+						       : (int)v;
+		return O_JOB_WAIT;
+	}
 	return O_RETRY;
 }
 
@@ -553,10 +585,11 @@ static enum outcome refused(const struct msg *reply)
  * What a failed proto_recv_reply (RC) means: a refusal, a broken
  * connection, or our own stop or cancel cutting it. Frees REPLY.
  */
-static enum outcome failed_reply(struct delivery *d, struct entry *e, int rc,
+static enum outcome failed_reply(struct worker *w, struct entry *e, int rc,
 				 struct msg *reply)
 {
-	enum outcome o = rc == -EPERM ? refused(reply) : O_RETRY;
+	struct delivery *d = w->d;
+	enum outcome o = rc == -EPERM ? refused(w, reply) : O_RETRY;
 	msg_free(reply);
 	enum outcome s;
 	if (rc != -EPERM && told_to_stop(d, e, &s))
@@ -582,7 +615,7 @@ static enum outcome broken(struct worker *w, struct net_conn *c,
 	enum outcome o = O_RETRY;
 	if (rc == -EPERM) {
 		proto_say(w->err, "%s", why);
-		o = refused(reply);
+		o = refused(w, reply);
 	}
 	msg_free(reply);
 	return o;
@@ -695,7 +728,7 @@ static enum outcome exchange(struct worker *w, struct peer *p, struct entry *e,
 	rc = proto_recv_reply(c, "post/blob", msg_id, cert, name, &reply,
 			      w->err);
 	if (rc)
-		return failed_reply(d, e, rc, reply);
+		return failed_reply(w, e, rc, reply);
 	/*
 	 * A receiver that predates "push" answers it with "have" too (one
 	 * that holds the blob already leaves the pushed chunk unread, so the
@@ -711,7 +744,7 @@ static enum outcome exchange(struct worker *w, struct peer *p, struct entry *e,
 		rc = proto_recv_reply(c, "post/blob", msg_id, cert, name,
 				      &reply, w->err);
 		if (rc)
-			return failed_reply(d, e, rc, reply);
+			return failed_reply(w, e, rc, reply);
 	}
 	const char *sha = msg_extra_get_str(reply, "sha256");
 	bool match = sha && strcmp(sha, j->sha256) == 0;
@@ -885,6 +918,12 @@ static enum outcome deliver(struct worker *w, struct peer *p, struct entry *e)
 	}
 	if (w->job.recipients[ri].done)
 		return O_OK;
+	/* A name every receiver refuses is not worth a connection. */
+	const char *bad = names_peer_path_error(w->job.path);
+	if (bad) {
+		proto_say(w->err, "the name cannot be sent: %s", bad);
+		return O_JOB_FAILED;
+	}
 
 	struct pki_cert *cert = NULL;
 	char addr[NET_ADDR_MAX];
@@ -935,8 +974,53 @@ static enum outcome deliver(struct worker *w, struct peer *p, struct entry *e)
 
 /* ---- bookkeeping after an attempt (lock held) ---- */
 
+/*
+ * Brings J, a job record a worker loaded a while ago, up to what memory
+ * knows now: other workers may have had receipts or refusals for good
+ * from other recipients since, and saving J must not lose them. Lock held.
+ */
+static void sync_record(const struct djob *dj, struct job *j)
+{
+	for (int i = 0; i < dj->nrec; i++)
+		for (int k = 0; k < j->nrecipients; k++) {
+			struct job_recipient *r = &j->recipients[k];
+			if (strcmp(r->name, dj->rec[i].name) != 0)
+				continue;
+			r->done = dj->rec[i].state == R_DELIVERED;
+			if (dj->rec[i].for_good)
+				job_set_failed(r, dj->rec[i].error);
+			else
+				r->failed[0] = '\0';
+		}
+}
+
+/*
+ * Refused for good: the entry stays listed as failed, is never sent again
+ * (also after a restart: the job record says so) and holds nothing back.
+ * Lock held; J is the job as the worker loaded it.
+ */
+static void fail_for_good(struct delivery *d, struct peer *p, struct entry *e,
+			  struct job *j, const char *err)
+{
+	struct drec *rec = &e->job->rec[e->r];
+	rec->state = R_FAILED;
+	rec->for_good = true;
+	e->failed = true;
+	proto_say(rec->error, "%s", err[0] ? err : "refused");
+	memcpy(p->last_error, rec->error, sizeof(p->last_error));
+	sync_record(e->job, j);
+	int rc = job_save(d->jobs_dir, j);
+	if (rc)
+		log_warn("delivery: cannot record that %s refused '%s' for "
+			 "good (%s); it will be tried again after a restart",
+			 p->name, e->job->path, strerror(-rc));
+	log_warn("delivery of '%s' to %s failed for good: %s (not retried; "
+		 "delete the file, or write it again to try again)",
+		 e->job->path, p->name, rec->error);
+}
+
 static void retry_later(struct peer *p, struct entry *e, enum outcome o,
-			const char *err)
+			const char *err, int retry_after)
 {
 	struct drec *rec = &e->job->rec[e->r];
 	int wait;
@@ -956,6 +1040,10 @@ static void retry_later(struct peer *p, struct entry *e, enum outcome o,
 							    : p->backoff * 2;
 		wait = p->backoff;
 		p->next_try = mono_after(wait);
+		proto_say(reason, "%s", err);
+	} else if (o == O_JOB_WAIT) {
+		wait = retry_after;
+		e->not_before = mono_after(wait);
 		proto_say(reason, "%s", err);
 	} else {
 		wait = RETRY_HOPELESS;
@@ -993,14 +1081,9 @@ static bool delivered(struct worker *w, struct peer *p, struct entry *e)
 	log_info("delivered '%s' to %s", dj->path, p->name);
 	remove_entry(p, e);
 	bool all = true;
-	for (int i = 0; i < dj->nrec; i++) {
+	for (int i = 0; i < dj->nrec; i++)
 		all = all && dj->rec[i].state == R_DELIVERED;
-		for (int k = 0; k < w->job.nrecipients; k++)
-			if (strcmp(w->job.recipients[k].name,
-				   dj->rec[i].name) == 0)
-				w->job.recipients[k].done =
-					dj->rec[i].state == R_DELIVERED;
-	}
+	sync_record(dj, &w->job);
 	/* The caller removes the files, after the done callback. */
 	if (all) {
 		drop_job(d, dj);
@@ -1041,8 +1124,11 @@ static bool finish(struct worker *w, struct peer *p, struct entry *e,
 	case O_STOPPED:
 		dj->rec[e->r].state = R_QUEUED;
 		break;
+	case O_JOB_FAILED:
+		fail_for_good(d, p, e, &w->job, w->err);
+		break;
 	default:
-		retry_later(p, e, o, w->err);
+		retry_later(p, e, o, w->err, w->retry_after);
 		break;
 	}
 	return false;
@@ -1334,7 +1420,12 @@ static int state_text(const struct drec *r, char *text, size_t size)
 		return snprintf(text, size, "sending %d%%",
 				r->total ? (int)(r->sent * 100 / r->total) : 0);
 	case R_FAILED:
-		return snprintf(text, size, "failed: %s", r->error);
+		return snprintf(text, size, "failed: %s%s", r->error,
+				r->for_good
+					? " (refused for good: not retried; "
+					  "delete the file, or write it "
+					  "again to try again)"
+					: "");
 	default:
 		return snprintf(text, size, "delivered");
 	}
@@ -1374,9 +1465,12 @@ int delivery_describe(struct delivery *d, const char *id, char *text,
 #define STATUS_FILES_MAX 20
 
 /* One status line for peer P, then its pending files in queue order. */
-static void put_peer_status(FILE *f, const struct peer *p, int pending)
+static void put_peer_status(FILE *f, const struct peer *p, int pending,
+			    int failed)
 {
-	fprintf(f, "  %s: %d pending", p->name, pending);
+	fprintf(f, "  %s: %d pending", p->name, pending - failed);
+	if (failed)
+		fprintf(f, ", %d refused for good", failed);
 	if (p->inflight > 1)
 		fprintf(f, ", %d sending at once", p->inflight);
 	if (p->last_error[0])
@@ -1407,11 +1501,13 @@ int delivery_status(struct delivery *d, char **text, size_t *len)
 		return -ENOMEM;
 	pthread_mutex_lock(&d->lock);
 	for (struct peer *p = d->peers; p; p = p->next) {
-		int pending = 0;
-		for (struct entry *e = p->head; e; e = e->next)
+		int pending = 0, failed = 0;
+		for (struct entry *e = p->head; e; e = e->next) {
 			pending++;
+			failed += e->failed;
+		}
 		if (pending)
-			put_peer_status(f, p, pending);
+			put_peer_status(f, p, pending, failed);
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (fclose(f) != 0) {

@@ -98,7 +98,9 @@ static bool job_valid(const struct job *j)
 	for (int i = 0; i < j->nrecipients; i++) {
 		const struct job_recipient *r = &j->recipients[i];
 		if (!names_node_valid(r->name) || r->wrapped_len == 0 ||
-		    r->wrapped_len > JOB_WRAPPED_MAX)
+		    r->wrapped_len > JOB_WRAPPED_MAX ||
+		    memchr(r->failed, '\0', sizeof(r->failed)) == NULL ||
+		    strchr(r->failed, '\n') != NULL)
 			return false;
 		for (int k = 0; k < i; k++)
 			if (strcmp(j->recipients[k].name, r->name) == 0)
@@ -180,6 +182,10 @@ int job_save(const char *dir, const struct job *j)
 		put(&t, "recipient=%s %d %s\n", r->name, r->done ? 1 : 0, key);
 		free(key);
 	}
+	for (int i = 0; i < j->nrecipients; i++)
+		if (j->recipients[i].failed[0])
+			put(&t, "failed=%s %s\n", j->recipients[i].name,
+			    j->recipients[i].failed);
 	rc = t.err ? t.err : state_write_file(path, t.buf, t.len, 0600);
 	free(t.buf);
 	return rc;
@@ -251,6 +257,33 @@ static int add_recipient(struct job *j, char *value)
 	return 0;
 }
 
+/* "NAME REASON", for a recipient already read. */
+static int add_failed(struct job *j, char *value)
+{
+	char *sp = strchr(value, ' ');
+	if (!sp || !sp[1])
+		return -EINVAL;
+	*sp = '\0';
+	for (int i = 0; i < j->nrecipients; i++) {
+		struct job_recipient *r = &j->recipients[i];
+		if (strcmp(r->name, value) == 0)
+			return r->failed[0]
+				       ? -EINVAL
+				       : set_str(r->failed, sizeof(r->failed),
+						 sp + 1);
+	}
+	return -EINVAL;
+}
+
+void job_set_failed(struct job_recipient *r, const char *reason)
+{
+	snprintf(r->failed, sizeof(r->failed), "%s",
+		 reason && reason[0] ? reason : "refused");
+	for (char *p = r->failed; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 /* Bits of SEEN for the keys that must appear exactly once. */
 enum {
 	SEEN_ID = 1 << 0,
@@ -272,6 +305,8 @@ static int apply_line(struct job *j, char *line, unsigned *seen)
 	char *value = eq + 1;
 	if (strcmp(line, "recipient") == 0)
 		return add_recipient(j, value);
+	if (strcmp(line, "failed") == 0)
+		return add_failed(j, value);
 	/* Optional (older records lack it), at most once. */
 	if (strcmp(line, "spool") == 0)
 		return j->spool[0] || !value[0]

@@ -9,6 +9,8 @@
  *   size=<bytes>  sha256=sha256:<hex of the sealed chunks>  created=<unix>
  *   self_key=<base64 content key wrapped for this node>
  *   recipient=<name> <0|1 done> <base64 content key wrapped for name>
+ *   failed=<name> <reason> (optional, after the recipients) the recipient
+ *         refused the file for good: it is not sent again
  *   spool=<spool id> (optional) the outbox file it was sealed from: the
  *         32-hex random id in its spool header (older records have
  *         <inode>:<mtime ns>)
@@ -27,10 +29,14 @@
 #define JOB_WRAPPED_MAX    1024 /* RSA-8192 */
 #define JOB_ID_HEX         (PKI_BLOB_ID * 2 + 1)
 #define JOB_SPOOL_MAX      48
+/* A recorded reason for a refusal for good, with its NUL. */
+#define JOB_REASON_MAX 200
 
 struct job_recipient {
 	char name[NAMES_NODE_MAX + 1];
 	bool done;
+	/* why it refused the file for good, or "" (then it is still due) */
+	char failed[JOB_REASON_MAX];
 	uint8_t wrapped[JOB_WRAPPED_MAX];
 	size_t wrapped_len;
 };
@@ -70,5 +76,11 @@ int job_remove(const char *dir, const char *id);
 
 /* True once every recipient is done. */
 bool job_complete(const struct job *j);
+
+/*
+ * Records in R that it refused the file for good because of REASON (cut
+ * to fit, control bytes replaced: a reason may come from a peer).
+ */
+void job_set_failed(struct job_recipient *r, const char *reason);
 
 #endif

@@ -55,6 +55,7 @@ static bool same(const struct job *a, const struct job *b)
 		const struct job_recipient *x = &a->recipients[i];
 		const struct job_recipient *y = &b->recipients[i];
 		if (strcmp(x->name, y->name) || x->done != y->done ||
+		    strcmp(x->failed, y->failed) ||
 		    x->wrapped_len != y->wrapped_len ||
 		    memcmp(x->wrapped, y->wrapped, x->wrapped_len))
 			return false;
@@ -299,6 +300,43 @@ static void test_each(const char *dir)
 	CHECK(job_each(missing, collect, &s) == -ENOENT);
 }
 
+/* A refusal for good: kept with its reason, cleaned, and checked. */
+static void test_failed(const char *dir)
+{
+	static struct job j, k;
+	make_job(&j, "00000000000000000000000000000fa1", 7);
+	job_set_failed(&j.recipients[0], "refused by bob: name\nwith\x01junk");
+	CHECK(strcmp(j.recipients[0].failed,
+		     "refused by bob: name?with?junk") == 0);
+	CHECK(job_save(dir, &j) == 0);
+	CHECK(job_load(dir, j.id, &k) == 0);
+	CHECK(same(&j, &k));
+	CHECK(!job_complete(&k)); /* failed is not done: the file stays */
+	char *text = read_raw(dir, j.id);
+	CHECK(text && strstr(text, "\nfailed=bob refused by bob: name?with"));
+	/* Twice for one recipient, or for a name that is not one: refused. */
+	if (text) {
+		size_t len = strlen(text);
+		char *bad = malloc(len + 64);
+		snprintf(bad, len + 64, "%sfailed=bob again\n", text);
+		write_raw(dir, j.id, bad);
+		CHECK(job_load(dir, j.id, &k) == -EINVAL);
+		snprintf(bad, len + 64, "%sfailed=dave why\n", text);
+		write_raw(dir, j.id, bad);
+		CHECK(job_load(dir, j.id, &k) == -EINVAL);
+		free(bad);
+	}
+	free(text);
+	/* A long reason is cut to fit, never refused. */
+	char lng[600];
+	memset(lng, 'x', sizeof(lng) - 1);
+	lng[sizeof(lng) - 1] = '\0';
+	job_set_failed(&j.recipients[1], lng);
+	CHECK(strlen(j.recipients[1].failed) == JOB_REASON_MAX - 1);
+	CHECK(job_save(dir, &j) == 0);
+	CHECK(job_remove(dir, j.id) == 0);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/test_jobs.XXXXXX";
@@ -309,6 +347,7 @@ int main(void)
 	test_save_refuses(dir);
 	test_malformed(dir);
 	test_each(dir);
+	test_failed(dir);
 
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -943,3 +943,50 @@ def build_refreshing(c, refresh, names=("alice", "bob", "carol")):
     for name in names:
         c.add_node(name, extra=("--refresh", str(refresh)))
     c.wait_all_know_all()
+
+
+# --- peers that exist only on the wire ------------------------------------------
+
+class WirePeer:
+    """An enrolled node that exists only on the wire: snoopwire holds its
+    TLS identity, so a test can speak any request as it, hostile or not."""
+
+    def __init__(self, name, key, cert):
+        self.name, self.key, self.cert = name, key, cert
+
+
+def post_crt(addr, name, key, cert):
+    """Hands NAME's certificate to the node at ADDR over TLS as NAME (so it
+    knows NAME at once); the reply, or None if the node dropped it."""
+    from cryptography.hazmat.primitives import serialization
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    req = snoopwire.build("post/crt", "", name, payload=pem, key=key)
+    try:
+        s = snoopwire.connect(addr, timeout=10, as_node=snoopwire.identity(name))
+    except snoopwire.TLSRefused:
+        return None
+    with s:
+        try:
+            snoopwire.send_frame(s, req.body)
+            return snoopwire.parse(snoopwire.recv_frame(s))
+        except (snoopwire.Dropped, socket.timeout, OSError):
+            return None
+
+
+def wire_peer(cluster, name, known_by=(), address=None):
+    """Enrolls NAME (at ADDRESS, by default a free port nobody serves) with
+    CLUSTER's CA over the wire (a join token) and makes the nodes KNOWN_BY
+    learn its certificate; returns a WirePeer."""
+    key = snoopwire.new_key()
+    res = snoopwire.enroll(cluster.ca.addr, name, key,
+                           address or "127.0.0.1:%d" % free_port(),
+                           token=cluster.token(name))
+    assert res.ok, "enrolling %s: %r" % (name, res.reply)
+    peer = WirePeer(name, key, res.cert)
+    for node_name in known_by:
+        node = cluster.nodes[node_name]
+        post_crt(node.addr, name, key, res.cert)
+        # post/crt makes it quick; the periodic refresh is the fallback.
+        assert wait_until(lambda: name in node.cert_names(), 45, interval=0.5), (
+            "%s never learnt about %s" % (node_name, name))
+    return peer

@@ -19,12 +19,10 @@ import time
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import serialization
 
 import snoopwire as w
-from snoopnodes import (DELIVERY_TIMEOUT, build_ca_and, free_port,
-                        module_cluster, sha256_bytes, tree_files,
-                        wait_delivered, wait_until)
+from snoopnodes import (DELIVERY_TIMEOUT, build_ca_and, module_cluster,
+                        sha256_bytes, tree_files, wait_delivered, wire_peer)
 
 SENDER = "raw-sender"
 HOSTILE_TIMEOUT = 15      # seconds a refusal may take
@@ -38,40 +36,10 @@ def net(fuse_available, snoopfs_bin, tmp_path_factory):
     yield from module_cluster(tmp_path_factory, snoopfs_bin, "hostile", build)
 
 
-class Sender:
-    def __init__(self, name, key, cert):
-        self.name, self.key, self.cert = name, key, cert
-
-
-def post_crt(addr, name, key, cert_pem):
-    req = w.build("post/crt", "", name, payload=cert_pem, key=key)
-    # Over TLS as NAME (snoopwire has the identity after enrolling it).
-    try:
-        s = w.connect(addr, timeout=10, as_node=w.identity(name))
-    except w.TLSRefused:
-        return None
-    with s:
-        try:
-            w.send_frame(s, req.body)
-            return w.parse(w.recv_frame(s))
-        except (w.Dropped, socket.timeout, OSError):
-            return None
-
-
 @pytest.fixture(scope="module")
 def sender(net):
     """An enrolled wire-only node that bob knows."""
-    key = w.new_key()
-    res = w.enroll(net.ca.addr, SENDER, key, "127.0.0.1:%d" % free_port(),
-                   token=net.token(SENDER))
-    assert res.ok, "enrolling %s: %r" % (SENDER, res.reply)
-    bob = net.nodes["bob"]
-    pem = res.cert.public_bytes(serialization.Encoding.PEM).decode()
-    post_crt(bob.addr, SENDER, key, pem)
-    # post/crt makes it quick; bob's periodic refresh from the CA is the fallback.
-    assert wait_until(lambda: SENDER in bob.cert_names(), 45, interval=0.5), (
-        "bob never learnt about %s" % SENDER)
-    return Sender(SENDER, key, res.cert)
+    return wire_peer(net, SENDER, known_by=("bob",))
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,12 @@ import threading
 import time
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 import snoopwire as w
-from snoopnodes import (DELIVERY_TIMEOUT, build_ca_and, free_port,
+from snoopnodes import (DELIVERY_TIMEOUT, build_ca_and,
                         module_cluster, run_tool, sha256_bytes,
-                        wait_delivered, wait_outbox_gone, wait_until)
+                        wait_delivered, wait_outbox_gone, wait_until,
+                        wire_peer)
 
 PEER_INFLIGHT_MAX = 4   # src/delivery.c
 SENDER = "par-sender"
@@ -40,38 +40,10 @@ def net(fuse_available, snoopfs_bin, tmp_path_factory):
     yield from module_cluster(tmp_path_factory, snoopfs_bin, "parallel", build)
 
 
-def post_crt(addr, name, key, cert):
-    """Hands NAME's certificate to the node at ADDR (so it knows NAME now)."""
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    req = w.build("post/crt", "", name, payload=pem, key=key)
-    with w.connect(addr, timeout=10, as_node=w.identity(name)) as s:
-        w.send_frame(s, req.body)
-        return w.parse(w.recv_frame(s))
-
-
-class Wire:
-    """A node that exists only on the wire (snoopwire holds its TLS identity)."""
-
-    def __init__(self, name, key, cert):
-        self.name, self.key, self.cert = name, key, cert
-
-
-def enroll_wire(net, name, address):
-    key = w.new_key()
-    res = w.enroll(net.ca.addr, name, key, address, token=net.token(name))
-    assert res.ok, "enrolling %s: %r" % (name, res.reply)
-    return Wire(name, key, res.cert)
-
-
 @pytest.fixture(scope="module")
 def sender(net):
     """A wire-only sender that bob knows."""
-    s = enroll_wire(net, SENDER, "127.0.0.1:%d" % free_port())
-    bob = net.nodes["bob"]
-    post_crt(bob.addr, s.name, s.key, s.cert)
-    assert wait_until(lambda: SENDER in bob.cert_names(), 45, interval=0.5), (
-        "bob never learnt about %s" % SENDER)
-    return s
+    return wire_peer(net, SENDER, known_by=("bob",))
 
 
 def sealed(bob_cert, data):
@@ -249,9 +221,8 @@ def test_sender_runs_several_transfers_to_one_peer(net):
     srv.bind(("127.0.0.1", 0))
     srv.listen(16)
     name = "par-fake"
-    fake = enroll_wire(net, name, "127.0.0.1:%d" % srv.getsockname()[1])
-    reply = post_crt(alice.addr, name, fake.key, fake.cert)
-    assert reply is not None and reply.status == "ok", reply
+    fake = wire_peer(net, name, known_by=("alice",),
+                     address="127.0.0.1:%d" % srv.getsockname()[1])
     assert wait_until(lambda: alice.exists("outbox/%s" % name), 30), (
         "alice has no outbox/%s" % name)
     rx = FakeReceiver(srv, name, fake.key, want=PEER_INFLIGHT_MAX)

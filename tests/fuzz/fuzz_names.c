@@ -2,7 +2,8 @@
  * fuzz_names: the naming rules (lib/names.h) and the base64 decoder
  * (lib/b64.h), which see every node name, path and binary field a peer
  * sends. The input, cut at its first NUL, is checked as a node name, a
- * path and an in-progress name; the raw bytes go to b64_decode(). What the
+ * path, an in-progress name and a path from a peer (with its NFC form);
+ * the raw bytes go to b64_decode(). What the
  * checks accept must obey the rules the header states, and because the
  * decoder is strict, anything it accepts must encode back to the input.
  */
@@ -48,6 +49,25 @@ static void check_path(const char *s)
 	FUZZ_ASSERT(depth <= NAMES_DEPTH_MAX);
 }
 
+/*
+ * A path from a peer: what names_peer_path_error takes is a valid path
+ * with no part that starts with '-' or is in progress, and it normalizes
+ * to NFC; NFC of NFC is itself.
+ */
+static void check_peer_path(const char *s)
+{
+	char nfc[NAMES_PATH_MAX * 4 + 1], again[NAMES_PATH_MAX * 4 + 1];
+
+	if (names_peer_path_error(s) != NULL)
+		return;
+	FUZZ_ASSERT(names_path_error(s) == NULL);
+	FUZZ_ASSERT(!names_in_progress(s));
+	FUZZ_ASSERT(s[0] != '-' && strstr(s, "/-") == NULL);
+	FUZZ_ASSERT(names_nfc(s, nfc, sizeof(nfc)) == 0);
+	FUZZ_ASSERT(names_nfc(nfc, again, sizeof(again)) == 0);
+	FUZZ_ASSERT(strcmp(nfc, again) == 0);
+}
+
 static void check_b64(const uint8_t *data, size_t size)
 {
 	/* An exact copy, so ASan sees a read past the end. */
@@ -81,6 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_node(s);
 	check_path(s);
 	(void)names_in_progress(s);
+	check_peer_path(s);
 	free(s);
 	check_b64(data, size);
 	return 0;

@@ -31,6 +31,10 @@ static const char usage[] =
 	"  revoke CASTATE NAME  revoke node NAME's certificates (new CRL)\n"
 	"  ca-list CASTATE [--json]\n"
 	"                       list every certificate the CA issued\n"
+	"  ca-backup CASTATE FILE\n"
+	"                       back up a CA (also while it runs) to one file\n"
+	"  ca-restore FILE CASTATE\n"
+	"                       make a new CA state from such a backup\n"
 	"  status MOUNTPOINT    show a mounted node's state\n"
 	"  inspect [--json] CERT.pem\n"
 	"                       show a certificate for people (or scripts)\n"
@@ -93,6 +97,8 @@ static const struct {
 	{ "token", cmd_token },
 	{ "revoke", cmd_revoke },
 	{ "ca-list", cmd_ca_list },
+	{ "ca-backup", cmd_ca_backup },
+	{ "ca-restore", cmd_ca_restore },
 };
 
 int main(int argc, char **argv)

@@ -247,21 +247,41 @@ static int read_small(const char *state, struct small *s, char *why)
 	return 0;
 }
 
+/* 0 if CERT (NULL fails) is for the private key in the file DIR/KEYFILE. */
+static int matches_key_file(const struct pki_cert *cert, const char *dir,
+			    const char *keyfile)
+{
+	char path[STATE_PATH_MAX];
+	struct pki_key *key = NULL;
+	int rc = cert ? state_path(dir, keyfile, path) : -EINVAL;
+	if (rc == 0)
+		rc = pki_key_load(path, &key);
+	if (rc == 0)
+		rc = pki_cert_matches_key(cert, key);
+	pki_key_free(key);
+	return rc;
+}
+
+/* The certificate in the file DIR/NAME, or NULL. */
+static struct pki_cert *load_cert_file(const char *dir, const char *name)
+{
+	char path[STATE_PATH_MAX];
+	struct pki_cert *cert = NULL;
+	if (state_path(dir, name, path) != 0 || pki_cert_load(path, &cert) != 0)
+		return NULL;
+	return cert;
+}
+
 /* The root's fingerprint, once root.pem is known to match root.key. */
 static int check_root(const char *state, const struct small *s, char *fp,
 		      char *why)
 {
-	char path[STATE_PATH_MAX];
 	struct pki_cert *root = NULL;
-	struct pki_key *key = NULL;
 	int rc = pki_cert_parse(s->data[M_ROOT_PEM], s->len[M_ROOT_PEM], &root);
-	if (rc == 0 && (rc = state_path(state, "root.key", path)) == 0)
-		rc = pki_key_load(path, &key);
 	if (rc == 0)
-		rc = pki_cert_matches_key(root, key);
+		rc = matches_key_file(root, state, "root.key");
 	if (rc == 0)
 		rc = pki_cert_fingerprint(root, fp);
-	pki_key_free(key);
 	pki_cert_free(root);
 	if (rc)
 		return fail(why, -EINVAL,
@@ -285,6 +305,16 @@ static int count_token(void *arg, const struct registry_token *t)
 	return 0;
 }
 
+/* How many certificates REG holds, and tokens that can enroll at NOW. */
+static int count_registry(struct registry *reg, time_t now,
+			  struct cabackup_info *info)
+{
+	info->certs = info->tokens = 0;
+	int rc = registry_each_cert(reg, count_cert, &info->certs);
+	return rc ? rc
+		  : registry_token_list(reg, now, count_token, &info->tokens);
+}
+
 /*
  * Takes from the registry copy at PATH the CA node's current certificate
  * in place of node.pem, which the daemon rewrites when it renews itself
@@ -301,9 +331,7 @@ static int take_node_cert(const char *state, const char *path, const char *name,
 	if (rc == 0)
 		rc = registry_lookup(reg, name, &e);
 	if (rc == 0)
-		rc = registry_each_cert(reg, count_cert, &info->certs);
-	if (rc == 0)
-		rc = registry_token_list(reg, now, count_token, &info->tokens);
+		rc = count_registry(reg, now, info);
 	registry_free(reg);
 	if (rc) {
 		free(e.pem);
@@ -312,15 +340,10 @@ static int take_node_cert(const char *state, const char *path, const char *name,
 			    "certificate for the CA node '%s' (%s)",
 			    state, name, registry_strerror(rc));
 	}
-	char keypath[STATE_PATH_MAX];
 	struct pki_cert *cert = NULL;
-	struct pki_key *key = NULL;
 	rc = pki_cert_parse(e.pem, strlen(e.pem), &cert);
-	if (rc == 0 && (rc = state_path(state, "node.key", keypath)) == 0)
-		rc = pki_key_load(keypath, &key);
 	if (rc == 0)
-		rc = pki_cert_matches_key(cert, key);
-	pki_key_free(key);
+		rc = matches_key_file(cert, state, "node.key");
 	pki_cert_free(cert);
 	if (rc) {
 		free(e.pem);
@@ -771,22 +794,15 @@ static int check_whole(const char *dir, const char *file,
 		return fail(why, -EBADMSG,
 			    "%s: its node.conf is not that of the CA '%s'",
 			    file, info->name);
-	char path[STATE_PATH_MAX], fp[PKI_FP_LEN], name[NAMES_NODE_MAX + 1];
-	struct pki_cert *root = NULL, *node = NULL;
-	struct pki_key *root_key = NULL, *node_key = NULL;
+	char fp[PKI_FP_LEN], name[NAMES_NODE_MAX + 1];
+	struct pki_cert *root = load_cert_file(dir, "root.pem");
+	struct pki_cert *node = load_cert_file(dir, "node.pem");
 	const char *bad = NULL;
-	if (state_path(dir, "root.pem", path) || pki_cert_load(path, &root) ||
-	    state_path(dir, "root.key", path) ||
-	    pki_key_load(path, &root_key) ||
-	    pki_cert_matches_key(root, root_key) ||
+	if (matches_key_file(root, dir, "root.key") ||
 	    pki_cert_fingerprint(root, fp) || strcmp(fp, info->root_fp) != 0)
 		bad = "root.pem, root.key and the root fingerprint in BACKUP "
 		      "do not agree";
-	else if (state_path(dir, "node.pem", path) ||
-		 pki_cert_load(path, &node) ||
-		 state_path(dir, "node.key", path) ||
-		 pki_key_load(path, &node_key) ||
-		 pki_cert_matches_key(node, node_key))
+	else if (matches_key_file(node, dir, "node.key"))
 		bad = "node.pem does not match node.key";
 	else if (pki_verify_node_cert(root, node, 0, NULL) != 0 &&
 		 pki_verify_node_cert(root, node, pki_cert_not_before(node),
@@ -797,8 +813,6 @@ static int check_whole(const char *dir, const char *file,
 		bad = "node.pem is not the CA node's certificate";
 	else if (pki_cert_get_serial(node, serial, serial_size) != 0)
 		bad = "node.pem has no readable serial";
-	pki_key_free(root_key);
-	pki_key_free(node_key);
 	pki_cert_free(root);
 	pki_cert_free(node);
 	if (bad)
@@ -829,9 +843,7 @@ static int prepare(const char *dir, const char *file, const char *serial,
 	if (rc == 0)
 		rc = registry_restored(reg, (int64_t)now * 1000);
 	if (rc == 0)
-		rc = registry_each_cert(reg, count_cert, &info->certs);
-	if (rc == 0)
-		rc = registry_token_list(reg, now, count_token, &info->tokens);
+		rc = count_registry(reg, now, info);
 	registry_free(reg);
 	if (rc)
 		return fail(why, -EBADMSG,

@@ -163,9 +163,8 @@ static int print_token(void *arg, const struct registry_token *t)
 static int list_tokens(const char *state)
 {
 	struct state_config cfg;
-	char fp[PKI_FP_LEN];
 	struct registry *reg = NULL;
-	int rc = open_ca(state, &cfg, fp, &reg);
+	int rc = cmd_open_registry("token", state, &cfg, &reg);
 	if (rc)
 		return rc;
 	printf("%-16s  %-20s  %s\n", "ID", "NAME", "EXPIRES");
@@ -181,13 +180,12 @@ static int list_tokens(const char *state)
 static int revoke_token(const char *state, const char *id)
 {
 	struct state_config cfg;
-	char fp[PKI_FP_LEN];
 	struct registry *reg = NULL;
-	int rc = open_ca(state, &cfg, fp, &reg);
-	if (rc)
-		return rc;
 	struct registry_token t;
 	memset(&t, 0, sizeof(t));
+	int rc = cmd_open_registry("token", state, &cfg, &reg);
+	if (rc)
+		return rc;
 	rc = registry_token_revoke(reg, id, time(NULL), &t);
 	registry_free(reg);
 	char when[64];

@@ -374,20 +374,16 @@ static int format_backup_text(const struct cabackup_info *info, time_t now,
 	return n > 0 && (size_t)n < size ? n : -EINVAL;
 }
 
-/* Writes the archive to the new file TMP; *BYTES gets its size. */
-static int write_archive(const char *tmp, const struct small *s,
-			 const char *regcopy, const struct cabackup_info *info,
-			 time_t now, uint64_t *bytes)
+/* Writes the archive to FD (a new, empty file); *BYTES gets its size. */
+static int write_archive(int fd, const struct small *s, const char *regcopy,
+			 const struct cabackup_info *info, time_t now,
+			 uint64_t *bytes)
 {
 	struct out *o = calloc(1, sizeof(*o));
 	if (!o)
 		return -ENOMEM;
 	o->now = (int64_t)now;
-	o->fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (o->fd < 0) {
-		free(o);
-		return -errno;
-	}
+	o->fd = fd;
 	char text[1024];
 	int n = format_backup_text(info, now, text, sizeof(text));
 	int rc = n < 0 ? n : out_header(o, "", USTAR_DIR, 0700, 0);
@@ -403,12 +399,58 @@ static int write_archive(const char *tmp, const struct small *s,
 	if (rc == 0)
 		rc = out_write(o, end, sizeof(end));
 	/* The data first, then the name: never half a backup under it. */
-	if (rc == 0 && fsync(o->fd) != 0)
-		rc = -errno;
-	if (close(o->fd) != 0 && rc == 0)
+	if (rc == 0 && fsync(fd) != 0)
 		rc = -errno;
 	*bytes = o->off;
 	free(o);
+	return rc;
+}
+
+/* Removes the registry copy at PATH and what SQLite may have left. */
+static void remove_copy(const char *path)
+{
+	static const char *const tails[] = { "", "-wal", "-shm", "-journal" };
+	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		char p[STATE_PATH_MAX + 16];
+		snprintf(p, sizeof(p), "%s%s", path, tails[i]);
+		unlink(p);
+	}
+}
+
+/*
+ * The registry copy at COPY, node.pem in step with it, and the archive
+ * written to FD; *S holds the small files.
+ */
+static int fill_archive(const char *state, const char *copy, int fd,
+			const struct state_config *cfg, time_t now,
+			struct small *s, struct cabackup_info *info, char *why)
+{
+	char live[STATE_PATH_MAX];
+	struct stat st;
+	if (state_path(state, "registry.db", live) || stat(live, &st) != 0)
+		return fail(why, -ENOENT, "%s/registry.db is missing", state);
+	int rc = read_small(state, s, why);
+	if (rc == 0)
+		rc = check_root(state, s, info->root_fp, why);
+	if (rc)
+		return rc;
+	struct registry *reg = NULL;
+	rc = registry_open(live, &reg);
+	if (rc == 0)
+		rc = registry_backup(reg, copy);
+	registry_free(reg);
+	if (rc)
+		return fail(why, -EIO,
+			    "cannot copy %s/registry.db to %s (see the "
+			    "message above)",
+			    state, copy);
+	rc = take_node_cert(state, copy, cfg->name, now, s, info, why);
+	if (rc == 0) {
+		rc = write_archive(fd, s, copy, info, now, &info->bytes);
+		if (rc)
+			fail(why, rc, "cannot write the backup: %s",
+			     strerror(-rc));
+	}
 	return rc;
 }
 
@@ -424,59 +466,33 @@ int cabackup_write(const char *state, const char *file, time_t now,
 			    "role=ca): give the directory made by ca-init",
 			    state);
 	snprintf(info->name, sizeof(info->name), "%s", cfg.name);
-	char live[STATE_PATH_MAX], tmp[STATE_PATH_MAX], copy[STATE_PATH_MAX];
-	struct stat st;
-	if (state_path(state, "registry.db", live) || stat(live, &st) != 0)
-		return fail(why, -ENOENT, "%s/registry.db is missing", state);
+	char tmp[STATE_PATH_MAX], copy[STATE_PATH_MAX];
 	int n = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", file, (long)getpid());
 	int m = snprintf(copy, sizeof(copy), "%s.%ld.registry", file,
 			 (long)getpid());
 	if (n < 0 || (size_t)n >= sizeof(tmp) || m < 0 ||
 	    (size_t)m >= sizeof(copy))
 		return fail(why, -ENAMETOOLONG, "%s: name too long", file);
-
+	/* First, so that a FILE that cannot be written fails at once. */
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return fail(why, -errno, "cannot create %s: %s", tmp,
+			    strerror(errno));
 	struct small s = { 0 };
-	int rc = read_small(state, &s, why);
-	if (rc == 0)
-		rc = check_root(state, &s, info->root_fp, why);
-	if (rc) {
-		small_free(&s);
-		return rc;
-	}
-	struct registry *reg = NULL;
-	rc = registry_open(live, &reg);
-	if (rc == 0)
-		rc = registry_backup(reg, copy);
-	registry_free(reg);
-	if (rc) {
-		small_free(&s);
-		return fail(why, -EIO,
-			    "cannot copy %s/registry.db to %s (see the "
-			    "message above)",
-			    state, copy);
-	}
-	rc = take_node_cert(state, copy, cfg.name, now, &s, info, why);
-	if (rc == 0) {
-		rc = write_archive(tmp, &s, copy, info, now, &info->bytes);
-		if (rc)
-			fail(why, rc, "cannot write %s: %s", tmp,
-			     strerror(-rc));
-	}
+	int rc = fill_archive(state, copy, fd, &cfg, now, &s, info, why);
 	small_free(&s);
+	remove_copy(copy);
+	if (close(fd) != 0 && rc == 0)
+		rc = fail(why, -errno, "cannot write %s: %s", tmp,
+			  strerror(errno));
 	if (rc == 0 && rename(tmp, file) != 0)
 		rc = fail(why, -errno, "cannot rename %s to %s: %s", tmp, file,
 			  strerror(errno));
-	if (rc == 0)
-		rc = fileio_sync_parent(file);
+	if (rc == 0 && (rc = fileio_sync_parent(file)) != 0)
+		fail(why, rc, "cannot sync the directory of %s: %s", file,
+		     strerror(-rc));
 	if (rc)
 		unlink(tmp);
-	/* The copy's journal, should a crash of SQLite have left one. */
-	static const char *const tails[] = { "", "-wal", "-shm", "-journal" };
-	for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
-		char p[STATE_PATH_MAX + 16];
-		snprintf(p, sizeof(p), "%s%s", copy, tails[i]);
-		unlink(p);
-	}
 	return rc;
 }
 
@@ -972,8 +988,9 @@ int cabackup_restore(const char *file, const char *state, time_t now,
 	/* Everything is synced but the directory entries of DIR. */
 	if (rc == 0) {
 		char any[STATE_PATH_MAX];
-		if (state_path(dir, "node.conf", any) == 0)
-			rc = fileio_sync_parent(any);
+		if (state_path(dir, "node.conf", any) == 0 &&
+		    (rc = fileio_sync_parent(any)) != 0)
+			fail(why, rc, "cannot sync %s: %s", dir, strerror(-rc));
 	}
 	if (rc == 0 && rename(dir, state) != 0)
 		rc = errno == EEXIST || errno == ENOTEMPTY
@@ -982,8 +999,9 @@ int cabackup_restore(const char *file, const char *state, time_t now,
 				    state)
 			     : fail(why, -errno, "cannot rename %s to %s: %s",
 				    dir, state, strerror(errno));
-	if (rc == 0)
-		rc = fileio_sync_parent(state);
+	if (rc == 0 && (rc = fileio_sync_parent(state)) != 0)
+		fail(why, rc, "cannot sync the directory of %s: %s", state,
+		     strerror(-rc));
 	if (rc)
 		remove_dir(dir);
 	return rc;

@@ -277,6 +277,53 @@ int pki_cert_get_serial(const struct pki_cert *cert, char *hex, size_t size)
 	return rc;
 }
 
+static int name_rfc4514(const X509_NAME *name, char **out)
+{
+	size_t len;
+	BIO *b;
+	int rc;
+
+	if (name == NULL || out == NULL)
+		return PKI_EINVAL;
+	*out = NULL;
+	b = BIO_new(BIO_s_mem());
+	if (b == NULL)
+		return pki_ossl_fail(PKI_ENOMEM, "memory BIO");
+	rc = X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) < 0
+		     ? pki_ossl_fail(PKI_ENOMEM, "name")
+		     : pki_bio_to_buf(b, out, &len);
+	BIO_free(b);
+	return rc;
+}
+
+int pki_cert_get_subject(const struct pki_cert *cert, char **out)
+{
+	if (cert == NULL)
+		return PKI_EINVAL;
+	return name_rfc4514(X509_get_subject_name(cert->x509), out);
+}
+
+int pki_cert_get_issuer(const struct pki_cert *cert, char **out)
+{
+	if (cert == NULL)
+		return PKI_EINVAL;
+	return name_rfc4514(X509_get_issuer_name(cert->x509), out);
+}
+
+int pki_cert_key_bits(const struct pki_cert *cert)
+{
+	EVP_PKEY *pub = cert ? X509_get0_pubkey(cert->x509) : NULL;
+
+	return pub != NULL ? EVP_PKEY_get_bits(pub) : 0;
+}
+
+bool pki_cert_is_ca(const struct pki_cert *cert)
+{
+	/* EXFLAG_CA is set only by basicConstraints CA:TRUE. */
+	return cert != NULL &&
+	       (X509_get_extension_flags(cert->x509) & EXFLAG_CA) != 0;
+}
+
 int pki_cert_fingerprint(const struct pki_cert *cert, char fp[PKI_FP_LEN])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -485,13 +532,10 @@ static int summary_lines(const struct pki_cert *cert, time_t now, BIO *b)
 		type = "RSA";
 	else if (pub != NULL && EVP_PKEY_get0_type_name(pub) != NULL)
 		type = EVP_PKEY_get0_type_name(pub);
-	line(b, &bad, "Key:", "%s %d bits", type,
-	     pub != NULL ? EVP_PKEY_get_bits(pub) : 0);
+	line(b, &bad, "Key:", "%s %d bits", type, pki_cert_key_bits(cert));
 	if (pki_cert_get_address(cert, addr, sizeof(addr)) == 0)
 		line(b, &bad, "Address:", URI_SCHEME "%s", addr);
-	/* EXFLAG_CA is set only by basicConstraints CA:TRUE. */
-	line(b, &bad, "CA:", "%s",
-	     (X509_get_extension_flags(x) & EXFLAG_CA) != 0 ? "yes" : "no");
+	line(b, &bad, "CA:", "%s", pki_cert_is_ca(cert) ? "yes" : "no");
 	return bad ? pki_ossl_fail(PKI_ENOMEM, "summary") : 0;
 }
 

@@ -49,6 +49,21 @@ int pki_cert_fingerprint(const struct pki_cert *cert, char fp[PKI_FP_LEN]);
 /* SHA-256 of the certificate's SubjectPublicKeyInfo, as for keys. */
 int pki_cert_pub_fingerprint(const struct pki_cert *cert, char fp[PKI_FP_LEN]);
 
+/*
+ * The subject or issuer as an RFC 4514 string, most specific part first
+ * ("CN=alice" or "CN=ca,O=snoopfs"), as `openssl x509 -nameopt RFC2253`
+ * prints it: control characters and bytes above 0x7f are escaped, so the
+ * text is printable ASCII. New buffer *OUT (free()).
+ */
+int pki_cert_get_subject(const struct pki_cert *cert, char **out);
+int pki_cert_get_issuer(const struct pki_cert *cert, char **out);
+
+/* The size of the certificate's public key in bits (0 if unreadable). */
+int pki_cert_key_bits(const struct pki_cert *cert);
+
+/* True if basicConstraints says CA:TRUE. */
+bool pki_cert_is_ca(const struct pki_cert *cert);
+
 /* notBefore / notAfter as Unix time. */
 time_t pki_cert_not_before(const struct pki_cert *cert);
 time_t pki_cert_not_after(const struct pki_cert *cert);

@@ -289,6 +289,13 @@ static void token_refusal(int reg_rc, const char *name,
 			 "enrolls once: ask the CA operator for a new one",
 			 when);
 		return;
+	case REGISTRY_ETOKEN_REVOKED:
+		utc_time(t->revoked_at, when, sizeof(when));
+		snprintf(why, CA_WHY_MAX,
+			 "the join token was revoked by the CA operator at "
+			 "%s; ask the CA operator for a new one",
+			 when);
+		return;
 	case REGISTRY_ETOKEN_EXPIRED:
 		utc_time(t->expires_at, when, sizeof(when));
 		snprintf(why, CA_WHY_MAX,
@@ -308,6 +315,7 @@ static bool is_token_error(int reg_rc)
 {
 	return reg_rc == REGISTRY_ETOKEN || reg_rc == REGISTRY_ETOKEN_NAME ||
 	       reg_rc == REGISTRY_ETOKEN_USED ||
+	       reg_rc == REGISTRY_ETOKEN_REVOKED ||
 	       reg_rc == REGISTRY_ETOKEN_EXPIRED;
 }
 

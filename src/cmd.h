@@ -24,6 +24,24 @@ int cmd_token(int argc, char **argv);
 /* `snoopfs revoke CASTATE NAME`: revoke a node and re-sign the CRL. */
 int cmd_revoke(int argc, char **argv);
 
+/* `snoopfs ca-list CASTATE [--json]`: every certificate the CA issued. */
+int cmd_ca_list(int argc, char **argv);
+
+/* `snoopfs ca-backup CASTATE FILE` and `snoopfs ca-restore FILE CASTATE`. */
+int cmd_ca_backup(int argc, char **argv);
+int cmd_ca_restore(int argc, char **argv);
+
+struct registry;
+struct state_config;
+
+/*
+ * For the CA operator's commands: loads STATE's node.conf into *CFG, which
+ * must say role=ca, and opens its registry.db, which must exist, into *REG
+ * (registry_free). 0, or EXIT_RUNTIME after saying why as command CMD.
+ */
+int cmd_open_registry(const char *cmd, const char *state,
+		      struct state_config *cfg, struct registry **reg);
+
 /* Prints "snoopfs CMD: message" to stderr and returns CODE. */
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -26,11 +26,18 @@ static const char usage[] =
 	"BITS]\n"
 	"        [-f] [-o OPTIONS]\n"
 	"                       mount a node (enrolls on first mount)\n"
-	"  token CASTATE NAME [--ttl DURATION]\n"
-	"                       make a one-time join token for node NAME\n"
+	"  token CASTATE NAME [--ttl DURATION] | --list | --revoke ID\n"
+	"                       make, list or withdraw one-time join tokens\n"
 	"  revoke CASTATE NAME  revoke node NAME's certificates (new CRL)\n"
+	"  ca-list CASTATE [--json]\n"
+	"                       list every certificate the CA issued\n"
+	"  ca-backup CASTATE FILE\n"
+	"                       back up a CA (also while it runs) to one file\n"
+	"  ca-restore FILE CASTATE\n"
+	"                       make a new CA state from such a backup\n"
 	"  status MOUNTPOINT    show a mounted node's state\n"
-	"  inspect CERT.pem     show a certificate for people\n"
+	"  inspect [--json] CERT.pem\n"
+	"                       show a certificate for people (or scripts)\n"
 	"  smc ttp-sum|sum|stats --mount MNT --round ID --parties A,B,...\n"
 	"                       secure sums and statistics between nodes\n"
 	"\n"
@@ -82,10 +89,16 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "ca-init", cmd_ca_init }, { "mount", cmd_mount },
-	{ "status", cmd_status },   { "inspect", cmd_inspect },
-	{ "smc", cmd_smc },         { "token", cmd_token },
+	{ "ca-init", cmd_ca_init },
+	{ "mount", cmd_mount },
+	{ "status", cmd_status },
+	{ "inspect", cmd_inspect },
+	{ "smc", cmd_smc },
+	{ "token", cmd_token },
 	{ "revoke", cmd_revoke },
+	{ "ca-list", cmd_ca_list },
+	{ "ca-backup", cmd_ca_backup },
+	{ "ca-restore", cmd_ca_restore },
 };
 
 int main(int argc, char **argv)

@@ -5,6 +5,8 @@
  */
 #include "src/registry.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -64,7 +66,11 @@ static const char schema[] =
 	/* The last crlNumber used: CRL numbers only ever grow. */
 	"CREATE TABLE IF NOT EXISTS crl_state ("
 	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
-	"  number INTEGER NOT NULL);";
+	"  number INTEGER NOT NULL);"
+	/* Tokens the operator withdrew (snoopfs token --revoke ID). */
+	"CREATE TABLE IF NOT EXISTS token_revocations ("
+	"  id TEXT PRIMARY KEY,"
+	"  revoked_at INTEGER NOT NULL);";
 
 /* The newest unrevoked certificate of each name. */
 #define CURRENT_SQL                                                            \
@@ -97,6 +103,8 @@ const char *registry_strerror(int code)
 		return "the join token was already used";
 	case REGISTRY_ETOKEN_EXPIRED:
 		return "the join token has expired";
+	case REGISTRY_ETOKEN_REVOKED:
+		return "the join token was revoked by the CA operator";
 	}
 	return "unknown registry error";
 }
@@ -361,8 +369,10 @@ static int token_get_locked(struct registry *r, const char *id,
 {
 	sqlite3_stmt *st;
 	int rc = row_locked(r,
-			    "SELECT secret_sha256, name, created_at,"
-			    " expires_at, used_at FROM tokens WHERE id = ?1",
+			    "SELECT t.secret_sha256, t.name, t.created_at,"
+			    " t.expires_at, t.used_at, v.revoked_at"
+			    " FROM tokens t LEFT JOIN token_revocations v"
+			    " ON v.id = t.id WHERE t.id = ?1",
 			    id, "token lookup", &st);
 	if (rc == REGISTRY_ENOTFOUND)
 		return REGISTRY_ETOKEN;
@@ -380,6 +390,8 @@ static int token_get_locked(struct registry *r, const char *id,
 	t->expires_at = (time_t)sqlite3_column_int64(st, 3);
 	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
 		t->used_at = (time_t)sqlite3_column_int64(st, 4);
+	if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+		t->revoked_at = (time_t)sqlite3_column_int64(st, 5);
 	release_locked(r, st);
 	return rc;
 }
@@ -403,6 +415,8 @@ static int token_check_locked(struct registry *r, const char *id,
 		return REGISTRY_ETOKEN_NAME;
 	if (t.used_at != 0)
 		return REGISTRY_ETOKEN_USED;
+	if (t.revoked_at != 0)
+		return REGISTRY_ETOKEN_REVOKED;
 	if (now >= t.expires_at)
 		return REGISTRY_ETOKEN_EXPIRED;
 	return REGISTRY_OK;
@@ -436,6 +450,82 @@ int registry_token_check(struct registry *r, const char *id, const char *hash,
 	lock_db(r);
 	int rc = token_check_locked(r, id, hash, name, now, found);
 	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int registry_token_list(struct registry *r, time_t now,
+			int (*fn)(void *arg, const struct registry_token *t),
+			void *arg)
+{
+	lock_db(r);
+	sqlite3_stmt *st;
+	int rc = prepare_locked(
+		r,
+		"SELECT t.id, t.name, t.created_at, t.expires_at FROM tokens t"
+		" WHERE t.used_at IS NULL AND t.expires_at > ?1"
+		" AND NOT EXISTS (SELECT 1 FROM token_revocations v"
+		"  WHERE v.id = t.id)"
+		" ORDER BY t.expires_at, t.id",
+		"token list", &st);
+	if (rc)
+		goto out;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct registry_token t;
+		memset(&t, 0, sizeof(t));
+		if (copy_text(t.id, sizeof(t.id), sqlite3_column_text(st, 0)) ||
+		    copy_text(t.name, sizeof(t.name),
+			      sqlite3_column_text(st, 1)))
+			continue; /* not a row this code wrote */
+		t.created_at = (time_t)sqlite3_column_int64(st, 2);
+		t.expires_at = (time_t)sqlite3_column_int64(st, 3);
+		if (fn(arg, &t))
+			break;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = db_fail(r, "token list");
+	release_locked(r, st);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int registry_token_revoke(struct registry *r, const char *id, time_t now,
+			  struct registry_token *found)
+{
+	lock_db(r);
+	struct registry_token t;
+	memset(&t, 0, sizeof(t));
+	int rc = exec_locked(r, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	rc = token_get_locked(r, id, &t);
+	pki_wipe(t.secret_hash, sizeof(t.secret_hash));
+	if (rc == 0 && t.used_at != 0)
+		rc = REGISTRY_ETOKEN_USED;
+	else if (rc == 0 && t.revoked_at != 0)
+		rc = REGISTRY_ETOKEN_REVOKED;
+	if (rc)
+		goto end;
+	sqlite3_stmt *st;
+	rc = prepare_locked(r,
+			    "INSERT INTO token_revocations (id, revoked_at)"
+			    " VALUES (?1, ?2)",
+			    "token revoke", &st);
+	if (rc)
+		goto end;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	rc = step_done(r, st, "token revoke");
+	if (rc == 0)
+		t.revoked_at = now;
+end:
+	rc = tx_end(r, rc);
+out:
+	pthread_mutex_unlock(&r->lock);
+	if (found)
+		*found = t;
 	return rc;
 }
 
@@ -708,6 +798,179 @@ int registry_list(struct registry *r, const char *after, int64_t since,
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		rc = db_fail(r, "list");
 	release_locked(r, st);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int registry_each_cert(struct registry *r,
+		       int (*fn)(void *arg, const struct registry_cert *c),
+		       void *arg)
+{
+	/* Current: not revoked, and no newer unrevoked sibling. */
+	static const char sql[] =
+		"SELECT c.name, c.serial, c.issued_at, c.not_after,"
+		" c.revoked_at, c.pem, c.revoked_at IS NULL AND NOT EXISTS"
+		" (SELECT 1 FROM certs n WHERE n.name = c.name"
+		"  AND n.revoked_at IS NULL AND (n.issued_at > c.issued_at"
+		"  OR (n.issued_at = c.issued_at AND n.rowid > c.rowid)))"
+		" FROM certs c ORDER BY c.name, c.issued_at, c.rowid";
+	lock_db(r);
+	sqlite3_stmt *st;
+	int rc = prepare_locked(r, sql, "each cert", &st);
+	if (rc)
+		goto out;
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct registry_cert c;
+		memset(&c, 0, sizeof(c));
+		if (copy_text(c.name, sizeof(c.name),
+			      sqlite3_column_text(st, 0)) ||
+		    copy_text(c.serial, sizeof(c.serial),
+			      sqlite3_column_text(st, 1)))
+			continue; /* not a row this code wrote */
+		c.issued_at = (time_t)sqlite3_column_int64(st, 2);
+		c.not_after = (time_t)sqlite3_column_int64(st, 3);
+		if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+			c.revoked_at = (time_t)sqlite3_column_int64(st, 4);
+		const unsigned char *pem = sqlite3_column_text(st, 5);
+		c.pem = pem ? (const char *)pem : "";
+		c.current = sqlite3_column_int(st, 6) != 0;
+		if (fn(arg, &c))
+			break;
+	}
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = db_fail(r, "each cert");
+	release_locked(r, st);
+out:
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* How long registry_backup waits for a busy source, in 10 ms steps. */
+#define BACKUP_BUSY_TRIES 1000
+
+/* One copy of R's database into OUT; lock held. */
+static int backup_locked(struct registry *r, sqlite3 *out)
+{
+	if (!r->db)
+		return REGISTRY_EDB;
+	sqlite3_backup *b = sqlite3_backup_init(out, "main", r->db, "main");
+	if (!b) {
+		log_error("registry: backup: %s", sqlite3_errmsg(out));
+		return REGISTRY_EDB;
+	}
+	/*
+	 * -1: every page in one step, so in one read transaction: a snapshot
+	 * of the moment, however the daemon writes meanwhile (WAL readers do
+	 * not block writers).
+	 */
+	int step = SQLITE_BUSY;
+	for (int i = 0; i < BACKUP_BUSY_TRIES; i++) {
+		step = sqlite3_backup_step(b, -1);
+		if (step != SQLITE_BUSY && step != SQLITE_LOCKED)
+			break;
+		sqlite3_sleep(10);
+	}
+	sqlite3_backup_finish(b);
+	if (step != SQLITE_DONE) {
+		log_error("registry: backup: %s", sqlite3_errstr(step));
+		return REGISTRY_EDB;
+	}
+	return REGISTRY_OK;
+}
+
+/* Whether PRAGMA quick_check finds DB sound. */
+static bool quick_check(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool ok = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) ==
+			  SQLITE_OK &&
+		  sqlite3_step(st) == SQLITE_ROW &&
+		  sqlite3_column_text(st, 0) &&
+		  strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+	sqlite3_finalize(st);
+	return ok;
+}
+
+int registry_backup(struct registry *r, const char *dest)
+{
+	/* Made first, so that SQLite opens a file that is already 0600. */
+	int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("registry: backup: cannot create %s: %s", dest,
+			  strerror(errno));
+		return REGISTRY_EDB;
+	}
+	close(fd);
+	sqlite3 *out = NULL;
+	int rc = REGISTRY_EDB;
+	if (sqlite3_open_v2(dest, &out, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		log_error("registry: backup: cannot open %s: %s", dest,
+			  out ? sqlite3_errmsg(out) : "out of memory");
+		goto done;
+	}
+	lock_db(r);
+	rc = backup_locked(r, out);
+	pthread_mutex_unlock(&r->lock);
+	/* A rollback journal: the copy is one file once closed. */
+	if (rc == 0 && sqlite3_exec(out, "PRAGMA journal_mode=DELETE", NULL,
+				    NULL, NULL) != SQLITE_OK) {
+		log_error("registry: backup: %s", sqlite3_errmsg(out));
+		rc = REGISTRY_EDB;
+	}
+	if (rc == 0 && !quick_check(out)) {
+		log_error("registry: backup: the copy of the registry fails "
+			  "PRAGMA quick_check: the registry may be damaged");
+		rc = REGISTRY_EDB;
+	}
+done:
+	if (sqlite3_close(out) != SQLITE_OK)
+		rc = REGISTRY_EDB;
+	if (rc)
+		unlink(dest);
+	return rc;
+}
+
+int registry_restored(struct registry *r, int64_t base)
+{
+	lock_db(r);
+	sqlite3_stmt *st = NULL;
+	int rc = exec_locked(r, "BEGIN IMMEDIATE");
+	if (rc)
+		goto out;
+	int64_t newest = 0;
+	rc = newest_row(r, &newest);
+	if (rc)
+		goto end;
+	/*
+	 * Above every current number, so no row lands on another while they
+	 * move; order is kept, and so is every list's paging.
+	 */
+	int64_t offset = base > newest ? base : newest;
+	rc = prepare_locked(r, "UPDATE certs SET rowid = rowid + ?1",
+			    "renumber", &st);
+	if (rc)
+		goto end;
+	sqlite3_bind_int64(st, 1, offset);
+	rc = step_done(r, st, "renumber");
+	if (rc)
+		goto end;
+	rc = exec_locked(r, "INSERT OR IGNORE INTO crl_state (id, number)"
+			    " VALUES (1, 0)");
+	if (rc)
+		goto end;
+	rc = prepare_locked(r,
+			    "UPDATE crl_state SET number = max(number, ?1)"
+			    " WHERE id = 1",
+			    "crl number", &st);
+	if (rc)
+		goto end;
+	sqlite3_bind_int64(st, 1, base);
+	rc = step_done(r, st, "crl number");
+end:
+	rc = tx_end(r, rc);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;

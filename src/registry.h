@@ -9,6 +9,7 @@
 
 #include "lib/names.h"
 #include "pki/key.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -25,6 +26,7 @@ enum registry_err {
 	REGISTRY_ETOKEN_NAME = -11,    /* the token is for another name */
 	REGISTRY_ETOKEN_USED = -12,    /* the token was used already */
 	REGISTRY_ETOKEN_EXPIRED = -13, /* the token has expired */
+	REGISTRY_ETOKEN_REVOKED = -14, /* the operator withdrew the token */
 };
 
 struct registry;
@@ -83,6 +85,7 @@ struct registry_token {
 	time_t created_at;
 	time_t expires_at;
 	time_t used_at;
+	time_t revoked_at; /* 0 unless withdrawn (snoopfs token --revoke) */
 };
 
 /* Records a new token. REGISTRY_OK or REGISTRY_EDB. */
@@ -91,9 +94,10 @@ int registry_token_add(struct registry *r, const struct registry_token *t);
 /*
  * Whether the token ID with secret hash HASH may enroll NAME at NOW:
  * REGISTRY_OK, or REGISTRY_ETOKEN (unknown id or wrong secret; the hashes
- * are compared in constant time), _ETOKEN_NAME, _ETOKEN_USED or
- * _ETOKEN_EXPIRED. *FOUND (may be NULL) gets the stored row when the id
- * and secret matched, so that a refusal can say for whom or since when.
+ * are compared in constant time), _ETOKEN_NAME, _ETOKEN_USED,
+ * _ETOKEN_REVOKED or _ETOKEN_EXPIRED. *FOUND (may be NULL) gets the stored row
+ * when the id and secret matched, so that a refusal can say for whom or since
+ * when.
  */
 int registry_token_check(struct registry *r, const char *id, const char *hash,
 			 const char *name, time_t now,
@@ -109,6 +113,68 @@ int registry_add_joined(struct registry *r, const char *name,
 			const struct registry_entry *e, time_t now,
 			const char *id, const char *hash,
 			struct registry_token *found);
+
+/*
+ * Calls FN for every token that can still enroll at NOW (unused, not
+ * withdrawn, not expired), soonest expiry first. T is only valid during
+ * the call; its secret_hash is left empty. FN returns non-zero to stop.
+ */
+int registry_token_list(struct registry *r, time_t now,
+			int (*fn)(void *arg, const struct registry_token *t),
+			void *arg);
+
+/*
+ * Withdraws the token ID as of NOW, so that it can no longer enroll
+ * anyone. REGISTRY_OK; REGISTRY_ETOKEN if there is no such token;
+ * REGISTRY_ETOKEN_USED if it was used already (nothing to withdraw: the
+ * certificate it bought is revoked with registry_revoke);
+ * REGISTRY_ETOKEN_REVOKED if it was withdrawn before. *FOUND (may be NULL)
+ * gets the stored row, without the secret hash.
+ */
+int registry_token_revoke(struct registry *r, const char *id, time_t now,
+			  struct registry_token *found);
+
+/* One issued certificate as registry_each_cert() shows it. */
+struct registry_cert {
+	char name[NAMES_NODE_MAX + 1];
+	char serial[64];
+	time_t issued_at;
+	time_t not_after;
+	time_t revoked_at; /* 0 if not revoked */
+	bool current;      /* the name's newest unrevoked certificate */
+	const char *pem;   /* borrowed for the call */
+};
+
+/*
+ * Calls FN for every certificate the CA ever issued, by name, oldest
+ * first. FN returns non-zero to stop.
+ */
+int registry_each_cert(struct registry *r,
+		       int (*fn)(void *arg, const struct registry_cert *c),
+		       void *arg);
+
+/*
+ * Writes a consistent copy of the whole database to the new file DEST
+ * (0600) with SQLite's online backup API, in one read transaction, while
+ * other connections and processes keep writing; the copy is checked
+ * (PRAGMA quick_check) and self-contained (no -wal file). REGISTRY_OK or
+ * REGISTRY_EDB (logged); on failure DEST is removed.
+ */
+int registry_backup(struct registry *r, const char *dest);
+
+/*
+ * Prepares a registry restored from a backup for the nodes that knew the
+ * original, whose CA may have gone on recording after the backup was
+ * taken: every row's sequence number is moved above BASE (and above the
+ * highest one), so that each node's next directory refresh asks for all
+ * of it and none of the numbers the original used after the backup is
+ * reused; the next crlNumber also goes above BASE, so nodes take the
+ * restored CA's CRLs for newer than any the original signed. BASE is the
+ * time of the restore in milliseconds: above any number the original
+ * could have reached unless it recorded more than 1,000 certificates or
+ * CRLs a second since it was made or last restored.
+ */
+int registry_restored(struct registry *r, int64_t base);
 
 /*
  * Revokes every certificate of NAME not yet revoked, as of NOW; *COUNT

@@ -50,7 +50,8 @@ struct replay {
 	size_t nbuckets; /* a power of two */
 	size_t count;
 	int64_t next_prune;
-	sqlite3 *db; /* NULL for a memory-only store */
+	int64_t fence; /* messages dated before it are refused; 0: none */
+	sqlite3 *db;   /* NULL for a memory-only store */
 	sqlite3_stmt *insert;
 	sqlite3_stmt *prune;
 };
@@ -63,7 +64,11 @@ static const char schema[] =
 	"  message_id INTEGER NOT NULL,"
 	"  expires INTEGER NOT NULL,"
 	"  PRIMARY KEY (sender, message_id)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen(expires);";
+	"CREATE INDEX IF NOT EXISTS seen_by_expiry ON seen(expires);"
+	/* Set by a restore from a backup (replay_set_fence). */
+	"CREATE TABLE IF NOT EXISTS fence ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  before INTEGER NOT NULL);";
 
 const char *replay_strerror(int code)
 {
@@ -83,6 +88,9 @@ const char *replay_strerror(int code)
 	case REPLAY_EFULL:
 		return "no space left on this node (its replay store cannot "
 		       "record the message id)";
+	case REPLAY_EFENCE:
+		return "the message is dated before this node was restored "
+		       "from a backup: send it again";
 	}
 	return "unknown replay error";
 }
@@ -223,6 +231,17 @@ static int load(struct replay *r, const char *path, int64_t now)
 	prune(r, now);
 
 	sqlite3_stmt *sel = NULL;
+	if (sqlite3_prepare_v2(r->db, "SELECT before FROM fence WHERE id = 1",
+			       -1, &sel, NULL) != SQLITE_OK)
+		return db_fail(r, "cannot read the fence");
+	int got = sqlite3_step(sel);
+	if (got == SQLITE_ROW)
+		r->fence = sqlite3_column_int64(sel, 0);
+	sqlite3_finalize(sel);
+	sel = NULL;
+	if (got != SQLITE_ROW && got != SQLITE_DONE)
+		return db_fail(r, "cannot read the fence");
+
 	if (sqlite3_prepare_v2(r->db,
 			       "SELECT sender, message_id, expires FROM seen",
 			       -1, &sel, NULL) != SQLITE_OK)
@@ -275,6 +294,8 @@ int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 	int rc = REPLAY_OK;
 	if (!replay_time_ok(msg_time, now))
 		rc = REPLAY_EWINDOW;
+	else if (r && msg_time < r->fence)
+		rc = REPLAY_EFENCE;
 	else if (strlen(sender) > REPLAY_SENDER_MAX || message_id > INT64_MAX)
 		rc = REPLAY_EREPLAYED; /* cannot be stored, so cannot be fresh
 					*/
@@ -325,6 +346,30 @@ int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 	if (rc)
 		*why = replay_strerror(rc);
 	return rc;
+}
+
+int replay_set_fence(const char *path, time_t before)
+{
+	sqlite3 *db = sqlstore_open(path, schema, "replay");
+	if (!db)
+		return REPLAY_ESTORE;
+	sqlite3_stmt *st = NULL;
+	int step = SQLITE_ERROR;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO fence (id, before) VALUES (1, ?1)"
+			       " ON CONFLICT (id) DO UPDATE SET"
+			       " before = max(before, excluded.before)",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
+		step = sqlite3_step(st);
+	}
+	if (step != SQLITE_DONE)
+		log_error("replay: cannot set the fence in %s: %s", path,
+			  sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return sqlite3_close(db) == SQLITE_OK && step == SQLITE_DONE
+		       ? REPLAY_OK
+		       : REPLAY_ESTORE;
 }
 
 size_t replay_count(struct replay *r)

@@ -3,7 +3,9 @@
  * timestamp lies within REPLAY_WINDOW_SECONDS of our clock and its
  * (sender, message_id) has not been seen while that timestamp could still
  * be accepted. What has been seen is kept in memory and in STATE/replay.db,
- * so a restart keeps refusing what was seen before it.
+ * so a restart keeps refusing what was seen before it; a store made by a
+ * restore from a backup, which cannot know what was seen, has a fence
+ * instead (replay_set_fence).
  */
 #ifndef SNOOPFS_SRC_REPLAY_H
 #define SNOOPFS_SRC_REPLAY_H
@@ -26,7 +28,8 @@ enum {
 	REPLAY_EREPLAYED = -2, /* (sender, message_id) seen before */
 	REPLAY_ESTORE = -3,    /* the store failed: the message is refused */
 	REPLAY_ENOMEM = -4,
-	REPLAY_EFULL = -5, /* the store's disk is full: refused for now */
+	REPLAY_EFULL = -5,  /* the store's disk is full: refused for now */
+	REPLAY_EFENCE = -6, /* dated before the store's fence (a restore) */
 };
 
 struct replay;
@@ -39,13 +42,24 @@ struct replay;
 int replay_open(const char *path, time_t now, struct replay **out);
 
 /*
+ * Sets the fence of the store at PATH (created if missing) to BEFORE, or
+ * keeps a later one: from then on a message dated before BEFORE is
+ * refused (REPLAY_EFENCE) whatever its id. `snoopfs ca-restore` sets it to
+ * the time of the restore, because the ids the original CA saw after its
+ * backup are lost: a message recorded on its way to the original is dated
+ * before the restore and cannot be replayed to the restored CA. Returns 0
+ * or REPLAY_ESTORE.
+ */
+int replay_set_fence(const char *path, time_t before);
+
+/*
  * Checks one verified message from SENDER: MSG_TIME (Unix seconds, -1 if
- * unparsable) must be within the window around NOW, and (SENDER, MESSAGE_ID)
- * new. A fresh message is recorded durably before this returns, so the
- * caller may answer it. Returns 0 or a REPLAY_E* code with *WHY (static
- * text for the refusal) set. Thread-safe. R may be NULL for a node put
- * together by hand without a store (unit tests): then only the window is
- * checked; node_load() always opens one.
+ * unparsable) must be within the window around NOW and not before the
+ * fence, and (SENDER, MESSAGE_ID) new. A fresh message is recorded durably
+ * before this returns, so the caller may answer it. Returns 0 or a REPLAY_E*
+ * code with *WHY (static text for the refusal) set. Thread-safe. R may be NULL
+ * for a node put together by hand without a store (unit tests): then only the
+ * window is checked; node_load() always opens one.
  */
 int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 		 int64_t msg_time, time_t now, const char **why);

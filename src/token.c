@@ -157,6 +157,15 @@ int token_secret_hash(const struct token *t, char *out)
 	return 0;
 }
 
+int token_parse_id(const char *text, char *out)
+{
+	uint8_t id[TOKEN_ID_BYTES];
+	if (from_hex(text, id, sizeof(id)) != 0)
+		return -EINVAL;
+	to_hex(id, sizeof(id), out);
+	return 0;
+}
+
 void token_wipe(struct token *t)
 {
 	pki_wipe(t->secret, sizeof(t->secret));

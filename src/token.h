@@ -56,6 +56,12 @@ int token_parse(const char *text, struct token *t);
 /* "sha256:<64 hex>" of the secret, what the CA stores (PKI_FP_LEN). */
 int token_secret_hash(const struct token *t, char *out);
 
+/*
+ * Checks that TEXT is a token id (TOKEN_ID_HEX - 1 hex digits, either case)
+ * and writes it in lower case to OUT (TOKEN_ID_HEX). 0 or -EINVAL.
+ */
+int token_parse_id(const char *text, char *out);
+
 /* Forgets the secret. */
 void token_wipe(struct token *t);
 

@@ -1,7 +1,7 @@
 /*
  * test_replay: the timestamp window, refusing a seen (sender, message_id),
- * remembering it across a reopen of the store, expiry, and many threads
- * checking at once.
+ * remembering it across a reopen of the store, expiry, many threads
+ * checking at once, and the fence a restore from a backup sets.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -157,6 +157,29 @@ static void test_threads(void)
 	replay_free(r);
 }
 
+/* A store made by a restore refuses what is dated before it. */
+static void test_fence(const char *dir)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/fenced.db", dir);
+	CHECK(replay_set_fence(path, NOW - 10) == REPLAY_OK);
+	/* A later fence wins; an earlier one does not move it back. */
+	CHECK(replay_set_fence(path, NOW) == REPLAY_OK);
+	CHECK(replay_set_fence(path, NOW - 100) == REPLAY_OK);
+	struct replay *r = NULL;
+	CHECK(replay_open(path, NOW, &r) == REPLAY_OK);
+	const char *why = NULL;
+	CHECK(replay_check(r, "alice", 1, NOW - 1, NOW, &why) == REPLAY_EFENCE);
+	CHECK(why && strstr(why, "restored from a backup"));
+	CHECK(replay_check(r, "alice", 2, NOW - 200, NOW + 5, &why) ==
+	      REPLAY_EFENCE);
+	/* Refused by date only: the id is not used up. */
+	CHECK(replay_check(r, "alice", 1, NOW, NOW, &why) == REPLAY_OK);
+	CHECK(replay_check(r, "alice", 3, NOW + 60, NOW + 30, &why) ==
+	      REPLAY_OK);
+	replay_free(r);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/test_replay.XXXXXX";
@@ -179,6 +202,7 @@ int main(void)
 	test_persist(path);
 	test_expiry();
 	test_threads();
+	test_fence(dir);
 	CHECK(strcmp(replay_strerror(REPLAY_EREPLAYED), "replayed message") ==
 	      0);
 

@@ -1,8 +1,8 @@
 /*
  * test_token: the join-token text form (encode, parse, what is refused),
  * lifetimes, and the registry's token rule: unknown, wrong secret, other
- * name, used, expired, and one token spent by exactly one of two racing
- * enrollments of the same name.
+ * name, used, expired, withdrawn, and one token spent by exactly one of two
+ * racing enrollments of the same name; listing and withdrawing tokens.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -219,11 +219,100 @@ static void test_registry(void)
 	reg_dir_remove(&dir);
 }
 
+static int collect_ids(void *arg, const struct registry_token *t)
+{
+	char *out = arg;
+	/* Never a secret: the list does not hand out even its hash. */
+	if (t->secret_hash[0])
+		strcat(out, "!");
+	strcat(out, t->id);
+	strcat(out, ",");
+	return 0;
+}
+
+/* --list shows what can still enroll; --revoke withdraws, with reasons. */
+static void test_list_revoke(void)
+{
+	struct reg_dir dir;
+	struct registry *r = reg_dir_open(&dir, "test_token_list");
+	if (!r)
+		return;
+	struct registry_token a = make("a", "sha256:ha", "alice", 5000);
+	struct registry_token b = make("b", "sha256:hb", "bob", 4000);
+	struct registry_token c = make("c", "sha256:hc", "carol", 3000);
+	struct registry_token d = make("d", "sha256:hd", "dave", 6000);
+	CHECK(registry_token_add(r, &a) == REGISTRY_OK);
+	CHECK(registry_token_add(r, &b) == REGISTRY_OK);
+	CHECK(registry_token_add(r, &c) == REGISTRY_OK);
+	CHECK(registry_token_add(r, &d) == REGISTRY_OK);
+	struct registry_entry e = entry("D1", "sha256:davekey", 999999, "pem");
+	CHECK(registry_add_joined(r, "dave", &e, 2000, "d", "sha256:hd",
+				  NULL) == REGISTRY_OK);
+
+	/* Soonest expiry first; used (d) and expired (c at 3000) left out. */
+	char ids[64] = "";
+	CHECK(registry_token_list(r, 3000, collect_ids, ids) == REGISTRY_OK);
+	CHECK(strcmp(ids, "b,a,") == 0);
+
+	struct registry_token found;
+	memset(&found, 0, sizeof(found));
+	CHECK(registry_token_revoke(r, "b", 3100, &found) == REGISTRY_OK);
+	CHECK(strcmp(found.name, "bob") == 0 && found.revoked_at == 3100);
+	CHECK(found.secret_hash[0] == '\0');
+	ids[0] = '\0';
+	CHECK(registry_token_list(r, 3000, collect_ids, ids) == REGISTRY_OK);
+	CHECK(strcmp(ids, "a,") == 0);
+	/* Again: says since when, changes nothing. */
+	memset(&found, 0, sizeof(found));
+	CHECK(registry_token_revoke(r, "b", 3500, &found) ==
+	      REGISTRY_ETOKEN_REVOKED);
+	CHECK(found.revoked_at == 3100);
+	/* A used token cannot be withdrawn; an unknown one is not there. */
+	memset(&found, 0, sizeof(found));
+	CHECK(registry_token_revoke(r, "d", 3100, &found) ==
+	      REGISTRY_ETOKEN_USED);
+	CHECK(found.used_at == 2000 && strcmp(found.name, "dave") == 0);
+	CHECK(registry_token_revoke(r, "zz", 3100, NULL) == REGISTRY_ETOKEN);
+	/* An expired token may still be withdrawn. */
+	CHECK(registry_token_revoke(r, "c", 3100, NULL) == REGISTRY_OK);
+
+	/* A withdrawn token is refused with its own reason, and spends nothing.
+	 */
+	memset(&found, 0, sizeof(found));
+	CHECK(registry_token_check(r, "b", "sha256:hb", "bob", 3200, &found) ==
+	      REGISTRY_ETOKEN_REVOKED);
+	CHECK(found.revoked_at == 3100);
+	struct registry_entry be = entry("B1", "sha256:bobkey", 999999, "pem");
+	CHECK(registry_add_joined(r, "bob", &be, 3200, "b", "sha256:hb",
+				  NULL) == REGISTRY_ETOKEN_REVOKED);
+	struct registry_entry cur;
+	CHECK(registry_lookup(r, "bob", &cur) == REGISTRY_ENOTFOUND);
+	/* The wrong secret still reads as unknown, revoked or not. */
+	CHECK(registry_token_check(r, "b", "sha256:hx", "bob", 3200, NULL) ==
+	      REGISTRY_ETOKEN);
+	CHECK(strstr(registry_strerror(REGISTRY_ETOKEN_REVOKED), "revoked"));
+	registry_free(r);
+	reg_dir_remove(&dir);
+}
+
+static void test_parse_id(void)
+{
+	char id[TOKEN_ID_HEX];
+	CHECK(token_parse_id("0123456789ABCDEF", id) == 0);
+	CHECK(strcmp(id, "0123456789abcdef") == 0);
+	CHECK(token_parse_id("0123456789abcde", id) != 0);
+	CHECK(token_parse_id("0123456789abcdef0", id) != 0);
+	CHECK(token_parse_id("0123456789abcdeg", id) != 0);
+	CHECK(token_parse_id("", id) != 0);
+}
+
 int main(void)
 {
 	test_text();
 	test_duration();
 	test_registry();
+	test_list_revoke();
+	test_parse_id();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

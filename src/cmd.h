@@ -24,7 +24,10 @@ int cmd_token(int argc, char **argv);
 /* `snoopfs revoke CASTATE NAME`: revoke a node and re-sign the CRL. */
 int cmd_revoke(int argc, char **argv);
 
-/* Prints "snoopfs CMD: message" to stderr and returns CODE. */
+/*
+ * Prints "snoopfs CMD: message" to stderr, led by the journal's error
+ * priority "<3>" when stderr is the systemd journal, and returns CODE.
+ */
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -60,7 +60,9 @@ int cmd_common_option(int c, const char *text)
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "snoopfs %s: ", cmd);
+	/* Under systemd the journal takes it as an error ("<3>"), not info. */
+	fprintf(stderr, "%ssnoopfs %s: ", log_stderr_is_journal() ? "<3>" : "",
+		cmd);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

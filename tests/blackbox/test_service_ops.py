@@ -216,8 +216,22 @@ def test_journal_stream_gets_priorities(alice, net):
     assert "<6>node 'alice' mounted at %s" % alice.mnt in out
     assert "<6>signal 15: unmounting" in out and "<6>node 'alice' unmounted" in out
     assert token not in out and not TOKEN_RE.search(out)
-    # Not the journal (stderr is another file): the plain format.
     assert not log_files(alice)
+
+    # The command's own refusals are errors to the journal, too.
+    r_fd, w_fd = os.pipe()
+    st = os.fstat(w_fd)
+    env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+    r = subprocess.run(WRAPPER + [str(alice.snoop.binary), "mount",
+                                  str(alice.mnt), "--state", str(alice.state),
+                                  "-f", "--refresh", "0"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=w_fd, env=env, timeout=CMD_TIMEOUT)
+    os.close(w_fd)
+    with os.fdopen(r_fd, errors="replace") as f:
+        out = f.read()
+    assert r.returncode == 1
+    assert out == "<3>snoopfs mount: --refresh takes 1..86400 seconds\n", out
 
 
 SANDBOX = r'''

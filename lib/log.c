@@ -363,6 +363,9 @@ static int sink_write_locked(const char *line, size_t len, time_t now)
  * hold a newline) become '?', so one message is always one line.
  */
 static size_t format_line(char *line, enum log_level level, const char *fmt,
+			  va_list ap) __attribute__((format(printf, 3, 0)));
+
+static size_t format_line(char *line, enum log_level level, const char *fmt,
 			  va_list ap)
 {
 	char stamp[32];

@@ -6,7 +6,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -391,56 +390,16 @@ static int parse_line(const char *path, unsigned no, char *line,
 	return 0;
 }
 
-/* Reads all of FD (at most CONFIG_FILE_MAX bytes) into a new string. */
-static int read_all(int fd, const struct stat *st, char **out, size_t *len)
-{
-	if (st->st_size > CONFIG_FILE_MAX)
-		return -EFBIG;
-	size_t cap = (size_t)st->st_size + 1;
-	char *buf = malloc(cap);
-	if (!buf)
-		return -ENOMEM;
-	size_t used = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + used, cap - used);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int err = errno;
-			wipe_free(buf);
-			return -err;
-		}
-		if (n == 0)
-			break;
-		used += (size_t)n;
-		if (used == cap) { /* it grew since fstat */
-			explicit_bzero(buf, used);
-			free(buf);
-			return -EFBIG;
-		}
-	}
-	buf[used] = '\0';
-	*out = buf;
-	*len = used;
-	return 0;
-}
-
 int config_load(const char *path, struct mount_config *cfg, char *err)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, CONFIG_ERR_MAX, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	char *buf = NULL;
 	size_t len = 0;
-	int rc = fstat(fd, &st) ? -errno : 0;
+	int rc = stat(path, &st) ? -errno : 0;
 	if (rc == 0 && !S_ISREG(st.st_mode))
 		rc = -EINVAL;
 	if (rc == 0)
-		rc = read_all(fd, &st, &buf, &len);
-	close(fd);
+		rc = state_read_file(path, CONFIG_FILE_MAX, &buf, &len);
 	if (rc) {
 		snprintf(err, CONFIG_ERR_MAX, "%s: %s", path,
 			 rc == -EINVAL  ? "not a regular file"

@@ -203,6 +203,15 @@ static void test_file(void)
 	longline[sizeof(longline) - 1] = '\0';
 	memcpy(longline, "name = ", 7);
 	CHECK(refused(longline, "bad.conf:1: longer than 1024 characters"));
+	char *big = malloc(CONFIG_FILE_MAX + 2);
+	memset(big, '#', CONFIG_FILE_MAX + 1);
+	big[CONFIG_FILE_MAX + 1] = '\0';
+	CHECK(refused(big, "bad.conf: larger than 64 KiB"));
+	big[CONFIG_FILE_MAX] = '\0';
+	CHECK(load("big.conf", big, 0600, &c, err) == -1 &&
+	      strstr(err, "big.conf:1: longer than 1024"));
+	config_clear(&c);
+	free(big);
 
 	/* NUL bytes: written by hand, fputs would stop at the first. */
 	char path[PATH_MAX + 64];

@@ -21,6 +21,7 @@ needs and leaves her unmounted, her logs checked for sanitizer output and
 removed.
 """
 
+import errno
 import os
 import re
 import shlex
@@ -35,8 +36,8 @@ import pytest
 
 from snoopnodes import (CMD_TIMEOUT, EXIT_TIMEOUT, MOUNT_TIMEOUT, SNOOPFS_BIN,
                         WRAPPER, Node, build_ca_and, free_port, fusermount_u,
-                        is_mounted, module_cluster, pid_alive, sanitizer_hits,
-                        wait_until)
+                        is_mounted, module_cluster, node_on_tmpfs, pid_alive,
+                        sanitizer_hits, wait_until)
 
 # "2026-01-02T03:04:05Z snoopfs info: ..." (lib/log.c, file and stderr)
 LINE_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ snoopfs "
@@ -352,6 +353,47 @@ def test_log_cap_holds_under_a_flood(alice):
             seen += 1
     assert seen > 2 * cap // 80
     assert "node 'alice' unmounted" in read(alice.log)
+
+
+def test_full_disk_drops_whole_lines_and_says_so(net):
+    """STATE on a small tmpfs that a filler file fills up: log lines are
+    dropped whole while it is full, the node goes on serving, and once space
+    is back the next line says how many were lost."""
+    with node_on_tmpfs(net, "erin", "4m") as erin:
+        erin.enroll(net.ca, token=net.token("erin"), pregen_key=False)
+        pid = erin.read_pid()
+        filler = erin.state / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            block = b"\0" * 65536
+            while True:
+                os.write(fd, block)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        # The log's last page may still take a few lines; then none fit.
+        for _ in range(300):
+            os.kill(pid, signal.SIGHUP)
+            time.sleep(0.002)
+        try:
+            while True:
+                os.write(fd, b"\0" * 512)
+        except OSError:
+            pass
+        os.close(fd)
+        assert "dropped" not in read(erin.log)  # nothing fits, not even that
+        assert erin.is_mounted() and pid_alive(pid)
+        assert "ca" in erin.cert_names(), "the tree stopped answering"
+        text = read(erin.log)
+        assert text.endswith("\n") and all(LINE_RE.match(line)
+                                           for line in text.splitlines()), text[-500:]
+
+        filler.unlink()
+        os.kill(pid, signal.SIGHUP)
+        assert wait_until(lambda: re.search(
+            r"warning: log: \d+ line\(s\) dropped: No space left on device\n"
+            r".* info: SIGHUP: log reopened\n", read(erin.log)), 5), (
+            read(erin.log)[-1000:])
+        erin.unmount()
 
 
 # --- the config file -----------------------------------------------------------

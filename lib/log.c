@@ -125,15 +125,26 @@ static void close_sink_locked(void)
 	log_reopen_due = false;
 }
 
-/* Opens log_path (appending) as the file sink's descriptor. 0 or -errno. */
-static int open_file_locked(void)
+/*
+ * Opens PATH for appending (created 0600) and, if CAPTURE, points stderr at
+ * it too. Returns the descriptor or -errno.
+ */
+static int open_append(const char *path, bool capture)
 {
-	int fd =
-		open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (log_opts.capture_stderr)
+	if (capture)
 		dup2(fd, STDERR_FILENO);
+	return fd;
+}
+
+/* Opens log_path as the file sink's descriptor. 0 or -errno. */
+static int open_file_locked(void)
+{
+	int fd = open_append(log_path, log_opts.capture_stderr);
+	if (fd < 0)
+		return fd;
 	if (log_fd >= 0)
 		close(log_fd);
 	log_fd = fd;
@@ -164,9 +175,9 @@ int log_to_file(const char *path, const struct log_file_opts *o)
 {
 	if (strlen(path) >= LOG_PATH_MAX)
 		return -ENAMETOOLONG;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open_append(path, o->capture_stderr);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	pthread_mutex_lock(&log_lock);
 	close_sink_locked();
 	snprintf(log_path, sizeof(log_path), "%s", path);
@@ -177,8 +188,6 @@ int log_to_file(const char *path, const struct log_file_opts *o)
 		log_opts.max_bytes = LOG_FILE_MAX_MAX;
 	if (log_opts.keep > LOG_KEEP_MAX)
 		log_opts.keep = LOG_KEEP_MAX;
-	if (log_opts.capture_stderr)
-		dup2(fd, STDERR_FILENO);
 	log_fd = fd;
 	log_sink = SINK_FILE;
 	pthread_mutex_unlock(&log_lock);
@@ -300,7 +309,7 @@ static int file_write_locked(const char *line, size_t len, time_t now)
 		return -ENOENT;
 	if (fstat(log_fd, &st) != 0)
 		return -errno;
-	/* Removed under us (rm, or a rotation without SIGHUP): start anew. */
+	/* Deleted under us (rm, or moved away and deleted with no SIGHUP). */
 	if (st.st_nlink == 0 && now >= log_retry_at) {
 		if (open_file_locked() != 0 || fstat(log_fd, &st) != 0)
 			log_retry_at = now + LOG_RETRY_SECS;

@@ -91,6 +91,7 @@ static int set_option(struct mount_args *a, enum config_key key,
  */
 static int parse_args(int argc, char **argv, struct mount_args *a)
 {
+	/* Each 'k' option is the config key of the same name (config.h). */
 	static const struct option opts[] = {
 		{ "state", required_argument, NULL, 'k' },
 		{ "name", required_argument, NULL, 'k' },

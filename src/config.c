@@ -152,7 +152,7 @@ static bool has_control(const char *s)
 	return false;
 }
 
-/* Checks VALUE for a key of kind K; 0, or -1 with ERR. */
+/* Checks VALUE for the text key D; 0, or -1 with WHY. */
 static int check_text(const struct key_def *d, const char *value,
 		      bool from_file, char *why)
 {

@@ -31,7 +31,8 @@ struct fs {
 	void *ctx;
 	time_t mount_time;
 	bool mounted;
-	sigset_t stop_signals; /* blocked everywhere; taken by sigwait() */
+	/* SIGTERM, SIGINT, SIGHUP: blocked everywhere, taken by sigwait() */
+	sigset_t stop_signals;
 	pthread_t signal_thread;
 	/* loop_done is written by fs_run and read by the signal thread */
 	atomic_bool loop_done;
@@ -819,8 +820,9 @@ int fs_daemonize(bool foreground)
 }
 
 /*
- * Ends the mount on SIGTERM, SIGINT or SIGHUP. libfuse's own handlers only
- * set a flag the loop may not look at again until the next request (a
+ * Ends the mount on SIGTERM or SIGINT; on SIGHUP (what logrotate sends)
+ * opens the log file again by its name and goes on. libfuse's own handlers
+ * only set a flag the loop may not look at again until the next request (a
  * signal landing just before the loop sleeps is lost), so the signals are
  * blocked in every thread and taken here; unmounting wakes every FUSE
  * thread at once because their reads of /dev/fuse fail.
@@ -834,6 +836,15 @@ static void *signal_main(void *arg)
 			continue;
 		if (atomic_load(&fs->loop_done))
 			return NULL;
+		if (sig == SIGHUP) {
+			int rc = log_reopen();
+			if (rc)
+				log_warn("SIGHUP: cannot reopen the log: %s",
+					 strerror(-rc));
+			else
+				log_info("SIGHUP: log reopened");
+			continue;
+		}
 		log_info("signal %d: unmounting", sig);
 		fuse_exit(fs->fuse);
 		fuse_unmount(fs->fuse);
@@ -853,7 +864,10 @@ int fs_run(struct fs *fs)
 		rc = fuse_loop_mt(fs->fuse, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
-	/* Wake the signal thread if the end came from fusermount3 -u. */
+	/*
+	 * Wake the signal thread if the end came from fusermount3 -u; it
+	 * sees loop_done first, so this SIGHUP reopens nothing.
+	 */
 	atomic_store(&fs->loop_done, true);
 	pthread_kill(fs->signal_thread, SIGHUP);
 	pthread_join(fs->signal_thread, NULL);

@@ -98,8 +98,9 @@ int fs_mount(const char *mountpoint, const char *options,
 int fs_daemonize(bool foreground);
 
 /*
- * Serves requests until the filesystem is unmounted or SIGTERM/SIGINT/SIGHUP
- * arrives. Returns 0 on a clean end.
+ * Serves requests until the filesystem is unmounted or SIGTERM/SIGINT
+ * arrives; SIGHUP reopens the log file (log_reopen) and serving goes on.
+ * Returns 0 on a clean end.
  */
 int fs_run(struct fs *fs);
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The leading decimal of S into *V and the rest into *REST. */
 static int leading(const char *s, uint64_t *v, const char **rest)
@@ -48,7 +49,7 @@ int units_parse_size(const char *s, uint64_t max, uint64_t *bytes)
 	if (leading(s, &v, &rest))
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(rest, units[i].suffix) == 0)
+		if (strcasecmp(rest, units[i].suffix) == 0)
 			return scaled(v, 1ull << units[i].shift, max, bytes);
 	return -EINVAL;
 }

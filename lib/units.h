@@ -8,9 +8,13 @@
 
 #include <stdint.h>
 
+/* The largest size anything here takes: 1 PiB. */
+#define UNITS_SIZE_MAX (UINT64_C(1) << 50)
+
 /*
  * A size: a decimal number of bytes, or with a suffix K, M, G or T (powers
- * of 1024, also spelled KiB, MiB...). 0 or -EINVAL (also above MAX).
+ * of 1024, in either case, also spelled KiB, MiB...). 0 or -EINVAL (also
+ * above MAX).
  */
 int units_parse_size(const char *s, uint64_t max, uint64_t *bytes);
 

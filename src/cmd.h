@@ -42,7 +42,10 @@ struct state_config;
 int cmd_open_registry(const char *cmd, const char *state,
 		      struct state_config *cfg, struct registry **reg);
 
-/* Prints "snoopfs CMD: message" to stderr and returns CODE. */
+/*
+ * Prints "snoopfs CMD: message" to stderr, led by the journal's error
+ * priority "<3>" when stderr is the systemd journal, and returns CODE.
+ */
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

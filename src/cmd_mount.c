@@ -16,10 +16,10 @@
 
 #include "fs/fs.h"
 #include "lib/log.h"
-#include "lib/units.h"
 #include "pki/key.h"
 #include "src/backend.h"
 #include "src/cmd.h"
+#include "src/config.h"
 #include "src/enroll.h"
 #include "src/node.h"
 #include "src/renew.h"
@@ -27,11 +27,13 @@
 #include "src/token.h"
 
 static const char usage[] =
-	"usage: snoopfs mount MOUNTPOINT --state STATE\n"
+	"usage: snoopfs mount [MOUNTPOINT] --state STATE\n"
 	"         [--name NAME --listen HOST:PORT --ca HOST:PORT]\n"
 	"         [--join TOKEN] [--ca-fingerprint sha256:HEX] [--key-bits "
 	"BITS]\n"
-	"         [-f] [-o OPTIONS]\n"
+	"         [--refresh SECONDS] [--config FILE] [--log-level LEVEL]\n"
+	"         [--log-max-size SIZE] [--log-keep N] [--syslog] [-f] [-o "
+	"OPTIONS]\n"
 	"\n"
 	"Mounts the node kept in STATE. The first mount of a new STATE "
 	"enrolls\n"
@@ -60,153 +62,94 @@ static const char usage[] =
 	"removed\n"
 	"                         (default 1d; 90s, 30m, 2h, 7d)\n"
 	"                         (these four are kept in node.conf too)\n"
+	"  --config FILE          read these settings from FILE (key = value\n"
+	"                         lines, e.g. /etc/snoopfs/NAME.conf); flags\n"
+	"                         override it\n"
+	"  --log-level LEVEL      error, warn, info (default) or debug\n"
+	"  --log-max-size SIZE    rotate STATE/snoopfs.log at SIZE (default "
+	"10M)\n"
+	"  --log-keep N           rotated logs kept (default 5)\n"
+	"  --syslog               log to syslog (facility daemon)\n"
 	"  -f, --foreground       stay in the foreground, log to stderr\n"
+	"                         (to the journal under systemd)\n"
 	"  -o OPTIONS             extra FUSE mount options\n"
 	"\n"
-	"Unmount with fusermount3 -u MOUNTPOINT (or SIGTERM to the daemon).\n";
+	"Unmount with fusermount3 -u MOUNTPOINT (or SIGTERM to the daemon);\n"
+	"SIGHUP reopens the log file.\n";
 
 struct mount_args {
-	const char *mountpoint, *state, *name, *listen, *ca, *fingerprint;
-	const char *join; /* join token text (src/token.h) */
-	unsigned refresh; /* --refresh SECONDS, 0 = keep node.conf's */
-	/* the intake limits given, in the fields of node.conf */
-	struct state_config limits;
-	bool has_limits;
-	const char *fuse_options;
-	unsigned key_bits;
+	struct mount_config cfg; /* the command line over --config FILE */
+	const char *config;      /* --config FILE */
+	bool join_from_file;     /* the join token came from FILE */
 	bool foreground;
 };
 
-/*
- * Copies the join token out of argv and blanks it there: /proc/PID/cmdline
- * is readable by every local user, who could otherwise race this node to
- * spend the token for its name. A token too long to be one is kept as is
- * for token_parse() to refuse.
- */
-static const char *keep_token(char *arg)
+/* Sets KEY from the command line; OPT is how the user spelled it. */
+static int set_option(struct mount_args *a, enum config_key key,
+		      const char *opt, const char *value)
 {
-	static char copy[TOKEN_TEXT_MAX];
-	size_t len = strlen(arg);
-	if (len >= sizeof(copy))
-		return arg;
-	memcpy(copy, arg, len + 1);
-	memset(arg, '*', len);
-	return copy;
+	char why[CONFIG_WHY_MAX];
+	if (config_set(&a->cfg, key, value, false, why))
+		return cmd_fail("mount", EXIT_USAGE, "%s %s", opt, why);
+	return 0;
 }
 
 /*
- * One of the intake limits (src/intake.h) into CFG, spelled as node.conf
- * spells it. 0 or, after saying what is wrong, -1.
+ * Reads the command line, then --config FILE under it. The join token is
+ * blanked in argv once copied: /proc/PID/cmdline is readable by every
+ * local user, who could otherwise race this node to spend the token for
+ * its name.
  */
-static int parse_limit(int opt, const char *arg, struct state_config *cfg)
-{
-	uint64_t v;
-	switch (opt) {
-	case 'R':
-		if (units_parse_size(arg, UINT64_MAX, &v) == 0) {
-			cfg->reserve = v;
-			return 0;
-		}
-		cmd_fail("mount", EXIT_USAGE,
-			 "--reserve takes a size: bytes, or 64M, 1G ...");
-		return -1;
-	case 'Q':
-		if (state_parse_quota(arg, cfg) == 0)
-			return 0;
-		cmd_fail("mount", EXIT_USAGE,
-			 "--sender-quota takes a size (20G) or a share of the "
-			 "free space (1%% to 100%%)");
-		return -1;
-	case 'B':
-		if (cmd_parse_uint(arg, 1, STATE_SENDER_BLOBS_MAX,
-				   &cfg->sender_blobs) == 0)
-			return 0;
-		cmd_fail("mount", EXIT_USAGE, "--sender-blobs takes 1..%d",
-			 STATE_SENDER_BLOBS_MAX);
-		return -1;
-	default:
-		if (units_parse_duration(arg, STATE_PARTIAL_MAX, &v) == 0) {
-			cfg->partial_secs = (unsigned)v;
-			return 0;
-		}
-		cmd_fail("mount", EXIT_USAGE,
-			 "--partial-ttl takes a time: 90s, 30m, 2h, 7d or "
-			 "seconds (at most a year)");
-		return -1;
-	}
-}
-
 static int parse_args(int argc, char **argv, struct mount_args *a)
 {
+	/* Each 'k' option is the config key of the same name (config.h). */
 	static const struct option opts[] = {
-		{ "state", required_argument, NULL, 's' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "ca", required_argument, NULL, 'c' },
-		{ "ca-fingerprint", required_argument, NULL, 'p' },
-		{ "join", required_argument, NULL, 'j' },
-		{ "key-bits", required_argument, NULL, 'b' },
-		{ "refresh", required_argument, NULL, 'r' },
-		{ "reserve", required_argument, NULL, 'R' },
-		{ "sender-quota", required_argument, NULL, 'Q' },
-		{ "sender-blobs", required_argument, NULL, 'B' },
-		{ "partial-ttl", required_argument, NULL, 'T' },
+		{ "state", required_argument, NULL, 'k' },
+		{ "name", required_argument, NULL, 'k' },
+		{ "listen", required_argument, NULL, 'k' },
+		{ "ca", required_argument, NULL, 'k' },
+		{ "ca-fingerprint", required_argument, NULL, 'k' },
+		{ "join", required_argument, NULL, 'k' },
+		{ "key-bits", required_argument, NULL, 'k' },
+		{ "refresh", required_argument, NULL, 'k' },
+		{ "log-level", required_argument, NULL, 'k' },
+		{ "log-max-size", required_argument, NULL, 'k' },
+		{ "log-keep", required_argument, NULL, 'k' },
+		{ "reserve", required_argument, NULL, 'k' },
+		{ "sender-quota", required_argument, NULL, 'k' },
+		{ "sender-blobs", required_argument, NULL, 'k' },
+		{ "partial-ttl", required_argument, NULL, 'k' },
+		{ "syslog", no_argument, NULL, 'y' },
+		{ "config", required_argument, NULL, 'C' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	memset(a, 0, sizeof(*a));
-	a->key_bits = PKI_KEY_BITS_DEFAULT;
-	int c;
-	while ((c = getopt_long(argc, argv, "fo:h", opts, NULL)) != -1) {
+	char opt[64];
+	int c, idx = 0, rc = 0;
+	while (rc == 0 &&
+	       (c = getopt_long(argc, argv, "fo:h", opts, &idx)) != -1) {
 		switch (c) {
-		case 's':
-			a->state = optarg;
+		case 'k': {
+			int key = config_key_find(opts[idx].name);
+			snprintf(opt, sizeof(opt), "--%s", opts[idx].name);
+			rc = set_option(a, (enum config_key)key, opt, optarg);
+			if (key == CFG_JOIN)
+				memset(optarg, '*', strlen(optarg));
 			break;
-		case 'n':
-			a->name = optarg;
-			break;
-		case 'l':
-			a->listen = optarg;
-			break;
-		case 'c':
-			a->ca = optarg;
-			break;
-		case 'p':
-			a->fingerprint = optarg;
-			break;
-		case 'j':
-			a->join = keep_token(optarg);
+		}
+		case 'y':
+			rc = set_option(a, CFG_SYSLOG, "--syslog", "yes");
 			break;
 		case 'o':
-			a->fuse_options = optarg;
+			rc = set_option(a, CFG_FUSE_OPTIONS, "-o", optarg);
+			break;
+		case 'C':
+			a->config = optarg;
 			break;
 		case 'f':
 			a->foreground = true;
-			break;
-		case 'b':
-			if (cmd_parse_uint(optarg, PKI_KEY_BITS_MIN,
-					   PKI_KEY_BITS_MAX, &a->key_bits))
-				return cmd_fail("mount", EXIT_USAGE,
-						"--key-bits takes %d..%d",
-						PKI_KEY_BITS_MIN,
-						PKI_KEY_BITS_MAX);
-			break;
-		case 'r':
-			if (cmd_parse_uint(optarg, 1, STATE_REFRESH_MAX,
-					   &a->refresh))
-				return cmd_fail("mount", EXIT_USAGE,
-						"--refresh takes 1..%d seconds",
-						STATE_REFRESH_MAX);
-			break;
-		case 'R':
-		case 'Q':
-		case 'B':
-		case 'T':
-			if (parse_limit(c, optarg, &a->limits) != 0)
-				return EXIT_USAGE;
-			a->has_limits = true;
 			break;
 		case 'h':
 		case 'V':
@@ -215,27 +158,58 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 			return cmd_common_option(c, usage);
 		}
 	}
-	if (optind != argc - 1 || !a->state) {
+	if (rc)
+		return rc;
+	if (optind < argc - 1 || (optind == argc - 1 && !argv[optind][0]) ||
+	    (optind == argc && !a->config)) {
 		fputs(usage, stderr);
 		return EXIT_USAGE;
 	}
-	a->mountpoint = argv[optind];
+	if (optind == argc - 1) {
+		rc = set_option(a, CFG_MOUNTPOINT, "MOUNTPOINT", argv[optind]);
+		if (rc)
+			return rc;
+	}
+	if (a->config) {
+		char err[CONFIG_ERR_MAX];
+		struct mount_config file;
+		config_init(&file);
+		if (config_load(a->config, &file, err)) {
+			config_clear(&file);
+			return cmd_fail("mount", EXIT_USAGE, "%s", err);
+		}
+		a->join_from_file = (file.set & CONFIG_BIT(CFG_JOIN)) &&
+				    !(a->cfg.set & CONFIG_BIT(CFG_JOIN));
+		rc = config_merge(&a->cfg, &file);
+		config_clear(&file);
+		if (rc)
+			return cmd_fail("mount", EXIT_RUNTIME, "out of memory");
+	}
+	if ((!a->cfg.mountpoint || !a->cfg.state) && !a->config) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!a->cfg.mountpoint || !a->cfg.state)
+		return cmd_fail("mount", EXIT_USAGE,
+				"%s: give MOUNTPOINT and --state STATE, or "
+				"mountpoint = and state = in the config file",
+				a->config);
 	return 0;
 }
 
 /*
  * The CA root to pin, into FP (PKI_FP_LEN): the one in the join token, or
  * --ca-fingerprint; if both are given they must agree. Without either the
- * node would have to trust whatever answers at --ca, so it refuses.
+ * node would have to trust whatever answers at --ca, so it refuses. Both
+ * were checked by config_set().
  */
-static int pinned_root(const struct mount_args *a, const char *name, char *fp)
+static int pinned_root(const struct mount_config *c, const char *name, char *fp)
 {
 	char pin[PKI_FP_LEN] = "";
-	if (a->fingerprint && enroll_normalize_fingerprint(a->fingerprint, pin))
-		return cmd_fail(
-			"mount", EXIT_USAGE,
-			"--ca-fingerprint takes sha256:<64 hex digits>");
-	if (!a->join) {
+	if (c->ca_fingerprint &&
+	    enroll_normalize_fingerprint(c->ca_fingerprint, pin))
+		return cmd_fail("mount", EXIT_USAGE, "bad --ca-fingerprint");
+	if (!c->join) {
 		if (!pin[0])
 			return cmd_fail(
 				"mount", EXIT_USAGE,
@@ -249,11 +223,8 @@ static int pinned_root(const struct mount_args *a, const char *name, char *fp)
 		return 0;
 	}
 	struct token t;
-	if (token_parse(a->join, &t) != 0)
-		return cmd_fail("mount", EXIT_USAGE,
-				"--join: not a join token (%s...); paste the "
-				"whole token that `snoopfs token` printed",
-				TOKEN_PREFIX);
+	if (token_parse(c->join, &t) != 0)
+		return cmd_fail("mount", EXIT_USAGE, "bad --join token");
 	snprintf(fp, PKI_FP_LEN, "%s", t.ca_fp);
 	token_wipe(&t);
 	if (pin[0] && strcmp(pin, fp) != 0)
@@ -278,33 +249,40 @@ static int cert_expired(const char *path)
 /* Enrolls a new STATE, or checks that given options agree with STATE. */
 static int ensure_enrolled(const struct mount_args *a)
 {
+	const struct mount_config *c = &a->cfg;
 	char path[STATE_PATH_MAX];
-	if (state_path(a->state, "node.pem", path))
+	if (state_path(c->state, "node.pem", path))
 		return cmd_fail("mount", EXIT_USAGE, "state path too long");
 	struct stat st;
 	struct state_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
-	const char *name = a->name, *listen = a->listen, *ca = a->ca;
+	const char *name = c->name, *listen = c->listen, *ca = c->ca;
 	if (stat(path, &st) == 0) {
-		if (state_config_load(a->state, &cfg) != 0)
+		if (state_config_load(c->state, &cfg) != 0)
 			return cmd_fail("mount", EXIT_RUNTIME,
 					"%s/node.conf is missing or malformed",
-					a->state);
-		if (a->name && strcmp(a->name, cfg.name) != 0)
+					c->state);
+		if (c->name && strcmp(c->name, cfg.name) != 0)
 			return cmd_fail("mount", EXIT_USAGE,
 					"%s belongs to node '%s', not '%s'",
-					a->state, cfg.name, a->name);
+					c->state, cfg.name, c->name);
 		/*
 		 * Re-join: a node whose certificate expired enrolls again
 		 * with a new token, keeping node.key and what node.conf says
 		 * unless the options say otherwise. A valid certificate
 		 * needs no token.
 		 */
-		if (!a->join || cfg.is_ca || cert_expired(path) == 0) {
-			if (a->join)
-				log_warn("--join ignored: %s is enrolled and "
-					 "its certificate is still valid",
-					 a->state);
+		if (!c->join || cfg.is_ca || cert_expired(path) == 0) {
+			if (c->join)
+				log_warn("%s ignored: %s is enrolled and its "
+					 "certificate is still valid%s",
+					 a->join_from_file ? "join token"
+							   : "--join",
+					 c->state,
+					 a->join_from_file
+						 ? "; remove the join line "
+						   "from the config file"
+						 : "");
 			return 0;
 		}
 		name = cfg.name;
@@ -316,19 +294,9 @@ static int ensure_enrolled(const struct mount_args *a)
 			"mount", EXIT_USAGE,
 			"%s is not enrolled yet: give --name, --listen, "
 			"--ca and --join TOKEN for the first mount",
-			a->state);
-	const char *bad = names_node_error(name);
-	if (bad)
-		return cmd_fail("mount", EXIT_USAGE, "--name: %s", bad);
-	char host[NET_HOST_MAX], port[8];
-	if (net_split_hostport(listen, host, port) || !strcmp(port, "0"))
-		return cmd_fail(
-			"mount", EXIT_USAGE,
-			"--listen takes HOST:PORT with a non-zero port");
-	if (net_split_hostport(ca, host, port) || !strcmp(port, "0"))
-		return cmd_fail("mount", EXIT_USAGE, "--ca takes HOST:PORT");
+			c->state);
 	char fp[PKI_FP_LEN];
-	int rc = pinned_root(a, name, fp);
+	int rc = pinned_root(c, name, fp);
 	if (rc)
 		return rc;
 
@@ -337,42 +305,40 @@ static int ensure_enrolled(const struct mount_args *a)
 		.listen = listen,
 		.ca_addr = ca,
 		.ca_fingerprint = fp,
-		.join_token = a->join,
-		.key_bits = a->key_bits,
+		.join_token = c->join,
+		.key_bits = c->key_bits,
 	};
 	char err[PROTO_ERR_MAX] = "";
-	if (enroll(a->state, &eo, err) != 0)
+	if (enroll(c->state, &eo, err) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME, "enrollment failed: %s",
 				err);
 	return 0;
 }
 
 /*
- * --refresh and the intake limits: kept in node.conf, so later mounts keep
- * them.
+ * --refresh and the disk limits (src/intake.h): kept in node.conf, so later
+ * mounts keep them.
  */
-static int save_settings(const char *state, const struct mount_args *a)
+static int save_settings(const struct mount_config *c)
 {
 	struct state_config cfg;
-	if (state_config_load(state, &cfg) != 0)
+	if (state_config_load(c->state, &cfg) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME,
-				"%s/node.conf is missing or malformed", state);
-	const struct state_config *l = &a->limits;
-	if (a->refresh)
-		cfg.refresh_secs = a->refresh;
-	if (l->reserve)
-		cfg.reserve = l->reserve;
-	if (l->sender_bytes || l->sender_percent) {
-		cfg.sender_bytes = l->sender_bytes;
-		cfg.sender_percent = l->sender_percent;
-	}
-	if (l->sender_blobs)
-		cfg.sender_blobs = l->sender_blobs;
-	if (l->partial_secs)
-		cfg.partial_secs = l->partial_secs;
-	if (state_config_save(state, &cfg) != 0)
+				"%s/node.conf is missing or malformed",
+				c->state);
+	if (c->set & CONFIG_BIT(CFG_REFRESH))
+		cfg.refresh_secs = c->refresh;
+	if (c->set & CONFIG_BIT(CFG_RESERVE))
+		cfg.reserve = c->reserve;
+	if (c->set & CONFIG_BIT(CFG_SENDER_QUOTA))
+		state_parse_quota(c->sender_quota, &cfg);
+	if (c->set & CONFIG_BIT(CFG_SENDER_BLOBS))
+		cfg.sender_blobs = c->sender_blobs;
+	if (c->set & CONFIG_BIT(CFG_PARTIAL_TTL))
+		cfg.partial_secs = c->partial_ttl;
+	if (state_config_save(c->state, &cfg) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME,
-				"cannot write %s/node.conf", state);
+				"cannot write %s/node.conf", c->state);
 	return 0;
 }
 
@@ -395,25 +361,68 @@ static int check_not_expired(struct node *n)
 	return cmd_fail("mount", EXIT_RUNTIME, "%s", text);
 }
 
-/* After detaching: stderr (and so sanitizer reports) into STATE's log. */
-static void redirect_stderr(const char *state)
+/*
+ * Where log lines go while the command runs in the terminal: syslog if
+ * asked, the journal if stderr is one (systemd runs `mount -f`), else
+ * stderr as it is.
+ */
+static void log_early(const struct mount_args *a)
+{
+	const struct mount_config *c = &a->cfg;
+	if (c->set & CONFIG_BIT(CFG_LOG_LEVEL))
+		log_set_level(c->log_level);
+	if (c->syslog) {
+		int rc = log_to_syslog();
+		if (rc)
+			fprintf(stderr,
+				"snoopfs mount: warning: no syslog at "
+				"/dev/log (%s); log lines are dropped until "
+				"it is there\n",
+				strerror(-rc));
+	} else if (a->foreground && log_stderr_is_journal()) {
+		log_to_stderr(true);
+	}
+	log_debug("mount: %s at %s%s%s", c->state, c->mountpoint,
+		  a->config ? ", settings from " : "",
+		  a->config ? a->config : "");
+}
+
+/*
+ * After detaching, stderr is /dev/null: lines go to STATE/snoopfs.log,
+ * capped and rotated, and stderr goes there too, so that a sanitizer report
+ * or a C library abort is kept. Under --syslog only stderr goes there.
+ */
+static void log_detached(const struct mount_config *c)
 {
 	char path[STATE_PATH_MAX];
-	if (state_path(state, "snoopfs.log", path))
+	if (state_path(c->state, "snoopfs.log", path))
 		return;
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
+	if (c->syslog) {
+		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			      0600);
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
 		return;
-	dup2(fd, STDERR_FILENO);
-	close(fd);
+	}
+	struct log_file_opts o = {
+		.max_bytes = c->log_max_size,
+		.keep = c->log_keep,
+		.capture_stderr = true,
+	};
+	if (log_to_file(path, &o) == 0)
+		log_debug("log: %s, rotated at %llu bytes, %u kept", path,
+			  c->log_max_size, c->log_keep);
 }
 
 static int serve(const struct mount_args *a)
 {
+	const struct mount_config *c = &a->cfg;
 	struct node *n = NULL;
 	const char *why = NULL;
-	if (node_load(a->state, &n, &why) != 0)
-		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", a->state, why);
+	if (node_load(c->state, &n, &why) != 0)
+		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", c->state, why);
 	int expired = check_not_expired(n);
 	if (expired) {
 		node_free(n);
@@ -431,7 +440,7 @@ static int serve(const struct mount_args *a)
 		return cmd_fail("mount", EXIT_RUNTIME, "out of memory");
 	}
 	struct fs *fs = NULL;
-	int rc = fs_mount(a->mountpoint, a->fuse_options, &node_backend, be,
+	int rc = fs_mount(c->mountpoint, c->fuse_options, &node_backend, be,
 			  &fs, &why);
 	if (rc) {
 		if (rc == -ENOTCONN)
@@ -439,10 +448,10 @@ static int serve(const struct mount_args *a)
 				"mount", EXIT_RUNTIME,
 				"%s: %s; clear it with: fusermount3 -u -z "
 				"%s",
-				a->mountpoint, why, a->mountpoint);
+				c->mountpoint, why, c->mountpoint);
 		else
 			rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
-				      a->mountpoint, why);
+				      c->mountpoint, why);
 		backend_free(be);
 		node_free(n);
 		return rc;
@@ -454,10 +463,10 @@ static int serve(const struct mount_args *a)
 		return cmd_fail("mount", EXIT_RUNTIME, "cannot detach");
 	}
 	if (!a->foreground)
-		redirect_stderr(a->state);
-	state_write_pid(a->state);
+		log_detached(c);
+	state_write_pid(c->state);
 	log_info("node '%s' mounted at %s, listening on %s", n->cfg.name,
-		 a->mountpoint, n->cfg.listen);
+		 c->mountpoint, n->cfg.listen);
 
 	rc = node_start(n);
 	if (rc == 0)
@@ -473,32 +482,50 @@ static int serve(const struct mount_args *a)
 	return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
 }
 
-int cmd_mount(int argc, char **argv)
+/* Everything after the arguments are read; the caller frees A. */
+static int mount_with(struct mount_args *a)
 {
-	struct mount_args a;
-	int rc = parse_args(argc, argv, &a);
-	if (rc == -EXIT_OK - 100)
-		return EXIT_OK;
-	if (rc)
-		return rc;
-	if (state_mkdir(a.state) != 0)
+	struct mount_config *c = &a->cfg;
+	log_early(a);
+	if (state_mkdir(c->state) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME, "cannot create %s: %s",
-				a.state, strerror(errno));
+				c->state, strerror(errno));
 	/* The daemon changes to "/", so STATE must not be relative. */
 	char state_abs[PATH_MAX];
-	if (!realpath(a.state, state_abs))
-		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", a.state,
+	if (!realpath(c->state, state_abs))
+		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", c->state,
 				strerror(errno));
-	a.state = state_abs;
-	int lock = state_lock(a.state);
+	char *abs = strdup(state_abs);
+	if (!abs)
+		return cmd_fail("mount", EXIT_RUNTIME, "out of memory");
+	free(c->state);
+	c->state = abs;
+	int lock = state_lock(c->state);
 	if (lock < 0)
 		return cmd_fail("mount", EXIT_RUNTIME,
-				"%s is in use by another snoopfs", a.state);
-	rc = ensure_enrolled(&a);
-	if (rc == 0 && (a.refresh || a.has_limits))
-		rc = save_settings(a.state, &a);
+				"%s is in use by another snoopfs", c->state);
+	int rc = ensure_enrolled(a);
+	unsigned kept = CONFIG_BIT(CFG_REFRESH) | CONFIG_BIT(CFG_RESERVE) |
+			CONFIG_BIT(CFG_SENDER_QUOTA) |
+			CONFIG_BIT(CFG_SENDER_BLOBS) |
+			CONFIG_BIT(CFG_PARTIAL_TTL);
+	if (rc == 0 && (c->set & kept))
+		rc = save_settings(c);
 	if (rc == 0)
-		rc = serve(&a);
+		rc = serve(a);
 	close(lock);
+	return rc;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	struct mount_args a = { .config = NULL };
+	config_init(&a.cfg);
+	int rc = parse_args(argc, argv, &a);
+	if (rc == -EXIT_OK - 100)
+		rc = EXIT_OK;
+	else if (rc == 0)
+		rc = mount_with(&a);
+	config_clear(&a.cfg);
 	return rc;
 }

@@ -24,8 +24,10 @@ static const char usage[] =
 	"--ca HOST:PORT]\n"
 	"        [--join TOKEN] [--ca-fingerprint sha256:HEX] [--key-bits "
 	"BITS]\n"
-	"        [-f] [-o OPTIONS]\n"
+	"        [--config FILE] [--log-level LEVEL] [--syslog] [-f] [-o "
+	"OPTIONS]\n"
 	"                       mount a node (enrolls on first mount)\n"
+	"  mount --config FILE  the same with every setting from FILE\n"
 	"  token CASTATE NAME [--ttl DURATION] | --list | --revoke ID\n"
 	"                       make, list or withdraw one-time join tokens\n"
 	"  revoke CASTATE NAME  revoke node NAME's certificates (new CRL)\n"
@@ -65,7 +67,9 @@ int cmd_common_option(int c, const char *text)
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "snoopfs %s: ", cmd);
+	/* Under systemd the journal takes it as an error ("<3>"), not info. */
+	fprintf(stderr, "%ssnoopfs %s: ", log_stderr_is_journal() ? "<3>" : "",
+		cmd);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

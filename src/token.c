@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lib/b64.h"
+#include "lib/units.h"
 #include "pki/blob.h"
 #include "pki/rand.h"
 
@@ -173,36 +174,9 @@ void token_wipe(struct token *t)
 
 int token_parse_duration(const char *s, long *seconds)
 {
-	if (!s || !isdigit((unsigned char)*s))
+	uint64_t v;
+	if (units_parse_duration(s, TOKEN_TTL_MAX, &v) != 0)
 		return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	unsigned long long unit = 1;
-	if (*end) {
-		switch (*end) {
-		case 's':
-			unit = 1;
-			break;
-		case 'm':
-			unit = 60;
-			break;
-		case 'h':
-			unit = 3600;
-			break;
-		case 'd':
-			unit = 86400;
-			break;
-		default:
-			return -EINVAL;
-		}
-		if (end[1])
-			return -EINVAL;
-	}
-	if (v == 0 || v > (unsigned long long)TOKEN_TTL_MAX / unit)
-		return -EINVAL;
-	*seconds = (long)(v * unit);
+	*seconds = (long)v;
 	return 0;
 }

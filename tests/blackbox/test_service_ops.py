@@ -618,7 +618,8 @@ def test_bash_completion(installed, tmp_path):
         installed, "snoopfs", "mount", "-")
     assert complete(installed, "snoopfs", "mount", "--log-level", "") == {
         "error", "warn", "info", "debug"}
-    assert complete(installed, "snoopfs", "token", "--") == {"--ttl", "--help"}
+    assert complete(installed, "snoopfs", "token", "--") == {
+        "--ttl", "--list", "--revoke", "--help"}
     (tmp_path / "node.conf").write_text("")
     (tmp_path / "mnt").mkdir()
     assert complete(installed, "snoopfs", "mount", "--config",

@@ -37,7 +37,7 @@
 #define NET_SERVER_SHAKE_MAX      1536
 #define NET_SERVER_SHAKE_ADDR_MAX 1024
 /* A handshake younger than this is never cut to make room. */
-#define NET_SERVER_CUT_AGE_MS 250
+#define NET_SERVER_CUT_AGE_MS 100
 /* From accept to the end of the handshake, by default. */
 #define NET_SERVER_HANDSHAKE_MS 10000
 

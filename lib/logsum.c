@@ -33,8 +33,9 @@ struct tally {
 
 /* The lock protects everything below it; log_msg's lock is taken inside. */
 struct logsum {
+	int interval_s;
 	pthread_mutex_t lock;
-	long start; /* monotonic second of the interval's first event; 0 none */
+	long start; /* monotonic ms of the interval's first event; 0 none */
 	unsigned long total, shown;
 	unsigned long other_hosts, other_reasons;
 	int nhosts, nreasons;
@@ -42,18 +43,21 @@ struct logsum {
 	struct tally reasons[LOGSUM_REASONS];
 };
 
-static long now_s(void)
+static long now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	/* Never 0, which means "no interval open". */
-	return (long)ts.tv_sec + 1;
+	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L + 1;
 }
 
-struct logsum *logsum_new(void)
+struct logsum *logsum_new(int interval_s)
 {
 	struct logsum *ls = calloc(1, sizeof(*ls));
-	if (ls != NULL && pthread_mutex_init(&ls->lock, NULL) != 0) {
+	if (ls == NULL)
+		return NULL;
+	ls->interval_s = interval_s > 0 ? interval_s : LOGSUM_INTERVAL_S;
+	if (pthread_mutex_init(&ls->lock, NULL) != 0) {
 		free(ls);
 		return NULL;
 	}
@@ -126,7 +130,8 @@ static void flush_locked(struct logsum *ls, long now)
 		add(line, &len,
 		    "strangers in the last %ld s: %lu connection(s) failed or "
 		    "refused, %lu not logged one by one:",
-		    now - ls->start, ls->total, ls->total - ls->shown);
+		    (now - ls->start + 500) / 1000, ls->total,
+		    ls->total - ls->shown);
 		qsort(ls->reasons, (size_t)ls->nreasons, sizeof(ls->reasons[0]),
 		      by_count);
 		for (int i = 0; i < ls->nreasons; i++)
@@ -165,9 +170,9 @@ void logsum_note(struct logsum *ls, const char *peer, const char *reason,
 {
 	bool show = true;
 	if (ls != NULL) {
-		long now = now_s();
+		long now = now_ms();
 		pthread_mutex_lock(&ls->lock);
-		if (ls->start != 0 && now - ls->start >= LOGSUM_INTERVAL_S)
+		if (ls->start != 0 && now - ls->start >= ls->interval_s * 1000L)
 			flush_locked(ls, now);
 		if (ls->start == 0)
 			ls->start = now;
@@ -198,9 +203,9 @@ void logsum_tick(struct logsum *ls)
 {
 	if (ls == NULL)
 		return;
-	long now = now_s();
+	long now = now_ms();
 	pthread_mutex_lock(&ls->lock);
-	if (ls->start != 0 && now - ls->start >= LOGSUM_INTERVAL_S)
+	if (ls->start != 0 && now - ls->start >= ls->interval_s * 1000L)
 		flush_locked(ls, now);
 	pthread_mutex_unlock(&ls->lock);
 }
@@ -211,7 +216,7 @@ void logsum_free(struct logsum *ls)
 		return;
 	pthread_mutex_lock(&ls->lock);
 	if (ls->start != 0)
-		flush_locked(ls, now_s());
+		flush_locked(ls, now_ms());
 	pthread_mutex_unlock(&ls->lock);
 	pthread_mutex_destroy(&ls->lock);
 	free(ls);

@@ -14,15 +14,18 @@
 #ifndef SNOOPFS_LIB_LOGSUM_H
 #define SNOOPFS_LIB_LOGSUM_H
 
-/* Seconds per interval. */
+/* Seconds per interval, for a node. */
 #define LOGSUM_INTERVAL_S 60
 /* Events written in full per interval before they are only counted. */
 #define LOGSUM_DETAIL 10
 
 struct logsum;
 
-/* A new, empty tally; NULL if out of memory. logsum_free() it. */
-struct logsum *logsum_new(void);
+/*
+ * A new, empty tally that summarises every INTERVAL_S seconds; NULL if out
+ * of memory. logsum_free() it.
+ */
+struct logsum *logsum_new(int interval_s);
 
 /* Writes what is still counted, then frees. Accepts NULL. */
 void logsum_free(struct logsum *ls);

@@ -57,7 +57,7 @@ int transport_new(struct node *n, struct transport **out)
 	struct transport *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->strangers = logsum_new();
+	t->strangers = logsum_new(LOGSUM_INTERVAL_S);
 	if (!t->strangers) {
 		free(t);
 		return -ENOMEM;

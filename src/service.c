@@ -575,5 +575,6 @@ void service_handle(struct net_conn *c, void *arg)
 		transport_release(n->transport, c);
 	} else if (rc > 0) {
 		refuse_first(n, c, why);
+		transport_refused(n->transport, c);
 	}
 }

@@ -27,7 +27,8 @@
 /* One authenticated peer's open connections. */
 struct peer_count {
 	struct peer_count *next;
-	int count;
+	int count;    /* connections served */
+	int refusing; /* connections over the cap being told so */
 	char name[NAMES_NODE_MAX + 1];
 };
 
@@ -360,8 +361,8 @@ static struct anon_slot *find_anon(struct transport *t, struct net_conn *c)
 	return a;
 }
 
-/* Takes a slot for peer NAME; false over the cap. Under lock. */
-static bool take_peer(struct transport *t, const char *name)
+/* NAME's entry, made if new; NULL if out of memory. Under lock. */
+static struct peer_count *peer_get(struct transport *t, const char *name)
 {
 	struct peer_count *p = t->peers;
 	while (p && strcmp(p->name, name) != 0)
@@ -371,10 +372,41 @@ static bool take_peer(struct transport *t, const char *name)
 		p->next = t->peers;
 		t->peers = p;
 	}
-	bool ok = p && p->count < TRANSPORT_PEER_MAX;
-	if (ok)
+	return p;
+}
+
+/* Frees P once it counts nothing. Under lock. */
+static void peer_put(struct transport *t, struct peer_count *p)
+{
+	if (p->count > 0 || p->refusing > 0)
+		return;
+	struct peer_count **pp = &t->peers;
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+	free(p);
+}
+
+/*
+ * A slot for peer NAME: 0, 1 over the cap (it is told so), -1 over the
+ * cap with TRANSPORT_REFUSING_MAX refusals under way already (closed
+ * without a word, so a hostile peer cannot hold threads by connecting
+ * faster than it is refused). Under lock.
+ */
+static int take_peer(struct transport *t, const char *name)
+{
+	struct peer_count *p = peer_get(t, name);
+	if (!p)
+		return -1;
+	if (p->count < TRANSPORT_PEER_MAX) {
 		p->count++;
-	return ok;
+		return 0;
+	}
+	if (p->refusing < TRANSPORT_REFUSING_MAX) {
+		p->refusing++;
+		return 1;
+	}
+	return -1;
 }
 
 int transport_admit(struct transport *t, struct net_conn *c, char *reason)
@@ -382,13 +414,13 @@ int transport_admit(struct transport *t, struct net_conn *c, char *reason)
 	const char *name = net_conn_auth_name(c);
 	if (!name)
 		return -1; /* no TLS: cannot happen after the handshake */
+	const char *peer = net_conn_peer(c);
 	pthread_mutex_lock(&t->lock);
-	bool ok = name[0] ? take_peer(t, name) : take_anon(t, c);
+	int rc = name[0] ? take_peer(t, name) : take_anon(t, c) ? 0 : -1;
 	pthread_mutex_unlock(&t->lock);
-	if (ok)
+	if (rc == 0)
 		return 0;
 	if (!name[0]) {
-		const char *peer = net_conn_peer(c);
 		const char *why = "too many anonymous connections at once";
 		logsum_note(t->strangers, peer, why, "refused %s: %s", peer,
 			    why);
@@ -397,7 +429,23 @@ int transport_admit(struct transport *t, struct net_conn *c, char *reason)
 	snprintf(reason, PROTO_ERR_MAX,
 		 "too many connections from %s at once (limit %d)", name,
 		 TRANSPORT_PEER_MAX);
-	return 1;
+	if (rc < 0)
+		logsum_note(t->strangers, peer, "over its connection cap",
+			    "closed a connection from '%s' at %s: %s", name,
+			    peer, reason);
+	return rc;
+}
+
+void transport_refused(struct transport *t, struct net_conn *c)
+{
+	const char *name = net_conn_auth_name(c);
+	pthread_mutex_lock(&t->lock);
+	struct peer_count *p = name && name[0] ? peer_get(t, name) : NULL;
+	if (p) {
+		p->refusing--;
+		peer_put(t, p);
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 void transport_anon_busy(struct transport *t, struct net_conn *c)
@@ -439,13 +487,12 @@ void transport_release(struct transport *t, struct net_conn *c)
 			free(a);
 		}
 	} else {
-		struct peer_count **pp = &t->peers;
-		while (*pp && strcmp((*pp)->name, name) != 0)
-			pp = &(*pp)->next;
-		if (*pp && --(*pp)->count == 0) {
-			struct peer_count *p = *pp;
-			*pp = p->next;
-			free(p);
+		struct peer_count *p = t->peers;
+		while (p && strcmp(p->name, name) != 0)
+			p = p->next;
+		if (p) {
+			p->count--;
+			peer_put(t, p);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);

@@ -42,6 +42,11 @@
  * server's thread cap, so enrolled peers always find room.
  */
 #define TRANSPORT_ANON_MAX 1536
+/*
+ * Connections of one peer over its cap that are told so at once; beyond
+ * that they are closed without a word.
+ */
+#define TRANSPORT_REFUSING_MAX 4
 /* An anonymous connection must send its request within this time. */
 #define TRANSPORT_ANON_FIRST_MS 5000
 /* An anonymous connection younger than this is never cut to make room. */
@@ -88,13 +93,16 @@ int transport_handshake(struct transport *t, struct net_conn *c, int timeout_ms,
  * Takes a slot for C after its handshake, under the caps. Returns 0 (serve
  * it, then call transport_release), -1 (close it: already counted) or 1: the
  * peer is over its cap, and WHY (PROTO_ERR_MAX) is the refusal to answer
- * its first request with.
+ * its first request with (then call transport_refused).
  */
 int transport_admit(struct transport *t, struct net_conn *c, char *why);
 
+/* C's refusal (transport_admit returned 1) is done. */
+void transport_refused(struct transport *t, struct net_conn *c);
+
 /*
- * The anonymous connection C has started its request: from now on it is
- * not cut to make room.
+ * The anonymous connection C has sent its request: from now on it is not
+ * cut to make room.
  */
 void transport_anon_busy(struct transport *t, struct net_conn *c);
 

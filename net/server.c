@@ -428,26 +428,29 @@ static void start_thread(struct net_server *s, struct srv_conn *sc)
 /*
  * Cuts the oldest handshake in L (the server's list, or with GROUP the
  * group's) that is not cut yet, if it is old enough: an honest handshake
- * takes milliseconds, so the oldest is the one stalling. Under lock.
+ * takes milliseconds, so the oldest is the one stalling. Returns false if
+ * none is. Under lock.
  */
-static void cut_oldest(struct net_server *s, struct dlist *l, bool group,
+static bool cut_oldest(struct net_server *s, struct dlist *l, bool group,
 		       long now)
 {
 	struct srv_conn *sc = l->head;
 	while (sc != NULL && sc->cut)
 		sc = group ? sc->gnext : sc->next;
 	if (sc == NULL || now - sc->since_ms < NET_SERVER_CUT_AGE_MS)
-		return;
+		return false;
 	sc->cut = true;
 	s->cutting++;
 	sc->grp->cutting++;
 	net_conn_shutdown(sc->conn);
+	return true;
 }
 
 /*
  * Hands READY connections their threads, first come first served, while
- * the caps allow; where a handshake cap is full, cuts its oldest
- * handshake, at most one per connection waiting for it. Under lock.
+ * the caps allow. Where a handshake cap is full its oldest handshake is
+ * cut and the new one starts at once: a cut one no longer counts, so
+ * nobody waits for it to wind down. Under lock.
  */
 static void admit(struct net_server *s)
 {
@@ -463,17 +466,16 @@ static void admit(struct net_server *s)
 			continue;
 		}
 		struct srv_group *g = sc->grp;
-		if (s->handshake == NULL) {
-			start_thread(s, sc);
-		} else if (g->nshake >= NET_SERVER_SHAKE_ADDR_MAX) {
-			if (g->cutting < g->nready)
-				cut_oldest(s, &g->shake, true, now);
-		} else if (s->nshake >= NET_SERVER_SHAKE_MAX) {
-			if (s->cutting < s->nready)
-				cut_oldest(s, &s->shake, false, now);
-		} else {
-			start_thread(s, sc);
+		if (s->handshake != NULL) {
+			if (g->nshake - g->cutting >=
+				    NET_SERVER_SHAKE_ADDR_MAX &&
+			    !cut_oldest(s, &g->shake, true, now))
+				continue;
+			if (s->nshake - s->cutting >= NET_SERVER_SHAKE_MAX &&
+			    !cut_oldest(s, &s->shake, false, now))
+				continue;
 		}
+		start_thread(s, sc);
 	}
 }
 

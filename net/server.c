@@ -80,9 +80,13 @@ struct srv_group {
 	struct dlist shake; /* SHAKE, in the order they started */
 };
 
+struct link {
+	struct srv_conn *prev, *next;
+};
+
 struct srv_conn {
-	struct srv_conn *prev, *next;   /* the server's list of the phase */
-	struct srv_conn *gprev, *gnext; /* the group's (WAIT/READY/SHAKE) */
+	struct link link;  /* in the server's list of the phase */
+	struct link glink; /* in the group's (WAIT/READY/SHAKE) */
 	struct srv_group *grp;
 	struct net_conn *conn;
 	struct net_server *srv;
@@ -136,52 +140,38 @@ static long now_ms(void)
 
 /* ---- lists ---- */
 
-static void push(struct dlist *l, struct srv_conn *sc)
+/* A connection's links in the server's list and in its group's. */
+enum { L_SERVER, L_GROUP };
+
+static struct link *link_of(struct srv_conn *sc, int which)
 {
-	sc->prev = l->tail;
-	sc->next = NULL;
+	return which == L_GROUP ? &sc->glink : &sc->link;
+}
+
+static void push(struct dlist *l, struct srv_conn *sc, int which)
+{
+	struct link *k = link_of(sc, which);
+	k->prev = l->tail;
+	k->next = NULL;
 	if (l->tail != NULL)
-		l->tail->next = sc;
+		link_of(l->tail, which)->next = sc;
 	else
 		l->head = sc;
 	l->tail = sc;
 }
 
-static void unlink_sc(struct dlist *l, struct srv_conn *sc)
+static void unlink_sc(struct dlist *l, struct srv_conn *sc, int which)
 {
-	if (sc->prev != NULL)
-		sc->prev->next = sc->next;
+	struct link *k = link_of(sc, which);
+	if (k->prev != NULL)
+		link_of(k->prev, which)->next = k->next;
 	else
-		l->head = sc->next;
-	if (sc->next != NULL)
-		sc->next->prev = sc->prev;
+		l->head = k->next;
+	if (k->next != NULL)
+		link_of(k->next, which)->prev = k->prev;
 	else
-		l->tail = sc->prev;
-	sc->prev = sc->next = NULL;
-}
-
-static void gpush(struct dlist *l, struct srv_conn *sc)
-{
-	sc->gprev = l->tail;
-	sc->gnext = NULL;
-	if (l->tail != NULL)
-		l->tail->gnext = sc;
-	else
-		l->head = sc;
-	l->tail = sc;
-}
-
-static void gunlink(struct dlist *l, struct srv_conn *sc)
-{
-	if (sc->gprev != NULL)
-		sc->gprev->gnext = sc->gnext;
-	else
-		l->head = sc->gnext;
-	if (sc->gnext != NULL)
-		sc->gnext->gprev = sc->gprev;
-	else
-		l->tail = sc->gprev;
-	sc->gprev = sc->gnext = NULL;
+		l->tail = k->prev;
+	k->prev = k->next = NULL;
 }
 
 /* ---- address groups ---- */
@@ -275,13 +265,13 @@ static void drop_waiting(struct net_server *s, struct srv_conn *sc,
 	if (why != NULL)
 		note(s, sc, false, why);
 	if (sc->phase == PH_READY) {
-		unlink_sc(&s->ready, sc);
+		unlink_sc(&s->ready, sc, L_SERVER);
 		s->nready--;
 		sc->grp->nready--;
 	} else {
-		unlink_sc(&s->wait, sc);
+		unlink_sc(&s->wait, sc, L_SERVER);
 	}
-	gunlink(&sc->grp->wait, sc);
+	unlink_sc(&sc->grp->wait, sc, L_GROUP);
 	s->nwait--;
 	sc->grp->nwait--;
 	group_put(s, sc->grp);
@@ -289,7 +279,7 @@ static void drop_waiting(struct net_server *s, struct srv_conn *sc,
 	net_conn_close(sc->conn); /* also leaves the epoll set */
 	sc->conn = NULL;
 	sc->phase = PH_DEAD;
-	push(&s->dead, sc);
+	push(&s->dead, sc, L_SERVER);
 }
 
 /* Logs at most once a minute how many connections the cap turned away. */
@@ -335,8 +325,8 @@ static void *conn_main(void *p)
 		rc = s->handshake(sc->conn, left > 1 ? (int)left : 1, s->arg,
 				  &why);
 		pthread_mutex_lock(&s->lock);
-		unlink_sc(&s->shake, sc);
-		gunlink(&sc->grp->shake, sc);
+		unlink_sc(&s->shake, sc, L_SERVER);
+		unlink_sc(&sc->grp->shake, sc, L_GROUP);
 		s->nshake--;
 		sc->grp->nshake--;
 		if (sc->cut) {
@@ -349,7 +339,7 @@ static void *conn_main(void *p)
 		sc->grp = NULL;
 		if (rc == 0) {
 			sc->phase = PH_SERVE;
-			push(&s->serve, sc);
+			push(&s->serve, sc, L_SERVER);
 		}
 		if (s->nready > 0)
 			wake(s);
@@ -362,7 +352,7 @@ static void *conn_main(void *p)
 
 	pthread_mutex_lock(&s->lock);
 	if (rc == 0)
-		unlink_sc(&s->serve, sc);
+		unlink_sc(&s->serve, sc, L_SERVER);
 	/* Closed under the lock so stop never shuts down a reused fd. */
 	net_conn_close(sc->conn);
 	if (--s->nthreads == 0)
@@ -381,8 +371,8 @@ static void *conn_main(void *p)
 static void start_thread(struct net_server *s, struct srv_conn *sc)
 {
 	struct srv_group *g = sc->grp;
-	unlink_sc(&s->ready, sc);
-	gunlink(&g->wait, sc);
+	unlink_sc(&s->ready, sc, L_SERVER);
+	unlink_sc(&g->wait, sc, L_GROUP);
 	s->nready--;
 	g->nready--;
 	s->nwait--;
@@ -390,13 +380,13 @@ static void start_thread(struct net_server *s, struct srv_conn *sc)
 	sc->since_ms = now_ms();
 	if (s->handshake != NULL) {
 		sc->phase = PH_SHAKE;
-		push(&s->shake, sc);
-		gpush(&g->shake, sc);
+		push(&s->shake, sc, L_SERVER);
+		push(&g->shake, sc, L_GROUP);
 		s->nshake++;
 		g->nshake++;
 	} else {
 		sc->phase = PH_SERVE;
-		push(&s->serve, sc);
+		push(&s->serve, sc, L_SERVER);
 		group_put(s, g);
 		sc->grp = NULL;
 	}
@@ -408,13 +398,13 @@ static void start_thread(struct net_server *s, struct srv_conn *sc)
 		return;
 	log_error("cannot start a connection thread: %s", strerror(err));
 	if (sc->phase == PH_SHAKE) {
-		unlink_sc(&s->shake, sc);
-		gunlink(&g->shake, sc);
+		unlink_sc(&s->shake, sc, L_SERVER);
+		unlink_sc(&g->shake, sc, L_GROUP);
 		s->nshake--;
 		g->nshake--;
 		group_put(s, g);
 	} else {
-		unlink_sc(&s->serve, sc);
+		unlink_sc(&s->serve, sc, L_SERVER);
 	}
 	if (--s->nthreads == 0)
 		pthread_cond_broadcast(&s->idle);
@@ -422,7 +412,7 @@ static void start_thread(struct net_server *s, struct srv_conn *sc)
 	sc->conn = NULL;
 	sc->grp = NULL;
 	sc->phase = PH_DEAD;
-	push(&s->dead, sc);
+	push(&s->dead, sc, L_SERVER);
 }
 
 /*
@@ -436,7 +426,7 @@ static bool cut_oldest(struct net_server *s, struct dlist *l, bool group,
 {
 	struct srv_conn *sc = l->head;
 	while (sc != NULL && sc->cut)
-		sc = group ? sc->gnext : sc->next;
+		sc = link_of(sc, group ? L_GROUP : L_SERVER)->next;
 	if (sc == NULL || now - sc->since_ms < NET_SERVER_CUT_AGE_MS)
 		return false;
 	sc->cut = true;
@@ -457,7 +447,7 @@ static void admit(struct net_server *s)
 	long now = now_ms();
 	struct srv_conn *next;
 	for (struct srv_conn *sc = s->ready.head; sc != NULL; sc = next) {
-		next = sc->next;
+		next = sc->link.next;
 		if (s->nthreads >= s->max_conns) {
 			if (s->first != NULL)
 				return; /* waits for its deadline at most */
@@ -491,8 +481,8 @@ static void to_ready(struct net_server *s, struct srv_conn *sc)
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
 	pthread_mutex_lock(&s->lock);
-	unlink_sc(&s->wait, sc);
-	push(&s->ready, sc);
+	unlink_sc(&s->wait, sc, L_SERVER);
+	push(&s->ready, sc, L_SERVER);
 	sc->phase = PH_READY;
 	s->nready++;
 	sc->grp->nready++;
@@ -591,8 +581,8 @@ static void take(struct net_server *s, int fd,
 			     "connections");
 	sc->grp = g;
 	sc->phase = PH_WAIT;
-	push(&s->wait, sc);
-	gpush(&g->wait, sc);
+	push(&s->wait, sc, L_SERVER);
+	push(&g->wait, sc, L_GROUP);
 	s->nwait++;
 	g->nwait++;
 	pthread_mutex_unlock(&s->lock);
@@ -706,7 +696,7 @@ static void *loop_main(void *p)
 		pthread_mutex_unlock(&s->lock);
 		while (s->dead.head != NULL) {
 			struct srv_conn *sc = s->dead.head;
-			unlink_sc(&s->dead, sc);
+			unlink_sc(&s->dead, sc, L_SERVER);
 			free(sc);
 		}
 		logsum_tick(s->strangers);
@@ -906,16 +896,18 @@ void net_server_stop(struct net_server *s)
 		drop_waiting(s, s->ready.head, NULL);
 	while (s->wait.head != NULL)
 		drop_waiting(s, s->wait.head, NULL);
-	for (struct srv_conn *sc = s->shake.head; sc != NULL; sc = sc->next)
+	for (struct srv_conn *sc = s->shake.head; sc != NULL;
+	     sc = sc->link.next)
 		net_conn_shutdown(sc->conn);
-	for (struct srv_conn *sc = s->serve.head; sc != NULL; sc = sc->next)
+	for (struct srv_conn *sc = s->serve.head; sc != NULL;
+	     sc = sc->link.next)
 		net_conn_shutdown(sc->conn);
 	while (s->nthreads > 0)
 		pthread_cond_wait(&s->idle, &s->lock);
 	pthread_mutex_unlock(&s->lock);
 	while (s->dead.head != NULL) {
 		struct srv_conn *sc = s->dead.head;
-		unlink_sc(&s->dead, sc);
+		unlink_sc(&s->dead, sc, L_SERVER);
 		free(sc);
 	}
 

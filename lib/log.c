@@ -173,6 +173,12 @@ static int syslog_connect_locked(void)
 
 int log_to_file(const char *path, const struct log_file_opts *o)
 {
+	static const struct log_file_opts defaults = {
+		.max_bytes = LOG_FILE_MAX_DEFAULT,
+		.keep = LOG_KEEP_DEFAULT,
+	};
+	if (!o)
+		o = &defaults;
 	if (strlen(path) >= LOG_PATH_MAX)
 		return -ENAMETOOLONG;
 	int fd = open_append(path, o->capture_stderr);

@@ -59,7 +59,8 @@ struct log_file_opts {
  * Writes lines to PATH (appended, created 0600). When a line would take
  * the file past O->max_bytes, PATH becomes PATH.1 (PATH.1 becomes PATH.2,
  * and so on up to PATH.KEEP; the oldest goes) and a new PATH is started.
- * Returns 0, or -errno if PATH cannot be opened (the sink is unchanged).
+ * O NULL: the defaults. Returns 0, or -errno if PATH cannot be opened (the sink
+ * is unchanged).
  */
 int log_to_file(const char *path, const struct log_file_opts *o);
 

@@ -495,6 +495,11 @@ void net_conn_set_timeout(struct net_conn *c, int timeout_ms)
 	c->timeout_ms = norm_timeout(timeout_ms);
 }
 
+int net_conn_get_timeout(const struct net_conn *c)
+{
+	return c->timeout_ms;
+}
+
 const char *net_conn_peer(const struct net_conn *c)
 {
 	return c->peer;

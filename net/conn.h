@@ -51,6 +51,9 @@ int net_conn_recv(struct net_conn *c, size_t max, uint8_t **buf, size_t *len);
 /* Changes the read/write timeout. */
 void net_conn_set_timeout(struct net_conn *c, int timeout_ms);
 
+/* The read/write timeout in ms (-1: none), to put it back after a change. */
+int net_conn_get_timeout(const struct net_conn *c);
+
 /* The peer's address as text, for logs. */
 const char *net_conn_peer(const struct net_conn *c);
 

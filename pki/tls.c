@@ -273,6 +273,31 @@ int pki_tls_accept(struct pki_tls_ctx *ctx, int fd, int timeout_ms, char *peer,
 	return PKI_OK;
 }
 
+int pki_tls_first_record(const unsigned char *buf, size_t len, size_t *need)
+{
+	/*
+	 * The record header (RFC 8446, 5.1): type 22 (handshake), a legacy
+	 * version 3.x, and a length of at most 2^14; the handshake message
+	 * in it starts with type 1 (ClientHello).
+	 */
+	*need = 5;
+	if (len >= 1 && buf[0] != 22)
+		return -1;
+	if (len >= 2 && buf[1] != 3)
+		return -1;
+	if (len >= 3 && buf[2] > 4)
+		return -1;
+	if (len >= 6 && buf[5] != 1)
+		return -1;
+	if (len < 5)
+		return 0;
+	size_t body = (size_t)buf[3] << 8 | buf[4];
+	if (body == 0 || 5 + body > PKI_TLS_FIRST_MAX)
+		return -1;
+	*need = 5 + body;
+	return len >= *need ? 1 : 0;
+}
+
 /* SHA-256 of X's DER as "sha256:<hex>". */
 static int x509_fp(X509 *x, char fp[PKI_FP_LEN])
 {

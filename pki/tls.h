@@ -69,6 +69,17 @@ int pki_tls_connect(struct pki_tls_ctx *ctx, int fd, int timeout_ms,
 		    const char *expect, const char *pin, struct pki_tls **out,
 		    const char **why);
 
+/*
+ * What a server may check before it spends anything on a connection: is
+ * the first TLS record in BUF (the LEN bytes received so far) whole? A
+ * TLS 1.3 client sends its whole ClientHello at once, in one record, so a
+ * peer whose first record is still short after a moment is stalling.
+ * Returns 1 (whole), 0 (not yet: *NEED is how many bytes the record takes
+ * in all) or -1 (not a TLS handshake record: the peer does not speak TLS).
+ */
+#define PKI_TLS_FIRST_MAX (5 + 16384)
+int pki_tls_first_record(const unsigned char *buf, size_t len, size_t *need);
+
 /* The peer's certificate (a new reference: pki_cert_free), or NULL. */
 struct pki_cert *pki_tls_peer_cert(struct pki_tls *t);
 

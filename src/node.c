@@ -304,7 +304,8 @@ int node_start(struct node *n)
 	 */
 	if (n->ca)
 		sync_with_ca(n);
-	struct net_server_opts opts = { 0 };
+	struct net_server_opts opts;
+	service_server_opts(n, &opts);
 	int rc = net_server_start(n->listen_fd, &opts, service_handle, n,
 				  &n->server);
 	n->listen_fd = -1; /* the server owns it now, even on failure */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/logsum.h"
 #include "net/err.h"
 #include "net/frame.h"
 #include "pki/err.h"
@@ -30,12 +31,26 @@
 typedef int (*handler_fn)(struct node *n, struct net_conn *c,
 			  const struct msg *m);
 
+/* True if C's peer presented no certificate: a stranger until enrolled. */
+static bool anonymous(const struct net_conn *c)
+{
+	const char *name = net_conn_auth_name(c);
+	return !name || !name[0];
+}
+
 static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
 		  const char *reason)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
-	log_warn("refused %s from '%s' at %s: %s", meta->method, meta->id,
-		 net_conn_peer(c), reason);
+	const char *peer = net_conn_peer(c);
+	/* Strangers are counted, so none can grow the log without bound. */
+	if (anonymous(c))
+		logsum_note(transport_strangers(n->transport), peer, reason,
+			    "refused %s from '%s' at %s: %s", meta->method,
+			    meta->id, peer, reason);
+	else
+		log_warn("refused %s from '%s' at %s: %s", meta->method,
+			 meta->id, peer, reason);
 	struct proto_self self = node_self(n);
 	proto_reply_error(c, &self, m, reason);
 	return -1;
@@ -451,46 +466,115 @@ static void refuse_first(struct node *n, struct net_conn *c, const char *reason)
 	msg_free(m);
 }
 
+/*
+ * Receives the next request on C into *M. Returns 0, or -1 when the
+ * connection is to be closed (logged or counted here).
+ */
+static int next_request(struct node *n, struct net_conn *c, struct msg **m)
+{
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	int rc = net_conn_recv(c, NET_FRAME_MAX, &frame, &len);
+	if (rc == 0) {
+		rc = msg_parse(frame, len, m);
+		free(frame);
+		if (rc == 0)
+			return 0;
+		const char *peer = net_conn_peer(c);
+		if (anonymous(c))
+			logsum_note(transport_strangers(n->transport), peer,
+				    "malformed message",
+				    "malformed message from %s: %s", peer,
+				    net_strerror(rc));
+		else
+			log_warn("malformed message from %s: %s", peer,
+				 net_strerror(rc));
+		struct proto_self self = node_self(n);
+		proto_reply_error(c, &self, NULL, "malformed message");
+		return -1;
+	}
+	if (anonymous(c)) {
+		const char *peer = net_conn_peer(c);
+		const char *why =
+			transport_anon_cut(n->transport, c)
+				? "cut before its request to make room"
+			: rc == NET_ETIMEOUT ? "no request in time"
+			: rc == NET_EEOF     ? "closed without a request"
+					     : net_strerror(rc);
+		logsum_note(transport_strangers(n->transport), peer, why,
+			    "anonymous connection from %s closed: %s", peer,
+			    why);
+	} else if (rc != NET_EEOF) {
+		log_info("connection from %s dropped: %s", net_conn_peer(c),
+			 net_strerror(rc));
+	}
+	return -1;
+}
+
 /* Requests on one connection, until one fails or the peer leaves. */
 static void serve(struct node *n, struct net_conn *c)
 {
 	for (;;) {
-		uint8_t *frame = NULL;
-		size_t len = 0;
-		int rc = net_conn_recv(c, NET_FRAME_MAX, &frame, &len);
-		if (rc) {
-			if (rc != NET_EEOF)
-				log_info("connection from %s dropped: %s",
-					 net_conn_peer(c), net_strerror(rc));
-			return;
-		}
 		struct msg *m = NULL;
-		rc = msg_parse(frame, len, &m);
-		free(frame);
-		if (rc) {
-			log_warn("malformed message from %s: %s",
-				 net_conn_peer(c), net_strerror(rc));
-			struct proto_self self = node_self(n);
-			proto_reply_error(c, &self, NULL, "malformed message");
+		if (next_request(n, c, &m) != 0)
 			return;
-		}
-		rc = dispatch(n, c, m);
+		int rc = dispatch(n, c, m);
 		msg_free(m);
 		if (rc)
 			return;
 	}
 }
 
-/* The TLS handshake and the caps first (src/transport.h), then requests. */
+/*
+ * An anonymous connection: one request (get/csr, the only one it may
+ * make), which must come within TRANSPORT_ANON_FIRST_MS, so that strangers
+ * cannot sit on the anonymous slots.
+ */
+static void serve_anonymous(struct node *n, struct net_conn *c)
+{
+	int io_ms = net_conn_get_timeout(c);
+	net_conn_set_timeout(c, TRANSPORT_ANON_FIRST_MS);
+	struct msg *m = NULL;
+	if (next_request(n, c, &m) != 0)
+		return;
+	transport_anon_busy(n->transport, c);
+	net_conn_set_timeout(c, io_ms);
+	dispatch(n, c, m);
+	msg_free(m);
+}
+
+/* The TLS handshake (the net_handshake_fn of a node's server). */
+int service_handshake(struct net_conn *c, int timeout_ms, void *arg,
+		      const char **why)
+{
+	struct node *n = arg;
+	return transport_handshake(n->transport, c, timeout_ms, why);
+}
+
+void service_server_opts(struct node *n, struct net_server_opts *opts)
+{
+	*opts = (struct net_server_opts){
+		.first = transport_first_flight,
+		.handshake = service_handshake,
+		.handshake_ms = TRANSPORT_HANDSHAKE_MS,
+		.strangers = transport_strangers(n->transport),
+	};
+}
+
+/* The caps first (src/transport.h), then requests. */
 void service_handle(struct net_conn *c, void *arg)
 {
 	struct node *n = arg;
 	char why[PROTO_ERR_MAX];
-	int rc = transport_accept(n->transport, c, why);
+	int rc = transport_admit(n->transport, c, why);
 	if (rc == 0) {
-		serve(n, c);
+		if (anonymous(c))
+			serve_anonymous(n, c);
+		else
+			serve(n, c);
 		transport_release(n->transport, c);
 	} else if (rc > 0) {
 		refuse_first(n, c, why);
+		transport_refused(n->transport, c);
 	}
 }

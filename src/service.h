@@ -9,14 +9,30 @@
 
 #include "net/conn.h"
 #include "net/msg.h"
+#include "net/server.h"
 #include "pki/cert.h"
 
 struct node;
 
 /*
- * The net_handler_fn of a node; ARG is the struct node. It runs the TLS
- * handshake first: without a client certificate only get/csr is served,
- * with one every message's meta.id must be the certificate's name.
+ * The server options of node N: strangers wait in the accept loop until
+ * their ClientHello is whole and get a thread only for the TLS handshake
+ * (service_handshake), then service_handle serves them.
+ */
+void service_server_opts(struct node *n, struct net_server_opts *opts);
+
+/*
+ * The net_handshake_fn of a node's server (ARG is the struct node): the
+ * server side of the TLS handshake, within TIMEOUT_MS.
+ */
+int service_handshake(struct net_conn *c, int timeout_ms, void *arg,
+		      const char **why);
+
+/*
+ * The net_handler_fn of a node; ARG is the struct node. It runs after
+ * service_handshake and takes a slot under the connection caps first:
+ * without a client certificate one get/csr is served, with one every
+ * message's meta.id must be the certificate's name.
  */
 void service_handle(struct net_conn *c, void *arg);
 

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "lib/log.h"
+#include "lib/logsum.h"
 #include "lib/names.h"
 #include "net/err.h"
 #include "pki/err.h"
@@ -26,18 +27,30 @@
 /* One authenticated peer's open connections. */
 struct peer_count {
 	struct peer_count *next;
-	int count;
+	int count;    /* connections served */
+	int refusing; /* connections over the cap being told so */
 	char name[NAMES_NODE_MAX + 1];
+};
+
+/* One anonymous connection, in the order they were admitted. */
+struct anon_slot {
+	struct anon_slot *prev, *next;
+	struct net_conn *c;
+	long since_ms;
+	bool busy; /* its request started: never cut */
+	bool cut;  /* shut down to make room */
 };
 
 struct transport {
 	struct node *n;
-	pthread_mutex_t lock;    /* protects everything below */
-	struct pki_tls_ctx *ctx; /* built from the certificate with fp */
+	struct logsum *strangers; /* has its own lock */
+	pthread_mutex_t lock;     /* protects everything below */
+	struct pki_tls_ctx *ctx;  /* built from the certificate with fp */
 	char fp[PKI_FP_LEN];
 	struct peer_count *peers;
-	int anon; /* in the handshake or anonymous */
-	time_t last_warn;
+	struct anon_slot *anon_head, *anon_tail;
+	int anon;         /* slots in the anonymous list */
+	int anon_cutting; /* of those, cut and not yet released */
 };
 
 int transport_new(struct node *n, struct transport **out)
@@ -45,6 +58,11 @@ int transport_new(struct node *n, struct transport **out)
 	struct transport *t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
+	t->strangers = logsum_new(LOGSUM_INTERVAL_S);
+	if (!t->strangers) {
+		free(t);
+		return -ENOMEM;
+	}
 	t->n = n;
 	pthread_mutex_init(&t->lock, NULL);
 	*out = t;
@@ -61,8 +79,19 @@ void transport_free(struct transport *t)
 		t->peers = p->next;
 		free(p);
 	}
+	while (t->anon_head) {
+		struct anon_slot *a = t->anon_head;
+		t->anon_head = a->next;
+		free(a);
+	}
+	logsum_free(t->strangers);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+}
+
+struct logsum *transport_strangers(struct transport *t)
+{
+	return t->strangers;
 }
 
 /*
@@ -241,41 +270,100 @@ int transport_connect_anon(const char *addr, const char *pin,
 
 /* ---- server side ---- */
 
-/* Logs at most once a second that a cap turned a connection away. */
-static void warn_cap(struct transport *t, const char *what)
+int transport_first_flight(const unsigned char *buf, size_t len, size_t *need)
 {
-	time_t now = time(NULL);
-	if (now == t->last_warn)
-		return;
-	t->last_warn = now;
-	log_warn("%s", what);
+	return pki_tls_first_record(buf, len, need);
 }
 
-static bool take_anon(struct transport *t)
+int transport_handshake(struct transport *t, struct net_conn *c, int timeout_ms,
+			const char **why)
 {
-	pthread_mutex_lock(&t->lock);
-	bool ok = t->anon < TRANSPORT_ANON_MAX;
-	if (ok)
-		t->anon++;
+	struct pki_tls_ctx *ctx = node_ctx(t);
+	if (!ctx) {
+		log_error("cannot set up TLS with this node's certificate");
+		*why = "this node cannot set up TLS";
+		return -1;
+	}
+	char name[NAMES_NODE_MAX + 1];
+	struct pki_tls *tls = NULL;
+	*why = NULL;
+	int rc = pki_tls_accept(ctx, net_conn_fd(c), timeout_ms, name,
+				sizeof(name), &tls, why);
+	pki_tls_ctx_free(ctx);
+	if (rc) {
+		if (!*why)
+			*why = pki_strerror(rc);
+		return -1;
+	}
+	/*
+	 * A revoked peer is refused by the message layer
+	 * (service_verify_sender), which says so in a signed reply.
+	 */
+	install(c, tls, name);
+	return 0;
+}
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/*
+ * Cuts the oldest anonymous connection that has not started its request
+ * and has had TRANSPORT_ANON_CUT_AGE_MS: an enrolling node sends its
+ * request right after the handshake, so the silent ones are the idlers.
+ * Returns false if there is none. Under lock.
+ */
+static bool cut_idle_anon(struct transport *t)
+{
+	long now = mono_ms();
+	for (struct anon_slot *a = t->anon_head; a; a = a->next) {
+		if (a->busy || a->cut)
+			continue;
+		if (now - a->since_ms < TRANSPORT_ANON_CUT_AGE_MS)
+			return false; /* the rest are younger still */
+		a->cut = true;
+		t->anon_cutting++;
+		net_conn_shutdown(a->c);
+		return true;
+	}
+	return false;
+}
+
+/* An anonymous slot for C, cutting an idle one if need be. Under lock. */
+static bool take_anon(struct transport *t, struct net_conn *c)
+{
+	if (t->anon - t->anon_cutting >= TRANSPORT_ANON_MAX &&
+	    !cut_idle_anon(t))
+		return false;
+	struct anon_slot *a = calloc(1, sizeof(*a));
+	if (!a)
+		return false;
+	a->c = c;
+	a->since_ms = mono_ms();
+	a->prev = t->anon_tail;
+	if (t->anon_tail)
+		t->anon_tail->next = a;
 	else
-		warn_cap(t, "too many connections in the TLS handshake or "
-			    "enrolling: refusing more");
-	pthread_mutex_unlock(&t->lock);
-	return ok;
+		t->anon_head = a;
+	t->anon_tail = a;
+	t->anon++;
+	return true;
 }
 
-static void give_anon(struct transport *t)
+static struct anon_slot *find_anon(struct transport *t, struct net_conn *c)
 {
-	pthread_mutex_lock(&t->lock);
-	t->anon--;
-	pthread_mutex_unlock(&t->lock);
+	struct anon_slot *a = t->anon_head;
+	while (a && a->c != c)
+		a = a->next;
+	return a;
 }
 
-/* Moves C's slot from "anonymous" to peer NAME; false over the cap. */
-static bool take_peer(struct transport *t, const char *name)
+/* NAME's entry, made if new; NULL if out of memory. Under lock. */
+static struct peer_count *peer_get(struct transport *t, const char *name)
 {
-	pthread_mutex_lock(&t->lock);
-	t->anon--;
 	struct peer_count *p = t->peers;
 	while (p && strcmp(p->name, name) != 0)
 		p = p->next;
@@ -284,48 +372,98 @@ static bool take_peer(struct transport *t, const char *name)
 		p->next = t->peers;
 		t->peers = p;
 	}
-	bool ok = p && p->count < TRANSPORT_PEER_MAX;
-	if (ok)
-		p->count++;
-	pthread_mutex_unlock(&t->lock);
-	return ok;
+	return p;
 }
 
-int transport_accept(struct transport *t, struct net_conn *c, char *reason)
+/* Frees P once it counts nothing. Under lock. */
+static void peer_put(struct transport *t, struct peer_count *p)
 {
-	if (!take_anon(t))
+	if (p->count > 0 || p->refusing > 0)
+		return;
+	struct peer_count **pp = &t->peers;
+	while (*pp != p)
+		pp = &(*pp)->next;
+	*pp = p->next;
+	free(p);
+}
+
+/*
+ * A slot for peer NAME: 0, 1 over the cap (it is told so), -1 over the
+ * cap with TRANSPORT_REFUSING_MAX refusals under way already (closed
+ * without a word, so a hostile peer cannot hold threads by connecting
+ * faster than it is refused). Under lock.
+ */
+static int take_peer(struct transport *t, const char *name)
+{
+	struct peer_count *p = peer_get(t, name);
+	if (!p)
 		return -1;
-	struct pki_tls_ctx *ctx = node_ctx(t);
-	if (!ctx) {
-		log_error("cannot set up TLS with this node's certificate");
-		give_anon(t);
-		return -1;
-	}
-	char name[NAMES_NODE_MAX + 1];
-	struct pki_tls *tls = NULL;
-	const char *why = NULL;
-	int rc = pki_tls_accept(ctx, net_conn_fd(c), TRANSPORT_HANDSHAKE_MS,
-				name, sizeof(name), &tls, &why);
-	pki_tls_ctx_free(ctx);
-	if (rc) {
-		log_info("TLS handshake with %s failed: %s", net_conn_peer(c),
-			 why ? why : pki_strerror(rc));
-		give_anon(t);
-		return -1;
-	}
-	/*
-	 * A revoked peer is refused by the message layer
-	 * (service_verify_sender), which says so in a signed reply.
-	 */
-	install(c, tls, name);
-	if (name[0] == '\0')
-		return 0; /* anonymous: keeps its anonymous slot */
-	if (take_peer(t, name))
+	if (p->count < TRANSPORT_PEER_MAX) {
+		p->count++;
 		return 0;
+	}
+	if (p->refusing < TRANSPORT_REFUSING_MAX) {
+		p->refusing++;
+		return 1;
+	}
+	return -1;
+}
+
+int transport_admit(struct transport *t, struct net_conn *c, char *reason)
+{
+	const char *name = net_conn_auth_name(c);
+	if (!name)
+		return -1; /* no TLS: cannot happen after the handshake */
+	const char *peer = net_conn_peer(c);
+	pthread_mutex_lock(&t->lock);
+	int rc = name[0] ? take_peer(t, name) : take_anon(t, c) ? 0 : -1;
+	pthread_mutex_unlock(&t->lock);
+	if (rc == 0)
+		return 0;
+	if (!name[0]) {
+		const char *why = "too many anonymous connections at once";
+		logsum_note(t->strangers, peer, why, "refused %s: %s", peer,
+			    why);
+		return -1;
+	}
 	snprintf(reason, PROTO_ERR_MAX,
 		 "too many connections from %s at once (limit %d)", name,
 		 TRANSPORT_PEER_MAX);
-	return 1; /* take_peer gave the anonymous slot back already */
+	if (rc < 0)
+		logsum_note(t->strangers, peer, "over its connection cap",
+			    "closed a connection from '%s' at %s: %s", name,
+			    peer, reason);
+	return rc;
+}
+
+void transport_refused(struct transport *t, struct net_conn *c)
+{
+	const char *name = net_conn_auth_name(c);
+	pthread_mutex_lock(&t->lock);
+	struct peer_count *p = name && name[0] ? peer_get(t, name) : NULL;
+	if (p) {
+		p->refusing--;
+		peer_put(t, p);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void transport_anon_busy(struct transport *t, struct net_conn *c)
+{
+	pthread_mutex_lock(&t->lock);
+	struct anon_slot *a = find_anon(t, c);
+	if (a)
+		a->busy = true;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool transport_anon_cut(struct transport *t, struct net_conn *c)
+{
+	pthread_mutex_lock(&t->lock);
+	struct anon_slot *a = find_anon(t, c);
+	bool cut = a && a->cut;
+	pthread_mutex_unlock(&t->lock);
+	return cut;
 }
 
 void transport_release(struct transport *t, struct net_conn *c)
@@ -333,15 +471,28 @@ void transport_release(struct transport *t, struct net_conn *c)
 	const char *name = net_conn_auth_name(c);
 	pthread_mutex_lock(&t->lock);
 	if (!name || !name[0]) {
-		t->anon--;
+		struct anon_slot *a = find_anon(t, c);
+		if (a) {
+			if (a->prev)
+				a->prev->next = a->next;
+			else
+				t->anon_head = a->next;
+			if (a->next)
+				a->next->prev = a->prev;
+			else
+				t->anon_tail = a->prev;
+			if (a->cut)
+				t->anon_cutting--;
+			t->anon--;
+			free(a);
+		}
 	} else {
-		struct peer_count **pp = &t->peers;
-		while (*pp && strcmp((*pp)->name, name) != 0)
-			pp = &(*pp)->next;
-		if (*pp && --(*pp)->count == 0) {
-			struct peer_count *p = *pp;
-			*pp = p->next;
-			free(p);
+		struct peer_count *p = t->peers;
+		while (p && strcmp(p->name, name) != 0)
+			p = p->next;
+		if (p) {
+			p->count--;
+			peer_put(t, p);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);

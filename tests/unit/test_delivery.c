@@ -193,7 +193,8 @@ int main(void)
 	directory_put(a->dir, b->cert);
 	directory_put(b->dir, a->cert);
 	struct net_server *srv = NULL;
-	struct net_server_opts sopts = { 0 };
+	struct net_server_opts sopts;
+	service_server_opts(b, &sopts);
 	CHECK(net_server_start(fd, &sopts, service_handle, b, &srv) == 0);
 
 	size_t size = 3 * PKI_BLOB_CHUNK + 1234;

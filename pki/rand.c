@@ -61,3 +61,8 @@ int pki_memcmp_ct(const void *a, const void *b, size_t len)
 		return 0;
 	return CRYPTO_memcmp(a, b, len) == 0 ? 0 : 1;
 }
+
+void pki_thread_done(void)
+{
+	OPENSSL_thread_stop();
+}

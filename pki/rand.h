@@ -20,4 +20,13 @@ void pki_wipe(void *p, size_t len);
 /* Compares LEN bytes in constant time. Returns 0 if equal. */
 int pki_memcmp_ct(const void *a, const void *b, size_t len);
 
+/*
+ * Frees what OpenSSL keeps for the calling thread (its random generators,
+ * its error queue). A thread that did crypto calls it as its last step
+ * when others may stop waiting for it before it has quite exited: OpenSSL
+ * would otherwise free that state only in the thread's exit handlers, which
+ * a process that ends at that moment never runs.
+ */
+void pki_thread_done(void);
+
 #endif

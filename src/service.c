@@ -14,6 +14,7 @@
 #include "net/err.h"
 #include "net/frame.h"
 #include "pki/err.h"
+#include "pki/rand.h"
 #include "pki/verify.h"
 #include "src/node.h"
 #include "src/receive.h"
@@ -577,4 +578,10 @@ void service_handle(struct net_conn *c, void *arg)
 		refuse_first(n, c, why);
 		transport_refused(n->transport, c);
 	}
+	/*
+	 * The server counts this connection gone when we return, and a node
+	 * being unmounted then exits at once: OpenSSL's state for this
+	 * thread is freed here, not in exit handlers that may never run.
+	 */
+	pki_thread_done();
 }

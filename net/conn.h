@@ -3,7 +3,7 @@
  * this interface, so the transport underneath can change without touching
  * them: plain TCP by default (unit tests, internal use), or whatever
  * transport is installed with net_conn_set_transport (the node installs
- * mutual TLS, see src/transport.h, and never speaks plain TCP on the
+ * mutual TLS, see src/wire/transport.h, and never speaks plain TCP on the
  * network). net/ itself knows nothing of TLS.
  */
 #ifndef SNOOPFS_NET_CONN_H

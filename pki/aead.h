@@ -1,6 +1,6 @@
 /*
  * aead: AES-256-GCM with one key held in a reusable context, the building
- * block of blobs (pki/blob.h) and of the outbox spool (src/spool.h).
+ * block of blobs (pki/blob.h) and of the outbox spool (src/store/spool.h).
  * The key is wiped when the context is freed. Contexts are not thread-safe:
  * one per thread or per open file.
  */

@@ -3,6 +3,8 @@
  * accessors the rest of the program needs (name, address, serial,
  * fingerprints, validity), and the summary people read in certs/NAME.txt.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -566,4 +568,24 @@ void pki_cert_free(struct pki_cert *cert)
 		return;
 	X509_free(cert->x509);
 	free(cert);
+}
+
+int pki_fp_normalize(const char *in, char out[PKI_FP_LEN])
+{
+	if (strncasecmp(in, "sha256:", 7) == 0)
+		in += 7;
+	size_t n = 0;
+	char hex[65];
+	for (; *in; in++) {
+		if (*in == ':')
+			continue;
+		if (!isxdigit((unsigned char)*in) || n == 64)
+			return -EINVAL;
+		hex[n++] = (char)tolower((unsigned char)*in);
+	}
+	if (n != 64)
+		return -EINVAL;
+	hex[64] = '\0';
+	snprintf(out, PKI_FP_LEN, "sha256:%s", hex);
+	return 0;
 }

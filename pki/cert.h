@@ -43,6 +43,13 @@ int pki_cert_get_address(const struct pki_cert *cert, char *addr, size_t size);
 /* Serial number as upper-case hex without separators. */
 int pki_cert_get_serial(const struct pki_cert *cert, char *hex, size_t size);
 
+/*
+ * Normalises a fingerprint given by a person ("sha256:AB:CD..." in any case,
+ * with or without colons or the prefix) to "sha256:<64 lower hex>" in OUT.
+ * Returns 0 or -EINVAL.
+ */
+int pki_fp_normalize(const char *in, char out[PKI_FP_LEN]);
+
 /* SHA-256 of the certificate DER, "sha256:<64 lower-case hex>". */
 int pki_cert_fingerprint(const struct pki_cert *cert, char fp[PKI_FP_LEN]);
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "lib/log.h"
-#include "src/cmd.h"
+#include "cli/cmd.h"
 
 static const char usage[] =
 	"usage: snoopfs COMMAND [ARGS]\n"

@@ -53,7 +53,7 @@ SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
                      "runtime error:", "ERROR: ")
 
 FP_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-# A join token: "snp1." and base64url of 72 bytes (src/token.h).
+# A join token: "snp1." and base64url of 72 bytes (src/ca/token.h).
 TOKEN_RE = re.compile(r"^snp1\.[A-Za-z0-9_-]{96}$")
 
 

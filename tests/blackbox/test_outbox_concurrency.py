@@ -1,4 +1,4 @@
-"""The outbox ships closed files without holding its lock (src/outbox.c):
+"""The outbox ships closed files without holding its lock (src/tree/outbox.c):
 the seal of one file runs while programs create, replace and remove other
 files, and the same file, on other FUSE threads.
 

@@ -23,7 +23,7 @@ import snoopwire as w
 from snoopnodes import (DELIVERY_TIMEOUT, dead_addr, free_port, module_cluster,
                         wait_until)
 
-# src/transport.h
+# src/wire/transport.h
 HANDSHAKE_SECONDS = 10
 PEER_MAX = 32
 

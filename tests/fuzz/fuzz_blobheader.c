@@ -1,5 +1,5 @@
 /*
- * fuzz_blobheader: a received file at rest (src/blobfile.h), read as the
+ * fuzz_blobheader: a received file at rest (src/store/blobfile.h), read as the
  * inbox reads it. The input is the whole file: "SNOOPIN1", the header
  * length, the signed post/blob header and the sealed chunks. It is written
  * to a temporary file (blobfile works on paths, and O_NOFOLLOW rules out
@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "pki/key.h"
-#include "src/blobfile.h"
+#include "store/blobfile.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_fixed.h"
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_config: reading a config file (src/config.h). The file is the
+ * fuzz_config: reading a config file (src/cli/config.h). The file is the
  * operator's, but it may be damaged or not a config file at all, and mount
  * must then refuse it with a line number, never crash. The input is written
  * as a file (mode 0600, so a join line is allowed) and loaded. A file that
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "src/config.h"
+#include "cli/config.h"
 #include "tests/fuzz/fuzz.h"
 
 static char dir[] = "/tmp/snoopfs-fuzz-config.XXXXXX";

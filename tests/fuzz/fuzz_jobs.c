@@ -1,5 +1,5 @@
 /*
- * fuzz_jobs: loading a job record (src/jobs.h). A record decides what is
+ * fuzz_jobs: loading a job record (src/store/jobs.h). A record decides what is
  * sent to whom, and a damaged disk or a careless operator can leave any
  * bytes in one, so job_load() must refuse what job_save() would not have
  * written. The input is written as DIR/FUZZ_JOB_ID.job in a temporary
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
-#include "src/jobs.h"
+#include "store/jobs.h"
 #include "tests/fuzz/fuzz.h"
 #include "tests/fuzz/fuzz_fixed.h"
 

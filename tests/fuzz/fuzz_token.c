@@ -1,5 +1,5 @@
 /*
- * fuzz_token: the join-token parser (src/token.h), which the CA runs on the
+ * fuzz_token: the join-token parser (src/ca/token.h), which the CA runs on the
  * "token" extra of every get/csr, and the --ttl parser. The input, cut at
  * its first NUL, goes to both. A token that parses must encode back to the
  * input without its surrounding blanks (the encoding is canonical: no
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/token.h"
+#include "ca/token.h"
 #include "tests/fuzz/fuzz.h"
 
 static void check_token(const char *s)

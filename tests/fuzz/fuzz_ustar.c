@@ -1,5 +1,5 @@
 /*
- * fuzz_ustar: the tar header parser (src/ustar.h) that `snoopfs
+ * fuzz_ustar: the tar header parser (src/base/ustar.h) that `snoopfs
  * ca-restore` runs on every header of a backup file. The input is cut or
  * padded with zeros to one header block. A header the parser takes must
  * say what the writer can say (a short name, a file or a directory, sizes
@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "src/ustar.h"
+#include "base/ustar.h"
 #include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

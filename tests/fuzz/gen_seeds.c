@@ -26,7 +26,7 @@
 #include "pki/blob.h"
 #include "pki/csr.h"
 #include "pki/key.h"
-#include "src/jobs.h"
+#include "store/jobs.h"
 #include "tests/fuzz/fuzz_fixed.h"
 
 static const char *outdir;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/registry.h"
+#include "ca/registry.h"
 
 /* How many threads race in race_run. */
 #define RACERS 8

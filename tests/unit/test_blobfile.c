@@ -1,6 +1,6 @@
 /*
  * test_blobfile: stored blobs and the receiving writer, through
- * src/blobfile.h only, with real signed headers (msg_build signed by a
+ * src/store/blobfile.h only, with real signed headers (msg_build signed by a
  * generated key) and real RSA-OAEP wrapped content keys.
  *
  * It writes a multi-chunk blob, commits it, reads it whole and at random
@@ -28,8 +28,8 @@
 #include "pki/blob.h"
 #include "pki/key.h"
 #include "pki/rand.h"
-#include "src/blobfile.h"
-#include "src/chunkstore.h"
+#include "store/blobfile.h"
+#include "store/chunkstore.h"
 #include "tests/unit/check.h"
 
 #define CHUNK ((uint64_t)PKI_BLOB_CHUNK)
@@ -255,7 +255,7 @@ static bool receive_whole(const char *part, const char *final,
 
 /*
  * A blob of CHUNK_STORE_MIN chunks or more is written by a helper thread
- * (src/chunkstore.c): round trip, an abort after 23 chunks keeps all 23
+ * (src/store/chunkstore.c): round trip, an abort after 23 chunks keeps all 23
  * (what was handed over is still written) and the resume finishes it.
  */
 static void test_big_blob_helper(void)

@@ -17,7 +17,7 @@
 #include "pki/crl.h"
 #include "pki/csr.h"
 #include "pki/err.h"
-#include "src/directory.h"
+#include "identity/directory.h"
 #include "tests/unit/check.h"
 
 static char dir[] = "/tmp/snoopfs-test-directory.XXXXXX";

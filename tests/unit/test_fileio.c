@@ -4,7 +4,7 @@
  * folder where a file stands, the scratch name left clean, and nothing
  * ever replaced above the root.
  */
-#include "src/fileio.h"
+#include "base/fileio.h"
 
 #include "tests/unit/check.h"
 

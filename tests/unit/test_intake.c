@@ -1,13 +1,13 @@
 /*
  * test_intake: admission of blobs in progress against a real directory on
- * a real file system, through src/intake.h: a sender's share and its blob
+ * a real file system, through src/store/intake.h: a sender's share and its blob
  * count, its own idle parts going first, a blob that can never fit, the
  * sweep of idle parts (while running and at start) and of a crash's
  * leftovers, and the record of a commit that the sweep must forget.
  */
-#include "src/intake.h"
+#include "store/intake.h"
 
-#include "src/received.h"
+#include "store/received.h"
 #include "tests/unit/check.h"
 
 #include <errno.h>

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "src/received.h"
+#include "store/received.h"
 #include "tests/unit/check.h"
 
 /* A fixed "now", so that the test does not depend on the clock. */

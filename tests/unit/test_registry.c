@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "src/registry.h"
+#include "ca/registry.h"
 #include "tests/unit/check.h"
 #include "tests/unit/registry_fixture.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/replay.h"
+#include "wire/replay.h"
 #include "tests/unit/check.h"
 
 /* A fixed "now", so that the test does not depend on the clock. */

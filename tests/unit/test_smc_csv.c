@@ -1,8 +1,8 @@
 /*
  * test_smc_csv: reading one numeric column of a CSV file (smc_csv.h).
  */
-#include "src/smc_csv.h"
-#include "src/smc_fixed.h"
+#include "smc/smc_csv.h"
+#include "smc/smc_fixed.h"
 
 #include "tests/unit/check.h"
 #include <stdio.h>

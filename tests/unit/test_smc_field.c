@@ -2,7 +2,7 @@
  * test_smc_field: arithmetic modulo p = 2^127 - 1, residue text, and
  * additive secret sharing (smc_field.h).
  */
-#include "src/smc_field.h"
+#include "smc/smc_field.h"
 
 #include "tests/unit/check.h"
 #include <stdio.h>

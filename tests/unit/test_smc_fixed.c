@@ -3,8 +3,8 @@
  * bounds, printing) and the statistics computed from exact totals
  * (smc_fixed.h, smc_stats.h).
  */
-#include "src/smc_fixed.h"
-#include "src/smc_stats.h"
+#include "smc/smc_fixed.h"
+#include "smc/smc_stats.h"
 
 #include "tests/unit/check.h"
 #include <math.h>

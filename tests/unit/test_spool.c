@@ -1,5 +1,5 @@
 /*
- * test_spool: the encrypted outbox spool, through src/spool.h only.
+ * test_spool: the encrypted outbox spool, through src/store/spool.h only.
  *
  * The heart of it is a model check: thousands of random writes, overwrites,
  * truncations, extensions past holes, reads, flushes and reopen cycles are
@@ -29,7 +29,7 @@
 #include "pki/blob.h"
 #include "pki/key.h"
 #include "pki/rand.h"
-#include "src/spool.h"
+#include "store/spool.h"
 #include "tests/unit/check.h"
 
 #define CHUNK     ((uint64_t)PKI_BLOB_CHUNK)

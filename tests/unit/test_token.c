@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "src/registry.h"
-#include "src/token.h"
+#include "ca/registry.h"
+#include "ca/token.h"
 #include "tests/unit/check.h"
 #include "tests/unit/registry_fixture.h"
 

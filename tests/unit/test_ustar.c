@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "src/ustar.h"
+#include "base/ustar.h"
 #include "tests/unit/check.h"
 
 static void test_roundtrip(void)

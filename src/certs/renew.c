@@ -1,0 +1,152 @@
+/*
+ * renew.c: the node side of renewal. The CA side is ca_renew(); on the CA
+ * node itself it is called directly instead of over the network.
+ */
+#include "certs/renew.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/names.h"
+#include "pki/csr.h"
+#include "pki/err.h"
+#include "pki/verify.h"
+#include "ca/ca.h"
+#include "certs/internal.h"
+#include "identity/self.h"
+
+time_t renew_due(const struct pki_cert *cert)
+{
+	return pki_cert_renew_at(cert);
+}
+
+void renew_expired_text(const char *name, time_t not_after, char *text,
+			size_t size)
+{
+	char when[64] = "an unknown time";
+	struct tm tm;
+	if (gmtime_r(&not_after, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	snprintf(text, size,
+		 "the certificate of %s expired at %s; ask the CA operator "
+		 "for a join token (`snoopfs token CASTATE %s`) and mount "
+		 "again with --join TOKEN",
+		 name, when, name);
+}
+
+/* Asks the CA (over the network) to renew CUR for CSR. */
+static int ask_ca(struct certs *c, const struct pki_csr *csr,
+		  struct pki_cert **out, char *err)
+{
+	char *pem = NULL;
+	size_t len;
+	if (pki_csr_to_pem(csr, &pem, &len) != 0) {
+		snprintf(err, PROTO_ERR_MAX, "cannot encode the CSR");
+		return -ENOMEM;
+	}
+	struct proto_request req = { .method = "renew",
+				     .args = "",
+				     .payload_type = MSG_PAYLOAD_TEXT,
+				     .payload = pem,
+				     .plen = len };
+	struct msg *reply = NULL;
+	int rc = certs_call_ca(c, &req, &reply, err);
+	free(pem);
+	if (rc)
+		return rc < 0 ? rc : -EIO;
+	const uint8_t *cpem = msg_get0_payload(reply, &len);
+	rc = cpem ? pki_cert_parse((const char *)cpem, len, out) : PKI_EPARSE;
+	msg_free(reply);
+	if (rc) {
+		snprintf(err, PROTO_ERR_MAX,
+			 "the CA's renew reply is not a certificate");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Checks that FRESH may replace CUR: ours, from our root, and newer. */
+static const char *check_fresh_cert(struct certs *c, const struct pki_cert *cur,
+				    const struct pki_cert *fresh)
+{
+	char a[NAMES_NODE_MAX + 1], b[NAMES_NODE_MAX + 1];
+	const char *vwhy = NULL;
+	if (pki_verify_node_cert(self_root(c->self), fresh, 0, &vwhy) != 0)
+		return "the renewed certificate does not verify against the "
+		       "root";
+	if (pki_cert_get_name(cur, a, sizeof(a)) != 0 ||
+	    pki_cert_get_name(fresh, b, sizeof(b)) != 0 || strcmp(a, b) != 0)
+		return "the renewed certificate is for another name";
+	if (pki_cert_matches_key(fresh, self_key(c->self)) != 0)
+		return "the renewed certificate is not for this node's key";
+	if (pki_cert_not_after(fresh) <= pki_cert_not_after(cur))
+		return "the renewed certificate does not last longer";
+	return NULL;
+}
+
+static int renew(struct certs *c, struct pki_cert *cur)
+{
+	char err[PROTO_ERR_MAX] = "";
+	struct pki_csr *csr = NULL;
+	struct pki_cert *fresh = NULL;
+	int rc = pki_csr_new(self_key(c->self), self_name(c->self), &csr);
+	if (rc) {
+		snprintf(err, sizeof(err), "cannot make a CSR: %s",
+			 pki_strerror(rc));
+		rc = -EIO;
+	} else if (c->ca) {
+		const char *why = NULL;
+		rc = ca_renew(c->ca, csr, cur, &fresh, &why);
+		if (rc)
+			snprintf(err, sizeof(err), "%s", why);
+	} else {
+		rc = ask_ca(c, csr, &fresh, err);
+	}
+	pki_csr_free(csr);
+	const char *bad = rc == 0 ? check_fresh_cert(c, cur, fresh) : NULL;
+	if (bad) {
+		snprintf(err, sizeof(err), "%s", bad);
+		rc = -EBADMSG;
+	}
+	char path[STATE_PATH_MAX];
+	if (rc == 0 && (state_path(self_state(c->self), "node.pem", path) != 0 ||
+			pki_cert_save(fresh, path) != 0)) {
+		snprintf(err, sizeof(err), "cannot write node.pem");
+		rc = -EIO;
+	}
+	if (rc) {
+		pki_cert_free(fresh);
+		char text[PROTO_ERR_MAX + 64];
+		snprintf(text, sizeof(text),
+			 "certificate renewal failed (will retry): %s", err);
+		self_set_error(c->self, text);
+		return rc;
+	}
+	char serial[64] = "?";
+	pki_cert_get_serial(fresh, serial, sizeof(serial));
+	log_info("renewed this node's certificate: serial %s", serial);
+	self_set_cert(c->self, fresh);
+	return 1;
+}
+
+int renew_maybe(struct certs *c, time_t now)
+{
+	struct pki_cert *cur = self_cert_ref(c->self);
+	if (!cur)
+		return -ENOMEM;
+	int rc = 0;
+	time_t na = pki_cert_not_after(cur);
+	if (na != (time_t)-1 && now >= na && !c->ca) {
+		char text[RENEW_TEXT_MAX];
+		renew_expired_text(self_name(c->self), na, text, sizeof(text));
+		self_set_error(c->self, text);
+		rc = -EKEYEXPIRED;
+	} else if (now >= renew_due(cur)) {
+		rc = renew(c, cur);
+	}
+	pki_cert_free(cur);
+	return rc;
+}

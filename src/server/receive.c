@@ -1,0 +1,680 @@
+/*
+ * receive.c: post/blob, receiver side.
+ *
+ *   sender -> us:  signed request, method "post/blob", args PATH, extras id,
+ *                  size, chunks, recipients, key:NAME..., sha256
+ *   us -> sender:  signed reply ok, extra "have" (chunks already held)
+ *   sender -> us:  raw frames, each 8-byte big-endian index | sealed chunk
+ *                  (the chunks from "have" on)
+ *   us -> sender:  signed reply ok (re = the request), extra "sha256" of
+ *                  the sealed chunks as stored: the receipt
+ *
+ * A blob of one chunk (a file of at most 64 KiB) may instead come with
+ * extra "push": 1 and its chunk frame right behind the request, without
+ * waiting: there is no "have" reply, so a small file costs one signature
+ * and one round trip less. A pushed chunk we already hold is read and
+ * dropped.
+ *
+ * Every refusal is a signed error reply with a reason; "permanent": 1 marks
+ * the ones that retrying the same request can never fix, so the sender can
+ * slow down instead of hammering us.
+ */
+#include "server/receive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/b64.h"
+#include "lib/log.h"
+#include "net/err.h"
+#include "pki/err.h"
+#include "pki/rand.h"
+#include "store/blobfile.h"
+#include "store/intake.h"
+#include "store/jobs.h"
+#include "node/node.h"
+#include "store/received.h"
+#include "server/service.h"
+
+/* A chunk frame: the index, then one sealed chunk at most. */
+#define RECEIVE_FRAME_MAX (8 + PKI_BLOB_SEALED_CHUNK)
+/* How long a refused sender's remaining chunks are read and dropped. */
+#define RECEIVE_DRAIN_MS 2000
+/* Base64 of the largest wrapped key we accept (RSA-8192). */
+#define RECEIVE_MAX_WRAPPED_B64 (((JOB_WRAPPED_MAX + 2) / 3) * 4)
+
+/* What the request announces, checked. */
+struct incoming {
+	const char *sender;
+	char path[NAMES_PATH_MAX + 1]; /* the request's, in NFC */
+	const char *id_hex;
+	const char *sha256; /* of the sealed chunks, as the sender signed it */
+	struct blob_info info;
+	uint8_t key[PKI_AEAD_KEY];
+	bool push;   /* the chunk follows the request unasked */
+	bool unread; /* ... and is still unread: drain it after a refusal */
+};
+
+/*
+ * Answers M with a signed error carrying REASON (and "permanent" when a
+ * retry cannot help), logs it, and tells the server to close.
+ */
+static int refuse_for(struct node *n, struct net_conn *c, const struct msg *m,
+		      const char *reason, bool permanent, int retry_after)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	log_warn("refused post/blob '%s' from '%s' at %s: %s", meta->args,
+		 meta->id, net_conn_peer(c), reason);
+	struct msg_extra *x = proto_reply_extra(m, "error", reason);
+	if (x && permanent)
+		msg_extra_set_int(x, "permanent", 1);
+	else if (x && retry_after > 0)
+		msg_extra_set_int(x, "retry_after", retry_after);
+	if (x) {
+		struct proto_self self = node_self(n);
+		struct proto_request rep = { .extra = x };
+		proto_reply_ok(c, &self, m, &rep);
+		msg_extra_free(x);
+	}
+	return -1;
+}
+
+static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
+		  const char *reason, bool permanent)
+{
+	return refuse_for(n, c, m, reason, permanent, 0);
+}
+
+static bool hex_id(const char *s, uint8_t id[PKI_BLOB_ID])
+{
+	if (!s || strnlen(s, PKI_BLOB_ID * 2 + 1) != PKI_BLOB_ID * 2)
+		return false;
+	for (size_t i = 0; i < PKI_BLOB_ID * 2; i++) {
+		char ch = s[i];
+		unsigned v;
+		if (ch >= '0' && ch <= '9')
+			v = (unsigned)(ch - '0');
+		else if (ch >= 'a' && ch <= 'f')
+			v = (unsigned)(ch - 'a' + 10);
+		else
+			return false;
+		if (i % 2 == 0)
+			id[i / 2] = (uint8_t)(v << 4);
+		else
+			id[i / 2] |= (uint8_t)v;
+	}
+	return true;
+}
+
+/* True if the comma list LIST names only valid nodes and contains SELF. */
+static const char *check_recipients(const char *list, const char *self)
+{
+	if (!list || !*list)
+		return "the request has no recipients list";
+	bool found = false;
+	int count = 0;
+	for (const char *p = list;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char name[NAMES_NODE_MAX + 1];
+		if (len > NAMES_NODE_MAX || ++count > JOB_RECIPIENTS_MAX)
+			return "the recipients list is malformed";
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (!names_node_valid(name))
+			return "the recipients list is malformed";
+		if (strcmp(name, self) == 0)
+			found = true;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return found ? NULL : "this node is not among the recipients";
+}
+
+/* Unwraps extra "key:SELF" into IN->key. NULL or why not. */
+static const char *unwrap_key(struct node *n, const struct msg *m,
+			      struct incoming *in)
+{
+	char name[MSG_EXTRA_KEY_MAX + 1];
+	snprintf(name, sizeof(name), "key:%s", n->cfg.name);
+	const char *b64 = msg_extra_get_str(m, name);
+	if (!b64)
+		return "the request carries no content key for this node";
+	size_t blen = strlen(b64);
+	uint8_t *wrapped = NULL;
+	size_t wlen = 0;
+	if (blen > RECEIVE_MAX_WRAPPED_B64 ||
+	    b64_decode(b64, blen, &wrapped, &wlen) != 0)
+		return "the content key for this node is not valid base64";
+	size_t klen = 0;
+	int rc = pki_unwrap(n->key, wrapped, wlen, in->key, sizeof(in->key),
+			    &klen);
+	free(wrapped);
+	if (rc != 0 || klen != sizeof(in->key)) {
+		pki_wipe(in->key, sizeof(in->key));
+		return "the content key does not unwrap with this node's key "
+		       "(encrypted for another key?)";
+	}
+	return NULL;
+}
+
+/*
+ * Checks the request; NULL or the reason to refuse it (all permanent). The
+ * content key is unwrapped later, once the blob is admitted: a refusal or
+ * a blob received already costs no RSA decryption.
+ */
+static const char *check_request(struct node *n, const struct msg *m,
+				 struct incoming *in)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	in->sender = meta->id;
+	const char *why = names_peer_path_error(meta->args);
+	if (why)
+		return why;
+	/*
+	 * Stored in NFC, so that the composed and decomposed spellings of a
+	 * name, which look the same, are one file (a later one replaces the
+	 * earlier) and never two entries that cannot be told apart.
+	 */
+	if (names_nfc(meta->args, in->path, sizeof(in->path)) != 0 ||
+	    names_path_error(in->path) != NULL)
+		return "the path is not valid UTF-8 or too long once "
+		       "normalized";
+	if (meta->payload_type != MSG_PAYLOAD_NONE)
+		return "post/blob carries no payload";
+	size_t flen;
+	msg_get0_frame(m, &flen);
+	if (flen > BLOBFILE_HEADER_MAX)
+		return "the request is larger than 64 KiB";
+	in->id_hex = msg_extra_get_str(m, "id");
+	if (!hex_id(in->id_hex, in->info.id))
+		return "extra id is not 32 lower-case hex digits";
+	int64_t size, chunks;
+	if (msg_extra_get_int(m, "size", &size) != 0 || size < 0 ||
+	    (uint64_t)size > PKI_BLOB_SIZE_MAX)
+		return "extra size is missing or above 1 TiB";
+	if (msg_extra_get_int(m, "chunks", &chunks) != 0 || chunks < 1 ||
+	    (uint64_t)chunks != pki_blob_chunks((uint64_t)size))
+		return "extra chunks does not match the size";
+	in->info.size = (uint64_t)size;
+	in->info.chunks = (uint64_t)chunks;
+	const char *sha = msg_extra_get_str(m, "sha256");
+	if (!sha || strncmp(sha, "sha256:", 7) != 0 ||
+	    strlen(sha) != PKI_FP_LEN - 1)
+		return "extra sha256 is missing or malformed";
+	in->sha256 = sha;
+	if (in->push && in->info.chunks != 1)
+		return "extra push is only for a blob of one chunk";
+	return check_recipients(msg_extra_get_str(m, "recipients"),
+				n->cfg.name);
+}
+
+/* STATE/TOP/SENDER, created 0700 along the way, into OUT. */
+static int sender_dir(struct node *n, const char *top, const char *sender,
+		      char *out)
+{
+	char sub[NAMES_NODE_MAX + 32];
+	int rc = state_path(n->state, top, out);
+	if (rc == 0)
+		rc = state_mkdir(out);
+	snprintf(sub, sizeof(sub), "%s/%s", top, sender);
+	if (rc == 0)
+		rc = state_path(n->state, sub, out);
+	if (rc == 0)
+		rc = state_mkdir(out);
+	return rc;
+}
+
+/*
+ * One transfer per blob at a time: a sender whose connection broke may
+ * reconnect and retry a blob while our thread for the old connection still
+ * waits on its timeout, and two writers must never share a part file
+ * (INCOMING/SENDER/ID.part). Different blobs, even from one sender, have
+ * different part files and records and go on in parallel.
+ *
+ * The part files being written are kept in a set in memory, by full path:
+ * STATE is locked by one process (state_lock), so the set covers every
+ * writer of these files (also with several nodes in one process, as in the
+ * unit tests), and unlike lock files it leaves nothing behind after a
+ * crash. It holds two keys per connection at most, which the server caps.
+ *
+ * The same set orders versions of one inbox path. A sender that replaces
+ * a file cuts the transfer of the old version and sends the new one, but
+ * our thread for the old one may still have its last chunks to read and
+ * commit: had the new one, small and quick, committed first, the old one
+ * would replace it. So a transfer for a path that another transfer from
+ * the same sender still holds waits for it to end (BUSY_PATH_WAIT_S).
+ */
+struct busy_blob {
+	char key[STATE_PATH_MAX];
+	struct busy_blob *next;
+};
+
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t busy_freed = PTHREAD_COND_INITIALIZER;
+static struct busy_blob *busy_list; /* under busy_lock */
+
+/* Well below the sender's 30 s wait for the reply to its request. */
+#define BUSY_PATH_WAIT_S 10
+
+static bool busy(const char *key)
+{
+	for (struct busy_blob *x = busy_list; x; x = x->next)
+		if (strcmp(x->key, key) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Marks KEY (a part file's path, or "path:SENDER/PATH") as being
+ * received, waiting up to WAIT_S seconds for another connection to let go
+ * of it. 0, -EWOULDBLOCK if it still holds it, -ENOMEM. Undo with
+ * unlock_blob(*OUT).
+ */
+static int lock_blob(const char *key, int wait_s, struct busy_blob **out)
+{
+	struct busy_blob *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	snprintf(b->key, sizeof(b->key), "%s", key);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_s;
+	pthread_mutex_lock(&busy_lock);
+	int rc = 0;
+	while (rc == 0 && busy(b->key))
+		rc = wait_s > 0 ? pthread_cond_timedwait(&busy_freed,
+							 &busy_lock, &until)
+				: ETIMEDOUT;
+	if (rc == 0) {
+		b->next = busy_list;
+		busy_list = b;
+	}
+	pthread_mutex_unlock(&busy_lock);
+	if (rc != 0) {
+		free(b);
+		return -EWOULDBLOCK;
+	}
+	*out = b;
+	return 0;
+}
+
+static void unlock_blob(struct busy_blob *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&busy_lock);
+	for (struct busy_blob **bp = &busy_list; *bp; bp = &(*bp)->next)
+		if (*bp == b) {
+			*bp = b->next;
+			break;
+		}
+	pthread_cond_broadcast(&busy_freed);
+	pthread_mutex_unlock(&busy_lock);
+	free(b);
+}
+
+static const char *disk_reason(int rc)
+{
+	switch (rc) {
+	case -ENOSPC:
+	case -EDQUOT:
+		return "no space left on this node";
+	case -EISDIR:
+	case -ENOTDIR:
+	case -EEXIST:
+		return "the path collides with a folder or file already in "
+		       "this node's inbox";
+	case -ENAMETOOLONG:
+		return "the path is too long for this node's disk";
+	case -EBADMSG:
+		return "the chunks do not match the sha256 the sender signed";
+	default:
+		return "this node cannot store the file (disk error)";
+	}
+}
+
+/*
+ * Refuses with the reason for disk error RC: for good where a retry of the
+ * same blob meets the same error, after a while where space may come back,
+ * and otherwise as a transient failure.
+ */
+static int refuse_disk(struct node *n, struct net_conn *c, const struct msg *m,
+		       int rc)
+{
+	bool never = rc == -ENAMETOOLONG || rc == -EBADMSG;
+	bool full = rc == -ENOSPC || rc == -EDQUOT;
+	return refuse_for(n, c, m, disk_reason(rc), never, full ? 60 : 0);
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Receives the chunk frames FROM..chunks-1 and stores those from HAVE on
+ * into W (the ones before HAVE, sent unasked, are checked and dropped; W
+ * may be NULL if HAVE is every chunk). Returns 0, or -1 with *WHY set if
+ * the sender should be told (NULL if the connection itself failed) and
+ * *DISCARD if the part must go.
+ */
+static int receive_chunks(struct net_conn *c, struct blobfile_writer *w,
+			  const struct incoming *in, uint64_t from,
+			  uint64_t have, const char **why, bool *discard)
+{
+	*why = NULL;
+	*discard = false;
+	for (uint64_t i = from; i < in->info.chunks; i++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int rc = net_conn_recv(c, RECEIVE_FRAME_MAX, &buf, &len);
+		if (rc) {
+			log_info("post/blob from '%s': transfer broken at "
+				 "chunk %llu of %llu: %s",
+				 in->sender, (unsigned long long)i,
+				 (unsigned long long)in->info.chunks,
+				 net_strerror(rc));
+			if (rc == NET_ETOOBIG)
+				*why = "a chunk frame is larger than a chunk";
+			return -1;
+		}
+		bool last = i + 1 == in->info.chunks;
+		size_t want = 8 +
+			      (last ? pki_blob_chunk_len(in->info.size, i)
+				    : PKI_BLOB_CHUNK) +
+			      PKI_AEAD_TAG;
+		if (len != want || get_be64(buf) != i) {
+			free(buf);
+			*why = "a chunk frame has the wrong index or length";
+			return -1;
+		}
+		if (i < have) {
+			free(buf);
+			continue;
+		}
+		rc = blobfile_writer_put(w, i, buf + 8, len - 8);
+		free(buf);
+		if (rc == -EBADMSG) {
+			*why = "a chunk does not verify (damaged or altered "
+			       "in transit)";
+			return -1;
+		}
+		if (rc == -EPROTO) {
+			*why = "a chunk arrived out of order";
+			return -1;
+		}
+		if (rc) {
+			*why = disk_reason(rc);
+			*discard = rc == -ENOSPC || rc == -EDQUOT;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * After refusing in the middle of the chunks, reads (and drops) what the
+ * sender still has in flight for a moment: closing with unread data makes
+ * TCP reset the connection, and the reset can destroy our reason before the
+ * sender reads it.
+ */
+static void drain(struct net_conn *c)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	net_conn_set_timeout(c, RECEIVE_DRAIN_MS);
+	do {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		if (net_conn_recv(c, RECEIVE_FRAME_MAX, &buf, &len) != 0)
+			return;
+		free(buf);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) * 1000 +
+			 (now.tv_nsec - start.tv_nsec) / 1000000 <
+		 RECEIVE_DRAIN_MS);
+}
+
+/* A refusal among the chunks: the reason, then what is still in flight. */
+static int refuse_midway(struct node *n, struct net_conn *c,
+			 const struct msg *m, const char *why)
+{
+	refuse(n, c, m, why, false);
+	drain(c);
+	return -1;
+}
+
+static int reply_have(struct node *n, struct net_conn *c, const struct msg *m,
+		      uint64_t have)
+{
+	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
+	if (!x || msg_extra_set_int(x, "have", (int64_t)have) != 0) {
+		msg_extra_free(x);
+		return -1;
+	}
+	struct proto_self self = node_self(n);
+	struct proto_request rep = { .extra = x };
+	int rc = proto_reply_ok(c, &self, m, &rep);
+	msg_extra_free(x);
+	return rc;
+}
+
+static int reply_receipt(struct node *n, struct net_conn *c,
+			 const struct msg *m, const char *hash)
+{
+	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
+	if (!x || msg_extra_set_str(x, "sha256", hash) != 0) {
+		msg_extra_free(x);
+		return -1;
+	}
+	struct proto_self self = node_self(n);
+	struct proto_request rep = { .extra = x };
+	int rc = proto_reply_ok(c, &self, m, &rep);
+	msg_extra_free(x);
+	return rc;
+}
+
+/*
+ * Exactly once (see src/store/received.h): a blob in the record whose part file
+ * is gone was committed; a request for it is answered with "have" = every
+ * chunk (or, pushed, its chunk is read and dropped) and the receipt, and
+ * nothing is stored. The record is written before the commit (a record
+ * next to a part file means nothing: the part is resumed and committed)
+ * and removed if the commit fails.
+ */
+/*
+ * 1 if the blob was committed, 0 if not, -errno if the record cannot be
+ * read (then the sender is refused for now: storing the blob again could
+ * show it twice).
+ */
+static int already_committed(struct node *n, const struct incoming *in,
+			     const char *part)
+{
+	if (access(part, F_OK) == 0 || errno != ENOENT)
+		return 0;
+	return received_has(n->received, in->sender, in->id_hex, in->sha256);
+}
+
+/*
+ * Stores the blob into PART through to its commit into INBOX (this
+ * sender's folder) and answers with the receipt; the blob was admitted.
+ */
+static int store(struct node *n, struct net_conn *c, const struct msg *m,
+		 struct incoming *in, const char *part, const char *inbox)
+{
+	size_t flen;
+	const uint8_t *frame = msg_get0_frame(m, &flen);
+	struct blobfile_writer *w = NULL;
+	uint64_t have = 0;
+	int rc = blobfile_writer_open(part, frame, flen, &in->info, in->key, &w,
+				      &have);
+	pki_wipe(in->key, sizeof(in->key));
+	if (rc) {
+		if (rc == -ENOSPC || rc == -EDQUOT)
+			unlink(part);
+		return refuse_disk(n, c, m, rc);
+	}
+	if (have > in->info.chunks)
+		have = 0; /* cannot happen with a sane writer; be safe */
+	if (!in->push && reply_have(n, c, m, have) != 0) {
+		blobfile_writer_abort(w, false);
+		return -1;
+	}
+	in->unread = false;
+	const char *why = NULL;
+	bool discard = false;
+	if (receive_chunks(c, w, in, in->push ? 0 : have, have, &why,
+			   &discard) != 0) {
+		blobfile_writer_abort(w, discard);
+		return why ? refuse_midway(n, c, m, why) : -1;
+	}
+	char hash[72];
+	rc = received_add(n->received, in->sender, in->id_hex, in->sha256,
+			  time(NULL));
+	if (rc) {
+		blobfile_writer_abort(w, rc == -ENOSPC || rc == -EDQUOT);
+		return refuse_disk(n, c, m, rc);
+	}
+	rc = blobfile_writer_commit(w, inbox, in->path, hash);
+	if (rc)
+		received_remove(n->received, in->sender, in->id_hex);
+	if (rc) {
+		/* Half a file must not stay behind when the disk is full. */
+		if (rc == -ENOSPC || rc == -EDQUOT)
+			unlink(part);
+		return refuse_disk(n, c, m, rc);
+	}
+	log_info("received '%s' from '%s' (%llu bytes, %s)", in->path,
+		 in->sender, (unsigned long long)in->info.size, hash);
+	return reply_receipt(n, c, m, hash) == 0 ? 0 : -1;
+}
+
+/* The transfer itself, once the request is accepted and the blob locked. */
+static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
+		    struct incoming *in, const char *part)
+{
+	char inbox[STATE_PATH_MAX];
+	int rc = sender_dir(n, "inbox", in->sender, inbox);
+	if (rc == 0)
+		rc = already_committed(n, in, part);
+	if (rc < 0)
+		return refuse_disk(n, c, m, rc);
+	if (rc == 1) {
+		log_info("post/blob '%s' from '%s': already received; receipt "
+			 "sent again",
+			 in->path, in->sender);
+		if (in->push) {
+			in->unread = false;
+			const char *why = NULL;
+			bool discard;
+			if (receive_chunks(c, NULL, in, 0, in->info.chunks,
+					   &why, &discard) != 0)
+				return why ? refuse_midway(n, c, m, why) : -1;
+		} else if (reply_have(n, c, m, in->info.chunks) != 0) {
+			return -1;
+		}
+		return reply_receipt(n, c, m, in->sha256) == 0 ? 0 : -1;
+	}
+	/* What the part file will weigh, before a byte of it is taken. */
+	size_t flen;
+	msg_get0_frame(m, &flen);
+	struct intake_refusal no;
+	if (intake_begin(n->intake, in->sender, in->id_hex,
+			 blobfile_whole_size(flen, in->info.size), &no) != 0)
+		return refuse_for(n, c, m, no.why, no.permanent,
+				  no.retry_after);
+	const char *why = unwrap_key(n, m, in);
+	rc = why ? refuse(n, c, m, why, true) : store(n, c, m, in, part, inbox);
+	intake_end(n->intake, in->sender, in->id_hex, access(part, F_OK) == 0);
+	return rc;
+}
+
+/* post/blob up to the receipt; IN->push is set, the rest is filled in. */
+static int receive(struct node *n, struct net_conn *c, const struct msg *m,
+		   struct incoming *in)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	if (!names_node_valid(meta->id))
+		return refuse(n, c, m, "the sender is not a valid node name",
+			      true);
+	const char *why = NULL;
+	struct pki_cert *cert = service_verify_sender(n, m, &why);
+	if (!cert)
+		return refuse(n, c, m, why, false);
+	pki_cert_free(cert);
+
+	why = check_request(n, m, in);
+	if (why)
+		return refuse(n, c, m, why, true);
+
+	char dir[STATE_PATH_MAX], part[STATE_PATH_MAX];
+	int rc = sender_dir(n, "incoming", in->sender, dir);
+	if (rc == 0) {
+		int len = snprintf(part, sizeof(part), "%s/%s.part", dir,
+				   in->id_hex);
+		if (len < 0 || (size_t)len >= sizeof(part))
+			rc = -ENAMETOOLONG;
+	}
+	if (rc)
+		return refuse_disk(n, c, m, rc);
+	struct busy_blob *lock = NULL, *path_lock = NULL;
+	rc = lock_blob(part, 0, &lock);
+	if (rc) {
+		return refuse(
+			n, c, m,
+			rc == -EWOULDBLOCK
+				? "another transfer of this blob from this "
+				  "sender is still in progress"
+				: disk_reason(rc),
+			false);
+	}
+	char key[STATE_PATH_MAX];
+	rc = snprintf(key, sizeof(key), "path:%s/%s", in->sender, in->path) <
+			     (int)sizeof(key)
+		     ? lock_blob(key, BUSY_PATH_WAIT_S, &path_lock)
+		     : -ENAMETOOLONG;
+	if (rc) {
+		unlock_blob(lock);
+		return refuse(
+			n, c, m,
+			rc == -EWOULDBLOCK
+				? "an earlier version of this file from this "
+				  "sender is still being received"
+				: disk_reason(rc),
+			false);
+	}
+	rc = transfer(n, c, m, in, part);
+	unlock_blob(path_lock);
+	unlock_blob(lock);
+	return rc;
+}
+
+int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
+{
+	struct incoming in;
+	memset(&in, 0, sizeof(in));
+	int64_t push = 0;
+	in.push = msg_extra_get_int(m, "push", &push) == 0 && push == 1;
+	in.unread = in.push;
+	int rc = receive(n, c, m, &in);
+	pki_wipe(in.key, sizeof(in.key));
+	/*
+	 * Closing with the pushed chunk unread would reset the connection
+	 * and could destroy our reason before the sender reads it.
+	 */
+	if (rc && in.unread)
+		drain(c);
+	return rc;
+}

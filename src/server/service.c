@@ -1,0 +1,587 @@
+/*
+ * service.c: answering get/csr, get/crt and post/crt, and handing post/blob
+ * to src/server/receive.c.
+ */
+#include "server/service.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/logsum.h"
+#include "net/err.h"
+#include "net/frame.h"
+#include "pki/err.h"
+#include "pki/rand.h"
+#include "pki/verify.h"
+#include "node/node.h"
+#include "server/receive.h"
+#include "wire/replay.h"
+#include "ca/revocation.h"
+#include "certs/sync.h"
+#include "wire/transport.h"
+
+/* Certificates per page of a get/crt "*" answer (about 1.3 KB each). */
+#define SERVICE_PAGE 200
+/* How long a peer over its connection cap has to send what we refuse. */
+#define SERVICE_REFUSE_MS 5000
+
+/* Returns 0 to keep the connection for another request, -1 to close it. */
+typedef int (*handler_fn)(struct node *n, struct net_conn *c,
+			  const struct msg *m);
+
+/* True if C's peer presented no certificate: a stranger until enrolled. */
+static bool anonymous(const struct net_conn *c)
+{
+	const char *name = net_conn_auth_name(c);
+	return !name || !name[0];
+}
+
+static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
+		  const char *reason)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	const char *peer = net_conn_peer(c);
+	/* Strangers are counted, so none can grow the log without bound. */
+	if (anonymous(c))
+		logsum_note(transport_strangers(n->transport), peer, reason,
+			    "refused %s from '%s' at %s: %s", meta->method,
+			    meta->id, peer, reason);
+	else
+		log_warn("refused %s from '%s' at %s: %s", meta->method,
+			 meta->id, peer, reason);
+	struct proto_self self = node_self(n);
+	proto_reply_error(c, &self, m, reason);
+	return -1;
+}
+
+/*
+ * Refuses M if it is stale or was seen before; records it otherwise. Only
+ * messages whose signature verified come here, so nobody can use up
+ * another node's message ids with junk. NULL or the reason to refuse.
+ */
+static const char *check_fresh(struct node *n, const struct msg *m)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	const char *why = NULL;
+	if (replay_check(n->replay, meta->id, meta->message_id, msg_get_time(m),
+			 time(NULL), &why) != 0)
+		return why;
+	return NULL;
+}
+
+/* On the CA: the directory follows the registry's revocations at once. */
+static void refresh_ca_crl(struct node *n)
+{
+	const char *why = NULL;
+	struct pki_crl *crl =
+		revocation_current(n->revocation, time(NULL), &why);
+	if (crl)
+		sync_take_crl(n, crl, &why);
+	pki_crl_free(crl);
+}
+
+/*
+ * Finds the sender's certificate (directory, else the CA) and checks that
+ * it verifies against the root and signed M, and that M is no replay.
+ * Returns it or NULL with *WHY.
+ */
+static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
+				      const char **why)
+{
+	const char *name = msg_get0_meta(m)->id;
+	/* The CA refuses a node the moment `snoopfs revoke` ran. */
+	if (n->ca)
+		refresh_ca_crl(n);
+	struct pki_cert *cert = directory_get1(n->dir, name);
+	if (!cert)
+		cert = sync_fetch_cert(n, name);
+	/* A revoked name is hidden from lookups but still known as revoked. */
+	bool revoked = cert ? directory_cert_revoked(n->dir, cert)
+			    : directory_is_revoked(n->dir, name);
+	if (!cert || revoked) {
+		*why = revoked ? "the sender's certificate was revoked"
+			       : "the sender has no certificate from this CA";
+		pki_cert_free(cert);
+		return NULL;
+	}
+	const char *vwhy = NULL;
+	int rc = pki_verify_node_cert(n->root, cert, 0, &vwhy);
+	if (rc == 0)
+		rc = proto_verify(m, cert);
+	if (rc) {
+		*why = rc == PKI_ESIG
+			       ? "the signature does not verify with the "
+				 "sender's certificate"
+		       : rc == PKI_EEXPIRED ? "the sender's certificate has "
+					      "expired"
+					    : "the sender's certificate does "
+					      "not verify against the root";
+		pki_cert_free(cert);
+		return NULL;
+	}
+	*why = check_fresh(n, m);
+	if (*why) {
+		pki_cert_free(cert);
+		return NULL;
+	}
+	return cert;
+}
+
+int service_refuse(struct node *n, struct net_conn *c, const struct msg *m,
+		   const char *reason)
+{
+	return refuse(n, c, m, reason);
+}
+
+struct pki_cert *service_verify_sender(struct node *n, const struct msg *m,
+				       const char **why)
+{
+	return verify_sender(n, m, why);
+}
+
+static int reply_text(struct node *n, struct net_conn *c, const struct msg *m,
+		      const char *text, size_t len, struct msg_extra *x)
+{
+	struct proto_self self = node_self(n);
+	struct proto_request rep = {
+		.payload_type = MSG_PAYLOAD_TEXT,
+		.payload = text,
+		.plen = len,
+		.extra = x,
+	};
+	return proto_reply_ok(c, &self, m, &rep) == 0 ? 0 : -1;
+}
+
+/* Replies with CERT as PEM text, or refuses; frees CERT either way. */
+static int reply_cert(struct node *n, struct net_conn *c, const struct msg *m,
+		      struct pki_cert *cert)
+{
+	char *pem = NULL;
+	size_t len;
+	int rc = pki_cert_to_pem(cert, &pem, &len);
+	pki_cert_free(cert);
+	if (rc)
+		return refuse(n, c, m, "cannot encode the certificate");
+	rc = reply_text(n, c, m, pem, len, NULL);
+	free(pem);
+	return rc;
+}
+
+/* This node's current certificate as PEM (free()). */
+static int pem_of_self(struct node *n, char **pem, size_t *len)
+{
+	struct pki_cert *self = node_cert_ref(n);
+	int rc = self ? pki_cert_to_pem(self, pem, len) : -1;
+	pki_cert_free(self);
+	return rc;
+}
+
+static int handle_get_csr(struct node *n, struct net_conn *c,
+			  const struct msg *m)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	if (!n->ca)
+		return refuse(n, c, m,
+			      "this node is not a certificate authority");
+	size_t len;
+	const uint8_t *pem = msg_get0_payload(m, &len);
+	struct pki_csr *csr = NULL;
+	if (meta->payload_type != MSG_PAYLOAD_TEXT || !pem ||
+	    pki_csr_parse((const char *)pem, len, &csr) != 0)
+		return refuse(n, c, m, "the payload is not a PEM CSR");
+
+	size_t slen, siglen;
+	const uint8_t *sbytes = msg_get0_signed(m, &slen);
+	const uint8_t *sig = msg_get0_signature(m, &siglen);
+	if (siglen == 0 ||
+	    pki_csr_verify_data(csr, sbytes, slen, sig, siglen) != 0) {
+		pki_csr_free(csr);
+		return refuse(n, c, m,
+			      "the request is not signed by the CSR's key");
+	}
+	/*
+	 * Keyed on meta.id like every other request: a replayed get/csr must
+	 * not be issued a second certificate.
+	 */
+	const char *why = check_fresh(n, m);
+	if (why) {
+		pki_csr_free(csr);
+		return refuse(n, c, m, why);
+	}
+	/* The join token (src/ca/token.h), if the node was given one. */
+	const char *token = msg_extra_get_str(m, "token");
+	char join_why[CA_WHY_MAX];
+	struct pki_cert *cert = NULL;
+	int rc = ca_join(n->ca, csr, meta->id, meta->args, token, &cert,
+			 join_why);
+	pki_csr_free(csr);
+	if (rc)
+		return refuse(n, c, m, join_why);
+	directory_put_issued(n->dir, cert);
+
+	char *cert_pem = NULL, *root_pem = NULL, *ca_pem = NULL;
+	size_t cert_len, root_len, ca_len;
+	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
+	rc = x ? 0 : -1;
+	if (rc == 0)
+		rc = pki_cert_to_pem(cert, &cert_pem, &cert_len);
+	if (rc == 0)
+		rc = pki_cert_to_pem(n->root, &root_pem, &root_len);
+	if (rc == 0)
+		rc = pem_of_self(n, &ca_pem, &ca_len);
+	if (rc == 0)
+		rc = msg_extra_set_str(x, "root", root_pem);
+	if (rc == 0)
+		rc = msg_extra_set_str(x, "ca_cert", ca_pem);
+	if (rc == 0)
+		rc = reply_text(n, c, m, cert_pem, cert_len, x);
+	msg_extra_free(x);
+	free(cert_pem);
+	free(root_pem);
+	free(ca_pem);
+	pki_cert_free(cert);
+	return rc;
+}
+
+/*
+ * get/crt "*": one page of the CA's list, after extra "after", and with
+ * extra "since" only what the registry recorded after that sequence number
+ * (issued or renewed). Extra "seq" in the reply is the newest record's
+ * number before the listing: a node that fetched everything once then asks
+ * only for what is new, instead of the whole directory at every refresh
+ * (1.3 KB per node, for every node, every 30 s).
+ */
+static int list_page(struct node *n, struct net_conn *c, const struct msg *m)
+{
+	if (!n->ca)
+		return refuse(n, c, m, "only the CA lists every certificate");
+	const char *after = msg_extra_get_str(m, "after");
+	int64_t since = 0, seq = 0;
+	if (msg_extra_get_int(m, "since", &since) != 0 || since < 0)
+		since = 0;
+	char *pem = NULL;
+	size_t len;
+	int more = 0;
+	char last[NAMES_NODE_MAX + 1];
+	if (ca_list_pem(n->ca, after ? after : "", since, SERVICE_PAGE, &pem,
+			&len, &more, last, &seq) != 0)
+		return refuse(n, c, m, "the CA registry failed");
+	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
+	int rc = x ? 0 : -1;
+	if (rc == 0)
+		rc = msg_extra_set_int(x, "seq", seq);
+	if (rc == 0)
+		rc = msg_extra_set_int(x, "more", more);
+	if (rc == 0)
+		rc = msg_extra_set_str(x, "last", last);
+	if (rc == 0)
+		rc = reply_text(n, c, m, pem, len, x);
+	msg_extra_free(x);
+	free(pem);
+	return rc;
+}
+
+static int handle_get_crt(struct node *n, struct net_conn *c,
+			  const struct msg *m)
+{
+	const char *why = NULL;
+	struct pki_cert *sender = verify_sender(n, m, &why);
+	if (!sender)
+		return refuse(n, c, m, why);
+	pki_cert_free(sender);
+
+	const char *args = msg_get0_meta(m)->args;
+	if (strcmp(args, "*") == 0)
+		return list_page(n, c, m);
+
+	struct pki_cert *cert = NULL;
+	if (args[0] == '\0')
+		cert = node_cert_ref(n);
+	else if (!names_node_valid(args))
+		return refuse(n, c, m, "args is not a valid node name");
+	else if (n->ca)
+		cert = ca_lookup(n->ca, args);
+	else
+		cert = directory_get1(n->dir, args);
+	if (!cert)
+		return refuse(n, c, m, "no certificate under that name");
+	return reply_cert(n, c, m, cert);
+}
+
+static int handle_post_crt(struct node *n, struct net_conn *c,
+			   const struct msg *m)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	size_t len;
+	const uint8_t *pem = msg_get0_payload(m, &len);
+	struct pki_cert *cert = NULL;
+	if (meta->payload_type != MSG_PAYLOAD_TEXT || !pem ||
+	    pki_cert_parse((const char *)pem, len, &cert) != 0)
+		return refuse(n, c, m, "the payload is not a PEM certificate");
+	char name[NAMES_NODE_MAX + 1];
+	const char *vwhy = NULL;
+	const char *why = NULL;
+	if (pki_cert_get_name(cert, name, sizeof(name)) != 0 ||
+	    strcmp(name, meta->id) != 0)
+		why = "the certificate is not the sender's";
+	else if (pki_verify_node_cert(n->root, cert, 0, &vwhy) != 0)
+		why = "the certificate does not verify against the root";
+	else if (proto_verify(m, cert) != 0)
+		why = "the signature does not verify with the certificate";
+	else
+		why = check_fresh(n, m);
+	if (why) {
+		pki_cert_free(cert);
+		return refuse(n, c, m, why);
+	}
+	int rc = directory_put(n->dir, cert);
+	pki_cert_free(cert);
+	if (rc < 0)
+		return refuse(n, c, m, "cannot store the certificate");
+	log_info("learned the certificate of '%s' from post/crt", name);
+	struct proto_self self = node_self(n);
+	return proto_reply_ok(c, &self, m, NULL) == 0 ? 0 : -1;
+}
+
+/* get/crl: the CA's current CRL, re-signed first if it is stale. */
+static int handle_get_crl(struct node *n, struct net_conn *c,
+			  const struct msg *m)
+{
+	if (!n->ca)
+		return refuse(n, c, m, "only the CA serves the CRL");
+	const char *why = NULL;
+	struct pki_cert *sender = verify_sender(n, m, &why);
+	if (!sender)
+		return refuse(n, c, m, why);
+	pki_cert_free(sender);
+	struct pki_crl *crl =
+		revocation_current(n->revocation, time(NULL), &why);
+	char *pem = NULL;
+	size_t len;
+	int rc = crl ? pki_crl_to_pem(crl, &pem, &len) : -1;
+	pki_crl_free(crl);
+	if (rc)
+		return refuse(n, c, m, why ? why : "cannot encode the CRL");
+	rc = reply_text(n, c, m, pem, len, NULL);
+	free(pem);
+	return rc;
+}
+
+/*
+ * renew: a new certificate for the sender's key, asked for with its
+ * current certificate. verify_sender() already refused revoked, expired
+ * and unknown senders; ca_renew() insists on the registry's current one.
+ */
+static int handle_renew(struct node *n, struct net_conn *c, const struct msg *m)
+{
+	if (!n->ca)
+		return refuse(n, c, m,
+			      "this node is not a certificate authority");
+	const char *why = NULL;
+	struct pki_cert *sender = verify_sender(n, m, &why);
+	if (!sender)
+		return refuse(n, c, m, why);
+	size_t len;
+	const uint8_t *pem = msg_get0_payload(m, &len);
+	struct pki_csr *csr = NULL;
+	if (msg_get0_meta(m)->payload_type != MSG_PAYLOAD_TEXT || !pem ||
+	    pki_csr_parse((const char *)pem, len, &csr) != 0) {
+		pki_cert_free(sender);
+		return refuse(n, c, m, "the payload is not a PEM CSR");
+	}
+	struct pki_cert *cert = NULL;
+	int rc = ca_renew(n->ca, csr, sender, &cert, &why);
+	pki_csr_free(csr);
+	pki_cert_free(sender);
+	if (rc)
+		return refuse(n, c, m, why);
+	directory_put_issued(n->dir, cert);
+	return reply_cert(n, c, m, cert);
+}
+
+static const struct {
+	const char *method;
+	handler_fn fn;
+} handlers[] = {
+	{ "get/csr", handle_get_csr },   { "get/crt", handle_get_crt },
+	{ "post/crt", handle_post_crt }, { "get/crl", handle_get_crl },
+	{ "renew", handle_renew },       { "post/blob", receive_post_blob },
+};
+
+/*
+ * The TLS peer decides who may ask what: a client without a certificate
+ * (a node enrolling) only get/csr, and a client with one only in the name
+ * its certificate carries. NULL, or the reason to refuse (in BUF if built).
+ */
+static const char *check_tls_peer(const struct net_conn *c, const struct msg *m,
+				  char *buf, size_t size)
+{
+	const struct msg_meta *meta = msg_get0_meta(m);
+	const char *peer = net_conn_auth_name(c);
+	if (!peer)
+		return "this node only serves TLS connections";
+	if (!peer[0])
+		return strcmp(meta->method, "get/csr") == 0
+			       ? NULL
+			       : "this request needs a client certificate";
+	if (strcmp(meta->id, peer) != 0) {
+		snprintf(buf, size, "sender %s does not match the TLS peer %s",
+			 meta->id, peer);
+		return buf;
+	}
+	return NULL;
+}
+
+static int dispatch(struct node *n, struct net_conn *c, const struct msg *m)
+{
+	const char *method = msg_get0_meta(m)->method;
+	char buf[PROTO_ERR_MAX];
+	const char *why = check_tls_peer(c, m, buf, sizeof(buf));
+	if (why)
+		return refuse(n, c, m, why);
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (strcmp(handlers[i].method, method) == 0)
+			return handlers[i].fn(n, c, m);
+	return refuse(n, c, m, "unknown method");
+}
+
+/*
+ * Answers the first request on C with REASON and closes. Reading it first
+ * means the refusal is not lost to a reset for unread data.
+ */
+static void refuse_first(struct node *n, struct net_conn *c, const char *reason)
+{
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	struct msg *m = NULL;
+	net_conn_set_timeout(c, SERVICE_REFUSE_MS);
+	if (net_conn_recv(c, NET_FRAME_MAX, &frame, &len) == 0)
+		msg_parse(frame, len, &m);
+	free(frame);
+	log_warn("refused a connection from %s: %s", net_conn_peer(c), reason);
+	struct proto_self self = node_self(n);
+	proto_reply_error(c, &self, m, reason);
+	msg_free(m);
+}
+
+/*
+ * Receives the next request on C into *M. Returns 0, or -1 when the
+ * connection is to be closed (logged or counted here).
+ */
+static int next_request(struct node *n, struct net_conn *c, struct msg **m)
+{
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	int rc = net_conn_recv(c, NET_FRAME_MAX, &frame, &len);
+	if (rc == 0) {
+		rc = msg_parse(frame, len, m);
+		free(frame);
+		if (rc == 0)
+			return 0;
+		const char *peer = net_conn_peer(c);
+		if (anonymous(c))
+			logsum_note(transport_strangers(n->transport), peer,
+				    "malformed message",
+				    "malformed message from %s: %s", peer,
+				    net_strerror(rc));
+		else
+			log_warn("malformed message from %s: %s", peer,
+				 net_strerror(rc));
+		struct proto_self self = node_self(n);
+		proto_reply_error(c, &self, NULL, "malformed message");
+		return -1;
+	}
+	if (anonymous(c)) {
+		const char *peer = net_conn_peer(c);
+		const char *why =
+			transport_anon_cut(n->transport, c)
+				? "cut before its request to make room"
+			: rc == NET_ETIMEOUT ? "no request in time"
+			: rc == NET_EEOF     ? "closed without a request"
+					     : net_strerror(rc);
+		logsum_note(transport_strangers(n->transport), peer, why,
+			    "anonymous connection from %s closed: %s", peer,
+			    why);
+	} else if (rc != NET_EEOF) {
+		log_info("connection from %s dropped: %s", net_conn_peer(c),
+			 net_strerror(rc));
+	}
+	return -1;
+}
+
+/* Requests on one connection, until one fails or the peer leaves. */
+static void serve(struct node *n, struct net_conn *c)
+{
+	for (;;) {
+		struct msg *m = NULL;
+		if (next_request(n, c, &m) != 0)
+			return;
+		int rc = dispatch(n, c, m);
+		msg_free(m);
+		if (rc)
+			return;
+	}
+}
+
+/*
+ * An anonymous connection: one request (get/csr, the only one it may
+ * make), which must come within TRANSPORT_ANON_FIRST_MS, so that strangers
+ * cannot sit on the anonymous slots.
+ */
+static void serve_anonymous(struct node *n, struct net_conn *c)
+{
+	int io_ms = net_conn_get_timeout(c);
+	net_conn_set_timeout(c, TRANSPORT_ANON_FIRST_MS);
+	struct msg *m = NULL;
+	if (next_request(n, c, &m) != 0)
+		return;
+	transport_anon_busy(n->transport, c);
+	net_conn_set_timeout(c, io_ms);
+	dispatch(n, c, m);
+	msg_free(m);
+}
+
+/* The TLS handshake (the net_handshake_fn of a node's server). */
+int service_handshake(struct net_conn *c, int timeout_ms, void *arg,
+		      const char **why)
+{
+	struct node *n = arg;
+	return transport_handshake(n->transport, c, timeout_ms, why);
+}
+
+void service_server_opts(struct node *n, struct net_server_opts *opts)
+{
+	*opts = (struct net_server_opts){
+		.first = transport_first_flight,
+		.handshake = service_handshake,
+		.handshake_ms = TRANSPORT_HANDSHAKE_MS,
+		.strangers = transport_strangers(n->transport),
+	};
+}
+
+/* The caps first (src/wire/transport.h), then requests. */
+void service_handle(struct net_conn *c, void *arg)
+{
+	struct node *n = arg;
+	char why[PROTO_ERR_MAX];
+	int rc = transport_admit(n->transport, c, why);
+	if (rc == 0) {
+		if (anonymous(c))
+			serve_anonymous(n, c);
+		else
+			serve(n, c);
+		transport_release(n->transport, c);
+	} else if (rc > 0) {
+		refuse_first(n, c, why);
+		transport_refused(n->transport, c);
+	}
+	/*
+	 * The server counts this connection gone when we return, and a node
+	 * being unmounted then exits at once: OpenSSL's state for this
+	 * thread is freed here, not in exit handlers that may never run.
+	 */
+	pki_thread_done();
+}

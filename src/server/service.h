@@ -1,0 +1,55 @@
+/*
+ * service: the server side of the node protocol. Each connection may carry
+ * several requests; each is parsed, its sender verified, and answered with a
+ * signed reply. Anything malformed or unverifiable is refused with a reason,
+ * logged, and the connection closed; the server keeps serving everyone else.
+ */
+#ifndef SNOOPFS_SERVER_SERVICE_H
+#define SNOOPFS_SERVER_SERVICE_H
+
+#include "net/conn.h"
+#include "net/msg.h"
+#include "net/server.h"
+#include "pki/cert.h"
+
+struct node;
+
+/*
+ * The server options of node N: strangers wait in the accept loop until
+ * their ClientHello is whole and get a thread only for the TLS handshake
+ * (service_handshake), then service_handle serves them.
+ */
+void service_server_opts(struct node *n, struct net_server_opts *opts);
+
+/*
+ * The net_handshake_fn of a node's server (ARG is the struct node): the
+ * server side of the TLS handshake, within TIMEOUT_MS.
+ */
+int service_handshake(struct net_conn *c, int timeout_ms, void *arg,
+		      const char **why);
+
+/*
+ * The net_handler_fn of a node; ARG is the struct node. It runs after
+ * service_handshake and takes a slot under the connection caps first:
+ * without a client certificate one get/csr is served, with one every
+ * message's meta.id must be the certificate's name.
+ */
+void service_handle(struct net_conn *c, void *arg);
+
+/*
+ * Logs and answers M with a signed error reply carrying REASON. Returns -1
+ * (close the connection), so a handler can end with return service_refuse.
+ */
+int service_refuse(struct node *n, struct net_conn *c, const struct msg *m,
+		   const char *reason);
+
+/*
+ * Finds the sender's certificate (directory, else the CA), checks it against
+ * the root, checks M's signature with it, and refuses a replayed message or
+ * one dated outside the time window (src/wire/replay.h). Returns a new reference
+ * (pki_cert_free) or NULL with *WHY saying what is wrong.
+ */
+struct pki_cert *service_verify_sender(struct node *n, const struct msg *m,
+				       const char **why);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * blobfile: a received file as it rests in STATE/inbox/SENDER/PATH:
+ *
+ *   "SNOOPIN1" | u32 header length | header | sealed chunks (pki/blob.h)
+ *
+ * The header is the sender's signed post/blob request, byte for byte, so
+ * the file carries its own proof of origin and everything needed to read
+ * it: blob id, size, and the content key wrapped for this node. Reading
+ * decrypts only the chunks a read touches (random access), so tail, cmp,
+ * sha256sum and mmap readers all work.
+ *
+ * While a blob arrives it is written to a ".part" file of the same layout
+ * elsewhere under STATE; blobfile_writer_* appends verified chunks and
+ * commits with an atomic rename.
+ */
+#ifndef SNOOPFS_STORE_BLOBFILE_H
+#define SNOOPFS_STORE_BLOBFILE_H
+
+#include "pki/aead.h"
+#include "pki/blob.h"
+#include "pki/key.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The header carries a base64 wrapped key per recipient: 64 recipients with
+ * RSA-8192 keys need about 100 KB, so 64 KiB would be too little.
+ */
+#define BLOBFILE_HEADER_MAX (256 * 1024)
+
+/* What a blob header says (parsed from the signed post/blob request). */
+struct blob_info {
+	uint8_t id[PKI_BLOB_ID];
+	uint64_t size;
+	uint64_t chunks;
+};
+
+/* ---- reading a stored blob ---- */
+
+struct blobfile;
+
+/*
+ * Opens PATH and unwraps its content key with KEY (the wrapped key for
+ * node SELF is taken from the header's extra "key:SELF"). 0 or -errno
+ * (-EBADMSG for a malformed file or a key that does not unwrap).
+ */
+int blobfile_open(const char *path, const struct pki_key *key, const char *self,
+		  struct blobfile **out);
+
+/* The plaintext size, read from the header only (no key needed). */
+int blobfile_peek_size(const char *path, uint64_t *size);
+
+/*
+ * Reads plaintext; each chunk touched is decrypted and checked. -EIO if a
+ * chunk fails its tag (tampering at rest).
+ */
+int blobfile_read(struct blobfile *b, void *buf, size_t len, uint64_t off,
+		  size_t *got);
+
+uint64_t blobfile_size(const struct blobfile *b);
+
+/*
+ * What a blob file with a header of HEADER_LEN bytes and SIZE bytes of
+ * plaintext weighs when whole (the space its part file will take).
+ */
+uint64_t blobfile_whole_size(size_t header_len, uint64_t size);
+
+/* The same, read from the header of the (part) file at PATH. 0 or -errno. */
+int blobfile_peek_whole_size(const char *path, uint64_t *bytes);
+
+void blobfile_close(struct blobfile *b);
+
+/* ---- receiving ---- */
+
+struct blobfile_writer;
+
+/*
+ * Opens PART_PATH for the blob described by INFO with content key KEY and
+ * HEADER (the signed request frame). If PART_PATH exists with the same
+ * header, the chunks already there are checked and kept: *HAVE is how many
+ * (resume); otherwise it starts empty. 0 or -errno.
+ */
+int blobfile_writer_open(const char *part_path, const void *header,
+			 size_t header_len, const struct blob_info *info,
+			 const uint8_t key[PKI_AEAD_KEY],
+			 struct blobfile_writer **out, uint64_t *have);
+
+/*
+ * Appends sealed chunk N (must be the next one) after checking it opens
+ * with the key, index and final flag. -EBADMSG if it does not verify,
+ * -EPROTO if out of order, -ENOSPC/-EIO from the disk.
+ */
+int blobfile_writer_put(struct blobfile_writer *w, uint64_t n,
+			const uint8_t *sealed, size_t len);
+
+/*
+ * The suffix of the scratch name next to a part file through which a
+ * commit removes what it replaces (left behind only by a crash).
+ */
+#define BLOBFILE_SWAP ".swap"
+
+/*
+ * After the last chunk: fsyncs, moves PART_PATH to ROOT/REL (creating the
+ * folders between 0700, and replacing a file or folder in the way as
+ * fileio_install does), and returns the SHA-256 of all sealed chunks in
+ * HASH. If the header carries a signed "sha256" and the chunks do not
+ * match it, the part file is removed and -EBADMSG returned. Frees W.
+ */
+int blobfile_writer_commit(struct blobfile_writer *w, const char *root,
+			   const char *rel, char hash[72]);
+
+/* Gives up: closes; the part file stays for a resume unless DISCARD. */
+void blobfile_writer_abort(struct blobfile_writer *w, bool discard);
+
+#endif

@@ -1,0 +1,359 @@
+/*
+ * backend.c: the tree fs/ shows, from the node: certs/, inbox/, outbox/
+ * and the status text. Errors leave here as -errno.
+ */
+#include "tree/backend.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tree/inbox.h"
+#include "node/node.h"
+#include "tree/outbox.h"
+#include "tree/status.h"
+
+/* The two trees the backend serves besides certs/. */
+enum tree { TREE_INBOX, TREE_OUTBOX };
+
+/*
+ * A FUSE handle remembers which tree made it. Live handles are listed in
+ * the backend so that those the kernel never releases (a lazy unmount with
+ * files open) are closed at shutdown.
+ */
+struct tree_handle {
+	struct tree_handle *prev, *next;
+	enum tree tree;
+	uint64_t inner;
+};
+
+/* The ctx fs/ passes back: the node, and the handles open on it. */
+struct backend {
+	struct node *n;
+	/* lock protects the list of live handles headed by handles */
+	pthread_mutex_t lock;
+	struct tree_handle handles;
+};
+
+static struct node *node_of(void *ctx)
+{
+	return ((struct backend *)ctx)->n;
+}
+
+int backend_new(struct node *n, struct backend **out)
+{
+	struct backend *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->n = n;
+	pthread_mutex_init(&b->lock, NULL);
+	b->handles.next = b->handles.prev = &b->handles;
+	*out = b;
+	return 0;
+}
+
+void backend_free(struct backend *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+struct fill_ctx {
+	struct node *n;
+	fs_fill_fn fill;
+	void *buf;
+};
+
+static int fill_one(void *arg, const char *name)
+{
+	struct fill_ctx *f = arg;
+	return f->fill(f->buf, name);
+}
+
+static int be_list_certs(void *ctx, fs_fill_fn fill, void *buf)
+{
+	struct fill_ctx f = { .n = node_of(ctx), .fill = fill, .buf = buf };
+	return directory_each(f.n->dir, fill_one, &f);
+}
+
+/* certs/crl.pem: the CRL this node holds, as PEM. */
+static int read_crl(struct node *n, char **data, size_t *len)
+{
+	struct pki_crl *crl = directory_get1_crl(n->dir);
+	if (!crl)
+		return -ENOENT;
+	int rc = pki_crl_to_pem(crl, data, len);
+	pki_crl_free(crl);
+	return rc ? -EIO : 0;
+}
+
+static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
+			char **data, size_t *len)
+{
+	struct node *n = node_of(ctx);
+	if (strcmp(name, "crl") == 0)
+		return form == FS_CERT_PEM ? read_crl(n, data, len) : -ENOENT;
+	struct pki_cert *cert = strcmp(name, "root") == 0
+					? pki_cert_dup(n->root)
+					: directory_get1(n->dir, name);
+	if (!cert)
+		return -ENOENT;
+	int rc = form == FS_CERT_PEM ? pki_cert_to_pem(cert, data, len)
+				     : pki_cert_summary(cert, time(NULL), data);
+	pki_cert_free(cert);
+	if (rc)
+		return -EIO;
+	if (form == FS_CERT_TXT)
+		*len = strlen(*data);
+	return 0;
+}
+
+static int be_status(void *ctx, char **text, size_t *len)
+{
+	return status_text(node_of(ctx), time(NULL), text, len);
+}
+
+/* ---- inbox/ and outbox/: route by the first part of the path ---- */
+
+/* Which tree PATH is in, and the path inside it ("" for its top). */
+static enum tree route(const char *path, const char **rel)
+{
+	bool inbox = strncmp(path, "/inbox", 6) == 0;
+	const char *r = path + (inbox ? 6 : 7);
+	*rel = *r == '/' ? r + 1 : r;
+	return inbox ? TREE_INBOX : TREE_OUTBOX;
+}
+
+static int wrap_handle(void *ctx, enum tree tree, uint64_t inner, uint64_t *fh)
+{
+	struct backend *b = ctx;
+	struct tree_handle *h = malloc(sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->tree = tree;
+	h->inner = inner;
+	pthread_mutex_lock(&b->lock);
+	h->next = b->handles.next;
+	h->prev = &b->handles;
+	b->handles.next->prev = h;
+	b->handles.next = h;
+	pthread_mutex_unlock(&b->lock);
+	*fh = (uint64_t)(uintptr_t)h;
+	return 0;
+}
+
+static void unlist_handle(void *ctx, struct tree_handle *h)
+{
+	struct backend *b = ctx;
+	pthread_mutex_lock(&b->lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static struct tree_handle *handle(uint64_t fh)
+{
+	return (struct tree_handle *)(uintptr_t)fh;
+}
+
+static int be_getattr(void *ctx, const char *path, struct stat *st)
+{
+	struct node *n = node_of(ctx);
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX
+		       ? inbox_getattr(n, rel, st)
+		       : outbox_getattr(n->outbox, rel, st);
+}
+
+static int be_readdir(void *ctx, const char *path, fs_fill_fn fill, void *buf)
+{
+	struct node *n = node_of(ctx);
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX
+		       ? inbox_readdir(n, rel, fill, buf)
+		       : outbox_readdir(n->outbox, rel, fill, buf);
+}
+
+static int be_mkdir(void *ctx, const char *path)
+{
+	struct node *n = node_of(ctx);
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX ? -EACCES
+					       : outbox_mkdir(n->outbox, rel);
+}
+
+static int be_rmdir(void *ctx, const char *path)
+{
+	struct node *n = node_of(ctx);
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX ? inbox_rmdir(n, rel)
+					       : outbox_rmdir(n->outbox, rel);
+}
+
+static int be_unlink(void *ctx, const char *path)
+{
+	struct node *n = node_of(ctx);
+	const char *rel;
+	return route(path, &rel) == TREE_INBOX ? inbox_unlink(n, rel)
+					       : outbox_unlink(n->outbox, rel);
+}
+
+static int be_rename(void *ctx, const char *from, const char *to,
+		     unsigned flags)
+{
+	struct node *n = node_of(ctx);
+	const char *rfrom, *rto;
+	if (route(from, &rfrom) != TREE_OUTBOX ||
+	    route(to, &rto) != TREE_OUTBOX)
+		return -EACCES; /* the inbox is read-only */
+	return outbox_rename(n->outbox, rfrom, rto, flags);
+}
+
+static int be_create(void *ctx, const char *path, int flags, uint64_t *fh)
+{
+	struct node *n = node_of(ctx);
+	const char *rel;
+	uint64_t inner;
+	if (route(path, &rel) == TREE_INBOX)
+		return -EACCES;
+	int rc = outbox_create(n->outbox, rel, flags, &inner);
+	if (rc == 0 && (rc = wrap_handle(ctx, TREE_OUTBOX, inner, fh)) != 0)
+		outbox_release(n->outbox, inner);
+	return rc;
+}
+
+static int be_open(void *ctx, const char *path, int flags, uint64_t *fh)
+{
+	struct node *n = node_of(ctx);
+	const char *rel;
+	uint64_t inner;
+	enum tree t = route(path, &rel);
+	int rc = t == TREE_INBOX
+			 ? inbox_open(n, rel, flags, &inner)
+			 : outbox_open_file(n->outbox, rel, flags, &inner);
+	if (rc == 0 && (rc = wrap_handle(ctx, t, inner, fh)) != 0) {
+		if (t == TREE_INBOX)
+			inbox_release(inner);
+		else
+			outbox_release(n->outbox, inner);
+	}
+	return rc;
+}
+
+static int be_read(void *ctx, uint64_t fh, char *buf, size_t size, uint64_t off)
+{
+	struct node *n = node_of(ctx);
+	struct tree_handle *h = handle(fh);
+	return h->tree == TREE_INBOX
+		       ? inbox_read(h->inner, buf, size, off)
+		       : outbox_read(n->outbox, h->inner, buf, size, off);
+}
+
+static int be_write(void *ctx, uint64_t fh, const char *buf, size_t size,
+		    uint64_t off)
+{
+	struct node *n = node_of(ctx);
+	struct tree_handle *h = handle(fh);
+	return h->tree == TREE_INBOX
+		       ? -EACCES
+		       : outbox_write(n->outbox, h->inner, buf, size, off);
+}
+
+static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
+		       uint64_t size)
+{
+	struct node *n = node_of(ctx);
+	const char *rel = "";
+	/* With a handle, PATH may be NULL (the file was removed while open). */
+	enum tree t = has_fh ? handle(fh)->tree : route(path, &rel);
+	if (t == TREE_INBOX)
+		return -EACCES;
+	return outbox_truncate(n->outbox, rel, has_fh,
+			       has_fh ? handle(fh)->inner : 0, size);
+}
+
+static int be_flush(void *ctx, uint64_t fh)
+{
+	struct node *n = node_of(ctx);
+	struct tree_handle *h = handle(fh);
+	return h->tree == TREE_INBOX ? 0 : outbox_flush(n->outbox, h->inner);
+}
+
+static int be_fsync(void *ctx, uint64_t fh)
+{
+	struct node *n = node_of(ctx);
+	struct tree_handle *h = handle(fh);
+	return h->tree == TREE_INBOX ? 0 : outbox_fsync(n->outbox, h->inner);
+}
+
+static int be_release(void *ctx, const char *path, uint64_t fh)
+{
+	(void)path;
+	struct node *n = node_of(ctx);
+	struct tree_handle *h = handle(fh);
+	unlist_handle(ctx, h);
+	int rc = h->tree == TREE_INBOX ? inbox_release(h->inner)
+				       : outbox_release(n->outbox, h->inner);
+	free(h);
+	return rc;
+}
+
+static void be_shutdown(void *ctx)
+{
+	struct backend *b = ctx;
+	pthread_mutex_lock(&b->lock);
+	while (b->handles.next != &b->handles) {
+		struct tree_handle *h = b->handles.next;
+		b->handles.next = h->next;
+		if (h->tree == TREE_INBOX)
+			inbox_release(h->inner);
+		else
+			outbox_drop_handle(h->inner);
+		free(h);
+	}
+	b->handles.prev = &b->handles;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static int be_state(void *ctx, const char *path, char **text, size_t *len)
+{
+	struct node *n = node_of(ctx);
+	const char *rel;
+	if (route(path, &rel) == TREE_OUTBOX)
+		return outbox_state(n->outbox, rel, text, len);
+	struct stat st;
+	if (inbox_getattr(n, rel, &st) != 0 || !S_ISREG(st.st_mode))
+		return -ENODATA;
+	*text = strdup("received");
+	if (!*text)
+		return -ENOMEM;
+	*len = strlen(*text);
+	return 0;
+}
+
+const struct fs_backend node_backend = {
+	.list_certs = be_list_certs,
+	.read_cert = be_read_cert,
+	.status = be_status,
+	.getattr = be_getattr,
+	.readdir = be_readdir,
+	.mkdir = be_mkdir,
+	.rmdir = be_rmdir,
+	.unlink = be_unlink,
+	.rename = be_rename,
+	.create = be_create,
+	.open = be_open,
+	.read = be_read,
+	.write = be_write,
+	.truncate = be_truncate,
+	.flush = be_flush,
+	.fsync = be_fsync,
+	.release = be_release,
+	.state = be_state,
+	.shutdown = be_shutdown,
+};

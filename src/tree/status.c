@@ -1,0 +1,172 @@
+/*
+ * status.c: a plain-text report for people, one fact a line.
+ */
+#include "tree/status.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delivery/delivery.h"
+#include "store/intake.h"
+#include "node/node.h"
+#include "certs/renew.h"
+
+struct text {
+	char *data;
+	size_t len, cap;
+	int failed;
+};
+
+static void put(struct text *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void put(struct text *t, const char *fmt, ...)
+{
+	if (t->failed)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			t->failed = 1;
+			return;
+		}
+		if ((size_t)n < t->cap - t->len) {
+			t->len += (size_t)n;
+			return;
+		}
+		size_t cap = t->cap * 2 + (size_t)n;
+		char *p = realloc(t->data, cap);
+		if (!p) {
+			t->failed = 1;
+			return;
+		}
+		t->data = p;
+		t->cap = cap;
+	}
+}
+
+void status_time_left(time_t until, time_t now, char *out, size_t size)
+{
+	long long d = (long long)(until - now);
+	if (d >= 0)
+		snprintf(out, size, "%lld days %lld hours left", d / 86400,
+			 (d % 86400) / 3600);
+	else
+		snprintf(out, size, "expired %lld days %lld hours ago",
+			 -d / 86400, (-d % 86400) / 3600);
+}
+
+static void put_time(struct text *t, const char *label, time_t when)
+{
+	struct tm tm;
+	char buf[64];
+	gmtime_r(&when, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	put(t, "%-13s%s\n", label, buf);
+}
+
+struct peers {
+	struct text *t;
+	struct node *n;
+	time_t now;
+};
+
+static int put_peer(void *arg, const char *name)
+{
+	struct peers *p = arg;
+	struct pki_cert *cert = directory_get1(p->n->dir, name);
+	if (!cert)
+		return 0;
+	char addr[NET_ADDR_MAX] = "-", left[64];
+	pki_cert_get_address(cert, addr, sizeof(addr));
+	status_time_left(pki_cert_not_after(cert), p->now, left, sizeof(left));
+	put(p->t, "  %-20s %-24s certificate %s\n", name, addr, left);
+	pki_cert_free(cert);
+	return 0;
+}
+
+int status_text(struct node *n, time_t now, char **text, size_t *len)
+{
+	struct text t = { .data = malloc(1024), .cap = 1024 };
+	if (!t.data)
+		return -ENOMEM;
+	t.data[0] = '\0';
+	char left[64], serial[64] = "?";
+	struct pki_cert *self = node_cert_ref(n);
+	if (!self) {
+		free(t.data);
+		return -ENOMEM;
+	}
+	pki_cert_get_serial(self, serial, sizeof(serial));
+	status_time_left(pki_cert_not_after(self), now, left, sizeof(left));
+	time_t renews = renew_due(self);
+	bool expired = pki_cert_not_after(self) <= now;
+	pki_cert_free(self);
+
+	put(&t, "%-13s%s\n", "node:", n->cfg.name);
+	put(&t, "%-13s%s\n", "role:", n->ca ? "certificate authority" : "node");
+	put(&t, "%-13s%s\n", "listening:", n->cfg.listen);
+	put(&t, "%-13s%s\n", "state:", n->state);
+	if (!n->ca)
+		put(&t, "%-13s%s at %s\n", "ca:", n->cfg.ca_name,
+		    n->cfg.ca_addr);
+	put(&t, "%-13sserial %s, %s\n", "certificate:", serial, left);
+	if (!expired)
+		put_time(&t, "renews at:", renews);
+	struct pki_crl *crl = directory_get1_crl(n->dir);
+	if (crl)
+		put(&t, "%-13snumber %llu, %zu revoked (certs/crl.pem)\n",
+		    "crl:", (unsigned long long)pki_crl_number(crl),
+		    pki_crl_count(crl));
+	else
+		put(&t, "%-13s%s\n", "crl:", "none yet");
+	pki_crl_free(crl);
+
+	pthread_mutex_lock(&n->lock);
+	time_t last_sync = n->last_sync, last_crl = n->last_crl;
+	char last_error[PROTO_ERR_MAX];
+	memcpy(last_error, n->last_error, sizeof(last_error));
+	pthread_mutex_unlock(&n->lock);
+	if (last_sync)
+		put_time(&t, "last sync:", last_sync);
+	else
+		put(&t, "%-13s%s\n", "last sync:", "never");
+	/* A CA that stays unreachable leaves nodes on an ageing CRL. */
+	if (last_crl)
+		put_time(&t, "crl fetched:", last_crl);
+	put(&t, "%-13severy %u s\n", "refresh:", node_refresh_secs(n));
+	if (last_error[0])
+		put(&t, "%-13s%s\n", "last error:", last_error);
+
+	put(&t, "%-13s%zu\n", "nodes:", directory_count(n->dir));
+	struct peers p = { .t = &t, .n = n, .now = now };
+	directory_each(n->dir, put_peer, &p);
+	char *deliveries = NULL;
+	size_t dlen = 0;
+	if (n->delivery &&
+	    delivery_status(n->delivery, &deliveries, &dlen) == 0) {
+		put(&t, "%-13s\n%s",
+		    "deliveries:", dlen ? deliveries : "  nothing pending\n");
+		free(deliveries);
+	}
+	char *incoming = NULL;
+	size_t ilen = 0;
+	if (n->intake && intake_status(n->intake, &incoming, &ilen) == 0) {
+		put(&t, "%-13s\n%s",
+		    "incoming:", ilen ? incoming : "  nothing unfinished\n");
+		free(incoming);
+	}
+	if (t.failed) {
+		free(t.data);
+		return -ENOMEM;
+	}
+	*text = t.data;
+	*len = t.len;
+	return 0;
+}

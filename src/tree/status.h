@@ -1,0 +1,19 @@
+/*
+ * status: the report `snoopfs status MOUNTPOINT` prints, built by the
+ * daemon and read through the xattr user.snoopfs.status of the mount root.
+ */
+#ifndef SNOOPFS_TREE_STATUS_H
+#define SNOOPFS_TREE_STATUS_H
+
+#include <stddef.h>
+#include <time.h>
+
+struct node;
+
+/* Writes the report into a new buffer (*TEXT, free()). 0 or -errno. */
+int status_text(struct node *n, time_t now, char **text, size_t *len);
+
+/* "3 days 4 hours left" / "expired 2 hours ago" into OUT. */
+void status_time_left(time_t until, time_t now, char *out, size_t size);
+
+#endif

@@ -18,14 +18,7 @@ void smc_stats_finish(const struct smc_stats_totals *t,
 	r->have_mean = 1;
 	r->mean = smc_div_round(t->sum, n);
 
-	/* With S = q*n + rem, the sum of squared deviations
-	 * Q - S^2/n = (Q - q^2*n - 2*q*rem) - rem^2/n. Every term on the left
-	 * fits in 128 bits under the bounds of smc_fixed.h, where S^2 itself
-	 * would not. */
-	smc_i128 q = t->sum / n, rem = t->sum % n;
-	smc_i128 m2i = t->sumsq - q * q * n - 2 * q * rem;
-	long double m2 = (long double)m2i -
-			 (long double)rem * (long double)rem / (long double)n;
+	long double m2 = smc_centered(t->sumsq, t->sum, t->sum, n);
 	if (m2 < 0)
 		m2 = 0;
 	/* Squares carry scale 10^12. */

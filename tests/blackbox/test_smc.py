@@ -131,9 +131,11 @@ class InboxSnooper:
 
 
 def residues(data):
-    """The numbers after the header line of an smc file."""
+    """The numbers after the header line of an smc file (none in an abort)."""
     lines = data.decode().splitlines()
-    assert lines[0].startswith("snoopfs-smc 1 "), data
+    assert lines[0].startswith("snoopfs-smc 2 "), data
+    if lines[0].split(" ")[2] == "abort":
+        return []
     return [int(x) for x in lines[1:]]
 
 

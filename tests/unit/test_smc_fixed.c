@@ -48,7 +48,7 @@ static void test_parse(void)
 	CHECK(parse("999999999999.9999995", &v) == 0 && v == SMC_SUM_MAX_ABS);
 	CHECK(parse("1000000000000.0000005", &v) == SMC_FIXED_ERANGE);
 	CHECK(parse("99999999999999999999999999", &v) == SMC_FIXED_ERANGE);
-	CHECK(smc_fixed_parse("1000000000.5", 12, SMC_STATS_MAX_ABS, &v) ==
+	CHECK(smc_fixed_parse("1000000000.5", 12, SMC_DATA_MAX_ABS, &v) ==
 	      SMC_FIXED_ERANGE);
 	/* Not numbers. */
 	const char *bad[] = {
@@ -91,7 +91,7 @@ static void test_stats(void)
 	/* The largest totals allowed: 64 parties of 10^6 rows of 10^9 (and
 	 * one of -10^9 so the mean is not exact). No overflow, variance 0
 	 * but for the one. */
-	smc_i128 n = (smc_i128)64 * 1000000, x = SMC_STATS_MAX_ABS;
+	smc_i128 n = (smc_i128)64 * 1000000, x = SMC_DATA_MAX_ABS;
 	t.count = n;
 	t.sum = x * (n - 1) - x;
 	t.sumsq = x * x * n;

@@ -257,6 +257,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'V':
 			return cmd_common_option(c, usage);
 		default:
+			if (a->json)
+				return cmd_smc_fail(a, EXIT_USAGE,
+						    "%s: bad option '%s' (see "
+						    "snoopfs smc --help)",
+						    a->cmd, argv[optind - 1]);
 			fprintf(stderr, "snoopfs smc %s: bad option '%s'\n\n%s",
 				a->cmd, argv[optind - 1], usage);
 			return EXIT_USAGE;

@@ -120,10 +120,10 @@ void cmd_smc_json_head(const struct job *jb, struct smc_json *j);
 void cmd_smc_text_head(const struct job *jb);
 void cmd_smc_row(const char *label, const char *value);
 
-/* V / 10^6, a count, and "%.6Lf" or "n/a", as text in BUF. */
+/* V / 10^6, a count, and "%.6f" or "n/a", as text in BUF. */
 const char *cmd_smc_fixed(smc_i128 v, char buf[SMC_FIXED_TEXT]);
 const char *cmd_smc_count(smc_i128 v, char buf[SMC_FIXED_TEXT]);
-const char *cmd_smc_real6(long double v, bool ok, char *buf, size_t cap);
+const char *cmd_smc_real6(double v, bool ok, char *buf, size_t cap);
 
 /* The commands; each returns the exit status. */
 int cmd_smc_ttp(struct job *jb);

@@ -226,11 +226,11 @@ const char *cmd_smc_count(smc_i128 v, char buf[SMC_FIXED_TEXT])
 	return smc_fixed_format(v * SMC_SCALE, 1, buf);
 }
 
-/* "%.6Lf", or "n/a" without a value. */
-const char *cmd_smc_real6(long double v, bool ok, char *buf, size_t cap)
+/* "%.6f", or "n/a" without a value. */
+const char *cmd_smc_real6(double v, bool ok, char *buf, size_t cap)
 {
 	if (!ok)
 		return "n/a";
-	snprintf(buf, cap, "%.6Lf", v);
+	snprintf(buf, cap, "%.6f", v);
 	return buf;
 }

@@ -116,12 +116,12 @@ int cmd_smc_regress(struct job *jb)
 	cmd_smc_row("rows skipped:", cmd_smc_count(sums.skipped, num));
 	printf("%-24s%22s%22s\n", "term", "estimate", "std error");
 	for (size_t i = 0; i <= x->k; i++)
-		printf("%-24s%22.12Lg%22.12Lg\n",
+		printf("%-24s%22.12g%22.12g\n",
 		       i ? x->name[i - 1] : "(intercept)", f.coef[i], f.se[i]);
 	char line[128];
 	cmd_smc_row("R-squared:",
 		    cmd_smc_real6(f.r2, f.have_r2, line, sizeof(line)));
-	snprintf(line, sizeof(line), "%.12Lg on %s degrees of freedom", f.rse,
+	snprintf(line, sizeof(line), "%.12g on %s degrees of freedom", f.rse,
 		 cmd_smc_count(f.df, num));
 	cmd_smc_row("residual std error:", line);
 	return EXIT_OK;
@@ -138,7 +138,7 @@ int cmd_smc_corr(struct job *jb)
 		rc = sum_linreg(jb, &sums);
 	if (rc)
 		return rc;
-	long double r = 0;
+	double r = 0;
 	size_t bad = 0;
 	char num[SMC_FIXED_TEXT];
 	rc = smc_linreg_corr(&sums, &r, &bad);
@@ -173,7 +173,7 @@ int cmd_smc_corr(struct job *jb)
 	cmd_smc_row("columns:", line);
 	cmd_smc_row("rows used:", cmd_smc_count(sums.n, num));
 	cmd_smc_row("rows skipped:", cmd_smc_count(sums.skipped, num));
-	snprintf(line, sizeof(line), "%.12Lg", r);
+	snprintf(line, sizeof(line), "%.12g", r);
 	cmd_smc_row("r:", line);
 	return EXIT_OK;
 }

@@ -77,9 +77,10 @@ smc_i128 smc_div_round(smc_i128 a, smc_i128 b);
  * SX = qx*N + rx and SY = qy*N + ry it is
  * (SXY - qx*qy*N - qx*ry - qy*rx) - rx*ry/N, and under the bounds above
  * every term on the left fits in 128 bits where SX*SY itself would not.
- * So nothing cancels in floating point, and the result is exact to about
- * 18 significant digits; a constant column gives exactly 0.
+ * So nothing cancels in floating point: the result is the exact value
+ * rounded to IEEE double (about 16 significant digits, the same bits on
+ * every CPU); a constant column gives exactly 0.
  */
-long double smc_centered(smc_i128 sxy, smc_i128 sx, smc_i128 sy, smc_i128 n);
+double smc_centered(smc_i128 sxy, smc_i128 sx, smc_i128 sy, smc_i128 n);
 
 #endif

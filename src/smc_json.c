@@ -2,6 +2,7 @@
  * smc_json.c: commas, escapes and numbers for the --json output of smc.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "src/smc_fixed.h"
@@ -137,11 +138,20 @@ void smc_json_fixed(struct smc_json *j, const char *key, smc_i128 v)
 	fputs(smc_fixed_format(v, 1, buf), j->f);
 }
 
-void smc_json_real(struct smc_json *j, const char *key, long double v, bool ok)
+void smc_json_real(struct smc_json *j, const char *key, double v, bool ok)
 {
 	item(j, key);
-	if (!ok || !isfinite(v))
+	if (!ok || !isfinite(v)) {
 		fputs("null", j->f);
-	else
-		fprintf(j->f, "%.17Lg", v == 0 ? 0.0L : v);
+		return;
+	}
+	/* The shortest of 15 to 17 significant digits that reads back as
+	 * the same double: 0.5 rather than 0.50000000000000000. */
+	char buf[40];
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v == 0 ? 0.0 : v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	fputs(buf, j->f);
 }

@@ -38,7 +38,8 @@ void smc_json_str(struct smc_json *j, const char *key, const char *s);
 void smc_json_int(struct smc_json *j, const char *key, smc_i128 v);
 /* V / 10^6 exactly, as smc_fixed_format() prints it. */
 void smc_json_fixed(struct smc_json *j, const char *key, smc_i128 v);
-/* V with 17 significant digits, or null if !OK or V is not finite. */
-void smc_json_real(struct smc_json *j, const char *key, long double v, bool ok);
+/* V in the fewest digits (15 to 17) that read back as V, or null if !OK
+ * or V is not finite. */
+void smc_json_real(struct smc_json *j, const char *key, double v, bool ok);
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * smc_linreg.c: normal equations on centred sums, solved through the
- * Cholesky factor of the predictors' correlation matrix.
+ * Cholesky factor of the predictors' correlation matrix. IEEE double only,
+ * and built without contracting a * b + c into one fused operation, so
+ * that every party computes the same bits whatever its CPU.
  */
 #include <math.h>
 #include <string.h>
@@ -64,7 +66,7 @@ void smc_linreg_unpack(const smc_i128 *v, size_t p, struct smc_linreg_sums *s)
 }
 
 /* Products carry scale 10^12; everything below is in the data's units. */
-static const long double SCALE2 = 1e12L;
+static const double SCALE2 = 1e12;
 
 int smc_linreg_fit(const struct smc_linreg_sums *s, struct smc_linreg_fit *f,
 		   size_t *bad)
@@ -74,7 +76,7 @@ int smc_linreg_fit(const struct smc_linreg_sums *s, struct smc_linreg_fit *f,
 	smc_i128 n = s->n;
 	if (n <= (smc_i128)p + 1)
 		return SMC_LINREG_EROWS;
-	long double c[P][P], cy[P], d[P], l[P][P], w[P], z[P], li[P][P];
+	double c[P][P], cy[P], d[P], l[P][P], w[P], z[P], li[P][P];
 	for (size_t j = 0; j < p; j++) {
 		for (size_t k = j; k < p; k++)
 			c[j][k] = c[k][j] = smc_centered(s->sxx[j][k], s->sx[j],
@@ -85,40 +87,40 @@ int smc_linreg_fit(const struct smc_linreg_sums *s, struct smc_linreg_fit *f,
 			*bad = j;
 			return SMC_LINREG_ECONST;
 		}
-		d[j] = sqrtl(c[j][j]);
+		d[j] = sqrt(c[j][j]);
 	}
-	long double cyy = smc_centered(s->syy, s->sy, s->sy, n) / SCALE2;
+	double cyy = smc_centered(s->syy, s->sy, s->sy, n) / SCALE2;
 	if (cyy < 0)
 		cyy = 0;
 
 	/* Cholesky of the correlation matrix R = D^-1 C D^-1 = L L'. */
 	for (size_t j = 0; j < p; j++) {
-		long double piv = 1;
+		double piv = 1;
 		for (size_t m = 0; m < j; m++)
 			piv -= l[j][m] * l[j][m];
 		if (piv <= SMC_LINREG_TOLERANCE) {
 			*bad = j;
 			return SMC_LINREG_ECOLLINEAR;
 		}
-		l[j][j] = sqrtl(piv);
+		l[j][j] = sqrt(piv);
 		for (size_t i = j + 1; i < p; i++) {
-			long double v = c[i][j] / (d[i] * d[j]);
+			double v = c[i][j] / (d[i] * d[j]);
 			for (size_t m = 0; m < j; m++)
 				v -= l[i][m] * l[j][m];
 			l[i][j] = v / l[j][j];
 		}
 	}
 	/* R z = D^-1 cy: w = L^-1 D^-1 cy, then z = L'^-1 w; beta = D^-1 z. */
-	long double explained = 0;
+	double explained = 0;
 	for (size_t i = 0; i < p; i++) {
-		long double v = cy[i] / d[i];
+		double v = cy[i] / d[i];
 		for (size_t m = 0; m < i; m++)
 			v -= l[i][m] * w[m];
 		w[i] = v / l[i][i];
 		explained += w[i] * w[i];
 	}
 	for (size_t i = p; i-- > 0;) {
-		long double v = w[i];
+		double v = w[i];
 		for (size_t m = i + 1; m < p; m++)
 			v -= l[m][i] * z[m];
 		z[i] = v / l[i][i];
@@ -130,60 +132,59 @@ int smc_linreg_fit(const struct smc_linreg_sums *s, struct smc_linreg_fit *f,
 				li[i][j] = 0;
 				continue;
 			}
-			long double v = i == j ? 1 : 0;
+			double v = i == j ? 1 : 0;
 			for (size_t m = j; m < i; m++)
 				v -= l[i][m] * li[m][j];
 			li[i][j] = v / l[i][i];
 		}
 
 	f->df = n - (smc_i128)p - 1;
-	long double rss = cyy - explained;
+	double rss = cyy - explained;
 	if (rss < 0)
 		rss = 0;
-	long double sigma2 = rss / (long double)f->df;
-	f->rse = sqrtl(sigma2);
+	double sigma2 = rss / (double)f->df;
+	f->rse = sqrt(sigma2);
 	f->have_r2 = cyy > 0;
 	f->r2 = f->have_r2 ? explained / cyy : 0;
 
 	/* Means, and the intercept my - sum beta_j mx_j. */
-	long double nn = (long double)n, mx[P];
-	long double my = (long double)s->sy / nn / SMC_SCALE;
+	double nn = (double)n, mx[P];
+	double my = (double)s->sy / nn / SMC_SCALE;
 	f->coef[0] = my;
 	for (size_t j = 0; j < p; j++) {
-		mx[j] = (long double)s->sx[j] / nn / SMC_SCALE;
+		mx[j] = (double)s->sx[j] / nn / SMC_SCALE;
 		f->coef[1 + j] = z[j] / d[j];
 		f->coef[0] -= f->coef[1 + j] * mx[j];
 	}
 	/* C^-1 = D^-1 (L^-1)' L^-1 D^-1; the intercept's variance is
 	 * sigma^2 (1/n + mx' C^-1 mx). */
-	long double quad = 0;
+	double quad = 0;
 	for (size_t j = 0; j < p; j++)
 		for (size_t k = 0; k < p; k++) {
-			long double v = 0;
+			double v = 0;
 			for (size_t m = j > k ? j : k; m < p; m++)
 				v += li[m][j] * li[m][k];
 			v /= d[j] * d[k];
 			if (j == k)
-				f->se[1 + j] = sqrtl(sigma2 * v);
+				f->se[1 + j] = sqrt(sigma2 * v);
 			quad += mx[j] * v * mx[k];
 		}
-	f->se[0] = sqrtl(sigma2 * (1 / nn + quad));
+	f->se[0] = sqrt(sigma2 * (1 / nn + quad));
 	return 0;
 }
 
-int smc_linreg_corr(const struct smc_linreg_sums *s, long double *r,
-		    size_t *bad)
+int smc_linreg_corr(const struct smc_linreg_sums *s, double *r, size_t *bad)
 {
 	if (s->p != 1 || s->n < 2)
 		return SMC_LINREG_EROWS;
-	long double cxx = smc_centered(s->sxx[0][0], s->sx[0], s->sx[0], s->n);
-	long double cyy = smc_centered(s->syy, s->sy, s->sy, s->n);
-	long double cxy = smc_centered(s->sxy[0], s->sx[0], s->sy, s->n);
+	double cxx = smc_centered(s->sxx[0][0], s->sx[0], s->sx[0], s->n);
+	double cyy = smc_centered(s->syy, s->sy, s->sy, s->n);
+	double cxy = smc_centered(s->sxy[0], s->sx[0], s->sy, s->n);
 	if (cxx <= 0 || cyy <= 0) {
 		*bad = cxx <= 0 ? 0 : 1;
 		return SMC_LINREG_ECONST;
 	}
-	*r = cxy / sqrtl(cxx * cyy);
+	*r = cxy / sqrt(cxx * cyy);
 	/* Rounding cannot take r outside [-1, 1] by more than an ulp. */
 	if (*r > 1)
 		*r = 1;

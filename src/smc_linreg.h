@@ -6,7 +6,7 @@
  *
  * The fit works on deviations from the means, formed exactly from the
  * integer sums (smc_centered()), scales them to a correlation matrix and
- * solves by Cholesky in long double, so that large means cost no
+ * solves by Cholesky in double, so that large means cost no
  * precision; it refuses a constant or collinear predictor rather than
  * print a number that means nothing.
  */
@@ -22,9 +22,13 @@
 /* Most predictors of one regression. */
 #define SMC_LINREG_MAX_X 20
 
-/* A Cholesky pivot of the predictors' correlation matrix below this is 1
- * minus the R^2 of that predictor on the ones before it: collinear. */
-#define SMC_LINREG_TOLERANCE 1e-12L
+/*
+ * A Cholesky pivot of the predictors' correlation matrix is 1 minus the
+ * R^2 of that predictor on the ones before it; at or below this it is
+ * collinear. It keeps the condition number of what is solved below about
+ * 10^9, so double precision leaves at least 6 correct digits.
+ */
+#define SMC_LINREG_TOLERANCE 1e-8
 
 /* One party's sums, or the totals over every party. */
 struct smc_linreg_sums {
@@ -49,12 +53,12 @@ void smc_linreg_unpack(const smc_i128 *v, size_t p, struct smc_linreg_sums *s);
 
 struct smc_linreg_fit {
 	/* [0] is the intercept, [1 + j] predictor j. */
-	long double coef[SMC_LINREG_MAX_X + 1];
-	long double se[SMC_LINREG_MAX_X + 1];
-	bool have_r2;    /* y varies */
-	long double r2;  /* R^2 */
-	long double rse; /* residual standard error */
-	smc_i128 df;     /* n - p - 1 */
+	double coef[SMC_LINREG_MAX_X + 1];
+	double se[SMC_LINREG_MAX_X + 1];
+	bool have_r2; /* y varies */
+	double r2;    /* R^2 */
+	double rse;   /* residual standard error */
+	smc_i128 df;  /* n - p - 1 */
 };
 
 enum {
@@ -76,7 +80,6 @@ int smc_linreg_fit(const struct smc_linreg_sums *s, struct smc_linreg_fit *f,
  * SMC_LINREG_EROWS for fewer than 2 rows, or SMC_LINREG_ECONST with *BAD
  * 0 for a constant x and 1 for a constant y.
  */
-int smc_linreg_corr(const struct smc_linreg_sums *s, long double *r,
-		    size_t *bad);
+int smc_linreg_corr(const struct smc_linreg_sums *s, double *r, size_t *bad);
 
 #endif

@@ -152,9 +152,10 @@ static enum verdict check_header(const struct smc_round *r,
 		memchr(text, '\n', len < HEADER_MAX ? len : HEADER_MAX);
 	if (!nl)
 		return V_MALFORMED;
-	const char *f[7];
-	size_t fl[7], nf = 0;
-	for (const char *p = text; p <= nl && nf < 7;) {
+	/* Up to 8 fields, so that a header with more than 7 is seen. */
+	const char *f[8];
+	size_t fl[8], nf = 0;
+	for (const char *p = text; p <= nl && nf < 8;) {
 		const char *sp = p;
 		while (sp < nl && *sp != ' ')
 			sp++;
@@ -162,15 +163,16 @@ static enum verdict check_header(const struct smc_round *r,
 		fl[nf++] = (size_t)(sp - p);
 		p = sp + 1;
 	}
+	if (nf < 2 || fl[0] != 11 || memcmp(f[0], "snoopfs-smc", 11) != 0)
+		return V_MALFORMED;
+	/* Another version may lay out the rest differently. */
+	if (fl[1] != strlen(VERSION) || memcmp(f[1], VERSION, fl[1]) != 0)
+		return V_VERSION;
 	if (nf != 7 || f[6] + fl[6] != nl)
 		return V_MALFORMED;
 	for (size_t i = 0; i < 7; i++)
 		if (!field_ok(f[i], fl[i], PLIST_MAX, FIELD_CHARS))
 			return V_MALFORMED;
-	if (fl[0] != 11 || memcmp(f[0], "snoopfs-smc", 11) != 0)
-		return V_MALFORMED;
-	if (fl[1] != strlen(VERSION) || memcmp(f[1], VERSION, fl[1]) != 0)
-		return V_VERSION;
 	const char *colon = memchr(f[2], ':', fl[2]);
 	size_t opl = colon ? (size_t)(colon - f[2]) : 0;
 	if (!colon || opl == 0 || opl > OP_MAX)

@@ -18,16 +18,16 @@ void smc_stats_finish(const struct smc_stats_totals *t,
 	r->have_mean = 1;
 	r->mean = smc_div_round(t->sum, n);
 
-	long double m2 = smc_centered(t->sumsq, t->sum, t->sum, n);
+	double m2 = smc_centered(t->sumsq, t->sum, t->sum, n);
 	if (m2 < 0)
 		m2 = 0;
 	/* Squares carry scale 10^12. */
-	long double scale = (long double)SMC_SCALE * (long double)SMC_SCALE;
-	r->var_pop = m2 / (long double)n / scale;
-	r->sd_pop = sqrtl(r->var_pop);
+	double scale = (double)SMC_SCALE * (double)SMC_SCALE;
+	r->var_pop = m2 / (double)n / scale;
+	r->sd_pop = sqrt(r->var_pop);
 	if (n >= 2) {
 		r->have_sample = 1;
-		r->var_sample = m2 / (long double)(n - 1) / scale;
-		r->sd_sample = sqrtl(r->var_sample);
+		r->var_sample = m2 / (double)(n - 1) / scale;
+		r->sd_sample = sqrt(r->var_sample);
 	}
 }

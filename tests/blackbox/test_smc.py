@@ -89,7 +89,18 @@ def plain(v):
     return "0" if s in ("-0", "0") else s
 
 
-def smc_files(nodes, round_id):
+def whole(data):
+    """False for what a read racing the file's deletion cut short."""
+    lines = data.split(b"\n")
+    head = lines[0].split(b" ")
+    if not data.endswith(b"\n") or len(head) < 3:
+        return False
+    # A share or partial names its length; an abort is one line of text.
+    return head[2] == b"abort" or (len(head) == 7 and head[5].isdigit() and
+                                   int(head[5]) == len(lines) - 2)
+
+
+def smc_files(nodes, round_id, only_whole=False):
     """{(node, path): bytes} of every smc file of ROUND in every inbox."""
     found = {}
     for name in ("ca",) + NODES:
@@ -98,9 +109,11 @@ def smc_files(nodes, round_id):
             parts = rel.split("/")
             if len(parts) == 4 and parts[1:3] == ["smc", round_id]:
                 try:
-                    found[(name, rel)] = (inbox / rel).read_bytes()
+                    data = (inbox / rel).read_bytes()
                 except OSError:
-                    pass
+                    continue
+                if whole(data) or not only_whole:
+                    found[(name, rel)] = data
     return found
 
 
@@ -116,7 +129,7 @@ class InboxSnooper:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.seen.update(smc_files(self.nodes, self.round_id))
+                self.seen.update(smc_files(self.nodes, self.round_id, True))
             except OSError:
                 pass
             self._stop.wait(0.01)

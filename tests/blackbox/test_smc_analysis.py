@@ -11,7 +11,6 @@ that no party's own vector, counts, sums or X'X entries are among them.
 import csv
 import json
 import math
-import os
 import random
 from decimal import Decimal
 from fractions import Fraction
@@ -19,32 +18,16 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from snoopnodes import build_ca_and, module_cluster, wait_until
-from test_smc import (InboxSnooper, P, SCALE, assert_private, new_round,
-                      residues, run_parties, smc_files)
+# The same cluster fixtures as test_smc.py: a CA and five nodes, one
+# cluster for this module.
+from test_smc import (NODES, SCALE, InboxSnooper, assert_private, net,
+                      new_round, nodes, run_parties, smc_files)
 
-NODES = ("alice", "bob", "carol", "dave", "erin")
 THREE = NODES[:3]
 ROWS = 10000
 WARDS = ("A", "B", "C", "D")
 
-
-build = build_ca_and(*NODES)
-
-
-@pytest.fixture(scope="module")
-def net(fuse_available, snoopfs_bin, tmp_path_factory):
-    yield from module_cluster(tmp_path_factory, snoopfs_bin, "smca", build)
-
-
-@pytest.fixture(scope="module")
-def nodes(net):
-    every = ("ca",) + NODES
-    ok = wait_until(lambda: all(
-        os.path.isdir(str(net.nodes[a].mnt / "outbox" / b))
-        for a in every for b in every if a != b), 20)
-    assert ok, "outbox folders did not appear for every peer"
-    return net.nodes
+assert net and nodes  # fixtures: pytest finds them here by name
 
 
 def cell(rng, text, missing=0.01):
@@ -128,7 +111,7 @@ def close(got, want, rel=1e-6, abs_tol=1e-9):
                                                 abs_tol)
 
 
-def assert_watcher_saw_both(seen, round_id):
+def assert_watcher_saw_both(seen):
     kinds = {rel.split("/")[-1].split(".")[0] for (_, rel) in seen}
     assert {"share", "partial"} <= kinds, sorted(seen)
 
@@ -165,7 +148,7 @@ def test_vector_sum_three_parties_private(nodes, tmp_path):
     # No inbox file held an element of any party's vector.
     secrets = {int(v * SCALE) for vs in vecs.values() for v in vs}
     assert_private(snoop.seen, secrets, [])
-    assert_watcher_saw_both(snoop.seen, rid)
+    assert_watcher_saw_both(snoop.seen)
     assert smc_files(nodes, rid) == {}
 
 

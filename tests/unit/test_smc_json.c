@@ -32,7 +32,7 @@ static void test_object(void)
 	smc_json_object(&j, NULL);
 	smc_json_close(&j);
 	smc_json_close(&j);
-	smc_json_real(&j, "r", 0.5L, true);
+	smc_json_real(&j, "r", 0.5, true);
 	smc_json_real(&j, "none", 1, false);
 	smc_json_real(&j, "inf", INFINITY, true);
 	smc_json_array(&j, "empty");
@@ -54,12 +54,15 @@ static void test_strings(void)
 	smc_json_begin(&j, f);
 	/* Quotes, backslashes, controls; UTF-8 kept, broken bytes replaced. */
 	smc_json_str(&j, "a\"b", "x\\y\n\x01é\xff\xc3");
-	smc_json_real(&j, "big", 1e300L, true);
+	smc_json_real(&j, "big", 1e300, true);
+	smc_json_real(&j, "third", 1.0 / 3, true);
+	smc_json_real(&j, "tenth", 0.1, true);
 	smc_json_int(&j, "wide", (smc_i128)SMC_SUM_MAX_ABS * 64);
 	smc_json_end(&j);
 	fclose(f);
 	CHECK(!strcmp(out, "{\"a\\\"b\":\"x\\\\y\\u000a\\u0001é\xEF\xBF\xBD"
-			   "\xEF\xBF\xBD\",\"big\":1e+300,"
+			   "\xEF\xBF\xBD\",\"big\":1e+300,\"third\":"
+			   "0.3333333333333333,\"tenth\":0.1,"
 			   "\"wide\":64000000000000000000}\n"));
 	free(out);
 }

@@ -12,39 +12,39 @@
 
 #define ROWS 400
 
-static int close_to(long double got, long double want, long double rel)
+static int close_to(double got, double want, double rel)
 {
-	long double d = fabsl(got - want);
-	return d <= rel * fabsl(want) || d <= 1e-15L;
+	double d = fabs(got - want);
+	return d <= rel * fabs(want) || d <= 1e-15;
 }
 
 /* A row of P predictors in 6-decimal fixed point and y from them. */
 static void make_row(size_t p, int64_t *x, int64_t *y, int noise)
 {
-	long double yy = 3.5L;
+	double yy = 3.5;
 	for (size_t j = 0; j < p; j++) {
 		x[j] = (int64_t)(rand() % 100000000) - 20000000; /* -20..80 */
-		yy += (long double)(j + 1) * (j % 2 ? -0.75L : 1.25L) *
-		      (long double)x[j] / SMC_SCALE;
+		yy += (double)(j + 1) * (j % 2 ? -0.75 : 1.25) * (double)x[j] /
+		      SMC_SCALE;
 	}
 	if (noise)
-		yy += (long double)(rand() % 2000000 - 1000000) / SMC_SCALE;
-	*y = (int64_t)llroundl(yy * SMC_SCALE);
+		yy += (double)(rand() % 2000000 - 1000000) / SMC_SCALE;
+	*y = (int64_t)llround(yy * SMC_SCALE);
 }
 
 static void test_one_predictor(void)
 {
 	struct smc_linreg_sums s = { .p = 1 };
-	static long double xs[ROWS], ys[ROWS];
+	static double xs[ROWS], ys[ROWS];
 	srand(11);
 	for (size_t i = 0; i < ROWS; i++) {
 		int64_t x, y;
 		make_row(1, &x, &y, 1);
 		smc_linreg_add(&s, &x, y);
-		xs[i] = (long double)x / SMC_SCALE;
-		ys[i] = (long double)y / SMC_SCALE;
+		xs[i] = (double)x / SMC_SCALE;
+		ys[i] = (double)y / SMC_SCALE;
 	}
-	long double mx = 0, my = 0, sxx = 0, sxy = 0, syy = 0;
+	double mx = 0, my = 0, sxx = 0, sxy = 0, syy = 0;
 	for (size_t i = 0; i < ROWS; i++)
 		mx += xs[i] / ROWS, my += ys[i] / ROWS;
 	for (size_t i = 0; i < ROWS; i++) {
@@ -52,27 +52,26 @@ static void test_one_predictor(void)
 		sxy += (xs[i] - mx) * (ys[i] - my);
 		syy += (ys[i] - my) * (ys[i] - my);
 	}
-	long double b1 = sxy / sxx, b0 = my - b1 * mx, rss = 0;
+	double b1 = sxy / sxx, b0 = my - b1 * mx, rss = 0;
 	for (size_t i = 0; i < ROWS; i++) {
-		long double e = ys[i] - b0 - b1 * xs[i];
+		double e = ys[i] - b0 - b1 * xs[i];
 		rss += e * e;
 	}
-	long double s2 = rss / (ROWS - 2);
+	double s2 = rss / (ROWS - 2);
 	struct smc_linreg_fit f;
 	size_t bad = 99;
 	CHECK(smc_linreg_fit(&s, &f, &bad) == 0);
 	CHECK(f.df == ROWS - 2);
-	CHECK(close_to(f.coef[1], b1, 1e-12L));
-	CHECK(close_to(f.coef[0], b0, 1e-12L));
-	CHECK(close_to(f.se[1], sqrtl(s2 / sxx), 1e-9L));
-	CHECK(close_to(f.se[0], sqrtl(s2 * (1.0L / ROWS + mx * mx / sxx)),
-		       1e-9L));
-	CHECK(f.have_r2 && close_to(f.r2, 1 - rss / syy, 1e-12L));
-	CHECK(close_to(f.rse, sqrtl(s2), 1e-9L));
-	long double r;
+	CHECK(close_to(f.coef[1], b1, 1e-12));
+	CHECK(close_to(f.coef[0], b0, 1e-12));
+	CHECK(close_to(f.se[1], sqrt(s2 / sxx), 1e-9));
+	CHECK(close_to(f.se[0], sqrt(s2 * (1.0 / ROWS + mx * mx / sxx)), 1e-9));
+	CHECK(f.have_r2 && close_to(f.r2, 1 - rss / syy, 1e-12));
+	CHECK(close_to(f.rse, sqrt(s2), 1e-9));
+	double r;
 	CHECK(smc_linreg_corr(&s, &r, &bad) == 0);
-	CHECK(close_to(r, sxy / sqrtl(sxx * syy), 1e-15L));
-	CHECK(close_to(r * r, f.r2, 1e-12L));
+	CHECK(close_to(r, sxy / sqrt(sxx * syy), 1e-15));
+	CHECK(close_to(r * r, f.r2, 1e-12));
 }
 
 /* An exact linear relation: the fit finds it, with no residual. */
@@ -89,12 +88,11 @@ static void test_exact_fit(void)
 	size_t bad;
 	CHECK(smc_linreg_fit(&s, &f, &bad) == 0);
 	/* The rounding of y to 6 places is the only noise: tiny. */
-	CHECK(fabsl(f.coef[0] - 3.5L) < 1e-6L);
+	CHECK(fabs(f.coef[0] - 3.5) < 1e-6);
 	for (size_t j = 0; j < 5; j++)
-		CHECK(fabsl(f.coef[1 + j] -
-			    (long double)(j + 1) * (j % 2 ? -0.75L : 1.25L)) <
-		      1e-8L);
-	CHECK(f.r2 > 1 - 1e-12L && f.rse < 1e-6L);
+		CHECK(fabs(f.coef[1 + j] -
+			   (double)(j + 1) * (j % 2 ? -0.75 : 1.25)) < 1e-8);
+	CHECK(f.r2 > 1 - 1e-12 && f.rse < 1e-6);
 }
 
 /* Normal equations hold for a fit with noise: X'(y - Xb) = 0. */
@@ -111,21 +109,21 @@ static void test_normal_equations(void)
 	struct smc_linreg_fit f;
 	size_t bad;
 	CHECK(smc_linreg_fit(&s, &f, &bad) == 0);
-	long double g[P + 1] = { 0 }, scale[P + 1] = { 0 };
+	double g[P + 1] = { 0 }, scale[P + 1] = { 0 };
 	for (size_t i = 0; i < ROWS; i++) {
-		long double e = (long double)ys[i] / SMC_SCALE - f.coef[0];
+		double e = (double)ys[i] / SMC_SCALE - f.coef[0];
 		for (size_t j = 0; j < P; j++)
-			e -= f.coef[1 + j] * (long double)xs[i][j] / SMC_SCALE;
+			e -= f.coef[1 + j] * (double)xs[i][j] / SMC_SCALE;
 		g[0] += e;
-		scale[0] += fabsl(e);
+		scale[0] += fabs(e);
 		for (size_t j = 0; j < P; j++) {
-			long double xj = (long double)xs[i][j] / SMC_SCALE;
+			double xj = (double)xs[i][j] / SMC_SCALE;
 			g[1 + j] += e * xj;
-			scale[1 + j] += fabsl(e * xj);
+			scale[1 + j] += fabs(e * xj);
 		}
 	}
 	for (size_t j = 0; j <= P; j++)
-		CHECK(fabsl(g[j]) <= 1e-12L * scale[j]);
+		CHECK(fabs(g[j]) <= 1e-12 * scale[j]);
 }
 
 static void test_refusals(void)
@@ -172,7 +170,7 @@ static void test_refusals(void)
 	}
 	CHECK(smc_linreg_fit(&k, &f, &bad) == 0);
 	CHECK(f.coef[1] == 0 && f.coef[0] == 4 && !f.have_r2 && f.rse == 0);
-	long double r;
+	double r;
 	CHECK(smc_linreg_corr(&k, &r, &bad) == SMC_LINREG_ECONST && bad == 1);
 }
 
@@ -189,8 +187,8 @@ static void test_large_means(void)
 	size_t bad;
 	CHECK(smc_linreg_fit(&s, &f, &bad) == 0);
 	/* x steps by 1e-6 over 10 values; y = 2 (x - 999000000) + noise. */
-	CHECK(fabsl(f.coef[1] - 2) < 0.1L);
-	long double r;
+	CHECK(fabs(f.coef[1] - 2) < 0.1);
+	double r;
 	CHECK(smc_linreg_corr(&s, &r, &bad) == 0 && r > 0 && r <= 1);
 }
 

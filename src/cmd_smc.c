@@ -21,6 +21,7 @@
 #include "lib/names.h"
 #include "src/cmd.h"
 #include "src/cmd_smc.h"
+#include "src/smc_csv.h"
 #include "src/smc_linreg.h"
 
 #define TIMEOUT_DEFAULT 60
@@ -404,11 +405,40 @@ static int spec_params(const struct args *a, struct spec *s)
 	return -1;
 }
 
+/*
+ * A column named by --column, --by or --y: the header's cells are trimmed,
+ * so a name with spaces at an end, or a control character, could never
+ * match (and would blur the canonical text of the parameters).
+ */
+static int check_column(const struct args *a, const char *opt, const char *name)
+{
+	if (!name)
+		return -1;
+	size_t len = strlen(name);
+	bool bad = len == 0 || len > SMC_CELL_MAX || strchr(" \t", name[0]) ||
+		   strchr(" \t", name[len - 1]);
+	for (size_t i = 0; i < len && !bad; i++)
+		bad = (unsigned char)name[i] < 0x20 || name[i] == 0x7f;
+	if (bad)
+		return cmd_smc_fail(a, EXIT_USAGE,
+				    "--%s '%s': want a column name of 1 to 255 "
+				    "bytes, no control characters and no "
+				    "spaces at either end",
+				    opt, name);
+	return -1;
+}
+
 /* Parses the public parameters. Returns -1 to go on, or an exit status. */
 static int parse_spec(const struct args *a, struct spec *s)
 {
 	char err[ERR_MAX];
-	int rc = -1;
+	int rc = check_column(a, "column", a->column);
+	if (rc < 0)
+		rc = check_column(a, "by", a->by);
+	if (rc < 0)
+		rc = check_column(a, "y", a->y);
+	if (rc >= 0)
+		return rc;
 	if (a->bins && smc_bins_parse(a->bins, &s->bins, err, sizeof(err)))
 		return cmd_smc_fail(a, EXIT_USAGE, "--bins: %s", err);
 	if (a->categories &&

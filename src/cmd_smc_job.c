@@ -105,8 +105,11 @@ int cmd_smc_refuse_input(const struct job *jb, const char *path, int rc,
 		snprintf(why, sizeof(why),
 			 "its input has more rows than smc %s allows",
 			 jb->a->cmd);
+	else if (strncmp(err, "line ", 5) == 0)
+		/* Where its file is malformed is about its rows: not said. */
+		snprintf(why, sizeof(why), "its input file is malformed");
 	else
-		/* Column names, line numbers and counts only: no cell. */
+		/* A column it lacks or has twice: public names only. */
 		snprintf(why, sizeof(why), "its input cannot be used (%s)",
 			 err);
 	return cmd_smc_refuse(jb, EXIT_RUNTIME, why, local);

@@ -46,10 +46,10 @@ static int sum_linreg(struct job *jb, struct smc_linreg_sums *sums)
 	int rc = cmd_smc_claim(jb);
 	if (rc < 0)
 		rc = cmd_smc_secure_sum(jb, v, k);
-	if (rc > 0)
-		return rc;
-	smc_linreg_unpack(v, p, sums);
-	return 0;
+	if (rc == 0)
+		smc_linreg_unpack(v, p, sums);
+	pki_wipe(v, sizeof(v));
+	return rc;
 }
 
 int cmd_smc_regress(struct job *jb)
@@ -229,17 +229,17 @@ static int bisect(struct job *jb, struct smc_quantile *q, const int64_t *values,
 		return 0;
 	for (size_t i = 0; i < q->m; i++)
 		smc_quantile_update(q, i, v[2 + i]);
-	while (!smc_quantile_done(q)) {
+	while (!smc_quantile_done(q) && rc == 0) {
 		for (size_t i = 0; i < q->m; i++)
 			v[i] = (smc_i128)smc_collect_count_le(
 				values, n, smc_quantile_threshold(q, i));
 		jb->r.step = (*steps)++;
-		if ((rc = cmd_smc_secure_sum(jb, v, q->m)) != 0)
-			return rc;
-		for (size_t i = 0; i < q->m; i++)
+		rc = cmd_smc_secure_sum(jb, v, q->m);
+		for (size_t i = 0; i < q->m && rc == 0; i++)
 			smc_quantile_update(q, i, v[i]);
 	}
-	return 0;
+	pki_wipe(v, sizeof(v));
+	return rc;
 }
 
 int cmd_smc_quantile(struct job *jb)

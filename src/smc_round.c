@@ -312,11 +312,6 @@ void smc_round_abort(const struct smc_round *r, const char *reason)
 					 text, (size_t)len);
 }
 
-/* What collect() found wrong, and whether the others can see it too. */
-struct trouble {
-	bool tell; /* the others cannot know: send them an abort */
-};
-
 /* The sentence for a file from PEER that is not the one expected. */
 static void mismatch(const struct smc_round *r, enum verdict v,
 		     const char *kind, const char *peer, const char *their_op,
@@ -380,12 +375,12 @@ static void lengths_differ(const struct smc_round *r, const size_t *lens,
 /*
  * Waits for the file KIND from every other party and adds its K residues
  * into ACC; V and TEXT (of CAP bytes) are scratch. A received file is
- * deleted as soon as it has been read.
+ * deleted as soon as it has been read. On failure *TELL says whether the
+ * other parties cannot see the problem for themselves.
  */
 static int collect(const struct smc_round *r, const struct expect *e,
 		   const char *kind, size_t k, smc_u128 *acc, smc_u128 *v,
-		   char *text, size_t cap, struct trouble *t, char *err,
-		   size_t errlen)
+		   char *text, size_t cap, bool *tell, char *err, size_t errlen)
 {
 	bool got[SMC_MAX_PARTIES] = { false };
 	size_t lens[SMC_MAX_PARTIES] = { 0 };
@@ -417,7 +412,7 @@ static int collect(const struct smc_round *r, const struct expect *e,
 				snprintf(err, errlen,
 					 "cannot read the %s from %s: %s", kind,
 					 peer, strerror((int)-len));
-				t->tell = true;
+				*tell = true;
 				rc = -1;
 				break;
 			}
@@ -440,7 +435,7 @@ static int collect(const struct smc_round *r, const struct expect *e,
 				mismatch(r, vd, kind, peer, their_op,
 					 their_plist, err, errlen);
 				/* A malformed file only this node has seen. */
-				t->tell = vd == V_MALFORMED;
+				*tell = vd == V_MALFORMED;
 				rc = -1;
 			}
 			got[i] = true;
@@ -455,7 +450,7 @@ static int collect(const struct smc_round *r, const struct expect *e,
 				 "of the parties: the party lists differ; "
 				 "no result",
 				 who, kind, r->id);
-			t->tell = true;
+			*tell = true;
 			rc = -1;
 		}
 		if (rc == 0 && left && elapsed(&start) >= r->timeout) {
@@ -572,7 +567,9 @@ int smc_round_run(const struct smc_round *r, const smc_u128 *in, size_t k,
 	size_t vsize = k * sizeof(smc_u128), cap = file_cap(k);
 	smc_u128 *acc = malloc(vsize), *scratch = malloc(vsize);
 	char *text = malloc(cap);
-	struct trouble t = { .tell = true };
+	/* Whether the others cannot see this node's failure for themselves
+	 * and must be sent an abort. */
+	bool tell = true;
 	int rc = -1;
 	if (!acc || !scratch || !text) {
 		snprintf(err, errlen, "out of memory (a vector of %zu)", k);
@@ -581,20 +578,21 @@ int smc_round_run(const struct smc_round *r, const smc_u128 *in, size_t k,
 	memcpy(acc, in, vsize);
 	if (send_shares(r, &e, share, acc, scratch, k, text, err, errlen))
 		goto out;
-	t.tell = false;
-	if (collect(r, &e, share, k, acc, scratch, text, cap, &t, err, errlen))
+	tell = false;
+	if (collect(r, &e, share, k, acc, scratch, text, cap, &tell, err,
+		    errlen))
 		goto out;
-	t.tell = true;
+	tell = true;
 	if (send_partials(r, &e, partial, acc, k, text, err, errlen))
 		goto out;
-	t.tell = false;
-	if (collect(r, &e, partial, k, acc, scratch, text, cap, &t, err,
+	tell = false;
+	if (collect(r, &e, partial, k, acc, scratch, text, cap, &tell, err,
 		    errlen))
 		goto out;
 	memcpy(total, acc, vsize);
 	rc = 0;
 out:
-	if (rc && t.tell)
+	if (rc && tell)
 		smc_round_abort(r, err);
 	if (acc)
 		pki_wipe(acc, vsize);

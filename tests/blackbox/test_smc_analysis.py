@@ -286,6 +286,21 @@ def test_stats_and_sum_json(nodes, hospitals):
     assert out["sum"] == Decimal("0.500001")
 
 
+def test_ttp_sum_json(nodes):
+    rid = new_round("ttpj")
+    ca = nodes["ca"]
+    p = ca.snoop.popen("smc", "ttp-sum", "--mount", ca.mnt, "--round", rid,
+                       "--parties", "alice,bob", "--timeout", 30, "--json")
+    for name, v in (("alice", "1.25"), ("bob", "-3")):
+        folder = nodes[name].mnt / "outbox/ca/smc" / rid
+        folder.mkdir(parents=True)
+        (folder / "input").write_text(v + "\n")
+    o, e = p.communicate(timeout=120)
+    assert p.returncode == 0, e
+    assert json.loads(o, parse_float=Decimal) == {
+        "round": rid, "parties": ["alice", "bob"], "sum": Decimal("-1.75")}
+
+
 def test_out_of_range_value_ends_round_everywhere(nodes, tmp_path):
     """bob's file has one value beyond 10^9: every party stops, and only
     bob's operator learns which line it was."""

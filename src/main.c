@@ -31,9 +31,9 @@ static const char usage[] =
 	"  revoke CASTATE NAME  revoke node NAME's certificates (new CRL)\n"
 	"  status MOUNTPOINT    show a mounted node's state\n"
 	"  inspect CERT.pem     show a certificate for people\n"
-	"  smc ttp-sum|sum|stats|hist|regress|corr|quantile --mount MNT\n"
-	"      --round ID --parties A,B,... [--json]\n"
-	"                       secure sums and statistics between nodes\n"
+	"  smc ttp-sum|sum|stats --mount MNT --round ID --parties A,B,...\n"
+	"                       secure sums and statistics between nodes;\n"
+	"                       also hist, regress, corr, quantile (--json)\n"
 	"\n"
 	"Unmount with: fusermount3 -u MOUNTPOINT\n"
 	"See snoopfs(1). Each command takes --help.\n";

@@ -139,7 +139,8 @@ def test_vector_sum_three_parties_private(nodes, tmp_path):
         per[name] = ["--vector", path, "--json"]
     rid = new_round("vec3")
     with InboxSnooper(nodes, rid) as snoop:
-        res = run_parties(nodes, "sum", rid, per)
+        res = run_parties(nodes, "sum", rid, per, late="carol",
+                          watcher=snoop)
     out = same_json(res)
     assert out["round"] == rid and out["parties"] == sorted(THREE)
     want = [sum(col) for col in zip(*vecs.values())]
@@ -183,7 +184,7 @@ def test_vector_lengths_differ_every_party_says_so(nodes, tmp_path):
     assert "bob 12" in errs["carol"]
 
 
-# --- histograms ----------------------------------------------------------------
+# --- histograms --------------------------------------------------------------
 
 def test_hist_bins_three_parties(nodes, hospitals):
     files, rows = hospitals
@@ -192,7 +193,8 @@ def test_hist_bins_three_parties(nodes, hospitals):
     with InboxSnooper(nodes, rid) as snoop:
         res = run_parties(nodes, "hist", rid, csv_args(
             files, THREE, "--column", "age", "--bins",
-            ",".join(map(str, edges))))
+            ",".join(map(str, edges))),
+            late="carol", watcher=snoop)
     out = same_json(res)
     values = [num(r["age"]) for n in THREE for r in rows[n]]
     nums = [v for v in values if v is not None]
@@ -224,7 +226,7 @@ def test_hist_categories_five_parties(nodes, hospitals):
     assert out["other"] == wards.count("D") + wards.count("X")
 
 
-# --- statistics ------------------------------------------------------------------
+# --- statistics --------------------------------------------------------------
 
 def moments(xs):
     n = len(xs)
@@ -252,7 +254,8 @@ def test_stats_by_group_three_parties(nodes, hospitals):
     with InboxSnooper(nodes, rid) as snoop:
         res = run_parties(nodes, "stats", rid, csv_args(
             files, THREE, "--column", "sbp", "--by", "ward",
-            "--categories", "A,B,C,D"))
+            "--categories", "A,B,C,D"),
+            late="carol", watcher=snoop)
     out = same_json(res)
     assert out["column"] == "sbp" and out["by"] == "ward"
     pooled = [r for n in THREE for r in rows[n]]
@@ -324,7 +327,7 @@ def test_out_of_range_value_ends_round_everywhere(nodes, tmp_path):
                    for (_, rel) in snoop.seen), sorted(snoop.seen)
 
 
-# --- regression and correlation -------------------------------------------------
+# --- regression and correlation ----------------------------------------------
 
 def design(rows, parties, y, xs):
     """numpy arrays of the pooled rows where Y and every X are numbers."""
@@ -380,7 +383,8 @@ def test_regress_three_predictors_private(nodes, hospitals):
     rid = new_round("reg3")
     with InboxSnooper(nodes, rid) as snoop:
         res = run_parties(nodes, "regress", rid, csv_args(
-            files, THREE, "--y", "sbp", "--x", ",".join(xs)))
+            files, THREE, "--y", "sbp", "--x", ",".join(xs)),
+            late="carol", watcher=snoop)
     check_regression(same_json(res), rows, THREE, "sbp", xs)
     # No party's n, sums, X'X, X'y or y'y entry was in any inbox file.
     secrets = []
@@ -423,7 +427,7 @@ def test_constant_predictor_ends_round_everywhere(nodes, hospitals):
             o)["error"]
 
 
-# --- quantiles -------------------------------------------------------------------
+# --- quantiles ---------------------------------------------------------------
 
 def lower_quantile(xs, q):
     xs = sorted(xs)
@@ -450,7 +454,8 @@ def test_quantiles_three_parties(nodes, hospitals):
     with InboxSnooper(nodes, rid) as snoop:
         res = run_parties(nodes, "quantile", rid, csv_args(
             files, THREE, "--column", "age", "--q", "0.5,0.9",
-            "--range", "0:130", "--precision", "0.01"))
+            "--range", "0:130", "--precision", "0.01"),
+            late="carol", watcher=snoop)
     out = same_json(res)
     check_quantiles(out, rows, THREE, "age", ["0.5", "0.9"], "0.01")
     # 130 / 0.01 = 13000 < 2^14: at most 14 halvings, the first of them
@@ -489,7 +494,7 @@ def test_quantile_value_outside_range_ends_round(nodes, hospitals):
         assert "stopped the round" in errs[name] or "line" in errs[name]
 
 
-# --- agreement and usage --------------------------------------------------------
+# --- agreement and usage -----------------------------------------------------
 
 def test_different_bins_refused(nodes, hospitals):
     files, _ = hospitals

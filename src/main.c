@@ -41,7 +41,8 @@ static const char usage[] =
 	"  inspect [--json] CERT.pem\n"
 	"                       show a certificate for people (or scripts)\n"
 	"  smc ttp-sum|sum|stats --mount MNT --round ID --parties A,B,...\n"
-	"                       secure sums and statistics between nodes\n"
+	"                       secure sums and statistics between nodes;\n"
+	"                       also hist, regress, corr, quantile (--json)\n"
 	"\n"
 	"Unmount with: fusermount3 -u MOUNTPOINT\n"
 	"See snoopfs(1). Each command takes --help.\n";

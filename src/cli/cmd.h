@@ -16,7 +16,8 @@ int cmd_ca_init(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
-/* `snoopfs smc ttp-sum|sum|stats ...`: secure computations over the tree. */
+/* `snoopfs smc ttp-sum|sum|stats|hist|regress|corr|quantile ...`: secure
+ * computations over the tree. */
 int cmd_smc(int argc, char **argv);
 /* `snoopfs token CASTATE NAME [--ttl DURATION]`: a one-time join token. */
 int cmd_token(int argc, char **argv);

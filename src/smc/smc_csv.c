@@ -1,16 +1,17 @@
 /*
- * smc_csv.c: a small RFC 4180 reader that looks at one column only. Cells
- * are copied into a bounded buffer: a cell too long for it cannot be a
- * number in range, so it is counted as non-numeric.
+ * smc_csv.c: a small RFC 4180 reader that hands over only the cells a
+ * command asked for. Cells are copied into bounded buffers: a cell too long
+ * for one cannot be a number in range or a category, so it reads as
+ * missing.
  */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "pki/rand.h"
 #include "smc/smc_csv.h"
 #include "smc/smc_fixed.h"
-
-#define CELL_MAX 256
 
 struct reader {
 	const char *p, *end;
@@ -18,14 +19,14 @@ struct reader {
 };
 
 struct cell {
-	char text[CELL_MAX];
+	char text[SMC_CELL_MAX + 1];
 	size_t len;
 	bool overflow;
 };
 
 static void cell_put(struct cell *c, char ch)
 {
-	if (c->len + 1 < CELL_MAX)
+	if (c->len < SMC_CELL_MAX)
 		c->text[c->len++] = ch;
 	else
 		c->overflow = true;
@@ -80,7 +81,7 @@ static int read_field(struct reader *r, struct cell *c, bool *last)
 	return 0;
 }
 
-/* The cell without surrounding spaces, tabs and carriage returns. */
+/* Trims C of surrounding spaces, tabs and carriage returns, in place. */
 static const char *trimmed(struct cell *c, size_t *len)
 {
 	size_t a = 0, b = c->len;
@@ -88,79 +89,77 @@ static const char *trimmed(struct cell *c, size_t *len)
 		a++;
 	while (b > a && strchr(" \t\r", c->text[b - 1]))
 		b--;
+	c->text[b] = '\0';
 	*len = b - a;
 	return c->text + a;
 }
 
-/* Finds COLUMN in the header record. Returns its index or -1 (ERR set). */
-static long header_column(struct reader *r, const char *column, char *err,
-			  size_t errlen)
+/*
+ * Finds the NCOL COLUMNS in the header record and stores their field
+ * indexes in IDX. Returns 0 or SMC_CSV_EFORMAT (ERR set).
+ */
+static int header(struct reader *r, const char *const *columns, size_t ncol,
+		  long *idx, char *err, size_t errlen)
 {
 	struct cell c;
 	bool last = false;
-	long found = -1;
+	for (size_t j = 0; j < ncol; j++)
+		idx[j] = -1;
 	for (long i = 0; !last; i++) {
 		if (read_field(r, &c, &last) != 0) {
 			snprintf(err, errlen, "line %lu: unterminated quote",
 				 r->line);
-			return -1;
+			return SMC_CSV_EFORMAT;
 		}
 		size_t len;
 		const char *name = trimmed(&c, &len);
-		if (c.overflow || len != strlen(column) ||
-		    memcmp(name, column, len) != 0)
-			continue;
-		if (found >= 0) {
-			snprintf(err, errlen,
-				 "the header names column '%s' twice", column);
-			return -1;
+		for (size_t j = 0; j < ncol && !c.overflow; j++) {
+			if (strcmp(name, columns[j]) != 0)
+				continue;
+			if (idx[j] >= 0) {
+				snprintf(err, errlen,
+					 "the header names column '%s' twice",
+					 columns[j]);
+				return SMC_CSV_EFORMAT;
+			}
+			idx[j] = i;
 		}
-		found = i;
 	}
-	if (found < 0)
-		snprintf(err, errlen, "the header has no column '%s'", column);
-	return found;
-}
-
-/* Adds one cell to T; returns -1 (ERR set) for a number out of range. */
-static int add_cell(struct cell *c, unsigned long line,
-		    struct smc_stats_totals *t, char *err, size_t errlen)
-{
-	size_t len;
-	const char *s = trimmed(c, &len);
-	int64_t v;
-	int rc = c->overflow ? SMC_FIXED_EINVAL
-			     : smc_fixed_parse(s, len, SMC_STATS_MAX_ABS, &v);
-	if (rc == SMC_FIXED_ERANGE) {
-		snprintf(err, errlen,
-			 "line %lu: %.*s is beyond the bound |x| <= 10^9", line,
-			 (int)len, s);
-		return -1;
-	}
-	if (rc != 0) {
-		t->skipped++;
-		return 0;
-	}
-	t->count++;
-	t->sum += v;
-	t->sumsq += (smc_i128)v * v;
+	for (size_t j = 0; j < ncol; j++)
+		if (idx[j] < 0) {
+			snprintf(err, errlen, "the header has no column '%s'",
+				 columns[j]);
+			return SMC_CSV_EFORMAT;
+		}
 	return 0;
 }
 
-int smc_csv_column(const char *data, size_t len, const char *column,
-		   struct smc_stats_totals *t, char *err, size_t errlen)
+int smc_csv_rows(const char *data, size_t len, const char *const *columns,
+		 size_t ncol, smc_csv_row_fn fn, void *ctx, char *err,
+		 size_t errlen)
 {
+	if (ncol == 0 || ncol > SMC_CSV_COLUMNS_MAX) {
+		snprintf(err, errlen, "want 1 to %d columns",
+			 SMC_CSV_COLUMNS_MAX);
+		return SMC_CSV_EFORMAT;
+	}
 	struct reader r = { .p = data, .end = data + len, .line = 1 };
 	/* A byte order mark is not part of the first column's name. */
 	if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
 		r.p += 3;
-	long col = header_column(&r, column, err, errlen);
-	if (col < 0)
-		return -1;
+	long idx[SMC_CSV_COLUMNS_MAX];
+	int rc = header(&r, columns, ncol, idx, err, errlen);
+	if (rc)
+		return rc;
+	struct cell *cells = malloc((ncol + 1) * sizeof(*cells));
+	if (!cells) {
+		snprintf(err, errlen, "out of memory");
+		return SMC_CSV_EFORMAT;
+	}
+	struct cell *skip = &cells[ncol];
 	unsigned long rows = 0;
-	struct cell c;
-	while (r.p < r.end) {
-		unsigned long line = r.line;
+	while (r.p < r.end && rc == 0) {
+		struct smc_csv_row row = { .line = r.line };
 		/* A blank line is no record at all. */
 		if (*r.p == '\n' ||
 		    (*r.p == '\r' && r.p + 1 < r.end && r.p[1] == '\n')) {
@@ -168,28 +167,87 @@ int smc_csv_column(const char *data, size_t len, const char *column,
 			r.line++;
 			continue;
 		}
-		if (++rows > SMC_STATS_MAX_ROWS) {
+		if (++rows > SMC_MAX_ROWS) {
 			snprintf(err, errlen, "more than %d rows",
-				 SMC_STATS_MAX_ROWS);
-			return -1;
+				 SMC_MAX_ROWS);
+			rc = SMC_CSV_EROWS;
+			break;
 		}
-		bool last = false, seen = false;
-		for (long i = 0; !last; i++) {
-			if (read_field(&r, &c, &last) != 0) {
+		bool last = false;
+		for (long i = 0; !last && rc == 0; i++) {
+			size_t j = 0;
+			while (j < ncol && idx[j] != i)
+				j++;
+			struct cell *c = j < ncol ? &cells[j] : skip;
+			if (read_field(&r, c, &last) != 0) {
 				snprintf(err, errlen,
 					 "line %lu: unterminated quote",
 					 r.line);
-				return -1;
+				rc = SMC_CSV_EFORMAT;
+			} else if (j < ncol && !c->overflow) {
+				row.cell[j] = trimmed(c, &row.len[j]);
 			}
-			if (i != col)
-				continue;
-			seen = true;
-			if (add_cell(&c, line, t, err, errlen) != 0)
-				return -1;
 		}
-		/* A short row is missing the cell. */
-		if (!seen)
-			t->skipped++;
+		if (rc == 0)
+			rc = fn(ctx, &row, err, errlen);
 	}
+	pki_wipe(cells, (ncol + 1) * sizeof(*cells));
+	free(cells);
+	return rc;
+}
+
+int smc_csv_vector(const char *data, size_t len, size_t max, int64_t **out,
+		   size_t *k, char *err, size_t errlen)
+{
+	size_t lines = 0;
+	for (size_t i = 0; i < len; i++)
+		lines += data[i] == '\n';
+	if (len > 0 && data[len - 1] != '\n')
+		lines++;
+	if (lines == 0) {
+		snprintf(err, errlen, "no numbers (want one per line)");
+		return SMC_CSV_EFORMAT;
+	}
+	if (lines > max) {
+		snprintf(err, errlen, "more than %zu numbers", max);
+		return SMC_CSV_EROWS;
+	}
+	int64_t *v = malloc(lines * sizeof(*v));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return SMC_CSV_EFORMAT;
+	}
+	const char *p = data, *end = data + len;
+	int rc = 0;
+	for (size_t i = 0; i < lines && rc == 0; i++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *a = p, *b = nl ? nl : end;
+		while (a < b && strchr(" \t\r", *a))
+			a++;
+		while (b > a && strchr(" \t\r", b[-1]))
+			b--;
+		int e = smc_fixed_parse(a, (size_t)(b - a), SMC_SUM_MAX_ABS,
+					&v[i]);
+		/* The text itself stays out of the message: it is data. */
+		if (e == SMC_FIXED_ERANGE) {
+			snprintf(err, errlen,
+				 "line %zu: beyond the bound |x| <= 10^12",
+				 i + 1);
+			rc = SMC_CSV_ERANGE;
+		} else if (e != 0) {
+			snprintf(err, errlen,
+				 "line %zu: not a decimal number (like -12.5)",
+				 i + 1);
+			rc = SMC_CSV_EFORMAT;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	if (rc) {
+		pki_wipe(v, lines * sizeof(*v));
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*k = lines;
 	return 0;
 }

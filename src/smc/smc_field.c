@@ -68,6 +68,15 @@ char *smc_u128_format(smc_u128 v, char buf[SMC_RESIDUE_TEXT])
 	return buf;
 }
 
+/* 127 bits of 16 big-endian bytes; the top bit is dropped. */
+static smc_u128 bits127(const unsigned char *b)
+{
+	smc_u128 v = 0;
+	for (size_t i = 0; i < 16; i++)
+		v = v << 8 | b[i];
+	return v & SMC_P;
+}
+
 int smc_random(smc_u128 *out)
 {
 	/* Rejection sampling: 127 random bits are uniform on [0, 2^127);
@@ -76,11 +85,8 @@ int smc_random(smc_u128 *out)
 		unsigned char b[16];
 		if (pki_rand_bytes(b, sizeof(b)) != 0)
 			return -1;
-		smc_u128 v = 0;
-		for (size_t i = 0; i < sizeof(b); i++)
-			v = v << 8 | b[i];
+		smc_u128 v = bits127(b);
 		pki_wipe(b, sizeof(b));
-		v &= SMC_P;
 		if (v < SMC_P) {
 			*out = v;
 			return 0;
@@ -88,17 +94,30 @@ int smc_random(smc_u128 *out)
 	}
 }
 
-int smc_split(smc_u128 secret, size_t n, smc_u128 *shares)
+int smc_random_vec(smc_u128 *out, size_t k)
 {
-	smc_u128 rest = secret;
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (smc_random(&shares[i]) != 0) {
-			pki_wipe(shares, n * sizeof(*shares));
+	enum { BLOCK = 256 };
+	unsigned char b[BLOCK * 16];
+	for (size_t done = 0; done < k;) {
+		size_t m = k - done < BLOCK ? k - done : BLOCK;
+		if (pki_rand_bytes(b, m * 16) != 0) {
+			pki_wipe(out, k * sizeof(*out));
+			pki_wipe(b, sizeof(b));
 			return -1;
 		}
-		rest = smc_sub(rest, shares[i]);
+		for (size_t i = 0; i < m; i++) {
+			smc_u128 v = bits127(b + 16 * i);
+			/* The one value of 127 bits that is not below p (as in
+			 * smc_random()): draw that element again. */
+			if (v == SMC_P && smc_random(&v) != 0) {
+				pki_wipe(out, k * sizeof(*out));
+				pki_wipe(b, sizeof(b));
+				return -1;
+			}
+			out[done + i] = v;
+		}
+		done += m;
 	}
-	shares[n - 1] = rest;
-	pki_wipe(&rest, sizeof(rest));
+	pki_wipe(b, sizeof(b));
 	return 0;
 }

@@ -50,11 +50,11 @@ char *smc_u128_format(smc_u128 v, char buf[SMC_RESIDUE_TEXT]);
 int smc_random(smc_u128 *out);
 
 /*
- * Splits SECRET (a residue) into N >= 1 shares that add up to it modulo p:
- * the first N-1 are uniform random residues from the CSPRNG, the last is
- * what remains, so any N-1 shares together are uniform and say nothing of
- * SECRET. Returns 0, or -1 if the CSPRNG failed (SHARES is wiped then).
+ * Fills OUT with K uniform residues in [0, p), drawing the CSPRNG's bytes
+ * in blocks rather than 16 at a time (a share vector has up to
+ * SMC_VECTOR_MAX of them). Returns 0, or -1 if the CSPRNG failed (OUT is
+ * wiped then).
  */
-int smc_split(smc_u128 secret, size_t n, smc_u128 *shares);
+int smc_random_vec(smc_u128 *out, size_t k);
 
 #endif

@@ -94,3 +94,11 @@ smc_i128 smc_div_round(smc_i128 a, smc_i128 b)
 		q += a < 0 ? -1 : 1;
 	return q;
 }
+
+double smc_centered(smc_i128 sxy, smc_i128 sx, smc_i128 sy, smc_i128 n)
+{
+	smc_i128 qx = sx / n, rx = sx % n, qy = sy / n, ry = sy % n;
+	smc_i128 whole = sxy - qx * qy * n - qx * ry - qy * rx;
+	/* |rx * ry| < n^2 <= 4.1e15 < 2^53: exact in a double. */
+	return (double)whole - (double)(rx * ry) / (double)n;
+}

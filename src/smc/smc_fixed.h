@@ -1,16 +1,21 @@
 /*
  * smc_fixed: the numbers of snoopfs smc as fixed point with six decimal
- * places (x is carried as the integer x * 10^6, x^2 as x^2 * 10^12), their
- * strict parsing and printing, and the bounds that keep every secure sum
- * far below the field prime p = 2^127 - 1 (about 1.7e38).
+ * places (x is carried as the integer x * 10^6, a product x * y as
+ * x * y * 10^12), their strict parsing and printing, and the bounds that
+ * keep every secure sum far below the field prime p = 2^127 - 1 (about
+ * 1.7e38).
  *
- * Bounds, and why no sum can wrap (a total above p/2 would read back as
- * negative, so every total must stay within +-p/2, about 8.5e37):
- *   sum:   |x| <= 10^12, so |x * 10^6| <= 10^18; 64 parties at most give
- *          |total| <= 6.4e19.
- *   stats: |x| <= 10^9 and at most 10^6 rows per party, so one party's
- *          sum of x^2 * 10^12 is at most 10^6 * 10^30 = 10^36; 64 parties
- *          give at most 6.4e37 < p/2. Count and sum are far smaller.
+ * Bounds, and why no total can wrap: a total above p/2 (about 8.5e37)
+ * would read back as a negative number, so every total over every party
+ * must stay within +-p/2. With at most 64 parties:
+ *   sum, sum --vector, ttp-sum: |x| <= 10^12, so |x * 10^6| <= 10^18 and
+ *          an element's total is at most 6.4e19.
+ *   stats, stats --by, regress, corr: |x| <= 10^9 and at most 10^6 rows
+ *          per party, so a party's sum of products x * y * 10^12 is at
+ *          most 10^6 * 10^30 = 10^36 and the total at most 6.4e37 < p/2.
+ *          Counts and sums of x are far smaller.
+ *   hist, quantile: counts only, at most 6.4e7; values are compared with
+ *          public edges or thresholds (|x| <= 10^12), never added.
  */
 #ifndef SNOOPFS_SMC_SMC_FIXED_H
 #define SNOOPFS_SMC_SMC_FIXED_H
@@ -23,12 +28,16 @@
 #define SMC_DECIMALS 6
 #define SMC_SCALE    INT64_C(1000000)
 
-/* Largest |x| accepted by smc sum and smc ttp-sum, as x * 10^6. */
+/*
+ * Largest |x| of smc sum, ttp-sum and a vector element, and of a bin edge
+ * or a quantile range, as x * 10^6.
+ */
 #define SMC_SUM_MAX_ABS (INT64_C(1000000000000) * SMC_SCALE)
-/* Largest |x| of a cell accepted by smc stats, as x * 10^6. */
-#define SMC_STATS_MAX_ABS (INT64_C(1000000000) * SMC_SCALE)
-/* Most data rows one party's CSV file may have for smc stats. */
-#define SMC_STATS_MAX_ROWS 1000000
+/* Largest |x| of a cell that is squared or multiplied (stats, regress,
+ * corr), as x * 10^6. */
+#define SMC_DATA_MAX_ABS (INT64_C(1000000000) * SMC_SCALE)
+/* Most data rows one party's CSV file may have. */
+#define SMC_MAX_ROWS 1000000
 /* Most parties in one round. */
 #define SMC_MAX_PARTIES 64
 
@@ -59,5 +68,19 @@ char *smc_fixed_format(smc_i128 v, int trim, char buf[SMC_FIXED_TEXT]);
 
 /* A / B rounded half away from zero, for B > 0. */
 smc_i128 smc_div_round(smc_i128 a, smc_i128 b);
+
+/*
+ * The sum of products of deviations from the mean, sum (x - mx)(y - my),
+ * from N >= 1 pairs with exact totals SXY = sum x*y, SX = sum x and
+ * SY = sum y (at the scales of smc_fixed: the result has SXY's scale).
+ * Everything but the last division is exact integer arithmetic: with
+ * SX = qx*N + rx and SY = qy*N + ry it is
+ * (SXY - qx*qy*N - qx*ry - qy*rx) - rx*ry/N, and under the bounds above
+ * every term on the left fits in 128 bits where SX*SY itself would not.
+ * So nothing cancels in floating point: the result is the exact value
+ * rounded to IEEE double (about 16 significant digits, the same bits on
+ * every CPU); a constant column gives exactly 0.
+ */
+double smc_centered(smc_i128 sxy, smc_i128 sx, smc_i128 sy, smc_i128 n);
 
 #endif

@@ -16,18 +16,18 @@ struct smc_stats_totals {
 };
 
 struct smc_stats_result {
-	int have_mean;               /* count >= 1 */
-	int have_sample;             /* count >= 2 */
-	smc_i128 mean;               /* x * 10^6, rounded half away from zero */
-	long double var_pop, sd_pop; /* divided by count */
-	long double var_sample, sd_sample; /* divided by count - 1 */
+	int have_mean;          /* count >= 1 */
+	int have_sample;        /* count >= 2 */
+	smc_i128 mean;          /* x * 10^6, rounded half away from zero */
+	double var_pop, sd_pop; /* divided by count */
+	double var_sample, sd_sample; /* divided by count - 1 */
 };
 
 /*
  * Computes mean, variance and standard deviation from T. The sum of
- * squared deviations is formed in exact integers first, so the only
- * rounding is the last division (long double, about 18 significant
- * digits).
+ * squared deviations is formed in exact integers first (smc_centered()),
+ * so what is left are a few correctly rounded IEEE double operations
+ * (about 16 significant digits, the same bits on every CPU).
  */
 void smc_stats_finish(const struct smc_stats_totals *t,
 		      struct smc_stats_result *r);

@@ -17,8 +17,6 @@
 #include "fs/fs.h"
 #include "smc/smc_tree.h"
 
-/* How often publish retries a folder that a finished delivery removed. */
-/* How long take waits for a reader of a used file to close it: 5 s. */
 /* The status report is a few KiB; more than this is not a status. */
 #define STATUS_MAX (1 << 20)
 
@@ -176,10 +174,14 @@ ssize_t smc_tree_take(const struct smc_tree *t, const char *peer,
 	if (fd < 0)
 		return -errno;
 	size_t len = 0;
+	bool more = false;
 	for (;;) {
 		if (len + 1 >= cap) {
-			close(fd);
-			return -EFBIG;
+			/* Full: one more byte says whether it is too long. */
+			char c;
+			ssize_t r = read(fd, &c, 1);
+			more = r != 0;
+			break;
 		}
 		ssize_t r = read(fd, buf + len, cap - 1 - len);
 		if (r < 0 && errno == EINTR)
@@ -195,10 +197,11 @@ ssize_t smc_tree_take(const struct smc_tree *t, const char *peer,
 	}
 	close(fd);
 	buf[len] = '\0';
-	/* Used once: consume it so a later round cannot read it again. */
+	/* Used once, even when it is refused: consume it so that a later
+	 * round cannot read it again. */
 	if (unlink(path) != 0 && errno != ENOENT)
 		return -errno;
-	return (ssize_t)len;
+	return more ? -EFBIG : (ssize_t)len;
 }
 
 int smc_tree_find(const struct smc_tree *t, const char *round, const char *file,

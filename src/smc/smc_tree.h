@@ -15,7 +15,7 @@
 #include "lib/names.h"
 #include "identity/state.h"
 
-/* The largest smc file that is ever read: a header and a few residues. */
+/* The largest file of a trusted party's round, or of an abort, in bytes. */
 #define SMC_FILE_MAX 4096
 
 struct smc_tree {
@@ -46,8 +46,9 @@ int smc_tree_publish(const struct smc_tree *t, const char *peer,
 /*
  * Reads inbox/PEER/smc/ROUND/FILE into BUF (NUL-terminated) and deletes
  * it, so that nothing used stays in the inbox. Returns its length,
- * -ENOENT if it has not arrived, -EFBIG if it holds CAP bytes or more, or
- * another -errno.
+ * -ENOENT if it has not arrived, or another -errno. A file of CAP bytes or
+ * more is deleted too and gives -EFBIG, with its first CAP - 1 bytes in
+ * BUF (where a header says what it is).
  */
 ssize_t smc_tree_take(const struct smc_tree *t, const char *peer,
 		      const char *round, const char *file, char *buf,

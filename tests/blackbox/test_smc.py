@@ -19,7 +19,7 @@ from fractions import Fraction
 
 import pytest
 
-from snoopnodes import build_ca_and, module_cluster, tree_files, wait_until
+from snoopnodes import build_ca_and, module_cluster, wait_until
 
 NODES = ("alice", "bob", "carol", "dave", "erin")
 P = (1 << 127) - 1
@@ -53,19 +53,34 @@ def new_round(label):
     return "%s-%d-%d" % (label, os.getpid(), _round[0])
 
 
-def run_parties(nodes, cmd, round_id, per_party, timeout=30):
+def run_parties(nodes, cmd, round_id, per_party, timeout=30, late=None,
+                watcher=None):
     """Runs `snoopfs smc CMD` on every party at once.
 
     PER_PARTY maps a node name to its extra arguments; the party list is
-    its keys. Returns {name: (returncode, stdout, stderr)}.
+    its keys. With LATE (a party), that one starts only once WATCHER has
+    read the others' shares for it in its inbox: files that live for
+    milliseconds otherwise might all escape a watcher that polls.
+    Returns {name: (returncode, stdout, stderr)}.
     """
     parties = ",".join(per_party)
     procs = {}
-    for name, extra in per_party.items():
+
+    def start(name):
         node = nodes[name]
         procs[name] = node.snoop.popen(
             "smc", cmd, "--mount", node.mnt, "--round", round_id,
-            "--parties", parties, "--timeout", timeout, *extra)
+            "--parties", parties, "--timeout", timeout, *per_party[name])
+
+    for name in per_party:
+        if name != late:
+            start(name)
+    if late:
+        # Until WATCHER (an InboxSnooper) has read them.
+        assert wait_until(lambda: all(
+            (late, "%s/smc/%s/share" % (s, round_id)) in watcher.seen
+            for s in per_party if s != late), timeout), "no shares for late"
+        start(late)
     out = {}
     for name, p in procs.items():
         try:
@@ -89,18 +104,42 @@ def plain(v):
     return "0" if s in ("-0", "0") else s
 
 
-def smc_files(nodes, round_id):
+def whole(data):
+    """False for what a read racing the file's deletion cut short."""
+    lines = data.split(b"\n")
+    head = lines[0].split(b" ")
+    if not data.endswith(b"\n") or len(head) < 3:
+        return False
+    # A share or partial names its length; an abort is one line of text.
+    return head[2] == b"abort" or (len(head) == 7 and head[5].isdigit() and
+                                   int(head[5]) == len(lines) - 2)
+
+
+def smc_files(nodes, round_id, only_whole=False):
     """{(node, path): bytes} of every smc file of ROUND in every inbox."""
     found = {}
     for name in ("ca",) + NODES:
         inbox = nodes[name].mnt / "inbox"
-        for rel in tree_files(inbox):
-            parts = rel.split("/")
-            if len(parts) == 4 and parts[1:3] == ["smc", round_id]:
+        try:
+            senders = os.listdir(str(inbox))
+        except OSError:
+            continue
+        # Only inbox/SENDER/smc/ROUND/: a walk of every inbox is too slow
+        # to catch files that live for milliseconds.
+        for sender in senders:
+            folder = inbox / sender / "smc" / round_id
+            try:
+                files = os.listdir(str(folder))
+            except OSError:
+                continue
+            for f in files:
+                rel = "%s/smc/%s/%s" % (sender, round_id, f)
                 try:
-                    found[(name, rel)] = (inbox / rel).read_bytes()
+                    data = (folder / f).read_bytes()
                 except OSError:
-                    pass
+                    continue
+                if whole(data) or not only_whole:
+                    found[(name, rel)] = data
     return found
 
 
@@ -116,7 +155,7 @@ class InboxSnooper:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.seen.update(smc_files(self.nodes, self.round_id))
+                self.seen.update(smc_files(self.nodes, self.round_id, True))
             except OSError:
                 pass
             self._stop.wait(0.01)
@@ -131,9 +170,11 @@ class InboxSnooper:
 
 
 def residues(data):
-    """The numbers after the header line of an smc file."""
+    """The numbers after the header line of an smc file (none in an abort)."""
     lines = data.decode().splitlines()
-    assert lines[0].startswith("snoopfs-smc 1 "), data
+    assert lines[0].startswith("snoopfs-smc 2 "), data
+    if lines[0].split(" ")[2] == "abort":
+        return []
     return [int(x) for x in lines[1:]]
 
 
@@ -169,7 +210,8 @@ def test_sum_three_parties_negative_and_decimal(nodes):
     rid = new_round("sum3")
     with InboxSnooper(nodes, rid) as snoop:
         res = run_parties(nodes, "sum", rid,
-                          {n: ["--input", v] for n, v in inputs.items()})
+                          {n: ["--input", v] for n, v in inputs.items()},
+                          late="carol", watcher=snoop)
     out = same_output(res)
     want = sum(fixed(v) for v in inputs.values())
     assert out == "sum = %s\n" % plain(want), out
@@ -188,7 +230,8 @@ def test_sum_five_parties(nodes):
     rid = new_round("sum5")
     with InboxSnooper(nodes, rid) as snoop:
         res = run_parties(nodes, "sum", rid,
-                          {n: ["--input", v] for n, v in inputs.items()})
+                          {n: ["--input", v] for n, v in inputs.items()},
+                          late="erin", watcher=snoop)
     out = same_output(res)
     assert out == "sum = %s\n" % plain(sum(fixed(v) for v in inputs.values()))
     assert_private(snoop.seen, [int(fixed(v) * SCALE) for v in inputs.values()],
@@ -280,7 +323,8 @@ def test_stats_over_three_csv_files(nodes, tmp_path):
     rid = new_round("stats")
     with InboxSnooper(nodes, rid) as snoop:
         res = run_parties(nodes, "stats", rid, {
-            n: ["--csv", files[n], "--column", "age"] for n in parties})
+            n: ["--csv", files[n], "--column", "age"] for n in parties},
+            late="carol", watcher=snoop)
     for name, (rc, o, e) in res.items():
         assert rc == 0, "%s: %s" % (name, e)
     # Every party prints the same table (the note counts its own skips).

@@ -55,26 +55,44 @@ static void test_text(void)
 	CHECK(smc_residue_parse("12x", 2, &v) == 0 && v == 12);
 }
 
-static void test_split(void)
+/* What a round does: shares drawn at random, the kept one what remains. */
+static void test_shares(void)
 {
-	smc_u128 shares[5], again[5];
+	enum { K = 700, N = 5 };
+	static smc_u128 kept[K], shares[N - 1][K];
 	smc_i128 secret = -123456789;
-	CHECK(smc_split(smc_encode(secret), 5, shares) == 0);
-	smc_u128 sum = 0;
-	for (int i = 0; i < 5; i++) {
-		CHECK(shares[i] < SMC_P);
-		sum = smc_add(sum, shares[i]);
+	for (int j = 0; j < K; j++)
+		kept[j] = smc_encode(secret + j);
+	for (int i = 0; i < N - 1; i++) {
+		CHECK(smc_random_vec(shares[i], K) == 0);
+		for (int j = 0; j < K; j++) {
+			CHECK(shares[i][j] < SMC_P);
+			kept[j] = smc_sub(kept[j], shares[i][j]);
+		}
 	}
-	CHECK(smc_decode(sum) == secret);
-	/* Fresh randomness every time: no share repeats. */
-	CHECK(smc_split(smc_encode(secret), 5, again) == 0);
-	for (int i = 0; i < 5; i++)
-		CHECK(shares[i] != again[i]);
-	CHECK(smc_split(7, 1, shares) == 0 && shares[0] == 7);
+	int back = 0, fresh = 0, high = 0;
+	for (int j = 0; j < K; j++) {
+		smc_u128 sum = kept[j];
+		for (int i = 0; i < N - 1; i++) {
+			sum = smc_add(sum, shares[i][j]);
+			high += shares[i][j] >> 126 ? 1 : 0;
+		}
+		back += smc_decode(sum) == secret + j;
+		/* Fresh randomness for every element and every party. */
+		fresh += shares[0][j] != shares[1][j] &&
+			 (j == 0 || shares[0][j] != shares[0][j - 1]);
+	}
+	CHECK(back == K);
+	CHECK(fresh == K);
+	/* The top bit is set about half the time: the draws cover the
+	 * whole field, not a small corner of it (2800 draws, sd 26). */
+	CHECK(high > 1250 && high < 1550);
+	/* Blocks of 256 and a remainder alike: the last element is drawn. */
+	smc_u128 one[257] = { 0 };
+	CHECK(smc_random_vec(one, 257) == 0);
+	CHECK(one[256] != 0 && one[255] != one[256]);
 
-	/* The top bit of random residues is set about half the time: the
-	 * draw covers the whole field, not a small corner of it. */
-	int high = 0;
+	high = 0;
 	for (int i = 0; i < 2000; i++) {
 		smc_u128 r;
 		CHECK(smc_random(&r) == 0 && r < SMC_P);
@@ -87,7 +105,7 @@ int main(void)
 {
 	test_arith();
 	test_text();
-	test_split();
+	test_shares();
 	printf("test_smc_field: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

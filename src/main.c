@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/log.h"
 #include "cli/cmd.h"
+#include "lib/log.h"
 
 static const char usage[] =
 	"usage: snoopfs COMMAND [ARGS]\n"

@@ -11,15 +11,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "ca/registry.h"
+#include "ca/token.h"
+#include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "net/conn.h"
 #include "pki/ca.h"
 #include "pki/err.h"
 #include "pki/rand.h"
-#include "ca/registry.h"
-#include "identity/state.h"
-#include "ca/token.h"
 
 /* How often to draw a new serial if one collides (2^-159 odds each). */
 #define SERIAL_ATTEMPTS 4

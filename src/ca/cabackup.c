@@ -18,17 +18,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
+#include "base/ustar.h"
+#include "ca/registry.h"
+#include "identity/state.h"
 #include "lib/jsonw.h"
 #include "pki/blob.h"
 #include "pki/cert.h"
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "pki/verify.h"
-#include "base/fileio.h"
-#include "ca/registry.h"
 #include "wire/replay.h"
-#include "identity/state.h"
-#include "base/ustar.h"
 
 /* How much of a member is copied at a time. */
 #define COPY_BUF (64 * 1024)

@@ -14,9 +14,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "base/sqlstore.h"
 #include "lib/log.h"
 #include "pki/rand.h"
-#include "base/sqlstore.h"
 
 #define STMT_CACHE 32
 

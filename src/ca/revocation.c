@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "identity/state.h"
 #include "lib/log.h"
 #include "pki/err.h"
-#include "identity/state.h"
 
 struct revocation {
 	struct ca *ca;

@@ -7,8 +7,8 @@
 #ifndef SNOOPFS_CA_REVOCATION_H
 #define SNOOPFS_CA_REVOCATION_H
 
-#include "pki/crl.h"
 #include "ca/ca.h"
+#include "pki/crl.h"
 #include <time.h>
 
 /* nextUpdate of every CRL the CA signs: one day after thisUpdate. */

@@ -31,7 +31,6 @@ static int fail(char *err, int rc, const char *fmt, ...)
 	return rc;
 }
 
-
 /* Loads STATE/node.key if present, else generates and saves one (0600). */
 static int node_key(const char *state, unsigned bits, struct pki_key **key,
 		    char *err)

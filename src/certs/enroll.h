@@ -8,8 +8,8 @@
 #ifndef SNOOPFS_CERTS_ENROLL_H
 #define SNOOPFS_CERTS_ENROLL_H
 
-#include "wire/proto.h"
 #include "identity/state.h"
+#include "wire/proto.h"
 
 struct enroll_opts {
 	const char *name;

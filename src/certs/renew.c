@@ -9,14 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/ca.h"
+#include "certs/internal.h"
+#include "identity/self.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "pki/csr.h"
 #include "pki/err.h"
 #include "pki/verify.h"
-#include "ca/ca.h"
-#include "certs/internal.h"
-#include "identity/self.h"
 
 time_t renew_due(const struct pki_cert *cert)
 {
@@ -112,8 +112,9 @@ static int renew(struct certs *c, struct pki_cert *cur)
 		rc = -EBADMSG;
 	}
 	char path[STATE_PATH_MAX];
-	if (rc == 0 && (state_path(self_state(c->self), "node.pem", path) != 0 ||
-			pki_cert_save(fresh, path) != 0)) {
+	if (rc == 0 &&
+	    (state_path(self_state(c->self), "node.pem", path) != 0 ||
+	     pki_cert_save(fresh, path) != 0)) {
 		snprintf(err, sizeof(err), "cannot write node.pem");
 		rc = -EIO;
 	}

@@ -12,14 +12,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "lib/log.h"
-#include "pki/crl.h"
-#include "pki/err.h"
 #include "ca/ca.h"
 #include "ca/revocation.h"
 #include "certs/internal.h"
 #include "certs/renew.h"
 #include "identity/self.h"
+#include "lib/log.h"
+#include "pki/crl.h"
+#include "pki/err.h"
 
 /* Certificates per get/crt "*" page: ~1.3 KB each keeps a page near 300 KB. */
 #define SYNC_PAGE 200
@@ -114,8 +114,8 @@ static int pull_directory(struct certs *c)
 	pthread_mutex_unlock(&c->lock);
 	for (int page = 0; more && page < SYNC_PAGES_MAX; page++) {
 		int64_t seq = 0;
-		int rc = pull_page(c, after, since, &more, after,
-				   sizeof(after), &seq);
+		int rc = pull_page(c, after, since, &more, after, sizeof(after),
+				   &seq);
 		if (rc)
 			return rc;
 		if (page == 0)
@@ -212,8 +212,7 @@ static void announce(struct certs *c)
 	free(a.pem);
 }
 
-int sync_take_crl(struct certs *c, const struct pki_crl *crl,
-		  const char **why)
+int sync_take_crl(struct certs *c, const struct pki_crl *crl, const char **why)
 {
 	struct directory *dir = self_directory(c->self);
 	if (pki_crl_verify(crl, self_root(c->self)) != 0) {

@@ -24,8 +24,7 @@ int sync_with_ca(struct certs *c);
  * the root and is not older (by crlNumber) than the one held; a newer one
  * is saved to STATE/certs/crl.pem. 0, or -errno with *WHY.
  */
-int sync_take_crl(struct certs *c, const struct pki_crl *crl,
-		  const char **why);
+int sync_take_crl(struct certs *c, const struct pki_crl *crl, const char **why);
 
 /*
  * Asks the CA for NAME's certificate, adds it to the directory and returns

@@ -10,10 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "lib/jsonw.h"
-#include "lib/log.h"
 #include "ca/cabackup.h"
 #include "cli/cmd.h"
+#include "lib/jsonw.h"
+#include "lib/log.h"
 
 static const char backup_usage[] =
 	"usage: snoopfs ca-backup CASTATE FILE\n"

@@ -12,16 +12,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ca/ca.h"
+#include "cli/cmd.h"
+#include "identity/directory.h"
+#include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "net/conn.h"
 #include "pki/ca.h"
 #include "pki/csr.h"
 #include "pki/err.h"
-#include "ca/ca.h"
-#include "cli/cmd.h"
-#include "identity/directory.h"
-#include "identity/state.h"
 
 static const char usage[] =
 	"usage: snoopfs ca-init STATE --name NAME --listen HOST:PORT "

@@ -10,13 +10,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "ca/registry.h"
+#include "cli/cmd.h"
+#include "identity/state.h"
 #include "lib/jsonw.h"
 #include "lib/log.h"
 #include "net/conn.h"
 #include "pki/cert.h"
-#include "cli/cmd.h"
-#include "ca/registry.h"
-#include "identity/state.h"
 
 static const char usage[] =
 	"usage: snoopfs ca-list CASTATE [--json]\n"

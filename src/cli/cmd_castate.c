@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "cli/cmd.h"
 #include "ca/registry.h"
+#include "cli/cmd.h"
 #include "identity/state.h"
 
 int cmd_open_registry(const char *cmd, const char *state,

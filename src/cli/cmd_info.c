@@ -11,13 +11,13 @@
 #include <sys/xattr.h>
 #include <time.h>
 
+#include "cli/cmd.h"
 #include "fs/fs.h"
 #include "lib/jsonw.h"
 #include "net/conn.h"
 #include "pki/cert.h"
 #include "pki/crl.h"
 #include "pki/err.h"
-#include "cli/cmd.h"
 
 /* Handles --help/--version; returns -1 if ARGV is one positional argument. */
 static int single_arg(int argc, char **argv, const char *usage)

@@ -14,17 +14,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/fs.h"
-#include "lib/log.h"
-#include "pki/key.h"
-#include "tree/backend.h"
+#include "ca/token.h"
+#include "certs/enroll.h"
+#include "certs/renew.h"
 #include "cli/cmd.h"
 #include "cli/config.h"
-#include "certs/enroll.h"
-#include "node/node.h"
-#include "certs/renew.h"
+#include "fs/fs.h"
+#include "identity/self.h"
 #include "identity/state.h"
-#include "ca/token.h"
+#include "lib/log.h"
+#include "node/node.h"
+#include "pki/key.h"
+#include "tree/backend.h"
 
 static const char usage[] =
 	"usage: snoopfs mount [MOUNTPOINT] --state STATE\n"
@@ -206,8 +207,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 static int pinned_root(const struct mount_config *c, const char *name, char *fp)
 {
 	char pin[PKI_FP_LEN] = "";
-	if (c->ca_fingerprint &&
-	    pki_fp_normalize(c->ca_fingerprint, pin))
+	if (c->ca_fingerprint && pki_fp_normalize(c->ca_fingerprint, pin))
 		return cmd_fail("mount", EXIT_USAGE, "bad --ca-fingerprint");
 	if (!c->join) {
 		if (!pin[0])
@@ -316,8 +316,8 @@ static int ensure_enrolled(const struct mount_args *a)
 }
 
 /*
- * --refresh and the disk limits (src/store/intake.h): kept in node.conf, so later
- * mounts keep them.
+ * --refresh and the disk limits (src/store/intake.h): kept in node.conf, so
+ * later mounts keep them.
  */
 static int save_settings(const struct mount_config *c)
 {
@@ -347,17 +347,17 @@ static int save_settings(const struct mount_config *c)
  * trusts it); mounting it would only fail on every request, so refuse with
  * what to do instead. The CA renews its own certificate with its root key.
  */
-static int check_not_expired(struct node *n)
+static int check_not_expired(struct self *self)
 {
-	if (n->ca)
+	if (self_is_ca(self))
 		return 0;
-	struct pki_cert *self = node_cert_ref(n);
-	time_t na = self ? pki_cert_not_after(self) : (time_t)-1;
-	pki_cert_free(self);
+	struct pki_cert *cert = self_cert_ref(self);
+	time_t na = cert ? pki_cert_not_after(cert) : (time_t)-1;
+	pki_cert_free(cert);
 	if (na == (time_t)-1 || na > time(NULL))
 		return 0;
 	char text[RENEW_TEXT_MAX];
-	renew_expired_text(n->cfg.name, na, text, sizeof(text));
+	renew_expired_text(self_name(self), na, text, sizeof(text));
 	return cmd_fail("mount", EXIT_RUNTIME, "%s", text);
 }
 
@@ -423,25 +423,22 @@ static int serve(const struct mount_args *a)
 	const char *why = NULL;
 	if (node_load(c->state, &n, &why) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", c->state, why);
-	int expired = check_not_expired(n);
+	struct self *self = node_self(n);
+	const char *name = self_name(self);
+	const char *listen = self_config(self)->listen;
+	int expired = check_not_expired(self);
 	if (expired) {
 		node_free(n);
 		return expired;
 	}
 	if (node_listen(n, &why) != 0) {
-		int rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
-				  n->cfg.listen, why);
+		int rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s", listen, why);
 		node_free(n);
 		return rc;
 	}
-	struct backend *be = NULL;
-	if (backend_new(n, &be) != 0) {
-		node_free(n);
-		return cmd_fail("mount", EXIT_RUNTIME, "out of memory");
-	}
 	struct fs *fs = NULL;
-	int rc = fs_mount(c->mountpoint, c->fuse_options, &node_backend, be,
-			  &fs, &why);
+	int rc = fs_mount(c->mountpoint, c->fuse_options, &backend_ops,
+			  node_backend(n), &fs, &why);
 	if (rc) {
 		if (rc == -ENOTCONN)
 			rc = cmd_fail(
@@ -452,21 +449,19 @@ static int serve(const struct mount_args *a)
 		else
 			rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
 				      c->mountpoint, why);
-		backend_free(be);
 		node_free(n);
 		return rc;
 	}
 	if (fs_daemonize(a->foreground) != 0) {
 		fs_free(fs);
-		backend_free(be);
 		node_free(n);
 		return cmd_fail("mount", EXIT_RUNTIME, "cannot detach");
 	}
 	if (!a->foreground)
 		log_detached(c);
 	state_write_pid(c->state);
-	log_info("node '%s' mounted at %s, listening on %s", n->cfg.name,
-		 c->mountpoint, n->cfg.listen);
+	log_info("node '%s' mounted at %s, listening on %s", name,
+		 c->mountpoint, listen);
 
 	rc = node_start(n);
 	if (rc == 0)
@@ -475,9 +470,8 @@ static int serve(const struct mount_args *a)
 		log_error("cannot start the node's threads");
 	/* Unmount first: the tree goes away at once, the threads after. */
 	fs_free(fs);
-	log_info("node '%s' unmounted", n->cfg.name);
+	log_info("node '%s' unmounted", name);
 	node_stop(n);
-	backend_free(be);
 	node_free(n);
 	return rc == 0 ? EXIT_OK : EXIT_RUNTIME;
 }

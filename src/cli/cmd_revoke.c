@@ -9,15 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "ca/ca.h"
+#include "ca/revocation.h"
+#include "cli/cmd.h"
+#include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "pki/cert.h"
 #include "pki/crl.h"
-#include "ca/ca.h"
-#include "cli/cmd.h"
-#include "node/node.h"
-#include "ca/revocation.h"
-#include "identity/state.h"
 
 static const char usage[] =
 	"usage: snoopfs revoke CASTATE NAME\n"
@@ -97,7 +96,7 @@ int cmd_revoke(int argc, char **argv)
 	       state);
 	printf("nodes refuse %s from their next refresh (every %u s by "
 	       "default)\n",
-	       name, NODE_REFRESH_SECONDS);
+	       name, STATE_REFRESH_DEFAULT);
 	pki_crl_free(crl);
 	revocation_free(rv);
 	ca_free(ca);

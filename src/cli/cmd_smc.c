@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/names.h"
 #include "cli/cmd.h"
 #include "cli/cmd_smc.h"
+#include "lib/names.h"
 #include "smc/smc_csv.h"
 #include "smc/smc_linreg.h"
 

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pki/rand.h"
 #include "cli/cmd.h"
 #include "cli/cmd_smc.h"
+#include "pki/rand.h"
 #include "smc/smc_csv.h"
 
 /* An input file is read whole; 10^6 rows fit well below this. */

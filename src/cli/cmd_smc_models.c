@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pki/rand.h"
 #include "cli/cmd.h"
 #include "cli/cmd_smc.h"
+#include "pki/rand.h"
 #include "smc/smc_collect.h"
 #include "smc/smc_linreg.h"
 

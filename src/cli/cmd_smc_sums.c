@@ -9,9 +9,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "pki/rand.h"
 #include "cli/cmd.h"
 #include "cli/cmd_smc.h"
+#include "pki/rand.h"
 #include "smc/smc_collect.h"
 #include "smc/smc_csv.h"
 #include "smc/smc_stats.h"

@@ -17,14 +17,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "ca/registry.h"
+#include "ca/token.h"
+#include "cli/cmd.h"
+#include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "pki/cert.h"
 #include "pki/rand.h"
-#include "cli/cmd.h"
-#include "ca/registry.h"
-#include "identity/state.h"
-#include "ca/token.h"
 
 static const char usage[] =
 	"usage: snoopfs token CASTATE NAME [--ttl DURATION]\n"

@@ -14,13 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ca/token.h"
+#include "certs/enroll.h"
+#include "identity/state.h"
 #include "lib/names.h"
 #include "lib/units.h"
 #include "net/conn.h"
 #include "pki/key.h"
-#include "certs/enroll.h"
-#include "identity/state.h"
-#include "ca/token.h"
 
 /* The kinds up to K_TOKEN are text, kept as a string of its own. */
 enum kind {

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,13 +20,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "certs/sync.h"
+#include "identity/self.h"
 #include "lib/b64.h"
 #include "lib/log.h"
 #include "net/err.h"
 #include "pki/err.h"
 #include "pki/verify.h"
-#include "node/node.h"
-#include "certs/sync.h"
+#include "wire/proto.h"
 #include "wire/transport.h"
 
 /* Backoff after a failure, per peer (seconds). */
@@ -148,7 +150,9 @@ struct peer {
 };
 
 struct delivery {
-	struct node *n;
+	struct self *self;
+	struct transport *tr;
+	struct certs *certs;
 	delivery_done_fn done;
 	void *done_arg;
 	char jobs_dir[STATE_PATH_MAX];
@@ -160,7 +164,8 @@ struct delivery {
 	 * lock protects everything below and the job records on disk (so
 	 * that a cancel and a receipt can never resurrect a removed record).
 	 * It is never held across network I/O and is taken after no other
-	 * lock; n->lock is never taken while it is held.
+	 * lock; while it is held only leaf locks are taken (the directory's,
+	 * the log's).
 	 */
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* CLOCK_MONOTONIC */
@@ -703,7 +708,7 @@ static enum outcome exchange(struct worker *w, struct peer *p, struct entry *e,
 		return O_JOB_HOPELESS;
 	}
 	struct delivery *d = w->d;
-	struct proto_self self = node_self(d->n);
+	struct proto_self self = proto_self_of(d->self, d->tr);
 	struct proto_request req = {
 		.method = "post/blob",
 		.args = j->path,
@@ -762,12 +767,13 @@ static enum outcome exchange(struct worker *w, struct peer *p, struct entry *e,
 static enum outcome peer_cert(struct worker *w, const char *name,
 			      struct pki_cert **out, char addr[NET_ADDR_MAX])
 {
-	struct node *n = w->d->n;
-	struct pki_cert *cert = directory_get1(n->dir, name);
+	struct delivery *d = w->d;
+	struct directory *dir = self_directory(d->self);
+	struct pki_cert *cert = directory_get1(dir, name);
 	if (!cert)
-		cert = sync_fetch_cert(n, name);
+		cert = sync_fetch_cert(d->certs, name);
 	if (!cert) {
-		if (directory_is_revoked(n->dir, name))
+		if (directory_is_revoked(dir, name))
 			proto_say(w->err,
 				  "the certificate of %s was revoked (CRL): "
 				  "not sending",
@@ -780,7 +786,7 @@ static enum outcome peer_cert(struct worker *w, const char *name,
 		return O_PEER_HOPELESS;
 	}
 	const char *vwhy = NULL;
-	int rc = pki_verify_node_cert(n->root, cert, 0, &vwhy);
+	int rc = pki_verify_node_cert(self_root(d->self), cert, 0, &vwhy);
 	if (rc) {
 		proto_say(w->err, "the certificate of %s %s", name,
 			  rc == PKI_EEXPIRED
@@ -789,7 +795,7 @@ static enum outcome peer_cert(struct worker *w, const char *name,
 		pki_cert_free(cert);
 		return O_PEER_HOPELESS;
 	}
-	if (directory_get_addr(n->dir, name, addr) != 0) {
+	if (directory_get_addr(dir, name, addr) != 0) {
 		proto_say(w->err, "the certificate of %s carries no address",
 			  name);
 		pki_cert_free(cert);
@@ -862,8 +868,7 @@ static enum outcome connect_peer(struct worker *w, struct peer *p,
 	enum outcome o;
 	*out = NULL;
 	/* Mutual TLS; the server must be the recipient by name. */
-	if (transport_connect(d->n->transport, addr, p->name, &opts, &c,
-			      w->err) != 0)
+	if (transport_connect(d->tr, addr, p->name, &opts, &c, w->err) != 0)
 		return O_RETRY;
 	if (!attach(d, e, c)) {
 		net_conn_close(c);
@@ -1321,13 +1326,15 @@ static void sweep_orphans(struct delivery *d)
 		closedir(dp);
 }
 
-int delivery_start(struct node *n, delivery_done_fn done, void *done_arg,
-		   struct delivery **out)
+int delivery_start(struct self *self, struct transport *tr, struct certs *certs,
+		   delivery_done_fn done, void *done_arg, struct delivery **out)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	d->n = n;
+	d->self = self;
+	d->tr = tr;
+	d->certs = certs;
 	d->done = done;
 	d->done_arg = done_arg;
 	pthread_mutex_init(&d->lock, NULL);
@@ -1337,11 +1344,11 @@ int delivery_start(struct node *n, delivery_done_fn done, void *done_arg,
 	pthread_cond_init(&d->wake, &ca);
 	pthread_condattr_destroy(&ca);
 
-	int rc = state_path(n->state, "jobs", d->jobs_dir);
+	int rc = state_path(self_state(self), "jobs", d->jobs_dir);
 	if (rc == 0)
 		rc = state_mkdir(d->jobs_dir);
 	if (rc == 0)
-		rc = state_path(n->state, "sealed", d->sealed_dir);
+		rc = state_path(self_state(self), "sealed", d->sealed_dir);
 	if (rc == 0)
 		rc = state_mkdir(d->sealed_dir);
 	/*

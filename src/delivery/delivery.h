@@ -25,7 +25,9 @@
  */
 #define DELIVERY_WORKERS 8
 
-struct node;
+struct self;
+struct transport;
+struct certs;
 struct delivery;
 
 /*
@@ -37,8 +39,14 @@ struct delivery;
  */
 typedef void (*delivery_done_fn)(void *arg, const struct job *j);
 
-/* Loads STATE/jobs and starts the threads. Caller stops. */
-int delivery_start(struct node *n, delivery_done_fn done, void *done_arg,
+/*
+ * Loads STATE/jobs of the node SELF and starts the threads, which connect
+ * through TR and ask CERTS for a peer's certificate the directory lacks.
+ * DONE (with DONE_ARG) is called for every job all recipients have. The
+ * caller stops it with delivery_stop().
+ */
+int delivery_start(struct self *self, struct transport *tr, struct certs *certs,
+		   delivery_done_fn done, void *done_arg,
 		   struct delivery **out);
 
 /* Queues a job whose record and sealed blob are already on disk. */

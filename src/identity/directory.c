@@ -14,12 +14,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "pki/crl.h"
 #include "pki/err.h"
 #include "pki/verify.h"
-#include "identity/state.h"
 
 struct dir_entry {
 	char name[NAMES_NODE_MAX + 1];

@@ -4,8 +4,8 @@
  */
 #include "identity/state.h"
 
-#include "lib/units.h"
 #include "base/fileio.h"
+#include "lib/units.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -284,7 +284,7 @@ int state_config_save(const char *state, const struct state_config *cfg)
 		n += m;
 	}
 	if (cfg->refresh_secs) {
-		/* Absent means the built-in default (NODE_REFRESH_SECONDS). */
+		/* Absent means the built-in default (STATE_REFRESH_DEFAULT). */
 		int m = snprintf(text + n, sizeof(text) - (size_t)n,
 				 "refresh=%u\n", cfg->refresh_secs);
 		if (m < 0 || (size_t)m >= sizeof(text) - (size_t)n)

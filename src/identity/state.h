@@ -19,6 +19,11 @@
 #include <stdint.h>
 
 #define STATE_PATH_MAX 4096
+/*
+ * How often a node asks the CA for the list of certificates and the CRL,
+ * unless node.conf says otherwise (mount --refresh).
+ */
+#define STATE_REFRESH_DEFAULT 30
 /* Longest refresh interval node.conf may set (a day). */
 #define STATE_REFRESH_MAX 86400
 
@@ -34,8 +39,8 @@ struct state_config {
 	/* CA only: enroll without a join token ("enrollment=open") */
 	bool open_enrollment;
 	/*
-	 * What a sender may leave on this node's disk (src/store/intake.h), 0 for
-	 * the defaults: bytes kept free; bytes, or a share in percent, that
+	 * What a sender may leave on this node's disk (src/store/intake.h), 0
+	 * for the defaults: bytes kept free; bytes, or a share in percent, that
 	 * one sender may have in progress; blobs in progress per sender;
 	 * seconds after which an unfinished blob is removed.
 	 */

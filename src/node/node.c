@@ -1,118 +1,107 @@
 /*
- * node.c: loading a node from STATE and running its threads.
+ * node.c: building a node's parts from STATE, starting them in order and
+ * stopping them.
  */
 #include "node/node.h"
 
 #include <errno.h>
-#include <signal.h>
-#include <stdio.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
-#include "lib/log.h"
-#include "pki/ca.h"
-#include "pki/crl.h"
-#include "pki/err.h"
-#include "pki/verify.h"
-#include "delivery/delivery.h"
-#include "store/intake.h"
-#include "tree/outbox.h"
-#include "store/received.h"
-#include "wire/replay.h"
+#include "ca/ca.h"
 #include "ca/revocation.h"
-#include "server/service.h"
+#include "certs/certs.h"
 #include "certs/sync.h"
+#include "delivery/delivery.h"
+#include "identity/self.h"
+#include "lib/log.h"
+#include "net/server.h"
+#include "server/service.h"
+#include "store/intake.h"
+#include "store/received.h"
+#include "tree/backend.h"
+#include "tree/outbox.h"
+#include "tree/status.h"
+#include "wire/replay.h"
 #include "wire/transport.h"
 
-struct proto_self node_self(const struct node *n)
-{
-	struct proto_self self = { .name = n->cfg.name,
-				   .key = n->key,
-				   .tr = n->transport };
-	return self;
-}
-
-static int load_identity(struct node *n, const char **why)
-{
-	char path[STATE_PATH_MAX];
-	if (state_path(n->state, "node.key", path) ||
-	    pki_key_load(path, &n->key) != 0) {
-		*why = "cannot load the node key (node.key)";
-		return -EIO;
-	}
-	if (state_path(n->state, "node.pem", path) ||
-	    pki_cert_load(path, &n->cert) != 0) {
-		*why = "cannot load the node certificate (node.pem)";
-		return -EIO;
-	}
-	if (state_path(n->state, "root.pem", path) ||
-	    pki_cert_load(path, &n->root) != 0 ||
-	    pki_ca_check_root(n->root) != 0) {
-		*why = "cannot load a valid CA root (root.pem)";
-		return -EIO;
-	}
-	if (pki_cert_matches_key(n->cert, n->key) != 0) {
-		*why = "node.pem does not belong to node.key";
-		return -EINVAL;
-	}
-	return 0;
-}
-
-struct pki_cert *node_cert_ref(struct node *n)
-{
-	pthread_mutex_lock(&n->lock);
-	struct pki_cert *cert = pki_cert_dup(n->cert);
-	pthread_mutex_unlock(&n->lock);
-	return cert;
-}
-
-void node_set_cert(struct node *n, struct pki_cert *cert)
-{
-	pthread_mutex_lock(&n->lock);
-	struct pki_cert *old = n->cert;
-	n->cert = cert;
-	pthread_mutex_unlock(&n->lock);
-	pki_cert_free(old);
-	directory_put(n->dir, cert);
-}
-
-unsigned node_refresh_secs(const struct node *n)
-{
-	return n->refresh_secs;
-}
-
 /*
- * Takes the CRL kept in STATE/certs/crl.pem, if there is one and it
- * verifies against the root, so that revoked peers stay refused across a
- * restart even while the CA is unreachable.
+ * The parts, made in node_load (the first group) and node_start (the
+ * second), freed in the reverse order by node_free.
+ *
+ * lock protects stopping; the refresher waits on wake. It is a leaf.
  */
-static void load_crl(struct node *n)
+struct node {
+	struct self *self;
+	struct transport *transport;   /* TLS contexts and connection caps */
+	struct ca *ca;                 /* NULL unless this is the CA node */
+	struct revocation *revocation; /* CA only: signs and serves the CRL */
+	struct certs *certs;           /* the directory, the CRL, renewal */
+	struct outbox *outbox;         /* the outbox/ tree (FUSE side) */
+	struct status_parts status;    /* what `snoopfs status` reports */
+	struct backend *backend;       /* the mounted tree */
+	int listen_fd;
+
+	struct replay *replay;     /* message ids seen (replay.db) */
+	struct received *received; /* blobs committed (received.db) */
+	struct intake *intake;     /* blobs in progress and their limits */
+	struct server *service;    /* answers requests */
+	struct net_server *server; /* accepts connections for it */
+	struct delivery *delivery; /* ships sealed outbox files */
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stopping;
+	bool refresher_running;
+	pthread_t refresher;
+};
+
+struct self *node_self(struct node *n)
 {
-	char path[STATE_PATH_MAX];
-	struct pki_crl *crl = NULL;
-	if (state_path(n->state, "certs/crl.pem", path) ||
-	    pki_crl_load(path, &crl) != 0)
-		return;
-	if (pki_crl_verify(crl, n->root) == 0)
-		directory_set_crl(n->dir, crl);
-	else
-		log_warn("%s does not verify against the root: ignored", path);
-	pki_crl_free(crl);
+	return n->self;
+}
+
+struct backend *node_backend(struct node *n)
+{
+	return n->backend;
 }
 
 static int open_replay(struct node *n, struct replay **out)
 {
 	char path[STATE_PATH_MAX];
-	int rc = state_path(n->state, "replay.db", path);
+	int rc = state_path(self_state(n->self), "replay.db", path);
 	return rc ? rc : replay_open(path, time(NULL), out);
 }
 
 static int open_received(struct node *n, struct received **out)
 {
 	char path[STATE_PATH_MAX];
-	int rc = state_path(n->state, "received.db", path);
+	int rc = state_path(self_state(n->self), "received.db", path);
 	return rc ? rc : received_open(path, out);
+}
+
+/*
+ * Checked before the process forks into the background, so that a bad
+ * store fails the mount, then closed: a SQLite connection must not cross
+ * a fork (see ca/registry.c). node_start opens the daemon's own.
+ */
+static int check_stores(struct node *n, const char **why)
+{
+	struct replay *replay = NULL;
+	if (open_replay(n, &replay) != 0) {
+		*why = "cannot open the replay store (replay.db)";
+		return -EIO;
+	}
+	replay_free(replay);
+	struct received *received = NULL;
+	if (open_received(n, &received) != 0) {
+		*why = "cannot open the record of received blobs (received.db)";
+		return -EIO;
+	}
+	received_free(received);
+	return 0;
 }
 
 int node_load(const char *state, struct node **out, const char **why)
@@ -125,90 +114,43 @@ int node_load(const char *state, struct node **out, const char **why)
 	n->listen_fd = -1;
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->wake, NULL);
-	if (strlen(state) >= sizeof(n->state)) {
-		*why = "the state path is too long";
-		node_free(n);
-		return -ENAMETOOLONG;
-	}
-	strcpy(n->state, state);
-
-	int rc = state_config_load(state, &n->cfg);
-	if (rc) {
-		*why = "STATE/node.conf is missing or malformed";
-		goto fail;
-	}
-	rc = load_identity(n, why);
+	int rc = self_load(state, &n->self, why);
 	if (rc)
 		goto fail;
-
-	const char *vwhy = NULL;
-	rc = pki_verify_node_cert(n->root, n->cert, 0, &vwhy);
-	if (rc == PKI_EEXPIRED)
-		log_warn("the node certificate has expired: re-enroll this "
-			 "node with the CA");
-	else if (rc)
-		log_warn("the node certificate does not verify: %s",
-			 vwhy ? vwhy : pki_strerror(rc));
-
-	/*
-	 * The CA keeps no cache files: its registry holds every certificate
-	 * it issued, and node_start loads them before it serves anyone.
-	 */
-	char path[STATE_PATH_MAX];
-	rc = state_path(state, "certs", path);
-	if (rc == 0 && n->cfg.is_ca)
-		rc = state_mkdir(path); /* for certs/crl.pem */
-	if (rc == 0)
-		rc = directory_open(n->cfg.is_ca ? NULL : path, n->root,
-				    &n->dir);
-	if (rc) {
-		*why = "cannot open the certificate cache (certs/)";
+	const struct state_config *cfg = self_config(n->self);
+	*why = "out of memory";
+	rc = transport_new(n->self, &n->transport);
+	if (rc)
 		goto fail;
-	}
-	load_crl(n);
-	directory_put(n->dir, n->cert);
-	n->refresh_secs = n->cfg.refresh_secs ? n->cfg.refresh_secs
-					      : NODE_REFRESH_SECONDS;
-	rc = transport_new(n, &n->transport);
-	if (rc) {
-		*why = "out of memory";
+	rc = check_stores(n, why);
+	if (rc)
 		goto fail;
-	}
-	/*
-	 * Checked now, so that a bad store fails the mount before it forks
-	 * into the background, then closed: a SQLite connection must not
-	 * cross a fork (see registry.c). node_start opens the daemon's own.
-	 * The same for the record of received blobs.
-	 */
-	rc = open_replay(n, &n->replay);
-	if (rc) {
-		*why = "cannot open the replay store (replay.db)";
-		goto fail;
-	}
-	replay_free(n->replay);
-	n->replay = NULL;
-	rc = open_received(n, &n->received);
-	if (rc) {
-		*why = "cannot open the record of received blobs (received.db)";
-		goto fail;
-	}
-	received_free(n->received);
-	n->received = NULL;
-	if (n->cfg.is_ca) {
-		rc = ca_open(state, n->cfg.node_days, &n->ca, why);
+	if (cfg->is_ca) {
+		rc = ca_open(state, cfg->node_days, &n->ca, why);
 		if (rc)
 			goto fail;
+		*why = "out of memory";
 		rc = revocation_open(n->ca, state, &n->revocation);
-		if (rc) {
-			*why = "out of memory";
+		if (rc)
 			goto fail;
-		}
 	}
-	rc = outbox_open(n, &n->outbox);
+	rc = certs_new(n->self, n->transport, n->ca, n->revocation, &n->certs);
+	if (rc)
+		goto fail;
+	rc = outbox_open(n->self, &n->outbox);
 	if (rc) {
 		*why = "cannot prepare the outbox under STATE";
 		goto fail;
 	}
+	n->status = (struct status_parts){
+		.self = n->self,
+		.certs = n->certs,
+		.refresh_secs = cfg->refresh_secs ? cfg->refresh_secs
+						  : STATE_REFRESH_DEFAULT,
+	};
+	rc = backend_new(n->self, n->outbox, &n->status, &n->backend);
+	if (rc)
+		goto fail;
 	*out = n;
 	return 0;
 fail:
@@ -216,27 +158,9 @@ fail:
 	return rc ? rc : -EIO;
 }
 
-int node_call_ca(struct node *n, const struct proto_request *req,
-		 struct msg **reply, char *err)
-{
-	struct pki_cert *ca = n->cfg.ca_name[0]
-				      ? directory_get1(n->dir, n->cfg.ca_name)
-				      : NULL;
-	if (!ca) {
-		snprintf(err, PROTO_ERR_MAX,
-			 "the CA's certificate is not in certs/");
-		return -ENOENT;
-	}
-	struct proto_self self = node_self(n);
-	int rc = proto_call(n->cfg.ca_addr, &self, req, ca, n->cfg.ca_name,
-			    reply, err);
-	pki_cert_free(ca);
-	return rc;
-}
-
 int node_listen(struct node *n, const char **why)
 {
-	int rc = net_listen(n->cfg.listen, &n->listen_fd);
+	int rc = net_listen(self_config(n->self)->listen, &n->listen_fd);
 	if (rc) {
 		*why = "cannot listen on the node address (in use, or not "
 		       "an address of this machine?)";
@@ -251,14 +175,14 @@ static void *refresher_main(void *arg)
 	bool synced = n->ca != NULL; /* node_start did the CA's first sync */
 	for (;;) {
 		if (!synced)
-			sync_with_ca(n);
+			sync_with_ca(n->certs);
 		synced = false;
 		/* Blobs that a sender abandoned long ago go. */
 		intake_sweep(n->intake, time(NULL));
 		pthread_mutex_lock(&n->lock);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += (time_t)n->refresh_secs;
+		until.tv_sec += (time_t)n->status.refresh_secs;
 		while (!n->stopping &&
 		       pthread_cond_timedwait(&n->wake, &n->lock, &until) == 0)
 			;
@@ -269,7 +193,8 @@ static void *refresher_main(void *arg)
 	}
 }
 
-int node_start(struct node *n)
+/* The stores the server writes to: replay.db, received.db, incoming/. */
+static int open_stores(struct node *n)
 {
 	if (open_replay(n, &n->replay) != 0) {
 		log_error("cannot open the replay store (replay.db)");
@@ -280,34 +205,56 @@ int node_start(struct node *n)
 			  "(received.db)");
 		return -EIO;
 	}
+	const struct state_config *cfg = self_config(n->self);
 	char incoming[STATE_PATH_MAX];
-	if (state_path(n->state, "incoming", incoming) != 0 ||
+	if (state_path(self_state(n->self), "incoming", incoming) != 0 ||
 	    received_import_files(n->received, incoming) < 0) {
 		log_error("cannot read STATE/incoming");
 		return -EIO;
 	}
 	struct intake_limits limits = {
-		.reserve = n->cfg.reserve,
-		.sender_bytes = n->cfg.sender_bytes,
-		.sender_percent = n->cfg.sender_percent,
-		.sender_blobs = n->cfg.sender_blobs,
-		.idle_secs = n->cfg.partial_secs,
+		.reserve = cfg->reserve,
+		.sender_bytes = cfg->sender_bytes,
+		.sender_percent = cfg->sender_percent,
+		.sender_blobs = cfg->sender_blobs,
+		.idle_secs = cfg->partial_secs,
 	};
 	if (intake_open(incoming, &limits, n->received, &n->intake) != 0) {
 		log_error("cannot read the unfinished blobs in STATE/incoming");
 		return -EIO;
 	}
+	n->status.intake = n->intake;
+	return 0;
+}
+
+int node_start(struct node *n)
+{
+	int rc = open_stores(n);
+	if (rc)
+		return rc;
 	/*
 	 * The CA's directory is filled from its registry before it serves:
-	 * it has no cache (see node_load), and certs/ and outbox/ must list
+	 * it has no cache (see self_load), and certs/ and outbox/ must list
 	 * every node from the first request on, as they do on a node.
 	 */
 	if (n->ca)
-		sync_with_ca(n);
+		sync_with_ca(n->certs);
+	struct service_parts parts = {
+		.self = n->self,
+		.tr = n->transport,
+		.certs = n->certs,
+		.replay = n->replay,
+		.received = n->received,
+		.intake = n->intake,
+		.ca = n->ca,
+		.revocation = n->revocation,
+	};
+	if (service_new(&parts, &n->service) != 0)
+		return -ENOMEM;
 	struct net_server_opts opts;
-	service_server_opts(n, &opts);
-	int rc = net_server_start(n->listen_fd, &opts, service_handle, n,
-				  &n->server);
+	service_server_opts(n->service, &opts);
+	rc = net_server_start(n->listen_fd, &opts, service_handle, n->service,
+			      &n->server);
 	n->listen_fd = -1; /* the server owns it now, even on failure */
 	if (rc)
 		return -EIO;
@@ -325,7 +272,13 @@ int node_start(struct node *n)
 	rc = outbox_recover(n->outbox);
 	if (rc)
 		return rc;
-	return delivery_start(n, outbox_delivered, n->outbox, &n->delivery);
+	rc = delivery_start(n->self, n->transport, n->certs, outbox_delivered,
+			    n->outbox, &n->delivery);
+	if (rc)
+		return rc;
+	outbox_set_delivery(n->outbox, n->delivery);
+	n->status.delivery = n->delivery;
+	return 0;
 }
 
 void node_stop(struct node *n)
@@ -338,18 +291,12 @@ void node_stop(struct node *n)
 		pthread_join(n->refresher, NULL);
 		n->refresher_running = false;
 	}
+	n->status.delivery = NULL;
+	outbox_set_delivery(n->outbox, NULL);
 	delivery_stop(n->delivery);
 	n->delivery = NULL;
 	net_server_stop(n->server);
 	n->server = NULL;
-}
-
-void node_set_error(struct node *n, const char *text)
-{
-	log_warn("%s", text);
-	pthread_mutex_lock(&n->lock);
-	snprintf(n->last_error, sizeof(n->last_error), "%s", text);
-	pthread_mutex_unlock(&n->lock);
 }
 
 void node_free(struct node *n)
@@ -358,17 +305,17 @@ void node_free(struct node *n)
 		return;
 	if (n->listen_fd >= 0)
 		close(n->listen_fd);
-	outbox_free(n->outbox);
-	directory_free(n->dir);
-	revocation_free(n->revocation);
-	ca_free(n->ca);
-	replay_free(n->replay);
+	service_free(n->service);
 	intake_free(n->intake);
 	received_free(n->received);
+	replay_free(n->replay);
+	backend_free(n->backend);
+	outbox_free(n->outbox);
+	certs_free(n->certs);
+	revocation_free(n->revocation);
+	ca_free(n->ca);
 	transport_free(n->transport);
-	pki_key_free(n->key);
-	pki_cert_free(n->cert);
-	pki_cert_free(n->root);
+	self_free(n->self);
 	pthread_mutex_destroy(&n->lock);
 	pthread_cond_destroy(&n->wake);
 	free(n);

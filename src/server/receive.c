@@ -31,17 +31,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "identity/self.h"
 #include "lib/b64.h"
 #include "lib/log.h"
 #include "net/err.h"
 #include "pki/err.h"
 #include "pki/rand.h"
+#include "server/internal.h"
 #include "store/blobfile.h"
 #include "store/intake.h"
 #include "store/jobs.h"
-#include "node/node.h"
 #include "store/received.h"
-#include "server/service.h"
+#include "wire/proto.h"
 
 /* A chunk frame: the index, then one sealed chunk at most. */
 #define RECEIVE_FRAME_MAX (8 + PKI_BLOB_SEALED_CHUNK)
@@ -66,7 +67,7 @@ struct incoming {
  * Answers M with a signed error carrying REASON (and "permanent" when a
  * retry cannot help), logs it, and tells the server to close.
  */
-static int refuse_for(struct node *n, struct net_conn *c, const struct msg *m,
+static int refuse_for(struct server *s, struct net_conn *c, const struct msg *m,
 		      const char *reason, bool permanent, int retry_after)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
@@ -78,7 +79,7 @@ static int refuse_for(struct node *n, struct net_conn *c, const struct msg *m,
 	else if (x && retry_after > 0)
 		msg_extra_set_int(x, "retry_after", retry_after);
 	if (x) {
-		struct proto_self self = node_self(n);
+		struct proto_self self = proto_self_of(s->self, s->tr);
 		struct proto_request rep = { .extra = x };
 		proto_reply_ok(c, &self, m, &rep);
 		msg_extra_free(x);
@@ -86,10 +87,10 @@ static int refuse_for(struct node *n, struct net_conn *c, const struct msg *m,
 	return -1;
 }
 
-static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
+static int refuse(struct server *s, struct net_conn *c, const struct msg *m,
 		  const char *reason, bool permanent)
 {
-	return refuse_for(n, c, m, reason, permanent, 0);
+	return refuse_for(s, c, m, reason, permanent, 0);
 }
 
 static bool hex_id(const char *s, uint8_t id[PKI_BLOB_ID])
@@ -140,11 +141,11 @@ static const char *check_recipients(const char *list, const char *self)
 }
 
 /* Unwraps extra "key:SELF" into IN->key. NULL or why not. */
-static const char *unwrap_key(struct node *n, const struct msg *m,
+static const char *unwrap_key(struct server *s, const struct msg *m,
 			      struct incoming *in)
 {
 	char name[MSG_EXTRA_KEY_MAX + 1];
-	snprintf(name, sizeof(name), "key:%s", n->cfg.name);
+	snprintf(name, sizeof(name), "key:%s", self_name(s->self));
 	const char *b64 = msg_extra_get_str(m, name);
 	if (!b64)
 		return "the request carries no content key for this node";
@@ -155,8 +156,8 @@ static const char *unwrap_key(struct node *n, const struct msg *m,
 	    b64_decode(b64, blen, &wrapped, &wlen) != 0)
 		return "the content key for this node is not valid base64";
 	size_t klen = 0;
-	int rc = pki_unwrap(n->key, wrapped, wlen, in->key, sizeof(in->key),
-			    &klen);
+	int rc = pki_unwrap(self_key(s->self), wrapped, wlen, in->key,
+			    sizeof(in->key), &klen);
 	free(wrapped);
 	if (rc != 0 || klen != sizeof(in->key)) {
 		pki_wipe(in->key, sizeof(in->key));
@@ -171,7 +172,7 @@ static const char *unwrap_key(struct node *n, const struct msg *m,
  * content key is unwrapped later, once the blob is admitted: a refusal or
  * a blob received already costs no RSA decryption.
  */
-static const char *check_request(struct node *n, const struct msg *m,
+static const char *check_request(struct server *s, const struct msg *m,
 				 struct incoming *in)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
@@ -214,20 +215,20 @@ static const char *check_request(struct node *n, const struct msg *m,
 	if (in->push && in->info.chunks != 1)
 		return "extra push is only for a blob of one chunk";
 	return check_recipients(msg_extra_get_str(m, "recipients"),
-				n->cfg.name);
+				self_name(s->self));
 }
 
 /* STATE/TOP/SENDER, created 0700 along the way, into OUT. */
-static int sender_dir(struct node *n, const char *top, const char *sender,
+static int sender_dir(struct server *s, const char *top, const char *sender,
 		      char *out)
 {
 	char sub[NAMES_NODE_MAX + 32];
-	int rc = state_path(n->state, top, out);
+	int rc = state_path(self_state(s->self), top, out);
 	if (rc == 0)
 		rc = state_mkdir(out);
 	snprintf(sub, sizeof(sub), "%s/%s", top, sender);
 	if (rc == 0)
-		rc = state_path(n->state, sub, out);
+		rc = state_path(self_state(s->self), sub, out);
 	if (rc == 0)
 		rc = state_mkdir(out);
 	return rc;
@@ -347,12 +348,12 @@ static const char *disk_reason(int rc)
  * same blob meets the same error, after a while where space may come back,
  * and otherwise as a transient failure.
  */
-static int refuse_disk(struct node *n, struct net_conn *c, const struct msg *m,
-		       int rc)
+static int refuse_disk(struct server *s, struct net_conn *c,
+		       const struct msg *m, int rc)
 {
 	bool never = rc == -ENAMETOOLONG || rc == -EBADMSG;
 	bool full = rc == -ENOSPC || rc == -EDQUOT;
-	return refuse_for(n, c, m, disk_reason(rc), never, full ? 60 : 0);
+	return refuse_for(s, c, m, disk_reason(rc), never, full ? 60 : 0);
 }
 
 static uint64_t get_be64(const uint8_t *p)
@@ -448,15 +449,15 @@ static void drain(struct net_conn *c)
 }
 
 /* A refusal among the chunks: the reason, then what is still in flight. */
-static int refuse_midway(struct node *n, struct net_conn *c,
+static int refuse_midway(struct server *s, struct net_conn *c,
 			 const struct msg *m, const char *why)
 {
-	refuse(n, c, m, why, false);
+	refuse(s, c, m, why, false);
 	drain(c);
 	return -1;
 }
 
-static int reply_have(struct node *n, struct net_conn *c, const struct msg *m,
+static int reply_have(struct server *s, struct net_conn *c, const struct msg *m,
 		      uint64_t have)
 {
 	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
@@ -464,14 +465,14 @@ static int reply_have(struct node *n, struct net_conn *c, const struct msg *m,
 		msg_extra_free(x);
 		return -1;
 	}
-	struct proto_self self = node_self(n);
+	struct proto_self self = proto_self_of(s->self, s->tr);
 	struct proto_request rep = { .extra = x };
 	int rc = proto_reply_ok(c, &self, m, &rep);
 	msg_extra_free(x);
 	return rc;
 }
 
-static int reply_receipt(struct node *n, struct net_conn *c,
+static int reply_receipt(struct server *s, struct net_conn *c,
 			 const struct msg *m, const char *hash)
 {
 	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
@@ -479,7 +480,7 @@ static int reply_receipt(struct node *n, struct net_conn *c,
 		msg_extra_free(x);
 		return -1;
 	}
-	struct proto_self self = node_self(n);
+	struct proto_self self = proto_self_of(s->self, s->tr);
 	struct proto_request rep = { .extra = x };
 	int rc = proto_reply_ok(c, &self, m, &rep);
 	msg_extra_free(x);
@@ -499,19 +500,19 @@ static int reply_receipt(struct node *n, struct net_conn *c,
  * read (then the sender is refused for now: storing the blob again could
  * show it twice).
  */
-static int already_committed(struct node *n, const struct incoming *in,
+static int already_committed(struct server *s, const struct incoming *in,
 			     const char *part)
 {
 	if (access(part, F_OK) == 0 || errno != ENOENT)
 		return 0;
-	return received_has(n->received, in->sender, in->id_hex, in->sha256);
+	return received_has(s->received, in->sender, in->id_hex, in->sha256);
 }
 
 /*
  * Stores the blob into PART through to its commit into INBOX (this
  * sender's folder) and answers with the receipt; the blob was admitted.
  */
-static int store(struct node *n, struct net_conn *c, const struct msg *m,
+static int store(struct server *s, struct net_conn *c, const struct msg *m,
 		 struct incoming *in, const char *part, const char *inbox)
 {
 	size_t flen;
@@ -524,11 +525,11 @@ static int store(struct node *n, struct net_conn *c, const struct msg *m,
 	if (rc) {
 		if (rc == -ENOSPC || rc == -EDQUOT)
 			unlink(part);
-		return refuse_disk(n, c, m, rc);
+		return refuse_disk(s, c, m, rc);
 	}
 	if (have > in->info.chunks)
 		have = 0; /* cannot happen with a sane writer; be safe */
-	if (!in->push && reply_have(n, c, m, have) != 0) {
+	if (!in->push && reply_have(s, c, m, have) != 0) {
 		blobfile_writer_abort(w, false);
 		return -1;
 	}
@@ -538,39 +539,39 @@ static int store(struct node *n, struct net_conn *c, const struct msg *m,
 	if (receive_chunks(c, w, in, in->push ? 0 : have, have, &why,
 			   &discard) != 0) {
 		blobfile_writer_abort(w, discard);
-		return why ? refuse_midway(n, c, m, why) : -1;
+		return why ? refuse_midway(s, c, m, why) : -1;
 	}
 	char hash[72];
-	rc = received_add(n->received, in->sender, in->id_hex, in->sha256,
+	rc = received_add(s->received, in->sender, in->id_hex, in->sha256,
 			  time(NULL));
 	if (rc) {
 		blobfile_writer_abort(w, rc == -ENOSPC || rc == -EDQUOT);
-		return refuse_disk(n, c, m, rc);
+		return refuse_disk(s, c, m, rc);
 	}
 	rc = blobfile_writer_commit(w, inbox, in->path, hash);
 	if (rc)
-		received_remove(n->received, in->sender, in->id_hex);
+		received_remove(s->received, in->sender, in->id_hex);
 	if (rc) {
 		/* Half a file must not stay behind when the disk is full. */
 		if (rc == -ENOSPC || rc == -EDQUOT)
 			unlink(part);
-		return refuse_disk(n, c, m, rc);
+		return refuse_disk(s, c, m, rc);
 	}
 	log_info("received '%s' from '%s' (%llu bytes, %s)", in->path,
 		 in->sender, (unsigned long long)in->info.size, hash);
-	return reply_receipt(n, c, m, hash) == 0 ? 0 : -1;
+	return reply_receipt(s, c, m, hash) == 0 ? 0 : -1;
 }
 
 /* The transfer itself, once the request is accepted and the blob locked. */
-static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
+static int transfer(struct server *s, struct net_conn *c, const struct msg *m,
 		    struct incoming *in, const char *part)
 {
 	char inbox[STATE_PATH_MAX];
-	int rc = sender_dir(n, "inbox", in->sender, inbox);
+	int rc = sender_dir(s, "inbox", in->sender, inbox);
 	if (rc == 0)
-		rc = already_committed(n, in, part);
+		rc = already_committed(s, in, part);
 	if (rc < 0)
-		return refuse_disk(n, c, m, rc);
+		return refuse_disk(s, c, m, rc);
 	if (rc == 1) {
 		log_info("post/blob '%s' from '%s': already received; receipt "
 			 "sent again",
@@ -581,46 +582,46 @@ static int transfer(struct node *n, struct net_conn *c, const struct msg *m,
 			bool discard;
 			if (receive_chunks(c, NULL, in, 0, in->info.chunks,
 					   &why, &discard) != 0)
-				return why ? refuse_midway(n, c, m, why) : -1;
-		} else if (reply_have(n, c, m, in->info.chunks) != 0) {
+				return why ? refuse_midway(s, c, m, why) : -1;
+		} else if (reply_have(s, c, m, in->info.chunks) != 0) {
 			return -1;
 		}
-		return reply_receipt(n, c, m, in->sha256) == 0 ? 0 : -1;
+		return reply_receipt(s, c, m, in->sha256) == 0 ? 0 : -1;
 	}
 	/* What the part file will weigh, before a byte of it is taken. */
 	size_t flen;
 	msg_get0_frame(m, &flen);
 	struct intake_refusal no;
-	if (intake_begin(n->intake, in->sender, in->id_hex,
+	if (intake_begin(s->intake, in->sender, in->id_hex,
 			 blobfile_whole_size(flen, in->info.size), &no) != 0)
-		return refuse_for(n, c, m, no.why, no.permanent,
+		return refuse_for(s, c, m, no.why, no.permanent,
 				  no.retry_after);
-	const char *why = unwrap_key(n, m, in);
-	rc = why ? refuse(n, c, m, why, true) : store(n, c, m, in, part, inbox);
-	intake_end(n->intake, in->sender, in->id_hex, access(part, F_OK) == 0);
+	const char *why = unwrap_key(s, m, in);
+	rc = why ? refuse(s, c, m, why, true) : store(s, c, m, in, part, inbox);
+	intake_end(s->intake, in->sender, in->id_hex, access(part, F_OK) == 0);
 	return rc;
 }
 
 /* post/blob up to the receipt; IN->push is set, the rest is filled in. */
-static int receive(struct node *n, struct net_conn *c, const struct msg *m,
+static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 		   struct incoming *in)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	if (!names_node_valid(meta->id))
-		return refuse(n, c, m, "the sender is not a valid node name",
+		return refuse(s, c, m, "the sender is not a valid node name",
 			      true);
 	const char *why = NULL;
-	struct pki_cert *cert = service_verify_sender(n, m, &why);
+	struct pki_cert *cert = service_verify_sender(s, m, &why);
 	if (!cert)
-		return refuse(n, c, m, why, false);
+		return refuse(s, c, m, why, false);
 	pki_cert_free(cert);
 
-	why = check_request(n, m, in);
+	why = check_request(s, m, in);
 	if (why)
-		return refuse(n, c, m, why, true);
+		return refuse(s, c, m, why, true);
 
 	char dir[STATE_PATH_MAX], part[STATE_PATH_MAX];
-	int rc = sender_dir(n, "incoming", in->sender, dir);
+	int rc = sender_dir(s, "incoming", in->sender, dir);
 	if (rc == 0) {
 		int len = snprintf(part, sizeof(part), "%s/%s.part", dir,
 				   in->id_hex);
@@ -628,12 +629,12 @@ static int receive(struct node *n, struct net_conn *c, const struct msg *m,
 			rc = -ENAMETOOLONG;
 	}
 	if (rc)
-		return refuse_disk(n, c, m, rc);
+		return refuse_disk(s, c, m, rc);
 	struct busy_blob *lock = NULL, *path_lock = NULL;
 	rc = lock_blob(part, 0, &lock);
 	if (rc) {
 		return refuse(
-			n, c, m,
+			s, c, m,
 			rc == -EWOULDBLOCK
 				? "another transfer of this blob from this "
 				  "sender is still in progress"
@@ -648,27 +649,27 @@ static int receive(struct node *n, struct net_conn *c, const struct msg *m,
 	if (rc) {
 		unlock_blob(lock);
 		return refuse(
-			n, c, m,
+			s, c, m,
 			rc == -EWOULDBLOCK
 				? "an earlier version of this file from this "
 				  "sender is still being received"
 				: disk_reason(rc),
 			false);
 	}
-	rc = transfer(n, c, m, in, part);
+	rc = transfer(s, c, m, in, part);
 	unlock_blob(path_lock);
 	unlock_blob(lock);
 	return rc;
 }
 
-int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m)
+int receive_post_blob(struct server *s, struct net_conn *c, const struct msg *m)
 {
 	struct incoming in;
 	memset(&in, 0, sizeof(in));
 	int64_t push = 0;
 	in.push = msg_extra_get_int(m, "push", &push) == 0 && push == 1;
 	in.unread = in.push;
-	int rc = receive(n, c, m, &in);
+	int rc = receive(s, c, m, &in);
 	pki_wipe(in.key, sizeof(in.key));
 	/*
 	 * Closing with the pushed chunk unread would reset the connection

@@ -13,12 +13,13 @@
 #include "net/conn.h"
 #include "net/msg.h"
 
-struct node;
+struct server;
 
 /*
  * Handles one post/blob request M on C through to its receipt. Returns 0
  * to keep the connection for another request, -1 to close it.
  */
-int receive_post_blob(struct node *n, struct net_conn *c, const struct msg *m);
+int receive_post_blob(struct server *s, struct net_conn *c,
+		      const struct msg *m);
 
 #endif

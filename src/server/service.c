@@ -4,11 +4,16 @@
  */
 #include "server/service.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/ca.h"
+#include "ca/revocation.h"
+#include "certs/sync.h"
+#include "identity/self.h"
 #include "lib/log.h"
 #include "lib/logsum.h"
 #include "net/err.h"
@@ -16,11 +21,10 @@
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "pki/verify.h"
-#include "node/node.h"
+#include "server/internal.h"
 #include "server/receive.h"
+#include "wire/proto.h"
 #include "wire/replay.h"
-#include "ca/revocation.h"
-#include "certs/sync.h"
 #include "wire/transport.h"
 
 /* Certificates per page of a get/crt "*" answer (about 1.3 KB each). */
@@ -29,7 +33,7 @@
 #define SERVICE_REFUSE_MS 5000
 
 /* Returns 0 to keep the connection for another request, -1 to close it. */
-typedef int (*handler_fn)(struct node *n, struct net_conn *c,
+typedef int (*handler_fn)(struct server *s, struct net_conn *c,
 			  const struct msg *m);
 
 /* True if C's peer presented no certificate: a stranger until enrolled. */
@@ -39,20 +43,20 @@ static bool anonymous(const struct net_conn *c)
 	return !name || !name[0];
 }
 
-static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
+static int refuse(struct server *s, struct net_conn *c, const struct msg *m,
 		  const char *reason)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	const char *peer = net_conn_peer(c);
 	/* Strangers are counted, so none can grow the log without bound. */
 	if (anonymous(c))
-		logsum_note(transport_strangers(n->transport), peer, reason,
+		logsum_note(transport_strangers(s->tr), peer, reason,
 			    "refused %s from '%s' at %s: %s", meta->method,
 			    meta->id, peer, reason);
 	else
 		log_warn("refused %s from '%s' at %s: %s", meta->method,
 			 meta->id, peer, reason);
-	struct proto_self self = node_self(n);
+	struct proto_self self = proto_self_of(s->self, s->tr);
 	proto_reply_error(c, &self, m, reason);
 	return -1;
 }
@@ -62,24 +66,24 @@ static int refuse(struct node *n, struct net_conn *c, const struct msg *m,
  * messages whose signature verified come here, so nobody can use up
  * another node's message ids with junk. NULL or the reason to refuse.
  */
-static const char *check_fresh(struct node *n, const struct msg *m)
+static const char *check_fresh(struct server *s, const struct msg *m)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	const char *why = NULL;
-	if (replay_check(n->replay, meta->id, meta->message_id, msg_get_time(m),
+	if (replay_check(s->replay, meta->id, meta->message_id, msg_get_time(m),
 			 time(NULL), &why) != 0)
 		return why;
 	return NULL;
 }
 
 /* On the CA: the directory follows the registry's revocations at once. */
-static void refresh_ca_crl(struct node *n)
+static void refresh_ca_crl(struct server *s)
 {
 	const char *why = NULL;
 	struct pki_crl *crl =
-		revocation_current(n->revocation, time(NULL), &why);
+		revocation_current(s->revocation, time(NULL), &why);
 	if (crl)
-		sync_take_crl(n, crl, &why);
+		sync_take_crl(s->certs, crl, &why);
 	pki_crl_free(crl);
 }
 
@@ -88,19 +92,19 @@ static void refresh_ca_crl(struct node *n)
  * it verifies against the root and signed M, and that M is no replay.
  * Returns it or NULL with *WHY.
  */
-static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
+static struct pki_cert *verify_sender(struct server *s, const struct msg *m,
 				      const char **why)
 {
 	const char *name = msg_get0_meta(m)->id;
 	/* The CA refuses a node the moment `snoopfs revoke` ran. */
-	if (n->ca)
-		refresh_ca_crl(n);
-	struct pki_cert *cert = directory_get1(n->dir, name);
+	if (s->ca)
+		refresh_ca_crl(s);
+	struct pki_cert *cert = directory_get1(s->dir, name);
 	if (!cert)
-		cert = sync_fetch_cert(n, name);
+		cert = sync_fetch_cert(s->certs, name);
 	/* A revoked name is hidden from lookups but still known as revoked. */
-	bool revoked = cert ? directory_cert_revoked(n->dir, cert)
-			    : directory_is_revoked(n->dir, name);
+	bool revoked = cert ? directory_cert_revoked(s->dir, cert)
+			    : directory_is_revoked(s->dir, name);
 	if (!cert || revoked) {
 		*why = revoked ? "the sender's certificate was revoked"
 			       : "the sender has no certificate from this CA";
@@ -108,7 +112,7 @@ static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
 		return NULL;
 	}
 	const char *vwhy = NULL;
-	int rc = pki_verify_node_cert(n->root, cert, 0, &vwhy);
+	int rc = pki_verify_node_cert(s->root, cert, 0, &vwhy);
 	if (rc == 0)
 		rc = proto_verify(m, cert);
 	if (rc) {
@@ -122,7 +126,7 @@ static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
 		pki_cert_free(cert);
 		return NULL;
 	}
-	*why = check_fresh(n, m);
+	*why = check_fresh(s, m);
 	if (*why) {
 		pki_cert_free(cert);
 		return NULL;
@@ -130,22 +134,22 @@ static struct pki_cert *verify_sender(struct node *n, const struct msg *m,
 	return cert;
 }
 
-int service_refuse(struct node *n, struct net_conn *c, const struct msg *m,
+int service_refuse(struct server *s, struct net_conn *c, const struct msg *m,
 		   const char *reason)
 {
-	return refuse(n, c, m, reason);
+	return refuse(s, c, m, reason);
 }
 
-struct pki_cert *service_verify_sender(struct node *n, const struct msg *m,
+struct pki_cert *service_verify_sender(struct server *s, const struct msg *m,
 				       const char **why)
 {
-	return verify_sender(n, m, why);
+	return verify_sender(s, m, why);
 }
 
-static int reply_text(struct node *n, struct net_conn *c, const struct msg *m,
+static int reply_text(struct server *s, struct net_conn *c, const struct msg *m,
 		      const char *text, size_t len, struct msg_extra *x)
 {
-	struct proto_self self = node_self(n);
+	struct proto_self self = proto_self_of(s->self, s->tr);
 	struct proto_request rep = {
 		.payload_type = MSG_PAYLOAD_TEXT,
 		.payload = text,
@@ -156,7 +160,7 @@ static int reply_text(struct node *n, struct net_conn *c, const struct msg *m,
 }
 
 /* Replies with CERT as PEM text, or refuses; frees CERT either way. */
-static int reply_cert(struct node *n, struct net_conn *c, const struct msg *m,
+static int reply_cert(struct server *s, struct net_conn *c, const struct msg *m,
 		      struct pki_cert *cert)
 {
 	char *pem = NULL;
@@ -164,34 +168,34 @@ static int reply_cert(struct node *n, struct net_conn *c, const struct msg *m,
 	int rc = pki_cert_to_pem(cert, &pem, &len);
 	pki_cert_free(cert);
 	if (rc)
-		return refuse(n, c, m, "cannot encode the certificate");
-	rc = reply_text(n, c, m, pem, len, NULL);
+		return refuse(s, c, m, "cannot encode the certificate");
+	rc = reply_text(s, c, m, pem, len, NULL);
 	free(pem);
 	return rc;
 }
 
 /* This node's current certificate as PEM (free()). */
-static int pem_of_self(struct node *n, char **pem, size_t *len)
+static int pem_of_self(struct server *s, char **pem, size_t *len)
 {
-	struct pki_cert *self = node_cert_ref(n);
+	struct pki_cert *self = self_cert_ref(s->self);
 	int rc = self ? pki_cert_to_pem(self, pem, len) : -1;
 	pki_cert_free(self);
 	return rc;
 }
 
-static int handle_get_csr(struct node *n, struct net_conn *c,
+static int handle_get_csr(struct server *s, struct net_conn *c,
 			  const struct msg *m)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
-	if (!n->ca)
-		return refuse(n, c, m,
+	if (!s->ca)
+		return refuse(s, c, m,
 			      "this node is not a certificate authority");
 	size_t len;
 	const uint8_t *pem = msg_get0_payload(m, &len);
 	struct pki_csr *csr = NULL;
 	if (meta->payload_type != MSG_PAYLOAD_TEXT || !pem ||
 	    pki_csr_parse((const char *)pem, len, &csr) != 0)
-		return refuse(n, c, m, "the payload is not a PEM CSR");
+		return refuse(s, c, m, "the payload is not a PEM CSR");
 
 	size_t slen, siglen;
 	const uint8_t *sbytes = msg_get0_signed(m, &slen);
@@ -199,28 +203,28 @@ static int handle_get_csr(struct node *n, struct net_conn *c,
 	if (siglen == 0 ||
 	    pki_csr_verify_data(csr, sbytes, slen, sig, siglen) != 0) {
 		pki_csr_free(csr);
-		return refuse(n, c, m,
+		return refuse(s, c, m,
 			      "the request is not signed by the CSR's key");
 	}
 	/*
 	 * Keyed on meta.id like every other request: a replayed get/csr must
 	 * not be issued a second certificate.
 	 */
-	const char *why = check_fresh(n, m);
+	const char *why = check_fresh(s, m);
 	if (why) {
 		pki_csr_free(csr);
-		return refuse(n, c, m, why);
+		return refuse(s, c, m, why);
 	}
 	/* The join token (src/ca/token.h), if the node was given one. */
 	const char *token = msg_extra_get_str(m, "token");
 	char join_why[CA_WHY_MAX];
 	struct pki_cert *cert = NULL;
-	int rc = ca_join(n->ca, csr, meta->id, meta->args, token, &cert,
+	int rc = ca_join(s->ca, csr, meta->id, meta->args, token, &cert,
 			 join_why);
 	pki_csr_free(csr);
 	if (rc)
-		return refuse(n, c, m, join_why);
-	directory_put_issued(n->dir, cert);
+		return refuse(s, c, m, join_why);
+	directory_put_issued(s->dir, cert);
 
 	char *cert_pem = NULL, *root_pem = NULL, *ca_pem = NULL;
 	size_t cert_len, root_len, ca_len;
@@ -229,15 +233,15 @@ static int handle_get_csr(struct node *n, struct net_conn *c,
 	if (rc == 0)
 		rc = pki_cert_to_pem(cert, &cert_pem, &cert_len);
 	if (rc == 0)
-		rc = pki_cert_to_pem(n->root, &root_pem, &root_len);
+		rc = pki_cert_to_pem(s->root, &root_pem, &root_len);
 	if (rc == 0)
-		rc = pem_of_self(n, &ca_pem, &ca_len);
+		rc = pem_of_self(s, &ca_pem, &ca_len);
 	if (rc == 0)
 		rc = msg_extra_set_str(x, "root", root_pem);
 	if (rc == 0)
 		rc = msg_extra_set_str(x, "ca_cert", ca_pem);
 	if (rc == 0)
-		rc = reply_text(n, c, m, cert_pem, cert_len, x);
+		rc = reply_text(s, c, m, cert_pem, cert_len, x);
 	msg_extra_free(x);
 	free(cert_pem);
 	free(root_pem);
@@ -254,10 +258,10 @@ static int handle_get_csr(struct node *n, struct net_conn *c,
  * only for what is new, instead of the whole directory at every refresh
  * (1.3 KB per node, for every node, every 30 s).
  */
-static int list_page(struct node *n, struct net_conn *c, const struct msg *m)
+static int list_page(struct server *s, struct net_conn *c, const struct msg *m)
 {
-	if (!n->ca)
-		return refuse(n, c, m, "only the CA lists every certificate");
+	if (!s->ca)
+		return refuse(s, c, m, "only the CA lists every certificate");
 	const char *after = msg_extra_get_str(m, "after");
 	int64_t since = 0, seq = 0;
 	if (msg_extra_get_int(m, "since", &since) != 0 || since < 0)
@@ -266,9 +270,9 @@ static int list_page(struct node *n, struct net_conn *c, const struct msg *m)
 	size_t len;
 	int more = 0;
 	char last[NAMES_NODE_MAX + 1];
-	if (ca_list_pem(n->ca, after ? after : "", since, SERVICE_PAGE, &pem,
+	if (ca_list_pem(s->ca, after ? after : "", since, SERVICE_PAGE, &pem,
 			&len, &more, last, &seq) != 0)
-		return refuse(n, c, m, "the CA registry failed");
+		return refuse(s, c, m, "the CA registry failed");
 	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
 	int rc = x ? 0 : -1;
 	if (rc == 0)
@@ -278,40 +282,40 @@ static int list_page(struct node *n, struct net_conn *c, const struct msg *m)
 	if (rc == 0)
 		rc = msg_extra_set_str(x, "last", last);
 	if (rc == 0)
-		rc = reply_text(n, c, m, pem, len, x);
+		rc = reply_text(s, c, m, pem, len, x);
 	msg_extra_free(x);
 	free(pem);
 	return rc;
 }
 
-static int handle_get_crt(struct node *n, struct net_conn *c,
+static int handle_get_crt(struct server *s, struct net_conn *c,
 			  const struct msg *m)
 {
 	const char *why = NULL;
-	struct pki_cert *sender = verify_sender(n, m, &why);
+	struct pki_cert *sender = verify_sender(s, m, &why);
 	if (!sender)
-		return refuse(n, c, m, why);
+		return refuse(s, c, m, why);
 	pki_cert_free(sender);
 
 	const char *args = msg_get0_meta(m)->args;
 	if (strcmp(args, "*") == 0)
-		return list_page(n, c, m);
+		return list_page(s, c, m);
 
 	struct pki_cert *cert = NULL;
 	if (args[0] == '\0')
-		cert = node_cert_ref(n);
+		cert = self_cert_ref(s->self);
 	else if (!names_node_valid(args))
-		return refuse(n, c, m, "args is not a valid node name");
-	else if (n->ca)
-		cert = ca_lookup(n->ca, args);
+		return refuse(s, c, m, "args is not a valid node name");
+	else if (s->ca)
+		cert = ca_lookup(s->ca, args);
 	else
-		cert = directory_get1(n->dir, args);
+		cert = directory_get1(s->dir, args);
 	if (!cert)
-		return refuse(n, c, m, "no certificate under that name");
-	return reply_cert(n, c, m, cert);
+		return refuse(s, c, m, "no certificate under that name");
+	return reply_cert(s, c, m, cert);
 }
 
-static int handle_post_crt(struct node *n, struct net_conn *c,
+static int handle_post_crt(struct server *s, struct net_conn *c,
 			   const struct msg *m)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
@@ -320,52 +324,52 @@ static int handle_post_crt(struct node *n, struct net_conn *c,
 	struct pki_cert *cert = NULL;
 	if (meta->payload_type != MSG_PAYLOAD_TEXT || !pem ||
 	    pki_cert_parse((const char *)pem, len, &cert) != 0)
-		return refuse(n, c, m, "the payload is not a PEM certificate");
+		return refuse(s, c, m, "the payload is not a PEM certificate");
 	char name[NAMES_NODE_MAX + 1];
 	const char *vwhy = NULL;
 	const char *why = NULL;
 	if (pki_cert_get_name(cert, name, sizeof(name)) != 0 ||
 	    strcmp(name, meta->id) != 0)
 		why = "the certificate is not the sender's";
-	else if (pki_verify_node_cert(n->root, cert, 0, &vwhy) != 0)
+	else if (pki_verify_node_cert(s->root, cert, 0, &vwhy) != 0)
 		why = "the certificate does not verify against the root";
 	else if (proto_verify(m, cert) != 0)
 		why = "the signature does not verify with the certificate";
 	else
-		why = check_fresh(n, m);
+		why = check_fresh(s, m);
 	if (why) {
 		pki_cert_free(cert);
-		return refuse(n, c, m, why);
+		return refuse(s, c, m, why);
 	}
-	int rc = directory_put(n->dir, cert);
+	int rc = directory_put(s->dir, cert);
 	pki_cert_free(cert);
 	if (rc < 0)
-		return refuse(n, c, m, "cannot store the certificate");
+		return refuse(s, c, m, "cannot store the certificate");
 	log_info("learned the certificate of '%s' from post/crt", name);
-	struct proto_self self = node_self(n);
+	struct proto_self self = proto_self_of(s->self, s->tr);
 	return proto_reply_ok(c, &self, m, NULL) == 0 ? 0 : -1;
 }
 
 /* get/crl: the CA's current CRL, re-signed first if it is stale. */
-static int handle_get_crl(struct node *n, struct net_conn *c,
+static int handle_get_crl(struct server *s, struct net_conn *c,
 			  const struct msg *m)
 {
-	if (!n->ca)
-		return refuse(n, c, m, "only the CA serves the CRL");
+	if (!s->ca)
+		return refuse(s, c, m, "only the CA serves the CRL");
 	const char *why = NULL;
-	struct pki_cert *sender = verify_sender(n, m, &why);
+	struct pki_cert *sender = verify_sender(s, m, &why);
 	if (!sender)
-		return refuse(n, c, m, why);
+		return refuse(s, c, m, why);
 	pki_cert_free(sender);
 	struct pki_crl *crl =
-		revocation_current(n->revocation, time(NULL), &why);
+		revocation_current(s->revocation, time(NULL), &why);
 	char *pem = NULL;
 	size_t len;
 	int rc = crl ? pki_crl_to_pem(crl, &pem, &len) : -1;
 	pki_crl_free(crl);
 	if (rc)
-		return refuse(n, c, m, why ? why : "cannot encode the CRL");
-	rc = reply_text(n, c, m, pem, len, NULL);
+		return refuse(s, c, m, why ? why : "cannot encode the CRL");
+	rc = reply_text(s, c, m, pem, len, NULL);
 	free(pem);
 	return rc;
 }
@@ -375,31 +379,32 @@ static int handle_get_crl(struct node *n, struct net_conn *c,
  * current certificate. verify_sender() already refused revoked, expired
  * and unknown senders; ca_renew() insists on the registry's current one.
  */
-static int handle_renew(struct node *n, struct net_conn *c, const struct msg *m)
+static int handle_renew(struct server *s, struct net_conn *c,
+			const struct msg *m)
 {
-	if (!n->ca)
-		return refuse(n, c, m,
+	if (!s->ca)
+		return refuse(s, c, m,
 			      "this node is not a certificate authority");
 	const char *why = NULL;
-	struct pki_cert *sender = verify_sender(n, m, &why);
+	struct pki_cert *sender = verify_sender(s, m, &why);
 	if (!sender)
-		return refuse(n, c, m, why);
+		return refuse(s, c, m, why);
 	size_t len;
 	const uint8_t *pem = msg_get0_payload(m, &len);
 	struct pki_csr *csr = NULL;
 	if (msg_get0_meta(m)->payload_type != MSG_PAYLOAD_TEXT || !pem ||
 	    pki_csr_parse((const char *)pem, len, &csr) != 0) {
 		pki_cert_free(sender);
-		return refuse(n, c, m, "the payload is not a PEM CSR");
+		return refuse(s, c, m, "the payload is not a PEM CSR");
 	}
 	struct pki_cert *cert = NULL;
-	int rc = ca_renew(n->ca, csr, sender, &cert, &why);
+	int rc = ca_renew(s->ca, csr, sender, &cert, &why);
 	pki_csr_free(csr);
 	pki_cert_free(sender);
 	if (rc)
-		return refuse(n, c, m, why);
-	directory_put_issued(n->dir, cert);
-	return reply_cert(n, c, m, cert);
+		return refuse(s, c, m, why);
+	directory_put_issued(s->dir, cert);
+	return reply_cert(s, c, m, cert);
 }
 
 static const struct {
@@ -435,24 +440,25 @@ static const char *check_tls_peer(const struct net_conn *c, const struct msg *m,
 	return NULL;
 }
 
-static int dispatch(struct node *n, struct net_conn *c, const struct msg *m)
+static int dispatch(struct server *s, struct net_conn *c, const struct msg *m)
 {
 	const char *method = msg_get0_meta(m)->method;
 	char buf[PROTO_ERR_MAX];
 	const char *why = check_tls_peer(c, m, buf, sizeof(buf));
 	if (why)
-		return refuse(n, c, m, why);
+		return refuse(s, c, m, why);
 	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
 		if (strcmp(handlers[i].method, method) == 0)
-			return handlers[i].fn(n, c, m);
-	return refuse(n, c, m, "unknown method");
+			return handlers[i].fn(s, c, m);
+	return refuse(s, c, m, "unknown method");
 }
 
 /*
  * Answers the first request on C with REASON and closes. Reading it first
  * means the refusal is not lost to a reset for unread data.
  */
-static void refuse_first(struct node *n, struct net_conn *c, const char *reason)
+static void refuse_first(struct server *s, struct net_conn *c,
+			 const char *reason)
 {
 	uint8_t *frame = NULL;
 	size_t len = 0;
@@ -462,7 +468,7 @@ static void refuse_first(struct node *n, struct net_conn *c, const char *reason)
 		msg_parse(frame, len, &m);
 	free(frame);
 	log_warn("refused a connection from %s: %s", net_conn_peer(c), reason);
-	struct proto_self self = node_self(n);
+	struct proto_self self = proto_self_of(s->self, s->tr);
 	proto_reply_error(c, &self, m, reason);
 	msg_free(m);
 }
@@ -471,7 +477,7 @@ static void refuse_first(struct node *n, struct net_conn *c, const char *reason)
  * Receives the next request on C into *M. Returns 0, or -1 when the
  * connection is to be closed (logged or counted here).
  */
-static int next_request(struct node *n, struct net_conn *c, struct msg **m)
+static int next_request(struct server *s, struct net_conn *c, struct msg **m)
 {
 	uint8_t *frame = NULL;
 	size_t len = 0;
@@ -483,26 +489,26 @@ static int next_request(struct node *n, struct net_conn *c, struct msg **m)
 			return 0;
 		const char *peer = net_conn_peer(c);
 		if (anonymous(c))
-			logsum_note(transport_strangers(n->transport), peer,
+			logsum_note(transport_strangers(s->tr), peer,
 				    "malformed message",
 				    "malformed message from %s: %s", peer,
 				    net_strerror(rc));
 		else
 			log_warn("malformed message from %s: %s", peer,
 				 net_strerror(rc));
-		struct proto_self self = node_self(n);
+		struct proto_self self = proto_self_of(s->self, s->tr);
 		proto_reply_error(c, &self, NULL, "malformed message");
 		return -1;
 	}
 	if (anonymous(c)) {
 		const char *peer = net_conn_peer(c);
 		const char *why =
-			transport_anon_cut(n->transport, c)
+			transport_anon_cut(s->tr, c)
 				? "cut before its request to make room"
 			: rc == NET_ETIMEOUT ? "no request in time"
 			: rc == NET_EEOF     ? "closed without a request"
 					     : net_strerror(rc);
-		logsum_note(transport_strangers(n->transport), peer, why,
+		logsum_note(transport_strangers(s->tr), peer, why,
 			    "anonymous connection from %s closed: %s", peer,
 			    why);
 	} else if (rc != NET_EEOF) {
@@ -513,13 +519,13 @@ static int next_request(struct node *n, struct net_conn *c, struct msg **m)
 }
 
 /* Requests on one connection, until one fails or the peer leaves. */
-static void serve(struct node *n, struct net_conn *c)
+static void serve(struct server *s, struct net_conn *c)
 {
 	for (;;) {
 		struct msg *m = NULL;
-		if (next_request(n, c, &m) != 0)
+		if (next_request(s, c, &m) != 0)
 			return;
-		int rc = dispatch(n, c, m);
+		int rc = dispatch(s, c, m);
 		msg_free(m);
 		if (rc)
 			return;
@@ -531,16 +537,16 @@ static void serve(struct node *n, struct net_conn *c)
  * make), which must come within TRANSPORT_ANON_FIRST_MS, so that strangers
  * cannot sit on the anonymous slots.
  */
-static void serve_anonymous(struct node *n, struct net_conn *c)
+static void serve_anonymous(struct server *s, struct net_conn *c)
 {
 	int io_ms = net_conn_get_timeout(c);
 	net_conn_set_timeout(c, TRANSPORT_ANON_FIRST_MS);
 	struct msg *m = NULL;
-	if (next_request(n, c, &m) != 0)
+	if (next_request(s, c, &m) != 0)
 		return;
-	transport_anon_busy(n->transport, c);
+	transport_anon_busy(s->tr, c);
 	net_conn_set_timeout(c, io_ms);
-	dispatch(n, c, m);
+	dispatch(s, c, m);
 	msg_free(m);
 }
 
@@ -548,35 +554,35 @@ static void serve_anonymous(struct node *n, struct net_conn *c)
 int service_handshake(struct net_conn *c, int timeout_ms, void *arg,
 		      const char **why)
 {
-	struct node *n = arg;
-	return transport_handshake(n->transport, c, timeout_ms, why);
+	struct server *s = arg;
+	return transport_handshake(s->tr, c, timeout_ms, why);
 }
 
-void service_server_opts(struct node *n, struct net_server_opts *opts)
+void service_server_opts(struct server *s, struct net_server_opts *opts)
 {
 	*opts = (struct net_server_opts){
 		.first = transport_first_flight,
 		.handshake = service_handshake,
 		.handshake_ms = TRANSPORT_HANDSHAKE_MS,
-		.strangers = transport_strangers(n->transport),
+		.strangers = transport_strangers(s->tr),
 	};
 }
 
 /* The caps first (src/wire/transport.h), then requests. */
 void service_handle(struct net_conn *c, void *arg)
 {
-	struct node *n = arg;
+	struct server *s = arg;
 	char why[PROTO_ERR_MAX];
-	int rc = transport_admit(n->transport, c, why);
+	int rc = transport_admit(s->tr, c, why);
 	if (rc == 0) {
 		if (anonymous(c))
-			serve_anonymous(n, c);
+			serve_anonymous(s, c);
 		else
-			serve(n, c);
-		transport_release(n->transport, c);
+			serve(s, c);
+		transport_release(s->tr, c);
 	} else if (rc > 0) {
-		refuse_first(n, c, why);
-		transport_refused(n->transport, c);
+		refuse_first(s, c, why);
+		transport_refused(s->tr, c);
 	}
 	/*
 	 * The server counts this connection gone when we return, and a node
@@ -584,4 +590,28 @@ void service_handle(struct net_conn *c, void *arg)
 	 * thread is freed here, not in exit handlers that may never run.
 	 */
 	pki_thread_done();
+}
+
+int service_new(const struct service_parts *p, struct server **out)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->self = p->self;
+	s->dir = self_directory(p->self);
+	s->root = self_root(p->self);
+	s->tr = p->tr;
+	s->certs = p->certs;
+	s->replay = p->replay;
+	s->received = p->received;
+	s->intake = p->intake;
+	s->ca = p->ca;
+	s->revocation = p->revocation;
+	*out = s;
+	return 0;
+}
+
+void service_free(struct server *s)
+{
+	free(s);
 }

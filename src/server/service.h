@@ -12,24 +12,52 @@
 #include "net/server.h"
 #include "pki/cert.h"
 
-struct node;
+struct self;
+struct transport;
+struct certs;
+struct replay;
+struct received;
+struct intake;
+struct ca;
+struct revocation;
+struct server;
+
+/* What the server of a node answers with; all but the CA's two are needed. */
+struct service_parts {
+	struct self *self;
+	struct transport *tr;
+	struct certs *certs;
+	struct replay *replay;
+	struct received *received;
+	struct intake *intake;
+	struct ca *ca;                 /* the CA node only, else NULL */
+	struct revocation *revocation; /* the CA node only, else NULL */
+};
 
 /*
- * The server options of node N: strangers wait in the accept loop until
+ * The server of a node, answering with the parts P (which it does not
+ * own: they must outlive it). service_free() it after the net server that
+ * calls it has stopped.
+ */
+int service_new(const struct service_parts *p, struct server **out);
+void service_free(struct server *s);
+
+/*
+ * The net server options of S: strangers wait in the accept loop until
  * their ClientHello is whole and get a thread only for the TLS handshake
  * (service_handshake), then service_handle serves them.
  */
-void service_server_opts(struct node *n, struct net_server_opts *opts);
+void service_server_opts(struct server *s, struct net_server_opts *opts);
 
 /*
- * The net_handshake_fn of a node's server (ARG is the struct node): the
+ * The net_handshake_fn of a node's server (ARG is its struct server): the
  * server side of the TLS handshake, within TIMEOUT_MS.
  */
 int service_handshake(struct net_conn *c, int timeout_ms, void *arg,
 		      const char **why);
 
 /*
- * The net_handler_fn of a node; ARG is the struct node. It runs after
+ * The net_handler_fn of a node; ARG is its struct server. It runs after
  * service_handshake and takes a slot under the connection caps first:
  * without a client certificate one get/csr is served, with one every
  * message's meta.id must be the certificate's name.
@@ -40,16 +68,16 @@ void service_handle(struct net_conn *c, void *arg);
  * Logs and answers M with a signed error reply carrying REASON. Returns -1
  * (close the connection), so a handler can end with return service_refuse.
  */
-int service_refuse(struct node *n, struct net_conn *c, const struct msg *m,
+int service_refuse(struct server *s, struct net_conn *c, const struct msg *m,
 		   const char *reason);
 
 /*
  * Finds the sender's certificate (directory, else the CA), checks it against
  * the root, checks M's signature with it, and refuses a replayed message or
- * one dated outside the time window (src/wire/replay.h). Returns a new reference
- * (pki_cert_free) or NULL with *WHY saying what is wrong.
+ * one dated outside the time window (src/wire/replay.h). Returns a new
+ * reference (pki_cert_free) or NULL with *WHY saying what is wrong.
  */
-struct pki_cert *service_verify_sender(struct node *n, const struct msg *m,
+struct pki_cert *service_verify_sender(struct server *s, const struct msg *m,
 				       const char **why);
 
 #endif

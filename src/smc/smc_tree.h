@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "lib/names.h"
 #include "identity/state.h"
+#include "lib/names.h"
 
 /* The largest file of a trusted party's round, or of an abort, in bytes. */
 #define SMC_FILE_MAX 4096

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "lib/b64.h"
 #include "net/err.h"
 #include "net/msg.h"
@@ -29,7 +30,6 @@
 #include "pki/rand.h"
 #include "store/blobfile.h"
 #include "store/chunkstore.h"
-#include "base/fileio.h"
 
 #define BLOBFILE_MAGIC     "SNOOPIN1"
 #define BLOBFILE_MAGIC_LEN 8

@@ -16,8 +16,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "pki/err.h"
 #include "base/fileio.h"
+#include "pki/err.h"
 
 #define STORE_RING  8 /* buffers in flight: 512 KiB */
 #define STORE_BATCH 4 /* chunks (or free buffers) per wake-up */

@@ -22,11 +22,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
+#include "identity/state.h"
 #include "lib/log.h"
 #include "store/blobfile.h"
-#include "base/fileio.h"
 #include "store/received.h"
-#include "identity/state.h"
 
 #define PART_SUFFIX ".part"
 /* What a commit leaves behind if a crash cuts a replacement. */
@@ -154,8 +154,8 @@ static void drop(struct intake *t, struct part *p, const char *why)
 	    errno != ENOENT)
 		log_warn("cannot remove %s: %s", path, strerror(errno));
 	/*
-	 * A part file means "not committed" (src/server/receive.c): the record of
-	 * a commit that a crash cut must not outlive it.
+	 * A part file means "not committed" (src/server/receive.c): the record
+	 * of a commit that a crash cut must not outlive it.
 	 */
 	if (t->received)
 		received_remove(t->received, p->sender, p->id);

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "identity/state.h"
 #include "lib/b64.h"
 #include "lib/log.h"
-#include "identity/state.h"
 
 /* 64 recipients with RSA-8192 keys in base64 stay well below this. */
 #define JOB_FILE_MAX (256 * 1024)

@@ -19,8 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lib/log.h"
 #include "base/sqlstore.h"
+#include "lib/log.h"
 
 #define DAY_SECONDS (24 * 3600)
 

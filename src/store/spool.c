@@ -24,13 +24,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "pki/aead.h"
 #include "pki/blob.h"
 #include "pki/err.h"
 #include "pki/key.h"
 #include "pki/rand.h"
 #include "store/chunkstore.h"
-#include "base/fileio.h"
 #include "store/spool.h"
 
 #define SPOOL_MAGIC     "SNOOPSP1"

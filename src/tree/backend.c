@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "identity/self.h"
 #include "tree/inbox.h"
-#include "node/node.h"
 #include "tree/outbox.h"
 #include "tree/status.h"
 
@@ -30,25 +30,25 @@ struct tree_handle {
 	uint64_t inner;
 };
 
-/* The ctx fs/ passes back: the node, and the handles open on it. */
+/* The ctx fs/ passes back: the node's tree, and the handles open on it. */
 struct backend {
-	struct node *n;
+	struct self *self;
+	struct outbox *outbox;
+	const struct status_parts *status;
 	/* lock protects the list of live handles headed by handles */
 	pthread_mutex_t lock;
 	struct tree_handle handles;
 };
 
-static struct node *node_of(void *ctx)
-{
-	return ((struct backend *)ctx)->n;
-}
-
-int backend_new(struct node *n, struct backend **out)
+int backend_new(struct self *self, struct outbox *outbox,
+		const struct status_parts *status, struct backend **out)
 {
 	struct backend *b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->n = n;
+	b->self = self;
+	b->outbox = outbox;
+	b->status = status;
 	pthread_mutex_init(&b->lock, NULL);
 	b->handles.next = b->handles.prev = &b->handles;
 	*out = b;
@@ -64,7 +64,6 @@ void backend_free(struct backend *b)
 }
 
 struct fill_ctx {
-	struct node *n;
 	fs_fill_fn fill;
 	void *buf;
 };
@@ -77,14 +76,15 @@ static int fill_one(void *arg, const char *name)
 
 static int be_list_certs(void *ctx, fs_fill_fn fill, void *buf)
 {
-	struct fill_ctx f = { .n = node_of(ctx), .fill = fill, .buf = buf };
-	return directory_each(f.n->dir, fill_one, &f);
+	struct backend *b = ctx;
+	struct fill_ctx f = { .fill = fill, .buf = buf };
+	return directory_each(self_directory(b->self), fill_one, &f);
 }
 
 /* certs/crl.pem: the CRL this node holds, as PEM. */
-static int read_crl(struct node *n, char **data, size_t *len)
+static int read_crl(struct backend *b, char **data, size_t *len)
 {
-	struct pki_crl *crl = directory_get1_crl(n->dir);
+	struct pki_crl *crl = directory_get1_crl(self_directory(b->self));
 	if (!crl)
 		return -ENOENT;
 	int rc = pki_crl_to_pem(crl, data, len);
@@ -95,12 +95,13 @@ static int read_crl(struct node *n, char **data, size_t *len)
 static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
 			char **data, size_t *len)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	if (strcmp(name, "crl") == 0)
-		return form == FS_CERT_PEM ? read_crl(n, data, len) : -ENOENT;
-	struct pki_cert *cert = strcmp(name, "root") == 0
-					? pki_cert_dup(n->root)
-					: directory_get1(n->dir, name);
+		return form == FS_CERT_PEM ? read_crl(b, data, len) : -ENOENT;
+	struct pki_cert *cert =
+		strcmp(name, "root") == 0
+			? pki_cert_dup(self_root(b->self))
+			: directory_get1(self_directory(b->self), name);
 	if (!cert)
 		return -ENOENT;
 	int rc = form == FS_CERT_PEM ? pki_cert_to_pem(cert, data, len)
@@ -115,7 +116,8 @@ static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
 
 static int be_status(void *ctx, char **text, size_t *len)
 {
-	return status_text(node_of(ctx), time(NULL), text, len);
+	struct backend *b = ctx;
+	return status_text(b->status, time(NULL), text, len);
 }
 
 /* ---- inbox/ and outbox/: route by the first part of the path ---- */
@@ -163,142 +165,142 @@ static struct tree_handle *handle(uint64_t fh)
 
 static int be_getattr(void *ctx, const char *path, struct stat *st)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX
-		       ? inbox_getattr(n, rel, st)
-		       : outbox_getattr(n->outbox, rel, st);
+		       ? inbox_getattr(b->self, rel, st)
+		       : outbox_getattr(b->outbox, rel, st);
 }
 
 static int be_readdir(void *ctx, const char *path, fs_fill_fn fill, void *buf)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX
-		       ? inbox_readdir(n, rel, fill, buf)
-		       : outbox_readdir(n->outbox, rel, fill, buf);
+		       ? inbox_readdir(b->self, rel, fill, buf)
+		       : outbox_readdir(b->outbox, rel, fill, buf);
 }
 
 static int be_mkdir(void *ctx, const char *path)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX ? -EACCES
-					       : outbox_mkdir(n->outbox, rel);
+					       : outbox_mkdir(b->outbox, rel);
 }
 
 static int be_rmdir(void *ctx, const char *path)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel;
-	return route(path, &rel) == TREE_INBOX ? inbox_rmdir(n, rel)
-					       : outbox_rmdir(n->outbox, rel);
+	return route(path, &rel) == TREE_INBOX ? inbox_rmdir(b->self, rel)
+					       : outbox_rmdir(b->outbox, rel);
 }
 
 static int be_unlink(void *ctx, const char *path)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel;
-	return route(path, &rel) == TREE_INBOX ? inbox_unlink(n, rel)
-					       : outbox_unlink(n->outbox, rel);
+	return route(path, &rel) == TREE_INBOX ? inbox_unlink(b->self, rel)
+					       : outbox_unlink(b->outbox, rel);
 }
 
 static int be_rename(void *ctx, const char *from, const char *to,
 		     unsigned flags)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rfrom, *rto;
 	if (route(from, &rfrom) != TREE_OUTBOX ||
 	    route(to, &rto) != TREE_OUTBOX)
 		return -EACCES; /* the inbox is read-only */
-	return outbox_rename(n->outbox, rfrom, rto, flags);
+	return outbox_rename(b->outbox, rfrom, rto, flags);
 }
 
 static int be_create(void *ctx, const char *path, int flags, uint64_t *fh)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel;
 	uint64_t inner;
 	if (route(path, &rel) == TREE_INBOX)
 		return -EACCES;
-	int rc = outbox_create(n->outbox, rel, flags, &inner);
+	int rc = outbox_create(b->outbox, rel, flags, &inner);
 	if (rc == 0 && (rc = wrap_handle(ctx, TREE_OUTBOX, inner, fh)) != 0)
-		outbox_release(n->outbox, inner);
+		outbox_release(b->outbox, inner);
 	return rc;
 }
 
 static int be_open(void *ctx, const char *path, int flags, uint64_t *fh)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel;
 	uint64_t inner;
 	enum tree t = route(path, &rel);
 	int rc = t == TREE_INBOX
-			 ? inbox_open(n, rel, flags, &inner)
-			 : outbox_open_file(n->outbox, rel, flags, &inner);
+			 ? inbox_open(b->self, rel, flags, &inner)
+			 : outbox_open_file(b->outbox, rel, flags, &inner);
 	if (rc == 0 && (rc = wrap_handle(ctx, t, inner, fh)) != 0) {
 		if (t == TREE_INBOX)
 			inbox_release(inner);
 		else
-			outbox_release(n->outbox, inner);
+			outbox_release(b->outbox, inner);
 	}
 	return rc;
 }
 
 static int be_read(void *ctx, uint64_t fh, char *buf, size_t size, uint64_t off)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	struct tree_handle *h = handle(fh);
 	return h->tree == TREE_INBOX
 		       ? inbox_read(h->inner, buf, size, off)
-		       : outbox_read(n->outbox, h->inner, buf, size, off);
+		       : outbox_read(b->outbox, h->inner, buf, size, off);
 }
 
 static int be_write(void *ctx, uint64_t fh, const char *buf, size_t size,
 		    uint64_t off)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	struct tree_handle *h = handle(fh);
 	return h->tree == TREE_INBOX
 		       ? -EACCES
-		       : outbox_write(n->outbox, h->inner, buf, size, off);
+		       : outbox_write(b->outbox, h->inner, buf, size, off);
 }
 
 static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
 		       uint64_t size)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel = "";
 	/* With a handle, PATH may be NULL (the file was removed while open). */
 	enum tree t = has_fh ? handle(fh)->tree : route(path, &rel);
 	if (t == TREE_INBOX)
 		return -EACCES;
-	return outbox_truncate(n->outbox, rel, has_fh,
+	return outbox_truncate(b->outbox, rel, has_fh,
 			       has_fh ? handle(fh)->inner : 0, size);
 }
 
 static int be_flush(void *ctx, uint64_t fh)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	struct tree_handle *h = handle(fh);
-	return h->tree == TREE_INBOX ? 0 : outbox_flush(n->outbox, h->inner);
+	return h->tree == TREE_INBOX ? 0 : outbox_flush(b->outbox, h->inner);
 }
 
 static int be_fsync(void *ctx, uint64_t fh)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	struct tree_handle *h = handle(fh);
-	return h->tree == TREE_INBOX ? 0 : outbox_fsync(n->outbox, h->inner);
+	return h->tree == TREE_INBOX ? 0 : outbox_fsync(b->outbox, h->inner);
 }
 
 static int be_release(void *ctx, const char *path, uint64_t fh)
 {
 	(void)path;
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	struct tree_handle *h = handle(fh);
 	unlist_handle(ctx, h);
 	int rc = h->tree == TREE_INBOX ? inbox_release(h->inner)
-				       : outbox_release(n->outbox, h->inner);
+				       : outbox_release(b->outbox, h->inner);
 	free(h);
 	return rc;
 }
@@ -322,12 +324,12 @@ static void be_shutdown(void *ctx)
 
 static int be_state(void *ctx, const char *path, char **text, size_t *len)
 {
-	struct node *n = node_of(ctx);
+	struct backend *b = ctx;
 	const char *rel;
 	if (route(path, &rel) == TREE_OUTBOX)
-		return outbox_state(n->outbox, rel, text, len);
+		return outbox_state(b->outbox, rel, text, len);
 	struct stat st;
-	if (inbox_getattr(n, rel, &st) != 0 || !S_ISREG(st.st_mode))
+	if (inbox_getattr(b->self, rel, &st) != 0 || !S_ISREG(st.st_mode))
 		return -ENODATA;
 	*text = strdup("received");
 	if (!*text)
@@ -336,7 +338,7 @@ static int be_state(void *ctx, const char *path, char **text, size_t *len)
 	return 0;
 }
 
-const struct fs_backend node_backend = {
+const struct fs_backend backend_ops = {
 	.list_certs = be_list_certs,
 	.read_cert = be_read_cert,
 	.status = be_status,

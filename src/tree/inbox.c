@@ -12,29 +12,29 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "identity/self.h"
 #include "lib/names.h"
 #include "store/blobfile.h"
-#include "node/node.h"
 
-int inbox_path(const struct node *n, const char *rel, char *out)
+int inbox_path(const struct self *self, const char *rel, char *out)
 {
 	if (rel[0] && names_path_error(rel))
 		return -EINVAL;
-	int len = snprintf(out, STATE_PATH_MAX, "%s/inbox%s%s", n->state,
-			   rel[0] ? "/" : "", rel);
+	int len = snprintf(out, STATE_PATH_MAX, "%s/inbox%s%s",
+			   self_state(self), rel[0] ? "/" : "", rel);
 	return len < 0 || len >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
-static int lookup(const struct node *n, const char *rel, char *path)
+static int lookup(const struct self *self, const char *rel, char *path)
 {
-	int rc = inbox_path(n, rel, path);
+	int rc = inbox_path(self, rel, path);
 	return rc == -EINVAL ? -ENOENT : rc;
 }
 
-int inbox_getattr(struct node *n, const char *rel, struct stat *st)
+int inbox_getattr(struct self *self, const char *rel, struct stat *st)
 {
 	char path[STATE_PATH_MAX];
-	int rc = lookup(n, rel, path);
+	int rc = lookup(self, rel, path);
 	if (rc)
 		return rc;
 	memset(st, 0, sizeof(*st));
@@ -49,7 +49,7 @@ int inbox_getattr(struct node *n, const char *rel, struct stat *st)
 		 * delivery. Until then the folder takes STATE's times, so that
 		 * ls -l does not show 1970.
 		 */
-		if (lstat(n->state, &real) != 0)
+		if (lstat(self_state(self), &real) != 0)
 			return -errno;
 	}
 	st->st_mtime = real.st_mtime;
@@ -70,10 +70,11 @@ int inbox_getattr(struct node *n, const char *rel, struct stat *st)
 	return 0;
 }
 
-int inbox_readdir(struct node *n, const char *rel, fs_fill_fn fill, void *buf)
+int inbox_readdir(struct self *self, const char *rel, fs_fill_fn fill,
+		  void *buf)
 {
 	char path[STATE_PATH_MAX];
-	int rc = lookup(n, rel, path);
+	int rc = lookup(self, rel, path);
 	if (rc)
 		return rc;
 	DIR *d = opendir(path);
@@ -88,16 +89,16 @@ int inbox_readdir(struct node *n, const char *rel, fs_fill_fn fill, void *buf)
 	return 0;
 }
 
-int inbox_open(struct node *n, const char *rel, int flags, uint64_t *fh)
+int inbox_open(struct self *self, const char *rel, int flags, uint64_t *fh)
 {
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
 		return -EACCES;
 	char path[STATE_PATH_MAX];
-	int rc = lookup(n, rel, path);
+	int rc = lookup(self, rel, path);
 	if (rc)
 		return rc;
 	struct blobfile *b = NULL;
-	rc = blobfile_open(path, n->key, n->cfg.name, &b);
+	rc = blobfile_open(path, self_key(self), self_name(self), &b);
 	if (rc)
 		return rc == -EBADMSG ? -EIO : rc;
 	*fh = (uint64_t)(uintptr_t)b;
@@ -118,19 +119,19 @@ int inbox_release(uint64_t fh)
 	return 0;
 }
 
-int inbox_unlink(struct node *n, const char *rel)
+int inbox_unlink(struct self *self, const char *rel)
 {
 	char path[STATE_PATH_MAX];
-	int rc = lookup(n, rel, path);
+	int rc = lookup(self, rel, path);
 	if (rc)
 		return rc;
 	return unlink(path) == 0 ? 0 : -errno;
 }
 
-int inbox_rmdir(struct node *n, const char *rel)
+int inbox_rmdir(struct self *self, const char *rel)
 {
 	char path[STATE_PATH_MAX];
-	int rc = lookup(n, rel, path);
+	int rc = lookup(self, rel, path);
 	if (rc)
 		return rc;
 	if (!rel[0])

@@ -12,17 +12,18 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-struct node;
+struct self;
 
 /* STATE/inbox/REL into OUT (STATE_PATH_MAX). 0, -EINVAL or -ENAMETOOLONG. */
-int inbox_path(const struct node *n, const char *rel, char *out);
+int inbox_path(const struct self *self, const char *rel, char *out);
 
-int inbox_getattr(struct node *n, const char *rel, struct stat *st);
-int inbox_readdir(struct node *n, const char *rel, fs_fill_fn fill, void *buf);
-int inbox_open(struct node *n, const char *rel, int flags, uint64_t *fh);
+int inbox_getattr(struct self *self, const char *rel, struct stat *st);
+int inbox_readdir(struct self *self, const char *rel, fs_fill_fn fill,
+		  void *buf);
+int inbox_open(struct self *self, const char *rel, int flags, uint64_t *fh);
 int inbox_read(uint64_t fh, char *buf, size_t size, uint64_t off);
 int inbox_release(uint64_t fh);
-int inbox_unlink(struct node *n, const char *rel);
-int inbox_rmdir(struct node *n, const char *rel);
+int inbox_unlink(struct self *self, const char *rel);
+int inbox_rmdir(struct self *self, const char *rel);
 
 #endif

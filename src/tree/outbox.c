@@ -33,16 +33,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delivery/delivery.h"
+#include "identity/self.h"
+#include "identity/state.h"
 #include "lib/b64.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "pki/aead.h"
 #include "pki/blob.h"
 #include "pki/rand.h"
-#include "delivery/delivery.h"
-#include "node/node.h"
 #include "store/spool.h"
-#include "identity/state.h"
 
 /* A pending file's place in STATE/outbox: this magic and the job id. */
 #define MARKER_MAGIC "SNOOPPD1 "
@@ -66,7 +66,13 @@ struct open_spool {
 };
 
 struct outbox {
-	struct node *n;
+	struct self *self;
+	/*
+	 * Set once by outbox_set_delivery, before the tree is served; NULL
+	 * while the outbox recovers at start, which only records jobs for
+	 * delivery to load.
+	 */
+	struct delivery *delivery;
 	char root[STATE_PATH_MAX];
 	char sealed_dir[STATE_PATH_MAX];
 	char jobs_dir[STATE_PATH_MAX];
@@ -118,12 +124,14 @@ static int parse_folder(struct outbox *ob, const char *folder,
 	for (char *name = strtok_r(copy, ",", &save); name;
 	     name = strtok_r(NULL, ",", &save)) {
 		if (k == JOB_RECIPIENTS_MAX || !names_node_valid(name) ||
-		    strcmp(name, ob->n->cfg.name) == 0)
+		    strcmp(name, self_name(ob->self)) == 0)
 			return -EINVAL;
-		struct pki_cert *c = directory_get1(ob->n->dir, name);
+		struct pki_cert *c =
+			directory_get1(self_directory(ob->self), name);
 		/* "Key has been revoked" says why, where ENOENT would not. */
 		if (!c)
-			return directory_is_revoked(ob->n->dir, name)
+			return directory_is_revoked(self_directory(ob->self),
+						    name)
 				       ? -EKEYREVOKED
 				       : -ENOENT;
 		pki_cert_free(c);
@@ -298,8 +306,8 @@ static int attach(struct outbox *ob, const char *path, bool create,
 	if (!os)
 		return -ENOMEM;
 	snprintf(os->path, sizeof(os->path), "%s", path);
-	int rc = create ? spool_create(path, ob->n->key, &os->sp)
-			: spool_open(path, ob->n->key, &os->sp);
+	int rc = create ? spool_create(path, self_key(ob->self), &os->sp)
+			: spool_open(path, self_key(ob->self), &os->sp);
 	if (rc) {
 		free(os);
 		return rc;
@@ -329,7 +337,8 @@ static int wrap_keys(struct outbox *ob, struct job *j,
 	size_t wlen = 0;
 	for (int i = 0; i < j->nrecipients; i++) {
 		struct job_recipient *r = &j->recipients[i];
-		struct pki_cert *c = directory_get1(ob->n->dir, r->name);
+		struct pki_cert *c =
+			directory_get1(self_directory(ob->self), r->name);
 		int rc = c ? pki_wrap_for_cert(c, key, PKI_AEAD_KEY, &w, &wlen)
 			   : -ENOENT;
 		pki_cert_free(c);
@@ -341,7 +350,8 @@ static int wrap_keys(struct outbox *ob, struct job *j,
 		r->wrapped_len = wlen;
 		free(w);
 	}
-	if (pki_wrap_for_key(ob->n->key, key, PKI_AEAD_KEY, &w, &wlen) ||
+	if (pki_wrap_for_key(self_key(ob->self), key, PKI_AEAD_KEY, &w,
+			     &wlen) ||
 	    wlen > sizeof(j->self_wrapped)) {
 		free(w);
 		return -EIO;
@@ -515,9 +525,9 @@ static int commit_job(struct outbox *ob, const char *rel, struct spool *sp,
 	 * just saved is among those delivery_start loads. Otherwise under the
 	 * lock, so an unlink right after finds the job in delivery.
 	 */
-	if (!ob->n->delivery)
+	if (!ob->delivery)
 		return 0;
-	return delivery_submit(ob->n->delivery, j);
+	return delivery_submit(ob->delivery, j);
 }
 
 /*
@@ -530,7 +540,7 @@ static int ship_closed(struct outbox *ob, const char *rel, const char *path)
 		return 0;
 	struct spool *sp = NULL;
 	struct job *j = calloc(1, sizeof(*j));
-	int rc = j ? spool_open(path, ob->n->key, &sp) : -ENOMEM;
+	int rc = j ? spool_open(path, self_key(ob->self), &sp) : -ENOMEM;
 	if (rc == 0)
 		rc = seal_job(ob, rel, sp, j);
 	if (rc == 0)
@@ -550,7 +560,7 @@ static struct open_spool *sealing_entry(struct outbox *ob, const char *path)
 	if (!os)
 		return NULL;
 	snprintf(os->path, sizeof(os->path), "%s", path);
-	if (spool_open(path, ob->n->key, &os->sp) != 0) {
+	if (spool_open(path, self_key(ob->self), &os->sp) != 0) {
 		free(os);
 		return NULL;
 	}
@@ -587,7 +597,7 @@ static void ship_entry(struct outbox *ob, struct open_spool *os)
 static void cancel_marker(struct outbox *ob, const char *path)
 {
 	char id[JOB_ID_HEX];
-	if (marker_read(path, id) == 0 && delivery_cancel(ob->n->delivery, id))
+	if (marker_read(path, id) == 0 && delivery_cancel(ob->delivery, id))
 		job_remove(ob->jobs_dir, id);
 }
 
@@ -681,7 +691,7 @@ static int fill_peer(void *arg, const char *name)
 {
 	struct peer_fill *pf = arg;
 	char path[STATE_PATH_MAX];
-	if (strcmp(name, pf->ob->n->cfg.name) == 0)
+	if (strcmp(name, self_name(pf->ob->self)) == 0)
 		return 0;
 	/* Listed again below if it also exists in STATE. */
 	if (snprintf(path, sizeof(path), "%s/%s", pf->root, name) <
@@ -701,7 +711,7 @@ int outbox_readdir(struct outbox *ob, const char *rel, fs_fill_fn fill,
 	if (!rel[0]) {
 		struct peer_fill pf = { .ob = ob, .fill = fill, .buf = buf };
 		snprintf(pf.root, sizeof(pf.root), "%s", ob->root);
-		directory_each(ob->n->dir, fill_peer, &pf);
+		directory_each(self_directory(ob->self), fill_peer, &pf);
 	}
 	DIR *d = opendir(path);
 	if (!d) {
@@ -1084,7 +1094,7 @@ int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len)
 	if (rc)
 		return rc;
 	/* Outside the lock: delivery calls into the outbox with its own. */
-	if (is_job && delivery_describe(ob->n->delivery, id, buf, sizeof(buf)))
+	if (is_job && delivery_describe(ob->delivery, id, buf, sizeof(buf)))
 		snprintf(buf, sizeof(buf), "queued");
 	*text = strdup(buf);
 	if (!*text)
@@ -1195,19 +1205,19 @@ int outbox_recover(struct outbox *ob)
 	return 0;
 }
 
-int outbox_open(struct node *n, struct outbox **out)
+int outbox_open(struct self *self, struct outbox **out)
 {
 	struct outbox *ob = calloc(1, sizeof(*ob));
 	if (!ob)
 		return -ENOMEM;
-	ob->n = n;
+	ob->self = self;
 	pthread_mutex_init(&ob->lock, NULL);
 	pthread_cond_init(&ob->sealed, NULL);
-	int rc = state_path(n->state, "outbox", ob->root);
+	int rc = state_path(self_state(self), "outbox", ob->root);
 	if (rc == 0)
-		rc = state_path(n->state, "sealed", ob->sealed_dir);
+		rc = state_path(self_state(self), "sealed", ob->sealed_dir);
 	if (rc == 0)
-		rc = state_path(n->state, "jobs", ob->jobs_dir);
+		rc = state_path(self_state(self), "jobs", ob->jobs_dir);
 	if (rc == 0)
 		rc = state_mkdir(ob->root);
 	if (rc == 0)
@@ -1220,6 +1230,11 @@ int outbox_open(struct node *n, struct outbox **out)
 	}
 	*out = ob;
 	return 0;
+}
+
+void outbox_set_delivery(struct outbox *ob, struct delivery *d)
+{
+	ob->delivery = d;
 }
 
 void outbox_free(struct outbox *ob)

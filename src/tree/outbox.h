@@ -21,15 +21,26 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-struct node;
+struct self;
+struct delivery;
 struct outbox;
 
-/* Prepares STATE/outbox, STATE/sealed and STATE/jobs. Caller frees. */
-int outbox_open(struct node *n, struct outbox **out);
+/*
+ * Prepares STATE/outbox, STATE/sealed and STATE/jobs of the node SELF.
+ * Caller frees.
+ */
+int outbox_open(struct self *self, struct outbox **out);
+
+/*
+ * Hands the outbox the delivery that ships what it seals (started after
+ * outbox_recover, before the tree is served).
+ */
+void outbox_set_delivery(struct outbox *ob, struct delivery *d);
 
 /*
  * After a restart: ships spools left under final names (their writer is
- * gone) and drops markers whose job no longer exists. Needs n->delivery.
+ * gone) and drops markers whose job no longer exists. Runs before the
+ * delivery starts, which then loads the jobs it recorded.
  */
 int outbox_recover(struct outbox *ob);
 

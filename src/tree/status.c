@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery/delivery.h"
-#include "store/intake.h"
-#include "node/node.h"
+#include "certs/certs.h"
 #include "certs/renew.h"
+#include "delivery/delivery.h"
+#include "identity/self.h"
+#include "store/intake.h"
 
 struct text {
 	char *data;
@@ -73,14 +74,14 @@ static void put_time(struct text *t, const char *label, time_t when)
 
 struct peers {
 	struct text *t;
-	struct node *n;
+	struct directory *dir;
 	time_t now;
 };
 
 static int put_peer(void *arg, const char *name)
 {
 	struct peers *p = arg;
-	struct pki_cert *cert = directory_get1(p->n->dir, name);
+	struct pki_cert *cert = directory_get1(p->dir, name);
 	if (!cert)
 		return 0;
 	char addr[NET_ADDR_MAX] = "-", left[64];
@@ -91,14 +92,19 @@ static int put_peer(void *arg, const char *name)
 	return 0;
 }
 
-int status_text(struct node *n, time_t now, char **text, size_t *len)
+int status_text(const struct status_parts *parts, time_t now, char **text,
+		size_t *len)
 {
 	struct text t = { .data = malloc(1024), .cap = 1024 };
 	if (!t.data)
 		return -ENOMEM;
 	t.data[0] = '\0';
+	struct self *me = parts->self;
+	const struct state_config *cfg = self_config(me);
+	struct directory *dir = self_directory(me);
+	bool ca = self_is_ca(me);
 	char left[64], serial[64] = "?";
-	struct pki_cert *self = node_cert_ref(n);
+	struct pki_cert *self = self_cert_ref(me);
 	if (!self) {
 		free(t.data);
 		return -ENOMEM;
@@ -109,17 +115,16 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 	bool expired = pki_cert_not_after(self) <= now;
 	pki_cert_free(self);
 
-	put(&t, "%-13s%s\n", "node:", n->cfg.name);
-	put(&t, "%-13s%s\n", "role:", n->ca ? "certificate authority" : "node");
-	put(&t, "%-13s%s\n", "listening:", n->cfg.listen);
-	put(&t, "%-13s%s\n", "state:", n->state);
-	if (!n->ca)
-		put(&t, "%-13s%s at %s\n", "ca:", n->cfg.ca_name,
-		    n->cfg.ca_addr);
+	put(&t, "%-13s%s\n", "node:", cfg->name);
+	put(&t, "%-13s%s\n", "role:", ca ? "certificate authority" : "node");
+	put(&t, "%-13s%s\n", "listening:", cfg->listen);
+	put(&t, "%-13s%s\n", "state:", self_state(me));
+	if (!ca)
+		put(&t, "%-13s%s at %s\n", "ca:", cfg->ca_name, cfg->ca_addr);
 	put(&t, "%-13sserial %s, %s\n", "certificate:", serial, left);
 	if (!expired)
 		put_time(&t, "renews at:", renews);
-	struct pki_crl *crl = directory_get1_crl(n->dir);
+	struct pki_crl *crl = directory_get1_crl(dir);
 	if (crl)
 		put(&t, "%-13snumber %llu, %zu revoked (certs/crl.pem)\n",
 		    "crl:", (unsigned long long)pki_crl_number(crl),
@@ -128,11 +133,11 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 		put(&t, "%-13s%s\n", "crl:", "none yet");
 	pki_crl_free(crl);
 
-	pthread_mutex_lock(&n->lock);
-	time_t last_sync = n->last_sync, last_crl = n->last_crl;
-	char last_error[PROTO_ERR_MAX];
-	memcpy(last_error, n->last_error, sizeof(last_error));
-	pthread_mutex_unlock(&n->lock);
+	time_t last_sync = 0, last_crl = 0;
+	if (parts->certs)
+		certs_refreshed(parts->certs, &last_sync, &last_crl);
+	char last_error[SELF_ERROR_MAX];
+	self_last_error(me, last_error, sizeof(last_error));
 	if (last_sync)
 		put_time(&t, "last sync:", last_sync);
 	else
@@ -140,24 +145,25 @@ int status_text(struct node *n, time_t now, char **text, size_t *len)
 	/* A CA that stays unreachable leaves nodes on an ageing CRL. */
 	if (last_crl)
 		put_time(&t, "crl fetched:", last_crl);
-	put(&t, "%-13severy %u s\n", "refresh:", node_refresh_secs(n));
+	put(&t, "%-13severy %u s\n", "refresh:", parts->refresh_secs);
 	if (last_error[0])
 		put(&t, "%-13s%s\n", "last error:", last_error);
 
-	put(&t, "%-13s%zu\n", "nodes:", directory_count(n->dir));
-	struct peers p = { .t = &t, .n = n, .now = now };
-	directory_each(n->dir, put_peer, &p);
+	put(&t, "%-13s%zu\n", "nodes:", directory_count(dir));
+	struct peers p = { .t = &t, .dir = dir, .now = now };
+	directory_each(dir, put_peer, &p);
 	char *deliveries = NULL;
 	size_t dlen = 0;
-	if (n->delivery &&
-	    delivery_status(n->delivery, &deliveries, &dlen) == 0) {
+	if (parts->delivery &&
+	    delivery_status(parts->delivery, &deliveries, &dlen) == 0) {
 		put(&t, "%-13s\n%s",
 		    "deliveries:", dlen ? deliveries : "  nothing pending\n");
 		free(deliveries);
 	}
 	char *incoming = NULL;
 	size_t ilen = 0;
-	if (n->intake && intake_status(n->intake, &incoming, &ilen) == 0) {
+	if (parts->intake &&
+	    intake_status(parts->intake, &incoming, &ilen) == 0) {
 		put(&t, "%-13s\n%s",
 		    "incoming:", ilen ? incoming : "  nothing unfinished\n");
 		free(incoming);

@@ -10,12 +10,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "identity/self.h"
 #include "lib/log.h"
 #include "net/err.h"
 #include "net/frame.h"
 #include "pki/err.h"
 #include "pki/rand.h"
-#include "identity/self.h"
 #include "wire/replay.h"
 #include "wire/transport.h"
 

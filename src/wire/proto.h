@@ -16,7 +16,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-
 struct transport;
 
 /*

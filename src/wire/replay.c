@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/log.h"
 #include "base/sqlstore.h"
+#include "lib/log.h"
 
 /* How often expired entries are swept out. */
 #define REPLAY_PRUNE_SECONDS 30

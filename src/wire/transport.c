@@ -13,13 +13,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "identity/self.h"
 #include "lib/log.h"
 #include "lib/logsum.h"
 #include "lib/names.h"
 #include "net/err.h"
 #include "pki/err.h"
 #include "pki/tls.h"
-#include "identity/self.h"
 #include "wire/say.h"
 
 /* One authenticated peer's open connections. */
@@ -119,8 +119,7 @@ static struct pki_tls_ctx *node_ctx(struct transport *t)
 	if (t->ctx && strcmp(fp, t->fp) == 0) {
 		ctx = pki_tls_ctx_ref(t->ctx);
 	} else if (pki_tls_ctx_new_node(cert, self_key(t->self),
-					 self_root(t->self), &ctx) ==
-		   0) {
+					self_root(t->self), &ctx) == 0) {
 		pki_tls_ctx_free(t->ctx);
 		t->ctx = pki_tls_ctx_ref(ctx);
 		memcpy(t->fp, fp, sizeof(fp));
@@ -181,7 +180,8 @@ static void install(struct net_conn *c, struct pki_tls *tls, const char *name)
 static bool peer_revoked(struct transport *t, struct pki_tls *tls)
 {
 	struct pki_cert *cert = pki_tls_peer_cert(tls);
-	bool revoked = cert && directory_cert_revoked(self_directory(t->self), cert) == 1;
+	bool revoked = cert && directory_cert_revoked(self_directory(t->self),
+						      cert) == 1;
 	pki_cert_free(cert);
 	return revoked;
 }

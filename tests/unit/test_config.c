@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/config.h"
 #include "ca/token.h"
+#include "cli/config.h"
 #include "tests/unit/check.h"
 
 #define FP                                                                     \

@@ -3,6 +3,10 @@
  * nodes that share a throw-away CA: a sealed job is delivered, the receipt
  * removes it, the inbox copy decrypts to the original bytes; a job for an
  * unknown peer is reported as failed; delivery_stop returns promptly.
+ *
+ * No whole node is started: each side is made of the parts the delivery
+ * queue and the server need (identity/self.h, wire/transport.h,
+ * certs/certs.h, the stores, server/service.h), through their headers.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,71 +17,113 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certs/certs.h"
+#include "delivery/delivery.h"
+#include "identity/self.h"
 #include "pki/aead.h"
 #include "pki/blob.h"
 #include "pki/ca.h"
 #include "pki/csr.h"
-#include "store/blobfile.h"
-#include "delivery/delivery.h"
-#include "store/intake.h"
-#include "node/node.h"
-#include "store/received.h"
 #include "server/service.h"
-#include "wire/transport.h"
+#include "store/blobfile.h"
+#include "store/intake.h"
+#include "store/received.h"
 #include "tests/unit/check.h"
+#include "wire/transport.h"
+#include <pthread.h>
 
 static struct pki_key *root_key;
 
+/* One side: the parts of a node that sending and receiving use. */
+struct side {
+	struct self *self;
+	struct transport *tr;
+	struct certs *certs;
+	struct received *received;
+	struct intake *intake;
+	struct server *service;
+	struct pki_cert *cert;
+};
+
 /* OUT = STATE of N / the formatted relative path. */
-static void in_state(char *out, const struct node *n, const char *fmt, ...)
+static void in_state(char *out, const struct side *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void in_state(char *out, const struct node *n, const char *fmt, ...)
+static void in_state(char *out, const struct side *n, const char *fmt, ...)
 {
 	char rel[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(rel, sizeof(rel), fmt, ap);
 	va_end(ap);
-	CHECK(state_path(n->state, rel, out) == 0);
+	CHECK(state_path(self_state(n->self), rel, out) == 0);
 }
 static struct pki_cert *root;
 
-/* A node named NAME under BASE/NAME, its certificate naming ADDR. */
-static struct node *make_node(const char *base, const char *name,
+/*
+ * A node named NAME under BASE/NAME, its certificate naming ADDR: its STATE
+ * written as enrollment leaves it, then its parts made as node.c makes them.
+ */
+static struct side *make_node(const char *base, const char *name,
 			      const char *addr)
 {
-	struct node *n = calloc(1, sizeof(*n));
-	n->listen_fd = -1;
-	pthread_mutex_init(&n->lock, NULL);
-	pthread_cond_init(&n->wake, NULL);
-	snprintf(n->state, sizeof(n->state), "%s/%s", base, name);
-	mkdir(n->state, 0700);
-	snprintf(n->cfg.name, sizeof(n->cfg.name), "%s", name);
-	snprintf(n->cfg.listen, sizeof(n->cfg.listen), "%s", addr);
-	CHECK(pki_key_generate(2048, &n->key) == 0);
+	struct side *n = calloc(1, sizeof(*n));
+	char state[STATE_PATH_MAX], path[STATE_PATH_MAX];
+	snprintf(state, sizeof(state), "%s/%s", base, name);
+	mkdir(state, 0700);
+	struct state_config cfg = { 0 };
+	snprintf(cfg.name, sizeof(cfg.name), "%s", name);
+	snprintf(cfg.listen, sizeof(cfg.listen), "%s", addr);
+	CHECK(state_config_save(state, &cfg) == 0);
+	struct pki_key *key = NULL;
+	CHECK(pki_key_generate(2048, &key) == 0);
 	struct pki_csr *csr = NULL;
-	CHECK(pki_csr_new(n->key, name, &csr) == 0);
+	CHECK(pki_csr_new(key, name, &csr) == 0);
 	CHECK(pki_ca_issue(root_key, root, csr, name, addr, 1, &n->cert) == 0);
 	pki_csr_free(csr);
-	n->root = pki_cert_dup(root);
-	char certs[STATE_PATH_MAX];
-	in_state(certs, n, "certs");
-	CHECK(directory_open(certs, n->root, &n->dir) == 0);
-	directory_put(n->dir, n->cert);
+	CHECK(state_path(state, "node.key", path) == 0 &&
+	      pki_key_save(key, path) == 0);
+	CHECK(state_path(state, "node.pem", path) == 0 &&
+	      pki_cert_save(n->cert, path) == 0);
+	CHECK(state_path(state, "root.pem", path) == 0 &&
+	      pki_cert_save(root, path) == 0);
+	pki_key_free(key);
+	const char *why = NULL;
+	CHECK(self_load(state, &n->self, &why) == 0);
 	/* Delivery runs over real mutual TLS, as between nodes. */
-	CHECK(transport_new(n, &n->transport) == 0);
+	CHECK(transport_new(n->self, &n->tr) == 0);
+	CHECK(certs_new(n->self, n->tr, NULL, NULL, &n->certs) == 0);
 	char received[STATE_PATH_MAX];
 	in_state(received, n, "received.db");
 	CHECK(received_open(received, &n->received) == 0);
 	char incoming[STATE_PATH_MAX];
 	in_state(incoming, n, "incoming");
 	CHECK(intake_open(incoming, NULL, n->received, &n->intake) == 0);
+	struct service_parts parts = {
+		.self = n->self,
+		.tr = n->tr,
+		.certs = n->certs,
+		.received = n->received,
+		.intake = n->intake,
+	};
+	CHECK(service_new(&parts, &n->service) == 0);
 	return n;
 }
 
+static void free_node(struct side *n)
+{
+	service_free(n->service);
+	intake_free(n->intake);
+	received_free(n->received);
+	certs_free(n->certs);
+	transport_free(n->tr);
+	self_free(n->self);
+	pki_cert_free(n->cert);
+	free(n);
+}
+
 /* Seals DATA as job ID for RECIPIENT into A's STATE like the outbox does. */
-static void make_job(struct node *a, struct pki_cert *to, const char *to_name,
+static void make_job(struct side *a, struct pki_cert *to, const char *to_name,
 		     const char *path, const uint8_t *data, size_t size,
 		     struct job *j)
 {
@@ -116,7 +162,8 @@ static void make_job(struct node *a, struct pki_cert *to, const char *to_name,
 
 	uint8_t *w = NULL;
 	size_t wlen = 0;
-	CHECK(pki_wrap_for_key(a->key, key, sizeof(key), &w, &wlen) == 0);
+	CHECK(pki_wrap_for_key(self_key(a->self), key, sizeof(key), &w,
+			       &wlen) == 0);
 	memcpy(j->self_wrapped, w, wlen);
 	j->self_wrapped_len = wlen;
 	free(w);
@@ -126,8 +173,8 @@ static void make_job(struct node *a, struct pki_cert *to, const char *to_name,
 	if (to)
 		CHECK(pki_wrap_for_cert(to, key, sizeof(key), &w, &wlen) == 0);
 	else
-		CHECK(pki_wrap_for_key(a->key, key, sizeof(key), &w, &wlen) ==
-		      0);
+		CHECK(pki_wrap_for_key(self_key(a->self), key, sizeof(key), &w,
+				       &wlen) == 0);
 	memcpy(j->recipients[0].wrapped, w, wlen);
 	j->recipients[0].wrapped_len = wlen;
 	free(w);
@@ -188,14 +235,15 @@ int main(void)
 	CHECK(net_listen("127.0.0.1:0", &fd) == 0);
 	char addr_b[NET_ADDR_MAX];
 	snprintf(addr_b, sizeof(addr_b), "127.0.0.1:%d", net_listen_port(fd));
-	struct node *a = make_node(base, "alice", "127.0.0.1:1");
-	struct node *b = make_node(base, "bob", addr_b);
-	directory_put(a->dir, b->cert);
-	directory_put(b->dir, a->cert);
+	struct side *a = make_node(base, "alice", "127.0.0.1:1");
+	struct side *b = make_node(base, "bob", addr_b);
+	directory_put(self_directory(a->self), b->cert);
+	directory_put(self_directory(b->self), a->cert);
 	struct net_server *srv = NULL;
 	struct net_server_opts sopts;
-	service_server_opts(b, &sopts);
-	CHECK(net_server_start(fd, &sopts, service_handle, b, &srv) == 0);
+	service_server_opts(b->service, &sopts);
+	CHECK(net_server_start(fd, &sopts, service_handle, b->service, &srv) ==
+	      0);
 
 	size_t size = 3 * PKI_BLOB_CHUNK + 1234;
 	uint8_t *data = malloc(size);
@@ -205,7 +253,7 @@ int main(void)
 	make_job(a, b->cert, "bob", "dir/data.bin", data, size, &j);
 
 	struct delivery *d = NULL;
-	CHECK(delivery_start(a, on_done, a, &d) == 0);
+	CHECK(delivery_start(a->self, a->tr, a->certs, on_done, a, &d) == 0);
 	for (int i = 0; i < 200 && dones() < 1; i++)
 		usleep(50 * 1000);
 	CHECK(dones() == 1);
@@ -219,7 +267,7 @@ int main(void)
 	CHECK(!exists(path));
 	in_state(path, b, "inbox/alice/dir/data.bin");
 	struct blobfile *bf = NULL;
-	CHECK(blobfile_open(path, b->key, "bob", &bf) == 0);
+	CHECK(blobfile_open(path, self_key(b->self), "bob", &bf) == 0);
 	if (bf) {
 		CHECK(blobfile_size(bf) == size);
 		uint8_t *back = malloc(size);
@@ -279,8 +327,8 @@ int main(void)
 	CHECK(t1.tv_sec - t0.tv_sec < 2);
 
 	net_server_stop(srv);
-	node_free(a);
-	node_free(b);
+	free_node(a);
+	free_node(b);
 	pki_cert_free(root);
 	pki_key_free(root_key);
 	free(data);

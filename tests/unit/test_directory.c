@@ -12,12 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "identity/directory.h"
 #include "lib/log.h"
 #include "pki/ca.h"
 #include "pki/crl.h"
 #include "pki/csr.h"
 #include "pki/err.h"
-#include "identity/directory.h"
 #include "tests/unit/check.h"
 
 static char dir[] = "/tmp/snoopfs-test-directory.XXXXXX";

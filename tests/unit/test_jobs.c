@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/jobs.h"
 #include "identity/state.h"
+#include "store/jobs.h"
 #include "tests/unit/check.h"
 
 static const char *const sha =

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire/replay.h"
 #include "tests/unit/check.h"
+#include "wire/replay.h"
 
 /* A fixed "now", so that the test does not depend on the clock. */
 #define NOW ((time_t)1800000000)

@@ -16,8 +16,6 @@
 
 #include "lib/log.h"
 #include "pki/err.h"
-#include "pki/internal.h"
-#include "pki/rand.h"
 
 const char *pki_strerror(int code)
 {

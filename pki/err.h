@@ -32,4 +32,11 @@ const char *pki_strerror(int code);
  */
 int pki_to_errno(int code);
 
+/*
+ * For pki/'s own files: logs every entry of OpenSSL's error queue at debug
+ * level, prefixed with WHAT, and leaves the queue empty. Returns CODE so
+ * that error paths can say "return pki_ossl_fail(PKI_ECRYPTO, "signing")".
+ */
+int pki_ossl_fail(int code, const char *what);
+
 #endif

@@ -38,13 +38,6 @@ struct pki_csr {
 };
 
 /*
- * Logs every entry of OpenSSL's error queue at debug level, prefixed with
- * WHAT, and leaves the queue empty. Returns CODE so that error paths can
- * say "return pki_ossl_fail(PKI_ECRYPTO, "signing")".
- */
-int pki_ossl_fail(int code, const char *what);
-
-/*
  * Reads the whole file at PATH into a new buffer *BUF of *LEN bytes
  * (not NUL-terminated). Refuses files larger than PKI_PEM_MAX with
  * PKI_ETOOBIG before reading them whole. The caller wipes (if secret) and

@@ -10,7 +10,6 @@
 #include <openssl/rand.h>
 
 #include "pki/err.h"
-#include "pki/internal.h"
 #include "pki/rand.h"
 
 int pki_rand_bytes(void *buf, size_t len)

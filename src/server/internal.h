@@ -1,11 +1,20 @@
 /*
- * internal: what service.c and receive.c share about the server of a node
+ * internal: what the files of server/ share about the server of a node
  * (server/service.h makes it); no other part sees inside it.
  */
 #ifndef SNOOPFS_SERVER_INTERNAL_H
 #define SNOOPFS_SERVER_INTERNAL_H
 
-#include "server/service.h"
+struct self;
+struct directory;
+struct pki_cert;
+struct transport;
+struct certs;
+struct replay;
+struct received;
+struct intake;
+struct ca;
+struct revocation;
 
 /*
  * Everything is set by service_new and only read after: the parts it

@@ -38,6 +38,7 @@
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "server/internal.h"
+#include "server/sender.h"
 #include "store/blobfile.h"
 #include "store/intake.h"
 #include "store/jobs.h"
@@ -611,7 +612,7 @@ static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 		return refuse(s, c, m, "the sender is not a valid node name",
 			      true);
 	const char *why = NULL;
-	struct pki_cert *cert = service_verify_sender(s, m, &why);
+	struct pki_cert *cert = sender_verify(s, m, &why);
 	if (!cert)
 		return refuse(s, c, m, why, false);
 	pki_cert_free(cert);

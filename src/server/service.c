@@ -23,6 +23,7 @@
 #include "pki/verify.h"
 #include "server/internal.h"
 #include "server/receive.h"
+#include "server/sender.h"
 #include "wire/proto.h"
 #include "wire/replay.h"
 #include "wire/transport.h"
@@ -59,91 +60,6 @@ static int refuse(struct server *s, struct net_conn *c, const struct msg *m,
 	struct proto_self self = proto_self_of(s->self, s->tr);
 	proto_reply_error(c, &self, m, reason);
 	return -1;
-}
-
-/*
- * Refuses M if it is stale or was seen before; records it otherwise. Only
- * messages whose signature verified come here, so nobody can use up
- * another node's message ids with junk. NULL or the reason to refuse.
- */
-static const char *check_fresh(struct server *s, const struct msg *m)
-{
-	const struct msg_meta *meta = msg_get0_meta(m);
-	const char *why = NULL;
-	if (replay_check(s->replay, meta->id, meta->message_id, msg_get_time(m),
-			 time(NULL), &why) != 0)
-		return why;
-	return NULL;
-}
-
-/* On the CA: the directory follows the registry's revocations at once. */
-static void refresh_ca_crl(struct server *s)
-{
-	const char *why = NULL;
-	struct pki_crl *crl =
-		revocation_current(s->revocation, time(NULL), &why);
-	if (crl)
-		sync_take_crl(s->certs, crl, &why);
-	pki_crl_free(crl);
-}
-
-/*
- * Finds the sender's certificate (directory, else the CA) and checks that
- * it verifies against the root and signed M, and that M is no replay.
- * Returns it or NULL with *WHY.
- */
-static struct pki_cert *verify_sender(struct server *s, const struct msg *m,
-				      const char **why)
-{
-	const char *name = msg_get0_meta(m)->id;
-	/* The CA refuses a node the moment `snoopfs revoke` ran. */
-	if (s->ca)
-		refresh_ca_crl(s);
-	struct pki_cert *cert = directory_get1(s->dir, name);
-	if (!cert)
-		cert = sync_fetch_cert(s->certs, name);
-	/* A revoked name is hidden from lookups but still known as revoked. */
-	bool revoked = cert ? directory_cert_revoked(s->dir, cert)
-			    : directory_is_revoked(s->dir, name);
-	if (!cert || revoked) {
-		*why = revoked ? "the sender's certificate was revoked"
-			       : "the sender has no certificate from this CA";
-		pki_cert_free(cert);
-		return NULL;
-	}
-	const char *vwhy = NULL;
-	int rc = pki_verify_node_cert(s->root, cert, 0, &vwhy);
-	if (rc == 0)
-		rc = proto_verify(m, cert);
-	if (rc) {
-		*why = rc == PKI_ESIG
-			       ? "the signature does not verify with the "
-				 "sender's certificate"
-		       : rc == PKI_EEXPIRED ? "the sender's certificate has "
-					      "expired"
-					    : "the sender's certificate does "
-					      "not verify against the root";
-		pki_cert_free(cert);
-		return NULL;
-	}
-	*why = check_fresh(s, m);
-	if (*why) {
-		pki_cert_free(cert);
-		return NULL;
-	}
-	return cert;
-}
-
-int service_refuse(struct server *s, struct net_conn *c, const struct msg *m,
-		   const char *reason)
-{
-	return refuse(s, c, m, reason);
-}
-
-struct pki_cert *service_verify_sender(struct server *s, const struct msg *m,
-				       const char **why)
-{
-	return verify_sender(s, m, why);
 }
 
 static int reply_text(struct server *s, struct net_conn *c, const struct msg *m,
@@ -210,7 +126,7 @@ static int handle_get_csr(struct server *s, struct net_conn *c,
 	 * Keyed on meta.id like every other request: a replayed get/csr must
 	 * not be issued a second certificate.
 	 */
-	const char *why = check_fresh(s, m);
+	const char *why = sender_fresh(s, m);
 	if (why) {
 		pki_csr_free(csr);
 		return refuse(s, c, m, why);
@@ -292,7 +208,7 @@ static int handle_get_crt(struct server *s, struct net_conn *c,
 			  const struct msg *m)
 {
 	const char *why = NULL;
-	struct pki_cert *sender = verify_sender(s, m, &why);
+	struct pki_cert *sender = sender_verify(s, m, &why);
 	if (!sender)
 		return refuse(s, c, m, why);
 	pki_cert_free(sender);
@@ -336,7 +252,7 @@ static int handle_post_crt(struct server *s, struct net_conn *c,
 	else if (proto_verify(m, cert) != 0)
 		why = "the signature does not verify with the certificate";
 	else
-		why = check_fresh(s, m);
+		why = sender_fresh(s, m);
 	if (why) {
 		pki_cert_free(cert);
 		return refuse(s, c, m, why);
@@ -357,7 +273,7 @@ static int handle_get_crl(struct server *s, struct net_conn *c,
 	if (!s->ca)
 		return refuse(s, c, m, "only the CA serves the CRL");
 	const char *why = NULL;
-	struct pki_cert *sender = verify_sender(s, m, &why);
+	struct pki_cert *sender = sender_verify(s, m, &why);
 	if (!sender)
 		return refuse(s, c, m, why);
 	pki_cert_free(sender);
@@ -386,7 +302,7 @@ static int handle_renew(struct server *s, struct net_conn *c,
 		return refuse(s, c, m,
 			      "this node is not a certificate authority");
 	const char *why = NULL;
-	struct pki_cert *sender = verify_sender(s, m, &why);
+	struct pki_cert *sender = sender_verify(s, m, &why);
 	if (!sender)
 		return refuse(s, c, m, why);
 	size_t len;

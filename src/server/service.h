@@ -64,20 +64,4 @@ int service_handshake(struct net_conn *c, int timeout_ms, void *arg,
  */
 void service_handle(struct net_conn *c, void *arg);
 
-/*
- * Logs and answers M with a signed error reply carrying REASON. Returns -1
- * (close the connection), so a handler can end with return service_refuse.
- */
-int service_refuse(struct server *s, struct net_conn *c, const struct msg *m,
-		   const char *reason);
-
-/*
- * Finds the sender's certificate (directory, else the CA), checks it against
- * the root, checks M's signature with it, and refuses a replayed message or
- * one dated outside the time window (src/wire/replay.h). Returns a new
- * reference (pki_cert_free) or NULL with *WHY saying what is wrong.
- */
-struct pki_cert *service_verify_sender(struct server *s, const struct msg *m,
-				       const char **why);
-
 #endif

@@ -275,7 +275,8 @@ class Host:
 
     def counters(self):
         """Bytes that crossed the link so far, from the host's side:
-        {"sent": ..., "received": ...} (Ethernet frames, headers included)."""
+        {"sent": ..., "received": ...}: Ethernet frames with their headers
+        (GSO: see the module's docstring)."""
         base = Path("/sys/class/net") / self.veth / "statistics"
         # The outside end receives what the host sends.
         return {"sent": int((base / "rx_bytes").read_text()),

@@ -214,7 +214,7 @@ def preload(env, lib):
     env["ASAN_OPTIONS"] = asan + ASAN_ORDER_OK
 
 
-preload_faketime = preload
+preload_faketime = preload     # its older name
 
 
 def genkey(path, bits=2048):

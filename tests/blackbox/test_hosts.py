@@ -103,6 +103,40 @@ def tidy_links(lan):
         host.unshape()
 
 
+# Exit 0 once a TCP connection to HOST PORT is made, 1 with the error if
+# it cannot be made within 2 s.
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
+except OSError as e:
+    sys.exit("%s" % e)
+"""
+
+
+def test_hosts_reach_each_other_and_nothing_else(nodes, tidy_links):
+    """The harness itself: a host reaches the others' nodes over its link
+    and has no route anywhere else; the bridge carries no address and no
+    route of the root namespace; a pulled link cuts its host off."""
+    lan = tidy_links
+    alice, bob = lan.hosts["alice"], lan.hosts["bob"]
+    r = alice.run("python3", "-c", CONNECT, bob.ip, netns.PORT)
+    assert r.returncode == 0, r.stderr
+    r = alice.run("ip", "-4", "route", "show")
+    assert r.stdout.split() == ["%s.0/24" % netns.SUBNET, "dev", netns.INNER_DEV,
+                                "proto", "kernel", "scope", "link", "src",
+                                alice.ip], r.stdout
+    r = alice.run("python3", "-c", CONNECT, "192.0.2.1", 7)   # TEST-NET-1
+    assert r.returncode != 0 and "unreachable" in r.stderr, r.stderr
+    assert netns.ip("-4", "addr", "show", "dev", lan.bridge).stdout == ""
+    assert netns.ip("route", "show", "dev", lan.bridge).stdout == ""
+    bob.link_down()
+    r = alice.run("python3", "-c", CONNECT, bob.ip, netns.PORT)
+    assert r.returncode != 0, "bob answered with its link down"
+    bob.link_up()
+    assert bob.link_is_up()
+
+
 def random_file(path, size):
     with open(str(path), "wb") as f:
         left = size

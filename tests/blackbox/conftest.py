@@ -67,6 +67,18 @@ def cluster(fuse_available, snoop, tmp_path):
         pytest.fail("\n\n".join(problems), pytrace=False)
 
 
+@pytest.fixture
+def netns_lan():
+    """A Lan for one test (netns.py): hosts in network namespaces on a
+    bridge of their own, all removed afterwards. Skips where they cannot be
+    made (not root, no ip/tc/nsenter), fails instead under CI=true. A test
+    that mounts nodes on its hosts must unmount them before this fixture
+    ends (ask for it before the cluster's fixture, or as test_hosts does)."""
+    import netns
+    with netns.lan() as lan:
+        yield lan
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _sweep_mounts():
     """Last line of defence: nothing this session mounted stays mounted."""

@@ -200,9 +200,9 @@ def openssl(*args, timeout=CMD_TIMEOUT, **kw):
 ASAN_ORDER_OK = ":verify_asan_link_order=0"
 
 
-def preload_faketime(env, lib):
-    """Preloads libfaketime LIB into the snoopfs processes ENV starts, or
-    stops preloading it (LIB None)."""
+def preload(env, lib):
+    """Preloads LIB (libfaketime, nss_wrapper) into the snoopfs processes
+    ENV starts, or stops preloading (LIB None)."""
     asan = env.get("ASAN_OPTIONS", "").replace(ASAN_ORDER_OK, "")
     if lib is None:
         env.pop("LD_PRELOAD", None)
@@ -212,6 +212,9 @@ def preload_faketime(env, lib):
     # Under ASan the preloaded library comes before the ASan runtime,
     # which ASan refuses unless told that the order is intended.
     env["ASAN_OPTIONS"] = asan + ASAN_ORDER_OK
+
+
+preload_faketime = preload     # its older name
 
 
 def genkey(path, bits=2048):
@@ -263,9 +266,11 @@ class Snoop:
             self.env[var] = (old + ":" + opt) if old else opt
         self.env.setdefault("LC_ALL", "C.UTF-8")
 
-    def run(self, *args, timeout=CMD_TIMEOUT, input=None):
-        """Runs `snoopfs ARGS...`; returns the CompletedProcess (text)."""
-        argv = WRAPPER + [str(self.binary)] + [str(a) for a in args]
+    def run(self, *args, timeout=CMD_TIMEOUT, input=None, prefix=()):
+        """Runs `snoopfs ARGS...`; returns the CompletedProcess (text).
+        PREFIX is a command it runs under (netns.py: nsenter --net=...)."""
+        argv = (list(prefix) + WRAPPER + [str(self.binary)]
+                + [str(a) for a in args])
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                            env=self.env, input=input, stdin=None if input
                            else subprocess.DEVNULL)
@@ -274,8 +279,9 @@ class Snoop:
             " ".join(argv), r.stderr)
         return r
 
-    def popen(self, *args):
-        argv = WRAPPER + [str(self.binary)] + [str(a) for a in args]
+    def popen(self, *args, prefix=()):
+        argv = (list(prefix) + WRAPPER + [str(self.binary)]
+                + [str(a) for a in args])
         return subprocess.Popen(argv, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=self.env,
                                 stdin=subprocess.DEVNULL)
@@ -309,16 +315,23 @@ def all_mountpoints():
 
 
 class Node:
-    """One snoopfs node: its STATE, its mount point, its address and daemon."""
+    """One snoopfs node: its STATE, its mount point, its address and daemon.
 
-    def __init__(self, snoop, name, base, port, is_ca=False):
+    HOST is the address it listens on; PREFIX a command its daemon starts
+    under, e.g. nsenter into the network namespace that has HOST (netns.py).
+    """
+
+    def __init__(self, snoop, name, base, port, is_ca=False, host=HOST,
+                 prefix=()):
         self.snoop = snoop
         self.name = name
         self.state = Path(base) / ("%s-state" % name)
         self.mnt = Path(base) / ("%s-mnt" % name)
         self.mnt.mkdir(parents=True)
         self.mnt = self.mnt.resolve()
+        self.host = host
         self.port = port
+        self.prefix = list(prefix)
         self.is_ca = is_ca
         self.pids = set()      # every daemon PID seen for this node
         self.fingerprint = None
@@ -329,7 +342,7 @@ class Node:
 
     @property
     def addr(self):
-        return "%s:%d" % (HOST, self.port)
+        return "%s:%d" % (self.host, self.port)
 
     @property
     def certs(self):
@@ -357,7 +370,7 @@ class Node:
         """Runs `snoopfs mount`. On expect_rc 0, waits for the tree."""
         try:
             r = self.snoop.run("mount", self.mnt, "--state", self.state, *extra,
-                               timeout=timeout)
+                               timeout=timeout, prefix=self.prefix)
         except subprocess.TimeoutExpired:
             raise AssertionError(
                 "snoopfs mount %s did not return within %d s (a daemon that "
@@ -491,9 +504,12 @@ class Cluster:
         self.ca = None
         self.fingerprint = None
 
-    def init_ca(self, name="ca", mount=True, extra=(), open_enrollment=False):
-        """ca-init (and mount). OPEN_ENROLLMENT: nodes need no token."""
-        node = Node(self.snoop, name, self.base, free_port(), is_ca=True)
+    def init_ca(self, name="ca", mount=True, extra=(), open_enrollment=False,
+                host=HOST, port=None, prefix=()):
+        """ca-init (and mount). OPEN_ENROLLMENT: nodes need no token.
+        HOST, PORT (default a free one) and PREFIX as for Node."""
+        node = Node(self.snoop, name, self.base, port or free_port(),
+                    is_ca=True, host=host, prefix=prefix)
         self.nodes[name] = node
         if open_enrollment:
             extra = ("--open-enrollment",) + tuple(extra)
@@ -520,15 +536,17 @@ class Cluster:
         return tok
 
     def add_node(self, name, pregen_key=True, fingerprint=True, extra=(),
-                 token=True):
+                 token=True, host=HOST, port=None, prefix=()):
         """A new node enrolled with the CA and mounted.
 
         TOKEN True (the default): a fresh token from `snoopfs token`, which
         also pins the CA; a string: that token; False: none, and then
         FINGERPRINT True pins the CA with --ca-fingerprint (which only an
-        --open-enrollment CA accepts).
+        --open-enrollment CA accepts). HOST, PORT (default a free one) and
+        PREFIX as for Node.
         """
-        node = Node(self.snoop, name, self.base, free_port())
+        node = Node(self.snoop, name, self.base, port or free_port(),
+                    host=host, prefix=prefix)
         self.nodes[name] = node
         if token is True:
             token = self.token(name)

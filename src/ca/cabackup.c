@@ -2,7 +2,7 @@
  * cabackup.c: see cabackup.h. The writer streams the members into a
  * temporary file next to the backup, and takes the CA node's certificate
  * from the registry copy so the two are in step. The reader is in
- * cabackup_restore.c; both share ca/internal.h.
+ * cabackup_restore.c; both share ca/cabackup_internal.h.
  */
 #include "ca/cabackup.h"
 
@@ -17,7 +17,7 @@
 
 #include "base/fileio.h"
 #include "base/ustar.h"
-#include "ca/internal.h"
+#include "ca/cabackup_internal.h"
 #include "ca/registry.h"
 #include "identity/state.h"
 #include "lib/jsonw.h"

@@ -18,7 +18,7 @@
 
 #include "base/fileio.h"
 #include "base/ustar.h"
-#include "ca/internal.h"
+#include "ca/cabackup_internal.h"
 #include "ca/registry.h"
 #include "identity/state.h"
 #include "pki/blob.h"

@@ -3,7 +3,7 @@
  * connection guarded by a mutex; every statement is short (signing happens
  * outside), so the lock is never held across slow work. Join tokens are in
  * registry_token.c, backups and renumbering in registry_copy.c; the three
- * share struct registry through ca/internal.h.
+ * share struct registry through ca/registry_internal.h.
  */
 #include "ca/registry.h"
 
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "base/sqlstore.h"
-#include "ca/internal.h"
+#include "ca/registry_internal.h"
 #include "lib/log.h"
 
 static const char schema[] =

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ca/internal.h"
+#include "ca/registry_internal.h"
 #include "lib/log.h"
 
 /* How long registry_backup waits for a busy source, in 10 ms steps. */

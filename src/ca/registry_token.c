@@ -9,7 +9,7 @@
 #include <sqlite3.h>
 #include <string.h>
 
-#include "ca/internal.h"
+#include "ca/registry_internal.h"
 #include "pki/rand.h"
 
 /* Reads token ID into *T; caller holds the lock. */

@@ -2,13 +2,13 @@
  * msg.c: a message and its extras as callers see them (msg.h): the
  * extras built and looked up, the parsed message's parts, its time. The
  * JSON codec that builds and parses frames is msg_json.c; the two share
- * net/internal.h.
+ * net/msg_internal.h.
  */
 #include "net/msg.h"
 
 #include "net/err.h"
 #include "net/frame.h"
-#include "net/internal.h"
+#include "net/msg_internal.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -18,7 +18,7 @@
 #include "lib/b64.h"
 #include "net/err.h"
 #include "net/frame.h"
-#include "net/internal.h"
+#include "net/msg_internal.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>

@@ -1,12 +1,11 @@
 /*
- * internal: what the files of net/ share; no other part sees it.
- *
+ * msg_internal: what the message's files share; no other part sees it.
  * A message (msg.h) is two files: msg.c holds struct msg and its extras
  * as callers see them, msg_json.c the JSON codec (the only user of
  * cJSON). They share the structs and checks below.
  */
-#ifndef SNOOPFS_NET_INTERNAL_H
-#define SNOOPFS_NET_INTERNAL_H
+#ifndef SNOOPFS_NET_MSG_INTERNAL_H
+#define SNOOPFS_NET_MSG_INTERNAL_H
 
 #include "net/msg.h"
 #include <stdbool.h>

@@ -59,33 +59,7 @@ static const char schema[] =
 
 const char *registry_strerror(int code)
 {
-	switch (code) {
-	case REGISTRY_OK:
-		return "success";
-	case REGISTRY_ENOTFOUND:
-		return "no certificate under that name";
-	case REGISTRY_ETAKEN:
-		return "the name is taken by a valid certificate for another "
-		       "key";
-	case REGISTRY_ESERIAL:
-		return "serial number already used";
-	case REGISTRY_EDB:
-		return "the CA registry database failed";
-	case REGISTRY_EREVOKED:
-		return "a certificate for this key was revoked: enroll with a "
-		       "new key";
-	case REGISTRY_ETOKEN:
-		return "unknown join token or wrong secret";
-	case REGISTRY_ETOKEN_NAME:
-		return "the join token was issued for another name";
-	case REGISTRY_ETOKEN_USED:
-		return "the join token was already used";
-	case REGISTRY_ETOKEN_EXPIRED:
-		return "the join token has expired";
-	case REGISTRY_ETOKEN_REVOKED:
-		return "the join token was revoked by the CA operator";
-	}
-	return "unknown registry error";
+	return errors_str(code);
 }
 
 int reg_db_fail(struct registry *r, const char *what)

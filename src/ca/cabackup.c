@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/errors.h"
 #include "base/fileio.h"
 #include "base/ustar.h"
 #include "ca/cabackup_internal.h"
@@ -299,7 +300,7 @@ static int take_node_cert(const char *state, const char *path, const char *name,
 			why, -EIO,
 			"the copy of %s/registry.db has no current "
 			"certificate for the CA node '%s' (%s)",
-			state, name, registry_strerror(rc));
+			state, name, errors_str(rc));
 	}
 	struct pki_cert *cert = NULL;
 	rc = pki_cert_parse(e.pem, strlen(e.pem), &cert);

@@ -1,7 +1,10 @@
 /*
- * net errors: the one table that turns a net_* or msg_* code into words.
+ * net errors: the one table that turns a net_* or msg_* code into words,
+ * and the one that turns it into an errno.
  */
 #include "net/err.h"
+
+#include <errno.h>
 
 const char *net_strerror(int code)
 {
@@ -32,4 +35,34 @@ const char *net_strerror(int code)
 		return "the server is at its connection limit";
 	}
 	return "unknown network error";
+}
+
+int net_to_errno(int code)
+{
+	if (code < 0 && code >= -ERRCODES_ERRNO_MAX)
+		return code;
+	switch (code) {
+	case NET_OK:
+		return 0;
+	case NET_ENOMEM:
+		return -ENOMEM;
+	case NET_EEOF:
+		return -ECONNRESET;
+	case NET_ETIMEOUT:
+		return -ETIMEDOUT;
+	case NET_ETOOBIG:
+		return -EMSGSIZE;
+	case NET_EPROTO:
+		return -EPROTO;
+	case NET_EREFUSED:
+		return -ECONNREFUSED;
+	case NET_EADDR:
+		return -EINVAL;
+	case NET_EAGAIN:
+		return -EAGAIN;
+	case NET_EBUSY:
+		return -EBUSY;
+	default: /* NET_EIO, NET_ESIGN, and codes of no family */
+		return -EIO;
+	}
 }

@@ -75,6 +75,8 @@ int pki_ossl_fail(int code, const char *what)
 
 int pki_to_errno(int code)
 {
+	if (code < 0 && code >= -ERRCODES_ERRNO_MAX)
+		return code;
 	switch (code) {
 	case PKI_OK:
 		return 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/errors.h"
 #include "ca/registry.h"
 #include "ca/token.h"
 #include "identity/state.h"
@@ -112,7 +113,7 @@ int ca_create(const char *state, const char *name, unsigned key_bits,
 	char path[STATE_PATH_MAX];
 	int rc = pki_key_generate(key_bits, &ca->root_key);
 	if (rc) {
-		*why = pki_strerror(rc);
+		*why = errors_str(rc);
 		goto fail;
 	}
 	rc = state_path(state, "root.key", path);
@@ -124,7 +125,7 @@ int ca_create(const char *state, const char *name, unsigned key_bits,
 	}
 	rc = pki_ca_make_root(ca->root_key, name, days, &ca->root);
 	if (rc) {
-		*why = pki_strerror(rc);
+		*why = errors_str(rc);
 		goto fail;
 	}
 	rc = state_path(state, "root.pem", path);
@@ -199,7 +200,7 @@ static int issue(struct ca *ca, const struct pki_csr *csr, const char *name,
 	}
 	int rc = registry_check(ca->reg, name, e.pub_fp, time(NULL));
 	if (rc) {
-		*why = registry_strerror(rc);
+		*why = errors_str(rc);
 		return -EEXIST;
 	}
 
@@ -215,7 +216,7 @@ static int issue(struct ca *ca, const struct pki_csr *csr, const char *name,
 			rc = pki_cert_to_pem(cert, &e.pem, &len);
 		if (rc) {
 			pki_cert_free(cert);
-			*why = pki_strerror(rc);
+			*why = errors_str(rc);
 			return -EIO;
 		}
 		e.issued_at = time(NULL);
@@ -237,10 +238,8 @@ static int issue(struct ca *ca, const struct pki_csr *csr, const char *name,
 		pki_cert_free(cert);
 		if (rc != REGISTRY_ESERIAL) {
 			*reg_rc = rc;
-			*why = registry_strerror(rc);
-			return rc == REGISTRY_ETAKEN ? -EEXIST
-			       : rc == REGISTRY_EDB  ? -EIO
-						     : -EPERM;
+			*why = errors_str(rc);
+			return errors_to_errno(rc); /* -EEXIST, -EIO, -EPERM */
 		}
 	}
 	*why = "could not draw a fresh serial number";
@@ -388,12 +387,11 @@ int ca_join(struct ca *ca, const struct pki_csr *csr, const char *name,
 		rc = issue(ca, csr, name, addr, &claim, out, &w, &reg_rc,
 			   &found);
 	else
-		rc = reg_rc == REGISTRY_EDB ? -EIO : -EPERM;
+		rc = errors_to_errno(reg_rc); /* -EIO or -EPERM */
 	if (rc && is_token_error(reg_rc))
 		token_refusal(reg_rc, name, &found, why);
 	else if (rc)
-		snprintf(why, CA_WHY_MAX, "%s",
-			 w ? w : registry_strerror(reg_rc));
+		snprintf(why, CA_WHY_MAX, "%s", w ? w : errors_str(reg_rc));
 	pki_wipe(claim.hash, sizeof(claim.hash));
 	return rc;
 }
@@ -479,7 +477,7 @@ int ca_renew(struct ca *ca, const struct pki_csr *csr,
 	struct registry_entry e;
 	int rc = registry_lookup(ca->reg, name, &e);
 	if (rc == REGISTRY_EDB) {
-		*why = registry_strerror(rc);
+		*why = errors_str(rc);
 		return -EIO;
 	}
 	bool current_ok = rc == 0 && strcmp(e.serial, serial) == 0;
@@ -511,7 +509,7 @@ int ca_revoke(struct ca *ca, const char *name, int *count, const char **why)
 		return -ENOENT;
 	}
 	if (rc) {
-		*why = registry_strerror(rc);
+		*why = errors_str(rc);
 		return -EIO;
 	}
 	log_info("ca: revoked %d certificate(s) of '%s'", *count, name);
@@ -573,7 +571,7 @@ int ca_sign_crl(struct ca *ca, time_t now, unsigned valid_secs,
 			  now + (time_t)valid_secs, l.v, l.n, out);
 	free(l.v);
 	if (rc) {
-		*why = pki_strerror(rc);
+		*why = errors_str(rc);
 		return -EIO;
 	}
 	return 0;

@@ -1,42 +1,21 @@
 /*
- * registry.c: SQLite behind the CA. One connection guarded by a mutex;
- * every statement is short (signing happens outside), so the lock is never
- * held across slow work.
+ * registry.c: SQLite behind the CA, and the certificates it records. One
+ * connection guarded by a mutex; every statement is short (signing happens
+ * outside), so the lock is never held across slow work. Join tokens are in
+ * registry_token.c, backups and renumbering in registry_copy.c; the three
+ * share struct registry through ca/registry_internal.h.
  */
 #include "ca/registry.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 #include <unistd.h>
 
 #include "base/sqlstore.h"
+#include "ca/registry_internal.h"
 #include "lib/log.h"
-#include "pki/rand.h"
-
-#define STMT_CACHE 32
-
-struct registry {
-	/* lock protects db, pid and every statement run on db */
-	pthread_mutex_t lock;
-	sqlite3 *db; /* opened lazily by lock_db(); NULL until then */
-	pid_t pid;   /* the process that opened db */
-	char *path;
-	/*
-	 * The prepared statements of db, keyed by their SQL (always one of
-	 * the static strings of this file, so the pointer names the text).
-	 * Parsing each statement again cost about 7% of the CA's CPU per
-	 * enrollment.
-	 */
-	struct {
-		const char *sql;
-		sqlite3_stmt *st;
-	} stmts[STMT_CACHE];
-};
 
 static const char schema[] =
 	"PRAGMA journal_mode=WAL;"
@@ -80,39 +59,22 @@ static const char schema[] =
 
 const char *registry_strerror(int code)
 {
-	switch (code) {
-	case REGISTRY_OK:
-		return "success";
-	case REGISTRY_ENOTFOUND:
-		return "no certificate under that name";
-	case REGISTRY_ETAKEN:
-		return "the name is taken by a valid certificate for another "
-		       "key";
-	case REGISTRY_ESERIAL:
-		return "serial number already used";
-	case REGISTRY_EDB:
-		return "the CA registry database failed";
-	case REGISTRY_EREVOKED:
-		return "a certificate for this key was revoked: enroll with a "
-		       "new key";
-	case REGISTRY_ETOKEN:
-		return "unknown join token or wrong secret";
-	case REGISTRY_ETOKEN_NAME:
-		return "the join token was issued for another name";
-	case REGISTRY_ETOKEN_USED:
-		return "the join token was already used";
-	case REGISTRY_ETOKEN_EXPIRED:
-		return "the join token has expired";
-	case REGISTRY_ETOKEN_REVOKED:
-		return "the join token was revoked by the CA operator";
-	}
-	return "unknown registry error";
+	return errors_str(code);
 }
 
-static int db_fail(struct registry *r, const char *what)
+int reg_db_fail(struct registry *r, const char *what)
 {
 	log_error("registry: %s: %s", what, sqlite3_errmsg(r->db));
 	return REGISTRY_EDB;
+}
+
+static void drop_statements(struct registry *r)
+{
+	for (int i = 0; i < REG_STMT_CACHE; i++) {
+		sqlite3_finalize(r->stmts[i].st);
+		r->stmts[i].sql = NULL;
+		r->stmts[i].st = NULL;
+	}
 }
 
 /*
@@ -124,16 +86,7 @@ static int db_fail(struct registry *r, const char *what)
  * last user and delete the WAL under the daemon's feet. So the connection
  * is made on first use, in the process that uses it.
  */
-static void drop_statements(struct registry *r)
-{
-	for (int i = 0; i < STMT_CACHE; i++) {
-		sqlite3_finalize(r->stmts[i].st);
-		r->stmts[i].sql = NULL;
-		r->stmts[i].st = NULL;
-	}
-}
-
-static void lock_db(struct registry *r)
+void reg_lock(struct registry *r)
 {
 	pthread_mutex_lock(&r->lock);
 	if (r->db && r->pid == getpid())
@@ -176,7 +129,7 @@ void registry_free(struct registry *r)
 	free(r);
 }
 
-static int copy_text(char *dst, size_t size, const unsigned char *src)
+int reg_copy_text(char *dst, size_t size, const unsigned char *src)
 {
 	if (!src || strlen((const char *)src) >= size)
 		return REGISTRY_EDB;
@@ -184,16 +137,15 @@ static int copy_text(char *dst, size_t size, const unsigned char *src)
 	return REGISTRY_OK;
 }
 
-/* Prepares SQL into *ST, logging "prepare WHAT"; caller holds the lock. */
 /*
  * *ST = the statement for SQL (a static string), from the cache or newly
- * prepared; give it back with release_locked(). Caller holds the lock.
+ * prepared; give it back with reg_release_locked(). Caller holds the lock.
  */
-static int prepare_locked(struct registry *r, const char *sql, const char *what,
-			  sqlite3_stmt **st)
+int reg_prepare_locked(struct registry *r, const char *sql, const char *what,
+		       sqlite3_stmt **st)
 {
 	int free_slot = -1;
-	for (int i = 0; i < STMT_CACHE; i++) {
+	for (int i = 0; i < REG_STMT_CACHE; i++) {
 		if (r->stmts[i].sql == sql) {
 			*st = r->stmts[i].st;
 			return REGISTRY_OK;
@@ -219,11 +171,11 @@ static int prepare_locked(struct registry *r, const char *sql, const char *what,
  * Ends the use of ST: reset (which also ends its read transaction) and
  * unbound if cached, finalized if the cache was full.
  */
-static void release_locked(struct registry *r, sqlite3_stmt *st)
+void reg_release_locked(struct registry *r, sqlite3_stmt *st)
 {
 	if (!st)
 		return;
-	for (int i = 0; i < STMT_CACHE; i++) {
+	for (int i = 0; i < REG_STMT_CACHE; i++) {
 		if (r->stmts[i].st == st) {
 			sqlite3_reset(st);
 			sqlite3_clear_bindings(st);
@@ -239,10 +191,10 @@ static void release_locked(struct registry *r, sqlite3_stmt *st)
  * REGISTRY_ENOTFOUND if there is none, REGISTRY_EDB (logged as WHAT) on
  * error. Caller holds the lock.
  */
-static int row_locked(struct registry *r, const char *sql, const char *key,
-		      const char *what, sqlite3_stmt **st)
+int reg_row_locked(struct registry *r, const char *sql, const char *key,
+		   const char *what, sqlite3_stmt **st)
 {
-	int rc = prepare_locked(r, sql, what, st);
+	int rc = reg_prepare_locked(r, sql, what, st);
 	if (rc)
 		return rc;
 	if (key)
@@ -250,17 +202,17 @@ static int row_locked(struct registry *r, const char *sql, const char *key,
 	int step = sqlite3_step(*st);
 	if (step == SQLITE_ROW)
 		return REGISTRY_OK;
-	release_locked(r, *st);
+	reg_release_locked(r, *st);
 	*st = NULL;
-	return step == SQLITE_DONE ? REGISTRY_ENOTFOUND : db_fail(r, what);
+	return step == SQLITE_DONE ? REGISTRY_ENOTFOUND : reg_db_fail(r, what);
 }
 
 /* Steps a statement that returns no rows and finalizes it. */
-static int step_done(struct registry *r, sqlite3_stmt *st, const char *what)
+int reg_step_done(struct registry *r, sqlite3_stmt *st, const char *what)
 {
 	int step = sqlite3_step(st);
-	release_locked(r, st);
-	return step == SQLITE_DONE ? REGISTRY_OK : db_fail(r, what);
+	reg_release_locked(r, st);
+	return step == SQLITE_DONE ? REGISTRY_OK : reg_db_fail(r, what);
 }
 
 /* Runs CURRENT_SQL for NAME; caller holds the lock. */
@@ -268,15 +220,15 @@ static int lookup_locked(struct registry *r, const char *name,
 			 struct registry_entry *e)
 {
 	sqlite3_stmt *st;
-	int rc = row_locked(r, CURRENT_SQL, name, "lookup", &st);
+	int rc = reg_row_locked(r, CURRENT_SQL, name, "lookup", &st);
 	if (rc)
 		return rc;
 	memset(e, 0, sizeof(*e));
-	rc = copy_text(e->serial, sizeof(e->serial),
-		       sqlite3_column_text(st, 0));
+	rc = reg_copy_text(e->serial, sizeof(e->serial),
+			   sqlite3_column_text(st, 0));
 	if (rc == 0)
-		rc = copy_text(e->pub_fp, sizeof(e->pub_fp),
-			       sqlite3_column_text(st, 1));
+		rc = reg_copy_text(e->pub_fp, sizeof(e->pub_fp),
+				   sqlite3_column_text(st, 1));
 	e->issued_at = (time_t)sqlite3_column_int64(st, 2);
 	e->not_after = (time_t)sqlite3_column_int64(st, 3);
 	const unsigned char *pem = sqlite3_column_text(st, 4);
@@ -285,14 +237,14 @@ static int lookup_locked(struct registry *r, const char *name,
 		if (!e->pem)
 			rc = REGISTRY_EDB;
 	}
-	release_locked(r, st);
+	reg_release_locked(r, st);
 	return rc;
 }
 
 int registry_lookup(struct registry *r, const char *name,
 		    struct registry_entry *e)
 {
-	lock_db(r);
+	reg_lock(r);
 	int rc = lookup_locked(r, name, e);
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -303,15 +255,15 @@ int registry_lookup(struct registry *r, const char *name,
 static int key_revoked_locked(struct registry *r, const char *pub_fp)
 {
 	sqlite3_stmt *st;
-	int rc = row_locked(r,
-			    "SELECT 1 FROM certs WHERE pub_fp = ?1"
-			    " AND revoked_at IS NOT NULL LIMIT 1",
-			    pub_fp, "revoked key", &st);
+	int rc = reg_row_locked(r,
+				"SELECT 1 FROM certs WHERE pub_fp = ?1"
+				" AND revoked_at IS NOT NULL LIMIT 1",
+				pub_fp, "revoked key", &st);
 	if (rc == REGISTRY_ENOTFOUND)
 		return REGISTRY_OK;
 	if (rc)
 		return rc;
-	release_locked(r, st);
+	reg_release_locked(r, st);
 	return REGISTRY_EREVOKED;
 }
 
@@ -337,16 +289,16 @@ static int check_locked(struct registry *r, const char *name,
 int registry_check(struct registry *r, const char *name, const char *pub_fp,
 		   time_t now)
 {
-	lock_db(r);
+	reg_lock(r);
 	int rc = check_locked(r, name, pub_fp, now);
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
 
-static int exec_locked(struct registry *r, const char *sql)
+int reg_exec_locked(struct registry *r, const char *sql)
 {
 	if (sqlite3_exec(r->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(r, sql);
+		return reg_db_fail(r, sql);
 	return REGISTRY_OK;
 }
 
@@ -354,201 +306,13 @@ static int exec_locked(struct registry *r, const char *sql)
  * Ends a transaction begun with BEGIN IMMEDIATE: COMMIT if RC is 0, and
  * ROLLBACK if it is not or the COMMIT fails. Returns the final code.
  */
-static int tx_end(struct registry *r, int rc)
+int reg_tx_end(struct registry *r, int rc)
 {
 	if (rc == 0)
-		rc = exec_locked(r, "COMMIT");
+		rc = reg_exec_locked(r, "COMMIT");
 	if (rc)
 		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
-}
-
-/* Reads token ID into *T; caller holds the lock. */
-static int token_get_locked(struct registry *r, const char *id,
-			    struct registry_token *t)
-{
-	sqlite3_stmt *st;
-	int rc = row_locked(r,
-			    "SELECT t.secret_sha256, t.name, t.created_at,"
-			    " t.expires_at, t.used_at, v.revoked_at"
-			    " FROM tokens t LEFT JOIN token_revocations v"
-			    " ON v.id = t.id WHERE t.id = ?1",
-			    id, "token lookup", &st);
-	if (rc == REGISTRY_ENOTFOUND)
-		return REGISTRY_ETOKEN;
-	if (rc)
-		return rc;
-	memset(t, 0, sizeof(*t));
-	rc = copy_text(t->id, sizeof(t->id), (const unsigned char *)id);
-	if (rc == 0)
-		rc = copy_text(t->secret_hash, sizeof(t->secret_hash),
-			       sqlite3_column_text(st, 0));
-	if (rc == 0)
-		rc = copy_text(t->name, sizeof(t->name),
-			       sqlite3_column_text(st, 1));
-	t->created_at = (time_t)sqlite3_column_int64(st, 2);
-	t->expires_at = (time_t)sqlite3_column_int64(st, 3);
-	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-		t->used_at = (time_t)sqlite3_column_int64(st, 4);
-	if (sqlite3_column_type(st, 5) != SQLITE_NULL)
-		t->revoked_at = (time_t)sqlite3_column_int64(st, 5);
-	release_locked(r, st);
-	return rc;
-}
-
-/* The token rule; caller holds the lock. */
-static int token_check_locked(struct registry *r, const char *id,
-			      const char *hash, const char *name, time_t now,
-			      struct registry_token *found)
-{
-	struct registry_token t;
-	int rc = token_get_locked(r, id, &t);
-	if (rc)
-		return rc;
-	/* Both are "sha256:<64 hex>"; a length mismatch is a wrong secret. */
-	if (strlen(hash) != strlen(t.secret_hash) ||
-	    pki_memcmp_ct(hash, t.secret_hash, strlen(hash)) != 0)
-		return REGISTRY_ETOKEN;
-	if (found)
-		*found = t;
-	if (strcmp(t.name, name) != 0)
-		return REGISTRY_ETOKEN_NAME;
-	if (t.used_at != 0)
-		return REGISTRY_ETOKEN_USED;
-	if (t.revoked_at != 0)
-		return REGISTRY_ETOKEN_REVOKED;
-	if (now >= t.expires_at)
-		return REGISTRY_ETOKEN_EXPIRED;
-	return REGISTRY_OK;
-}
-
-int registry_token_add(struct registry *r, const struct registry_token *t)
-{
-	lock_db(r);
-	sqlite3_stmt *st;
-	int rc = prepare_locked(r,
-				"INSERT INTO tokens (id, secret_sha256, name,"
-				" created_at, expires_at) VALUES (?1, ?2, ?3,"
-				" ?4, ?5)",
-				"token insert", &st);
-	if (rc == 0) {
-		sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, t->secret_hash, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, t->name, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, (sqlite3_int64)t->created_at);
-		sqlite3_bind_int64(st, 5, (sqlite3_int64)t->expires_at);
-		rc = step_done(r, st, "token insert");
-	}
-	pthread_mutex_unlock(&r->lock);
-	return rc;
-}
-
-int registry_token_check(struct registry *r, const char *id, const char *hash,
-			 const char *name, time_t now,
-			 struct registry_token *found)
-{
-	lock_db(r);
-	int rc = token_check_locked(r, id, hash, name, now, found);
-	pthread_mutex_unlock(&r->lock);
-	return rc;
-}
-
-int registry_token_list(struct registry *r, time_t now,
-			int (*fn)(void *arg, const struct registry_token *t),
-			void *arg)
-{
-	lock_db(r);
-	sqlite3_stmt *st;
-	int rc = prepare_locked(
-		r,
-		"SELECT t.id, t.name, t.created_at, t.expires_at FROM tokens t"
-		" WHERE t.used_at IS NULL AND t.expires_at > ?1"
-		" AND NOT EXISTS (SELECT 1 FROM token_revocations v"
-		"  WHERE v.id = t.id)"
-		" ORDER BY t.expires_at, t.id",
-		"token list", &st);
-	if (rc)
-		goto out;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-	int step;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct registry_token t;
-		memset(&t, 0, sizeof(t));
-		if (copy_text(t.id, sizeof(t.id), sqlite3_column_text(st, 0)) ||
-		    copy_text(t.name, sizeof(t.name),
-			      sqlite3_column_text(st, 1)))
-			continue; /* not a row this code wrote */
-		t.created_at = (time_t)sqlite3_column_int64(st, 2);
-		t.expires_at = (time_t)sqlite3_column_int64(st, 3);
-		if (fn(arg, &t))
-			break;
-	}
-	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = db_fail(r, "token list");
-	release_locked(r, st);
-out:
-	pthread_mutex_unlock(&r->lock);
-	return rc;
-}
-
-int registry_token_revoke(struct registry *r, const char *id, time_t now,
-			  struct registry_token *found)
-{
-	lock_db(r);
-	struct registry_token t;
-	memset(&t, 0, sizeof(t));
-	int rc = exec_locked(r, "BEGIN IMMEDIATE");
-	if (rc)
-		goto out;
-	rc = token_get_locked(r, id, &t);
-	pki_wipe(t.secret_hash, sizeof(t.secret_hash));
-	if (rc == 0 && t.used_at != 0)
-		rc = REGISTRY_ETOKEN_USED;
-	else if (rc == 0 && t.revoked_at != 0)
-		rc = REGISTRY_ETOKEN_REVOKED;
-	if (rc)
-		goto end;
-	sqlite3_stmt *st;
-	rc = prepare_locked(r,
-			    "INSERT INTO token_revocations (id, revoked_at)"
-			    " VALUES (?1, ?2)",
-			    "token revoke", &st);
-	if (rc)
-		goto end;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
-	rc = step_done(r, st, "token revoke");
-	if (rc == 0)
-		t.revoked_at = now;
-end:
-	rc = tx_end(r, rc);
-out:
-	pthread_mutex_unlock(&r->lock);
-	if (found)
-		*found = t;
-	return rc;
-}
-
-/* Marks token ID used by SERIAL at NOW; caller holds the lock, in a tx. */
-static int token_spend_locked(struct registry *r, const char *id,
-			      const char *serial, time_t now)
-{
-	sqlite3_stmt *st;
-	int rc = prepare_locked(
-		r,
-		"UPDATE tokens SET used_at = ?1, used_serial = ?2"
-		" WHERE id = ?3 AND used_at IS NULL",
-		"token update", &st);
-	if (rc)
-		return rc;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-	sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-	rc = step_done(r, st, "token update");
-	if (rc)
-		return rc;
-	/* Another connection (another process) may have spent it first. */
-	return sqlite3_changes(r->db) == 1 ? REGISTRY_OK : REGISTRY_ETOKEN_USED;
 }
 
 /*
@@ -559,22 +323,22 @@ static int add_tx(struct registry *r, const char *name,
 		  const struct registry_entry *e, time_t now, const char *id,
 		  const char *hash, struct registry_token *found)
 {
-	lock_db(r);
-	int rc = exec_locked(r, "BEGIN IMMEDIATE");
+	reg_lock(r);
+	int rc = reg_exec_locked(r, "BEGIN IMMEDIATE");
 	if (rc)
 		goto out;
 	rc = check_locked(r, name, e->pub_fp, now);
 	if (rc == 0 && id)
-		rc = token_check_locked(r, id, hash, name, now, found);
+		rc = reg_token_check_locked(r, id, hash, name, now, found);
 	if (rc)
 		goto end;
 
 	sqlite3_stmt *st;
-	rc = prepare_locked(r,
-			    "INSERT INTO certs (serial, name, pub_fp,"
-			    " issued_at, not_after, pem)"
-			    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			    "insert", &st);
+	rc = reg_prepare_locked(r,
+				"INSERT INTO certs (serial, name, pub_fp,"
+				" issued_at, not_after, pem)"
+				" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+				"insert", &st);
 	if (rc)
 		goto end;
 	sqlite3_bind_text(st, 1, e->serial, -1, SQLITE_STATIC);
@@ -584,19 +348,19 @@ static int add_tx(struct registry *r, const char *name,
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)e->not_after);
 	sqlite3_bind_text(st, 6, e->pem, -1, SQLITE_STATIC);
 	int step = sqlite3_step(st);
-	release_locked(r, st);
+	reg_release_locked(r, st);
 	if (step == SQLITE_CONSTRAINT) {
 		rc = REGISTRY_ESERIAL;
 		goto end;
 	}
 	if (step != SQLITE_DONE) {
-		rc = db_fail(r, "insert");
+		rc = reg_db_fail(r, "insert");
 		goto end;
 	}
 	if (id)
-		rc = token_spend_locked(r, id, e->serial, now);
+		rc = reg_token_spend_locked(r, id, e->serial, now);
 end:
-	rc = tx_end(r, rc);
+	rc = reg_tx_end(r, rc);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -620,18 +384,18 @@ int registry_revoke(struct registry *r, const char *name, time_t now,
 		    int *count)
 {
 	*count = 0;
-	lock_db(r);
+	reg_lock(r);
 	sqlite3_stmt *st = NULL;
-	int rc = exec_locked(r, "BEGIN IMMEDIATE");
+	int rc = reg_exec_locked(r, "BEGIN IMMEDIATE");
 	if (rc)
 		goto out;
 	/* COUNT(*) always has a row, so ENOTFOUND cannot come from here. */
-	rc = row_locked(r, "SELECT COUNT(*) FROM certs WHERE name = ?1", name,
-			"revoke", &st);
+	rc = reg_row_locked(r, "SELECT COUNT(*) FROM certs WHERE name = ?1",
+			    name, "revoke", &st);
 	if (rc)
 		goto end;
 	int known = sqlite3_column_int(st, 0);
-	release_locked(r, st);
+	reg_release_locked(r, st);
 	if (known == 0) {
 		rc = REGISTRY_ENOTFOUND;
 		goto end;
@@ -640,19 +404,19 @@ int registry_revoke(struct registry *r, const char *name, time_t now,
 	 * Every certificate of the name, not only the current one: otherwise
 	 * an older, still valid certificate would become current again.
 	 */
-	rc = prepare_locked(r,
-			    "UPDATE certs SET revoked_at = ?1"
-			    " WHERE name = ?2 AND revoked_at IS NULL",
-			    "revoke", &st);
+	rc = reg_prepare_locked(r,
+				"UPDATE certs SET revoked_at = ?1"
+				" WHERE name = ?2 AND revoked_at IS NULL",
+				"revoke", &st);
 	if (rc)
 		goto end;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	rc = step_done(r, st, "revoke");
+	rc = reg_step_done(r, st, "revoke");
 	if (rc == 0)
 		*count = sqlite3_changes(r->db);
 end:
-	rc = tx_end(r, rc);
+	rc = reg_tx_end(r, rc);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -663,10 +427,10 @@ int registry_revoked(struct registry *r, time_t now,
 			       time_t revoked_at),
 		     void *arg)
 {
-	lock_db(r);
+	reg_lock(r);
 	sqlite3_stmt *st;
 	/* An expired certificate is refused anyway; the CRL may forget it. */
-	int rc = prepare_locked(
+	int rc = reg_prepare_locked(
 		r,
 		"SELECT serial, revoked_at FROM certs"
 		" WHERE revoked_at IS NOT NULL AND not_after > ?1"
@@ -683,8 +447,8 @@ int registry_revoked(struct registry *r, time_t now,
 			break;
 	}
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = db_fail(r, "revoked");
-	release_locked(r, st);
+		rc = reg_db_fail(r, "revoked");
+	reg_release_locked(r, st);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -692,19 +456,19 @@ out:
 
 int registry_revocation_stamp(struct registry *r, int64_t *stamp)
 {
-	lock_db(r);
+	reg_lock(r);
 	sqlite3_stmt *st;
 	/* An aggregate always has a row, so ENOTFOUND cannot come from here. */
-	int rc = row_locked(r,
-			    "SELECT COUNT(*), COALESCE(MAX(revoked_at), 0)"
-			    " FROM certs WHERE revoked_at IS NOT NULL",
-			    NULL, "stamp", &st);
+	int rc = reg_row_locked(r,
+				"SELECT COUNT(*), COALESCE(MAX(revoked_at), 0)"
+				" FROM certs WHERE revoked_at IS NOT NULL",
+				NULL, "stamp", &st);
 	if (rc == 0) {
 		/* Revocations only add rows and dates only grow: both change.
 		 */
 		*stamp = sqlite3_column_int64(st, 0) * 1000003 +
 			 sqlite3_column_int64(st, 1);
-		release_locked(r, st);
+		reg_release_locked(r, st);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -712,25 +476,25 @@ int registry_revocation_stamp(struct registry *r, int64_t *stamp)
 
 int registry_next_crl_number(struct registry *r, uint64_t *number)
 {
-	lock_db(r);
+	reg_lock(r);
 	sqlite3_stmt *st = NULL;
-	int rc = exec_locked(r, "BEGIN IMMEDIATE");
+	int rc = reg_exec_locked(r, "BEGIN IMMEDIATE");
 	if (rc)
 		goto out;
-	rc = exec_locked(r, "INSERT OR IGNORE INTO crl_state (id, number)"
-			    " VALUES (1, 0);"
-			    "UPDATE crl_state SET number = number + 1"
-			    " WHERE id = 1");
+	rc = reg_exec_locked(r, "INSERT OR IGNORE INTO crl_state (id, number)"
+				" VALUES (1, 0);"
+				"UPDATE crl_state SET number = number + 1"
+				" WHERE id = 1");
 	if (rc)
 		goto end;
-	rc = row_locked(r, "SELECT number FROM crl_state WHERE id = 1", NULL,
-			"crl number", &st);
+	rc = reg_row_locked(r, "SELECT number FROM crl_state WHERE id = 1",
+			    NULL, "crl number", &st);
 	if (rc)
 		goto end;
 	*number = (uint64_t)sqlite3_column_int64(st, 0);
-	release_locked(r, st);
+	reg_release_locked(r, st);
 end:
-	rc = tx_end(r, rc);
+	rc = reg_tx_end(r, rc);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -742,18 +506,18 @@ out:
  * taken after reading it and a later list of the rows above it together
  * miss nothing. Lock held.
  */
-static int newest_row(struct registry *r, int64_t *seq)
+int reg_newest_row(struct registry *r, int64_t *seq)
 {
 	static const char sql[] = "SELECT ifnull(max(rowid), 0) FROM certs";
 	sqlite3_stmt *st;
-	int rc = prepare_locked(r, sql, "newest row", &st);
+	int rc = reg_prepare_locked(r, sql, "newest row", &st);
 	if (rc)
 		return rc;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		*seq = sqlite3_column_int64(st, 0);
 	else
-		rc = db_fail(r, "newest row");
-	release_locked(r, st);
+		rc = reg_db_fail(r, "newest row");
+	reg_release_locked(r, st);
 	return rc;
 }
 
@@ -772,11 +536,11 @@ int registry_list(struct registry *r, const char *after, int64_t since,
 		" ORDER BY c.name LIMIT ?2";
 	*more = 0;
 	*seq = 0;
-	lock_db(r);
+	reg_lock(r);
 	sqlite3_stmt *st;
-	int rc = newest_row(r, seq);
+	int rc = reg_newest_row(r, seq);
 	if (rc == 0)
-		rc = prepare_locked(r, sql, "list", &st);
+		rc = reg_prepare_locked(r, sql, "list", &st);
 	if (rc)
 		goto out;
 	sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
@@ -796,8 +560,8 @@ int registry_list(struct registry *r, const char *after, int64_t since,
 			break;
 	}
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = db_fail(r, "list");
-	release_locked(r, st);
+		rc = reg_db_fail(r, "list");
+	reg_release_locked(r, st);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;
@@ -815,19 +579,19 @@ int registry_each_cert(struct registry *r,
 		"  AND n.revoked_at IS NULL AND (n.issued_at > c.issued_at"
 		"  OR (n.issued_at = c.issued_at AND n.rowid > c.rowid)))"
 		" FROM certs c ORDER BY c.name, c.issued_at, c.rowid";
-	lock_db(r);
+	reg_lock(r);
 	sqlite3_stmt *st;
-	int rc = prepare_locked(r, sql, "each cert", &st);
+	int rc = reg_prepare_locked(r, sql, "each cert", &st);
 	if (rc)
 		goto out;
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct registry_cert c;
 		memset(&c, 0, sizeof(c));
-		if (copy_text(c.name, sizeof(c.name),
-			      sqlite3_column_text(st, 0)) ||
-		    copy_text(c.serial, sizeof(c.serial),
-			      sqlite3_column_text(st, 1)))
+		if (reg_copy_text(c.name, sizeof(c.name),
+				  sqlite3_column_text(st, 0)) ||
+		    reg_copy_text(c.serial, sizeof(c.serial),
+				  sqlite3_column_text(st, 1)))
 			continue; /* not a row this code wrote */
 		c.issued_at = (time_t)sqlite3_column_int64(st, 2);
 		c.not_after = (time_t)sqlite3_column_int64(st, 3);
@@ -840,137 +604,8 @@ int registry_each_cert(struct registry *r,
 			break;
 	}
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = db_fail(r, "each cert");
-	release_locked(r, st);
-out:
-	pthread_mutex_unlock(&r->lock);
-	return rc;
-}
-
-/* How long registry_backup waits for a busy source, in 10 ms steps. */
-#define BACKUP_BUSY_TRIES 1000
-
-/* One copy of R's database into OUT; lock held. */
-static int backup_locked(struct registry *r, sqlite3 *out)
-{
-	if (!r->db)
-		return REGISTRY_EDB;
-	sqlite3_backup *b = sqlite3_backup_init(out, "main", r->db, "main");
-	if (!b) {
-		log_error("registry: backup: %s", sqlite3_errmsg(out));
-		return REGISTRY_EDB;
-	}
-	/*
-	 * -1: every page in one step, so in one read transaction: a snapshot
-	 * of the moment, however the daemon writes meanwhile (WAL readers do
-	 * not block writers).
-	 */
-	int step = SQLITE_BUSY;
-	for (int i = 0; i < BACKUP_BUSY_TRIES; i++) {
-		step = sqlite3_backup_step(b, -1);
-		if (step != SQLITE_BUSY && step != SQLITE_LOCKED)
-			break;
-		sqlite3_sleep(10);
-	}
-	sqlite3_backup_finish(b);
-	if (step != SQLITE_DONE) {
-		log_error("registry: backup: %s", sqlite3_errstr(step));
-		return REGISTRY_EDB;
-	}
-	return REGISTRY_OK;
-}
-
-/* Whether PRAGMA quick_check finds DB sound. */
-static bool quick_check(sqlite3 *db)
-{
-	sqlite3_stmt *st = NULL;
-	bool ok = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) ==
-			  SQLITE_OK &&
-		  sqlite3_step(st) == SQLITE_ROW &&
-		  sqlite3_column_text(st, 0) &&
-		  strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
-	sqlite3_finalize(st);
-	return ok;
-}
-
-int registry_backup(struct registry *r, const char *dest)
-{
-	/* Made first, so that SQLite opens a file that is already 0600. */
-	int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		log_error("registry: backup: cannot create %s: %s", dest,
-			  strerror(errno));
-		return REGISTRY_EDB;
-	}
-	close(fd);
-	sqlite3 *out = NULL;
-	int rc = REGISTRY_EDB;
-	if (sqlite3_open_v2(dest, &out, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK) {
-		log_error("registry: backup: cannot open %s: %s", dest,
-			  out ? sqlite3_errmsg(out) : "out of memory");
-		goto done;
-	}
-	lock_db(r);
-	rc = backup_locked(r, out);
-	pthread_mutex_unlock(&r->lock);
-	/* A rollback journal: the copy is one file once closed. */
-	if (rc == 0 && sqlite3_exec(out, "PRAGMA journal_mode=DELETE", NULL,
-				    NULL, NULL) != SQLITE_OK) {
-		log_error("registry: backup: %s", sqlite3_errmsg(out));
-		rc = REGISTRY_EDB;
-	}
-	if (rc == 0 && !quick_check(out)) {
-		log_error("registry: backup: the copy of the registry fails "
-			  "PRAGMA quick_check: the registry may be damaged");
-		rc = REGISTRY_EDB;
-	}
-done:
-	if (sqlite3_close(out) != SQLITE_OK)
-		rc = REGISTRY_EDB;
-	if (rc)
-		unlink(dest);
-	return rc;
-}
-
-int registry_restored(struct registry *r, int64_t base)
-{
-	lock_db(r);
-	sqlite3_stmt *st = NULL;
-	int rc = exec_locked(r, "BEGIN IMMEDIATE");
-	if (rc)
-		goto out;
-	int64_t newest = 0;
-	rc = newest_row(r, &newest);
-	if (rc)
-		goto end;
-	/*
-	 * Above every current number, so no row lands on another while they
-	 * move; order is kept, and so is every list's paging.
-	 */
-	int64_t offset = base > newest ? base : newest;
-	rc = prepare_locked(r, "UPDATE certs SET rowid = rowid + ?1",
-			    "renumber", &st);
-	if (rc)
-		goto end;
-	sqlite3_bind_int64(st, 1, offset);
-	rc = step_done(r, st, "renumber");
-	if (rc)
-		goto end;
-	rc = exec_locked(r, "INSERT OR IGNORE INTO crl_state (id, number)"
-			    " VALUES (1, 0)");
-	if (rc)
-		goto end;
-	rc = prepare_locked(r,
-			    "UPDATE crl_state SET number = max(number, ?1)"
-			    " WHERE id = 1",
-			    "crl number", &st);
-	if (rc)
-		goto end;
-	sqlite3_bind_int64(st, 1, base);
-	rc = step_done(r, st, "crl number");
-end:
-	rc = tx_end(r, rc);
+		rc = reg_db_fail(r, "each cert");
+	reg_release_locked(r, st);
 out:
 	pthread_mutex_unlock(&r->lock);
 	return rc;

@@ -7,6 +7,7 @@
 #ifndef SNOOPFS_CA_REGISTRY_H
 #define SNOOPFS_CA_REGISTRY_H
 
+#include "base/errors.h"
 #include "lib/names.h"
 #include "pki/key.h"
 #include <stdbool.h>
@@ -14,20 +15,10 @@
 #include <stdint.h>
 #include <time.h>
 
-enum registry_err {
-	REGISTRY_OK = 0,
-	REGISTRY_ENOTFOUND = -1, /* no current certificate under that name */
-	REGISTRY_ETAKEN = -2,  /* name held by a valid certificate, other key */
-	REGISTRY_ESERIAL = -3, /* serial already used: issue again */
-	REGISTRY_EDB = -4,     /* SQLite failed (logged) */
-	REGISTRY_EREVOKED = -5, /* a certificate for that key was revoked */
-	/* Join tokens (registry_token_*, registry_add_joined). */
-	REGISTRY_ETOKEN = -10,         /* no such token, or a wrong secret */
-	REGISTRY_ETOKEN_NAME = -11,    /* the token is for another name */
-	REGISTRY_ETOKEN_USED = -12,    /* the token was used already */
-	REGISTRY_ETOKEN_EXPIRED = -13, /* the token has expired */
-	REGISTRY_ETOKEN_REVOKED = -14, /* the operator withdrew the token */
-};
+/*
+ * The registry's codes, REGISTRY_OK and REGISTRY_E*, are in base/errors.h
+ * with every other family's, so that errors_str knows their words.
+ */
 
 struct registry;
 
@@ -203,6 +194,7 @@ int registry_revocation_stamp(struct registry *r, int64_t *stamp);
 /* The next crlNumber, stored so that numbers never repeat or go back. */
 int registry_next_crl_number(struct registry *r, uint64_t *number);
 
+/* The words for CODE: errors_str (base/errors.h), kept for callers. */
 const char *registry_strerror(int code);
 
 void registry_free(struct registry *r);

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/errors.h"
 #include "identity/state.h"
 #include "lib/log.h"
-#include "pki/err.h"
 
 struct revocation {
 	struct ca *ca;
@@ -69,7 +69,7 @@ struct pki_crl *revocation_current(struct revocation *rv, time_t now,
 			int rc = pki_crl_save(crl, rv->path);
 			if (rc)
 				log_warn("cannot write %s: %s", rv->path,
-					 pki_strerror(rc));
+					 errors_str(rc));
 			log_info("ca: signed CRL number %llu (%zu revoked)",
 				 (unsigned long long)pki_crl_number(crl),
 				 pki_crl_count(crl));

@@ -10,12 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/errors.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "pki/ca.h"
 #include "pki/cert.h"
 #include "pki/csr.h"
-#include "pki/err.h"
 #include "pki/rand.h"
 #include "pki/verify.h"
 
@@ -43,7 +43,7 @@ static int node_key(const char *state, unsigned bits, struct pki_key **key,
 		int rc = pki_key_load(path, key);
 		if (rc)
 			return fail(err, -EINVAL, "%s: %s", path,
-				    pki_strerror(rc));
+				    errors_str(rc));
 		if (st.st_mode & 077)
 			return fail(err, -EPERM,
 				    "%s is readable by others: chmod 600 it",
@@ -55,7 +55,7 @@ static int node_key(const char *state, unsigned bits, struct pki_key **key,
 		rc = pki_key_save(*key, path);
 	if (rc)
 		return fail(err, -EIO, "cannot make the node key: %s",
-			    pki_strerror(rc));
+			    errors_str(rc));
 	return 0;
 }
 
@@ -187,8 +187,7 @@ int enroll(const char *state, const struct enroll_opts *o, char *err)
 	if (rc == 0)
 		rc = pki_csr_to_pem(csr, &csr_pem, &csr_len);
 	if (rc) {
-		rc = fail(err, -EIO, "cannot make the CSR: %s",
-			  pki_strerror(rc));
+		rc = fail(err, -EIO, "cannot make the CSR: %s", errors_str(rc));
 		goto out;
 	}
 	if (o->join_token) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/errors.h"
 #include "ca/ca.h"
 #include "certs/internal.h"
 #include "identity/self.h"
@@ -95,7 +96,7 @@ static int renew(struct certs *c, struct pki_cert *cur)
 	int rc = pki_csr_new(self_key(c->self), self_name(c->self), &csr);
 	if (rc) {
 		snprintf(err, sizeof(err), "cannot make a CSR: %s",
-			 pki_strerror(rc));
+			 errors_str(rc));
 		rc = -EIO;
 	} else if (c->ca) {
 		const char *why = NULL;

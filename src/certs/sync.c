@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/errors.h"
 #include "ca/ca.h"
 #include "ca/revocation.h"
 #include "certs/internal.h"
@@ -19,7 +20,6 @@
 #include "identity/self.h"
 #include "lib/log.h"
 #include "pki/crl.h"
-#include "pki/err.h"
 
 /* Certificates per get/crt "*" page: ~1.3 KB each keeps a page near 300 KB. */
 #define SYNC_PAGE 200
@@ -240,7 +240,7 @@ int sync_take_crl(struct certs *c, const struct pki_crl *crl, const char **why)
 			rc = pki_crl_save(crl, path);
 		if (rc)
 			log_warn("sync: cannot write certs/crl.pem: %s",
-				 pki_strerror(rc));
+				 errors_str(rc));
 		log_info("sync: CRL number %llu, %zu revoked",
 			 (unsigned long long)num, pki_crl_count(crl));
 	}

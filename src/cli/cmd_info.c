@@ -11,6 +11,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 
+#include "base/errors.h"
 #include "cli/cmd.h"
 #include "fs/fs.h"
 #include "lib/jsonw.h"
@@ -82,13 +83,13 @@ static int inspect_crl(const char *path, int cert_rc)
 	struct pki_crl *crl = NULL;
 	if (pki_crl_load(path, &crl) != 0)
 		return cmd_fail("inspect", EXIT_RUNTIME, "%s: %s", path,
-				pki_strerror(cert_rc));
+				errors_str(cert_rc));
 	char *text = NULL;
 	int rc = pki_crl_summary(crl, time(NULL), &text);
 	pki_crl_free(crl);
 	if (rc)
 		return cmd_fail("inspect", EXIT_RUNTIME, "%s: %s", path,
-				pki_strerror(rc));
+				errors_str(rc));
 	fputs(text, stdout);
 	free(text);
 	return EXIT_OK;
@@ -177,7 +178,7 @@ int cmd_inspect(int argc, char **argv)
 	if (rc)
 		return cmd_fail("inspect", EXIT_RUNTIME, "%s: %s", path,
 				rc == PKI_EIO ? strerror(errno)
-					      : pki_strerror(rc));
+					      : errors_str(rc));
 	char *text = NULL;
 	if (json)
 		rc = print_cert_json(cert);
@@ -186,7 +187,7 @@ int cmd_inspect(int argc, char **argv)
 	pki_cert_free(cert);
 	if (rc)
 		return cmd_fail("inspect", EXIT_RUNTIME, "%s: %s", path,
-				pki_strerror(rc));
+				errors_str(rc));
 	if (text)
 		fputs(text, stdout);
 	free(text);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/errors.h"
 #include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
@@ -146,7 +147,7 @@ static int admit(struct directory *d, const struct pki_cert *cert,
 	int rc = pki_verify_node_cert(d->root, cert, 0, &why);
 	if (rc) {
 		log_warn("directory: certificate of '%s' refused: %s (%s)",
-			 name, pki_strerror(rc), why ? why : "-");
+			 name, errors_str(rc), why ? why : "-");
 		return rc;
 	}
 	pthread_rwlock_rdlock(&d->lock);
@@ -200,7 +201,7 @@ static int add(struct directory *d, const struct pki_cert *cert, unsigned how)
 		rc = pki_cert_save(cert, path);
 	if (rc)
 		log_warn("directory: cannot cache %s: %s", name,
-			 pki_strerror(rc));
+			 errors_str(rc));
 	return 0;
 }
 

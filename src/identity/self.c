@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/errors.h"
 #include "lib/log.h"
 #include "pki/ca.h"
 #include "pki/crl.h"
@@ -103,7 +104,7 @@ int self_load(const char *state, struct self **out, const char **why)
 			 "node with the CA");
 	else if (vrc)
 		log_warn("the node certificate does not verify: %s",
-			 vwhy ? vwhy : pki_strerror(vrc));
+			 vwhy ? vwhy : errors_str(vrc));
 	/*
 	 * The CA keeps no cache files: its registry holds every certificate
 	 * it issued, and the node loads them before it serves anyone.

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/errors.h"
 #include "ca/ca.h"
 #include "ca/revocation.h"
 #include "certs/sync.h"
@@ -18,7 +19,6 @@
 #include "lib/logsum.h"
 #include "net/err.h"
 #include "net/frame.h"
-#include "pki/err.h"
 #include "pki/rand.h"
 #include "pki/verify.h"
 #include "server/internal.h"
@@ -408,10 +408,10 @@ static int next_request(struct server *s, struct net_conn *c, struct msg **m)
 			logsum_note(transport_strangers(s->tr), peer,
 				    "malformed message",
 				    "malformed message from %s: %s", peer,
-				    net_strerror(rc));
+				    errors_str(rc));
 		else
 			log_warn("malformed message from %s: %s", peer,
-				 net_strerror(rc));
+				 errors_str(rc));
 		struct proto_self self = proto_self_of(s->self, s->tr);
 		proto_reply_error(c, &self, NULL, "malformed message");
 		return -1;
@@ -423,13 +423,13 @@ static int next_request(struct server *s, struct net_conn *c, struct msg **m)
 				? "cut before its request to make room"
 			: rc == NET_ETIMEOUT ? "no request in time"
 			: rc == NET_EEOF     ? "closed without a request"
-					     : net_strerror(rc);
+					     : errors_str(rc);
 		logsum_note(transport_strangers(s->tr), peer, why,
 			    "anonymous connection from %s closed: %s", peer,
 			    why);
 	} else if (rc != NET_EEOF) {
 		log_info("connection from %s dropped: %s", net_conn_peer(c),
-			 net_strerror(rc));
+			 errors_str(rc));
 	}
 	return -1;
 }

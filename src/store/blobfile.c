@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/errors.h"
 #include "base/fileio.h"
 #include "lib/b64.h"
 #include "net/err.h"
@@ -203,7 +204,7 @@ static int unwrap_key(const struct msg *m, const struct pki_key *key,
 		pki_wipe(ckey, sizeof(ckey));
 		return rc == PKI_ENOMEM ? -ENOMEM : -EBADMSG;
 	}
-	rc = pki_to_errno(pki_aead_new(ckey, out));
+	rc = errors_to_errno(pki_aead_new(ckey, out));
 	pki_wipe(ckey, sizeof(ckey));
 	return rc;
 }
@@ -489,7 +490,7 @@ static int writer_resume(struct blobfile_writer *w)
 			return rc;
 		if (got != len || chunk_check(w, w->next, w->buf, len) != 0)
 			break;
-		rc = pki_to_errno(pki_sha256_update(w->sha, w->buf, len));
+		rc = errors_to_errno(pki_sha256_update(w->sha, w->buf, len));
 		if (rc != 0)
 			return rc;
 		pos += len;
@@ -613,9 +614,9 @@ int blobfile_writer_open(const char *part_path, const void *header,
 	prefix[11] = (uint8_t)header_len;
 	memcpy(prefix + BLOBFILE_PREFIX, header, header_len);
 
-	rc = pki_to_errno(pki_aead_new(key, &w->aead));
+	rc = errors_to_errno(pki_aead_new(key, &w->aead));
 	if (rc == 0)
-		rc = pki_to_errno(pki_sha256_new(&w->sha));
+		rc = errors_to_errno(pki_sha256_new(&w->sha));
 	if (rc == 0)
 		rc = fileio_make_parents(part_path);
 	if (rc == 0)
@@ -711,7 +712,7 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *root,
 	rc = close(w->fd) == 0 ? 0 : -errno;
 	w->fd = -1;
 	if (rc == 0) {
-		rc = pki_to_errno(pki_sha256_final(w->sha, hash));
+		rc = errors_to_errno(pki_sha256_final(w->sha, hash));
 		w->sha = NULL;
 	}
 	/* Chunks that are not the ones the sender signed never show. */

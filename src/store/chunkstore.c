@@ -16,8 +16,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "base/errors.h"
 #include "base/fileio.h"
-#include "pki/err.h"
 
 #define STORE_RING  8 /* buffers in flight: 512 KiB */
 #define STORE_BATCH 4 /* chunks (or free buffers) per wake-up */
@@ -51,7 +51,7 @@ int chunk_store_one(int fd, uint64_t data_off, struct pki_sha256 *h,
 				    data_off + pki_blob_chunk_offset(n));
 	if (rc != 0)
 		return rc;
-	rc = pki_to_errno(pki_sha256_update(h, buf, len));
+	rc = errors_to_errno(pki_sha256_update(h, buf, len));
 	if (rc != 0)
 		return rc;
 	/* Overlap the disk with the next chunks. */

@@ -1,6 +1,8 @@
 /*
  * backend.c: the tree fs/ shows, from the node: certs/, inbox/, outbox/
- * and the status text. Errors leave here as -errno.
+ * and the status text. Errors leave here as -errno: what the parts below
+ * return goes through errors_to_errno, so a code of any family that got
+ * this far still reaches the kernel as an errno (an errno stays itself).
  */
 #include "tree/backend.h"
 
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/errors.h"
 #include "identity/self.h"
 #include "tree/inbox.h"
 #include "tree/outbox.h"
@@ -78,7 +81,8 @@ static int be_list_certs(void *ctx, fs_fill_fn fill, void *buf)
 {
 	struct backend *b = ctx;
 	struct fill_ctx f = { .fill = fill, .buf = buf };
-	return directory_each(self_directory(b->self), fill_one, &f);
+	return errors_to_errno(
+		directory_each(self_directory(b->self), fill_one, &f));
 }
 
 /* certs/crl.pem: the CRL this node holds, as PEM. */
@@ -117,7 +121,7 @@ static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
 static int be_status(void *ctx, char **text, size_t *len)
 {
 	struct backend *b = ctx;
-	return status_text(b->status, time(NULL), text, len);
+	return errors_to_errno(status_text(b->status, time(NULL), text, len));
 }
 
 /* ---- inbox/ and outbox/: route by the first part of the path ---- */
@@ -167,42 +171,46 @@ static int be_getattr(void *ctx, const char *path, struct stat *st)
 {
 	struct backend *b = ctx;
 	const char *rel;
-	return route(path, &rel) == TREE_INBOX
-		       ? inbox_getattr(b->self, rel, st)
-		       : outbox_getattr(b->outbox, rel, st);
+	return errors_to_errno(route(path, &rel) == TREE_INBOX
+				       ? inbox_getattr(b->self, rel, st)
+				       : outbox_getattr(b->outbox, rel, st));
 }
 
 static int be_readdir(void *ctx, const char *path, fs_fill_fn fill, void *buf)
 {
 	struct backend *b = ctx;
 	const char *rel;
-	return route(path, &rel) == TREE_INBOX
-		       ? inbox_readdir(b->self, rel, fill, buf)
-		       : outbox_readdir(b->outbox, rel, fill, buf);
+	return errors_to_errno(
+		route(path, &rel) == TREE_INBOX
+			? inbox_readdir(b->self, rel, fill, buf)
+			: outbox_readdir(b->outbox, rel, fill, buf));
 }
 
 static int be_mkdir(void *ctx, const char *path)
 {
 	struct backend *b = ctx;
 	const char *rel;
-	return route(path, &rel) == TREE_INBOX ? -EACCES
-					       : outbox_mkdir(b->outbox, rel);
+	return route(path, &rel) == TREE_INBOX
+		       ? -EACCES
+		       : errors_to_errno(outbox_mkdir(b->outbox, rel));
 }
 
 static int be_rmdir(void *ctx, const char *path)
 {
 	struct backend *b = ctx;
 	const char *rel;
-	return route(path, &rel) == TREE_INBOX ? inbox_rmdir(b->self, rel)
-					       : outbox_rmdir(b->outbox, rel);
+	return errors_to_errno(route(path, &rel) == TREE_INBOX
+				       ? inbox_rmdir(b->self, rel)
+				       : outbox_rmdir(b->outbox, rel));
 }
 
 static int be_unlink(void *ctx, const char *path)
 {
 	struct backend *b = ctx;
 	const char *rel;
-	return route(path, &rel) == TREE_INBOX ? inbox_unlink(b->self, rel)
-					       : outbox_unlink(b->outbox, rel);
+	return errors_to_errno(route(path, &rel) == TREE_INBOX
+				       ? inbox_unlink(b->self, rel)
+				       : outbox_unlink(b->outbox, rel));
 }
 
 static int be_rename(void *ctx, const char *from, const char *to,
@@ -213,7 +221,7 @@ static int be_rename(void *ctx, const char *from, const char *to,
 	if (route(from, &rfrom) != TREE_OUTBOX ||
 	    route(to, &rto) != TREE_OUTBOX)
 		return -EACCES; /* the inbox is read-only */
-	return outbox_rename(b->outbox, rfrom, rto, flags);
+	return errors_to_errno(outbox_rename(b->outbox, rfrom, rto, flags));
 }
 
 static int be_create(void *ctx, const char *path, int flags, uint64_t *fh)
@@ -226,7 +234,7 @@ static int be_create(void *ctx, const char *path, int flags, uint64_t *fh)
 	int rc = outbox_create(b->outbox, rel, flags, &inner);
 	if (rc == 0 && (rc = wrap_handle(ctx, TREE_OUTBOX, inner, fh)) != 0)
 		outbox_release(b->outbox, inner);
-	return rc;
+	return errors_to_errno(rc);
 }
 
 static int be_open(void *ctx, const char *path, int flags, uint64_t *fh)
@@ -244,16 +252,17 @@ static int be_open(void *ctx, const char *path, int flags, uint64_t *fh)
 		else
 			outbox_release(b->outbox, inner);
 	}
-	return rc;
+	return errors_to_errno(rc);
 }
 
 static int be_read(void *ctx, uint64_t fh, char *buf, size_t size, uint64_t off)
 {
 	struct backend *b = ctx;
 	struct tree_handle *h = handle(fh);
-	return h->tree == TREE_INBOX
-		       ? inbox_read(h->inner, buf, size, off)
-		       : outbox_read(b->outbox, h->inner, buf, size, off);
+	return errors_to_errno(
+		h->tree == TREE_INBOX
+			? inbox_read(h->inner, buf, size, off)
+			: outbox_read(b->outbox, h->inner, buf, size, off));
 }
 
 static int be_write(void *ctx, uint64_t fh, const char *buf, size_t size,
@@ -263,7 +272,8 @@ static int be_write(void *ctx, uint64_t fh, const char *buf, size_t size,
 	struct tree_handle *h = handle(fh);
 	return h->tree == TREE_INBOX
 		       ? -EACCES
-		       : outbox_write(b->outbox, h->inner, buf, size, off);
+		       : errors_to_errno(outbox_write(b->outbox, h->inner, buf,
+						      size, off));
 }
 
 static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
@@ -275,22 +285,26 @@ static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
 	enum tree t = has_fh ? handle(fh)->tree : route(path, &rel);
 	if (t == TREE_INBOX)
 		return -EACCES;
-	return outbox_truncate(b->outbox, rel, has_fh,
-			       has_fh ? handle(fh)->inner : 0, size);
+	return errors_to_errno(outbox_truncate(
+		b->outbox, rel, has_fh, has_fh ? handle(fh)->inner : 0, size));
 }
 
 static int be_flush(void *ctx, uint64_t fh)
 {
 	struct backend *b = ctx;
 	struct tree_handle *h = handle(fh);
-	return h->tree == TREE_INBOX ? 0 : outbox_flush(b->outbox, h->inner);
+	return h->tree == TREE_INBOX
+		       ? 0
+		       : errors_to_errno(outbox_flush(b->outbox, h->inner));
 }
 
 static int be_fsync(void *ctx, uint64_t fh)
 {
 	struct backend *b = ctx;
 	struct tree_handle *h = handle(fh);
-	return h->tree == TREE_INBOX ? 0 : outbox_fsync(b->outbox, h->inner);
+	return h->tree == TREE_INBOX
+		       ? 0
+		       : errors_to_errno(outbox_fsync(b->outbox, h->inner));
 }
 
 static int be_release(void *ctx, const char *path, uint64_t fh)
@@ -302,7 +316,7 @@ static int be_release(void *ctx, const char *path, uint64_t fh)
 	int rc = h->tree == TREE_INBOX ? inbox_release(h->inner)
 				       : outbox_release(b->outbox, h->inner);
 	free(h);
-	return rc;
+	return errors_to_errno(rc);
 }
 
 static void be_shutdown(void *ctx)
@@ -327,7 +341,7 @@ static int be_state(void *ctx, const char *path, char **text, size_t *len)
 	struct backend *b = ctx;
 	const char *rel;
 	if (route(path, &rel) == TREE_OUTBOX)
-		return outbox_state(b->outbox, rel, text, len);
+		return errors_to_errno(outbox_state(b->outbox, rel, text, len));
 	struct stat st;
 	if (inbox_getattr(b->self, rel, &st) != 0 || !S_ISREG(st.st_mode))
 		return -ENODATA;

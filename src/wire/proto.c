@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/errors.h"
 #include "identity/self.h"
 #include "lib/log.h"
 #include "net/err.h"
@@ -128,7 +129,7 @@ int proto_recv_reply(struct net_conn *c, const char *method, uint64_t id,
 	int rc = net_conn_recv(c, NET_FRAME_MAX, &frame, &len);
 	if (rc) {
 		proto_say(err, "no answer to %s from %s: %s", method,
-			  net_conn_peer(c), net_strerror(rc));
+			  net_conn_peer(c), errors_str(rc));
 		return -EIO;
 	}
 	struct msg *m = NULL;
@@ -136,7 +137,7 @@ int proto_recv_reply(struct net_conn *c, const char *method, uint64_t id,
 	free(frame);
 	if (rc) {
 		proto_say(err, "malformed answer from %s: %s", net_conn_peer(c),
-			  net_strerror(rc));
+			  errors_str(rc));
 		return -EPROTO;
 	}
 	if (peer && proto_verify(m, peer) != 0) {
@@ -188,7 +189,7 @@ int proto_call(const char *addr, const struct proto_self *self,
 	rc = proto_send_request(c, self, req, &id);
 	if (rc) {
 		proto_say(err, "cannot send %s to %s: %s", req->method, addr,
-			  net_strerror(rc));
+			  errors_str(rc));
 		net_conn_close(c);
 		return -EIO;
 	}

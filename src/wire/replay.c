@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/errors.h"
 #include "base/sqlstore.h"
 #include "lib/log.h"
 
@@ -72,27 +73,7 @@ static const char schema[] =
 
 const char *replay_strerror(int code)
 {
-	switch (code) {
-	case REPLAY_OK:
-		return "success";
-	case REPLAY_EWINDOW:
-		return "timestamp outside the ±5 minute window: check the "
-		       "clocks";
-	case REPLAY_EREPLAYED:
-		return "replayed message";
-	case REPLAY_ESTORE:
-		return "this node cannot record the message id (replay store "
-		       "failed)";
-	case REPLAY_ENOMEM:
-		return "out of memory";
-	case REPLAY_EFULL:
-		return "no space left on this node (its replay store cannot "
-		       "record the message id)";
-	case REPLAY_EFENCE:
-		return "the message is dated before this node was restored "
-		       "from a backup: send it again";
-	}
-	return "unknown replay error";
+	return errors_str(code);
 }
 
 bool replay_time_ok(int64_t msg_time, time_t now)
@@ -301,7 +282,7 @@ int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 					*/
 	if (rc || !r) {
 		if (rc)
-			*why = replay_strerror(rc);
+			*why = errors_str(rc);
 		return rc;
 	}
 	/*
@@ -344,7 +325,7 @@ int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 	}
 	pthread_mutex_unlock(&r->lock);
 	if (rc)
-		*why = replay_strerror(rc);
+		*why = errors_str(rc);
 	return rc;
 }
 

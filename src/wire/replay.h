@@ -10,6 +10,7 @@
 #ifndef SNOOPFS_WIRE_REPLAY_H
 #define SNOOPFS_WIRE_REPLAY_H
 
+#include "base/errors.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -22,15 +23,10 @@
  */
 #define REPLAY_MARGIN_SECONDS 120
 
-enum {
-	REPLAY_OK = 0,
-	REPLAY_EWINDOW = -1,   /* timestamp missing or outside the window */
-	REPLAY_EREPLAYED = -2, /* (sender, message_id) seen before */
-	REPLAY_ESTORE = -3,    /* the store failed: the message is refused */
-	REPLAY_ENOMEM = -4,
-	REPLAY_EFULL = -5,  /* the store's disk is full: refused for now */
-	REPLAY_EFENCE = -6, /* dated before the store's fence (a restore) */
-};
+/*
+ * The store's codes, REPLAY_OK and REPLAY_E*, are in base/errors.h with
+ * every other family's, so that errors_str knows their words.
+ */
 
 struct replay;
 
@@ -70,6 +66,7 @@ bool replay_time_ok(int64_t msg_time, time_t now);
 /* How many ids are remembered (tests). */
 size_t replay_count(struct replay *r);
 
+/* The words for CODE: errors_str (base/errors.h), kept for callers. */
 const char *replay_strerror(int code);
 
 void replay_free(struct replay *r);

@@ -13,12 +13,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/errors.h"
 #include "identity/self.h"
 #include "lib/log.h"
 #include "lib/logsum.h"
 #include "lib/names.h"
-#include "net/err.h"
-#include "pki/err.h"
 #include "pki/tls.h"
 #include "wire/say.h"
 
@@ -196,7 +195,7 @@ static int connect_with(struct pki_tls_ctx *ctx, struct transport *t,
 	struct net_conn *c = NULL;
 	int rc = net_conn_connect(addr, opts, &c);
 	if (rc) {
-		proto_say(err, "cannot reach %s: %s", addr, net_strerror(rc));
+		proto_say(err, "cannot reach %s: %s", addr, errors_str(rc));
 		return -ECONNREFUSED;
 	}
 	int ms = opts && opts->timeout_ms > 0 &&
@@ -209,7 +208,7 @@ static int connect_with(struct pki_tls_ctx *ctx, struct transport *t,
 	if (rc) {
 		proto_say(err, "TLS with %s%s%s failed: %s",
 			  expect ? expect : "", expect ? " at " : "", addr,
-			  why ? why : pki_strerror(rc));
+			  why ? why : errors_str(rc));
 		net_conn_close(c);
 		return -EPROTO;
 	}
@@ -291,7 +290,7 @@ int transport_handshake(struct transport *t, struct net_conn *c, int timeout_ms,
 	pki_tls_ctx_free(ctx);
 	if (rc) {
 		if (!*why)
-			*why = pki_strerror(rc);
+			*why = errors_str(rc);
 		return -1;
 	}
 	/*

@@ -287,13 +287,17 @@ static int is_fingerprint(const char *fp)
 
 static void test_err(void)
 {
-	int i, j;
+	int codes[PKI_ENOMEM - PKI_ERR_LAST + 2], n = 0, i, j;
 
-	/* The codes run from PKI_ECRYPTO up to PKI_OK without gaps. */
-	for (i = PKI_ECRYPTO; i <= PKI_OK; i++) {
-		CHECK(pki_strerror(i) != NULL && strlen(pki_strerror(i)) > 0);
-		for (j = PKI_ECRYPTO; j < i; j++)
-			CHECK(strcmp(pki_strerror(i), pki_strerror(j)) != 0);
+	/* PKI_OK, then the codes from PKI_ENOMEM down to PKI_ERR_LAST. */
+	codes[n++] = PKI_OK;
+	for (i = PKI_ENOMEM; i >= PKI_ERR_LAST; i--)
+		codes[n++] = i;
+	for (i = 0; i < n; i++) {
+		const char *s = pki_strerror(codes[i]);
+		CHECK(s != NULL && strlen(s) > 0);
+		for (j = 0; j < i; j++)
+			CHECK(strcmp(s, pki_strerror(codes[j])) != 0);
 	}
 	CHECK(strcmp(pki_strerror(PKI_ESIG), pki_strerror(-1000)) != 0);
 	CHECK(pki_strerror(42) != NULL);

@@ -148,7 +148,7 @@ static void test_renew_ca(void)
 
 /*
  * An expired certificate is not renewed: the node must re-join, and its
- * last error (what status shows) says how.
+ * last error (what status shows) says how, whole, however long its name.
  */
 static void test_expired(struct fixture_node *n)
 {
@@ -234,10 +234,15 @@ int main(void)
 	struct ca *short_lived = NULL;
 	const char *why = NULL;
 	CHECK(ca_open(ca.state, 1, &short_lived, &why) == 0);
-	static struct fixture_node alice, bob, carol;
+	static struct fixture_node alice, bob, carol, longest;
 	fixture_node_init(&alice, &ca, short_lived, base, "alice", ca.addr);
 	fixture_node_init(&bob, &ca, short_lived, base, "bob", ca.addr);
 	fixture_node_init(&carol, &ca, short_lived, base, "carol", ca.addr);
+	/* A name as long as names allow (NAMES_NODE_MAX). */
+	fixture_node_init(&longest, &ca, short_lived, base,
+			  "st-marys-hospital.department-of-radiology-and-"
+			  "nuclear-medicine-1",
+			  ca.addr);
 	ca_free(short_lived);
 	fixture_ca_start(&ca);
 
@@ -247,12 +252,14 @@ int main(void)
 	test_renew_at_due(&alice);
 	test_renew_late(&bob);
 	test_expired(&alice);
+	test_expired(&longest);
 	test_refused(&carol);
 	test_unreachable(&bob);
 
 	fixture_node_free(&alice);
 	fixture_node_free(&bob);
 	fixture_node_free(&carol);
+	fixture_node_free(&longest);
 	fixture_ca_free(&ca);
 	fixture_remove(base);
 	printf("%d passed, %d failed\n", passed, failed);

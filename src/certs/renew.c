@@ -134,6 +134,10 @@ static int renew(struct certs *c, struct pki_cert *cur)
 	return 1;
 }
 
+/* The node's last error holds the whole instruction to re-join. */
+_Static_assert(RENEW_TEXT_MAX <= SELF_ERROR_MAX,
+	       "SELF_ERROR_MAX cannot hold renew_expired_text");
+
 int renew_maybe(struct certs *c, time_t now)
 {
 	struct pki_cert *cur = self_cert_ref(c->self);

@@ -20,8 +20,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The longest last error kept (a reason a peer or the CA gave, cut). */
-#define SELF_ERROR_MAX 256
+/*
+ * The longest last error kept (a reason a peer or the CA gave, cut): room
+ * for renewal's whole "expired, re-join" instruction (RENEW_TEXT_MAX) for
+ * the longest node name, which status must show to its end.
+ */
+#define SELF_ERROR_MAX 512
 
 struct self;
 

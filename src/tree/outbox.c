@@ -37,6 +37,7 @@
 #include "lib/log.h"
 #include "lib/names.h"
 #include "store/spool.h"
+#include "store/spool_seal.h"
 #include "tree/outbox_folder.h"
 #include "tree/outbox_internal.h"
 #include "tree/outbox_seal.h"

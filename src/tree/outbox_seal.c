@@ -31,6 +31,7 @@
 #include "pki/blob.h"
 #include "pki/rand.h"
 #include "store/spool.h"
+#include "store/spool_seal.h"
 #include "tree/outbox_folder.h"
 #include "tree/outbox_internal.h"
 

@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "delivery/queue.h"
 #include "identity/state.h"
@@ -32,7 +30,7 @@ static struct timespec at(long t)
 
 /* Job number N at PATH for the comma-separated RECIPIENTS, saved and queued. */
 static void add(struct queue *q, int n, const char *path,
-		const char *recipients, struct job *out)
+		const char *recipients)
 {
 	static struct job j;
 	memset(&j, 0, sizeof(j));
@@ -54,8 +52,6 @@ static void add(struct queue *q, int n, const char *path,
 	}
 	CHECK(job_save(jobs_dir, &j) == 0);
 	CHECK(queue_add(q, &j) == 0);
-	if (out)
-		*out = j;
 }
 
 static const char *id_of(int n)
@@ -145,10 +141,10 @@ static struct queue *fresh(void)
 static void test_order(void)
 {
 	struct queue *q = fresh();
-	add(q, 1, "a.txt", "bob", NULL);
-	add(q, 2, "b.txt", "bob", NULL);
-	add(q, 3, "a.txt", "bob", NULL); /* a later version of a.txt */
-	add(q, 4, "c.txt", "bob", NULL);
+	add(q, 1, "a.txt", "bob");
+	add(q, 2, "b.txt", "bob");
+	add(q, 3, "a.txt", "bob"); /* a later version of a.txt */
+	add(q, 4, "c.txt", "bob");
 	struct job dup;
 	memset(&dup, 0, sizeof(dup));
 	CHECK(job_load(jobs_dir, id_of(1), &dup) == 0);
@@ -178,7 +174,7 @@ static void test_order(void)
 	struct queue_entry *e[PEER_INFLIGHT_MAX + 1];
 	for (int i = 0; i <= PEER_INFLIGHT_MAX; i++) {
 		snprintf(path, sizeof(path), "f%d", i);
-		add(q, 10 + i, path, "bob", NULL);
+		add(q, 10 + i, path, "bob");
 	}
 	for (int i = 0; i < PEER_INFLIGHT_MAX; i++) {
 		e[i] = take(q, 0);
@@ -200,12 +196,12 @@ static void test_order(void)
 static void test_round_robin(void)
 {
 	struct queue *q = fresh();
-	add(q, 1, "b1", "bob", NULL);
-	add(q, 2, "b2", "bob", NULL);
-	add(q, 3, "b3", "bob", NULL);
-	add(q, 4, "c1", "carol", NULL);
-	add(q, 5, "c2", "carol", NULL);
-	add(q, 6, "d1", "dave", NULL);
+	add(q, 1, "b1", "bob");
+	add(q, 2, "b2", "bob");
+	add(q, 3, "b3", "bob");
+	add(q, 4, "c1", "carol");
+	add(q, 5, "c2", "carol");
+	add(q, 6, "d1", "dave");
 	const char *want[][2] = { { "b1", "bob" },   { "c1", "carol" },
 				  { "d1", "dave" },  { "b2", "bob" },
 				  { "c2", "carol" }, { "b3", "bob" } };
@@ -226,9 +222,9 @@ static void test_round_robin(void)
 static void test_backoff(void)
 {
 	struct queue *q = fresh();
-	add(q, 1, "x", "bob", NULL);
-	add(q, 2, "y", "bob", NULL);
-	add(q, 3, "z", "carol", NULL);
+	add(q, 1, "x", "bob");
+	add(q, 2, "y", "bob");
+	add(q, 3, "z", "carol");
 	struct queue_entry *e = take(q, 0);
 	CHECK(is(e, "x", "bob"));
 	CHECK(describe(q, 1)[0] == 'q'); /* "queued" until connected */
@@ -259,7 +255,7 @@ static void test_backoff(void)
 	e = take(q, t);
 	CHECK(is(e, "x", "bob"));
 	CHECK(finish(q, e, SEND_OK, "", 0, t));
-	add(q, 4, "w", "bob", NULL);
+	add(q, 4, "w", "bob");
 	CHECK(is(take(q, t), "y", "bob") && is(take(q, t), "w", "bob"));
 	CHECK(strstr(status(q), "  bob: 2 pending, 2 sending at once, last "
 				"delivery: 20") == status(q));
@@ -267,8 +263,8 @@ static void test_backoff(void)
 
 	/* One outage that cuts two transfers doubles the backoff once. */
 	q = fresh();
-	add(q, 1, "p", "carol", NULL);
-	add(q, 2, "q", "carol", NULL);
+	add(q, 1, "p", "carol");
+	add(q, 2, "q", "carol");
 	struct queue_entry *p1 = take(q, 0), *p2 = take(q, 0);
 	CHECK(is(p1, "p", "carol") && is(p2, "q", "carol"));
 	CHECK(!finish(q, p1, SEND_RETRY, "lost", 0, 0));
@@ -285,9 +281,9 @@ static void test_backoff(void)
 static void test_for_good(void)
 {
 	struct queue *q = fresh();
-	add(q, 1, "x", "bob", NULL);
-	add(q, 2, "x", "bob", NULL);
-	add(q, 3, "y", "bob", NULL);
+	add(q, 1, "x", "bob");
+	add(q, 2, "x", "bob");
+	add(q, 3, "y", "bob");
 	struct queue_entry *x1 = take(q, 0), *y = take(q, 0);
 	CHECK(is(x1, "x", "bob") && is(y, "y", "bob"));
 	CHECK(!finish(q, x1, SEND_JOB_FAILED, "the name cannot be sent", 0, 0));
@@ -329,9 +325,9 @@ static void test_for_good(void)
 static void test_waits(void)
 {
 	struct queue *q = fresh();
-	add(q, 1, "big", "bob", NULL);
-	add(q, 2, "small", "bob", NULL);
-	add(q, 3, "other", "bob", NULL);
+	add(q, 1, "big", "bob");
+	add(q, 2, "small", "bob");
+	add(q, 3, "other", "bob");
 	struct queue_entry *big = take(q, 0);
 	CHECK(is(big, "big", "bob"));
 	CHECK(!finish(q, big, SEND_JOB_WAIT, "no space left on this node", 30,
@@ -361,8 +357,8 @@ static void test_waits(void)
 	CHECK(finish(q, other, SEND_OK, "", 0, 60));
 
 	/* A hopeless peer: all of its files wait a minute. */
-	add(q, 4, "a", "carol", NULL);
-	add(q, 5, "b", "carol", NULL);
+	add(q, 4, "a", "carol");
+	add(q, 5, "b", "carol");
 	struct queue_entry *a = take(q, 100);
 	CHECK(is(a, "a", "carol"));
 	CHECK(!finish(q, a, SEND_PEER_HOPELESS, "carol is not in certs/", 0,
@@ -378,7 +374,7 @@ static void test_waits(void)
 static void test_words(void)
 {
 	struct queue *q = fresh();
-	add(q, 1, "dir/report.csv", "bob,carol", NULL);
+	add(q, 1, "dir/report.csv", "bob,carol");
 	CHECK(strcmp(describe(q, 1), "bob: queued, carol: queued") == 0);
 	struct queue_entry *b = take(q, 0), *c = take(q, 0);
 	CHECK(is(b, "dir/report.csv", "bob") &&
@@ -422,7 +418,7 @@ static void test_words(void)
 	char path[32];
 	for (int i = 0; i < 25; i++) {
 		snprintf(path, sizeof(path), "f%02d", i);
-		add(q, 100 + i, path, "dave", NULL);
+		add(q, 100 + i, path, "dave");
 	}
 	const char *s = status(q);
 	CHECK(strstr(s, "  dave: 25 pending, last delivery: never\n") == s);
@@ -439,9 +435,9 @@ static void test_words(void)
 static void test_cancel(void)
 {
 	struct queue *q = fresh();
-	add(q, 1, "a", "bob", NULL);
-	add(q, 2, "b", "bob", NULL);
-	add(q, 3, "a", "bob", NULL);
+	add(q, 1, "a", "bob");
+	add(q, 2, "b", "bob");
+	add(q, 3, "a", "bob");
 	struct queue_entry *a = take(q, 0);
 	CHECK(is(a, "a", "bob") && !queue_entry_aborted(a));
 	CHECK(queue_cancel(q, id_of(2)) == 0);
@@ -464,7 +460,7 @@ static void test_cancel(void)
 	CHECK(finish(q, a3, SEND_OK, "", 0, 0));
 
 	/* Its record gone: the transfer to carol is cut too. */
-	add(q, 4, "m", "bob,carol", NULL);
+	add(q, 4, "m", "bob,carol");
 	struct queue_entry *mb = take(q, 0), *mc = take(q, 0);
 	CHECK(is(mb, "m", "bob") && is(mc, "m", "carol"));
 	CHECK(!finish(q, mb, SEND_GONE, "", 0, 0));

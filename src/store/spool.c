@@ -22,6 +22,7 @@
 #include "store/spool_io.h"
 #include "store/spool_seal.h"
 
+/* The struct around an open FD; frees nothing of the caller's on failure. */
 static int spool_alloc(int fd, struct spool **out)
 {
 	struct spool *s = calloc(1, sizeof(*s));

@@ -4,12 +4,12 @@
  *
  * One queue per peer, started in order, by a small pool of threads: up to
  * a few transfers per peer at once, each on its own connection (see
- * PEER_INFLIGHT_MAX in delivery.c), at most DELIVERY_WORKERS in all. Files
- * may therefore arrive out of order, but a later version of a path never
- * starts before the earlier one is delivered. A peer that is down is
+ * PEER_INFLIGHT_MAX in delivery/queue.h), at most DELIVERY_WORKERS in all.
+ * Files may therefore arrive out of order, but a later version of a path
+ * never starts before the earlier one is delivered. A peer that is down is
  * retried with exponential backoff (1 s doubling to 60 s), one transfer at
- * a time until it answers again. A transfer
- * that breaks resumes from the receiver's last verified chunk. A recipient
+ * a time until it answers again. A transfer that breaks resumes from the
+ * receiver's last verified chunk. A recipient
  * is done only on a receipt that is signed by it, answers this request,
  * and carries the SHA-256 of the sealed chunks the sender holds.
  */

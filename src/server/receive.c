@@ -52,16 +52,26 @@
 /* Base64 of the largest wrapped key we accept (RSA-8192). */
 #define RECEIVE_MAX_WRAPPED_B64 (((JOB_WRAPPED_MAX + 2) / 3) * 4)
 
-/* What the request announces, checked. */
+struct busy_blob;
+
+/*
+ * What the request announces, checked, and what receiving it holds. Every
+ * step returns as soon as it has answered (a refusal or the receipt), and
+ * release() then gives back whatever was taken, once: the two busy marks
+ * (lock_blob) and a record of the blob that was never committed. The
+ * content key is never kept here: it lives only in open_part.
+ */
 struct incoming {
 	const char *sender;
 	char path[NAMES_PATH_MAX + 1]; /* the request's, in NFC */
 	const char *id_hex;
 	const char *sha256; /* of the sealed chunks, as the sender signed it */
 	struct blob_info info;
-	uint8_t key[PKI_AEAD_KEY];
 	bool push;   /* the chunk follows the request unasked */
 	bool unread; /* ... and is still unread: drain it after a refusal */
+	struct busy_blob *blob_lock; /* the part file, while received */
+	struct busy_blob *path_lock; /* "path:SENDER/PATH", while received */
+	bool recorded; /* received_add, but not committed: undo it */
 };
 
 /*
@@ -141,9 +151,12 @@ static const char *check_recipients(const char *list, const char *self)
 	return found ? NULL : "this node is not among the recipients";
 }
 
-/* Unwraps extra "key:SELF" into IN->key. NULL or why not. */
+/*
+ * Unwraps extra "key:SELF" into KEY. NULL or why not; the caller wipes KEY
+ * either way.
+ */
 static const char *unwrap_key(struct server *s, const struct msg *m,
-			      struct incoming *in)
+			      uint8_t key[PKI_AEAD_KEY])
 {
 	char name[MSG_EXTRA_KEY_MAX + 1];
 	snprintf(name, sizeof(name), "key:%s", self_name(s->self));
@@ -157,14 +170,12 @@ static const char *unwrap_key(struct server *s, const struct msg *m,
 	    b64_decode(b64, blen, &wrapped, &wlen) != 0)
 		return "the content key for this node is not valid base64";
 	size_t klen = 0;
-	int rc = pki_unwrap(self_key(s->self), wrapped, wlen, in->key,
-			    sizeof(in->key), &klen);
+	int rc = pki_unwrap(self_key(s->self), wrapped, wlen, key, PKI_AEAD_KEY,
+			    &klen);
 	free(wrapped);
-	if (rc != 0 || klen != sizeof(in->key)) {
-		pki_wipe(in->key, sizeof(in->key));
+	if (rc != 0 || klen != PKI_AEAD_KEY)
 		return "the content key does not unwrap with this node's key "
 		       "(encrypted for another key?)";
-	}
 	return NULL;
 }
 
@@ -510,24 +521,47 @@ static int already_committed(struct server *s, const struct incoming *in,
 }
 
 /*
- * Stores the blob into PART through to its commit into INBOX (this
- * sender's folder) and answers with the receipt; the blob was admitted.
+ * Unwraps the content key and opens the part file PART with it: the key
+ * lives only here and is wiped on the way out. 0, or -1 once the sender
+ * has been refused.
  */
-static int store(struct server *s, struct net_conn *c, const struct msg *m,
-		 struct incoming *in, const char *part, const char *inbox)
+static int open_part(struct server *s, struct net_conn *c, const struct msg *m,
+		     const struct incoming *in, const char *part,
+		     struct blobfile_writer **w, uint64_t *have)
 {
-	size_t flen;
-	const uint8_t *frame = msg_get0_frame(m, &flen);
-	struct blobfile_writer *w = NULL;
-	uint64_t have = 0;
-	int rc = blobfile_writer_open(part, frame, flen, &in->info, in->key, &w,
-				      &have);
-	pki_wipe(in->key, sizeof(in->key));
+	uint8_t key[PKI_AEAD_KEY];
+	int rc = 0;
+	const char *why = unwrap_key(s, m, key);
+	if (!why) {
+		size_t flen;
+		const uint8_t *frame = msg_get0_frame(m, &flen);
+		rc = blobfile_writer_open(part, frame, flen, &in->info, key, w,
+					  have);
+	}
+	pki_wipe(key, sizeof(key));
+	if (why)
+		return refuse(s, c, m, why, true);
 	if (rc) {
 		if (rc == -ENOSPC || rc == -EDQUOT)
 			unlink(part);
 		return refuse_disk(s, c, m, rc);
 	}
+	return 0;
+}
+
+/*
+ * Stores the blob into PART through to its commit into INBOX (this
+ * sender's folder) and answers with the receipt; the blob was admitted.
+ * A record added here stays IN->recorded until the commit: release()
+ * removes it if the commit never happened.
+ */
+static int store(struct server *s, struct net_conn *c, const struct msg *m,
+		 struct incoming *in, const char *part, const char *inbox)
+{
+	struct blobfile_writer *w = NULL;
+	uint64_t have = 0;
+	if (open_part(s, c, m, in, part, &w, &have) != 0)
+		return -1;
 	if (have > in->info.chunks)
 		have = 0; /* cannot happen with a sane writer; be safe */
 	if (!in->push && reply_have(s, c, m, have) != 0) {
@@ -543,21 +577,21 @@ static int store(struct server *s, struct net_conn *c, const struct msg *m,
 		return why ? refuse_midway(s, c, m, why) : -1;
 	}
 	char hash[72];
-	rc = received_add(s->received, in->sender, in->id_hex, in->sha256,
-			  time(NULL));
+	int rc = received_add(s->received, in->sender, in->id_hex, in->sha256,
+			      time(NULL));
 	if (rc) {
 		blobfile_writer_abort(w, rc == -ENOSPC || rc == -EDQUOT);
 		return refuse_disk(s, c, m, rc);
 	}
+	in->recorded = true;
 	rc = blobfile_writer_commit(w, inbox, in->path, hash);
-	if (rc)
-		received_remove(s->received, in->sender, in->id_hex);
 	if (rc) {
 		/* Half a file must not stay behind when the disk is full. */
 		if (rc == -ENOSPC || rc == -EDQUOT)
 			unlink(part);
 		return refuse_disk(s, c, m, rc);
 	}
+	in->recorded = false;
 	log_info("received '%s' from '%s' (%llu bytes, %s)", in->path,
 		 in->sender, (unsigned long long)in->info.size, hash);
 	return reply_receipt(s, c, m, hash) == 0 ? 0 : -1;
@@ -597,13 +631,15 @@ static int transfer(struct server *s, struct net_conn *c, const struct msg *m,
 			 blobfile_whole_size(flen, in->info.size), &no) != 0)
 		return refuse_for(s, c, m, no.why, no.permanent,
 				  no.retry_after);
-	const char *why = unwrap_key(s, m, in);
-	rc = why ? refuse(s, c, m, why, true) : store(s, c, m, in, part, inbox);
+	rc = store(s, c, m, in, part, inbox);
 	intake_end(s->intake, in->sender, in->id_hex, access(part, F_OK) == 0);
 	return rc;
 }
 
-/* post/blob up to the receipt; IN->push is set, the rest is filled in. */
+/*
+ * post/blob up to the receipt; IN->push is set, the rest is filled in.
+ * What it takes is left in IN for release().
+ */
 static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 		   struct incoming *in)
 {
@@ -631,9 +667,8 @@ static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 	}
 	if (rc)
 		return refuse_disk(s, c, m, rc);
-	struct busy_blob *lock = NULL, *path_lock = NULL;
-	rc = lock_blob(part, 0, &lock);
-	if (rc) {
+	rc = lock_blob(part, 0, &in->blob_lock);
+	if (rc)
 		return refuse(
 			s, c, m,
 			rc == -EWOULDBLOCK
@@ -641,14 +676,12 @@ static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 				  "sender is still in progress"
 				: disk_reason(rc),
 			false);
-	}
 	char key[STATE_PATH_MAX];
 	rc = snprintf(key, sizeof(key), "path:%s/%s", in->sender, in->path) <
 			     (int)sizeof(key)
-		     ? lock_blob(key, BUSY_PATH_WAIT_S, &path_lock)
+		     ? lock_blob(key, BUSY_PATH_WAIT_S, &in->path_lock)
 		     : -ENAMETOOLONG;
-	if (rc) {
-		unlock_blob(lock);
+	if (rc)
 		return refuse(
 			s, c, m,
 			rc == -EWOULDBLOCK
@@ -656,11 +689,23 @@ static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 				  "sender is still being received"
 				: disk_reason(rc),
 			false);
-	}
-	rc = transfer(s, c, m, in, part);
-	unlock_blob(path_lock);
-	unlock_blob(lock);
-	return rc;
+	return transfer(s, c, m, in, part);
+}
+
+/*
+ * The one way out of receive(): forgets a record whose commit failed, then
+ * lets go of the blob (the record goes first, so that no other transfer
+ * of it can find the record meanwhile).
+ */
+static void release(struct server *s, struct incoming *in)
+{
+	if (in->recorded)
+		received_remove(s->received, in->sender, in->id_hex);
+	in->recorded = false;
+	unlock_blob(in->path_lock);
+	in->path_lock = NULL;
+	unlock_blob(in->blob_lock);
+	in->blob_lock = NULL;
 }
 
 int receive_post_blob(struct server *s, struct net_conn *c, const struct msg *m)
@@ -671,7 +716,7 @@ int receive_post_blob(struct server *s, struct net_conn *c, const struct msg *m)
 	in.push = msg_extra_get_int(m, "push", &push) == 0 && push == 1;
 	in.unread = in.push;
 	int rc = receive(s, c, m, &in);
-	pki_wipe(in.key, sizeof(in.key));
+	release(s, &in);
 	/*
 	 * Closing with the pushed chunk unread would reset the connection
 	 * and could destroy our reason before the sender reads it.

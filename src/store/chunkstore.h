@@ -4,7 +4,7 @@
  * post/blob request declares and a receipt carries).
  *
  * Two callers write a whole blob at a time: the seal of a closed spool
- * (src/store/spool.c) and a receiver storing what arrives
+ * (src/store/spool_seal.c) and a receiver storing what arrives
  * (src/store/blobfile.c). For a big blob they hand the chunks to a helper
  * thread through a small ring of buffers, so that their own half of the work
  * (sealing, or reading TLS and checking each chunk) runs beside the write and

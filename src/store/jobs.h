@@ -56,7 +56,7 @@ struct job {
 	 * The spool id of the outbox file it was sealed from (older records:
 	 * "<inode>:<mtime ns>"), or "":
 	 * after a crash between the record and the pending marker, recovery
-	 * recognizes the file as shipped already (src/tree/outbox.c).
+	 * recognizes the file as shipped already (src/tree/outbox_seal.c).
 	 */
 	char spool[JOB_SPOOL_MAX];
 };

@@ -2,36 +2,16 @@
  * spool: a file being written into outbox/, kept encrypted at rest with
  * random access, so any write pattern a POSIX program makes (sequential,
  * overwrite, holes, truncate, append) works without plaintext on disk.
- *
- * Layout of STATE/outbox/.../PATH while it is being written:
- *
- *   header, SPOOL_HEADER bytes:
- *     "SNOOPSP1" | u64 size | 16-byte file id | u16 wrapped key length |
- *     the spool key wrapped (RSA-OAEP) for the node's own key | zeros |
- *     u64 length of this file when it was marked closed |
- *     last byte: 1 if closed (spool_mark_closed), else 0
- *   slot n (n = 0, 1, ...) at SPOOL_HEADER + n * SPOOL_SLOT:
- *     12-byte random nonce | 64 KiB ciphertext | 16-byte tag
- *
- * Every slot holds a whole 64 KiB chunk (bytes past the file size are
- * zero). The additional data is the file id and n as 8 bytes big-endian.
- * A chunk is re-encrypted under a fresh random nonce every time it is
- * written back, so rewriting never reuses a nonce; an all-zero slot is a
- * hole and reads as zeros. Integers are big-endian. One chunk of plaintext
- * is cached in memory (never on disk) so small sequential writes cost one
- * encryption per chunk, not one per write.
+ * Its layout on disk is in store/spool_format.h; sealing it into a blob
+ * for delivery in store/spool_seal.h.
  */
 #ifndef SNOOPFS_STORE_SPOOL_H
 #define SNOOPFS_STORE_SPOOL_H
 
-#include "pki/aead.h"
-#include "pki/blob.h"
 #include "pki/key.h"
+#include "store/spool_format.h"
 #include <stddef.h>
 #include <stdint.h>
-
-#define SPOOL_HEADER 4096
-#define SPOOL_SLOT   (PKI_AEAD_NONCE + PKI_BLOB_CHUNK + PKI_AEAD_TAG)
 
 struct spool;
 
@@ -83,30 +63,6 @@ int spool_mark_closed(struct spool *s);
  * else 0 (also on errors).
  */
 int spool_peek_closed(const char *path);
-
-/*
- * Seals the whole content as a blob (pki/blob.h) under a fresh key and id
- * into the new file DIR/ID.blob (ID in hex; 0600, fsynced), and returns
- * the key in KEY, the id in ID and the SHA-256 of the sealed chunks
- * ("sha256:hex") in HASH. Memory stays constant. What spool_seal_ahead
- * sealed already is kept if nothing changed it since. 0 or -errno, and
- * then no file is left.
- */
-int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
-	       uint8_t id[PKI_BLOB_ID], char hash[72]);
-
-/*
- * For a new, empty spool that will be sealed into DIR: seal chunks into a
- * blob there while they are written in order, each as soon as the writer
- * moves on to the next one, so that spool_seal has little left to do.
- * Writes behind the writer, or a truncate down to what is sealed, throw
- * that blob away (a new one is sealed at the end, under a new key). The
- * writer's thread seals; from CHUNK_STORE_MIN chunks on a helper thread
- * writes and hashes, for at most a few spools at once. The blob file is
- * removed if the spool is closed without spool_seal.
- * 0 or -errno.
- */
-int spool_seal_ahead(struct spool *s, const char *dir);
 
 /* The spool's random id (fixed when the file is created) in hex. */
 #define SPOOL_ID_HEX 33

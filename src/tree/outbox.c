@@ -1,5 +1,7 @@
 /*
- * outbox.c: the FUSE side of sending. See outbox.h for the life of a file.
+ * outbox.c: the FUSE side of sending. See outbox.h for the life of a file,
+ * outbox_folder.h for what a path means and outbox_seal.h for how a closed
+ * file becomes a job.
  *
  * Locking: ob->lock protects the list of open spools and every change to
  * the layout of STATE/outbox (create, rename, unlink, turning a spool into
@@ -14,12 +16,8 @@
  * open, unlink, rename to or from it or a folder above it) waits on
  * ob->sealed until it is a marker (or held): nobody truncates or replaces
  * the file under the seal, and what is on disk at any moment is exactly
- * what the locked version left, so recovery is unchanged:
- *
- *   closed spool          -> shipped at the next start (outbox_recover)
- *   + STATE/sealed blob   -> no job: removed at start (sweep_orphans)
- *   + job record          -> recognized by its spool id (finish_shipped)
- *   marker (same inode)   -> pending; dropped once its job is gone
+ * what the locked version left, so recovery is unchanged (see
+ * outbox_seal.c).
  */
 #include "tree/outbox.h"
 
@@ -36,17 +34,13 @@
 #include "delivery/delivery.h"
 #include "identity/self.h"
 #include "identity/state.h"
-#include "lib/b64.h"
 #include "lib/log.h"
 #include "lib/names.h"
-#include "pki/aead.h"
-#include "pki/blob.h"
-#include "pki/rand.h"
 #include "store/spool.h"
-
-/* A pending file's place in STATE/outbox: this magic and the job id. */
-#define MARKER_MAGIC "SNOOPPD1 "
-#define MARKER_MAX   128
+#include "store/spool_seal.h"
+#include "tree/outbox_folder.h"
+#include "tree/outbox_internal.h"
+#include "tree/outbox_seal.h"
 
 struct open_spool {
 	struct open_spool *next;
@@ -64,185 +58,6 @@ struct open_spool {
 	 */
 	bool failed;
 };
-
-struct outbox {
-	struct self *self;
-	/*
-	 * Set once by outbox_set_delivery, before the tree is served; NULL
-	 * while the outbox recovers at start, which only records jobs for
-	 * delivery to load.
-	 */
-	struct delivery *delivery;
-	char root[STATE_PATH_MAX];
-	char sealed_dir[STATE_PATH_MAX];
-	char jobs_dir[STATE_PATH_MAX];
-	/* lock protects open and the STATE/outbox layout (see above) */
-	pthread_mutex_t lock;
-	/* broadcast (under lock) whenever a file stops being sealed */
-	pthread_cond_t sealed;
-	struct open_spool *open;
-};
-
-/* ---- paths ---- */
-
-/* Splits REL into its folder and the rest ("" if REL is the folder). */
-static int split_rel(const char *rel, char folder[JOB_FOLDER_MAX],
-		     const char **rest)
-{
-	const char *slash = strchr(rel, '/');
-	size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
-	if (n == 0 || n >= JOB_FOLDER_MAX)
-		return -ENOENT;
-	memcpy(folder, rel, n);
-	folder[n] = '\0';
-	*rest = slash ? slash + 1 : "";
-	return 0;
-}
-
-/* STATE/outbox/REL into OUT, after checking REL's path rules. */
-static int state_of(struct outbox *ob, const char *rel, char *out)
-{
-	if (rel[0] && names_path_error(rel))
-		return -EINVAL;
-	int n = snprintf(out, STATE_PATH_MAX, "%s%s%s", ob->root,
-			 rel[0] ? "/" : "", rel);
-	return n < 0 || n >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
-}
-
-/*
- * Checks that FOLDER names recipients: one or more known peers (not this
- * node), comma-separated, no repeats. Fills NAMES/COUNT if not NULL.
- */
-static int parse_folder(struct outbox *ob, const char *folder,
-			char names[][NAMES_NODE_MAX + 1], int *count)
-{
-	char copy[JOB_FOLDER_MAX];
-	snprintf(copy, sizeof(copy), "%s", folder);
-	int k = 0;
-	char *save = NULL;
-	char local[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
-	for (char *name = strtok_r(copy, ",", &save); name;
-	     name = strtok_r(NULL, ",", &save)) {
-		if (k == JOB_RECIPIENTS_MAX || !names_node_valid(name) ||
-		    strcmp(name, self_name(ob->self)) == 0)
-			return -EINVAL;
-		struct pki_cert *c =
-			directory_get1(self_directory(ob->self), name);
-		/* "Key has been revoked" says why, where ENOENT would not. */
-		if (!c)
-			return directory_is_revoked(self_directory(ob->self),
-						    name)
-				       ? -EKEYREVOKED
-				       : -ENOENT;
-		pki_cert_free(c);
-		for (int i = 0; i < k; i++)
-			if (strcmp(local[i], name) == 0)
-				return -EINVAL;
-		strcpy(local[k++], name);
-	}
-	/* strtok_r skips empty parts; a stray comma is still an error. */
-	if (k == 0 || folder[0] == ',' || folder[strlen(folder) - 1] == ',' ||
-	    strstr(folder, ",,"))
-		return -EINVAL;
-	if (names)
-		memcpy(names, local, sizeof(local[0]) * (size_t)k);
-	if (count)
-		*count = k;
-	return 0;
-}
-
-static bool is_dir(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_empty_file(const char *path)
-{
-	struct stat st;
-	return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
-}
-
-/*
- * A folder exists if it is in STATE already, or names one known peer (each
- * peer has its folder from the start; several-recipient folders are made
- * with mkdir).
- */
-static int folder_exists(struct outbox *ob, const char *folder)
-{
-	char path[STATE_PATH_MAX];
-	if (state_of(ob, folder, path))
-		return 0;
-	return is_dir(path) || (!strchr(folder, ',') &&
-				parse_folder(ob, folder, NULL, NULL) == 0);
-}
-
-/* Makes sure STATE/outbox/FOLDER exists (peer folders are made lazily). */
-static int ensure_folder(struct outbox *ob, const char *folder)
-{
-	if (!folder_exists(ob, folder))
-		return -ENOENT;
-	char path[STATE_PATH_MAX];
-	int rc = state_of(ob, folder, path);
-	return rc ? rc : state_mkdir(path);
-}
-
-/* ---- markers ---- */
-
-static int marker_read(const char *path, char id[JOB_ID_HEX])
-{
-	char buf[MARKER_MAX];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	size_t m = sizeof(MARKER_MAGIC) - 1;
-	if (n < (ssize_t)(m + JOB_ID_HEX - 1) || memcmp(buf, MARKER_MAGIC, m))
-		return -EINVAL;
-	memcpy(id, buf + m, JOB_ID_HEX - 1);
-	id[JOB_ID_HEX - 1] = '\0';
-	return 0;
-}
-
-static int marker_text(const char *id, char buf[MARKER_MAX])
-{
-	return snprintf(buf, MARKER_MAX, "%s%s\n", MARKER_MAGIC, id);
-}
-
-/*
- * A marker takes the place of the spool it was sealed from by overwriting
- * the same file in place (spool_replace): no temp file, no rename, and no
- * fsync, because losing the write is harmless. The job record is durable
- * before (job_save syncs it), and a spool that comes back after a crash
- * is recognized by finish_shipped from the spool id in its header.
- */
-static int marker_place(struct spool *sp, const char *id)
-{
-	char buf[MARKER_MAX];
-	int n = marker_text(id, buf);
-	return spool_replace(sp, buf, (size_t)n);
-}
-
-/* marker_place for a spool that is not open (recovery). */
-static int marker_place_path(const char *path, const char *id)
-{
-	char buf[MARKER_MAX];
-	int n = marker_text(id, buf);
-	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -errno;
-	ssize_t w = pwrite(fd, buf, (size_t)n, 0);
-	int rc = w == n ? 0 : w < 0 ? -errno : -EIO;
-	/*
-	 * If the truncation fails, ciphertext stays behind the marker, which
-	 * marker_read ignores: harmless, so not an error.
-	 */
-	if (rc == 0 && ftruncate(fd, n) != 0)
-		log_debug("outbox: marker %s not truncated (harmless)", path);
-	close(fd);
-	return rc;
-}
 
 /* ---- open spools ---- */
 
@@ -324,232 +139,6 @@ static int attach(struct outbox *ob, const char *path, bool create,
 
 /* ---- shipping ---- */
 
-static void hex_id(const uint8_t id[PKI_BLOB_ID], char out[JOB_ID_HEX])
-{
-	for (int i = 0; i < PKI_BLOB_ID; i++)
-		snprintf(out + 2 * i, 3, "%02x", id[i]);
-}
-
-static int wrap_keys(struct outbox *ob, struct job *j,
-		     const uint8_t key[PKI_AEAD_KEY])
-{
-	uint8_t *w = NULL;
-	size_t wlen = 0;
-	for (int i = 0; i < j->nrecipients; i++) {
-		struct job_recipient *r = &j->recipients[i];
-		struct pki_cert *c =
-			directory_get1(self_directory(ob->self), r->name);
-		int rc = c ? pki_wrap_for_cert(c, key, PKI_AEAD_KEY, &w, &wlen)
-			   : -ENOENT;
-		pki_cert_free(c);
-		if (rc || wlen > sizeof(r->wrapped)) {
-			free(w);
-			return -EIO;
-		}
-		memcpy(r->wrapped, w, wlen);
-		r->wrapped_len = wlen;
-		free(w);
-	}
-	if (pki_wrap_for_key(self_key(ob->self), key, PKI_AEAD_KEY, &w,
-			     &wlen) ||
-	    wlen > sizeof(j->self_wrapped)) {
-		free(w);
-		return -EIO;
-	}
-	memcpy(j->self_wrapped, w, wlen);
-	j->self_wrapped_len = wlen;
-	free(w);
-	return 0;
-}
-
-/*
- * "<inode>:<mtime ns>" of the file at PATH into OUT ("" if unknown): what
- * records written by older versions hold instead of the spool id.
- */
-static void legacy_identity(const char *path, char out[JOB_SPOOL_MAX])
-{
-	struct stat st;
-	out[0] = '\0';
-	if (lstat(path, &st) == 0)
-		snprintf(out, JOB_SPOOL_MAX, "%llu:%llu",
-			 (unsigned long long)st.st_ino,
-			 (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
-				 (unsigned long long)st.st_mtim.tv_nsec);
-}
-
-struct shipped_find {
-	const char *rel;
-	char spool[SPOOL_ID_HEX];
-	char legacy[JOB_SPOOL_MAX];
-	char id[JOB_ID_HEX];
-};
-
-static int shipped_match(void *arg, const struct job *j)
-{
-	struct shipped_find *f = arg;
-	size_t n = strlen(j->folder);
-	if (!j->spool[0] ||
-	    (strcmp(j->spool, f->spool) != 0 &&
-	     strcmp(j->spool, f->legacy) != 0) ||
-	    strncmp(f->rel, j->folder, n) != 0 || f->rel[n] != '/' ||
-	    strcmp(f->rel + n + 1, j->path) != 0)
-		return 0;
-	snprintf(f->id, sizeof(f->id), "%s", j->id);
-	return 1;
-}
-
-/*
- * Recovery of a closed spool at REL (PATH): if a job was recorded for this
- * very file (a crash came between the record and the marker, or the
- * marker's write was lost), the marker is put in its place and true
- * returned, so that it is not shipped twice. The spool id identifies the
- * file: it is random per spool_create, so a new file at the same path
- * (even on the same inode) never matches an older job. Lock held.
- */
-static bool finish_shipped(struct outbox *ob, const char *rel, const char *path)
-{
-	struct shipped_find f = { .rel = rel };
-	if (spool_peek_id(path, f.spool) != 0)
-		return false;
-	legacy_identity(path, f.legacy);
-	if (job_each(ob->jobs_dir, shipped_match, &f) != 1)
-		return false;
-	if (marker_place_path(path, f.id) != 0)
-		return false;
-	log_info("outbox: %s was sealed as %s before a crash: not shipped "
-		 "again",
-		 rel, f.id);
-	/* Delivered meanwhile (its record gone): the marker goes too. */
-	struct job *j = malloc(sizeof(*j));
-	if (j && job_load(ob->jobs_dir, f.id, j) == -ENOENT)
-		unlink(path);
-	free(j);
-	return true;
-}
-
-/* True if REL (in the outbox) is a file under a final name. */
-static bool is_final(const char *rel)
-{
-	const char *rest;
-	char folder[JOB_FOLDER_MAX];
-	return split_rel(rel, folder, &rest) == 0 && rest[0] &&
-	       !names_in_progress(rest);
-}
-
-/* Removes the record and the sealed blob of a job that was not shipped. */
-static void drop_job(struct outbox *ob, const char *id)
-{
-	char sealed[STATE_PATH_MAX];
-	/* The record first: a blob left by a crash is swept at start. */
-	job_remove(ob->jobs_dir, id);
-	if (snprintf(sealed, sizeof(sealed), "%s/%s.blob", ob->sealed_dir, id) <
-	    (int)sizeof(sealed))
-		unlink(sealed);
-}
-
-/*
- * The slow half of shipping the closed spool SP (REL in the outbox): seals
- * it into STATE/sealed/ID.blob, wraps the content key for every recipient
- * and records the job J (calloc'ed by the caller). Runs without ob->lock:
- * the caller keeps the file from being changed meanwhile. On failure
- * nothing is left behind.
- *
- * The fsyncs, and why each one is needed:
- *  - the sealed blob (spool_seal): a record that survives a power loss
- *    must point at a whole blob, since the marker replaces the spool;
- *  - the record and its directory (job_save): the record must be on disk
- *    before the marker can be, else the next start would drop a marker
- *    that has no job, and the file would be lost.
- * The marker needs none (see marker_place), and neither does the spool:
- * until the sealed blob is synced it is what a crash leaves, and its
- * closed mark only counts if its slots reached the disk (src/store/spool.h).
- */
-static int seal_job(struct outbox *ob, const char *rel, struct spool *sp,
-		    struct job *j)
-{
-	const char *rest;
-	int rc = split_rel(rel, j->folder, &rest);
-	char names[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
-	if (rc == 0)
-		rc = parse_folder(ob, j->folder, names, &j->nrecipients);
-	if (rc) {
-		log_warn("outbox: %s not shipped: '%s' is not a list of known "
-			 "peers",
-			 rel, j->folder);
-		return rc;
-	}
-	for (int i = 0; i < j->nrecipients; i++)
-		strcpy(j->recipients[i].name, names[i]);
-	snprintf(j->path, sizeof(j->path), "%s", rest);
-	j->size = spool_size(sp);
-	j->created = time(NULL);
-	spool_id_hex(sp, j->spool);
-
-	uint8_t key[PKI_AEAD_KEY], id[PKI_BLOB_ID];
-	rc = spool_seal(sp, ob->sealed_dir, key, id, j->sha256);
-	if (rc) {
-		/* Nothing to drop: spool_seal leaves no blob behind. */
-		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));
-		return rc;
-	}
-	hex_id(id, j->id);
-	rc = wrap_keys(ob, j, key);
-	pki_wipe(key, sizeof(key));
-	if (rc == 0)
-		rc = job_save(ob->jobs_dir, j);
-	if (rc) {
-		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));
-		drop_job(ob, j->id);
-	}
-	return rc;
-}
-
-/*
- * The quick half, under ob->lock: the marker takes the place of SP and
- * delivery gets J. If the marker cannot be written the job is dropped and
- * the spool stays, held, until the next start. Lock held.
- */
-static int commit_job(struct outbox *ob, const char *rel, struct spool *sp,
-		      const struct job *j)
-{
-	int rc = marker_place(sp, j->id);
-	if (rc) {
-		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));
-		drop_job(ob, j->id);
-		return rc;
-	}
-	log_info("outbox: %s sealed as %s (%llu bytes) for %s", rel, j->id,
-		 (unsigned long long)j->size, j->folder);
-	/*
-	 * Recovery runs before delivery exists (see node_start): the record
-	 * just saved is among those delivery_start loads. Otherwise under the
-	 * lock, so an unlink right after finds the job in delivery.
-	 */
-	if (!ob->delivery)
-		return 0;
-	return delivery_submit(ob->delivery, j);
-}
-
-/*
- * Ships the closed spool at REL (PATH) if its name is final, all under
- * the lock: for recovery, which runs before FUSE serves. Lock held.
- */
-static int ship_closed(struct outbox *ob, const char *rel, const char *path)
-{
-	if (!is_final(rel))
-		return 0;
-	struct spool *sp = NULL;
-	struct job *j = calloc(1, sizeof(*j));
-	int rc = j ? spool_open(path, self_key(ob->self), &sp) : -ENOMEM;
-	if (rc == 0)
-		rc = seal_job(ob, rel, sp, j);
-	if (rc == 0)
-		rc = commit_job(ob, rel, sp, j);
-	spool_close(sp);
-	free(j);
-	return rc;
-}
-
 /*
  * A sealing entry for the closed spool at PATH that nobody has open (a
  * rename to a final name), or NULL if it cannot be opened. Lock held.
@@ -580,10 +169,10 @@ static void ship_entry(struct outbox *ob, struct open_spool *os)
 	/* Stable while sealing: renames above it wait (wait_sealed). */
 	const char *rel = os->path + strlen(ob->root) + 1;
 	struct job *j = calloc(1, sizeof(*j));
-	int rc = j ? seal_job(ob, rel, os->sp, j) : -ENOMEM;
+	int rc = j ? outbox_seal_job(ob, rel, os->sp, j) : -ENOMEM;
 	pthread_mutex_lock(&ob->lock);
 	if (rc == 0)
-		commit_job(ob, rel, os->sp, j);
+		outbox_commit_job(ob, rel, os->sp, j);
 	forget_open(ob, os);
 	/* Writes nothing: the spool was flushed, or is a marker now. */
 	spool_close(os->sp);
@@ -591,14 +180,6 @@ static void ship_entry(struct outbox *ob, struct open_spool *os)
 	pthread_cond_broadcast(&ob->sealed);
 	pthread_mutex_unlock(&ob->lock);
 	free(j);
-}
-
-/* Cancels the job of a pending marker at PATH, if it is one. */
-static void cancel_marker(struct outbox *ob, const char *path)
-{
-	char id[JOB_ID_HEX];
-	if (marker_read(path, id) == 0 && delivery_cancel(ob->delivery, id))
-		job_remove(ob->jobs_dir, id);
 }
 
 /* ---- handles ---- */
@@ -629,15 +210,16 @@ int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
 	st->st_gid = getgid();
 	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
 	const char *rest;
-	if (!rel[0] || (split_rel(rel, folder, &rest) == 0 && !rest[0])) {
-		if (rel[0] && !folder_exists(ob, folder))
+	if (!rel[0] ||
+	    (outbox_split_rel(rel, folder, &rest) == 0 && !rest[0])) {
+		if (rel[0] && !outbox_folder_exists(ob, folder))
 			return -ENOENT;
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
 		return 0;
 	}
-	int rc = state_of(ob, rel, path);
+	int rc = outbox_path(ob, rel, path);
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
 	struct stat real;
@@ -665,7 +247,7 @@ int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
 	} else {
 		char id[JOB_ID_HEX];
 		struct job *j = malloc(sizeof(*j));
-		rc = !j ? -ENOMEM : marker_read(path, id);
+		rc = !j ? -ENOMEM : outbox_marker_read(path, id);
 		if (rc == 0)
 			rc = job_load(ob->jobs_dir, id, j);
 		if (rc == 0)
@@ -696,7 +278,7 @@ static int fill_peer(void *arg, const char *name)
 	/* Listed again below if it also exists in STATE. */
 	if (snprintf(path, sizeof(path), "%s/%s", pf->root, name) <
 		    (int)sizeof(path) &&
-	    is_dir(path))
+	    outbox_is_dir(path))
 		return 0;
 	return pf->fill(pf->buf, name);
 }
@@ -705,7 +287,7 @@ int outbox_readdir(struct outbox *ob, const char *rel, fs_fill_fn fill,
 		   void *buf)
 {
 	char path[STATE_PATH_MAX];
-	int rc = state_of(ob, rel, path);
+	int rc = outbox_path(ob, rel, path);
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
 	if (!rel[0]) {
@@ -718,8 +300,8 @@ int outbox_readdir(struct outbox *ob, const char *rel, fs_fill_fn fill,
 		/* A peer folder nothing was written to yet is empty. */
 		char folder[JOB_FOLDER_MAX];
 		const char *rest;
-		if (rel[0] && split_rel(rel, folder, &rest) == 0 && !rest[0] &&
-		    folder_exists(ob, folder))
+		if (rel[0] && outbox_split_rel(rel, folder, &rest) == 0 &&
+		    !rest[0] && outbox_folder_exists(ob, folder))
 			return 0;
 		return rel[0] ? -errno : 0;
 	}
@@ -736,23 +318,23 @@ int outbox_mkdir(struct outbox *ob, const char *rel)
 {
 	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
 	const char *rest;
-	int rc = split_rel(rel, folder, &rest);
+	int rc = outbox_split_rel(rel, folder, &rest);
 	if (rc)
 		return -EINVAL;
 	if (!rest[0]) {
 		/* A folder names its recipients: only known peers. */
-		rc = parse_folder(ob, folder, NULL, NULL);
+		rc = outbox_parse_folder(ob, folder, NULL, NULL);
 		if (rc)
 			return rc == -ENOENT ? -ENOENT : -EINVAL;
 	} else if (names_path_error(rest)) {
 		return -EINVAL;
 	}
-	rc = state_of(ob, rel, path);
+	rc = outbox_path(ob, rel, path);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&ob->lock);
 	if (rest[0])
-		rc = ensure_folder(ob, folder);
+		rc = outbox_ensure_folder(ob, folder);
 	if (rc == 0 && mkdir(path, 0700) != 0)
 		rc = -errno;
 	pthread_mutex_unlock(&ob->lock);
@@ -762,7 +344,7 @@ int outbox_mkdir(struct outbox *ob, const char *rel)
 int outbox_rmdir(struct outbox *ob, const char *rel)
 {
 	char path[STATE_PATH_MAX];
-	int rc = state_of(ob, rel, path);
+	int rc = outbox_path(ob, rel, path);
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
 	if (!rel[0])
@@ -772,7 +354,7 @@ int outbox_rmdir(struct outbox *ob, const char *rel)
 	pthread_mutex_unlock(&ob->lock);
 	/* An empty peer folder has nothing in STATE to remove. */
 	if (rc == -ENOENT && !strchr(rel, '/') &&
-	    parse_folder(ob, rel, NULL, NULL) == 0)
+	    outbox_parse_folder(ob, rel, NULL, NULL) == 0)
 		return 0;
 	return rc;
 }
@@ -780,7 +362,7 @@ int outbox_rmdir(struct outbox *ob, const char *rel)
 int outbox_unlink(struct outbox *ob, const char *rel)
 {
 	char path[STATE_PATH_MAX];
-	int rc = state_of(ob, rel, path);
+	int rc = outbox_path(ob, rel, path);
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
 	pthread_mutex_lock(&ob->lock);
@@ -790,7 +372,7 @@ int outbox_unlink(struct outbox *ob, const char *rel)
 	if (os)
 		os->unlinked = true;
 	else
-		cancel_marker(ob, path);
+		outbox_cancel_marker(ob, path);
 	rc = unlink(path) == 0 ? 0 : -errno;
 	pthread_mutex_unlock(&ob->lock);
 	return rc;
@@ -818,29 +400,29 @@ int outbox_rename(struct outbox *ob, const char *from, const char *to,
 	const char *rest;
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL;
-	if (state_of(ob, from, src) || state_of(ob, to, dst) ||
-	    split_rel(to, folder, &rest) || !rest[0] ||
-	    split_rel(from, folder, &rest) || !rest[0])
+	if (outbox_path(ob, from, src) || outbox_path(ob, to, dst) ||
+	    outbox_split_rel(to, folder, &rest) || !rest[0] ||
+	    outbox_split_rel(from, folder, &rest) || !rest[0])
 		return -EPERM; /* folders themselves are not renamed */
 	char tofolder[JOB_FOLDER_MAX];
-	split_rel(to, tofolder, &rest);
+	outbox_split_rel(to, tofolder, &rest);
 	pthread_mutex_lock(&ob->lock);
 	/* Neither side (nor a file below a folder that moves) is sealing. */
 	while (sealing_at(ob, src, true) || sealing_at(ob, dst, true))
 		pthread_cond_wait(&ob->sealed, &ob->lock);
-	int rc = ensure_folder(ob, tofolder);
+	int rc = outbox_ensure_folder(ob, tofolder);
 	struct stat st;
 	if (rc == 0 && lstat(src, &st) != 0)
 		rc = -errno;
 	char id[JOB_ID_HEX];
 	/* A pending file is on its way under its name: it cannot move. */
 	if (rc == 0 && S_ISREG(st.st_mode) && !spool_is_spool(src) &&
-	    marker_read(src, id) == 0)
+	    outbox_marker_read(src, id) == 0)
 		rc = -EBUSY;
 	if (rc == 0) {
 		struct open_spool *victim = find_open(ob, dst);
 		if (!(flags & RENAME_NOREPLACE)) {
-			cancel_marker(ob, dst);
+			outbox_cancel_marker(ob, dst);
 			if (victim)
 				victim->unlinked = true;
 		}
@@ -855,7 +437,7 @@ int outbox_rename(struct outbox *ob, const char *from, const char *to,
 		follow_rename(ob, src, dst);
 		/* A closed spool renamed to a final name ships now. */
 		if (S_ISREG(st.st_mode) && !find_open(ob, dst) &&
-		    spool_is_spool(dst) && is_final(to))
+		    spool_is_spool(dst) && outbox_is_final(to))
 			ship = sealing_entry(ob, dst);
 	}
 	pthread_mutex_unlock(&ob->lock);
@@ -869,20 +451,20 @@ int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 	(void)flags;
 	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
 	const char *rest;
-	if (split_rel(rel, folder, &rest) || !rest[0])
+	if (outbox_split_rel(rel, folder, &rest) || !rest[0])
 		return -EACCES;
-	int rc = state_of(ob, rel, path);
+	int rc = outbox_path(ob, rel, path);
 	if (rc)
 		return rc;
 	/* A revoked recipient is refused now, not when the file is shipped. */
-	if (parse_folder(ob, folder, NULL, NULL) == -EKEYREVOKED)
+	if (outbox_parse_folder(ob, folder, NULL, NULL) == -EKEYREVOKED)
 		return -EKEYREVOKED;
 	pthread_mutex_lock(&ob->lock);
 	/* The version being sealed becomes a marker first, then is replaced. */
 	wait_sealed(ob, path, false);
-	rc = ensure_folder(ob, folder);
+	rc = outbox_ensure_folder(ob, folder);
 	if (rc == 0)
-		cancel_marker(ob, path);
+		outbox_cancel_marker(ob, path);
 	struct open_spool *os = NULL;
 	if (rc == 0)
 		rc = attach(ob, path, true, &os);
@@ -899,7 +481,7 @@ int outbox_open_file(struct outbox *ob, const char *rel, int flags,
 		     uint64_t *fh)
 {
 	char path[STATE_PATH_MAX];
-	int rc = state_of(ob, rel, path);
+	int rc = outbox_path(ob, rel, path);
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
 	pthread_mutex_lock(&ob->lock);
@@ -921,7 +503,7 @@ int outbox_open_file(struct outbox *ob, const char *rel, int flags,
 		if ((flags & O_ACCMODE) == O_RDONLY || !(flags & O_TRUNC)) {
 			rc = -EBUSY;
 		} else {
-			cancel_marker(ob, path);
+			outbox_cancel_marker(ob, path);
 			rc = attach(ob, path, true, &os);
 		}
 	} else {
@@ -1011,7 +593,7 @@ int outbox_release(struct outbox *ob, uint64_t fh)
 		size_t n = strlen(ob->root);
 		ship = rc == 0 && !os->unlinked && !os->failed &&
 		       strncmp(os->path, ob->root, n) == 0 &&
-		       os->path[n] == '/' && is_final(os->path + n + 1);
+		       os->path[n] == '/' && outbox_is_final(os->path + n + 1);
 		if (ship) {
 			os->sealing = true;
 		} else {
@@ -1068,7 +650,7 @@ static int state_locked(struct outbox *ob, const char *path, const char *rest,
 		snprintf(buf, size,
 			 "held: '%s' is an in-progress name; rename it to ship",
 			 rest);
-	else if (marker_read(path, id) == 0)
+	else if (outbox_marker_read(path, id) == 0)
 		*is_job = true;
 	else
 		return -ENODATA;
@@ -1080,12 +662,12 @@ int outbox_state(struct outbox *ob, const char *rel, char **text, size_t *len)
 	char path[STATE_PATH_MAX], id[JOB_ID_HEX];
 	char buf[1024];
 	bool is_job = false;
-	int rc = state_of(ob, rel, path);
+	int rc = outbox_path(ob, rel, path);
 	if (rc)
 		return -ENODATA;
 	const char *rest;
 	char folder[JOB_FOLDER_MAX];
-	split_rel(rel, folder, &rest);
+	outbox_split_rel(rel, folder, &rest);
 	if (!rest[0])
 		return -ENODATA;
 	pthread_mutex_lock(&ob->lock);
@@ -1111,7 +693,7 @@ void outbox_delivered(void *arg, const struct job *j)
 	char rel[JOB_FOLDER_MAX + NAMES_PATH_MAX + 2], path[STATE_PATH_MAX];
 	char id[JOB_ID_HEX];
 	snprintf(rel, sizeof(rel), "%s/%s", j->folder, j->path);
-	if (state_of(ob, rel, path))
+	if (outbox_path(ob, rel, path))
 		return;
 	pthread_mutex_lock(&ob->lock);
 	/*
@@ -1124,7 +706,7 @@ void outbox_delivered(void *arg, const struct job *j)
 	 * Only the file leaves: folders are the user's, and a program may be
 	 * about to write the next file into one that just became empty.
 	 */
-	if (marker_read(path, id) == 0 && strcmp(id, j->id) == 0) {
+	if (outbox_marker_read(path, id) == 0 && strcmp(id, j->id) == 0) {
 		job_remove(ob->jobs_dir, j->id);
 		unlink(path);
 	}
@@ -1132,75 +714,10 @@ void outbox_delivered(void *arg, const struct job *j)
 	log_info("outbox: %s delivered to %s", rel, j->folder);
 }
 
-/* Walks STATE/outbox/REL recursively for outbox_recover. Lock held. */
-static void recover_dir(struct outbox *ob, const char *rel, int depth)
-{
-	char path[STATE_PATH_MAX];
-	if (depth > NAMES_DEPTH_MAX + 1 ||
-	    snprintf(path, sizeof(path), "%s%s%s", ob->root, rel[0] ? "/" : "",
-		     rel) >= (int)sizeof(path))
-		return;
-	DIR *d = opendir(path);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		char child[JOB_FOLDER_MAX + NAMES_PATH_MAX + 2];
-		char cpath[STATE_PATH_MAX], id[JOB_ID_HEX];
-		if (snprintf(child, sizeof(child), "%s%s%s", rel,
-			     rel[0] ? "/" : "",
-			     de->d_name) >= (int)sizeof(child) ||
-		    snprintf(cpath, sizeof(cpath), "%s/%s", path, de->d_name) >=
-			    (int)sizeof(cpath))
-			continue;
-		struct job *j = NULL;
-		if (is_dir(cpath)) {
-			recover_dir(ob, child, depth + 1);
-		} else if (spool_is_spool(cpath)) {
-			/*
-			 * Only a spool a close(2) ended is whole: one cut by a
-			 * crash in the middle of a write stays held (its state
-			 * says so) until it is written again or removed.
-			 */
-			if (depth > 0 && spool_peek_closed(cpath) &&
-			    !finish_shipped(ob, child, cpath))
-				ship_closed(ob, child, cpath);
-			else if (depth > 0 &&
-				 !names_in_progress(strchr(child, '/') + 1))
-				log_warn(
-					"outbox: %s was being written when the "
-					"node stopped: not shipped; write it "
-					"again",
-					child);
-		} else if (marker_read(cpath, id) == 0 &&
-			   (j = malloc(sizeof(*j))) != NULL &&
-			   job_load(ob->jobs_dir, id, j) == -ENOENT) {
-			unlink(cpath);
-		} else if (depth > 0 && is_empty_file(cpath)) {
-			/*
-			 * Neither spool nor marker: spool_create was cut
-			 * between creating the file and writing its header,
-			 * so the create never returned and nothing was
-			 * accepted. Listed by readdir but unreadable, it
-			 * could not even be removed through the mount.
-			 */
-			if (unlink(cpath) == 0)
-				log_info("outbox: removed %s: an empty file "
-					 "left "
-					 "by a crash while it was created",
-					 child);
-		}
-		free(j);
-	}
-	closedir(d);
-}
-
 int outbox_recover(struct outbox *ob)
 {
 	pthread_mutex_lock(&ob->lock);
-	recover_dir(ob, "", 0);
+	outbox_recover_tree(ob);
 	pthread_mutex_unlock(&ob->lock);
 	return 0;
 }

@@ -1,7 +1,7 @@
 """Several transfers to one peer at the same time.
 
 The sender keeps up to 4 transfers per peer in flight, each on its own TLS
-connection (PEER_INFLIGHT_MAX in src/delivery/delivery.c); the receiver locks per
+connection (PEER_INFLIGHT_MAX in src/delivery/queue.h); the receiver locks per
 blob, not per sender. Checked three ways:
 
 - on the wire against bob: the same blob twice at once is refused with a
@@ -28,7 +28,7 @@ from snoopnodes import (DELIVERY_TIMEOUT, build_ca_and,
                         wait_delivered, wait_outbox_gone, wait_until,
                         wire_peer)
 
-PEER_INFLIGHT_MAX = 4   # src/delivery/delivery.c
+PEER_INFLIGHT_MAX = 4   # src/delivery/queue.h
 SENDER = "par-sender"
 
 

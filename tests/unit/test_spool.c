@@ -30,6 +30,7 @@
 #include "pki/key.h"
 #include "pki/rand.h"
 #include "store/spool.h"
+#include "store/spool_seal.h"
 #include "tests/unit/check.h"
 
 #define CHUNK     ((uint64_t)PKI_BLOB_CHUNK)

@@ -1,0 +1,58 @@
+/*
+ * internal: what the files of delivery/ share about a delivery (made by
+ * delivery_start in delivery.c, used by the transfers in send.c); no other
+ * part sees inside it.
+ */
+#ifndef SNOOPFS_DELIVERY_INTERNAL_H
+#define SNOOPFS_DELIVERY_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "identity/state.h"
+
+struct self;
+struct transport;
+struct certs;
+struct job;
+struct queue;
+struct sender;
+struct kept;
+
+struct delivery {
+	/* Set by delivery_start, then only read. */
+	struct self *self;
+	struct transport *tr;
+	struct certs *certs;
+	void (*done)(void *arg, const struct job *j); /* a delivery_done_fn */
+	void *done_arg;
+	char jobs_dir[STATE_PATH_MAX];
+	char sealed_dir[STATE_PATH_MAX];
+	struct sender *senders; /* one per thread, linked; joined by stop */
+
+	/*
+	 * lock protects everything below, each sender's entry and conn, and
+	 * the job records on disk (so that a cancel and a receipt can never
+	 * resurrect a removed record). It is never held across network I/O
+	 * and is taken after no other lock; while it is held only leaf locks
+	 * are taken (the directory's, the log's).
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* CLOCK_MONOTONIC */
+	bool stopping;
+	struct queue *queue;
+	struct kept *kept; /* connections kept after a receipt (send.c) */
+};
+
+/* STATE/sealed/ID.blob of D into OUT. 0 or -ENAMETOOLONG. */
+static inline int delivery_sealed_path(const struct delivery *d, const char *id,
+				       char *out)
+{
+	int len =
+		snprintf(out, STATE_PATH_MAX, "%s/%s.blob", d->sealed_dir, id);
+	return len < 0 || len >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+#endif

@@ -1,0 +1,164 @@
+/*
+ * queue: what delivery has to send, in what order, and how it went: one
+ * FIFO per peer of (job, recipient) entries, which entry may start now,
+ * the bookkeeping after an attempt (backoff, waits, refusals for good,
+ * receipts recorded in the job record) and the text that getfattr
+ * user.snoopfs.state and `snoopfs status` show.
+ *
+ * No sockets, no threads, no clock of its own: the sending side
+ * (delivery/send.h) reports how an attempt ended, and the time is passed
+ * in (CLOCK_MONOTONIC), so the rules can be tested on their own. Not
+ * thread-safe: the caller serializes every call (delivery.c under its
+ * lock). The job records on disk (STATE/jobs) are the truth across
+ * restarts; the queue only writes the receipts and refusals for good into
+ * them.
+ */
+#ifndef SNOOPFS_DELIVERY_QUEUE_H
+#define SNOOPFS_DELIVERY_QUEUE_H
+
+#include "store/jobs.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/*
+ * Transfers to one peer at the same time, each on its own connection. One
+ * small file costs a few ms that are mostly waiting (the receiver's RSA
+ * unwrap and signatures, its fsyncs, the round trips), so a few in flight
+ * overlap those waits. With 1 KiB files to a 2-core receiver, 4 delivered
+ * about 2.5 times as many per second as one at a time and made the
+ * receiver's CPU the limit (8 was not clearly better); 4 also stays far
+ * below the 32 connections a receiver allows one peer (src/wire/transport.c)
+ * and leaves half of the DELIVERY_WORKERS to other peers.
+ */
+#define PEER_INFLIGHT_MAX 4
+
+/* Backoff after a failure, per peer (seconds). */
+#define QUEUE_BACKOFF_FIRST 1
+#define QUEUE_BACKOFF_MAX   60
+/* A retry of something that cannot succeed as it is (seconds). */
+#define QUEUE_RETRY_HOPELESS 60
+
+/* How one attempt to send an entry ended. */
+enum send_outcome {
+	SEND_OK,            /* receipt verified */
+	SEND_RETRY,         /* transient: back off the peer, doubling */
+	SEND_PEER_HOPELESS, /* peer unknown, expired, foreign: it waits 60 s */
+	SEND_JOB_HOPELESS,  /* this job is refused: it waits 60 s, others go */
+	SEND_JOB_WAIT,      /* the receiver asks this job to wait: others go */
+	SEND_JOB_FAILED,    /* refused for good: never retried, others go on */
+	SEND_GONE,          /* the job record vanished or was cancelled */
+	SEND_STOPPED,       /* delivery_stop: nothing to record */
+};
+
+/* An attempt as the sender reports it to queue_finish. */
+struct queue_attempt {
+	enum send_outcome outcome;
+	const char *err; /* why it failed ("" if it did not) */
+	int retry_after; /* SEND_JOB_WAIT: seconds the receiver asked */
+	/*
+	 * The job record as loaded for the attempt: for SEND_OK and
+	 * SEND_JOB_FAILED it is brought up to date and saved (and handed to
+	 * the done callback when the job is complete); unused otherwise.
+	 */
+	struct job *job;
+};
+
+struct queue;
+struct queue_entry; /* one (job, recipient), owned by the queue */
+
+/*
+ * An empty queue whose job records are in JOBS_DIR (STATE/jobs). 0 or
+ * -ENOMEM. Caller frees with queue_free.
+ */
+int queue_new(const char *jobs_dir, struct queue **out);
+
+/* Frees Q and every entry (accepts NULL). No entry may be in flight. */
+void queue_free(struct queue *q);
+
+/*
+ * Queues job J at the back of each recipient's FIFO (recipients done are
+ * not queued; those refused for good are listed but never sent). 0,
+ * -EEXIST if Q knows J already, or -ENOMEM (then nothing was added).
+ */
+int queue_add(struct queue *q, const struct job *j);
+
+/*
+ * The next entry that may be sent at NOW, marked in flight: its peer has
+ * room for one more transfer and is not backing off, the entry is neither
+ * in flight nor held back nor refused for good, and no earlier entry of
+ * that peer has the same path (a later version never overtakes an earlier
+ * one, even one still in flight). Entries of one peer start in queue
+ * order; the peer then goes to the back (round-robin). NULL if nothing may
+ * start: then *TIMED says whether something becomes due by itself, and
+ * *WAKE when. The caller must queue_finish the entry.
+ */
+struct queue_entry *queue_take(struct queue *q, struct timespec now,
+			       struct timespec *wake, bool *timed);
+
+/*
+ * Records how the attempt A at entry E (from queue_take) ended at NOW. A
+ * transient failure backs its peer off (1 s doubling to 60 s, once per
+ * outage however many transfers it cut, with one transfer at a time until
+ * a receipt); a job the receiver asks to wait, or one that cannot succeed
+ * as it is, waits alone while the rest of the peer's FIFO goes on; a
+ * refusal for good stays listed and is recorded in the job record. E must
+ * not be used afterwards. Returns true if that was the job's last receipt:
+ * the job is gone from Q, and the caller calls the done callback with
+ * A->job, then removes the job's files.
+ */
+bool queue_finish(struct queue *q, struct queue_entry *e,
+		  const struct queue_attempt *a, struct timespec now);
+
+/*
+ * Forgets job ID: entries waiting go at once; one in flight is marked
+ * aborted (queue_entry_aborted) and goes when it is finished. Its files
+ * are the caller's. 0 or -ENOENT.
+ */
+int queue_cancel(struct queue *q, const char *id);
+
+/*
+ * The job id, path and recipient of E, fixed while E is in flight. The
+ * recipient's name stays valid until queue_free (a peer, once known, is
+ * kept), also after E is finished.
+ */
+const char *queue_entry_id(const struct queue_entry *e);
+const char *queue_entry_path(const struct queue_entry *e);
+const char *queue_entry_peer(const struct queue_entry *e);
+
+/*
+ * True if E's job was dropped while E was in flight (cancelled, its
+ * record gone, or its last receipt came through another recipient): the
+ * transfer should stop, and its connection be cut.
+ */
+bool queue_entry_aborted(const struct queue_entry *e);
+
+/*
+ * E now talks to its recipient over a new connection: it says "sending"
+ * from here on (not before, so a peer that is down never shows as being
+ * sent to).
+ */
+void queue_entry_connected(struct queue_entry *e);
+
+/* E has SENT of TOTAL chunks at the recipient: "sending N%". */
+void queue_entry_progress(struct queue_entry *e, uint64_t sent, uint64_t total);
+
+/*
+ * The state of job ID for people into TEXT (always terminated, cut to
+ * SIZE): "queued", "sending 42%", "failed: <reason>", per recipient if
+ * several ("bob: sending 42%, carol: delivered"). 0, -ENOENT, or -EINVAL
+ * if SIZE is 0.
+ */
+int queue_describe(const struct queue *q, const char *id, char *text,
+		   size_t size);
+
+/*
+ * For `snoopfs status`: a line per peer with pending files (how many, how
+ * many refused for good, how many sending at once, last error, last
+ * delivery), then its first pending files in queue order with their
+ * states. Into *TEXT (new buffer, caller frees) and *LEN. 0 or -ENOMEM.
+ */
+int queue_status(const struct queue *q, char **text, size_t *len);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * spool_format: the layout of a spool (store/spool.h) on disk, at
+ * STATE/outbox/.../PATH while the file is being written:
+ *
+ *   header, SPOOL_HEADER bytes:
+ *     "SNOOPSP1" | u64 size | 16-byte file id | u16 wrapped key length |
+ *     the spool key wrapped (RSA-OAEP) for the node's own key | zeros |
+ *     u64 length of this file when it was marked closed |
+ *     last byte: 1 if closed (spool_mark_closed), else 0
+ *   slot n (n = 0, 1, ...) at SPOOL_HEADER + n * SPOOL_SLOT:
+ *     12-byte random nonce | 64 KiB ciphertext | 16-byte tag
+ *
+ * Every slot holds a whole 64 KiB chunk (bytes past the file size are
+ * zero). The additional data is the file id and n as 8 bytes big-endian.
+ * A chunk is re-encrypted under a fresh random nonce every time it is
+ * written back, so rewriting never reuses a nonce; an all-zero slot is a
+ * hole and reads as zeros. Integers are big-endian. One chunk of plaintext
+ * is cached in memory (never on disk) so small sequential writes cost one
+ * encryption per chunk, not one per write.
+ */
+#ifndef SNOOPFS_STORE_SPOOL_FORMAT_H
+#define SNOOPFS_STORE_SPOOL_FORMAT_H
+
+#include "pki/aead.h"
+#include "pki/blob.h"
+
+#define SPOOL_HEADER 4096
+#define SPOOL_SLOT   (PKI_AEAD_NONCE + PKI_BLOB_CHUNK + PKI_AEAD_TAG)
+
+#endif

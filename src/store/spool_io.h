@@ -1,0 +1,141 @@
+/*
+ * spool_io: inside a spool (store/spool.h): its struct, its encrypted
+ * slots, the one plaintext chunk it caches and its header. Shared by
+ * spool.c (the file operations) and spool_seal.c (sealing); no other part
+ * uses it. Every function here is called with the spool's lock held.
+ */
+#ifndef SNOOPFS_STORE_SPOOL_IO_H
+#define SNOOPFS_STORE_SPOOL_IO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pki/aead.h"
+#include "pki/blob.h"
+#include "store/spool_format.h"
+
+#define SPOOL_MAGIC     "SNOOPSP1"
+#define SPOOL_MAGIC_LEN 8
+#define SPOOL_ID        16
+/* Where the header fields sit (store/spool_format.h). */
+#define HDR_SIZE_OFF 8
+#define HDR_ID_OFF   16
+#define HDR_WLEN_OFF 32
+#define HDR_WRAP_OFF 34
+/*
+ * The last header byte is 1 while the spool is "closed": written whole by
+ * a close(2) and not written since (spool_mark_closed). After a crash only
+ * a closed spool is whole; one cut in the middle of a write is not.
+ */
+#define HDR_CLOSED_OFF (SPOOL_HEADER - 1)
+/*
+ * Before it, the length the spool file had when it was marked closed. A
+ * close(2) does not wait for the disk, so after a power cut the header
+ * (block 0) may be there while the slots behind it are not: the file is
+ * then shorter than this and the mark does not count (closed_whole).
+ * 0 in spools written before it existed: the mark alone counts.
+ */
+#define HDR_STORED_OFF (HDR_CLOSED_OFF - 8)
+/* The wrapped key must fit in the header: 4053 bytes, RSA-8192 is 1024. */
+#define SPOOL_WRAP_MAX (HDR_STORED_OFF - HDR_WRAP_OFF)
+/* Additional data of a slot: file id, then the index big-endian. */
+#define SPOOL_AAD (SPOOL_ID + 8)
+/* cache_n when no chunk is cached. */
+#define NO_CHUNK UINT64_MAX
+
+struct blob_out; /* spool_seal.c's */
+
+/*
+ * LOCK protects every field below it, including the cache and the aead
+ * context (which is not thread-safe): FUSE may run a read and a write on
+ * one open file at the same time. No other lock is ever taken while it is
+ * held, except a seal's chunk store (src/store/chunkstore.c), which is
+ * innermost.
+ */
+struct spool {
+	pthread_mutex_t lock;
+	int fd;
+	struct pki_aead *aead;
+	uint8_t id[SPOOL_ID];
+	uint64_t size;
+	bool hdr_dirty; /* size changed since the header was written */
+	bool unsynced;  /* written to since the last fsync */
+	bool replaced;  /* the file is no longer a spool (spool_replace) */
+	uint8_t hdr[SPOOL_HEADER]; /* public: magic, size, id, wrapped key */
+	uint64_t cache_n;          /* index of the cached chunk, or NO_CHUNK */
+	bool cache_dirty;          /* the cached chunk differs from its slot */
+	uint8_t *cache;            /* PKI_BLOB_CHUNK bytes of plaintext */
+	uint8_t *slot;             /* SPOOL_SLOT bytes: one slot in transit */
+	char *ahead_dir;           /* spool_seal_ahead's DIR, or NULL */
+	struct blob_out *out;      /* the blob sealed ahead so far, or NULL */
+};
+
+static inline void spool_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint64_t spool_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Where slot N starts in the file. */
+static inline uint64_t spool_slot_offset(uint64_t n)
+{
+	return SPOOL_HEADER + n * (uint64_t)SPOOL_SLOT;
+}
+
+/* Chunks that have a slot for SIZE bytes (0 for an empty file). */
+static inline uint64_t spool_stored_chunks(uint64_t size)
+{
+	return size / PKI_BLOB_CHUNK + (size % PKI_BLOB_CHUNK != 0 ? 1 : 0);
+}
+
+/* Writes the cached chunk back if it changed; it stays cached. 0/-errno. */
+int spool_cache_writeback(struct spool *s);
+
+/* Forgets the cached chunk (wiping it) without writing it back. */
+void spool_cache_drop(struct spool *s);
+
+/*
+ * Zeroes the cached bytes past the file size. A slot can hold stale bytes
+ * there after a shrinking truncate or a crash between a slot write and
+ * the header write; they must never reappear when the file grows again.
+ */
+void spool_cache_zero_tail(struct spool *s);
+
+/*
+ * Makes chunk N the cached one, decrypting its slot (a hole reads as
+ * zeros; a torn or tampered slot is -EIO). 0 or -errno.
+ */
+int spool_cache_load(struct spool *s, uint64_t n);
+
+/*
+ * Makes chunk N the cached one without reading it, because the caller is
+ * about to overwrite all of it: a sequential writer never decrypts.
+ */
+int spool_cache_take(struct spool *s, uint64_t n);
+
+/* Writes the header (with the size) in one aligned write. 0 or -errno. */
+int spool_header_write(struct spool *s);
+
+/*
+ * Before the first change after a close: the closed mark goes first, on
+ * disk, so a crash in the middle of the change never leaves a spool that
+ * looks whole. 0 or -errno.
+ */
+int spool_reopen_locked(struct spool *s);
+
+/*
+ * Writes the cached chunk and the header back; with SYNC also fsyncs, for
+ * an fsync(2) of the program. 0 or -errno.
+ */
+int spool_flush_locked(struct spool *s, bool sync);
+
+#endif

@@ -1,0 +1,108 @@
+/*
+ * outbox_folder.c: outbox paths, folders and their recipients (see
+ * outbox_folder.h).
+ */
+#include "tree/outbox_folder.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "identity/self.h"
+#include "identity/state.h"
+#include "lib/names.h"
+#include "tree/outbox_internal.h"
+
+int outbox_split_rel(const char *rel, char folder[JOB_FOLDER_MAX],
+		     const char **rest)
+{
+	const char *slash = strchr(rel, '/');
+	size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
+	if (n == 0 || n >= JOB_FOLDER_MAX)
+		return -ENOENT;
+	memcpy(folder, rel, n);
+	folder[n] = '\0';
+	*rest = slash ? slash + 1 : "";
+	return 0;
+}
+
+int outbox_path(const struct outbox *ob, const char *rel, char *out)
+{
+	if (rel[0] && names_path_error(rel))
+		return -EINVAL;
+	int n = snprintf(out, STATE_PATH_MAX, "%s%s%s", ob->root,
+			 rel[0] ? "/" : "", rel);
+	return n < 0 || n >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+int outbox_parse_folder(struct outbox *ob, const char *folder,
+			char names[][NAMES_NODE_MAX + 1], int *count)
+{
+	char copy[JOB_FOLDER_MAX];
+	snprintf(copy, sizeof(copy), "%s", folder);
+	int k = 0;
+	char *save = NULL;
+	char local[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
+	for (char *name = strtok_r(copy, ",", &save); name;
+	     name = strtok_r(NULL, ",", &save)) {
+		if (k == JOB_RECIPIENTS_MAX || !names_node_valid(name) ||
+		    strcmp(name, self_name(ob->self)) == 0)
+			return -EINVAL;
+		struct pki_cert *c =
+			directory_get1(self_directory(ob->self), name);
+		/* "Key has been revoked" says why, where ENOENT would not. */
+		if (!c)
+			return directory_is_revoked(self_directory(ob->self),
+						    name)
+				       ? -EKEYREVOKED
+				       : -ENOENT;
+		pki_cert_free(c);
+		for (int i = 0; i < k; i++)
+			if (strcmp(local[i], name) == 0)
+				return -EINVAL;
+		strcpy(local[k++], name);
+	}
+	/* strtok_r skips empty parts; a stray comma is still an error. */
+	if (k == 0 || folder[0] == ',' || folder[strlen(folder) - 1] == ',' ||
+	    strstr(folder, ",,"))
+		return -EINVAL;
+	if (names)
+		memcpy(names, local, sizeof(local[0]) * (size_t)k);
+	if (count)
+		*count = k;
+	return 0;
+}
+
+bool outbox_is_dir(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool outbox_folder_exists(struct outbox *ob, const char *folder)
+{
+	char path[STATE_PATH_MAX];
+	if (outbox_path(ob, folder, path))
+		return false;
+	return outbox_is_dir(path) ||
+	       (!strchr(folder, ',') &&
+		outbox_parse_folder(ob, folder, NULL, NULL) == 0);
+}
+
+int outbox_ensure_folder(struct outbox *ob, const char *folder)
+{
+	if (!outbox_folder_exists(ob, folder))
+		return -ENOENT;
+	char path[STATE_PATH_MAX];
+	int rc = outbox_path(ob, folder, path);
+	return rc ? rc : state_mkdir(path);
+}
+
+bool outbox_is_final(const char *rel)
+{
+	const char *rest;
+	char folder[JOB_FOLDER_MAX];
+	return outbox_split_rel(rel, folder, &rest) == 0 && rest[0] &&
+	       !names_in_progress(rest);
+}

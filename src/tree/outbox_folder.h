@@ -1,0 +1,52 @@
+/*
+ * outbox_folder: what a path in outbox/ means. "bob/a.csv" is the file
+ * a.csv of folder "bob", whose name lists its recipients ("bob", or
+ * "bob,carol" for several: known peers, not this node, no repeats); it
+ * lives at STATE/outbox/bob/a.csv. Used by the files of the outbox only.
+ */
+#ifndef SNOOPFS_TREE_OUTBOX_FOLDER_H
+#define SNOOPFS_TREE_OUTBOX_FOLDER_H
+
+#include "store/jobs.h"
+#include <stdbool.h>
+
+struct outbox;
+
+/*
+ * Splits REL into its FOLDER and the REST ("" if REL is the folder).
+ * 0, or -ENOENT if the folder part is empty or too long.
+ */
+int outbox_split_rel(const char *rel, char folder[JOB_FOLDER_MAX],
+		     const char **rest);
+
+/*
+ * STATE/outbox/REL into OUT (STATE_PATH_MAX), after checking REL's path
+ * rules. 0, -EINVAL or -ENAMETOOLONG.
+ */
+int outbox_path(const struct outbox *ob, const char *rel, char *out);
+
+/*
+ * Checks that FOLDER names recipients: one or more known peers (not this
+ * node), comma-separated, no repeats. Fills NAMES/COUNT if not NULL. 0,
+ * -ENOENT (a peer nobody knows), -EKEYREVOKED (a revoked one), -EINVAL.
+ */
+int outbox_parse_folder(struct outbox *ob, const char *folder,
+			char names[][NAMES_NODE_MAX + 1], int *count);
+
+/*
+ * True if FOLDER exists: it is in STATE already, or names one known peer
+ * (each peer has its folder from the start; several-recipient folders are
+ * made with mkdir).
+ */
+bool outbox_folder_exists(struct outbox *ob, const char *folder);
+
+/* Makes sure STATE/outbox/FOLDER exists. 0 or -errno. ob->lock held. */
+int outbox_ensure_folder(struct outbox *ob, const char *folder);
+
+/* True if REL is a file in a folder under a final (not in-progress) name. */
+bool outbox_is_final(const char *rel);
+
+/* True if PATH is a directory (not followed if a link). */
+bool outbox_is_dir(const char *path);
+
+#endif

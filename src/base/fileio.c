@@ -210,9 +210,17 @@ int fileio_install(const char *src, const char *root, const char *rel,
 	int n = snprintf(dst, sizeof(dst), "%s/%s", root, rel);
 	if (n < 0 || (size_t)n >= sizeof(dst))
 		return -ENAMETOOLONG;
-	int rc = fileio_make_parents(dst);
-	if (rc == 0 && rename(src, dst) != 0)
-		rc = -errno;
+	/*
+	 * The folders are there for every file but the first of a folder:
+	 * try the rename first rather than a mkdir of every part of the path
+	 * (14 of 16 mkdir calls per small file failed with EEXIST).
+	 */
+	int rc = rename(src, dst) == 0 ? 0 : -errno;
+	if (rc == -ENOENT) {
+		rc = fileio_make_parents(dst);
+		if (rc == 0 && rename(src, dst) != 0)
+			rc = -errno;
+	}
 	if (rc == 0)
 		return fileio_sync_parent(dst);
 	if (rc != -ENOTDIR && rc != -EISDIR && rc != -EEXIST)

@@ -8,8 +8,15 @@ Environment: BENCH_RUNS (default 3), BENCH_QUICK=1 (256 MiB instead of 1 GiB,
 (a subset of bulk,read,small,enroll,memory,fanout; read and memory ride on
 bulk's transfers, so they need bulk), BENCH_BUILD (build directory whose
 snoopfs is measured; default build).
+
+Each measurement runs once uncounted (a warm-up: this VM touches memory it
+handed back to the host slowly) and then BENCH_RUNS times; the table shows
+medians of the counted runs. CPU figures come from /proc/PID/stat (daemons,
+sshd, kernel threads) and wait4's rusage (cp, scp), sampled around each
+transfer; docs/performance.md says what each counts and misses.
 """
 
+import collections
 import concurrent.futures as cf
 import os
 import re
@@ -122,10 +129,81 @@ def hwm_mib(pid):
     raise RuntimeError("no VmHWM")
 
 
+def proc_stat(pid):
+    """/proc/PID/stat's fields after the command name: [0] is field 3
+    (state), [1] ppid, [6] flags, [11] utime, [12] stime, [13] cutime,
+    [14] cstime, [19] starttime."""
+    with open("/proc/%s/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / TICK  # utime, stime
+    """utime+stime of PID, all its threads (live and ended), in seconds."""
+    rest = proc_stat(pid)
+    return (int(rest[11]) + int(rest[12])) / TICK
+
+
+def reaped_cpu_s(pid):
+    """cutime+cstime of PID: the CPU of the children it has reaped (and of
+    theirs), in seconds."""
+    rest = proc_stat(pid)
+    return (int(rest[13]) + int(rest[14])) / TICK
+
+
+def all_stats():
+    """(pid, fields of proc_stat) of every process now."""
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                yield int(d), proc_stat(d)
+            except (OSError, IndexError):  # gone meanwhile
+                pass
+
+
+PF_KTHREAD = 0x00200000  # include/linux/sched.h
+
+
+def kthreads_cpu():
+    """utime+stime (s) of every kernel thread now (PF_KTHREAD: kworkers,
+    ksoftirqd, kswapd, ...), keyed by (pid, starttime) so a reused pid is
+    a new thread."""
+    return {(pid, rest[19]): (int(rest[11]) + int(rest[12])) / TICK
+            for pid, rest in all_stats() if int(rest[6]) & PF_KTHREAD}
+
+
+def kthreads_since(k0):
+    """CPU seconds the kernel threads spent since K0 (kthreads_cpu()): a
+    thread born since counts whole, one that ended since is lost."""
+    return sum(v - k0.get(k, 0.0) for k, v in kthreads_cpu().items())
+
+
+class CpuWindow:
+    """CPU seconds over a window: each of PIDS (utime+stime, all threads)
+    and all kernel threads (kthreads_cpu). Sample with stop()."""
+
+    def __init__(self, pids):
+        self.pids = list(pids)
+        self.k0 = kthreads_cpu()
+        self.p0 = [cpu_s(p) for p in self.pids]
+
+    def stop(self):
+        """Sets .procs (seconds per pid, in order) and .kernel."""
+        self.procs = [cpu_s(p) - c for p, c in zip(self.pids, self.p0)]
+        self.kernel = kthreads_since(self.k0)
+        return self
+
+
+def timed_cpu(*cmd):
+    """Runs CMD (check=True): (wall seconds, its CPU seconds: utime+stime
+    of it and of the children it waited for, from wait4's rusage)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd)
+    _, status, ru = os.wait4(p.pid, 0)
+    dt = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode:
+        raise subprocess.CalledProcessError(p.returncode, cmd)
+    return dt, ru.ru_utime + ru.ru_stime
 
 
 # --- snoopfs nodes ----------------------------------------------------------
@@ -190,6 +268,16 @@ def node(name, ca_addr, fp):
 
 # --- sshd -------------------------------------------------------------------
 
+class Cost(collections.namedtuple("Cost", "dt client sshd kernel")):
+    """What one scp took: wall seconds; CPU seconds of scp with its ssh
+    (client), of the sshd processes that served it, and of the kernel
+    threads over the same window."""
+
+    @property
+    def cpu(self):
+        return self.client + self.sshd
+
+
 class Ssh:
     def __init__(self):
         d = os.path.join(WORK, "ssh")
@@ -216,6 +304,7 @@ class Ssh:
                              stderr=open(os.path.join(d, "sshd.log"), "w"))
         procs.append(p)
         record("pids", p.pid)
+        self.pid = p.pid  # sshd -D: the listener, which reaps each session
         self.opts = ["-o", "StrictHostKeyChecking=no",
                      "-o", "UserKnownHostsFile=/dev/null",
                      "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
@@ -225,10 +314,21 @@ class Ssh:
             ["root@127.0.0.1", "true"], capture_output=True).returncode == 0,
             20, 0.2, "sshd")
 
+    def sessions(self):
+        return {pid for pid, rest in all_stats() if int(rest[1]) == self.pid}
+
     def scp(self, src, dst, recursive=False):
-        return timed("scp", "-q", "-c", CIPHER, "-P", str(self.port),
-                     *(["-r"] if recursive else []), *self.opts,
-                     src, "root@127.0.0.1:" + dst)
+        """scp SRC to DST here; a Cost. The sshd processes' CPU is the
+        listener's cutime+cstime once it has reaped the session (each sshd
+        process reaps its own children, so it all rolls up)."""
+        before = self.sessions()
+        k0, s0 = kthreads_cpu(), reaped_cpu_s(self.pid)
+        dt, cpu = timed_cpu("scp", "-q", "-c", CIPHER, "-P", str(self.port),
+                            *(["-r"] if recursive else []), *self.opts,
+                            src, "root@127.0.0.1:" + dst)
+        wait_until(lambda: self.sessions() <= before, 10, 0.005,
+                   "sshd reaping the scp session")
+        return Cost(dt, cpu, reaped_cpu_s(self.pid) - s0, kthreads_since(k0))
 
     def sshfs(self, remote, mnt):
         os.makedirs(mnt, exist_ok=True)
@@ -251,23 +351,38 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
+def rounds(R, what):
+    """Yields (i, the dict to record into) for one uncounted warm-up (i 0,
+    a scratch dict; its errors still count) and then the RUNS counted runs
+    (i 1..RUNS, R itself). This VM touches memory it handed back to the
+    host slowly, so the first run of each measurement is not timed."""
+    for i in range(RUNS + 1):
+        if i == 0:
+            log("%s: warm-up run (not counted)" % what)
+            W = collections.defaultdict(list)
+            yield i, W
+            R["errors"] += ["warm-up " + e for e in W["errors"]]
+        else:
+            log("%s run %d/%d" % (what, i, RUNS))
+            yield i, R
+
+
 def snoop_send(alice, bob, src, name, timeout):
-    """cp SRC into alice outbox/bob/NAME; seconds until bob's inbox has it."""
+    """cp SRC into alice's outbox/bob/NAME. Returns (seconds until bob's
+    inbox has it, its path there, cp's CPU seconds, a stopped CpuWindow
+    over alice's and bob's daemons and the kernel threads from before the
+    cp until alice has the receipt)."""
+    win = CpuWindow((alice.pid, bob.pid))
     t0 = time.monotonic()
-    run("cp", src, alice.p("outbox", "bob", name))
+    _, cp_cpu = timed_cpu("cp", src, alice.p("outbox", "bob", name))
     dst = bob.p("inbox", "alice", name)
     t1 = wait_until(lambda: os.path.exists(dst), timeout, 0.002, dst)
     out = alice.p("outbox", "bob", name)
     wait_until(lambda: not os.path.exists(out), 120, 0.01, "receipt")
-    return t1 - t0, dst
+    return t1 - t0, dst, cp_cpu, win.stop()
 
 
-def children_cpu_s():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def bench_bulk(R, alice, bob, ssh, null):
+def bench_bulk(Rall, alice, bob, ssh, null):
     """NULL: (mount point, pid) of the null FUSE file system, or None."""
     src = os.path.join(WORK, "data", "big")
     os.makedirs(os.path.dirname(src), exist_ok=True)
@@ -280,12 +395,19 @@ def bench_bulk(R, alice, bob, ssh, null):
     os.makedirs(sshfsdst)
     sshfsmnt = os.path.join(WORK, "sshfsmnt")
     ssh.sshfs(sshfsdst, sshfsmnt)
-    for i in range(RUNS):
-        log("bulk run %d/%d" % (i + 1, RUNS))
+    GB = BULK / 1e9
+    for i, R in rounds(Rall, "bulk"):
         for n in (alice, bob):
             reset_hwm(n.pid)
-        dt, dst = snoop_send(alice, bob, src, "big", 600)
+        dt, dst, cp_cpu, win = snoop_send(alice, bob, src, "big", 600)
         R["bulk_snoop"].append(BULK / dt / 1e6)
+        # CPU seconds per GB (10^9 bytes) of everything the transfer
+        # keeps busy: both daemons, cp, and the kernel threads
+        R["cpu_alice"].append(win.procs[0] / GB)
+        R["cpu_bob"].append(win.procs[1] / GB)
+        R["cpu_cp"].append(cp_cpu / GB)
+        R["cpu_kernel"].append(win.kernel / GB)
+        R["cpu_total"].append((sum(win.procs) + cp_cpu + win.kernel) / GB)
         R["rss_send_1"].append(hwm_mib(alice.pid))
         R["rss_recv_1"].append(hwm_mib(bob.pid))
         # read: the inbox file, the same plain file (page cache), null FUSE
@@ -301,17 +423,21 @@ def bench_bulk(R, alice, bob, ssh, null):
             # The most any FUSE file system takes a cp at here: one that
             # keeps nothing (bench/nullfs.c's /sink), and the CPU time
             # that takes cp and the daemon.
-            c0, d0 = children_cpu_s(), cpu_s(nullpid)
-            R["write_null"].append(BULK / timed(
-                "cp", src, os.path.join(nullmnt, "sink")) / 1e6)
-            R["fuse_cpu_per_byte"].append(
-                (children_cpu_s() - c0 + cpu_s(nullpid) - d0) / BULK)
+            d0 = cpu_s(nullpid)
+            t, c = timed_cpu("cp", src, os.path.join(nullmnt, "sink"))
+            R["write_null"].append(BULK / t / 1e6)
+            R["fuse_cpu_per_byte"].append((c + cpu_s(nullpid) - d0) / BULK)
         R["rss_recv_1"][-1] = max(R["rss_recv_1"][-1], hwm_mib(bob.pid))
         if sha256sum(dst) != want:
             R["errors"].append("bulk run %d: sha256 mismatch in inbox" % i)
         os.unlink(dst)
-        t = ssh.scp(src, scpdst + "/big")
-        R["bulk_scp"].append(BULK / t / 1e6)
+        c = ssh.scp(src, scpdst + "/big")
+        R["bulk_scp"].append(BULK / c.dt / 1e6)
+        R["cpu_scp"].append(c.cpu / GB)
+        R["cpu_scp_sshd"].append(c.sshd / GB)  # raw only: part of cpu_scp
+        R["cpu_scp_kernel"].append(c.kernel / GB)
+        R["cpu_scp_total"].append((c.cpu + c.kernel) / GB)
+        R["cpu_ratio_scp"].append(R["cpu_total"][-1] / R["cpu_scp_total"][-1])
         if sha256sum(scpdst + "/big") != want:
             R["errors"].append("bulk run %d: scp sha256 mismatch" % i)
         os.unlink(scpdst + "/big")
@@ -323,8 +449,9 @@ def bench_bulk(R, alice, bob, ssh, null):
         R["bulk_ratio_scp"].append(R["bulk_snoop"][-1] / R["bulk_scp"][-1])
         R["bulk_ratio_sshfs"].append(R["bulk_snoop"][-1] / R["bulk_sshfs"][-1])
         if null:
-            R["bulk_ceiling"].append(bulk_ceiling(R["fuse_cpu_per_byte"][-1])
-                                     / 1e6)
+            floor = contract_cpu_per_byte(R["fuse_cpu_per_byte"][-1])
+            R["cpu_floor"].append(floor * 1e9)
+            R["bulk_ceiling"].append(NCPU / floor / 1e6)
     subprocess.run(["fusermount3", "-u", "-z", sshfsmnt])
     mounts.remove(sshfsmnt)
     os.unlink(src)
@@ -333,7 +460,8 @@ def bench_bulk(R, alice, bob, ssh, null):
         rand_file(src, BIG4)
         for n in (alice, bob):
             reset_hwm(n.pid)
-        dt, dst = snoop_send(alice, bob, src, "big4", 1800)
+        R = Rall
+        dt, dst, _, _ = snoop_send(alice, bob, src, "big4", 1800)
         R["bulk4_snoop"].append(BIG4 / dt / 1e6)
         R["rss_send_4"].append(hwm_mib(alice.pid))
         subprocess.run(["sh", "-c", 'cat "$0" >/dev/null', dst], check=True)
@@ -342,7 +470,14 @@ def bench_bulk(R, alice, bob, ssh, null):
         os.unlink(src)
 
 
-def bench_small(R, alice, bob, ssh):
+def receipts_in(alice, d):
+    """Waits until alice's outbox/bob/D holds nothing pending."""
+    p = alice.p("outbox", "bob", d)
+    wait_until(lambda: not os.path.isdir(p) or not os.listdir(p), 120, 0.05,
+               "small receipts")
+
+
+def bench_small(Rall, alice, bob, ssh):
     tree = os.path.join(WORK, "data", "small")
     os.makedirs(tree)
     names = ["f%04d" % i for i in range(SMALL_N)]
@@ -351,8 +486,7 @@ def bench_small(R, alice, bob, ssh):
             f.write(os.urandom(SMALL_SIZE))
     scpdst = os.path.join(WORK, "scpdst")
     os.makedirs(scpdst, exist_ok=True)
-    for i in range(RUNS):
-        log("small files run %d/%d" % (i + 1, RUNS))
+    for i, R in rounds(Rall, "small files"):
         # files per second: one cp -r, until all are in bob's inbox
         d = "tree%d" % i
         inb = bob.p("inbox", "alice", d)
@@ -362,10 +496,20 @@ def bench_small(R, alice, bob, ssh):
                 return len(os.listdir(inb))
             except FileNotFoundError:
                 return 0
+        win = CpuWindow((alice.pid, bob.pid))
         t0 = time.monotonic()
-        run("cp", "-r", tree, alice.p("outbox", "bob", d))
+        _, cp_cpu = timed_cpu("cp", "-r", tree, alice.p("outbox", "bob", d))
         t1 = wait_until(lambda: count() >= SMALL_N, 300, 0.005, "small files")
         R["small_snoop_fps"].append(SMALL_N / (t1 - t0))
+        # CPU ms per file: the daemons' until every receipt is in (not
+        # timed: the clock stopped at the last arrival)
+        receipts_in(alice, d)
+        win.stop()
+        R["small_cpu_alice"].append(win.procs[0] * 1000 / SMALL_N)
+        R["small_cpu_bob"].append(win.procs[1] * 1000 / SMALL_N)
+        R["small_cpu"].append(sum(win.procs) * 1000 / SMALL_N)
+        R["small_cpu_cp"].append(cp_cpu * 1000 / SMALL_N)
+        R["small_cpu_kernel"].append(win.kernel * 1000 / SMALL_N)
         # latency: write the same files from here, close -> appearance
         d = "lat%d" % i
         os.mkdir(alice.p("outbox", "bob", d))
@@ -426,16 +570,16 @@ def bench_small(R, alice, bob, ssh):
             time.sleep(0.02)
         for k in range(min(ALONE_N, 10)):
             scp_one.append(1000 * ssh.scp(os.path.join(tree, names[k]),
-                                          "%s/one-%d" % (scpdst, k)))
+                                          "%s/one-%d" % (scpdst, k)).dt)
         R["alone_p50"].append(pct(alone, 0.50))
         R["alone_max"].append(max(alone))
         R["alone_scp"].append(med(scp_one))
-        for d in ("tree%d" % i, "lat%d" % i, "one%d" % i):
-            wait_until(lambda: not os.path.isdir(alice.p("outbox", "bob", d))
-                       or not os.listdir(alice.p("outbox", "bob", d)),
-                       120, 0.05, "small receipts")
-        t = ssh.scp(tree, "%s/small%d" % (scpdst, i), recursive=True)
-        R["small_scp_fps"].append(SMALL_N / t)
+        for d in ("lat%d" % i, "one%d" % i):
+            receipts_in(alice, d)
+        c = ssh.scp(tree, "%s/small%d" % (scpdst, i), recursive=True)
+        R["small_scp_fps"].append(SMALL_N / c.dt)
+        R["small_cpu_scp"].append(c.cpu * 1000 / SMALL_N)
+        R["small_cpu_scp_kernel"].append(c.kernel * 1000 / SMALL_N)
         R["small_ratio"].append(R["small_snoop_fps"][-1] / R["small_scp_fps"][-1])
         for d in ("tree%d" % i, "lat%d" % i, "one%d" % i):
             shutil.rmtree(bob.p("inbox", "alice", d), ignore_errors=True)
@@ -466,23 +610,23 @@ def openssl_bytes_per_s(alg):
     raise RuntimeError("cannot parse openssl speed:\n" + out)
 
 
-def bulk_ceiling(fuse_cpu_per_byte):
-    """Bytes per second that no design of the contract can pass on NCPU
-    CPUs: every byte needs four AES-256-GCM passes (the seal, TLS out, TLS
-    in, the receiver's check of each chunk) and two SHA-256 passes (the
-    signed hash, at both ends), plus what taking it through FUSE costs."""
-    per_byte = (4 / openssl_bytes_per_s("aes-256-gcm")
-                + 2 / openssl_bytes_per_s("sha256") + fuse_cpu_per_byte)
-    return NCPU / per_byte
+def contract_cpu_per_byte(fuse_cpu_per_byte):
+    """CPU seconds per byte that no design of the contract can go under:
+    every byte needs four AES-256-GCM passes (the seal, TLS out, TLS in,
+    the receiver's check of each chunk) and two SHA-256 passes (the signed
+    hash, at both ends), plus what taking it through FUSE costs. NCPU over
+    it is the bulk rate no design can pass."""
+    return (4 / openssl_bytes_per_s("aes-256-gcm")
+            + 2 / openssl_bytes_per_s("sha256") + fuse_cpu_per_byte)
 
 
-def bench_enroll(R):
+def bench_enroll(Rall):
     log("enrollment: %d keys for the load generator" % KEY_POOL)
     with cf.ThreadPoolExecutor(NCPU) as ex:
         keys = list(ex.map(lambda _: w.new_key(), range(KEY_POOL)))
-    for i in range(RUNS):
+    for i, R in rounds(Rall, "enrollment"):
         R["openssl_signs"].append(openssl_signs())
-        log("enrollment run %d/%d: %d requests" % (i + 1, RUNS, ENROLL_N))
+        log("enrollment: %d requests" % ENROLL_N)
         ca, ca_addr, _ = ca_init("eca%d" % i)
         with cf.ThreadPoolExecutor(NCPU) as ex:
             reqs = list(ex.map(lambda j: w.csr_request(
@@ -500,7 +644,7 @@ def bench_enroll(R):
                 return None
             except Exception as e:  # noqa: BLE001 - every failure counts
                 return "%s: %s" % (type(e).__name__, e)
-        log("enrollment run %d/%d: %d concurrent" % (i + 1, RUNS, ENROLL_C))
+        log("enrollment: %d concurrent" % ENROLL_C)
         t0, c0, g0 = time.monotonic(), cpu_s(ca.pid), os.times()
         with cf.ThreadPoolExecutor(ENROLL_C) as ex:
             res = list(ex.map(one, range(ENROLL_N)))
@@ -510,6 +654,7 @@ def bench_enroll(R):
                                    / dt)
         fails = [r for r in res if r is not None]
         R["enroll_fail"].append(len(fails))
+        Rall["enroll_fail_any"].append(len(fails))  # the warm-up's too
         R["enroll_cps"].append((ENROLL_N - len(fails)) / dt)
         R["enroll_ratio"].append(R["enroll_cps"][-1] / R["openssl_signs"][-1])
         if fails:
@@ -520,29 +665,36 @@ def bench_enroll(R):
         unmount(ca)
 
 
-def bench_fanout(R, alice, receivers):
+def bench_fanout(Rall, alice, receivers, daemons):
+    """100 MiB from ALICE to RECEIVERS[0] alone and to all RECEIVERS at
+    once: the CPU of alice's daemon, and of all DAEMONS (every snoopfs
+    daemon of the run: sender, recipients, CA, and a relay if one serves
+    them), from before the cp until alice has every receipt."""
     src = os.path.join(WORK, "data", "fan")
     os.makedirs(os.path.dirname(src), exist_ok=True)
     rand_file(src, FAN)
     folder = ",".join(r.name for r in receivers)
     os.mkdir(alice.p("outbox", folder))
-    for i in range(RUNS):
-        log("fan-out run %d/%d" % (i + 1, RUNS))
+    pids = [alice.pid] + [d.pid for d in daemons if d is not alice]
+    for i, R in rounds(Rall, "fan-out"):
         for dest, rs in (("bob", receivers[:1]), (folder, receivers)):
             name = "fan%d" % i
-            c0 = cpu_s(alice.pid)
+            win = CpuWindow(pids)
             run("cp", src, alice.p("outbox", dest, name))
             out = alice.p("outbox", dest, name)
             wait_until(lambda: not os.path.exists(out), 600, 0.01, "fan-out")
-            c1 = cpu_s(alice.pid)
+            win.stop()
             for r in rs:
                 p = r.p("inbox", "alice", name)
                 if not os.path.exists(p):
                     R["errors"].append("fan-out: %s missing %s" % (r.name, name))
                 else:
                     os.unlink(p)
-            R["fan1" if len(rs) == 1 else "fan8"].append(c1 - c0)
+            k = "1" if len(rs) == 1 else "8"
+            R["fan" + k].append(win.procs[0])
+            R["fan_all" + k].append(sum(win.procs))
         R["fan_ratio"].append(R["fan8"][-1] / R["fan1"][-1])
+        R["fan_all_ratio"].append(R["fan_all8"][-1] / R["fan_all1"][-1])
         # Each more recipient has its own TLS stream, so the sender
         # encrypts the file once more for it (AES-256-GCM, the suite both
         # ends pick): the least that 7 more recipients can cost.
@@ -562,19 +714,22 @@ def pf(ok):
 
 
 def table(R):
+    """The markdown table: medians of the counted runs, PASS/FAIL against
+    issue 21's targets. A row with an empty measurement column belongs to
+    the row above it: a peer or a ceiling measured in the same run."""
     m = {k: med(v) for k, v in R.items() if k != "errors"}
     g = m.get
     rows = []
     size = "%d MiB" % (BULK // MiB)
     if g("bulk_snoop"):
-        rows.append(("bulk %s, cp to bob's inbox" % size,
+        rows.append(("bulk %s, cp -> verified in bob's inbox" % size,
                      f(g("bulk_snoop")) + " MB/s",
-                     "scp %s MB/s" % f(g("bulk_scp")),
-                     f(g("bulk_ratio_scp"), "%.2fx"), ">= 2x scp",
-                     pf(g("bulk_ratio_scp") >= 2)))
+                     "scp -c %s %s MB/s" % (CIPHER, f(g("bulk_scp"))),
+                     f(g("bulk_ratio_scp"), "%.2fx"),
+                     ">= 1.0x scp (stretch 1.3x)",
+                     pf(g("bulk_ratio_scp") >= 1.0)))
         rows.append(("", "", "sshfs cp %s MB/s" % f(g("bulk_sshfs")),
-                     f(g("bulk_ratio_sshfs"), "%.2fx"), ">= 3x sshfs",
-                     pf(g("bulk_ratio_sshfs") >= 3)))
+                     f(g("bulk_ratio_sshfs"), "%.2fx"), "", ""))
         if g("write_null"):
             rows.append(("", "", "cp into null FUSE (write ceiling) %s MB/s"
                          % f(g("write_null")),
@@ -587,44 +742,74 @@ def table(R):
                          % (NCPU, f(g("bulk_ceiling"))),
                          f(g("bulk_ceiling") / g("bulk_scp"), "%.2fx"), "",
                          ""))
+    if g("cpu_total"):
+        s2 = "%.2f"
+        rows.append(("bulk CPU s per GB, all processes: alice's + bob's "
+                     "daemons + cp + kernel threads",
+                     "%s s (%s + %s + %s + %s)" % (
+                         f(g("cpu_total"), s2), f(g("cpu_alice"), s2),
+                         f(g("cpu_bob"), s2), f(g("cpu_cp"), s2),
+                         f(g("cpu_kernel"), s2)),
+                     "scp: scp + ssh + sshd %s + kernel threads %s = %s s"
+                     % (f(g("cpu_scp"), s2), f(g("cpu_scp_kernel"), s2),
+                        f(g("cpu_scp_total"), s2)),
+                     f(g("cpu_ratio_scp"), "%.2fx"), "<= 4.0 s",
+                     pf(g("cpu_total") <= 4.0)))
+        if g("cpu_floor"):
+            rows.append(("", "", "floor: 4 AES-256-GCM + 2 SHA-256 passes "
+                         "(openssl speed) + FUSE's own CPU (null cp): %s s"
+                         % f(g("cpu_floor"), s2), "", "", ""))
     if g("read_inbox"):
         rows.append(("read %s, cat inbox/alice/big" % size,
                      f(g("read_inbox")) + " MB/s",
                      "cat plain file (page cache) %s MB/s" % f(g("read_plain")),
                      f(g("read_inbox") / g("read_plain"), "%.2fx"),
-                     ">= 1000 MB/s", pf(g("read_inbox") >= 1000)))
+                     ">= 1 GB/s", pf(g("read_inbox") >= 1000)))
         if g("read_null"):
             rows.append(("", "", "null-FUSE ceiling %s MB/s" % f(g("read_null")),
                          f(g("read_inbox") / g("read_null"), "%.2fx"), "", ""))
     if g("small_snoop_fps"):
+        s2 = "%.2f"
         rows.append(("small: 1,000 x 1 KiB, one cp -r",
                      f(g("small_snoop_fps")) + " files/s",
                      "scp -r %s files/s" % f(g("small_scp_fps")),
-                     f(g("small_ratio"), "%.2fx"), "> scp",
-                     pf(g("small_ratio") > 1)))
-        rows.append(("small: close -> in inbox, p50 / p99",
+                     f(g("small_ratio"), "%.2fx"), ">= 1.5x scp -r",
+                     pf(g("small_ratio") >= 1.5)))
+        rows.append(("small: CPU per file in that cp -r, both daemons "
+                     "(alice + bob)",
+                     "%s ms (%s + %s)" % (f(g("small_cpu"), s2),
+                                          f(g("small_cpu_alice"), s2),
+                                          f(g("small_cpu_bob"), s2)),
+                     "besides: cp -r %s ms, kernel threads %s ms; scp -r: "
+                     "scp + ssh + sshd %s ms, kernel threads %s ms"
+                     % (f(g("small_cpu_cp"), s2), f(g("small_cpu_kernel"), s2),
+                        f(g("small_cpu_scp"), s2),
+                        f(g("small_cpu_scp_kernel"), s2)),
+                     "", "<= 1.2 ms", pf(g("small_cpu") <= 1.2)))
+        rows.append(("small: burst, close -> in inbox, p50 / p99",
                      "%s / %s ms" % (f(g("small_p50"), "%.1f"),
                                      f(g("small_p99"), "%.1f")),
-                     "", "", "p50 <= 10 ms", pf(g("small_p50") is not None
-                                                and g("small_p50") <= 10)))
-        rows.append(("small: %d files alone, close -> in inbox, p50 / max" % ALONE_N,
+                     "", "", "p50 <= 50 ms", pf(g("small_p50") is not None
+                                                and g("small_p50") <= 50)))
+        rows.append(("small: %d files alone, close -> in inbox, p50 / max"
+                     % ALONE_N,
                      "%s / %s ms" % (f(g("alone_p50"), "%.1f"),
                                      f(g("alone_max"), "%.1f")),
                      "scp of one file (a new connection each) %s ms"
                      % f(g("alone_scp"), "%.1f"),
-                     "", "(no target)", ""))
+                     "", "p50 <= 5 ms", pf(g("alone_p50") <= 5)))
     if g("enroll_cps") is not None:
         full = ENROLL_N >= 10000 and ENROLL_C >= 1000
-        maxf = max(R["enroll_fail"])
-        rows.append(("enroll %d, %d concurrent: certs/s (failures, worst run)"
-                     % (ENROLL_N, ENROLL_C),
+        maxf = max(R["enroll_fail_any"])
+        rows.append(("enroll %d, %d concurrent: certs/s (failures, worst run "
+                     "incl. warm-up)" % (ENROLL_N, ENROLL_C),
                      "%s (%d failed)" % (f(g("enroll_cps")), maxf),
                      "openssl speed rsa2048, %d procs: %s signs/s"
                      % (NCPU, f(g("openssl_signs"))),
                      f(g("enroll_ratio"), "%.2fx"),
-                     ">= 0.70x, 0 failures" + ("" if full else
-                                                " (spec: 10,000; quick run)"),
-                     pf(g("enroll_ratio") >= 0.7 and maxf == 0)))
+                     "0 failures (rate: no target)" + (
+                         "" if full else " (spec: 10,000; quick run)"),
+                     pf(maxf == 0)))
         # The CA signs three times per certificate with RSA-2048: the TLS
         # handshake, the certificate and the signed reply, so it cannot
         # issue more than a third of the sign rate even with no other work.
@@ -644,19 +829,25 @@ def table(R):
                                                 f(g("rss_recv_4"), "%.1f"))
         else:
             desc += "; 4 GiB skipped"
-        ok = mx < 64 and (flat is not False)
-        rows.append(("memory: peak RSS sender / receiver", desc, "", "",
-                     "< 64 MiB, flat" + ("" if flat is not None else
-                                          " (flatness not measured)"),
+        ok = mx <= 64 and (flat is not False)
+        rows.append(("memory: daemon peak RSS, sender / receiver", desc, "",
+                     "", "<= 64 MiB, flat" + ("" if flat is not None else
+                                              " (flatness not measured)"),
                      pf(ok)))
     if g("fan1"):
-        rows.append(("fan-out 100 MiB: sender CPU s, 1 / 8 recipients",
+        rows.append(("fan-out 100 MiB: the sender's daemon CPU, 1 / 8 "
+                     "recipients",
                      "%s / %s s" % (f(g("fan1"), "%.2f"), f(g("fan8"), "%.2f")),
                      "", f(g("fan_ratio"), "%.2fx"), "8 <= 1.5x 1",
                      pf(g("fan_ratio") <= 1.5)))
         rows.append(("", "", "floor if 7 more recipients cost only their "
                      "TLS AES-256-GCM pass (openssl speed)",
                      f(g("fan_floor"), "%.2fx"), "", ""))
+        rows.append(("fan-out 100 MiB: all daemons' CPU (sender, recipients, "
+                     "CA, any relay), 1 / 8 recipients",
+                     "%s / %s s" % (f(g("fan_all1"), "%.2f"),
+                                    f(g("fan_all8"), "%.2f")),
+                     "", f(g("fan_all_ratio"), "%.2fx"), "(no target)", ""))
     out = ["| measurement | snoopfs | peer (same run) | ratio | target | |",
            "|---|---|---|---|---|---|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
@@ -669,17 +860,7 @@ def main():
     if soft < want:  # 1,000 client sockets, and the daemons inherit it
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    keys = ["bulk_snoop", "bulk_scp", "bulk_sshfs", "bulk_ratio_scp",
-            "bulk_ratio_sshfs", "read_inbox", "read_plain", "read_null",
-            "write_null", "fuse_cpu_per_byte", "bulk_ceiling",
-            "rss_send_1", "rss_recv_1", "bulk4_snoop", "rss_send_4",
-            "rss_recv_4", "small_snoop_fps", "small_scp_fps", "small_ratio",
-            "small_p50", "small_p99", "alone_p50", "alone_max", "alone_scp",
-            "enroll_cps", "enroll_fail",
-            "openssl_signs", "enroll_ratio", "enroll_ca_ms", "enroll_gen_cpu", "fan1", "fan8", "fan_ratio",
-            "fan_floor",
-            "errors"]
-    R = {k: [] for k in keys}
+    R = collections.defaultdict(list)  # measurement -> one value per run
     t_start = time.monotonic()
     log("runs=%d quick=%s bulk=%d MiB enroll=%d/%d cpus=%d" % (
         RUNS, QUICK, BULK // MiB, ENROLL_N, ENROLL_C, NCPU))
@@ -711,7 +892,8 @@ def main():
         if "small" in ONLY:
             bench_small(R, alice, bob, ssh)
         if "fanout" in ONLY:
-            bench_fanout(R, alice, receivers)
+            # a relay, when there is one, joins this list
+            bench_fanout(R, alice, receivers, [alice, ca] + receivers)
     if "enroll" in ONLY:
         bench_enroll(R)
     print("\nsnoopfs bench: medians of %d run(s)%s, %d CPUs, %s; took %.0f s\n" % (

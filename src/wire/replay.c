@@ -275,7 +275,12 @@ int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 	int rc = REPLAY_OK;
 	if (!replay_time_ok(msg_time, now))
 		rc = REPLAY_EWINDOW;
-	else if (r && msg_time < r->fence)
+	/*
+	 * Timestamps count whole seconds: a message of the restore's own
+	 * second may have reached the original CA just before its backup
+	 * was lost, so it is refused too (its sender signs a new one).
+	 */
+	else if (r && r->fence && msg_time <= r->fence)
 		rc = REPLAY_EFENCE;
 	else if (strlen(sender) > REPLAY_SENDER_MAX || message_id > INT64_MAX)
 		rc = REPLAY_EREPLAYED; /* cannot be stored, so cannot be fresh

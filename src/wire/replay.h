@@ -39,8 +39,9 @@ int replay_open(const char *path, time_t now, struct replay **out);
 
 /*
  * Sets the fence of the store at PATH (created if missing) to BEFORE, or
- * keeps a later one: from then on a message dated before BEFORE is
- * refused (REPLAY_EFENCE) whatever its id. `snoopfs ca-restore` sets it to
+ * keeps a later one: from then on a message dated before BEFORE, or in
+ * the same second (timestamps count whole seconds), is refused
+ * (REPLAY_EFENCE) whatever its id. `snoopfs ca-restore` sets it to
  * the time of the restore, because the ids the original CA saw after its
  * backup are lost: a message recorded on its way to the original is dated
  * before the restore and cannot be replayed to the restored CA. Returns 0

@@ -501,34 +501,109 @@ static int writer_resume(struct blobfile_writer *w)
 	return 0;
 }
 
-/*
- * Opens the part file: resumes if it starts with exactly PREFIX, else
- * (re)creates it holding only PREFIX.
- */
-static int writer_file(struct blobfile_writer *w, const uint8_t *prefix,
-		       size_t plen)
+/* True if extra string KEY is present in both A and B and the same. */
+static bool same_str(const struct msg *a, const struct msg *b, const char *key)
 {
-	uint8_t *have = NULL;
-	size_t got = 0;
+	const char *x = msg_extra_get_str(a, key),
+		   *y = msg_extra_get_str(b, key);
+
+	return x != NULL && y != NULL && strcmp(x, y) == 0;
+}
+
+/*
+ * True if STORED, the request a part file was begun with, announces the
+ * same blob as FRESH, the request now asking to go on with it: the same
+ * sender, path, blob id, size, signed sha256 of the sealed chunks,
+ * recipients and the very same wrapped content key for each of them (so
+ * the same content key: unwrapping is deterministic). Only what makes
+ * each request fresh may differ (message_id, timestamp, signature). Both
+ * headers passed header_parse, so their id, size and chunks are in INFO
+ * and SINFO.
+ */
+static bool same_blob(const struct msg *stored, const struct blob_info *sinfo,
+		      const struct msg *fresh, const struct blob_info *info)
+{
+	const struct msg_meta *a = msg_get0_meta(stored);
+	const struct msg_meta *b = msg_get0_meta(fresh);
+	const char *list, *p;
+
+	if (strcmp(a->id, b->id) != 0 || strcmp(a->args, b->args) != 0 ||
+	    a->payload_type != b->payload_type ||
+	    memcmp(sinfo->id, info->id, PKI_BLOB_ID) != 0 ||
+	    sinfo->size != info->size || sinfo->chunks != info->chunks ||
+	    !same_str(stored, fresh, "sha256") ||
+	    !same_str(stored, fresh, "recipients"))
+		return false;
+	list = msg_extra_get_str(fresh, "recipients");
+	for (p = list;;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char key[MSG_EXTRA_KEY_MAX + 1];
+
+		if (len == 0 || len > MSG_EXTRA_KEY_MAX - 4)
+			return false;
+		memcpy(key, "key:", 4);
+		memcpy(key + 4, p, len);
+		key[4 + len] = '\0';
+		if (!same_str(stored, fresh, key))
+			return false;
+		if (comma == NULL)
+			return true;
+		p = comma + 1;
+	}
+}
+
+/*
+ * Whether the open part file W->fd was begun for the blob FRESH announces
+ * (same_blob): 1 if so, with W->data_off set after its own header, 0 if
+ * not (another blob, an unreadable header, a file cut short), -errno if
+ * it cannot be read.
+ */
+static int part_matches(struct blobfile_writer *w, const struct msg *fresh)
+{
+	struct blob_info sinfo;
+	struct msg *stored = NULL;
+	uint8_t *hdr = NULL;
+	size_t hlen = 0;
+	int rc;
+
+	rc = read_header(w->fd, &hdr, &hlen);
+	if (rc == -EBADMSG)
+		return 0;
+	if (rc != 0)
+		return rc;
+	rc = header_parse(hdr, hlen, &sinfo, &stored) == 0 &&
+	     same_blob(stored, &sinfo, fresh, &w->info);
+	free(hdr);
+	msg_free(stored);
+	if (rc == 1)
+		w->data_off = BLOBFILE_PREFIX + hlen;
+	return rc;
+}
+
+/*
+ * Opens the part file. If it holds a part of the blob FRESH announces, it
+ * is resumed under the header it was begun with (which the chunks kept
+ * there follow, and which a fresh request, with its new message_id,
+ * timestamp and signature, may not match in length); else it is
+ * (re)created holding only PREFIX, FRESH's own header.
+ */
+static int writer_file(struct blobfile_writer *w, const struct msg *fresh,
+		       const uint8_t *prefix, size_t plen)
+{
 	int rc;
 
 	w->fd = open(w->part_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (w->fd < 0 && errno != ENOENT)
 		return -errno;
 	if (w->fd >= 0) {
-		have = malloc(plen);
-		if (have == NULL)
-			return -ENOMEM;
-		rc = fileio_pread_full(w->fd, have, plen, 0, &got);
-		if (rc == 0 && got == plen && memcmp(have, prefix, plen) == 0) {
-			free(have);
-			if (fchmod(w->fd, 0600) != 0)
-				return -errno;
-			return writer_resume(w);
-		}
-		free(have);
-		if (rc != 0)
+		rc = part_matches(w, fresh);
+		if (rc < 0)
 			return rc;
+		if (fchmod(w->fd, 0600) != 0)
+			return -errno;
+		if (rc == 1)
+			return writer_resume(w);
 		/* Another blob (or garbage) under this name: start over. */
 		if (ftruncate(w->fd, 0) != 0)
 			return -errno;
@@ -592,7 +667,6 @@ int blobfile_writer_open(const char *part_path, const void *header,
 	const char *declared = msg_extra_get_str(hmsg, "sha256");
 	if (declared && strlen(declared) < sizeof(w->declared))
 		strcpy(w->declared, declared);
-	msg_free(hmsg);
 	w->fd = -1;
 	w->info = *info;
 	w->data_off = BLOBFILE_PREFIX + header_len;
@@ -604,6 +678,7 @@ int blobfile_writer_open(const char *part_path, const void *header,
 	if (w->part_path == NULL || w->pt == NULL || w->buf == NULL ||
 	    prefix == NULL) {
 		free(prefix);
+		msg_free(hmsg);
 		writer_free(w);
 		return -ENOMEM;
 	}
@@ -620,8 +695,9 @@ int blobfile_writer_open(const char *part_path, const void *header,
 	if (rc == 0)
 		rc = fileio_make_parents(part_path);
 	if (rc == 0)
-		rc = writer_file(w, prefix, plen);
+		rc = writer_file(w, hmsg, prefix, plen);
 	free(prefix);
+	msg_free(hmsg);
 	if (rc != 0) {
 		writer_free(w);
 		return rc;

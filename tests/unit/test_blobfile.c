@@ -5,7 +5,9 @@
  *
  * It writes a multi-chunk blob, commits it, reads it whole and at random
  * offsets, resumes an interrupted transfer (including a torn chunk) to the
- * same hash, and checks that chunks out of order, tampered, from another
+ * same hash, also under a freshly signed request of another length, starts
+ * over for a request with another hash, size, sender, path or key, and
+ * checks that chunks out of order, tampered, from another
  * blob or of the wrong length are refused, that a header whose key is
  * wrapped for another node does not open, and that damage at rest is
  * found. The last line printed is "N passed, N failed"; the exit status is

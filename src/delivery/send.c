@@ -38,7 +38,7 @@
 #define RECEIPT_TIMEOUT_MS 120000
 /*
  * A receiver that resumes a blob reads, decrypts and hashes every chunk it
- * kept before it answers "have" (src/store/blobfile.c): the answer to the
+ * kept before it answers "have" (src/store/blobfile_write.c): the answer to the
  * request may take the I/O timeout plus a second per HAVE_CHECK_RATE bytes
  * of the blob (a slow disk's pace), or a large transfer broken late would
  * time out at every try and never resume.

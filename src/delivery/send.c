@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,14 @@
 #define CONNECT_TIMEOUT_MS 5000
 #define IO_TIMEOUT_MS      30000
 #define RECEIPT_TIMEOUT_MS 120000
+/*
+ * A receiver that resumes a blob reads, decrypts and hashes every chunk it
+ * kept before it answers "have" (src/store/blobfile_write.c): the answer to the
+ * request may take the I/O timeout plus a second per HAVE_CHECK_RATE bytes
+ * of the blob (a slow disk's pace), or a large transfer broken late would
+ * time out at every try and never resume.
+ */
+#define HAVE_CHECK_RATE (128ull << 20)
 /*
  * How long a connection is kept after a receipt for the next file to the
  * same peer. A handshake costs more CPU than a small file (profiles: 23%
@@ -335,6 +344,13 @@ static enum send_outcome answer_have(struct sender *w, struct net_conn *c,
 	return send_chunks(w, c, fd, (uint64_t)have, msg_id, cert);
 }
 
+/* How long to wait for the answer to the request for a blob of SIZE. */
+static int have_timeout_ms(uint64_t size)
+{
+	uint64_t ms = IO_TIMEOUT_MS + size / HAVE_CHECK_RATE * 1000;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 /* The exchange on an open connection C. */
 static enum send_outcome exchange(struct sender *w, struct net_conn *c, int fd,
 				  const struct pki_cert *cert)
@@ -367,12 +383,16 @@ static enum send_outcome exchange(struct sender *w, struct net_conn *c, int fd,
 		if (o != SEND_OK)
 			return o;
 		net_conn_set_timeout(c, RECEIPT_TIMEOUT_MS);
+	} else {
+		net_conn_set_timeout(c, have_timeout_ms(j->size));
 	}
 	struct msg *reply = NULL;
 	rc = proto_recv_reply(c, "post/blob", msg_id, cert, name, &reply,
 			      w->err);
 	if (rc)
 		return failed_reply(w, rc, reply);
+	if (!push)
+		net_conn_set_timeout(c, IO_TIMEOUT_MS);
 	/*
 	 * A receiver that predates "push" answers it with "have" too (one
 	 * that holds the blob already leaves the pushed chunk unread, so the

@@ -564,6 +564,11 @@ static int store(struct server *s, struct net_conn *c, const struct msg *m,
 		return -1;
 	if (have > in->info.chunks)
 		have = 0; /* cannot happen with a sane writer; be safe */
+	if (have > 0 && !in->push)
+		log_info("post/blob '%s' from '%s': resuming at chunk %llu of "
+			 "%llu",
+			 in->path, in->sender, (unsigned long long)have,
+			 (unsigned long long)in->info.chunks);
 	if (!in->push && reply_have(s, c, m, have) != 0) {
 		blobfile_writer_abort(w, false);
 		return -1;

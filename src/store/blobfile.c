@@ -1,17 +1,15 @@
 /*
  * blobfile: received files at rest (layout in src/store/blobfile.h), read with
- * random access, and the writer that builds them chunk by verified chunk.
+ * random access; blobfile_write.c is the writer that builds them chunk by
+ * verified chunk.
  *
  * Nothing is trusted because it is on our own disk: the header is parsed
  * with the same strict parser as the wire, the file length must match the
  * size the header states, and every chunk is checked against its tag each
- * time it is read. The writer checks each chunk before it is stored, so a
- * committed file only ever holds chunks that decrypt; the plaintext it
- * sees while checking is wiped at once and never written.
+ * time it is read.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +28,9 @@
 #include "pki/key.h"
 #include "pki/rand.h"
 #include "store/blobfile.h"
-#include "store/chunkstore.h"
+#include "store/blobfile_internal.h"
 
-#define BLOBFILE_MAGIC     "SNOOPIN1"
-#define BLOBFILE_MAGIC_LEN 8
-/* Magic and the u32 header length. */
-#define BLOBFILE_PREFIX (BLOBFILE_MAGIC_LEN + 4)
-#define BLOB_METHOD     "post/blob"
+#define BLOB_METHOD "post/blob"
 /* cache_n when no chunk is cached. */
 #define NO_CHUNK UINT64_MAX
 
@@ -54,21 +48,6 @@ struct blobfile {
 	uint64_t cache_n;  /* index of the decrypted chunk in CACHE */
 	uint8_t *cache;    /* PKI_BLOB_CHUNK bytes of plaintext */
 	uint8_t *sealed;   /* PKI_BLOB_SEALED_CHUNK bytes read from disk */
-};
-
-struct blobfile_writer {
-	int fd;
-	char *part_path;
-	struct blob_info info;
-	struct pki_aead *aead;
-	struct pki_sha256 *sha; /* over the sealed chunks stored so far */
-	char declared[72];      /* the header's signed "sha256", or "" */
-	uint64_t data_off;
-	uint64_t next; /* the chunk put() accepts next */
-	/* Writes and hashes the chunks on a helper thread (big blobs). */
-	struct chunk_store *store;
-	uint8_t *pt;  /* scratch for checking a chunk; wiped after each use */
-	uint8_t *buf; /* scratch for re-reading stored chunks on resume */
 };
 
 /* ---- shared helpers ---- */
@@ -99,12 +78,8 @@ static int parse_id(const char *s, uint8_t id[PKI_BLOB_ID])
 	return 0;
 }
 
-/*
- * Parses HEADER as a signed post/blob request and fills INFO from its
- * extras. *OUT (if not NULL) receives the parsed message for more reading.
- */
-static int header_parse(const void *header, size_t len, struct blob_info *info,
-			struct msg **out)
+int blobfile_header_parse(const void *header, size_t len,
+			  struct blob_info *info, struct msg **out)
 {
 	const struct msg_meta *meta;
 	struct msg *m = NULL;
@@ -142,8 +117,7 @@ out:
 	return rc;
 }
 
-/* Reads the magic, the header length and the header of an open file. */
-static int read_header(int fd, uint8_t **hdr, size_t *hlen)
+int blobfile_read_header(int fd, uint8_t **hdr, size_t *hlen)
 {
 	uint8_t prefix[BLOBFILE_PREFIX];
 	size_t got = 0, len;
@@ -255,9 +229,9 @@ int blobfile_open(const char *path, const struct pki_key *key, const char *self,
 		rc = -errno;
 		goto fail;
 	}
-	rc = read_header(b->fd, &hdr, &hlen);
+	rc = blobfile_read_header(b->fd, &hdr, &hlen);
 	if (rc == 0)
-		rc = header_parse(hdr, hlen, &b->info, &m);
+		rc = blobfile_header_parse(hdr, hlen, &b->info, &m);
 	free(hdr);
 	if (rc != 0)
 		goto fail;
@@ -294,10 +268,10 @@ static int peek_header(const char *path, struct blob_info *info, size_t *hlen)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	rc = read_header(fd, &hdr, hlen);
+	rc = blobfile_read_header(fd, &hdr, hlen);
 	close(fd);
 	if (rc == 0)
-		rc = header_parse(hdr, *hlen, info, NULL);
+		rc = blobfile_header_parse(hdr, *hlen, info, NULL);
 	free(hdr);
 	return rc;
 }
@@ -431,317 +405,4 @@ void blobfile_close(struct blobfile *b)
 		return;
 	pthread_mutex_destroy(&b->lock);
 	blobfile_free(b);
-}
-
-/* ---- receiving ---- */
-
-static void writer_free(struct blobfile_writer *w)
-{
-	if (w->store != NULL)
-		chunk_store_finish(w->store);
-	if (w->fd >= 0)
-		close(w->fd);
-	if (w->pt != NULL)
-		pki_wipe(w->pt, PKI_BLOB_CHUNK);
-	free(w->pt);
-	free(w->buf);
-	free(w->part_path);
-	pki_aead_free(w->aead);
-	pki_sha256_free(w->sha);
-	free(w);
-}
-
-/* Checks sealed chunk N (LEN bytes of IN) opens; the plaintext is wiped. */
-static int chunk_check(struct blobfile_writer *w, uint64_t n, const uint8_t *in,
-		       size_t len)
-{
-	int rc;
-
-	if (len != pki_blob_chunk_len(w->info.size, n) + PKI_AEAD_TAG)
-		return -EBADMSG;
-	rc = pki_blob_open_chunk(w->aead, w->info.id, n,
-				 n == w->info.chunks - 1, in, len, w->pt);
-	pki_wipe(w->pt, len - PKI_AEAD_TAG);
-	return rc == 0 ? 0 : rc == PKI_ENOMEM ? -ENOMEM : -EBADMSG;
-}
-
-/*
- * Resume: keeps the complete chunks already in the part file that still
- * verify, hashing them as put() would have, and cuts off the rest (a
- * partial trailing chunk from an interrupted write, or anything damaged).
- */
-static int writer_resume(struct blobfile_writer *w)
-{
-	uint64_t pos = w->data_off;
-	struct stat st;
-	int rc;
-
-	if (fstat(w->fd, &st) != 0)
-		return -errno;
-	while (w->next < w->info.chunks) {
-		size_t len = pki_blob_chunk_len(w->info.size, w->next) +
-			     PKI_AEAD_TAG;
-		size_t got = 0;
-
-		if ((uint64_t)st.st_size < pos + len)
-			break;
-		rc = fileio_pread_full(w->fd, w->buf, len, pos, &got);
-		if (rc != 0)
-			return rc;
-		if (got != len || chunk_check(w, w->next, w->buf, len) != 0)
-			break;
-		rc = errors_to_errno(pki_sha256_update(w->sha, w->buf, len));
-		if (rc != 0)
-			return rc;
-		pos += len;
-		w->next++;
-	}
-	if ((uint64_t)st.st_size != pos && ftruncate(w->fd, (off_t)pos) != 0)
-		return -errno;
-	return 0;
-}
-
-/*
- * Opens the part file: resumes if it starts with exactly PREFIX, else
- * (re)creates it holding only PREFIX.
- */
-static int writer_file(struct blobfile_writer *w, const uint8_t *prefix,
-		       size_t plen)
-{
-	uint8_t *have = NULL;
-	size_t got = 0;
-	int rc;
-
-	w->fd = open(w->part_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (w->fd < 0 && errno != ENOENT)
-		return -errno;
-	if (w->fd >= 0) {
-		have = malloc(plen);
-		if (have == NULL)
-			return -ENOMEM;
-		rc = fileio_pread_full(w->fd, have, plen, 0, &got);
-		if (rc == 0 && got == plen && memcmp(have, prefix, plen) == 0) {
-			free(have);
-			if (fchmod(w->fd, 0600) != 0)
-				return -errno;
-			return writer_resume(w);
-		}
-		free(have);
-		if (rc != 0)
-			return rc;
-		/* Another blob (or garbage) under this name: start over. */
-		if (ftruncate(w->fd, 0) != 0)
-			return -errno;
-	} else {
-		w->fd = open(w->part_path,
-			     O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-			     0600);
-		if (w->fd < 0)
-			return -errno;
-	}
-	if (fchmod(w->fd, 0600) != 0)
-		return -errno;
-	return fileio_pwrite_full(w->fd, prefix, plen, 0);
-}
-
-int blobfile_writer_open(const char *part_path, const void *header,
-			 size_t header_len, const struct blob_info *info,
-			 const uint8_t key[PKI_AEAD_KEY],
-			 struct blobfile_writer **out, uint64_t *have)
-{
-	struct blobfile_writer *w;
-	struct blob_info hinfo;
-	struct msg *hmsg = NULL;
-	uint8_t *prefix;
-	size_t plen;
-	int rc;
-
-	if (out == NULL)
-		return -EINVAL;
-	*out = NULL;
-	if (have != NULL)
-		*have = 0;
-	if (part_path == NULL || header == NULL || info == NULL ||
-	    key == NULL || have == NULL)
-		return -EINVAL;
-	if (header_len == 0 || header_len > BLOBFILE_HEADER_MAX)
-		return -EINVAL;
-	/*
-	 * The stored file is read back through its header alone, so the
-	 * header must say what INFO says.
-	 */
-	rc = header_parse(header, header_len, &hinfo, &hmsg);
-	if (rc != 0)
-		return rc;
-	if (memcmp(hinfo.id, info->id, PKI_BLOB_ID) != 0 ||
-	    hinfo.size != info->size || hinfo.chunks != info->chunks) {
-		msg_free(hmsg);
-		return -EINVAL;
-	}
-
-	w = calloc(1, sizeof(*w));
-	if (w == NULL) {
-		msg_free(hmsg);
-		return -ENOMEM;
-	}
-	/*
-	 * Every recipient of a blob knows its content key, so only the
-	 * sender's signed hash ties the chunks to the sender: keep it to
-	 * check at commit.
-	 */
-	const char *declared = msg_extra_get_str(hmsg, "sha256");
-	if (declared && strlen(declared) < sizeof(w->declared))
-		strcpy(w->declared, declared);
-	msg_free(hmsg);
-	w->fd = -1;
-	w->info = *info;
-	w->data_off = BLOBFILE_PREFIX + header_len;
-	w->part_path = strdup(part_path);
-	w->pt = malloc(PKI_BLOB_CHUNK);
-	w->buf = malloc(PKI_BLOB_SEALED_CHUNK);
-	plen = BLOBFILE_PREFIX + header_len;
-	prefix = malloc(plen);
-	if (w->part_path == NULL || w->pt == NULL || w->buf == NULL ||
-	    prefix == NULL) {
-		free(prefix);
-		writer_free(w);
-		return -ENOMEM;
-	}
-	memcpy(prefix, BLOBFILE_MAGIC, BLOBFILE_MAGIC_LEN);
-	prefix[8] = (uint8_t)(header_len >> 24);
-	prefix[9] = (uint8_t)(header_len >> 16);
-	prefix[10] = (uint8_t)(header_len >> 8);
-	prefix[11] = (uint8_t)header_len;
-	memcpy(prefix + BLOBFILE_PREFIX, header, header_len);
-
-	rc = errors_to_errno(pki_aead_new(key, &w->aead));
-	if (rc == 0)
-		rc = errors_to_errno(pki_sha256_new(&w->sha));
-	if (rc == 0)
-		rc = fileio_make_parents(part_path);
-	if (rc == 0)
-		rc = writer_file(w, prefix, plen);
-	free(prefix);
-	if (rc != 0) {
-		writer_free(w);
-		return rc;
-	}
-	/* If no helper can start, put() writes each chunk itself. */
-	if (w->info.chunks - w->next >= CHUNK_STORE_MIN &&
-	    chunk_store_start(w->fd, w->data_off, w->sha, w->next, &w->store) !=
-		    0)
-		w->store = NULL;
-	*have = w->next;
-	*out = w;
-	return 0;
-}
-
-int blobfile_writer_put(struct blobfile_writer *w, uint64_t n,
-			const uint8_t *sealed, size_t len)
-{
-	int rc;
-
-	if (w == NULL || sealed == NULL)
-		return -EINVAL;
-	if (n != w->next || n >= w->info.chunks)
-		return -EPROTO;
-	rc = chunk_check(w, n, sealed, len);
-	if (rc != 0)
-		return rc;
-	/*
-	 * At its fixed offset, so a put retried after a failed write
-	 * overwrites the partial chunk instead of appending after it. The
-	 * helper's errors show at a later put() or at commit.
-	 */
-	if (w->store != NULL) {
-		uint8_t *slot = NULL;
-
-		rc = chunk_store_slot(w->store, &slot);
-		if (rc == 0) {
-			memcpy(slot, sealed, len);
-			rc = chunk_store_put(w->store, len);
-		}
-	} else {
-		rc = chunk_store_one(w->fd, w->data_off, w->sha, sealed, len,
-				     n);
-	}
-	if (rc != 0)
-		return rc;
-	w->next++;
-	return 0;
-}
-
-int blobfile_writer_commit(struct blobfile_writer *w, const char *root,
-			   const char *rel, char hash[72])
-{
-	uint64_t end;
-	struct stat st;
-	int rc = 0;
-
-	if (w == NULL)
-		return -EINVAL;
-	if (root == NULL || rel == NULL || hash == NULL) {
-		rc = -EINVAL;
-		goto out;
-	}
-	/* Every chunk put() took is written and hashed before it counts. */
-	if (w->store != NULL) {
-		rc = chunk_store_finish(w->store);
-		w->store = NULL;
-		if (rc != 0)
-			goto out;
-	}
-	if (w->next != w->info.chunks) {
-		rc = -EPROTO;
-		goto out;
-	}
-	/* Nothing but the chunks may follow them (e.g. a torn retry). */
-	end = w->data_off + pki_blob_sealed_size(w->info.size);
-	if (fstat(w->fd, &st) != 0) {
-		rc = -errno;
-		goto out;
-	}
-	if ((uint64_t)st.st_size != end && ftruncate(w->fd, (off_t)end) != 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (fsync(w->fd) != 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = close(w->fd) == 0 ? 0 : -errno;
-	w->fd = -1;
-	if (rc == 0) {
-		rc = errors_to_errno(pki_sha256_final(w->sha, hash));
-		w->sha = NULL;
-	}
-	/* Chunks that are not the ones the sender signed never show. */
-	if (rc == 0 && w->declared[0] && strcmp(hash, w->declared) != 0) {
-		unlink(w->part_path);
-		rc = -EBADMSG;
-	}
-	/*
-	 * A later delivery replaces an earlier one atomically, also where a
-	 * file and a folder meet (fileio_install).
-	 */
-	if (rc == 0) {
-		char scratch[PATH_MAX];
-		int n = snprintf(scratch, sizeof(scratch), "%s" BLOBFILE_SWAP,
-				 w->part_path);
-		rc = n < 0 || (size_t)n >= sizeof(scratch)
-			     ? -ENAMETOOLONG
-			     : fileio_install(w->part_path, root, rel, scratch);
-	}
-out:
-	writer_free(w);
-	return rc;
-}
-
-void blobfile_writer_abort(struct blobfile_writer *w, bool discard)
-{
-	if (w == NULL)
-		return;
-	if (discard)
-		unlink(w->part_path);
-	writer_free(w);
 }

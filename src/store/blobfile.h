@@ -11,7 +11,9 @@
  *
  * While a blob arrives it is written to a ".part" file of the same layout
  * elsewhere under STATE; blobfile_writer_* appends verified chunks and
- * commits with an atomic rename.
+ * commits with an atomic rename. A transfer that broke resumes that file
+ * on a new connection under a freshly signed request for the same blob;
+ * the file keeps the request it was begun with as its header.
  */
 #ifndef SNOOPFS_STORE_BLOBFILE_H
 #define SNOOPFS_STORE_BLOBFILE_H
@@ -77,9 +79,16 @@ struct blobfile_writer;
 
 /*
  * Opens PART_PATH for the blob described by INFO with content key KEY and
- * HEADER (the signed request frame). If PART_PATH exists with the same
- * header, the chunks already there are checked and kept: *HAVE is how many
- * (resume); otherwise it starts empty. 0 or -errno.
+ * HEADER (the signed request frame, verified by the caller). If PART_PATH
+ * holds a part of the same blob, the chunks already there that open with
+ * KEY are kept and the rest cut off: *HAVE is how many (resume). The same
+ * blob means a header that differs from HEADER only in what makes a
+ * request fresh (message_id, timestamp, signature, and so its length):
+ * the same sender, path, id, size, chunks, signed sha256, recipients and
+ * wrapped key of every recipient. The part keeps the header it was begun
+ * with, which its chunks follow. Anything else there (another blob; the
+ * same id with another hash, size, path or key; a header that does not
+ * parse) is replaced by an empty part under HEADER. 0 or -errno.
  */
 int blobfile_writer_open(const char *part_path, const void *header,
 			 size_t header_len, const struct blob_info *info,

@@ -1,11 +1,12 @@
 """File delivery when things go wrong: a receiver that is away, kill -9 of
-either side (in the middle of a 1 GiB transfer, too), and a receiver whose
-disk is full.
+either side (in the middle of a 1 GiB transfer, too, which then resumes),
+and a receiver whose disk is full.
 
 Every test runs its own cluster (CA, alice, bob); alice sends to bob.
 """
 
 import os
+import re
 import time
 
 from snoopnodes import (BIG_TIMEOUT, DELIVERY_TIMEOUT, InboxWatcher, bounded,
@@ -116,21 +117,62 @@ def test_sender_killed_right_after_cp(cluster, tmp_path):
     assert_delivered_once(bob, "crash2.bin", sha256_bytes(data), len(data))
 
 
+SEALED_CHUNK = (64 << 10) + 16     # a chunk on the wire: 64 KiB and its tag
+RESUMED = re.compile(r"post/blob 'big\.bin' from 'alice': resuming at chunk "
+                     r"(\d+) of (\d+)")
+
+
+def read_so_far(pid):
+    """What process PID has read with read()/pread() (rchar of /proc/PID/io):
+    for a sender that has sealed its file, chiefly the sealed copy, chunk by
+    chunk as it sends it."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/%d/io" % pid)
+
+
+def wait_part(bob, big_file, at_least, seen):
+    """Waits until BOB has a part file of AT_LEAST bytes, short of whole;
+    what it saw goes into SEEN."""
+    def grown():
+        p = parts(bob)
+        seen.update(p)
+        return any(at_least <= s < big_file.size for s in p.values())
+    assert wait_until(grown, BIG_TIMEOUT, interval=0.01), (
+        "no STATE/incoming/*.part of %d bytes or more on bob (seen %s, "
+        "inbox %s)\nlog:\n%s" % (at_least, seen, at_rest(bob), bob.log_tail()))
+
+
+def assert_resumed(bob, before):
+    """BOB's first resume went on from the chunks its part held at the kill
+    (BEFORE, its parts then; a few chunks may have been cut off torn)."""
+    resumed = RESUMED.findall(bob.log.read_text(errors="replace"))
+    part = max(before.values())
+    assert resumed and int(resumed[0][0]) >= part // SEALED_CHUNK - 5, (
+        "bob resumed at chunks %s, its part held %d bytes before the kill"
+        % (resumed, part))
+
+
 def test_receiver_killed_mid_transfer(cluster, big_file):
+    """kill -9 of the receiver a third of the way into 1 GiB: no partial file
+    is ever visible, the file arrives once, and the new connection (with a
+    freshly signed request) goes on from the chunks the receiver verified:
+    the sender reads its sealed copy about once in all, and the receiver
+    says where it resumed."""
     alice, bob = pair(cluster)
+    sender = alice.read_pid()
     with InboxWatcher(bob, "alice", interval=0.05) as watch:
         cp(big_file.path, alice.mnt / "outbox/bob/big.bin", timeout=BIG_TIMEOUT)
         seen = {}
-
-        def partial():
-            p = parts(bob)
-            seen.update(p)
-            return any(0 < s < big_file.size for s in p.values())
-        assert wait_until(partial, BIG_TIMEOUT, interval=0.01), (
-            "no growing STATE/incoming/*.part on bob (seen %s, inbox %s)\nlog:\n%s"
-            % (seen, at_rest(bob), bob.log_tail()))
+        wait_part(bob, big_file, 1, seen)
+        # Sealed by now: from here on the sender reads to send.
+        start = read_so_far(sender)
+        wait_part(bob, big_file, big_file.size // 3, seen)
         before = parts(bob)
         bob.crash()
+        sent_before = read_so_far(sender) - start
         assert not at_rest(bob), "bob kept a file in STATE/inbox before it was whole"
         bob.restart()
         wait_delivered(bob, "alice", "big.bin", big_file.sha256, size=big_file.size,
@@ -142,6 +184,46 @@ def test_receiver_killed_mid_transfer(cluster, big_file):
                        "(sizes seen %s; final %d); .part before the kill: %s"
                        % (wrong, big_file.size, before))
     wait_outbox_gone(alice, "bob", "big.bin", timeout=BIG_TIMEOUT)
+    read = read_so_far(sender) - start
+    print("receiver killed at %.2fx: the sender read %.3fx the file in all"
+          % (sent_before / big_file.size, read / big_file.size))
+    # Sent again from the start, it would read 1.33x the file or more.
+    assert read <= 1.1 * big_file.size, (
+        "the sender read %.2fx the file to deliver it (%.2fx before the kill; "
+        "part before the kill %s): the transfer did not resume\nbob's log:\n%s"
+        % (read / big_file.size, sent_before / big_file.size, before,
+           bob.log_tail()))
+    assert_resumed(bob, before)
+    assert_delivered_once(bob, "big.bin", big_file.sha256, big_file.size)
+    assert wait_until(lambda: not parts(bob), 10), "partial left behind: %s" % parts(bob)
+
+
+def test_sender_killed_mid_transfer_resumes(cluster, big_file):
+    """kill -9 of the sender a third of the way into 1 GiB: restarted, it
+    asks again from its job record (same blob id, hash and wrapped keys, in
+    a newly signed request), and the receiver goes on from the chunks it
+    holds: the new sender process reads little more than the rest of its
+    sealed copy."""
+    alice, bob = pair(cluster)
+    cp(big_file.path, alice.mnt / "outbox/bob/big.bin", timeout=BIG_TIMEOUT)
+    seen = {}
+    wait_part(bob, big_file, big_file.size // 3, seen)
+    before = parts(bob)
+    alice.crash()
+    alice.restart()
+    sender = alice.read_pid()
+    wait_delivered(bob, "alice", "big.bin", big_file.sha256, size=big_file.size,
+                   timeout=BIG_TIMEOUT, hash_timeout=BIG_TIMEOUT)
+    wait_outbox_gone(alice, "bob", "big.bin", timeout=BIG_TIMEOUT)
+    read = read_so_far(sender)
+    rest = big_file.size - max(before.values())
+    print("sender killed at %.2fx: then it read %.3fx the file"
+          % (1 - rest / big_file.size, read / big_file.size))
+    assert read <= rest + 0.1 * big_file.size, (
+        "the restarted sender read %.2fx the file, %.2fx was left to send: "
+        "the transfer did not resume\nbob's log:\n%s"
+        % (read / big_file.size, rest / big_file.size, bob.log_tail()))
+    assert_resumed(bob, before)
     assert_delivered_once(bob, "big.bin", big_file.sha256, big_file.size)
     assert wait_until(lambda: not parts(bob), 10), "partial left behind: %s" % parts(bob)
 

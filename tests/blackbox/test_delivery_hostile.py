@@ -406,6 +406,59 @@ def test_truncated_then_closed(net, sender, certs, fresh):
     assert_serves(net, sender, certs, fresh)
 
 
+def post_again(bob, sender, path, chunks, extra):
+    """post/blob of CHUNKS under a newly signed request (new message_id,
+    timestamp, signature); asked again while bob still winds up an earlier
+    connection of the same blob."""
+    deadline = time.monotonic() + HOSTILE_TIMEOUT
+    while True:
+        out = w.post_blob(bob.addr, sender.name, sender.key, path, chunks,
+                          extra, timeout=HOSTILE_TIMEOUT)
+        busy = out.reply is not None and "still in progress" in str(
+            out.reply.extra.get("error"))
+        if not busy or time.monotonic() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def test_resume_under_a_fresh_request(net, sender, certs):
+    """Two of four chunks, the connection closes; a new, freshly signed
+    request for the same blob is answered "have" 2, and the other two
+    chunks complete it."""
+    bob = net.nodes["bob"]
+    data, key, blob_id, chunks, extra = good_blob(certs)
+    first = w.post_blob(bob.addr, sender.name, sender.key, "resumed.bin", chunks,
+                        extra, frames=list(enumerate(chunks[:2])),
+                        close_early=True, timeout=HOSTILE_TIMEOUT)
+    assert first.reply is not None and first.reply.extra.get("have") == 0, first
+    out = post_again(bob, sender, "resumed.bin", chunks, extra)
+    assert out.request.message_id != first.request.message_id
+    assert out.reply is not None and out.reply.extra.get("have") == 2, out
+    assert out.accepted, out
+    wait_delivered(bob, sender.name, "resumed.bin", sha256_bytes(data),
+                   size=len(data), timeout=DELIVERY_TIMEOUT)
+
+
+def test_resume_for_other_chunks_starts_over(net, sender, certs):
+    """Two chunks of one blob, then a request with the same id and key but
+    another signed hash (other content sealed the same way, whose chunks
+    would open under that key): bob keeps none of the first chunks, so the
+    file is the second content, whole."""
+    bob = net.nodes["bob"]
+    data, key, blob_id, chunks, extra = good_blob(certs)
+    w.post_blob(bob.addr, sender.name, sender.key, "switched.bin", chunks, extra,
+                frames=list(enumerate(chunks[:2])), close_early=True,
+                timeout=HOSTILE_TIMEOUT)
+    other = os.urandom(len(data))
+    _, _, chunks2 = w.seal_blob(other, key=key, blob_id=blob_id)
+    extra2 = dict(extra, sha256=w.sealed_hash(chunks2))
+    out = post_again(bob, sender, "switched.bin", chunks2, extra2)
+    assert out.reply is not None and out.reply.extra.get("have") == 0, out
+    assert out.accepted, out
+    wait_delivered(bob, sender.name, "switched.bin", sha256_bytes(other),
+                   size=len(other), timeout=DELIVERY_TIMEOUT)
+
+
 def test_sha256_mismatch_refused(net, sender, certs, fresh):
     """Sound chunks, but the signed hash names other chunks."""
     bob = net.nodes["bob"]

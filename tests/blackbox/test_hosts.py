@@ -335,8 +335,6 @@ def test_tbf_link_carries_file_at_line_rate(nodes, tidy_links, tmp_path):
         " rate)" % (share * 100, took, TBF_SIZE >> 20, line_s))
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="resume across connections: issue 19 item 4")
 def test_link_down_mid_transfer_resumes(nodes, tidy_links, tmp_path):
     """alice's link goes down for OUTAGE_S in the middle of a large file to
     carol; once it is back the transfer resumes where it broke: at most

@@ -5,7 +5,9 @@
  *
  * It writes a multi-chunk blob, commits it, reads it whole and at random
  * offsets, resumes an interrupted transfer (including a torn chunk) to the
- * same hash, and checks that chunks out of order, tampered, from another
+ * same hash, also under a freshly signed request of another length, starts
+ * over for a request with another hash, size, sender, path or key, and
+ * checks that chunks out of order, tampered, from another
  * blob or of the wrong length are refused, that a header whose key is
  * wrapped for another node does not open, and that damage at rest is
  * found. The last line printed is "N passed, N failed"; the exit status is
@@ -45,9 +47,26 @@ struct blob {
 	struct blob_info info;
 	uint8_t *sealed;
 	size_t sealed_len;
-	char *header;
+	char *header; /* the first request (struct req defaults) */
 	size_t header_len;
-	char hash[72]; /* SHA-256 of the sealed chunks */
+	char hash[72];    /* SHA-256 of the sealed chunks */
+	char *wrapped;    /* the content key wrapped for the recipient, b64 */
+	const char *name; /* the recipient */
+	const struct pki_key *wrap_for;
+};
+
+/*
+ * What a post/blob request for a blob says, where it differs from the
+ * first one: each field left 0 or NULL is the blob's own.
+ */
+struct req {
+	uint64_t message_id; /* 0: 42 */
+	const char *sender;  /* "alice" */
+	const char *args;    /* "docs/report.txt" */
+	const char *sha256;  /* the blob's hash */
+	int64_t size;        /* with chunks to match; 0: the blob's size */
+	const uint8_t *key;  /* another content key, wrapped afresh */
+	size_t pad;          /* an extra of PAD bytes (many recipients' keys) */
 };
 
 static int sign_cb(void *arg, const void *data, size_t len, uint8_t **sig,
@@ -61,6 +80,75 @@ static void path_in(char *out, size_t size, const char *name)
 	snprintf(out, size, "%s/%s", dir, name);
 }
 
+/* KEY wrapped for B's recipient, in base64 (free()), or NULL. */
+static char *wrap_b64(const struct blob *b, const uint8_t *key)
+{
+	uint8_t *wrapped = NULL;
+	size_t wlen = 0;
+	char *b64 = NULL;
+
+	if (pki_wrap_for_key(b->wrap_for, key, PKI_AEAD_KEY, &wrapped, &wlen) ==
+		    0 &&
+	    (b64 = malloc(b64_encoded_size(wlen))) != NULL)
+		b64_encode(wrapped, wlen, b64);
+	free(wrapped);
+	return b64;
+}
+
+/* A signed post/blob request for B as R says, into *OUT (free()). */
+static bool blob_request(const struct blob *b, const struct req *r, char **out,
+			 size_t *len)
+{
+	int64_t size = r->size ? r->size : (int64_t)b->size;
+	char hex[2 * PKI_BLOB_ID + 1], kname[80];
+	struct msg_extra *x = msg_extra_new();
+	char *wrapped = r->key ? wrap_b64(b, r->key) : b->wrapped;
+	struct msg_meta meta;
+	bool ok = false;
+	int i;
+
+	for (i = 0; i < PKI_BLOB_ID; i++)
+		snprintf(hex + 2 * i, 3, "%02x", b->info.id[i]);
+	snprintf(kname, sizeof(kname), "key:%s", b->name);
+	memset(&meta, 0, sizeof(meta));
+	strcpy(meta.method, "post/blob");
+	strcpy(meta.args, r->args ? r->args : "docs/report.txt");
+	strcpy(meta.id, r->sender ? r->sender : "alice");
+	meta.message_id = r->message_id ? r->message_id : 42;
+	meta.payload_type = MSG_PAYLOAD_NONE;
+	if (x == NULL || wrapped == NULL ||
+	    msg_extra_set_str(x, "id", hex) != NET_OK ||
+	    msg_extra_set_int(x, "size", size) != NET_OK ||
+	    msg_extra_set_int(x, "chunks",
+			      (int64_t)pki_blob_chunks((uint64_t)size)) !=
+		    NET_OK ||
+	    msg_extra_set_str(x, "recipients", b->name) != NET_OK ||
+	    msg_extra_set_str(x, kname, wrapped) != NET_OK ||
+	    msg_extra_set_str(x, "sha256", r->sha256 ? r->sha256 : b->hash) !=
+		    NET_OK)
+		goto out;
+	/* Stands in for the keys of many recipients. */
+	if (r->pad > 0) {
+		char *p = malloc(r->pad + 1);
+
+		if (p == NULL)
+			goto out;
+		memset(p, 'k', r->pad);
+		p[r->pad] = '\0';
+		int xrc = msg_extra_set_str(x, "pad", p);
+
+		free(p);
+		if (xrc != NET_OK)
+			goto out;
+	}
+	ok = msg_build(&meta, NULL, 0, x, sign_cb, alice, out, len) == NET_OK;
+out:
+	if (wrapped != b->wrapped)
+		free(wrapped);
+	msg_extra_free(x);
+	return ok;
+}
+
 /*
  * Builds blob B of SIZE random bytes whose header carries the content key
  * for node NAME wrapped with WRAP_FOR's public key.
@@ -68,19 +156,17 @@ static void path_in(char *out, size_t size, const char *name)
 static bool blob_make_pad(struct blob *b, uint64_t size, const char *name,
 			  const struct pki_key *wrap_for, size_t pad)
 {
+	struct req r = { .pad = pad };
 	struct pki_aead *a = NULL;
 	struct pki_sha256 *h = NULL;
-	struct msg_extra *x = NULL;
-	struct msg_meta meta;
-	uint8_t *wrapped = NULL;
-	size_t wlen = 0, pos = 0;
-	char hex[2 * PKI_BLOB_ID + 1], kname[80], *b64 = NULL;
+	size_t pos = 0;
 	uint64_t n;
 	bool ok = false;
-	int i;
 
 	memset(b, 0, sizeof(*b));
 	b->size = size;
+	b->name = name;
+	b->wrap_for = wrap_for;
 	b->pt = malloc((size_t)size + 1);
 	b->sealed_len = (size_t)pki_blob_sealed_size(size);
 	b->sealed = malloc(b->sealed_len);
@@ -104,51 +190,10 @@ static bool blob_make_pad(struct blob *b, uint64_t size, const char *name,
 	    pki_sha256_final(h, b->hash) != 0)
 		goto out;
 	h = NULL;
-
-	for (i = 0; i < PKI_BLOB_ID; i++)
-		snprintf(hex + 2 * i, 3, "%02x", b->info.id[i]);
-	if (pki_wrap_for_key(wrap_for, b->key, sizeof(b->key), &wrapped,
-			     &wlen) != 0)
-		goto out;
-	b64 = malloc(b64_encoded_size(wlen));
-	if (b64 == NULL)
-		goto out;
-	b64_encode(wrapped, wlen, b64);
-	snprintf(kname, sizeof(kname), "key:%s", name);
-	x = msg_extra_new();
-	memset(&meta, 0, sizeof(meta));
-	strcpy(meta.method, "post/blob");
-	strcpy(meta.args, "docs/report.txt");
-	strcpy(meta.id, "alice");
-	meta.message_id = 42;
-	meta.payload_type = MSG_PAYLOAD_NONE;
-	if (x == NULL || msg_extra_set_str(x, "id", hex) != NET_OK ||
-	    msg_extra_set_int(x, "size", (int64_t)size) != NET_OK ||
-	    msg_extra_set_int(x, "chunks", (int64_t)b->info.chunks) != NET_OK ||
-	    msg_extra_set_str(x, kname, b64) != NET_OK)
-		goto out;
-	/* Stands in for the keys of many recipients. */
-	if (pad > 0) {
-		char *p = malloc(pad + 1);
-
-		if (p == NULL)
-			goto out;
-		memset(p, 'k', pad);
-		p[pad] = '\0';
-		int xrc = msg_extra_set_str(x, "pad", p);
-
-		free(p);
-		if (xrc != NET_OK)
-			goto out;
-	}
-	if (msg_build(&meta, NULL, 0, x, sign_cb, alice, &b->header,
-		      &b->header_len) != NET_OK)
-		goto out;
-	ok = true;
+	b->wrapped = wrap_b64(b, b->key);
+	ok = b->wrapped != NULL &&
+	     blob_request(b, &r, &b->header, &b->header_len);
 out:
-	msg_extra_free(x);
-	free(b64);
-	free(wrapped);
 	pki_aead_free(a);
 	pki_sha256_free(h);
 	return ok;
@@ -162,6 +207,7 @@ static bool blob_make(struct blob *b, uint64_t size, const char *name,
 
 static void blob_free(struct blob *b)
 {
+	free(b->wrapped);
 	free(b->pt);
 	free(b->sealed);
 	free(b->header);
@@ -407,6 +453,179 @@ static void test_roundtrip_and_resume(void)
 	blob_free(&b);
 }
 
+/* Begins PART with B's first request and keeps its chunks 0..KEEP-1. */
+static bool begin_part(const char *part, const struct blob *b, uint64_t keep)
+{
+	struct blobfile_writer *w = NULL;
+	uint64_t have = 99;
+
+	if (blobfile_writer_open(part, b->header, b->header_len, &b->info,
+				 b->key, &w, &have) != 0)
+		return false;
+	bool ok = have == 0 && put_range(w, b, 0, keep);
+	blobfile_writer_abort(w, false);
+	return ok;
+}
+
+/*
+ * Opens PART again for INFO and KEY under the request HDR (HLEN bytes) and
+ * gives up at once: how many chunks it kept, or UINT64_MAX on failure.
+ */
+static uint64_t reopen_part(const char *part, const char *hdr, size_t hlen,
+			    const struct blob_info *info, const uint8_t *key)
+{
+	struct blobfile_writer *w = NULL;
+	uint64_t have = 0;
+
+	if (blobfile_writer_open(part, hdr, hlen, info, key, &w, &have) != 0)
+		return UINT64_MAX;
+	blobfile_writer_abort(w, false);
+	return have;
+}
+
+/* True if the (part) file PATH is stored under the header HDR. */
+static bool stored_under(const char *path, const char *hdr, size_t hlen)
+{
+	uint8_t *got = malloc(12 + hlen);
+	int fd = open(path, O_RDONLY);
+	bool ok = got != NULL && fd >= 0 &&
+		  pread(fd, got, 12 + hlen, 0) == (ssize_t)(12 + hlen) &&
+		  memcmp(got, "SNOOPIN1", 8) == 0 &&
+		  ((size_t)got[8] << 24 | (size_t)got[9] << 16 |
+		   (size_t)got[10] << 8 | got[11]) == hlen &&
+		  memcmp(got + 12, hdr, hlen) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	free(got);
+	return ok;
+}
+
+/*
+ * A sender that reconnects signs a new request for the same blob: a new
+ * message_id, timestamp and signature, and so, as often as not, a header
+ * of another length. The part goes on from the chunks it holds, under
+ * the header it was begun with, both ways round (longer, then shorter).
+ */
+static void test_resume_fresh_request(void)
+{
+	struct req longer = { .message_id = 9007199254740991ull };
+	struct req shorter = { .message_id = 7 };
+	struct blobfile_writer *w = NULL;
+	char part[512], final[512], hash[72];
+	char *h2 = NULL, *h3 = NULL;
+	size_t h2_len = 0, h3_len = 0;
+	uint64_t have = 0;
+	struct blob b;
+
+	path_in(part, sizeof(part), "parts/alice/fresh.part");
+	path_in(final, sizeof(final), "inbox/alice/fresh.bin");
+	CHECK(blob_make(&b, 6 * CHUNK + 77, "bob", bob));
+	CHECK(blob_request(&b, &longer, &h2, &h2_len));
+	CHECK(blob_request(&b, &shorter, &h3, &h3_len));
+	CHECK(h2_len > b.header_len && h3_len < b.header_len);
+
+	CHECK(begin_part(part, &b, 3));
+	CHECK(blobfile_writer_open(part, h2, h2_len, &b.info, b.key, &w,
+				   &have) == 0);
+	CHECK(have == 3);
+	CHECK(put_range(w, &b, 3, 5));
+	blobfile_writer_abort(w, false);
+	CHECK(stored_under(part, b.header, b.header_len));
+	w = NULL;
+	CHECK(blobfile_writer_open(part, h3, h3_len, &b.info, b.key, &w,
+				   &have) == 0);
+	CHECK(have == 5);
+	CHECK(put_range(w, &b, 5, b.info.chunks));
+	CHECK(commit_to(w, final, hash) == 0);
+	CHECK(strcmp(hash, b.hash) == 0);
+	CHECK(stored_under(final, b.header, b.header_len));
+	CHECK(read_back(final, &b));
+
+	/* Begun under the longer request, resumed under the first. */
+	{
+		struct blob b2 = b;
+
+		b2.header = h2;
+		b2.header_len = h2_len;
+		CHECK(begin_part(part, &b2, 2));
+		CHECK(reopen_part(part, b.header, b.header_len, &b.info,
+				  b.key) == 2);
+		CHECK(stored_under(part, h2, h2_len));
+		/* A key that does not open the chunks kept keeps none. */
+		uint8_t k2[PKI_AEAD_KEY];
+		memcpy(k2, b.key, sizeof(k2));
+		k2[5] ^= 0x10;
+		CHECK(reopen_part(part, h3, h3_len, &b.info, k2) == 0);
+		CHECK(stored_under(part, h2, h2_len));
+	}
+	unlink(part);
+	unlink(final);
+	free(h2);
+	free(h3);
+	blob_free(&b);
+}
+
+/*
+ * A request for the same blob id that says anything else about the blob
+ * (its signed hash, size, sender, path, content key) starts the part over
+ * under its own header: chunks of one blob never go on under another's.
+ */
+static void test_resume_refused(void)
+{
+	struct blob b, other;
+	uint8_t k2[PKI_AEAD_KEY], id2[PKI_BLOB_ID];
+	char part[512];
+	struct {
+		struct req r;
+		const uint8_t *key;
+	} cases[6];
+	size_t i, n = 0;
+
+	path_in(part, sizeof(part), "parts/alice/refused.part");
+	CHECK(blob_make(&b, 6 * CHUNK + 77, "bob", bob));
+	CHECK(blob_make(&other, 10, "bob", bob));
+	CHECK(pki_blob_new_key(k2, id2) == 0);
+	memset(cases, 0, sizeof(cases));
+	cases[n].r.sha256 = other.hash;
+	cases[n++].key = b.key;
+	/* Same chunk count: chunks 0-2 would still open. */
+	cases[n].r.size = (int64_t)b.size - 1;
+	cases[n++].key = b.key;
+	cases[n].r.sender = "mallory";
+	cases[n++].key = b.key;
+	cases[n].r.args = "docs/other.txt";
+	cases[n++].key = b.key;
+	cases[n].r.key = k2;
+	cases[n++].key = k2;
+	/* The same content key wrapped again does not show as the same. */
+	cases[n].r.key = b.key;
+	cases[n++].key = b.key;
+	for (i = 0; i < n; i++) {
+		struct blob_info info = b.info;
+		char *hdr = NULL;
+		size_t hlen = 0;
+
+		if (cases[i].r.size) {
+			info.size = (uint64_t)cases[i].r.size;
+			info.chunks = pki_blob_chunks(info.size);
+		}
+		CHECK(blob_request(&b, &cases[i].r, &hdr, &hlen));
+		CHECK(begin_part(part, &b, 3));
+		CHECK(reopen_part(part, hdr, hlen, &info, cases[i].key) == 0);
+		CHECK(stored_under(part, hdr, hlen));
+		free(hdr);
+	}
+	/* A part whose header is cut short is begun again too. */
+	CHECK(begin_part(part, &b, 3));
+	CHECK(truncate(part, 40) == 0);
+	CHECK(reopen_part(part, b.header, b.header_len, &b.info, b.key) == 0);
+	CHECK(stored_under(part, b.header, b.header_len));
+	unlink(part);
+	blob_free(&b);
+	blob_free(&other);
+}
+
 static void test_refusals(void)
 {
 	struct blob b, other;
@@ -608,6 +827,8 @@ int main(void)
 	CHECK(pki_key_generate(2048, &carol) == 0);
 	if (alice != NULL && bob != NULL && carol != NULL) {
 		test_roundtrip_and_resume();
+		test_resume_fresh_request();
+		test_resume_refused();
 		test_big_blob_helper();
 		test_refusals();
 		test_wrong_recipient();

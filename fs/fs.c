@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "lib/names.h"
 
 enum node_kind {
@@ -93,6 +94,28 @@ static int classify(const char *path, struct path_info *pi)
 	if (rc == 0)
 		pi->kind = KIND_CERT_FILE;
 	return rc;
+}
+
+/*
+ * The refusals of fs/ itself, said in words in the log (see
+ * src/tree/refused.h for the backend's), at most a line a second each.
+ * PATH may be NULL (a file removed while open).
+ */
+static int read_only(const char *path)
+{
+	log_info_limited("%s: certs/ and the top of the tree are read-only "
+			 "(Permission denied)",
+			 path && path[1] ? path + 1 : "/");
+	return -EACCES;
+}
+
+static int no_links(const char *path)
+{
+	log_info_limited("%s: only files and folders travel, not links, FIFOs "
+			 "or devices; copy what a link points to (cp -L) "
+			 "(Operation not permitted)",
+			 path + 1);
+	return -EPERM;
 }
 
 static void fill_dir_stat(struct stat *st, mode_t mode, time_t t)
@@ -307,7 +330,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	if (pi.kind != KIND_CERT_FILE)
 		return -EISDIR;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
-		return -EACCES;
+		return read_only(path);
 
 	struct fs_handle *ob = calloc(1, sizeof(*ob));
 	if (!ob)
@@ -407,26 +430,29 @@ static int fs_mkdir(const char *path, mode_t mode)
 {
 	(void)mode;
 	struct fs *fs = current_fs();
-	return is_tree(path) ? fs->backend->mkdir(fs->ctx, path) : -EACCES;
+	return is_tree(path) ? fs->backend->mkdir(fs->ctx, path)
+			     : read_only(path);
 }
 
 static int fs_rmdir(const char *path)
 {
 	struct fs *fs = current_fs();
-	return is_tree(path) ? fs->backend->rmdir(fs->ctx, path) : -EACCES;
+	return is_tree(path) ? fs->backend->rmdir(fs->ctx, path)
+			     : read_only(path);
 }
 
 static int fs_unlink(const char *path)
 {
 	struct fs *fs = current_fs();
-	return is_tree(path) ? fs->backend->unlink(fs->ctx, path) : -EACCES;
+	return is_tree(path) ? fs->backend->unlink(fs->ctx, path)
+			     : read_only(path);
 }
 
 static int fs_rename(const char *from, const char *to, unsigned int flags)
 {
 	struct fs *fs = current_fs();
 	if (!is_tree(from) || !is_tree(to))
-		return -EACCES;
+		return read_only(is_tree(from) ? to : from);
 	return fs->backend->rename(fs->ctx, from, to, flags);
 }
 
@@ -438,13 +464,13 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 static int fs_symlink(const char *target, const char *path)
 {
 	(void)target;
-	return is_tree(path) ? -EPERM : -EACCES;
+	return is_tree(path) ? no_links(path) : read_only(path);
 }
 
 static int fs_link(const char *from, const char *to)
 {
 	(void)from;
-	return is_tree(to) ? -EPERM : -EACCES;
+	return is_tree(to) ? no_links(to) : read_only(to);
 }
 
 /* Regular files come through create; this sees FIFOs, sockets, devices. */
@@ -452,7 +478,7 @@ static int fs_mknod(const char *path, mode_t mode, dev_t rdev)
 {
 	(void)mode;
 	(void)rdev;
-	return is_tree(path) ? -EPERM : -EACCES;
+	return is_tree(path) ? no_links(path) : read_only(path);
 }
 
 static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -460,7 +486,7 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	(void)mode;
 	struct fs *fs = current_fs();
 	if (!is_tree(path))
-		return -EACCES;
+		return read_only(path);
 	uint64_t bfh = 0;
 	int rc = fs->backend->create(fs->ctx, path, fi->flags, &bfh);
 	return wrap_tree(fs, path, rc, bfh, fi);

@@ -113,6 +113,16 @@ struct log_limit {
 void log_limited(struct log_limit *l, enum log_level level, const char *fmt,
 		 ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * log_limited at info level with a limit of its own for this place in the
+ * code: each call site is one cause.
+ */
+#define log_info_limited(...)                                                  \
+	do {                                                                   \
+		static struct log_limit log_limit_;                            \
+		log_limited(&log_limit_, LOGL_INFO, __VA_ARGS__);              \
+	} while (0)
+
 #define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)

@@ -17,6 +17,7 @@
 #include "identity/self.h"
 #include "tree/inbox.h"
 #include "tree/outbox.h"
+#include "tree/refused.h"
 #include "tree/status.h"
 
 /* The two trees the backend serves besides certs/. */
@@ -135,6 +136,15 @@ static enum tree route(const char *path, const char **rel)
 	return inbox ? TREE_INBOX : TREE_OUTBOX;
 }
 
+/* -EACCES for PATH, a change in the read-only inbox/, with the reason logged.
+ */
+static int inbox_read_only(const char *path)
+{
+	tree_refused(-EACCES, "%s: inbox/ is read-only (rm consumes a file)",
+		     path ? path + 1 : "inbox");
+	return -EACCES;
+}
+
 static int wrap_handle(void *ctx, enum tree tree, uint64_t inner, uint64_t *fh)
 {
 	struct backend *b = ctx;
@@ -191,7 +201,7 @@ static int be_mkdir(void *ctx, const char *path)
 	struct backend *b = ctx;
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX
-		       ? -EACCES
+		       ? inbox_read_only(path)
 		       : errors_to_errno(outbox_mkdir(b->outbox, rel));
 }
 
@@ -218,9 +228,10 @@ static int be_rename(void *ctx, const char *from, const char *to,
 {
 	struct backend *b = ctx;
 	const char *rfrom, *rto;
-	if (route(from, &rfrom) != TREE_OUTBOX ||
-	    route(to, &rto) != TREE_OUTBOX)
-		return -EACCES; /* the inbox is read-only */
+	if (route(from, &rfrom) != TREE_OUTBOX)
+		return inbox_read_only(from);
+	if (route(to, &rto) != TREE_OUTBOX)
+		return inbox_read_only(to);
 	return errors_to_errno(outbox_rename(b->outbox, rfrom, rto, flags));
 }
 
@@ -230,7 +241,7 @@ static int be_create(void *ctx, const char *path, int flags, uint64_t *fh)
 	const char *rel;
 	uint64_t inner;
 	if (route(path, &rel) == TREE_INBOX)
-		return -EACCES;
+		return inbox_read_only(path);
 	int rc = outbox_create(b->outbox, rel, flags, &inner);
 	if (rc == 0 && (rc = wrap_handle(ctx, TREE_OUTBOX, inner, fh)) != 0)
 		outbox_release(b->outbox, inner);
@@ -284,7 +295,7 @@ static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
 	/* With a handle, PATH may be NULL (the file was removed while open). */
 	enum tree t = has_fh ? handle(fh)->tree : route(path, &rel);
 	if (t == TREE_INBOX)
-		return -EACCES;
+		return inbox_read_only(path);
 	return errors_to_errno(outbox_truncate(
 		b->outbox, rel, has_fh, has_fh ? handle(fh)->inner : 0, size));
 }

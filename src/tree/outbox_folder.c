@@ -36,42 +36,90 @@ int outbox_path(const struct outbox *ob, const char *rel, char *out)
 	return n < 0 || n >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
-int outbox_parse_folder(struct outbox *ob, const char *folder,
-			char names[][NAMES_NODE_MAX + 1], int *count)
+/* outbox_parse_folder, saying why in WHY (OUTBOX_WHY_MAX) if not NULL. */
+static int parse_folder(struct outbox *ob, const char *folder,
+			char names[][NAMES_NODE_MAX + 1], int *count, char *why)
 {
 	char copy[JOB_FOLDER_MAX];
 	snprintf(copy, sizeof(copy), "%s", folder);
 	int k = 0;
 	char *save = NULL;
 	char local[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
+	char ignored[OUTBOX_WHY_MAX];
+	if (!why)
+		why = ignored;
 	for (char *name = strtok_r(copy, ",", &save); name;
 	     name = strtok_r(NULL, ",", &save)) {
-		if (k == JOB_RECIPIENTS_MAX || !names_node_valid(name) ||
-		    strcmp(name, self_name(ob->self)) == 0)
+		const char *bad = names_node_error(name);
+		if (k == JOB_RECIPIENTS_MAX) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "more than %d recipients in one folder",
+				 JOB_RECIPIENTS_MAX);
 			return -EINVAL;
+		}
+		if (bad) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "'%.*s' is not a node name: %s",
+				 NAMES_NODE_MAX, name, bad);
+			return -EINVAL;
+		}
+		if (strcmp(name, self_name(ob->self)) == 0) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "'%s' is this node, and a node does not send "
+				 "to itself",
+				 name);
+			return -EINVAL;
+		}
 		struct pki_cert *c =
 			directory_get1(self_directory(ob->self), name);
 		/* "Key has been revoked" says why, where ENOENT would not. */
-		if (!c)
-			return directory_is_revoked(self_directory(ob->self),
-						    name)
-				       ? -EKEYREVOKED
-				       : -ENOENT;
+		if (!c &&
+		    directory_is_revoked(self_directory(ob->self), name)) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "the certificate of '%s' is revoked "
+				 "(certs/crl.pem)",
+				 name);
+			return -EKEYREVOKED;
+		}
+		if (!c) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "no peer '%s': certs/ has no %s.pem", name,
+				 name);
+			return -ENOENT;
+		}
 		pki_cert_free(c);
 		for (int i = 0; i < k; i++)
-			if (strcmp(local[i], name) == 0)
+			if (strcmp(local[i], name) == 0) {
+				snprintf(why, OUTBOX_WHY_MAX,
+					 "'%s' is named twice", name);
 				return -EINVAL;
+			}
 		strcpy(local[k++], name);
 	}
 	/* strtok_r skips empty parts; a stray comma is still an error. */
 	if (k == 0 || folder[0] == ',' || folder[strlen(folder) - 1] == ',' ||
-	    strstr(folder, ",,"))
+	    strstr(folder, ",,")) {
+		snprintf(why, OUTBOX_WHY_MAX,
+			 "an empty name in the list of recipients");
 		return -EINVAL;
+	}
 	if (names)
 		memcpy(names, local, sizeof(local[0]) * (size_t)k);
 	if (count)
 		*count = k;
 	return 0;
+}
+
+int outbox_parse_folder(struct outbox *ob, const char *folder,
+			char names[][NAMES_NODE_MAX + 1], int *count)
+{
+	return parse_folder(ob, folder, names, count, NULL);
+}
+
+int outbox_folder_why(struct outbox *ob, const char *folder, char *why)
+{
+	why[0] = '\0';
+	return parse_folder(ob, folder, NULL, NULL, why);
 }
 
 bool outbox_is_dir(const char *path)

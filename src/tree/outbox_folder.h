@@ -25,6 +25,9 @@ int outbox_split_rel(const char *rel, char folder[JOB_FOLDER_MAX],
  */
 int outbox_path(const struct outbox *ob, const char *rel, char *out);
 
+/* Room for what outbox_folder_why says, with a name of any length. */
+#define OUTBOX_WHY_MAX (2 * NAMES_NODE_MAX + 96)
+
 /*
  * Checks that FOLDER names recipients: one or more known peers (not this
  * node), comma-separated, no repeats. Fills NAMES/COUNT if not NULL. 0,
@@ -32,6 +35,14 @@ int outbox_path(const struct outbox *ob, const char *rel, char *out);
  */
 int outbox_parse_folder(struct outbox *ob, const char *folder,
 			char names[][NAMES_NODE_MAX + 1], int *count);
+
+/*
+ * Why FOLDER names no recipients, in words for the log, into WHY
+ * (OUTBOX_WHY_MAX): "no node 'bob' in certs/", "'ca' is revoked", "'alice'
+ * is this node", "'root' is not a node name: ...". Returns what
+ * outbox_parse_folder returns.
+ */
+int outbox_folder_why(struct outbox *ob, const char *folder, char *why);
 
 /*
  * True if FOLDER exists: it is in STATE already, or names one known peer

@@ -53,6 +53,18 @@ static void cut_aborted(struct delivery *d)
 			net_conn_shutdown(w->conn);
 }
 
+/* Counts a receipt (also for a job cancelled meanwhile) or a refusal. */
+static void count(struct delivery *d, const struct queue_attempt *a)
+{
+	struct counters *c = self_counters(d->self);
+	if (a->outcome == SEND_OK) {
+		counters_add(c, COUNTER_FILES_SENT, 1);
+		counters_add(c, COUNTER_BYTES_SENT, a->job->size);
+	} else if (a->outcome == SEND_JOB_FAILED) {
+		counters_add(c, COUNTER_REFUSED_BY_PEERS, 1);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct sender *w = arg;
@@ -88,6 +100,7 @@ static void *worker_main(void *arg)
 		w->entry = NULL;
 		w->conn = NULL;
 		bool done = queue_finish(d->queue, e, &a, mono_now());
+		count(d, &a);
 		cut_aborted(d);
 		send_park(w, peer);
 		if (done) {

@@ -306,6 +306,50 @@ int delivery_status(struct delivery *d, char **text, size_t *len)
 	return rc;
 }
 
+int delivery_each(struct delivery *d, size_t files_max, queue_peer_fn peer,
+		  queue_file_fn file, void *arg)
+{
+	pthread_mutex_lock(&d->lock);
+	int rc = queue_each(d->queue, files_max, peer, file, arg);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+/* What is left for the next mount, as one log line (delivery_stop). */
+struct leftover {
+	FILE *f;
+	int files, refused, peers;
+};
+
+static int add_leftover(void *arg, const struct queue_peer_info *p)
+{
+	struct leftover *l = arg;
+	if (p->pending)
+		fprintf(l->f, "%s%d for %s", l->peers++ ? ", " : "", p->pending,
+			p->name);
+	l->files += p->pending;
+	l->refused += p->refused;
+	return 0;
+}
+
+static void log_leftover(struct delivery *d)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct leftover l = { .f = open_memstream(&text, &len) };
+	if (!l.f)
+		return;
+	queue_each(d->queue, 0, add_leftover, NULL, &l);
+	if (fclose(l.f) == 0 && l.files)
+		log_info("unmounted with %d file(s) pending: %s; they go at "
+			 "the next mount%s",
+			 l.files, text,
+			 l.refused ? " (files refused for good stay in the "
+				     "outbox until they are deleted)"
+				   : "");
+	free(text);
+}
+
 void delivery_stop(struct delivery *d)
 {
 	if (!d)
@@ -318,5 +362,6 @@ void delivery_stop(struct delivery *d)
 	pthread_mutex_unlock(&d->lock);
 	for (struct sender *w = d->senders; w; w = w->next)
 		pthread_join(w->thread, NULL);
+	log_leftover(d);
 	free_all(d);
 }

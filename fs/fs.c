@@ -385,15 +385,13 @@ static int fs_getxattr(const char *path, const char *name, char *value,
 		       size_t size)
 {
 	struct fs *fs = current_fs();
+	if (strcmp(path, "/") == 0)
+		return fs_status_getxattr(fs, name, value, size);
+	if (!is_tree(path) || strcmp(name, FS_STATE_XATTR) != 0)
+		return -ENODATA;
 	char *text = NULL;
 	size_t len = 0;
-	int rc;
-	if (strcmp(path, "/") == 0 && strcmp(name, FS_STATUS_XATTR) == 0)
-		rc = fs->backend->status(fs->ctx, &text, &len);
-	else if (is_tree(path) && strcmp(name, FS_STATE_XATTR) == 0)
-		rc = fs->backend->state(fs->ctx, path, &text, &len);
-	else
-		return -ENODATA;
+	int rc = fs->backend->state(fs->ctx, path, &text, &len);
 	if (rc)
 		return rc;
 	if (size == 0) {
@@ -411,17 +409,16 @@ static int fs_getxattr(const char *path, const char *name, char *value,
 
 static int fs_listxattr(const char *path, char *list, size_t size)
 {
-	const char *name = strcmp(path, "/") == 0 ? FS_STATUS_XATTR
-			   : is_tree(path)        ? FS_STATE_XATTR
-						  : NULL;
-	if (!name)
+	if (strcmp(path, "/") == 0)
+		return fs_status_listxattr(list, size);
+	if (!is_tree(path))
 		return 0;
-	size_t len = strlen(name) + 1;
+	size_t len = strlen(FS_STATE_XATTR) + 1;
 	if (size == 0)
 		return (int)len;
 	if (size < len)
 		return -ERANGE;
-	memcpy(list, name, len);
+	memcpy(list, FS_STATE_XATTR, len);
 	return (int)len;
 }
 

@@ -138,8 +138,7 @@ int fs_mount(const char *mountpoint, const char *options,
 	*why = NULL;
 	int rc = check_mounted(mountpoint);
 	if (rc == -ENOTCONN) {
-		*why = "a stale mount is left there by a snoopfs that did not "
-		       "exit cleanly";
+		*why = FS_STALE_WHY;
 		return rc;
 	}
 	if (rc == -EBUSY) {
@@ -162,6 +161,7 @@ int fs_mount(const char *mountpoint, const char *options,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&fs->handles_lock, NULL);
+	pthread_mutex_init(&fs->status_lock, NULL);
 	fs->backend = backend;
 	fs->ctx = ctx;
 	fs->mount_time = time(NULL);
@@ -191,6 +191,7 @@ int fs_mount(const char *mountpoint, const char *options,
 	if (!fs->fuse) {
 		*why = "FUSE refused the options (see the message above)";
 		pthread_mutex_destroy(&fs->handles_lock);
+		pthread_mutex_destroy(&fs->status_lock);
 		free(fs);
 		return -EINVAL;
 	}
@@ -199,6 +200,7 @@ int fs_mount(const char *mountpoint, const char *options,
 		       "the directory not already mounted?)";
 		fuse_destroy(fs->fuse);
 		pthread_mutex_destroy(&fs->handles_lock);
+		pthread_mutex_destroy(&fs->status_lock);
 		free(fs);
 		return -EIO;
 	}
@@ -279,6 +281,8 @@ void fs_free(struct fs *fs)
 	if (fs->mounted)
 		fuse_unmount(fs->fuse);
 	fuse_destroy(fs->fuse);
+	fs_status_free(fs);
 	pthread_mutex_destroy(&fs->handles_lock);
+	pthread_mutex_destroy(&fs->status_lock);
 	free(fs);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cmd.h"
+#include "fs/fs.h"
 #include "lib/log.h"
 
 static const char usage[] =
@@ -76,6 +77,12 @@ int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return code;
+}
+
+int cmd_fail_stale(const char *cmd, const char *mnt)
+{
+	return cmd_fail(cmd, EXIT_RUNTIME, "%s: %s; clear it with: %s %s", mnt,
+			FS_STALE_WHY, FS_STALE_FIX, mnt);
 }
 
 int cmd_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)

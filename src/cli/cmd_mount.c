@@ -441,11 +441,7 @@ static int serve(const struct mount_args *a)
 			  node_backend(n), &fs, &why);
 	if (rc) {
 		if (rc == -ENOTCONN)
-			rc = cmd_fail(
-				"mount", EXIT_RUNTIME,
-				"%s: %s; clear it with: fusermount3 -u -z "
-				"%s",
-				c->mountpoint, why, c->mountpoint);
+			rc = cmd_fail_stale("mount", c->mountpoint);
 		else
 			rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
 				      c->mountpoint, why);

@@ -19,6 +19,8 @@
 #include "tree/outbox.h"
 #include "tree/refused.h"
 #include "tree/status.h"
+#include "tree/status_export.h"
+#include "tree/status_snap.h"
 
 /* The two trees the backend serves besides certs/. */
 enum tree { TREE_INBOX, TREE_OUTBOX };
@@ -119,10 +121,23 @@ static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
 	return 0;
 }
 
-static int be_status(void *ctx, char **text, size_t *len)
+static int be_status(void *ctx, enum fs_status_form form, char **text,
+		     size_t *len)
 {
 	struct backend *b = ctx;
-	return errors_to_errno(status_text(b->status, time(NULL), text, len));
+	time_t now = time(NULL);
+	if (form == FS_STATUS_TEXT)
+		return errors_to_errno(status_text(b->status, now, text, len));
+	/* --json and --prometheus: two renderings of one snapshot. */
+	struct status_snap snap;
+	int rc = status_snap_take(b->status, now, &snap);
+	if (rc)
+		return rc;
+	rc = form == FS_STATUS_JSON
+		     ? status_export_json(&snap, text, len)
+		     : status_export_prometheus(&snap, text, len);
+	status_snap_clear(&snap);
+	return rc;
 }
 
 /* ---- inbox/ and outbox/: route by the first part of the path ---- */

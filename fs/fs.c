@@ -122,26 +122,41 @@ static void fill_dir_stat(struct stat *st, mode_t mode, time_t t)
 {
 	st->st_mode = S_IFDIR | mode;
 	st->st_nlink = 2;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
 	st->st_atime = st->st_mtime = st->st_ctime = t;
 }
 
-static int fs_getattr(const char *path, struct stat *st,
-		      struct fuse_file_info *fi)
+/*
+ * The owner, group and mode PATH shows (see struct fs_access), which the
+ * kernel enforces: the owner's bits stay as given, the group gets read
+ * and search (and in outbox/ write too) if the tree is shared with it,
+ * others nothing.
+ */
+static void apply_access(const struct fs *fs, const char *path, struct stat *st)
 {
-	(void)fi;
-	struct fs *fs = current_fs();
-	struct path_info pi;
-	/* A file removed while open has no path left to describe it by. */
-	if (!path)
-		return -ENOENT;
-	int rc = classify(path, &pi);
-	if (rc)
-		return rc;
+	bool outbox = under(path, "/outbox");
+	mode_t own = st->st_mode & 0700, grp = 0;
+	if (fs->access.shared)
+		grp = (outbox ? own : own & 0500) >> 3;
+	st->st_mode = (st->st_mode & S_IFMT) | own | grp;
+	/* A member's own files in outbox/ are theirs (set_owner). */
+	if (!fs->access.shared || !outbox)
+		st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+}
 
-	memset(st, 0, sizeof(*st));
-	switch (pi.kind) {
+/* What a member of the group makes in outbox/ is theirs (set_owner). */
+static void owned_by_caller(struct fs *fs, const char *path)
+{
+	uid_t uid = fuse_get_context()->uid;
+	if (fs->access.shared && uid != fs->uid)
+		fs->backend->set_owner(fs->ctx, path, uid);
+}
+
+static int getattr_of(struct fs *fs, const char *path,
+		      const struct path_info *pi, struct stat *st)
+{
+	int rc;
+	switch (pi->kind) {
 	case KIND_ROOT:
 		fill_dir_stat(st, 0755, fs->mount_time);
 		st->st_nlink = 5;
@@ -152,7 +167,7 @@ static int fs_getattr(const char *path, struct stat *st,
 	case KIND_CERT_FILE: {
 		char *data = NULL;
 		size_t len = 0;
-		rc = fs->backend->read_cert(fs->ctx, pi.name, pi.form, &data,
+		rc = fs->backend->read_cert(fs->ctx, pi->name, pi->form, &data,
 					    &len);
 		if (rc)
 			return rc;
@@ -160,8 +175,6 @@ static int fs_getattr(const char *path, struct stat *st,
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 		st->st_size = (off_t)len;
-		st->st_uid = getuid();
-		st->st_gid = getgid();
 		st->st_atime = st->st_mtime = st->st_ctime = fs->mount_time;
 		return 0;
 	}
@@ -179,6 +192,25 @@ static int fs_getattr(const char *path, struct stat *st,
 		break;
 	}
 	return -ENOENT;
+}
+
+static int fs_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct fs *fs = current_fs();
+	struct path_info pi;
+	/* A file removed while open has no path left to describe it by. */
+	if (!path)
+		return -ENOENT;
+	int rc = classify(path, &pi);
+	if (rc)
+		return rc;
+	memset(st, 0, sizeof(*st));
+	rc = getattr_of(fs, path, &pi, st);
+	if (rc == 0)
+		apply_access(fs, path, st);
+	return rc;
 }
 
 struct cert_fill {
@@ -427,8 +459,12 @@ static int fs_mkdir(const char *path, mode_t mode)
 {
 	(void)mode;
 	struct fs *fs = current_fs();
-	return is_tree(path) ? fs->backend->mkdir(fs->ctx, path)
-			     : read_only(path);
+	if (!is_tree(path))
+		return read_only(path);
+	int rc = fs->backend->mkdir(fs->ctx, path);
+	if (rc == 0)
+		owned_by_caller(fs, path);
+	return rc;
 }
 
 static int fs_rmdir(const char *path)
@@ -486,6 +522,8 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		return read_only(path);
 	uint64_t bfh = 0;
 	int rc = fs->backend->create(fs->ctx, path, fi->flags, &bfh);
+	if (rc == 0)
+		owned_by_caller(fs, path);
 	return wrap_tree(fs, path, rc, bfh, fi);
 }
 

@@ -78,6 +78,14 @@ struct fs_backend {
 	int (*fsync)(void *ctx, uint64_t fh);
 	/* The last close of a handle. */
 	int (*release)(void *ctx, const char *path, uint64_t fh);
+	/*
+	 * PATH, just made by create or mkdir in outbox/, belongs to UID, who
+	 * made it (asked only when the tree is shared, see struct
+	 * fs_access): getattr shows UID as its owner from now on, so that
+	 * UID may set its mode and times as cp -p, rsync and editors do. 0
+	 * or -errno (then it stays the mounting user's).
+	 */
+	int (*set_owner)(void *ctx, const char *path, uid_t uid);
 	/* The text of user.snoopfs.state for PATH, in a new buffer. */
 	int (*state)(void *ctx, const char *path, char **text, size_t *len);
 	/*
@@ -118,13 +126,28 @@ struct fs_backend {
 struct fs;
 
 /*
- * Mounts at MOUNTPOINT with extra FUSE options OPTIONS (may be NULL), before
- * the process detaches. Returns 0 or a negative errno; *WHY gets a static
- * explanation on failure.
+ * Who may use the tree. Every entry shows the mounting user as its owner
+ * with the owner's rights the tree gives (folders rwx, inbox/ and certs/
+ * files read-only, outbox/ files read-write), and the kernel enforces the
+ * modes (default_permissions). Others get nothing, also with allow_other.
+ * Without SHARED the group gets nothing either; with it every entry shows
+ * GROUP, which may read and search certs/ and inbox/ (folders 0750, files
+ * 0440) and also write in outbox/ (folders 0770, files 0660), and what a
+ * member makes in outbox/ shows that member as its owner (set_owner).
+ */
+struct fs_access {
+	bool shared;
+	gid_t group;
+};
+
+/*
+ * Mounts at MOUNTPOINT with extra FUSE options OPTIONS (may be NULL) for
+ * ACCESS, before the process detaches. Returns 0 or a negative errno; *WHY
+ * gets a static explanation on failure.
  */
 int fs_mount(const char *mountpoint, const char *options,
-	     const struct fs_backend *backend, void *ctx, struct fs **out,
-	     const char **why);
+	     const struct fs_access *access, const struct fs_backend *backend,
+	     void *ctx, struct fs **out, const char **why);
 
 /*
  * Detaches from the terminal unless FOREGROUND (libfuse's daemonize: the

@@ -131,8 +131,8 @@ static int check_mounted(const char *mountpoint)
 }
 
 int fs_mount(const char *mountpoint, const char *options,
-	     const struct fs_backend *backend, void *ctx, struct fs **out,
-	     const char **why)
+	     const struct fs_access *access, const struct fs_backend *backend,
+	     void *ctx, struct fs **out, const char **why)
 {
 	struct stat st;
 	*why = NULL;
@@ -164,6 +164,9 @@ int fs_mount(const char *mountpoint, const char *options,
 	pthread_mutex_init(&fs->status_lock, NULL);
 	fs->backend = backend;
 	fs->ctx = ctx;
+	fs->access = *access;
+	fs->uid = getuid();
+	fs->gid = access->shared ? access->group : getgid();
 	fs->mount_time = time(NULL);
 	/*
 	 * From here on the stop signals wait for fs_run()'s signal thread:

@@ -44,6 +44,9 @@ struct fs {
 	struct fuse *fuse;
 	const struct fs_backend *backend;
 	void *ctx;
+	struct fs_access access;
+	uid_t uid; /* the owner and group every entry shows */
+	gid_t gid;
 	time_t mount_time;
 	bool mounted;
 	/* SIGTERM, SIGINT, SIGHUP: blocked everywhere, taken by sigwait() */

@@ -33,8 +33,8 @@ static const char usage[] =
 	"         [--join TOKEN] [--ca-fingerprint sha256:HEX] [--key-bits "
 	"BITS]\n"
 	"         [--refresh SECONDS] [--config FILE] [--log-level LEVEL]\n"
-	"         [--log-max-size SIZE] [--log-keep N] [--syslog] [-f] [-o "
-	"OPTIONS]\n"
+	"         [--log-max-size SIZE] [--log-keep N] [--syslog]\n"
+	"         [--group GROUP -o allow_other] [-f] [-o OPTIONS]\n"
 	"\n"
 	"Mounts the node kept in STATE. The first mount of a new STATE "
 	"enrolls\n"
@@ -74,6 +74,11 @@ static const char usage[] =
 	"  -f, --foreground       stay in the foreground, log to stderr\n"
 	"                         (to the journal under systemd)\n"
 	"  -o OPTIONS             extra FUSE mount options\n"
+	"  --group GROUP          members of GROUP may read certs/ and "
+	"inbox/\n"
+	"                         and write outbox/ (needs -o allow_other);\n"
+	"                         without it only the mounting user may "
+	"enter\n"
 	"\n"
 	"Unmount with fusermount3 -u MOUNTPOINT (or SIGTERM to the daemon);\n"
 	"SIGHUP reopens the log file.\n";
@@ -93,6 +98,36 @@ static int set_option(struct mount_args *a, enum config_key key,
 	if (config_set(&a->cfg, key, value, false, why))
 		return cmd_fail("mount", EXIT_USAGE, "%s %s", opt, why);
 	return 0;
+}
+
+/* True if the FUSE options OPTS (comma-separated) hold allow_other. */
+static bool allows_other(const char *opts)
+{
+	const size_t n = strlen("allow_other");
+	for (const char *p = opts; p; p = strchr(p, ',')) {
+		if (*p == ',')
+			p++;
+		if (strncmp(p, "allow_other", n) == 0 &&
+		    (p[n] == '\0' || p[n] == ','))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * --group shares the tree with other users, which FUSE allows only with
+ * allow_other: asked for explicitly, because a node that does not run as
+ * root needs user_allow_other in /etc/fuse.conf for it.
+ */
+static int check_group(const struct mount_config *c)
+{
+	if (!c->group || allows_other(c->fuse_options))
+		return 0;
+	return cmd_fail("mount", EXIT_USAGE,
+			"--group %s needs -o allow_other too (the members of "
+			"%s are other users to FUSE; a node not run by root "
+			"also needs user_allow_other in /etc/fuse.conf)",
+			c->group, c->group);
 }
 
 /*
@@ -120,6 +155,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "sender-quota", required_argument, NULL, 'k' },
 		{ "sender-blobs", required_argument, NULL, 'k' },
 		{ "partial-ttl", required_argument, NULL, 'k' },
+		{ "group", required_argument, NULL, 'k' },
 		{ "syslog", no_argument, NULL, 'y' },
 		{ "config", required_argument, NULL, 'C' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -195,7 +231,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 				"%s: give MOUNTPOINT and --state STATE, or "
 				"mountpoint = and state = in the config file",
 				a->config);
-	return 0;
+	return check_group(&a->cfg);
 }
 
 /*
@@ -437,7 +473,10 @@ static int serve(const struct mount_args *a)
 		return rc;
 	}
 	struct fs *fs = NULL;
-	int rc = fs_mount(c->mountpoint, c->fuse_options, &backend_ops,
+	struct fs_access access = { .shared = c->group != NULL };
+	if (c->group)
+		config_group_id(c->group, &access.group);
+	int rc = fs_mount(c->mountpoint, c->fuse_options, &access, &backend_ops,
 			  node_backend(n), &fs, &why);
 	if (rc) {
 		if (rc == -ENOTCONN)

@@ -362,6 +362,15 @@ static void be_shutdown(void *ctx)
 	pthread_mutex_unlock(&b->lock);
 }
 
+static int be_set_owner(void *ctx, const char *path, uid_t uid)
+{
+	struct backend *b = ctx;
+	const char *rel;
+	return route(path, &rel) == TREE_OUTBOX
+		       ? outbox_set_owner(b->outbox, rel, uid)
+		       : -EACCES;
+}
+
 static int be_state(void *ctx, const char *path, char **text, size_t *len)
 {
 	struct backend *b = ctx;
@@ -396,6 +405,7 @@ const struct fs_backend backend_ops = {
 	.flush = be_flush,
 	.fsync = be_fsync,
 	.release = be_release,
+	.set_owner = be_set_owner,
 	.state = be_state,
 	.shutdown = be_shutdown,
 };

@@ -266,6 +266,7 @@ int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
 	st->st_mtime = real.st_mtime;
 	st->st_ctime = real.st_ctime;
 	st->st_atime = real.st_atime;
+	st->st_uid = real.st_uid; /* who made it (outbox_set_owner) */
 	if (S_ISDIR(real.st_mode)) {
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
@@ -545,6 +546,19 @@ int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 		if (rc)
 			os->refs--;
 	}
+	pthread_mutex_unlock(&ob->lock);
+	return rc;
+}
+
+int outbox_set_owner(struct outbox *ob, const char *rel, uid_t uid)
+{
+	char path[STATE_PATH_MAX];
+	int rc = outbox_path(ob, rel, path);
+	if (rc)
+		return rc;
+	/* Under the lock: a rename or unlink cannot move it meanwhile. */
+	pthread_mutex_lock(&ob->lock);
+	rc = lchown(path, uid, (gid_t)-1) == 0 ? 0 : -errno;
 	pthread_mutex_unlock(&ob->lock);
 	return rc;
 }

@@ -183,6 +183,13 @@ def test_group_reads_inbox_and_writes_outbox(net, nodes, users):
     assert r.returncode == 0, r.stderr
     r = run_as(member, "rm", alice.mnt / "inbox/bob/ward.csv")
     assert r.returncode != 0 and "Permission denied" in r.stderr
+    # status reads the mount point, not STATE: a member may run it.
+    exe = src / "snoopfs"
+    shutil.copy(str(net.snoop.binary), str(exe))
+    os.chmod(exe, 0o755)
+    r = run_as(member, exe, "status", "--json", alice.mnt)
+    assert r.returncode == 0 and json.loads(r.stdout)["node"] == "alice", (
+        r.stderr)
     wait_delivered(bob, alice, "note.txt",
                    sha256_bytes(b"from an analyst\n"))
     wait_delivered(bob, alice, "sub/deep.txt", sha256_bytes(b"deeper\n"))
@@ -191,7 +198,7 @@ def test_group_reads_inbox_and_writes_outbox(net, nodes, users):
     for argv in (["cat", alice.mnt / "inbox/bob/ward.csv"],
                  ["cat", alice.mnt / "certs/bob.pem"],
                  ["cp", src / "note.txt", alice.mnt / "outbox/bob/x.txt"],
-                 ["ls", alice.mnt]):
+                 ["ls", alice.mnt], [exe, "status", alice.mnt]):
         r = run_as(outsider, *argv)
         assert r.returncode != 0 and "Permission denied" in r.stderr, (
             argv, r.stdout, r.stderr)

@@ -202,43 +202,6 @@ static int new_handle(struct open_spool *os, const char *rel, uint64_t *fh)
 	return 0;
 }
 
-/* ---- refusals, said in words (tree/refused.h) ---- */
-
-/*
- * ERR for FOLDER, which names no recipients, with the reason in the log:
- * one limit per kind of reason (no such peer, revoked, a bad list). A
- * lookup (ERR 0, the answer is ENOENT) says "no such folder" without the
- * errno's words, for programs make different errors of it (cp: "Not a
- * directory", mkdir: "Invalid argument"); the kernel looks the name up
- * before every mkdir or create, so this one line covers those too. Nothing
- * is logged for a list of known peers that is not made yet.
- */
-static int no_folder(struct outbox *ob, const char *folder, int err)
-{
-	static struct log_limit limits[3];
-	char why[OUTBOX_WHY_MAX];
-	int rc = outbox_folder_why(ob, folder, why);
-	if (rc == 0)
-		return err ? err : -ENOENT;
-	int kind = rc == -ENOENT ? 0 : rc == -EKEYREVOKED ? 1 : 2;
-	if (err)
-		log_limited(&limits[kind], LOGL_INFO, "outbox/%s: %s (%s)",
-			    folder, why, strerror(-err));
-	else
-		log_limited(&limits[kind], LOGL_INFO,
-			    "outbox/%s: no such folder: %s", folder, why);
-	return err ? err : -ENOENT;
-}
-
-/* -EINVAL for REL, whose path breaks the rules, with the reason logged. */
-static int bad_path(const char *rel)
-{
-	const char *why = names_path_error(rel);
-	tree_refused(-EINVAL, "outbox/%s: not a valid path: %s", rel,
-		     why ? why : "too long");
-	return -EINVAL;
-}
-
 /* ---- operations ---- */
 
 int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
@@ -251,7 +214,7 @@ int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
 	if (!rel[0] ||
 	    (outbox_split_rel(rel, folder, &rest) == 0 && !rest[0])) {
 		if (rel[0] && !outbox_folder_exists(ob, folder))
-			return no_folder(ob, folder, 0);
+			return outbox_no_folder(ob, folder, 0);
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
@@ -363,10 +326,10 @@ int outbox_mkdir(struct outbox *ob, const char *rel)
 	if (!rest[0]) {
 		/* A folder names its recipients: only known peers. */
 		rc = outbox_parse_folder(ob, folder, NULL, NULL);
-		if (rc) /* the lookup before said why (no_folder) */
+		if (rc) /* the lookup before said why (outbox_no_folder) */
 			return rc == -ENOENT ? -ENOENT : -EINVAL;
 	} else if (names_path_error(rest)) {
-		return bad_path(rel);
+		return outbox_bad_path(rel, -EINVAL);
 	}
 	rc = outbox_path(ob, rel, path);
 	if (rc)
@@ -437,43 +400,21 @@ static void follow_rename(struct outbox *ob, const char *from, const char *to)
 int outbox_rename(struct outbox *ob, const char *from, const char *to,
 		  unsigned flags)
 {
-	char src[STATE_PATH_MAX], dst[STATE_PATH_MAX], folder[JOB_FOLDER_MAX];
+	char src[STATE_PATH_MAX], dst[STATE_PATH_MAX];
 	const char *rest;
-	if (flags & ~(unsigned)RENAME_NOREPLACE) {
-		tree_refused(-EINVAL,
-			     "outbox/%s: a rename in outbox/ may not exchange "
-			     "(RENAME_EXCHANGE)",
-			     from);
-		return -EINVAL;
-	}
-	if (outbox_split_rel(from, folder, &rest) || !rest[0]) {
-		tree_refused(-EPERM,
-			     "outbox/%s: folders of outbox/ are not renamed "
-			     "(a folder's name is its list of recipients: "
-			     "mkdir the new one and move the files)",
-			     from);
-		return -EPERM;
-	}
-	if (outbox_split_rel(to, folder, &rest) || !rest[0]) {
-		tree_refused(-EPERM,
-			     "outbox/%s: a file goes into a peer's folder, "
-			     "outbox/PEER/NAME",
-			     to);
-		return -EPERM;
-	}
-	if (outbox_path(ob, from, src) || outbox_path(ob, to, dst)) {
-		tree_refused(-EPERM, "outbox/%s: not a valid path: %s", to,
-			     names_path_error(to) ? names_path_error(to)
-						  : "too long");
-		return -EPERM;
-	}
+	int rc = outbox_rename_allowed(from, to, flags);
+	if (rc)
+		return rc;
+	if (outbox_path(ob, from, src) || outbox_path(ob, to, dst))
+		return outbox_bad_path(outbox_path(ob, from, src) ? from : to,
+				       -EPERM);
 	char tofolder[JOB_FOLDER_MAX];
 	outbox_split_rel(to, tofolder, &rest);
 	pthread_mutex_lock(&ob->lock);
 	/* Neither side (nor a file below a folder that moves) is sealing. */
 	while (sealing_at(ob, src, true) || sealing_at(ob, dst, true))
 		pthread_cond_wait(&ob->sealed, &ob->lock);
-	int rc = outbox_ensure_folder(ob, tofolder);
+	rc = outbox_ensure_folder(ob, tofolder);
 	struct stat st;
 	if (rc == 0 && lstat(src, &st) != 0)
 		rc = -errno;
@@ -519,19 +460,14 @@ int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 	(void)flags;
 	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
 	const char *rest;
-	if (outbox_split_rel(rel, folder, &rest) || !rest[0]) {
-		tree_refused(-EACCES,
-			     "outbox/%s: a file goes into a peer's folder, "
-			     "outbox/PEER/NAME",
-			     rel);
-		return -EACCES;
-	}
+	if (outbox_split_rel(rel, folder, &rest) || !rest[0])
+		return outbox_outside_folder(rel, -EACCES);
 	int rc = outbox_path(ob, rel, path);
 	if (rc)
-		return rc == -EINVAL ? bad_path(rel) : rc;
+		return rc == -EINVAL ? outbox_bad_path(rel, rc) : rc;
 	/* A revoked recipient is refused now, not when the file is shipped. */
 	if (outbox_parse_folder(ob, folder, NULL, NULL) == -EKEYREVOKED)
-		return no_folder(ob, folder, -EKEYREVOKED);
+		return outbox_no_folder(ob, folder, -EKEYREVOKED);
 	pthread_mutex_lock(&ob->lock);
 	/* The version being sealed becomes a marker first, then is replaced. */
 	wait_sealed(ob, path, false);

@@ -13,6 +13,7 @@
 #include "identity/state.h"
 #include "lib/names.h"
 #include "tree/outbox_internal.h"
+#include "tree/refused.h"
 
 int outbox_split_rel(const char *rel, char folder[JOB_FOLDER_MAX],
 		     const char **rest)
@@ -120,6 +121,70 @@ int outbox_folder_why(struct outbox *ob, const char *folder, char *why)
 {
 	why[0] = '\0';
 	return parse_folder(ob, folder, NULL, NULL, why);
+}
+
+/*
+ * One limit per kind of reason (no such peer, revoked, a bad list). A
+ * lookup says "no such folder" without the errno's words, for programs
+ * make different errors of it (cp: "Not a directory", mkdir: "Invalid
+ * argument"); the kernel looks the name up before every mkdir or create,
+ * so this one line covers those too. Nothing is logged for a list of
+ * known peers that is not made yet.
+ */
+int outbox_no_folder(struct outbox *ob, const char *folder, int err)
+{
+	static struct log_limit limits[3];
+	char why[OUTBOX_WHY_MAX];
+	int rc = outbox_folder_why(ob, folder, why);
+	int kind = rc == -ENOENT ? 0 : rc == -EKEYREVOKED ? 1 : 2;
+	if (rc && err)
+		log_limited(&limits[kind], LOGL_INFO, "outbox/%s: %s (%s)",
+			    folder, why, strerror(-err));
+	else if (rc)
+		log_limited(&limits[kind], LOGL_INFO,
+			    "outbox/%s: no such folder: %s", folder, why);
+	return err ? err : -ENOENT;
+}
+
+int outbox_bad_path(const char *rel, int err)
+{
+	const char *why = names_path_error(rel);
+	tree_refused(err, "outbox/%s: not a valid path: %s", rel,
+		     why ? why : "too long");
+	return err;
+}
+
+int outbox_outside_folder(const char *rel, int err)
+{
+	tree_refused(err,
+		     "outbox/%s: a file goes into a peer's folder, "
+		     "outbox/PEER/NAME",
+		     rel);
+	return err;
+}
+
+int outbox_rename_allowed(const char *from, const char *to, unsigned flags)
+{
+	char folder[JOB_FOLDER_MAX];
+	const char *rest;
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
+		tree_refused(-EINVAL,
+			     "outbox/%s: a rename in outbox/ may not exchange "
+			     "(RENAME_EXCHANGE)",
+			     from);
+		return -EINVAL;
+	}
+	if (outbox_split_rel(from, folder, &rest) || !rest[0]) {
+		tree_refused(-EPERM,
+			     "outbox/%s: folders of outbox/ are not renamed "
+			     "(a folder's name is its list of recipients: "
+			     "mkdir the new one and move the files)",
+			     from);
+		return -EPERM;
+	}
+	if (outbox_split_rel(to, folder, &rest) || !rest[0])
+		return outbox_outside_folder(to, -EPERM);
+	return 0;
 }
 
 bool outbox_is_dir(const char *path)

@@ -51,6 +51,24 @@ int outbox_folder_why(struct outbox *ob, const char *folder, char *why);
  */
 bool outbox_folder_exists(struct outbox *ob, const char *folder);
 
+/*
+ * The refusals that concern what a path means, each said in words in the
+ * log (tree/refused.h) and returned. outbox_no_folder: ERR for FOLDER,
+ * which names no recipients (ERR 0: a lookup, answered -ENOENT);
+ * outbox_bad_path: ERR for REL, which breaks the path rules;
+ * outbox_outside_folder: ERR for REL, a file in outbox/ itself.
+ */
+int outbox_no_folder(struct outbox *ob, const char *folder, int err);
+int outbox_bad_path(const char *rel, int err);
+int outbox_outside_folder(const char *rel, int err);
+
+/*
+ * 0 if what FROM and TO mean allows renaming one to the other with FLAGS
+ * (only RENAME_NOREPLACE; files, not folders, and into a folder), else the
+ * refusal (-EINVAL, -EPERM), logged.
+ */
+int outbox_rename_allowed(const char *from, const char *to, unsigned flags);
+
 /* Makes sure STATE/outbox/FOLDER exists. 0 or -errno. ob->lock held. */
 int outbox_ensure_folder(struct outbox *ob, const char *folder);
 

@@ -88,6 +88,7 @@ struct mount_args {
 	const char *config;      /* --config FILE */
 	bool join_from_file;     /* the join token came from FILE */
 	bool foreground;
+	struct fs_access access; /* --group, resolved */
 };
 
 /* Sets KEY from the command line; OPT is how the user spelled it. */
@@ -119,15 +120,23 @@ static bool allows_other(const char *opts)
  * allow_other: asked for explicitly, because a node that does not run as
  * root needs user_allow_other in /etc/fuse.conf for it.
  */
-static int check_group(const struct mount_config *c)
+static int check_group(struct mount_args *a)
 {
-	if (!c->group || allows_other(c->fuse_options))
+	const struct mount_config *c = &a->cfg;
+	if (!c->group)
 		return 0;
-	return cmd_fail("mount", EXIT_USAGE,
-			"--group %s needs -o allow_other too (the members of "
-			"%s are other users to FUSE; a node not run by root "
-			"also needs user_allow_other in /etc/fuse.conf)",
-			c->group, c->group);
+	if (!allows_other(c->fuse_options))
+		return cmd_fail("mount", EXIT_USAGE,
+				"--group %s needs -o allow_other too (the "
+				"members of %s are other users to FUSE; a node "
+				"not run by root also needs user_allow_other "
+				"in /etc/fuse.conf)",
+				c->group, c->group);
+	if (config_group_id(c->group, &a->access.group) != 0)
+		return cmd_fail("mount", EXIT_USAGE,
+				"--group %s: no such group", c->group);
+	a->access.shared = true;
+	return 0;
 }
 
 /*
@@ -231,7 +240,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 				"%s: give MOUNTPOINT and --state STATE, or "
 				"mountpoint = and state = in the config file",
 				a->config);
-	return check_group(&a->cfg);
+	return check_group(a);
 }
 
 /*
@@ -473,11 +482,8 @@ static int serve(const struct mount_args *a)
 		return rc;
 	}
 	struct fs *fs = NULL;
-	struct fs_access access = { .shared = c->group != NULL };
-	if (c->group)
-		config_group_id(c->group, &access.group);
-	int rc = fs_mount(c->mountpoint, c->fuse_options, &access, &backend_ops,
-			  node_backend(n), &fs, &why);
+	int rc = fs_mount(c->mountpoint, c->fuse_options, &a->access,
+			  &backend_ops, node_backend(n), &fs, &why);
 	if (rc) {
 		if (rc == -ENOTCONN)
 			rc = cmd_fail_stale("mount", c->mountpoint);

@@ -23,6 +23,9 @@
 #include "net/conn.h"
 #include "pki/key.h"
 
+/* The most a group's entry may take (getgrnam_r's buffer). */
+#define CONFIG_GROUP_BUF_MAX (1u << 20)
+
 /* The kinds up to K_TOKEN are text, kept as a string of its own. */
 enum kind {
 	K_PATH,  /* absolute in a file */
@@ -142,12 +145,20 @@ static bool has_control(const char *s)
 
 int config_group_id(const char *value, gid_t *gid)
 {
-	struct group gr, *found = NULL;
-	char buf[16384];
-	if (getgrnam_r(value, &gr, buf, sizeof(buf), &found) == 0 && found) {
-		if (gid)
+	/* A group with many members needs a larger buffer: grow it. */
+	for (size_t size = 16384; size <= CONFIG_GROUP_BUF_MAX; size *= 4) {
+		struct group gr, *found = NULL;
+		char *buf = malloc(size);
+		if (!buf)
+			return -1;
+		int rc = getgrnam_r(value, &gr, buf, size, &found);
+		if (rc == 0 && found && gid)
 			*gid = found->gr_gid;
-		return 0;
+		free(buf);
+		if (rc == 0 && found)
+			return 0;
+		if (rc != ERANGE)
+			break;
 	}
 	/* A number stands for itself, as chgrp takes it. */
 	char *end;

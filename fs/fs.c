@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "lib/names.h"
 
 enum node_kind {
@@ -95,30 +96,67 @@ static int classify(const char *path, struct path_info *pi)
 	return rc;
 }
 
+/*
+ * The refusals of fs/ itself, said in words in the log (see
+ * src/tree/refused.h for the backend's), at most a line a second each.
+ * PATH may be NULL (a file removed while open).
+ */
+static int read_only(const char *path)
+{
+	log_info_limited("%s: certs/ and the top of the tree are read-only "
+			 "(Permission denied)",
+			 path && path[1] ? path + 1 : "/");
+	return -EACCES;
+}
+
+static int no_links(const char *path)
+{
+	log_info_limited("%s: only files and folders travel, not links, FIFOs "
+			 "or devices; copy what a link points to (cp -L) "
+			 "(Operation not permitted)",
+			 path + 1);
+	return -EPERM;
+}
+
 static void fill_dir_stat(struct stat *st, mode_t mode, time_t t)
 {
 	st->st_mode = S_IFDIR | mode;
 	st->st_nlink = 2;
-	st->st_uid = getuid();
-	st->st_gid = getgid();
 	st->st_atime = st->st_mtime = st->st_ctime = t;
 }
 
-static int fs_getattr(const char *path, struct stat *st,
-		      struct fuse_file_info *fi)
+/*
+ * The owner, group and mode PATH shows (see struct fs_access), which the
+ * kernel enforces: the owner's bits stay as given, the group gets read
+ * and search (and in outbox/ write too) if the tree is shared with it,
+ * others nothing.
+ */
+static void apply_access(const struct fs *fs, const char *path, struct stat *st)
 {
-	(void)fi;
-	struct fs *fs = current_fs();
-	struct path_info pi;
-	/* A file removed while open has no path left to describe it by. */
-	if (!path)
-		return -ENOENT;
-	int rc = classify(path, &pi);
-	if (rc)
-		return rc;
+	bool outbox = under(path, "/outbox");
+	mode_t own = st->st_mode & 0700, grp = 0;
+	if (fs->access.shared)
+		grp = (outbox ? own : own & 0500) >> 3;
+	st->st_mode = (st->st_mode & S_IFMT) | own | grp;
+	/* A member's own files in outbox/ are theirs (set_owner). */
+	if (!fs->access.shared || !outbox)
+		st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+}
 
-	memset(st, 0, sizeof(*st));
-	switch (pi.kind) {
+/* What a member of the group makes in outbox/ is theirs (set_owner). */
+static void owned_by_caller(struct fs *fs, const char *path)
+{
+	uid_t uid = fuse_get_context()->uid;
+	if (fs->access.shared && uid != fs->uid)
+		fs->backend->set_owner(fs->ctx, path, uid);
+}
+
+static int getattr_of(struct fs *fs, const char *path,
+		      const struct path_info *pi, struct stat *st)
+{
+	int rc;
+	switch (pi->kind) {
 	case KIND_ROOT:
 		fill_dir_stat(st, 0755, fs->mount_time);
 		st->st_nlink = 5;
@@ -129,7 +167,7 @@ static int fs_getattr(const char *path, struct stat *st,
 	case KIND_CERT_FILE: {
 		char *data = NULL;
 		size_t len = 0;
-		rc = fs->backend->read_cert(fs->ctx, pi.name, pi.form, &data,
+		rc = fs->backend->read_cert(fs->ctx, pi->name, pi->form, &data,
 					    &len);
 		if (rc)
 			return rc;
@@ -137,8 +175,6 @@ static int fs_getattr(const char *path, struct stat *st,
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
 		st->st_size = (off_t)len;
-		st->st_uid = getuid();
-		st->st_gid = getgid();
 		st->st_atime = st->st_mtime = st->st_ctime = fs->mount_time;
 		return 0;
 	}
@@ -156,6 +192,25 @@ static int fs_getattr(const char *path, struct stat *st,
 		break;
 	}
 	return -ENOENT;
+}
+
+static int fs_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct fs *fs = current_fs();
+	struct path_info pi;
+	/* A file removed while open has no path left to describe it by. */
+	if (!path)
+		return -ENOENT;
+	int rc = classify(path, &pi);
+	if (rc)
+		return rc;
+	memset(st, 0, sizeof(*st));
+	rc = getattr_of(fs, path, &pi, st);
+	if (rc == 0)
+		apply_access(fs, path, st);
+	return rc;
 }
 
 struct cert_fill {
@@ -307,7 +362,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	if (pi.kind != KIND_CERT_FILE)
 		return -EISDIR;
 	if ((fi->flags & O_ACCMODE) != O_RDONLY)
-		return -EACCES;
+		return read_only(path);
 
 	struct fs_handle *ob = calloc(1, sizeof(*ob));
 	if (!ob)
@@ -362,15 +417,13 @@ static int fs_getxattr(const char *path, const char *name, char *value,
 		       size_t size)
 {
 	struct fs *fs = current_fs();
+	if (strcmp(path, "/") == 0)
+		return fs_status_getxattr(fs, name, value, size);
+	if (!is_tree(path) || strcmp(name, FS_STATE_XATTR) != 0)
+		return -ENODATA;
 	char *text = NULL;
 	size_t len = 0;
-	int rc;
-	if (strcmp(path, "/") == 0 && strcmp(name, FS_STATUS_XATTR) == 0)
-		rc = fs->backend->status(fs->ctx, &text, &len);
-	else if (is_tree(path) && strcmp(name, FS_STATE_XATTR) == 0)
-		rc = fs->backend->state(fs->ctx, path, &text, &len);
-	else
-		return -ENODATA;
+	int rc = fs->backend->state(fs->ctx, path, &text, &len);
 	if (rc)
 		return rc;
 	if (size == 0) {
@@ -388,17 +441,16 @@ static int fs_getxattr(const char *path, const char *name, char *value,
 
 static int fs_listxattr(const char *path, char *list, size_t size)
 {
-	const char *name = strcmp(path, "/") == 0 ? FS_STATUS_XATTR
-			   : is_tree(path)        ? FS_STATE_XATTR
-						  : NULL;
-	if (!name)
+	if (strcmp(path, "/") == 0)
+		return fs_status_listxattr(list, size);
+	if (!is_tree(path))
 		return 0;
-	size_t len = strlen(name) + 1;
+	size_t len = strlen(FS_STATE_XATTR) + 1;
 	if (size == 0)
 		return (int)len;
 	if (size < len)
 		return -ERANGE;
-	memcpy(list, name, len);
+	memcpy(list, FS_STATE_XATTR, len);
 	return (int)len;
 }
 
@@ -407,26 +459,33 @@ static int fs_mkdir(const char *path, mode_t mode)
 {
 	(void)mode;
 	struct fs *fs = current_fs();
-	return is_tree(path) ? fs->backend->mkdir(fs->ctx, path) : -EACCES;
+	if (!is_tree(path))
+		return read_only(path);
+	int rc = fs->backend->mkdir(fs->ctx, path);
+	if (rc == 0)
+		owned_by_caller(fs, path);
+	return rc;
 }
 
 static int fs_rmdir(const char *path)
 {
 	struct fs *fs = current_fs();
-	return is_tree(path) ? fs->backend->rmdir(fs->ctx, path) : -EACCES;
+	return is_tree(path) ? fs->backend->rmdir(fs->ctx, path)
+			     : read_only(path);
 }
 
 static int fs_unlink(const char *path)
 {
 	struct fs *fs = current_fs();
-	return is_tree(path) ? fs->backend->unlink(fs->ctx, path) : -EACCES;
+	return is_tree(path) ? fs->backend->unlink(fs->ctx, path)
+			     : read_only(path);
 }
 
 static int fs_rename(const char *from, const char *to, unsigned int flags)
 {
 	struct fs *fs = current_fs();
 	if (!is_tree(from) || !is_tree(to))
-		return -EACCES;
+		return read_only(is_tree(from) ? to : from);
 	return fs->backend->rename(fs->ctx, from, to, flags);
 }
 
@@ -438,13 +497,13 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 static int fs_symlink(const char *target, const char *path)
 {
 	(void)target;
-	return is_tree(path) ? -EPERM : -EACCES;
+	return is_tree(path) ? no_links(path) : read_only(path);
 }
 
 static int fs_link(const char *from, const char *to)
 {
 	(void)from;
-	return is_tree(to) ? -EPERM : -EACCES;
+	return is_tree(to) ? no_links(to) : read_only(to);
 }
 
 /* Regular files come through create; this sees FIFOs, sockets, devices. */
@@ -452,7 +511,7 @@ static int fs_mknod(const char *path, mode_t mode, dev_t rdev)
 {
 	(void)mode;
 	(void)rdev;
-	return is_tree(path) ? -EPERM : -EACCES;
+	return is_tree(path) ? no_links(path) : read_only(path);
 }
 
 static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -460,9 +519,11 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	(void)mode;
 	struct fs *fs = current_fs();
 	if (!is_tree(path))
-		return -EACCES;
+		return read_only(path);
 	uint64_t bfh = 0;
 	int rc = fs->backend->create(fs->ctx, path, fi->flags, &bfh);
+	if (rc == 0)
+		owned_by_caller(fs, path);
 	return wrap_tree(fs, path, rc, bfh, fi);
 }
 

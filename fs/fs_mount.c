@@ -131,15 +131,14 @@ static int check_mounted(const char *mountpoint)
 }
 
 int fs_mount(const char *mountpoint, const char *options,
-	     const struct fs_backend *backend, void *ctx, struct fs **out,
-	     const char **why)
+	     const struct fs_access *access, const struct fs_backend *backend,
+	     void *ctx, struct fs **out, const char **why)
 {
 	struct stat st;
 	*why = NULL;
 	int rc = check_mounted(mountpoint);
 	if (rc == -ENOTCONN) {
-		*why = "a stale mount is left there by a snoopfs that did not "
-		       "exit cleanly";
+		*why = FS_STALE_WHY;
 		return rc;
 	}
 	if (rc == -EBUSY) {
@@ -162,8 +161,12 @@ int fs_mount(const char *mountpoint, const char *options,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&fs->handles_lock, NULL);
+	pthread_mutex_init(&fs->status_lock, NULL);
 	fs->backend = backend;
 	fs->ctx = ctx;
+	fs->access = *access;
+	fs->uid = getuid();
+	fs->gid = access->shared ? access->group : getgid();
 	fs->mount_time = time(NULL);
 	/*
 	 * From here on the stop signals wait for fs_run()'s signal thread:
@@ -191,6 +194,7 @@ int fs_mount(const char *mountpoint, const char *options,
 	if (!fs->fuse) {
 		*why = "FUSE refused the options (see the message above)";
 		pthread_mutex_destroy(&fs->handles_lock);
+		pthread_mutex_destroy(&fs->status_lock);
 		free(fs);
 		return -EINVAL;
 	}
@@ -199,6 +203,7 @@ int fs_mount(const char *mountpoint, const char *options,
 		       "the directory not already mounted?)";
 		fuse_destroy(fs->fuse);
 		pthread_mutex_destroy(&fs->handles_lock);
+		pthread_mutex_destroy(&fs->status_lock);
 		free(fs);
 		return -EIO;
 	}
@@ -279,6 +284,8 @@ void fs_free(struct fs *fs)
 	if (fs->mounted)
 		fuse_unmount(fs->fuse);
 	fuse_destroy(fs->fuse);
+	fs_status_free(fs);
 	pthread_mutex_destroy(&fs->handles_lock);
+	pthread_mutex_destroy(&fs->status_lock);
 	free(fs);
 }

@@ -28,10 +28,25 @@ struct fs_handle;
  */
 #define FS_IO_SIZE (1024 * 1024)
 
+/* A status report kept for a reader of its pages (fs_status.c). */
+struct fs_status_snap {
+	char token[FS_STATUS_TOKEN_MAX + 1];
+	enum fs_status_form form;
+	char *text; /* NULL: the slot is free */
+	size_t len;
+	time_t made; /* CLOCK_MONOTONIC seconds */
+};
+
+/* Readers of pages at once; one more takes the slot of the oldest. */
+#define FS_STATUS_SNAPS 8
+
 struct fs {
 	struct fuse *fuse;
 	const struct fs_backend *backend;
 	void *ctx;
+	struct fs_access access;
+	uid_t uid; /* the owner and group every entry shows */
+	gid_t gid;
 	time_t mount_time;
 	bool mounted;
 	/* SIGTERM, SIGINT, SIGHUP: blocked everywhere, taken by sigwait() */
@@ -46,7 +61,19 @@ struct fs {
 	 */
 	pthread_mutex_t handles_lock;
 	struct fs_handle *handles;
+	/* status_lock (a leaf) protects status_snaps */
+	pthread_mutex_t status_lock;
+	struct fs_status_snap status_snaps[FS_STATUS_SNAPS];
 };
+
+/*
+ * The status xattrs of the root (fs_status.c): getxattr of NAME, -ENODATA
+ * if it is none of them; listxattr; and freeing the pages kept.
+ */
+int fs_status_getxattr(struct fs *fs, const char *name, char *value,
+		       size_t size);
+int fs_status_listxattr(char *list, size_t size);
+void fs_status_free(struct fs *fs);
 
 /* The FUSE operations of the tree (fs.c), for fuse_new(). */
 extern const struct fuse_operations fs_operations;

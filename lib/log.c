@@ -444,20 +444,16 @@ static size_t format_note(char *line, const char *fmt, ...)
 	return len;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+/*
+ * Writes one line of LEVEL (already known to pass log_max) with the note of
+ * lines dropped before it. Lock held.
+ */
+static void write_locked(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void write_locked(enum log_level level, const char *fmt, ...)
 {
 	char line[LOG_LINE_MAX];
-	int saved_errno = errno;
-
-	if ((int)level < (int)LOGL_ERROR || level > LOGL_DEBUG)
-		level = LOGL_ERROR;
-
-	pthread_mutex_lock(&log_lock);
-	if (level > log_max) {
-		pthread_mutex_unlock(&log_lock);
-		errno = saved_errno;
-		return;
-	}
 	time_t now = mono_now();
 	/*
 	 * Lines were lost: say so first. If even that cannot be written, this
@@ -482,6 +478,59 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (rc) {
 		log_dropped++;
 		log_drop_err = -rc;
+	}
+}
+
+static enum log_level valid_level(enum log_level level)
+{
+	return (int)level < (int)LOGL_ERROR || level > LOGL_DEBUG ? LOGL_ERROR
+								  : level;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	char text[LOG_LINE_MAX];
+	int saved_errno = errno;
+	level = valid_level(level);
+	pthread_mutex_lock(&log_lock);
+	if (level <= log_max) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(text, sizeof(text), fmt, ap);
+		va_end(ap);
+		write_locked(level, "%s", text);
+	}
+	pthread_mutex_unlock(&log_lock);
+	errno = saved_errno;
+}
+
+void log_limited(struct log_limit *l, enum log_level level, const char *fmt,
+		 ...)
+{
+	char text[LOG_LINE_MAX];
+	int saved_errno = errno;
+	level = valid_level(level);
+	pthread_mutex_lock(&log_lock);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (level > log_max) {
+		/* Nothing to hold back: the level is not written at all. */
+	} else if (l->next > now) {
+		l->held++;
+	} else {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(text, sizeof(text), fmt, ap);
+		va_end(ap);
+		if (l->held)
+			write_locked(level,
+				     "%s (%llu more like this not shown)", text,
+				     l->held);
+		else
+			write_locked(level, "%s", text);
+		l->held = 0;
+		l->next = now + 1000;
 	}
 	pthread_mutex_unlock(&log_lock);
 	errno = saved_errno;

@@ -96,6 +96,33 @@ int log_reopen(void);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * One cause of lines that a user's loop could repeat thousands of times a
+ * second (a refusal in the mounted tree): give each cause its own
+ * `static struct log_limit`, zeroed, and log_limited writes at most one
+ * line a second for it. Lines held back are counted, and the next line of
+ * that cause ends with "(N more like this not shown)". Its fields belong
+ * to the log's lock.
+ */
+struct log_limit {
+	long long next; /* CLOCK_MONOTONIC ms when the next line may go */
+	unsigned long long held;
+};
+
+/* As log_msg, for the cause L (see struct log_limit). Thread-safe. */
+void log_limited(struct log_limit *l, enum log_level level, const char *fmt,
+		 ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * log_limited at info level with a limit of its own for this place in the
+ * code: each call site is one cause.
+ */
+#define log_info_limited(...)                                                  \
+	do {                                                                   \
+		static struct log_limit log_limit_;                            \
+		log_limited(&log_limit_, LOGL_INFO, __VA_ARGS__);              \
+	} while (0)
+
 #define log_error(...) log_msg(LOGL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOGL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOGL_INFO, __VA_ARGS__)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cmd.h"
+#include "fs/fs.h"
 #include "lib/log.h"
 
 static const char usage[] =
@@ -24,8 +25,9 @@ static const char usage[] =
 	"--ca HOST:PORT]\n"
 	"        [--join TOKEN] [--ca-fingerprint sha256:HEX] [--key-bits "
 	"BITS]\n"
-	"        [--config FILE] [--log-level LEVEL] [--syslog] [-f] [-o "
-	"OPTIONS]\n"
+	"        [--config FILE] [--log-level LEVEL] [--syslog] [--group "
+	"GROUP]\n"
+	"        [-f] [-o OPTIONS]\n"
 	"                       mount a node (enrolls on first mount)\n"
 	"  mount --config FILE  the same with every setting from FILE\n"
 	"  token CASTATE NAME [--ttl DURATION] | --list | --revoke ID\n"
@@ -37,7 +39,9 @@ static const char usage[] =
 	"                       back up a CA (also while it runs) to one file\n"
 	"  ca-restore FILE CASTATE\n"
 	"                       make a new CA state from such a backup\n"
-	"  status MOUNTPOINT    show a mounted node's state\n"
+	"  status [--json | --prometheus] MOUNTPOINT\n"
+	"                       show a mounted node's state (for people,\n"
+	"                       scripts or Prometheus)\n"
 	"  inspect [--json] CERT.pem\n"
 	"                       show a certificate for people (or scripts)\n"
 	"  smc ttp-sum|sum|stats --mount MNT --round ID --parties A,B,...\n"
@@ -76,6 +80,12 @@ int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return code;
+}
+
+int cmd_fail_stale(const char *cmd, const char *mnt)
+{
+	return cmd_fail(cmd, EXIT_RUNTIME, "%s: %s; clear it with: %s %s", mnt,
+			FS_STALE_WHY, FS_STALE_FIX, mnt);
 }
 
 int cmd_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)

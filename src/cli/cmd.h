@@ -50,6 +50,12 @@ int cmd_open_registry(const char *cmd, const char *state,
 int cmd_fail(const char *cmd, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * cmd_fail for MNT, a mount point whose snoopfs is gone (ENOTCONN): says
+ * so and how to clear it, the same for every command. Returns EXIT_RUNTIME.
+ */
+int cmd_fail_stale(const char *cmd, const char *mnt);
+
 /* Parses a decimal in [MIN, MAX]; returns 0 or -1. */
 int cmd_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 

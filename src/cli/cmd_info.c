@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,62 +20,143 @@
 #include "pki/cert.h"
 #include "pki/crl.h"
 #include "pki/err.h"
+#include "pki/rand.h"
 
-/* Handles --help/--version; returns -1 if ARGV is one positional argument. */
-static int single_arg(int argc, char **argv, const char *usage)
+/* The most a report may take in memory here: far above any real one. */
+#define STATUS_TOTAL_MAX (64u << 20)
+
+/*
+ * Reads the report NAME of MNT page by page (fs.h: NAME/TOKEN/N) into *OUT
+ * (free()). 0, or -errno (-ESTALE after the daemon dropped the pages more
+ * than once: it is very busy).
+ */
+static int read_report(const char *mnt, const char *name, char **out,
+		       size_t *outlen)
 {
-	if (argc == 2 &&
-	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		fputs(usage, stdout);
-		return EXIT_OK;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		uint8_t rnd[8];
+		char token[sizeof(rnd) * 2 + 1], xname[128];
+		if (pki_rand_bytes(rnd, sizeof(rnd)) != 0)
+			return -EIO;
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+		char *buf = NULL;
+		size_t len = 0;
+		int rc = 0;
+		for (long page = 0; rc == 0; page++) {
+			char *grown =
+				len + FS_STATUS_PAGE > STATUS_TOTAL_MAX
+					? NULL
+					: realloc(buf, len + FS_STATUS_PAGE);
+			if (!grown) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = grown;
+			snprintf(xname, sizeof(xname), "%s/%s/%ld", name, token,
+				 page);
+			ssize_t got =
+				getxattr(mnt, xname, buf + len, FS_STATUS_PAGE);
+			if (got < 0) {
+				rc = -errno;
+				break;
+			}
+			len += (size_t)got;
+			if (got < FS_STATUS_PAGE) {
+				*out = buf;
+				*outlen = len;
+				return 0;
+			}
+		}
+		free(buf);
+		if (rc != -ESTALE)
+			return rc;
 	}
-	if (argc == 2 && !strcmp(argv[1], "--version")) {
-		cmd_version();
-		return EXIT_OK;
+	return -ESTALE;
+}
+
+/*
+ * Reads the report NAME of MNT whole, as a node mounted by a snoopfs
+ * without pages offers it (only as text). 0 or -errno.
+ */
+static int read_whole(const char *mnt, const char *name, char **out,
+		      size_t *outlen)
+{
+	ssize_t len = getxattr(mnt, name, NULL, 0);
+	char *buf = len < 0 ? NULL : malloc((size_t)len + 1);
+	if (len < 0 || !buf)
+		return len < 0 ? -errno : -ENOMEM;
+	ssize_t got = getxattr(mnt, name, buf, (size_t)len);
+	if (got < 0) {
+		int err = errno;
+		free(buf);
+		return -err;
 	}
-	if (argc != 2 || argv[1][0] == '-') {
-		fputs(usage, stderr);
-		return EXIT_USAGE;
-	}
-	return -1;
+	*out = buf;
+	*outlen = (size_t)got;
+	return 0;
 }
 
 int cmd_status(int argc, char **argv)
 {
-	static const char usage[] = "usage: snoopfs status MOUNTPOINT\n"
-				    "\n"
-				    "Shows a mounted node: its name, role, "
-				    "address, CA, certificate\n"
-				    "time left, last directory refresh and "
-				    "error, and known nodes.\n";
-	int rc = single_arg(argc, argv, usage);
-	if (rc >= 0)
-		return rc;
-	const char *mnt = argv[1];
-	ssize_t len = getxattr(mnt, FS_STATUS_XATTR, NULL, 0);
-	char *buf = NULL;
-	/* The report can grow between the two calls: retry a few times. */
-	for (int i = 0; len >= 0 && i < 4; i++) {
-		free(buf);
-		buf = malloc((size_t)len + 1);
-		if (!buf)
-			return cmd_fail("status", EXIT_RUNTIME,
-					"out of memory");
-		ssize_t got = getxattr(mnt, FS_STATUS_XATTR, buf, (size_t)len);
-		if (got >= 0) {
-			fwrite(buf, 1, (size_t)got, stdout);
-			free(buf);
-			return EXIT_OK;
+	static const char usage[] =
+		"usage: snoopfs status [--json | --prometheus] MOUNTPOINT\n"
+		"\n"
+		"Shows a mounted node: its name, role, address, CA, "
+		"certificate\n"
+		"time left, last directory refresh and error, known nodes, "
+		"and\n"
+		"the files pending for each peer.\n"
+		"\n"
+		"  --json         one JSON object for scripts (snoopfs(1) has "
+		"its\n"
+		"                 keys): node, certificate, crl, nodes, peers "
+		"with\n"
+		"                 their pending files, counters since the "
+		"mount\n"
+		"  --prometheus   the same as Prometheus text exposition "
+		"(snoopfs_*\n"
+		"                 metrics), for node_exporter's textfile "
+		"collector\n";
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "prometheus", no_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name = FS_STATUS_XATTR;
+	int c, forms = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'j' || c == 'p') {
+			name = c == 'j' ? FS_STATUS_JSON_XATTR
+					: FS_STATUS_PROM_XATTR;
+			forms++;
+		} else {
+			return cmd_common_option(c, usage);
 		}
-		if (errno != ERANGE)
-			break;
-		len = getxattr(mnt, FS_STATUS_XATTR, NULL, 0);
 	}
-	free(buf);
-	if (errno == ENODATA || errno == ENOTSUP)
+	if (optind != argc - 1 || !argv[optind][0] || forms > 1) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	const char *mnt = argv[optind];
+	char *text = NULL;
+	size_t len = 0;
+	int rc = read_report(mnt, name, &text, &len);
+	if (rc == -ENODATA)
+		rc = read_whole(mnt, name, &text, &len);
+	if (rc == 0) {
+		fwrite(text, 1, len, stdout);
+		free(text);
+		return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
+	}
+	if (rc == -ENOTCONN)
+		return cmd_fail_stale("status", mnt);
+	if (rc == -ENODATA || rc == -ENOTSUP)
 		return cmd_fail("status", EXIT_RUNTIME,
 				"%s is not a mounted snoopfs node", mnt);
-	return cmd_fail("status", EXIT_RUNTIME, "%s: %s", mnt, strerror(errno));
+	return cmd_fail("status", EXIT_RUNTIME, "%s: %s", mnt, strerror(-rc));
 }
 
 /* `inspect` of a file that is no certificate: perhaps a CRL. */

@@ -33,8 +33,8 @@ static const char usage[] =
 	"         [--join TOKEN] [--ca-fingerprint sha256:HEX] [--key-bits "
 	"BITS]\n"
 	"         [--refresh SECONDS] [--config FILE] [--log-level LEVEL]\n"
-	"         [--log-max-size SIZE] [--log-keep N] [--syslog] [-f] [-o "
-	"OPTIONS]\n"
+	"         [--log-max-size SIZE] [--log-keep N] [--syslog]\n"
+	"         [--group GROUP -o allow_other] [-f] [-o OPTIONS]\n"
 	"\n"
 	"Mounts the node kept in STATE. The first mount of a new STATE "
 	"enrolls\n"
@@ -74,6 +74,11 @@ static const char usage[] =
 	"  -f, --foreground       stay in the foreground, log to stderr\n"
 	"                         (to the journal under systemd)\n"
 	"  -o OPTIONS             extra FUSE mount options\n"
+	"  --group GROUP          members of GROUP may read certs/ and "
+	"inbox/\n"
+	"                         and write outbox/ (needs -o allow_other);\n"
+	"                         without it only the mounting user may "
+	"enter\n"
 	"\n"
 	"Unmount with fusermount3 -u MOUNTPOINT (or SIGTERM to the daemon);\n"
 	"SIGHUP reopens the log file.\n";
@@ -83,6 +88,7 @@ struct mount_args {
 	const char *config;      /* --config FILE */
 	bool join_from_file;     /* the join token came from FILE */
 	bool foreground;
+	struct fs_access access; /* --group, resolved */
 };
 
 /* Sets KEY from the command line; OPT is how the user spelled it. */
@@ -92,6 +98,44 @@ static int set_option(struct mount_args *a, enum config_key key,
 	char why[CONFIG_WHY_MAX];
 	if (config_set(&a->cfg, key, value, false, why))
 		return cmd_fail("mount", EXIT_USAGE, "%s %s", opt, why);
+	return 0;
+}
+
+/* True if the FUSE options OPTS (comma-separated) hold allow_other. */
+static bool allows_other(const char *opts)
+{
+	const size_t n = strlen("allow_other");
+	for (const char *p = opts; p; p = strchr(p, ',')) {
+		if (*p == ',')
+			p++;
+		if (strncmp(p, "allow_other", n) == 0 &&
+		    (p[n] == '\0' || p[n] == ','))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * --group shares the tree with other users, which FUSE allows only with
+ * allow_other: asked for explicitly, because a node that does not run as
+ * root needs user_allow_other in /etc/fuse.conf for it.
+ */
+static int check_group(struct mount_args *a)
+{
+	const struct mount_config *c = &a->cfg;
+	if (!c->group)
+		return 0;
+	if (!allows_other(c->fuse_options))
+		return cmd_fail("mount", EXIT_USAGE,
+				"--group %s needs -o allow_other too (the "
+				"members of %s are other users to FUSE; a node "
+				"not run by root also needs user_allow_other "
+				"in /etc/fuse.conf)",
+				c->group, c->group);
+	if (config_group_id(c->group, &a->access.group) != 0)
+		return cmd_fail("mount", EXIT_USAGE,
+				"--group %s: no such group", c->group);
+	a->access.shared = true;
 	return 0;
 }
 
@@ -120,6 +164,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "sender-quota", required_argument, NULL, 'k' },
 		{ "sender-blobs", required_argument, NULL, 'k' },
 		{ "partial-ttl", required_argument, NULL, 'k' },
+		{ "group", required_argument, NULL, 'k' },
 		{ "syslog", no_argument, NULL, 'y' },
 		{ "config", required_argument, NULL, 'C' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -195,7 +240,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 				"%s: give MOUNTPOINT and --state STATE, or "
 				"mountpoint = and state = in the config file",
 				a->config);
-	return 0;
+	return check_group(a);
 }
 
 /*
@@ -437,15 +482,11 @@ static int serve(const struct mount_args *a)
 		return rc;
 	}
 	struct fs *fs = NULL;
-	int rc = fs_mount(c->mountpoint, c->fuse_options, &backend_ops,
-			  node_backend(n), &fs, &why);
+	int rc = fs_mount(c->mountpoint, c->fuse_options, &a->access,
+			  &backend_ops, node_backend(n), &fs, &why);
 	if (rc) {
 		if (rc == -ENOTCONN)
-			rc = cmd_fail(
-				"mount", EXIT_RUNTIME,
-				"%s: %s; clear it with: fusermount3 -u -z "
-				"%s",
-				c->mountpoint, why, c->mountpoint);
+			rc = cmd_fail_stale("mount", c->mountpoint);
 		else
 			rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
 				      c->mountpoint, why);

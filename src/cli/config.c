@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,6 +23,9 @@
 #include "net/conn.h"
 #include "pki/key.h"
 
+/* The most a group's entry may take (getgrnam_r's buffer). */
+#define CONFIG_GROUP_BUF_MAX (1u << 20)
+
 /* The kinds up to K_TOKEN are text, kept as a string of its own. */
 enum kind {
 	K_PATH,  /* absolute in a file */
@@ -30,6 +34,7 @@ enum kind {
 	K_ADDR,  /* HOST:PORT, port not 0 */
 	K_FP,    /* sha256:HEX */
 	K_QUOTA, /* a share "50%" or a size */
+	K_GROUP, /* a group of this system, by name or number */
 	K_TOKEN, /* a join token */
 	K_UINT,  /* MIN..MAX */
 	K_SIZE,  /* bytes, K, M or G, MIN..MAX */
@@ -68,6 +73,7 @@ static const struct key_def {
 			       STATE_SENDER_BLOBS_MAX },
 	[CFG_PARTIAL_TTL] = { "partial-ttl", K_TIME, F(partial_ttl), 1,
 			      STATE_PARTIAL_MAX },
+	[CFG_GROUP] = { "group", K_GROUP, F(group), 0, 0 },
 #undef F
 };
 
@@ -137,6 +143,35 @@ static bool has_control(const char *s)
 	return false;
 }
 
+int config_group_id(const char *value, gid_t *gid)
+{
+	/* A group with many members needs a larger buffer: grow it. */
+	for (size_t size = 16384; size <= CONFIG_GROUP_BUF_MAX; size *= 4) {
+		struct group gr, *found = NULL;
+		char *buf = malloc(size);
+		if (!buf)
+			return -1;
+		int rc = getgrnam_r(value, &gr, buf, size, &found);
+		if (rc == 0 && found && gid)
+			*gid = found->gr_gid;
+		free(buf);
+		if (rc == 0 && found)
+			return 0;
+		if (rc != ERANGE)
+			break;
+	}
+	/* A number stands for itself, as chgrp takes it. */
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(value, &end, 10);
+	if (!isdigit((unsigned char)value[0]) || *end || errno ||
+	    n >= (gid_t)-1)
+		return -1;
+	if (gid)
+		*gid = (gid_t)n;
+	return 0;
+}
+
 /* Checks VALUE for the text key D; 0, or -1 with WHY. */
 static int check_text(const struct key_def *d, const char *value,
 		      bool from_file, char *why)
@@ -183,6 +218,14 @@ static int check_text(const struct key_def *d, const char *value,
 		}
 		return 0;
 	}
+	case K_GROUP:
+		if (config_group_id(value, NULL) != 0) {
+			snprintf(why, CONFIG_WHY_MAX,
+				 "takes a group of this system, by name or "
+				 "number (getent group)");
+			return -1;
+		}
+		return 0;
 	case K_TOKEN: {
 		struct token t;
 		if (token_parse(value, &t) != 0)

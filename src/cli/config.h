@@ -17,6 +17,7 @@
 
 #include "lib/log.h"
 #include <stdbool.h>
+#include <sys/types.h>
 
 #define CONFIG_FILE_MAX (64 * 1024)
 #define CONFIG_LINE_MAX 1024
@@ -43,6 +44,7 @@ enum config_key {
 	CFG_SENDER_QUOTA,
 	CFG_SENDER_BLOBS,
 	CFG_PARTIAL_TTL,
+	CFG_GROUP,
 	CFG_NKEYS,
 };
 
@@ -55,6 +57,7 @@ struct mount_config {
 	char *join; /* the join token: wiped by config_clear */
 	char *fuse_options;
 	char *sender_quota; /* "50%" or a size (src/identity/state.h) */
+	char *group;        /* a group of this system: name or number */
 	unsigned key_bits, refresh;
 	/* the disk limits of src/store/intake.h, kept in node.conf */
 	unsigned long long reserve;
@@ -95,6 +98,12 @@ int config_set(struct mount_config *cfg, enum config_key key, const char *value,
  * message: "PATH:LINE: what is wrong" or "PATH: why it cannot be read".
  */
 int config_load(const char *path, struct mount_config *cfg, char *err);
+
+/*
+ * The group VALUE names (a group name, or a number), into *GID if not
+ * NULL. 0, or -1 if this system has no such group.
+ */
+int config_group_id(const char *value, gid_t *gid);
 
 /*
  * Copies into TO every key FROM has and TO has not (the command line over

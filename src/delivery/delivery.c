@@ -53,6 +53,18 @@ static void cut_aborted(struct delivery *d)
 			net_conn_shutdown(w->conn);
 }
 
+/* Counts a receipt (also for a job cancelled meanwhile) or a refusal. */
+static void count(struct delivery *d, const struct queue_attempt *a)
+{
+	struct counters *c = self_counters(d->self);
+	if (a->outcome == SEND_OK) {
+		counters_add(c, COUNTER_FILES_SENT, 1);
+		counters_add(c, COUNTER_BYTES_SENT, a->job->size);
+	} else if (a->outcome == SEND_JOB_FAILED) {
+		counters_add(c, COUNTER_REFUSED_BY_PEERS, 1);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct sender *w = arg;
@@ -88,6 +100,7 @@ static void *worker_main(void *arg)
 		w->entry = NULL;
 		w->conn = NULL;
 		bool done = queue_finish(d->queue, e, &a, mono_now());
+		count(d, &a);
 		cut_aborted(d);
 		send_park(w, peer);
 		if (done) {
@@ -293,6 +306,50 @@ int delivery_status(struct delivery *d, char **text, size_t *len)
 	return rc;
 }
 
+int delivery_each(struct delivery *d, size_t files_max, queue_peer_fn peer,
+		  queue_file_fn file, void *arg)
+{
+	pthread_mutex_lock(&d->lock);
+	int rc = queue_each(d->queue, files_max, peer, file, arg);
+	pthread_mutex_unlock(&d->lock);
+	return rc;
+}
+
+/* What is left for the next mount, as one log line (delivery_stop). */
+struct leftover {
+	FILE *f;
+	int files, refused, peers;
+};
+
+static int add_leftover(void *arg, const struct queue_peer_info *p)
+{
+	struct leftover *l = arg;
+	if (p->pending)
+		fprintf(l->f, "%s%d for %s", l->peers++ ? ", " : "", p->pending,
+			p->name);
+	l->files += p->pending;
+	l->refused += p->refused;
+	return 0;
+}
+
+static void log_leftover(struct delivery *d)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct leftover l = { .f = open_memstream(&text, &len) };
+	if (!l.f)
+		return;
+	queue_each(d->queue, 0, add_leftover, NULL, &l);
+	if (fclose(l.f) == 0 && l.files)
+		log_info("unmounted with %d file(s) pending: %s; they go at "
+			 "the next mount%s",
+			 l.files, text,
+			 l.refused ? " (files refused for good stay in the "
+				     "outbox until they are deleted)"
+				   : "");
+	free(text);
+}
+
 void delivery_stop(struct delivery *d)
 {
 	if (!d)
@@ -305,5 +362,6 @@ void delivery_stop(struct delivery *d)
 	pthread_mutex_unlock(&d->lock);
 	for (struct sender *w = d->senders; w; w = w->next)
 		pthread_join(w->thread, NULL);
+	log_leftover(d);
 	free_all(d);
 }

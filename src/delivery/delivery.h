@@ -16,6 +16,7 @@
 #ifndef SNOOPFS_DELIVERY_DELIVERY_H
 #define SNOOPFS_DELIVERY_DELIVERY_H
 
+#include "delivery/queue.h"
 #include "store/jobs.h"
 #include <stddef.h>
 
@@ -74,7 +75,18 @@ int delivery_describe(struct delivery *d, const char *id, char *text,
  */
 int delivery_status(struct delivery *d, char **text, size_t *len);
 
-/* Stops the threads (transfers in flight are resumed at the next start). */
+/*
+ * queue_each over D's queue (delivery/queue.h), under D's lock: the
+ * callbacks must not call into delivery, and take only leaf locks.
+ */
+int delivery_each(struct delivery *d, size_t files_max, queue_peer_fn peer,
+		  queue_file_fn file, void *arg);
+
+/*
+ * Stops the threads (transfers in flight are resumed at the next start).
+ * If files are pending it logs how many per peer, and that they go at the
+ * next mount.
+ */
 void delivery_stop(struct delivery *d);
 
 #endif

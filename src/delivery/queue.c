@@ -33,6 +33,7 @@ struct drec {
 struct djob {
 	char id[JOB_ID_HEX];
 	char path[NAMES_PATH_MAX + 1];
+	uint64_t size; /* of the file, for status */
 	int nrec;
 	struct drec *rec;
 	int inflight;   /* recipients being sent right now */
@@ -223,6 +224,7 @@ int queue_add(struct queue *q, const struct job *j)
 	}
 	memcpy(dj->id, j->id, sizeof(dj->id));
 	memcpy(dj->path, j->path, sizeof(dj->path));
+	dj->size = j->size;
 	dj->nrec = j->nrecipients;
 	/* Entries first, so that running out of memory leaves nothing. */
 	struct queue_entry *es[JOB_RECIPIENTS_MAX] = { 0 };
@@ -669,5 +671,63 @@ int queue_status(const struct queue *q, char **text, size_t *len)
 	}
 	*text = buf;
 	*len = blen;
+	return 0;
+}
+
+/* ---- for scripts ---- */
+
+static const char *state_name(const struct queue_entry *e)
+{
+	switch (e->job->rec[e->r].state) {
+	case R_SENDING:
+		return "sending";
+	case R_FAILED:
+		return e->failed ? "refused" : "failed";
+	default:
+		return "queued";
+	}
+}
+
+int queue_each(const struct queue *q, size_t files_max, queue_peer_fn peer,
+	       queue_file_fn file, void *arg)
+{
+	for (const struct peer *p = q->peers; p; p = p->next) {
+		struct queue_peer_info pi = {
+			.name = p->name,
+			.sending = p->inflight,
+			.last_error = p->last_error,
+			.last_delivery = p->last_delivery,
+		};
+		for (const struct queue_entry *e = p->head; e; e = e->next) {
+			if (e->failed) {
+				pi.refused++;
+				continue;
+			}
+			pi.pending++;
+			pi.pending_bytes += e->job->size;
+		}
+		int rc = peer(arg, &pi);
+		size_t listed = 0;
+		for (const struct queue_entry *e = p->head;
+		     rc == 0 && file && e && listed < files_max;
+		     e = e->next, listed++) {
+			const struct drec *r = &e->job->rec[e->r];
+			bool progress = r->total &&
+					(r->state == R_SENDING ||
+					 (r->state == R_FAILED && !e->failed));
+			struct queue_file_info fi = {
+				.path = e->job->path,
+				.bytes = e->job->size,
+				.state = state_name(e),
+				.percent = progress ? (int)(r->sent * 100 /
+							    r->total)
+						    : 0,
+				.error = r->state == R_FAILED ? r->error : "",
+			};
+			rc = file(arg, &fi);
+		}
+		if (rc)
+			return rc;
+	}
 	return 0;
 }

@@ -161,4 +161,41 @@ int queue_describe(const struct queue *q, const char *id, char *text,
  */
 int queue_status(const struct queue *q, char **text, size_t *len);
 
+/* One peer of the queue, for `snoopfs status --json` (queue_each). */
+struct queue_peer_info {
+	const char *name;
+	int pending;            /* files still to deliver to it */
+	uint64_t pending_bytes; /* their sizes */
+	int refused;            /* files it refused for good, still listed */
+	int sending;            /* transfers to it in flight */
+	const char *last_error; /* since its last receipt, or "" */
+	time_t last_delivery;   /* its last receipt, 0 if none yet */
+};
+
+/* One file of a peer's queue (queue_each). */
+struct queue_file_info {
+	const char *path;
+	uint64_t bytes;
+	/*
+	 * "queued", "sending", "failed" (the last attempt failed; it is
+	 * retried) or "refused" (for good; never retried).
+	 */
+	const char *state;
+	int percent;       /* of its chunks the peer holds: sending, failed */
+	const char *error; /* why it failed or was refused, else "" */
+};
+
+typedef int (*queue_peer_fn)(void *arg, const struct queue_peer_info *p);
+typedef int (*queue_file_fn)(void *arg, const struct queue_file_info *f);
+
+/*
+ * Calls PEER for every peer Q has had entries for since it was made (a
+ * peer with nothing pending too), each followed by FILE (if not NULL) for
+ * its first FILES_MAX files in queue order, refused ones included. The
+ * strings last as long as the call. Stops at, and returns, the first
+ * non-zero return of a callback; 0 otherwise.
+ */
+int queue_each(const struct queue *q, size_t files_max, queue_peer_fn peer,
+	       queue_file_fn file, void *arg);
+
 #endif

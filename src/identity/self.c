@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/errors.h"
 #include "lib/log.h"
@@ -23,6 +24,7 @@ struct self {
 	struct pki_key *key;
 	struct pki_cert *root;
 	struct directory *dir;
+	struct counters counters; /* atomics of their own, no lock */
 
 	pthread_mutex_t lock; /* a leaf; protects the two below */
 	struct pki_cert *cert;
@@ -82,6 +84,7 @@ int self_load(const char *state, struct self **out, const char **why)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	counters_init(&s->counters, time(NULL));
 	int rc = 0;
 	if (strlen(state) >= sizeof(s->state)) {
 		*why = "the state path is too long";
@@ -127,6 +130,11 @@ int self_load(const char *state, struct self **out, const char **why)
 fail:
 	self_free(s);
 	return rc;
+}
+
+struct counters *self_counters(struct self *s)
+{
+	return &s->counters;
 }
 
 void self_free(struct self *s)

@@ -2,7 +2,8 @@
  * self: who this node is, handed to every part that acts for it: its name
  * and configuration, its STATE, its key, its certificate (renewal replaces
  * it while the node runs), the root it trusts, the directory of the other
- * nodes, and the last error that `snoopfs status` shows. A part gets a
+ * nodes, the last error that `snoopfs status` shows and the counters of
+ * what it did since it was mounted. A part gets a
  * struct self when it is made and needs nothing else of the node to do
  * its job.
  *
@@ -13,6 +14,7 @@
 #ifndef SNOOPFS_IDENTITY_SELF_H
 #define SNOOPFS_IDENTITY_SELF_H
 
+#include "identity/counters.h"
 #include "identity/directory.h"
 #include "identity/state.h"
 #include "pki/cert.h"
@@ -47,6 +49,9 @@ bool self_is_ca(const struct self *s);
 const struct pki_key *self_key(const struct self *s);
 const struct pki_cert *self_root(const struct self *s);
 struct directory *self_directory(const struct self *s);
+
+/* What the node did since it was mounted (owned by S, counted from then). */
+struct counters *self_counters(struct self *s);
 
 /* A new reference to this node's certificate as it is now (pki_cert_free). */
 struct pki_cert *self_cert_ref(struct self *s);

@@ -84,6 +84,7 @@ static int refuse_for(struct server *s, struct net_conn *c, const struct msg *m,
 	const struct msg_meta *meta = msg_get0_meta(m);
 	log_warn("refused post/blob '%s' from '%s' at %s: %s", meta->args,
 		 meta->id, net_conn_peer(c), reason);
+	counters_add(self_counters(s->self), COUNTER_REFUSED, 1);
 	struct msg_extra *x = proto_reply_extra(m, "error", reason);
 	if (x && permanent)
 		msg_extra_set_int(x, "permanent", 1);
@@ -597,6 +598,9 @@ static int store(struct server *s, struct net_conn *c, const struct msg *m,
 		return refuse_disk(s, c, m, rc);
 	}
 	in->recorded = false;
+	counters_add(self_counters(s->self), COUNTER_FILES_RECEIVED, 1);
+	counters_add(self_counters(s->self), COUNTER_BYTES_RECEIVED,
+		     in->info.size);
 	log_info("received '%s' from '%s' (%llu bytes, %s)", in->path,
 		 in->sender, (unsigned long long)in->info.size, hash);
 	return reply_receipt(s, c, m, hash) == 0 ? 0 : -1;

@@ -17,7 +17,10 @@
 #include "identity/self.h"
 #include "tree/inbox.h"
 #include "tree/outbox.h"
+#include "tree/refused.h"
 #include "tree/status.h"
+#include "tree/status_export.h"
+#include "tree/status_snap.h"
 
 /* The two trees the backend serves besides certs/. */
 enum tree { TREE_INBOX, TREE_OUTBOX };
@@ -118,10 +121,23 @@ static int be_read_cert(void *ctx, const char *name, enum fs_cert_form form,
 	return 0;
 }
 
-static int be_status(void *ctx, char **text, size_t *len)
+static int be_status(void *ctx, enum fs_status_form form, char **text,
+		     size_t *len)
 {
 	struct backend *b = ctx;
-	return errors_to_errno(status_text(b->status, time(NULL), text, len));
+	time_t now = time(NULL);
+	if (form == FS_STATUS_TEXT)
+		return errors_to_errno(status_text(b->status, now, text, len));
+	/* --json and --prometheus: two renderings of one snapshot. */
+	struct status_snap snap;
+	int rc = status_snap_take(b->status, now, &snap);
+	if (rc)
+		return rc;
+	rc = form == FS_STATUS_JSON
+		     ? status_export_json(&snap, text, len)
+		     : status_export_prometheus(&snap, text, len);
+	status_snap_clear(&snap);
+	return rc;
 }
 
 /* ---- inbox/ and outbox/: route by the first part of the path ---- */
@@ -133,6 +149,15 @@ static enum tree route(const char *path, const char **rel)
 	const char *r = path + (inbox ? 6 : 7);
 	*rel = *r == '/' ? r + 1 : r;
 	return inbox ? TREE_INBOX : TREE_OUTBOX;
+}
+
+/* -EACCES for PATH, a change in the read-only inbox/, with the reason logged.
+ */
+static int inbox_read_only(const char *path)
+{
+	tree_refused(-EACCES, "%s: inbox/ is read-only (rm consumes a file)",
+		     path ? path + 1 : "inbox");
+	return -EACCES;
 }
 
 static int wrap_handle(void *ctx, enum tree tree, uint64_t inner, uint64_t *fh)
@@ -191,7 +216,7 @@ static int be_mkdir(void *ctx, const char *path)
 	struct backend *b = ctx;
 	const char *rel;
 	return route(path, &rel) == TREE_INBOX
-		       ? -EACCES
+		       ? inbox_read_only(path)
 		       : errors_to_errno(outbox_mkdir(b->outbox, rel));
 }
 
@@ -218,9 +243,10 @@ static int be_rename(void *ctx, const char *from, const char *to,
 {
 	struct backend *b = ctx;
 	const char *rfrom, *rto;
-	if (route(from, &rfrom) != TREE_OUTBOX ||
-	    route(to, &rto) != TREE_OUTBOX)
-		return -EACCES; /* the inbox is read-only */
+	if (route(from, &rfrom) != TREE_OUTBOX)
+		return inbox_read_only(from);
+	if (route(to, &rto) != TREE_OUTBOX)
+		return inbox_read_only(to);
 	return errors_to_errno(outbox_rename(b->outbox, rfrom, rto, flags));
 }
 
@@ -230,7 +256,7 @@ static int be_create(void *ctx, const char *path, int flags, uint64_t *fh)
 	const char *rel;
 	uint64_t inner;
 	if (route(path, &rel) == TREE_INBOX)
-		return -EACCES;
+		return inbox_read_only(path);
 	int rc = outbox_create(b->outbox, rel, flags, &inner);
 	if (rc == 0 && (rc = wrap_handle(ctx, TREE_OUTBOX, inner, fh)) != 0)
 		outbox_release(b->outbox, inner);
@@ -284,7 +310,7 @@ static int be_truncate(void *ctx, const char *path, bool has_fh, uint64_t fh,
 	/* With a handle, PATH may be NULL (the file was removed while open). */
 	enum tree t = has_fh ? handle(fh)->tree : route(path, &rel);
 	if (t == TREE_INBOX)
-		return -EACCES;
+		return inbox_read_only(path);
 	return errors_to_errno(outbox_truncate(
 		b->outbox, rel, has_fh, has_fh ? handle(fh)->inner : 0, size));
 }
@@ -336,6 +362,15 @@ static void be_shutdown(void *ctx)
 	pthread_mutex_unlock(&b->lock);
 }
 
+static int be_set_owner(void *ctx, const char *path, uid_t uid)
+{
+	struct backend *b = ctx;
+	const char *rel;
+	return route(path, &rel) == TREE_OUTBOX
+		       ? outbox_set_owner(b->outbox, rel, uid)
+		       : -EACCES;
+}
+
 static int be_state(void *ctx, const char *path, char **text, size_t *len)
 {
 	struct backend *b = ctx;
@@ -370,6 +405,7 @@ const struct fs_backend backend_ops = {
 	.flush = be_flush,
 	.fsync = be_fsync,
 	.release = be_release,
+	.set_owner = be_set_owner,
 	.state = be_state,
 	.shutdown = be_shutdown,
 };

@@ -15,6 +15,7 @@
 #include "identity/self.h"
 #include "lib/names.h"
 #include "store/blobfile.h"
+#include "tree/refused.h"
 
 int inbox_path(const struct self *self, const char *rel, char *out)
 {
@@ -91,8 +92,13 @@ int inbox_readdir(struct self *self, const char *rel, fs_fill_fn fill,
 
 int inbox_open(struct self *self, const char *rel, int flags, uint64_t *fh)
 {
-	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+		tree_refused(-EACCES,
+			     "inbox/%s: inbox/ is read-only (rm consumes a "
+			     "file)",
+			     rel);
 		return -EACCES;
+	}
 	char path[STATE_PATH_MAX];
 	int rc = lookup(self, rel, path);
 	if (rc)
@@ -134,7 +140,9 @@ int inbox_rmdir(struct self *self, const char *rel)
 	int rc = lookup(self, rel, path);
 	if (rc)
 		return rc;
-	if (!rel[0])
+	if (!rel[0]) {
+		tree_refused(-EPERM, "%s", "inbox/: the top of inbox/ stays");
 		return -EPERM;
+	}
 	return rmdir(path) == 0 ? 0 : -errno;
 }

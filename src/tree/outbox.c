@@ -41,6 +41,7 @@
 #include "tree/outbox_folder.h"
 #include "tree/outbox_internal.h"
 #include "tree/outbox_seal.h"
+#include "tree/refused.h"
 
 struct open_spool {
 	struct open_spool *next;
@@ -213,7 +214,7 @@ int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
 	if (!rel[0] ||
 	    (outbox_split_rel(rel, folder, &rest) == 0 && !rest[0])) {
 		if (rel[0] && !outbox_folder_exists(ob, folder))
-			return -ENOENT;
+			return outbox_no_folder(ob, folder, 0);
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
@@ -228,6 +229,7 @@ int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
 	st->st_mtime = real.st_mtime;
 	st->st_ctime = real.st_ctime;
 	st->st_atime = real.st_atime;
+	st->st_uid = real.st_uid; /* who made it (outbox_set_owner) */
 	if (S_ISDIR(real.st_mode)) {
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
@@ -324,10 +326,10 @@ int outbox_mkdir(struct outbox *ob, const char *rel)
 	if (!rest[0]) {
 		/* A folder names its recipients: only known peers. */
 		rc = outbox_parse_folder(ob, folder, NULL, NULL);
-		if (rc)
+		if (rc) /* the lookup before said why (outbox_no_folder) */
 			return rc == -ENOENT ? -ENOENT : -EINVAL;
 	} else if (names_path_error(rest)) {
-		return -EINVAL;
+		return outbox_bad_path(rel, -EINVAL);
 	}
 	rc = outbox_path(ob, rel, path);
 	if (rc)
@@ -347,8 +349,10 @@ int outbox_rmdir(struct outbox *ob, const char *rel)
 	int rc = outbox_path(ob, rel, path);
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
-	if (!rel[0])
+	if (!rel[0]) {
+		tree_refused(-EPERM, "%s", "outbox/: the top of outbox/ stays");
 		return -EPERM;
+	}
 	pthread_mutex_lock(&ob->lock);
 	rc = rmdir(path) == 0 ? 0 : -errno;
 	pthread_mutex_unlock(&ob->lock);
@@ -396,29 +400,34 @@ static void follow_rename(struct outbox *ob, const char *from, const char *to)
 int outbox_rename(struct outbox *ob, const char *from, const char *to,
 		  unsigned flags)
 {
-	char src[STATE_PATH_MAX], dst[STATE_PATH_MAX], folder[JOB_FOLDER_MAX];
+	char src[STATE_PATH_MAX], dst[STATE_PATH_MAX];
 	const char *rest;
-	if (flags & ~(unsigned)RENAME_NOREPLACE)
-		return -EINVAL;
-	if (outbox_path(ob, from, src) || outbox_path(ob, to, dst) ||
-	    outbox_split_rel(to, folder, &rest) || !rest[0] ||
-	    outbox_split_rel(from, folder, &rest) || !rest[0])
-		return -EPERM; /* folders themselves are not renamed */
+	int rc = outbox_rename_allowed(from, to, flags);
+	if (rc)
+		return rc;
+	if (outbox_path(ob, from, src) || outbox_path(ob, to, dst))
+		return outbox_bad_path(outbox_path(ob, from, src) ? from : to,
+				       -EPERM);
 	char tofolder[JOB_FOLDER_MAX];
 	outbox_split_rel(to, tofolder, &rest);
 	pthread_mutex_lock(&ob->lock);
 	/* Neither side (nor a file below a folder that moves) is sealing. */
 	while (sealing_at(ob, src, true) || sealing_at(ob, dst, true))
 		pthread_cond_wait(&ob->sealed, &ob->lock);
-	int rc = outbox_ensure_folder(ob, tofolder);
+	rc = outbox_ensure_folder(ob, tofolder);
 	struct stat st;
 	if (rc == 0 && lstat(src, &st) != 0)
 		rc = -errno;
 	char id[JOB_ID_HEX];
 	/* A pending file is on its way under its name: it cannot move. */
 	if (rc == 0 && S_ISREG(st.st_mode) && !spool_is_spool(src) &&
-	    outbox_marker_read(src, id) == 0)
+	    outbox_marker_read(src, id) == 0) {
+		tree_refused(-EBUSY,
+			     "outbox/%s: a pending file is on its way under "
+			     "its name and cannot be renamed",
+			     from);
 		rc = -EBUSY;
+	}
 	if (rc == 0) {
 		struct open_spool *victim = find_open(ob, dst);
 		if (!(flags & RENAME_NOREPLACE)) {
@@ -452,13 +461,13 @@ int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
 	const char *rest;
 	if (outbox_split_rel(rel, folder, &rest) || !rest[0])
-		return -EACCES;
+		return outbox_outside_folder(rel, -EACCES);
 	int rc = outbox_path(ob, rel, path);
 	if (rc)
-		return rc;
+		return rc == -EINVAL ? outbox_bad_path(rel, rc) : rc;
 	/* A revoked recipient is refused now, not when the file is shipped. */
 	if (outbox_parse_folder(ob, folder, NULL, NULL) == -EKEYREVOKED)
-		return -EKEYREVOKED;
+		return outbox_no_folder(ob, folder, -EKEYREVOKED);
 	pthread_mutex_lock(&ob->lock);
 	/* The version being sealed becomes a marker first, then is replaced. */
 	wait_sealed(ob, path, false);
@@ -473,6 +482,19 @@ int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 		if (rc)
 			os->refs--;
 	}
+	pthread_mutex_unlock(&ob->lock);
+	return rc;
+}
+
+int outbox_set_owner(struct outbox *ob, const char *rel, uid_t uid)
+{
+	char path[STATE_PATH_MAX];
+	int rc = outbox_path(ob, rel, path);
+	if (rc)
+		return rc;
+	/* Under the lock: a rename or unlink cannot move it meanwhile. */
+	pthread_mutex_lock(&ob->lock);
+	rc = lchown(path, uid, (gid_t)-1) == 0 ? 0 : -errno;
 	pthread_mutex_unlock(&ob->lock);
 	return rc;
 }
@@ -501,6 +523,11 @@ int outbox_open_file(struct outbox *ob, const char *rel, int flags,
 		 * cancelled); its sealed content cannot be read back here.
 		 */
 		if ((flags & O_ACCMODE) == O_RDONLY || !(flags & O_TRUNC)) {
+			tree_refused(-EBUSY,
+				     "outbox/%s: a pending file cannot be read "
+				     "back or changed in place (write it again "
+				     "whole to replace it, or rm it)",
+				     rel);
 			rc = -EBUSY;
 		} else {
 			outbox_cancel_marker(ob, path);

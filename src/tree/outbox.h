@@ -56,6 +56,12 @@ int outbox_unlink(struct outbox *ob, const char *rel);
 int outbox_rename(struct outbox *ob, const char *from, const char *to,
 		  unsigned flags);
 int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh);
+/*
+ * REL (a file or folder made a moment ago) belongs to UID: its file in
+ * STATE takes UID as owner, which getattr shows. 0 or -errno (a node not
+ * run by root cannot give a file away).
+ */
+int outbox_set_owner(struct outbox *ob, const char *rel, uid_t uid);
 int outbox_open_file(struct outbox *ob, const char *rel, int flags,
 		     uint64_t *fh);
 int outbox_read(struct outbox *ob, uint64_t fh, char *buf, size_t size,

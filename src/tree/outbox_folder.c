@@ -13,6 +13,7 @@
 #include "identity/state.h"
 #include "lib/names.h"
 #include "tree/outbox_internal.h"
+#include "tree/refused.h"
 
 int outbox_split_rel(const char *rel, char folder[JOB_FOLDER_MAX],
 		     const char **rest)
@@ -36,41 +37,153 @@ int outbox_path(const struct outbox *ob, const char *rel, char *out)
 	return n < 0 || n >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
-int outbox_parse_folder(struct outbox *ob, const char *folder,
-			char names[][NAMES_NODE_MAX + 1], int *count)
+/* outbox_parse_folder, saying why in WHY (OUTBOX_WHY_MAX) if not NULL. */
+static int parse_folder(struct outbox *ob, const char *folder,
+			char names[][NAMES_NODE_MAX + 1], int *count, char *why)
 {
 	char copy[JOB_FOLDER_MAX];
 	snprintf(copy, sizeof(copy), "%s", folder);
 	int k = 0;
 	char *save = NULL;
 	char local[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
+	char ignored[OUTBOX_WHY_MAX];
+	if (!why)
+		why = ignored;
 	for (char *name = strtok_r(copy, ",", &save); name;
 	     name = strtok_r(NULL, ",", &save)) {
-		if (k == JOB_RECIPIENTS_MAX || !names_node_valid(name) ||
-		    strcmp(name, self_name(ob->self)) == 0)
+		const char *bad = names_node_error(name);
+		if (k == JOB_RECIPIENTS_MAX) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "more than %d recipients in one folder",
+				 JOB_RECIPIENTS_MAX);
 			return -EINVAL;
+		}
+		if (bad) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "'%.*s' is not a node name: %s",
+				 NAMES_NODE_MAX, name, bad);
+			return -EINVAL;
+		}
+		if (strcmp(name, self_name(ob->self)) == 0) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "'%s' is this node, and a node does not send "
+				 "to itself",
+				 name);
+			return -EINVAL;
+		}
 		struct pki_cert *c =
 			directory_get1(self_directory(ob->self), name);
 		/* "Key has been revoked" says why, where ENOENT would not. */
-		if (!c)
-			return directory_is_revoked(self_directory(ob->self),
-						    name)
-				       ? -EKEYREVOKED
-				       : -ENOENT;
+		if (!c &&
+		    directory_is_revoked(self_directory(ob->self), name)) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "the certificate of '%s' is revoked "
+				 "(certs/crl.pem)",
+				 name);
+			return -EKEYREVOKED;
+		}
+		if (!c) {
+			snprintf(why, OUTBOX_WHY_MAX,
+				 "no peer '%s': certs/ has no %s.pem", name,
+				 name);
+			return -ENOENT;
+		}
 		pki_cert_free(c);
 		for (int i = 0; i < k; i++)
-			if (strcmp(local[i], name) == 0)
+			if (strcmp(local[i], name) == 0) {
+				snprintf(why, OUTBOX_WHY_MAX,
+					 "'%s' is named twice", name);
 				return -EINVAL;
+			}
 		strcpy(local[k++], name);
 	}
 	/* strtok_r skips empty parts; a stray comma is still an error. */
 	if (k == 0 || folder[0] == ',' || folder[strlen(folder) - 1] == ',' ||
-	    strstr(folder, ",,"))
+	    strstr(folder, ",,")) {
+		snprintf(why, OUTBOX_WHY_MAX,
+			 "an empty name in the list of recipients");
 		return -EINVAL;
+	}
 	if (names)
 		memcpy(names, local, sizeof(local[0]) * (size_t)k);
 	if (count)
 		*count = k;
+	return 0;
+}
+
+int outbox_parse_folder(struct outbox *ob, const char *folder,
+			char names[][NAMES_NODE_MAX + 1], int *count)
+{
+	return parse_folder(ob, folder, names, count, NULL);
+}
+
+int outbox_folder_why(struct outbox *ob, const char *folder, char *why)
+{
+	why[0] = '\0';
+	return parse_folder(ob, folder, NULL, NULL, why);
+}
+
+/*
+ * One limit per kind of reason (no such peer, revoked, a bad list). A
+ * lookup says "no such folder" without the errno's words, for programs
+ * make different errors of it (cp: "Not a directory", mkdir: "Invalid
+ * argument"); the kernel looks the name up before every mkdir or create,
+ * so this one line covers those too. Nothing is logged for a list of
+ * known peers that is not made yet.
+ */
+int outbox_no_folder(struct outbox *ob, const char *folder, int err)
+{
+	static struct log_limit limits[3];
+	char why[OUTBOX_WHY_MAX];
+	int rc = outbox_folder_why(ob, folder, why);
+	int kind = rc == -ENOENT ? 0 : rc == -EKEYREVOKED ? 1 : 2;
+	if (rc && err)
+		log_limited(&limits[kind], LOGL_INFO, "outbox/%s: %s (%s)",
+			    folder, why, strerror(-err));
+	else if (rc)
+		log_limited(&limits[kind], LOGL_INFO,
+			    "outbox/%s: no such folder: %s", folder, why);
+	return err ? err : -ENOENT;
+}
+
+int outbox_bad_path(const char *rel, int err)
+{
+	const char *why = names_path_error(rel);
+	tree_refused(err, "outbox/%s: not a valid path: %s", rel,
+		     why ? why : "too long");
+	return err;
+}
+
+int outbox_outside_folder(const char *rel, int err)
+{
+	tree_refused(err,
+		     "outbox/%s: a file goes into a peer's folder, "
+		     "outbox/PEER/NAME",
+		     rel);
+	return err;
+}
+
+int outbox_rename_allowed(const char *from, const char *to, unsigned flags)
+{
+	char folder[JOB_FOLDER_MAX];
+	const char *rest;
+	if (flags & ~(unsigned)RENAME_NOREPLACE) {
+		tree_refused(-EINVAL,
+			     "outbox/%s: a rename in outbox/ may not exchange "
+			     "(RENAME_EXCHANGE)",
+			     from);
+		return -EINVAL;
+	}
+	if (outbox_split_rel(from, folder, &rest) || !rest[0]) {
+		tree_refused(-EPERM,
+			     "outbox/%s: folders of outbox/ are not renamed "
+			     "(a folder's name is its list of recipients: "
+			     "mkdir the new one and move the files)",
+			     from);
+		return -EPERM;
+	}
+	if (outbox_split_rel(to, folder, &rest) || !rest[0])
+		return outbox_outside_folder(to, -EPERM);
 	return 0;
 }
 

@@ -25,6 +25,9 @@ int outbox_split_rel(const char *rel, char folder[JOB_FOLDER_MAX],
  */
 int outbox_path(const struct outbox *ob, const char *rel, char *out);
 
+/* Room for what outbox_folder_why says, with a name of any length. */
+#define OUTBOX_WHY_MAX (2 * NAMES_NODE_MAX + 96)
+
 /*
  * Checks that FOLDER names recipients: one or more known peers (not this
  * node), comma-separated, no repeats. Fills NAMES/COUNT if not NULL. 0,
@@ -34,11 +37,37 @@ int outbox_parse_folder(struct outbox *ob, const char *folder,
 			char names[][NAMES_NODE_MAX + 1], int *count);
 
 /*
+ * Why FOLDER names no recipients, in words for the log, into WHY
+ * (OUTBOX_WHY_MAX): "no node 'bob' in certs/", "'ca' is revoked", "'alice'
+ * is this node", "'root' is not a node name: ...". Returns what
+ * outbox_parse_folder returns.
+ */
+int outbox_folder_why(struct outbox *ob, const char *folder, char *why);
+
+/*
  * True if FOLDER exists: it is in STATE already, or names one known peer
  * (each peer has its folder from the start; several-recipient folders are
  * made with mkdir).
  */
 bool outbox_folder_exists(struct outbox *ob, const char *folder);
+
+/*
+ * The refusals that concern what a path means, each said in words in the
+ * log (tree/refused.h) and returned. outbox_no_folder: ERR for FOLDER,
+ * which names no recipients (ERR 0: a lookup, answered -ENOENT);
+ * outbox_bad_path: ERR for REL, which breaks the path rules;
+ * outbox_outside_folder: ERR for REL, a file in outbox/ itself.
+ */
+int outbox_no_folder(struct outbox *ob, const char *folder, int err);
+int outbox_bad_path(const char *rel, int err);
+int outbox_outside_folder(const char *rel, int err);
+
+/*
+ * 0 if what FROM and TO mean allows renaming one to the other with FLAGS
+ * (only RENAME_NOREPLACE; files, not folders, and into a folder), else the
+ * refusal (-EINVAL, -EPERM), logged.
+ */
+int outbox_rename_allowed(const char *from, const char *to, unsigned flags);
 
 /* Makes sure STATE/outbox/FOLDER exists. 0 or -errno. ob->lock held. */
 int outbox_ensure_folder(struct outbox *ob, const char *folder);

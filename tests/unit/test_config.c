@@ -97,7 +97,14 @@ static void test_values(void)
 	CHECK(c.name == NULL && c.set == 0);
 
 	CHECK(config_key_find("log-level") == CFG_LOG_LEVEL);
-	CHECK(config_key_find("group") == -1);
+	CHECK(config_key_find("groups") == -1);
+	CHECK(set_ok(CFG_GROUP, "root", true));
+	CHECK(set_ok(CFG_GROUP, "0", true));
+	CHECK(!set_ok(CFG_GROUP, "no-such-group-snoopfs", true));
+	CHECK(!set_ok(CFG_GROUP, "-1", true));
+	gid_t gid = 1;
+	CHECK(config_group_id("root", &gid) == 0 && gid == 0);
+	CHECK(config_group_id("4294967295", &gid) == -1);
 	CHECK(strcmp(config_key_name(CFG_CA_FINGERPRINT), "ca-fingerprint") ==
 	      0);
 }
@@ -154,6 +161,7 @@ static void test_file(void)
 			   "sender-quota = 25%\n"
 			   "sender-blobs = 8\n"
 			   "partial-ttl = 2h\n"
+			   "group = root\n"
 			   "key-bits = 3072";
 	CHECK(load("good.conf", good, 0644, &c, err) == 0);
 	CHECK(c.mountpoint && strcmp(c.mountpoint, "/srv/alice mnt") == 0);
@@ -167,6 +175,7 @@ static void test_file(void)
 	CHECK(c.reserve == 32 << 20 && c.sender_blobs == 8);
 	CHECK(c.sender_quota && strcmp(c.sender_quota, "25%") == 0);
 	CHECK(c.partial_ttl == 7200);
+	CHECK(c.group && strcmp(c.group, "root") == 0);
 	CHECK(c.set == (CONFIG_BIT(CFG_NKEYS) - 1) - CONFIG_BIT(CFG_JOIN));
 	CHECK(refused("sender-quota = 150%\n", "bad.conf:1"));
 	CHECK(refused("partial-ttl = 2y\n", "takes a time"));

@@ -4,7 +4,8 @@
  * whole lines reach it; a full disk (RLIMIT_FSIZE stands in for it) drops
  * lines, leaves no half line and says how many were lost once space
  * returns; a moved or deleted file is replaced; the journal gets "<N>"
- * priorities; a message cannot make two lines.
+ * priorities; a message cannot make two lines; a limited cause writes at
+ * most a line a second and counts what it held back.
  */
 #include <errno.h>
 #include <limits.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -267,6 +269,35 @@ static void test_control_and_levels(void)
 	CHECK(log_level_parse(NULL, &l) == -1);
 }
 
+static void test_limited(void)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/limited.log", dir);
+	struct log_file_opts o = { .max_bytes = 1 << 20, .keep = 1 };
+	CHECK(log_to_file(path, &o) == 0);
+	static struct log_limit a, b;
+	for (int i = 0; i < 1000; i++)
+		log_limited(&a, LOGL_INFO, "cause a %d", i);
+	/* Another cause has its own second. */
+	log_limited(&b, LOGL_INFO, "cause b");
+	/* A level that is not written holds nothing back. */
+	static struct log_limit hidden;
+	log_limited(&hidden, LOGL_DEBUG, "hidden debug");
+	CHECK(hidden.held == 0);
+	struct timespec pause = { .tv_sec = 1, .tv_nsec = 100000000 };
+	nanosleep(&pause, NULL);
+	log_limited(&a, LOGL_INFO, "cause a again");
+	size_t len;
+	char *text = slurp(path, &len);
+	CHECK(text && whole_lines(text, len));
+	CHECK(text && strstr(text, "info: cause a 0\n") &&
+	      !strstr(text, "cause a 1\n") && strstr(text, "info: cause b\n"));
+	CHECK(text && strstr(text, "info: cause a again (999 more like this "
+				   "not shown)\n"));
+	CHECK(text && !strstr(text, "hidden"));
+	free(text);
+}
+
 static void test_journal(void)
 {
 	char path[PATH_MAX + 32], env[64];
@@ -317,6 +348,7 @@ int main(void)
 	test_full_disk();
 	test_reopen();
 	test_control_and_levels();
+	test_limited();
 	test_journal();
 	log_to_stderr(false);
 

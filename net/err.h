@@ -17,6 +17,8 @@ enum net_err {
 	NET_EAGAIN = -9,   /* need more bytes (frame decoder only) */
 	NET_ESIGN = -10,   /* the signing callback failed */
 	NET_EBUSY = -11,   /* server at its connection limit */
+	/* the stop switch of the wait was thrown (net/stop.h) */
+	NET_ESTOPPED = -12,
 };
 
 /* Returns a static English sentence for CODE. */

@@ -141,6 +141,13 @@ struct fs_access {
 };
 
 /*
+ * What fs_mount checks first, for a caller that must know before it
+ * commits to anything: MOUNTPOINT is a directory with no FUSE filesystem,
+ * live or stale, on it. Returns 0 or a negative errno with *WHY (static).
+ */
+int fs_check_mountpoint(const char *mountpoint, const char **why);
+
+/*
  * Mounts at MOUNTPOINT with extra FUSE options OPTIONS (may be NULL) for
  * ACCESS, before the process detaches. Returns 0 or a negative errno; *WHY
  * gets a static explanation on failure.

@@ -130,9 +130,7 @@ static int check_mounted(const char *mountpoint)
 	return -EBUSY;
 }
 
-int fs_mount(const char *mountpoint, const char *options,
-	     const struct fs_access *access, const struct fs_backend *backend,
-	     void *ctx, struct fs **out, const char **why)
+int fs_check_mountpoint(const char *mountpoint, const char **why)
 {
 	struct stat st;
 	*why = NULL;
@@ -154,6 +152,16 @@ int fs_mount(const char *mountpoint, const char *options,
 		*why = "not a directory";
 		return -ENOTDIR;
 	}
+	return 0;
+}
+
+int fs_mount(const char *mountpoint, const char *options,
+	     const struct fs_access *access, const struct fs_backend *backend,
+	     void *ctx, struct fs **out, const char **why)
+{
+	int rc = fs_check_mountpoint(mountpoint, why);
+	if (rc)
+		return rc;
 
 	struct fs *fs = calloc(1, sizeof(*fs));
 	if (!fs) {

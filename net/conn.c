@@ -10,6 +10,7 @@
 
 #include "net/err.h"
 #include "net/frame.h"
+#include "net/stop.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,10 +36,21 @@
 #define CONN_FRAME_TIMEOUTS 4
 /* Longest authenticated peer name kept (node names are 64 at most). */
 #define CONN_AUTH_MAX 128
+/*
+ * A peer that stops answering is given up within 30 s even where no read
+ * or write waits on it: unacknowledged data for 30 s (TCP_USER_TIMEOUT),
+ * or an idle connection whose peer misses 3 keepalive probes 5 s apart
+ * after 15 s of quiet.
+ */
+#define CONN_KEEPIDLE_S      15
+#define CONN_KEEPINTVL_S     5
+#define CONN_KEEPCNT         3
+#define CONN_USER_TIMEOUT_MS 30000
 
 struct net_conn {
 	int fd;
 	int timeout_ms; /* per wait; -1 waits forever */
+	int stop_fd;    /* -1, or its waits end once this is readable */
 	char peer[NET_ADDR_MAX];
 	bool has_transport;
 	struct net_transport tr;
@@ -128,13 +140,18 @@ static int set_nonblock(int fd)
 	return 0;
 }
 
-/* Waits until FD is ready for EVENTS. NET_ETIMEOUT after TIMEOUT_MS. */
-static int wait_fd(int fd, short events, int timeout_ms)
+/*
+ * Waits until FD is ready for EVENTS. NET_ETIMEOUT after TIMEOUT_MS,
+ * NET_ESTOPPED as soon as STOP_FD (if not -1) is readable. FD -1 only
+ * waits for the stop or the time.
+ */
+static int wait_fd(int fd, int stop_fd, short events, int timeout_ms)
 {
-	struct pollfd pfd = { .fd = fd, .events = events };
+	struct pollfd pfd[2] = { { .fd = fd, .events = events },
+				 { .fd = stop_fd, .events = POLLIN } };
 
 	for (;;) {
-		int r = poll(&pfd, 1, timeout_ms);
+		int r = poll(pfd, stop_fd >= 0 ? 2 : 1, timeout_ms);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -142,18 +159,11 @@ static int wait_fd(int fd, short events, int timeout_ms)
 		}
 		if (r == 0)
 			return NET_ETIMEOUT;
+		if (stop_fd >= 0 && pfd[1].revents)
+			return NET_ESTOPPED;
 		/* Errors and hang-ups are reported by the next read/write. */
 		return NET_OK;
 	}
-}
-
-/* Sleeps MS milliseconds, resuming after signals. */
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000,
-			       .tv_nsec = (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
 }
 
 static int wrap_fd(int fd, int timeout_ms, struct net_conn **out)
@@ -163,13 +173,29 @@ static int wrap_fd(int fd, int timeout_ms, struct net_conn **out)
 		return NET_ENOMEM;
 	c->fd = fd;
 	c->timeout_ms = norm_timeout(timeout_ms);
+	c->stop_fd = -1;
 	peer_name(fd, c->peer);
 	*out = c;
 	return NET_OK;
 }
 
+/* TCP options of every connection: no Nagle, and the bound above. */
+static void tune_socket(int s)
+{
+	/* Frames are small request/response pairs: do not wait for Nagle. */
+	int one = 1, idle = CONN_KEEPIDLE_S, intvl = CONN_KEEPINTVL_S,
+	    cnt = CONN_KEEPCNT, user = CONN_USER_TIMEOUT_MS;
+	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(s, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(s, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(s, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(s, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(s, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
+}
+
 /* Tries one address; on success *FD is a connected non-blocking socket. */
-static int connect_one(const struct addrinfo *ai, int timeout_ms, int *fd)
+static int connect_one(const struct addrinfo *ai, int timeout_ms, int stop_fd,
+		       int *fd)
 {
 	int s = socket(ai->ai_family,
 		       ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
@@ -184,7 +210,7 @@ static int connect_one(const struct addrinfo *ai, int timeout_ms, int *fd)
 			errno = e;
 			return e == ECONNREFUSED ? NET_EREFUSED : NET_EIO;
 		}
-		int rc = wait_fd(s, POLLOUT, timeout_ms);
+		int rc = wait_fd(s, stop_fd, POLLOUT, timeout_ms);
 		if (rc != NET_OK) {
 			close(s);
 			return rc;
@@ -200,9 +226,7 @@ static int connect_one(const struct addrinfo *ai, int timeout_ms, int *fd)
 		}
 	}
 
-	/* Frames are small request/response pairs: do not wait for Nagle. */
-	int one = 1;
-	setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	tune_socket(s);
 	*fd = s;
 	return NET_OK;
 }
@@ -214,12 +238,18 @@ int net_conn_connect(const char *addr, const struct net_connect_opts *opts,
 	int timeout = CONN_TIMEOUT_DEFAULT;
 	int retries = 0;
 	int backoff = CONN_BACKOFF_DEFAULT;
+	int stop_fd = -1;
 
 	if (opts != NULL) {
 		timeout = norm_timeout(opts->timeout_ms);
 		retries = opts->retries > 0 ? opts->retries : 0;
 		if (opts->backoff_ms > 0)
 			backoff = opts->backoff_ms;
+		if (opts->stop != NULL) {
+			if (net_stop_thrown(opts->stop))
+				return NET_ESTOPPED;
+			stop_fd = net_stop_fd(opts->stop);
+		}
 	}
 	if (net_split_hostport(addr, host, port) != NET_OK)
 		return NET_EADDR;
@@ -242,21 +272,28 @@ int net_conn_connect(const char *addr, const struct net_connect_opts *opts,
 		int refused = 0;
 		for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
 			int fd;
-			rc = connect_one(ai, timeout, &fd);
+			rc = connect_one(ai, timeout, stop_fd, &fd);
 			if (rc == NET_OK) {
 				freeaddrinfo(res);
 				rc = wrap_fd(fd, timeout, out);
 				if (rc != NET_OK)
 					close(fd);
+				else
+					(*out)->stop_fd = stop_fd;
 				return rc;
 			}
 			if (rc == NET_EREFUSED)
 				refused = 1;
+			if (rc == NET_ESTOPPED)
+				break;
 		}
 		/* Retry only refusals: the peer may still be starting. */
-		if (!refused || attempt >= retries)
+		if (!refused || rc == NET_ESTOPPED || attempt >= retries)
 			break;
-		sleep_ms(backoff);
+		if (wait_fd(-1, stop_fd, 0, backoff) == NET_ESTOPPED) {
+			rc = NET_ESTOPPED;
+			break;
+		}
 		backoff = backoff > CONN_BACKOFF_CAP / 2 ? CONN_BACKOFF_CAP
 							 : backoff * 2;
 	}
@@ -270,8 +307,7 @@ int net_conn_from_fd(int fd, int timeout_ms, struct net_conn **out)
 		return NET_EIO;
 	if (set_nonblock(fd) != 0)
 		return NET_EIO;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	tune_socket(fd);
 	return wrap_fd(fd, timeout_ms, out);
 }
 
@@ -296,7 +332,7 @@ static int wait_conn(struct net_conn *c, short events, long deadline)
 		if (ms < 0 || left < ms)
 			ms = (int)left;
 	}
-	return wait_fd(c->fd, events, ms);
+	return wait_fd(c->fd, c->stop_fd, events, ms);
 }
 
 /*
@@ -376,7 +412,7 @@ static int write_transport(struct net_conn *c, const uint8_t *buf, size_t len)
 			ev = POLLIN;
 		else
 			return NET_EIO;
-		int rc = wait_fd(c->fd, ev, c->timeout_ms);
+		int rc = wait_fd(c->fd, c->stop_fd, ev, c->timeout_ms);
 		if (rc != NET_OK)
 			return rc;
 	}
@@ -434,7 +470,7 @@ int net_conn_send(struct net_conn *c, const void *data, size_t len)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				return NET_EIO;
-			rc = wait_fd(c->fd, POLLOUT, c->timeout_ms);
+			rc = wait_fd(c->fd, c->stop_fd, POLLOUT, c->timeout_ms);
 			if (rc != NET_OK)
 				return rc;
 			continue;

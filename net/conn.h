@@ -17,12 +17,18 @@
 #define NET_ADDR_MAX 300 /* "HOST:PORT" */
 
 struct net_conn;
+struct net_stop;
 
 struct net_connect_opts {
 	int timeout_ms; /* connect and each read/write; 0 = 10000 */
 	int retries;    /* extra attempts after a refused connection */
 	int backoff_ms; /* first wait between attempts, doubled each time; 0 =
 			   100 */
+	/*
+	 * NULL, or a switch (net/stop.h) that ends the connect and every
+	 * later wait of the connection with NET_ESTOPPED once thrown.
+	 */
+	const struct net_stop *stop;
 };
 
 /*

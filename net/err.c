@@ -33,6 +33,8 @@ const char *net_strerror(int code)
 		return "signing the message failed";
 	case NET_EBUSY:
 		return "the server is at its connection limit";
+	case NET_ESTOPPED:
+		return "this node is stopping";
 	}
 	return "unknown network error";
 }

@@ -21,9 +21,11 @@ enum net_err {
 	NET_EAGAIN = -1109,   /* need more bytes (frame decoder only) */
 	NET_ESIGN = -1110,    /* the signing callback failed */
 	NET_EBUSY = -1111,    /* server at its connection limit */
+	/* the stop switch of the wait was thrown (net/stop.h) */
+	NET_ESTOPPED = -1112,
 };
 /* The codes run from NET_ENOMEM down to this one without gaps. */
-#define NET_ERR_LAST NET_EBUSY
+#define NET_ERR_LAST NET_ESTOPPED
 _Static_assert(ERRCODES_IN(NET_ENOMEM, ERRCODES_NET) &&
 		       ERRCODES_IN(NET_ERR_LAST, ERRCODES_NET),
 	       "net codes stay in net's range (lib/errcodes.h)");

@@ -17,6 +17,7 @@
 #include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
+#include "net/addr.h"
 #include "net/conn.h"
 #include "pki/ca.h"
 #include "pki/err.h"
@@ -158,6 +159,13 @@ static int check_request(const struct pki_csr *csr, const char *name,
 	if (net_split_hostport(addr, host, port) != 0 ||
 	    strcmp(port, "0") == 0) {
 		*why = "the node address is not HOST:PORT";
+		return -EINVAL;
+	}
+	/* A certificate names where peers connect: 0.0.0.0 is nowhere. */
+	if (net_addr_is_wildcard(addr)) {
+		*why = "the node address is a wildcard (0.0.0.0, [::]) that no "
+		       "peer can connect to: mount with --advertise HOST:PORT, "
+		       "the address peers reach this node at";
 		return -EINVAL;
 	}
 	if (pki_csr_verify(csr) != 0) {
@@ -459,8 +467,8 @@ struct pki_cert *ca_lookup(struct ca *ca, const char *name)
 /* ---- renewal and revocation ---- */
 
 int ca_renew(struct ca *ca, const struct pki_csr *csr,
-	     const struct pki_cert *current, struct pki_cert **out,
-	     const char **why)
+	     const struct pki_cert *current, const char *want_addr,
+	     struct pki_cert **out, const char **why)
 {
 	char name[NAMES_NODE_MAX + 1], serial[64], addr[NET_ADDR_MAX];
 	char csr_fp[PKI_FP_LEN], cur_fp[PKI_FP_LEN];
@@ -495,8 +503,15 @@ int ca_renew(struct ca *ca, const struct pki_csr *csr,
 		*why = "the CSR is not for the key of the current certificate";
 		return -EINVAL;
 	}
-	rc = ca_enroll(ca, csr, name, addr, out, why);
-	if (rc == 0)
+	/* The node says where it is now; an older node asks for no change. */
+	bool moved = want_addr && want_addr[0] && strcmp(want_addr, addr) != 0;
+	rc = ca_enroll(ca, csr, name, moved ? want_addr : addr, out, why);
+	if (rc == 0 && moved)
+		log_info(
+			"ca: renewed the certificate of '%s', which moved from "
+			"%s to %s",
+			name, addr, want_addr);
+	else if (rc == 0)
 		log_info("ca: renewed the certificate of '%s'", name);
 	return rc;
 }

@@ -77,11 +77,13 @@ struct pki_cert *ca_lookup(struct ca *ca, const char *name);
  * root) for the key in CSR: CURRENT must still be its name's current
  * certificate in the registry (not revoked, not superseded) and CSR (its
  * proof of possession checked here) must be for the same key. The new
- * certificate keeps the name and address, and becomes current.
+ * certificate keeps the name and carries WANT_ADDR, the address the node
+ * asks for (checked as at enrollment: HOST:PORT, no wildcard), or, if
+ * WANT_ADDR is NULL or "", CURRENT's address. It becomes current.
  */
 int ca_renew(struct ca *ca, const struct pki_csr *csr,
-	     const struct pki_cert *current, struct pki_cert **out,
-	     const char **why);
+	     const struct pki_cert *current, const char *want_addr,
+	     struct pki_cert **out, const char **why);
 
 /*
  * Revokes every certificate of NAME in the registry. *COUNT says how many

@@ -19,6 +19,7 @@
 
 #include "net/msg.h"
 #include "wire/proto.h"
+#include <stddef.h>
 #include <time.h>
 
 struct self;
@@ -46,5 +47,19 @@ int certs_call_ca(struct certs *c, const struct proto_request *req,
 
 /* When the directory and the CRL were last refreshed (0: never). */
 void certs_refreshed(struct certs *c, time_t *directory, time_t *crl);
+
+/*
+ * Into OUT (SIZE bytes): the address the CA answered at last when that is
+ * not node.conf's ca= but the one its certificate carries (it moved), or
+ * "" if it never had to be looked for there.
+ */
+void certs_ca_found_at(struct certs *c, char *out, size_t size);
+
+/*
+ * CERT, verified, came from its owner by post/crt: if it is the CA's, the
+ * CA moved and says where it is now, which is where the next call to the
+ * CA goes first (certs_call_ca falls back to node.conf's ca=).
+ */
+void certs_ca_announced(struct certs *c, const struct pki_cert *cert);
 
 #endif

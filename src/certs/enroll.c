@@ -142,6 +142,7 @@ static int save_all(const char *state, const struct enroll_opts *o,
 		memset(&cfg, 0, sizeof(cfg));
 	snprintf(cfg.name, sizeof(cfg.name), "%s", o->name);
 	snprintf(cfg.listen, sizeof(cfg.listen), "%s", o->listen);
+	snprintf(cfg.advertise, sizeof(cfg.advertise), "%s", o->advertise);
 	snprintf(cfg.ca_addr, sizeof(cfg.ca_addr), "%s", o->ca_addr);
 	if (pki_cert_get_name(a->ca_cert, cfg.ca_name, sizeof(cfg.ca_name)))
 		return fail(err, -EPROTO, "the CA node's name is invalid");
@@ -205,7 +206,7 @@ int enroll(const char *state, const struct enroll_opts *o, char *err)
 				   .pin = o->ca_fingerprint };
 	struct proto_request req = {
 		.method = "get/csr",
-		.args = o->listen,
+		.args = o->advertise,
 		.payload_type = MSG_PAYLOAD_TEXT,
 		.payload = csr_pem,
 		.plen = csr_len,

@@ -13,7 +13,8 @@
 
 struct enroll_opts {
 	const char *name;
-	const char *listen;
+	const char *listen;    /* the address the node binds */
+	const char *advertise; /* the one peers use: its certificate's */
 	const char *ca_addr;
 	/*
 	 * The pinned CA root, "sha256:HEX" (required: there is no trust on

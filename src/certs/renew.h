@@ -9,10 +9,12 @@
 #define SNOOPFS_CERTS_RENEW_H
 
 #include "pki/cert.h"
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
 struct certs;
+struct ca;
 
 /* Longest "expired, re-join" message (renew_expired_text). */
 #define RENEW_TEXT_MAX 512
@@ -26,6 +28,21 @@ time_t renew_due(const struct pki_cert *cert);
  */
 void renew_expired_text(const char *name, time_t not_after, char *text,
 			size_t size);
+
+/*
+ * Whether this node's certificate carries another address than the one
+ * it advertises (node.conf, or what this mount was given): it moved.
+ */
+bool renew_moved(struct certs *c);
+
+/*
+ * Asks for a certificate for the address this node advertises now, with
+ * the same key, at once (a node that moved, before it serves): through
+ * CA, the CA node's own authority, or, with CA NULL, over the network.
+ * The node announces it to its peers at its next refresh. 0, or -errno
+ * with ERR (PROTO_ERR_MAX) saying why.
+ */
+int renew_move(struct certs *c, struct ca *ca, char *err);
 
 /*
  * Renews this node's certificate if it is due at NOW (and not expired).

@@ -290,6 +290,28 @@ static int pull_crl(struct certs *c)
 	return rc;
 }
 
+/*
+ * Says in the log when the CRL held goes past its nextUpdate (the CA has
+ * not been reached for that long: revocations since are unknown here),
+ * and when a fresh one came again; status shows it while it lasts.
+ */
+static void note_crl_age(struct certs *c, time_t now)
+{
+	struct pki_crl *crl = directory_get1_crl(self_directory(c->self));
+	time_t next = crl ? pki_crl_next_update(crl) : (time_t)-1;
+	pki_crl_free(crl);
+	bool stale = next != (time_t)-1 && next < now;
+	pthread_mutex_lock(&c->lock);
+	bool was = c->crl_stale;
+	c->crl_stale = stale;
+	pthread_mutex_unlock(&c->lock);
+	if (stale && !was)
+		log_warn("the CRL is past its nextUpdate: revocations since "
+			 "then are unknown here until the CA is reached again");
+	else if (!stale && was)
+		log_info("the CRL is current again");
+}
+
 int sync_with_ca(struct certs *c)
 {
 	/*
@@ -304,6 +326,7 @@ int sync_with_ca(struct certs *c)
 	int rc = !c->ca ? pull_directory(c) : first ? load_from_registry(c) : 0;
 	if (rc == 0)
 		rc = pull_crl(c);
+	note_crl_age(c, time(NULL));
 	if (rc) {
 		/* The CA may be down; renewal then fails and says so. */
 		renew_maybe(c, time(NULL));
@@ -315,9 +338,22 @@ int sync_with_ca(struct certs *c)
 	self_clear_error(c->self);
 	/* After the error was cleared, so that a renewal failure shows. */
 	bool renewed = renew_maybe(c, time(NULL)) == 1;
-	if ((first || renewed) && !c->ca)
-		announce(c);
+	if ((first || renewed) && !c->ca) {
+		pthread_mutex_lock(&c->lock);
+		c->announce = true;
+		pthread_mutex_unlock(&c->lock);
+	}
 	return 0;
+}
+
+void sync_announce_pending(struct certs *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool due = c->announce;
+	c->announce = false;
+	pthread_mutex_unlock(&c->lock);
+	if (due)
+		announce(c);
 }
 
 struct pki_cert *sync_fetch_cert(struct certs *c, const char *name)

@@ -13,11 +13,20 @@ struct certs;
 
 /*
  * Refreshes the directory from the CA (from the registry on the CA itself)
- * and, the first time it succeeds, posts this node's certificate to every
- * other node it knows. Returns 0 or -errno; failures are recorded as the
- * node's last error (self_set_error).
+ * and renews this node's certificate when it is due; the first time it
+ * succeeds, and after a renewal, this node's certificate is due to be
+ * announced (sync_announce_pending). Returns 0 or -errno; failures are
+ * recorded as the node's last error (self_set_error).
  */
 int sync_with_ca(struct certs *c);
+
+/*
+ * Posts this node's certificate to every other node it knows, if that is
+ * due: after the first refresh, a renewal, or a move (renew_move; the CA's
+ * own too, so that nodes learn where it went). Called by the refresher
+ * only, as it may take a connect timeout per node that is down.
+ */
+void sync_announce_pending(struct certs *c);
 
 /*
  * Makes CRL the node's list of revoked certificates if it verifies against

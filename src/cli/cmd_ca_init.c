@@ -1,5 +1,6 @@
 /*
- * cmd_ca_init.c: `snoopfs ca-init STATE --name NAME --listen HOST:PORT`.
+ * cmd_ca_init.c: `snoopfs ca-init STATE --name NAME --listen HOST:PORT
+ * [--advertise HOST:PORT]`.
  * Makes the root key and self-signed root, the registry, and the CA's own
  * node identity, issued through the same path as every other node.
  */
@@ -18,14 +19,15 @@
 #include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
+#include "net/addr.h"
 #include "net/conn.h"
 #include "pki/ca.h"
 #include "pki/csr.h"
 #include "pki/err.h"
 
 static const char usage[] =
-	"usage: snoopfs ca-init STATE --name NAME --listen HOST:PORT "
-	"[--days N] [--key-bits BITS]\n"
+	"usage: snoopfs ca-init STATE --name NAME --listen HOST:PORT\n"
+	"         [--advertise HOST:PORT] [--days N] [--key-bits BITS]\n"
 	"         [--open-enrollment]\n"
 	"\n"
 	"Creates a certificate authority in the new directory STATE and "
@@ -34,7 +36,12 @@ static const char usage[] =
 	"`snoopfs mount MOUNTPOINT --state STATE` to run the CA node.\n"
 	"\n"
 	"  --name NAME        the CA node's name\n"
-	"  --listen HOST:PORT address the CA node listens on\n"
+	"  --listen HOST:PORT address the CA node binds (one address, or\n"
+	"                     0.0.0.0:PORT or [::]:PORT for all)\n"
+	"  --advertise HOST:PORT\n"
+	"                     the address nodes reach the CA at, a name or\n"
+	"                     an address; its certificate and every token's\n"
+	"                     mount line carry it (default: --listen)\n"
 	"  --days N           root certificate validity (default 3650)\n"
 	"  --key-bits BITS    RSA key size, 2048..8192 (default 2048)\n"
 	"  --open-enrollment  enroll any node without a join token (for\n"
@@ -70,8 +77,7 @@ static int prepare_state(const char *state)
 
 /* The CA node's own key and certificate, issued like any node's. */
 static int make_node_identity(struct ca *ca, const char *state,
-			      const char *name, const char *listen,
-			      unsigned bits)
+			      const char *name, const char *addr, unsigned bits)
 {
 	struct pki_key *key = NULL;
 	struct pki_csr *csr = NULL;
@@ -84,7 +90,7 @@ static int make_node_identity(struct ca *ca, const char *state,
 	if (rc == 0)
 		rc = pki_csr_new(key, name, &csr);
 	if (rc == 0)
-		rc = ca_enroll(ca, csr, name, listen, &cert, &why);
+		rc = ca_enroll(ca, csr, name, addr, &cert, &why);
 	if (rc == 0) {
 		why = "cannot write the node certificate";
 		rc = state_path(state, "node.pem", path);
@@ -107,6 +113,7 @@ int cmd_ca_init(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "advertise", required_argument, NULL, 'a' },
 		{ "days", required_argument, NULL, 'd' },
 		{ "key-bits", required_argument, NULL, 'b' },
 		{ "open-enrollment", no_argument, NULL, 'o' },
@@ -114,7 +121,7 @@ int cmd_ca_init(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *name = NULL, *listen = NULL;
+	const char *name = NULL, *listen = NULL, *adv = NULL;
 	unsigned days = PKI_ROOT_DAYS_DEFAULT, bits = PKI_KEY_BITS_DEFAULT;
 	bool open_enrollment = false;
 	int c;
@@ -125,6 +132,9 @@ int cmd_ca_init(int argc, char **argv)
 			break;
 		case 'l':
 			listen = optarg;
+			break;
+		case 'a':
+			adv = optarg;
 			break;
 		case 'd':
 			if (cmd_parse_uint(optarg, 1, 36500, &days))
@@ -154,11 +164,26 @@ int cmd_ca_init(int argc, char **argv)
 	const char *bad = names_node_error(name);
 	if (bad)
 		return cmd_fail("ca-init", EXIT_USAGE, "--name: %s", bad);
-	char host[NET_HOST_MAX], port[8];
-	if (net_split_hostport(listen, host, port) || strcmp(port, "0") == 0)
-		return cmd_fail(
-			"ca-init", EXIT_USAGE,
-			"--listen takes HOST:PORT with a non-zero port");
+	char bad_addr[NET_ADDR_WHY_MAX];
+	if (net_addr_check(listen, bad_addr, sizeof(bad_addr)))
+		return cmd_fail("ca-init", EXIT_USAGE, "--listen %s", bad_addr);
+	if (adv && net_addr_check(adv, bad_addr, sizeof(bad_addr)))
+		return cmd_fail("ca-init", EXIT_USAGE, "--advertise %s",
+				bad_addr);
+	if (adv && net_addr_is_wildcard(adv))
+		return cmd_fail("ca-init", EXIT_USAGE,
+				"--advertise %s is a wildcard: give the name "
+				"or address nodes reach the CA at",
+				adv);
+	if (!adv && net_addr_is_wildcard(listen))
+		return cmd_fail("ca-init", EXIT_USAGE,
+				"--listen %s binds every address, so nodes "
+				"need to be told one: add --advertise "
+				"HOST:PORT with the name or address they reach "
+				"the CA at",
+				listen);
+	if (!adv)
+		adv = listen;
 
 	/* Only the fingerprint and errors belong on a terminal here. */
 	log_init("snoopfs", LOGL_WARN);
@@ -170,7 +195,7 @@ int cmd_ca_init(int argc, char **argv)
 	if (ca_create(state, name, bits, days, PKI_NODE_DAYS_DEFAULT, &ca,
 		      &why) != 0)
 		return cmd_fail("ca-init", EXIT_RUNTIME, "%s", why);
-	rc = make_node_identity(ca, state, name, listen, bits);
+	rc = make_node_identity(ca, state, name, adv, bits);
 	char fp[PKI_FP_LEN];
 	if (rc == 0 && pki_cert_fingerprint(ca_get0_root(ca), fp) != 0)
 		rc = cmd_fail("ca-init", EXIT_RUNTIME,
@@ -183,7 +208,8 @@ int cmd_ca_init(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	snprintf(cfg.name, sizeof(cfg.name), "%s", name);
 	snprintf(cfg.listen, sizeof(cfg.listen), "%s", listen);
-	snprintf(cfg.ca_addr, sizeof(cfg.ca_addr), "%s", listen);
+	snprintf(cfg.advertise, sizeof(cfg.advertise), "%s", adv);
+	snprintf(cfg.ca_addr, sizeof(cfg.ca_addr), "%s", adv);
 	snprintf(cfg.ca_name, sizeof(cfg.ca_name), "%s", name);
 	cfg.is_ca = true;
 	cfg.node_days = PKI_NODE_DAYS_DEFAULT;

@@ -23,6 +23,8 @@
 #include "identity/self.h"
 #include "identity/state.h"
 #include "lib/log.h"
+#include "net/addr.h"
+#include "net/server.h"
 #include "node/node.h"
 #include "pki/key.h"
 #include "tree/backend.h"
@@ -30,6 +32,7 @@
 static const char usage[] =
 	"usage: snoopfs mount [MOUNTPOINT] --state STATE\n"
 	"         [--name NAME --listen HOST:PORT --ca HOST:PORT]\n"
+	"         [--advertise HOST:PORT]\n"
 	"         [--join TOKEN] [--ca-fingerprint sha256:HEX] [--key-bits "
 	"BITS]\n"
 	"         [--refresh SECONDS] [--config FILE] [--log-level LEVEL]\n"
@@ -40,11 +43,16 @@ static const char usage[] =
 	"enrolls\n"
 	"with the CA and needs --name, --listen, --ca and --join TOKEN (from\n"
 	"`snoopfs token` on the CA) or --ca-fingerprint; later mounts take\n"
-	"everything from STATE. A STATE made by ca-init runs the CA node.\n"
+	"everything from STATE, and a new --listen, --advertise or --ca moves\n"
+	"the node there. A STATE made by ca-init runs the CA node.\n"
 	"\n"
 	"  --state STATE          the node's private directory (created 0700)\n"
 	"  --name NAME            this node's name (first mount)\n"
-	"  --listen HOST:PORT     this node's address (first mount)\n"
+	"  --listen HOST:PORT     the address to bind: one of this machine's,\n"
+	"                         or 0.0.0.0:PORT or [::]:PORT for all\n"
+	"  --advertise HOST:PORT  the address peers use and the certificate\n"
+	"                         carries (default: --listen, which must then\n"
+	"                         be one address); a name or an address\n"
 	"  --ca HOST:PORT         the CA node's address (first mount)\n"
 	"  --join TOKEN           one-time join token; pins the CA root\n"
 	"  --ca-fingerprint FP    refuse a CA whose root is not FP\n"
@@ -152,6 +160,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "state", required_argument, NULL, 'k' },
 		{ "name", required_argument, NULL, 'k' },
 		{ "listen", required_argument, NULL, 'k' },
+		{ "advertise", required_argument, NULL, 'k' },
 		{ "ca", required_argument, NULL, 'k' },
 		{ "ca-fingerprint", required_argument, NULL, 'k' },
 		{ "join", required_argument, NULL, 'k' },
@@ -291,6 +300,94 @@ static int cert_expired(const char *path)
 	return expired;
 }
 
+/*
+ * The address a node binding LISTEN advertises: --advertise, else LISTEN
+ * itself, which then must not be a wildcard. NULL after saying why.
+ */
+static const char *advertised(const struct mount_config *c, const char *listen)
+{
+	const char *adv = c->advertise ? c->advertise : listen;
+	if (!net_addr_is_wildcard(adv))
+		return adv;
+	char host[NET_HOST_MAX], port[8];
+	if (net_split_hostport(adv, host, port) != 0)
+		snprintf(port, sizeof(port), "PORT");
+	cmd_fail("mount", EXIT_USAGE,
+		 c->advertise ? "--advertise %s is a wildcard: give the "
+				"address peers reach this node at, a name or "
+				"one address (e.g. --advertise "
+				"node.example.org:%s)"
+			      : "--listen %s binds every address, so peers "
+				"need to be told one: add --advertise "
+				"HOST:%s with the name or address they reach "
+				"this node at",
+		 adv, port);
+	return NULL;
+}
+
+/*
+ * Binds LISTEN and lets it go again: a first mount finds out that the
+ * port is taken, or not an address of this machine, before it spends its
+ * join token.
+ */
+static int check_bind(const char *listen)
+{
+	int fd = -1;
+	if (net_listen(listen, &fd) == 0) {
+		close(fd);
+		return 0;
+	}
+	return cmd_fail("mount", EXIT_RUNTIME,
+			"cannot listen on %s: %s (in use, or not an address "
+			"of this machine?); nothing was sent to the CA",
+			listen, strerror(errno));
+}
+
+/*
+ * The options that only a first mount uses, given again on a later one:
+ * each must agree with what STATE holds, or the mount is refused (a
+ * --join is only warned about: a config file keeps it).
+ */
+static int check_enrolled(const struct mount_args *a,
+			  const struct state_config *cfg, const char *pem)
+{
+	const struct mount_config *c = &a->cfg;
+	if (c->name && strcmp(c->name, cfg->name) != 0)
+		return cmd_fail("mount", EXIT_USAGE,
+				"%s belongs to node '%s', not '%s'", c->state,
+				cfg->name, c->name);
+	if (c->ca && cfg->is_ca)
+		return cmd_fail("mount", EXIT_USAGE,
+				"--ca: %s is the CA itself; it moves with "
+				"--advertise (or --listen)",
+				c->state);
+	char path[STATE_PATH_MAX], have[PKI_FP_LEN], want[PKI_FP_LEN];
+	struct pki_cert *cert = NULL;
+	if (c->ca_fingerprint && state_path(c->state, "root.pem", path) == 0 &&
+	    pki_cert_load(path, &cert) == 0 &&
+	    pki_cert_fingerprint(cert, have) == 0 &&
+	    pki_fp_normalize(c->ca_fingerprint, want) == 0 &&
+	    strcmp(have, want) != 0) {
+		pki_cert_free(cert);
+		return cmd_fail("mount", EXIT_USAGE,
+				"--ca-fingerprint %s: %s trusts the CA root "
+				"%s",
+				want, c->state, have);
+	}
+	pki_cert_free(cert);
+	cert = NULL;
+	int bits =
+		pki_cert_load(pem, &cert) == 0 ? pki_cert_key_bits(cert) : -1;
+	pki_cert_free(cert);
+	if ((c->set & CONFIG_BIT(CFG_KEY_BITS)) && bits > 0 &&
+	    (unsigned)bits != c->key_bits)
+		return cmd_fail("mount", EXIT_USAGE,
+				"--key-bits %u: the key of %s has %d bits and "
+				"is kept (--key-bits only sizes a new key)",
+				c->key_bits, c->state, bits);
+	return 0;
+}
+
 /* Enrolls a new STATE, or checks that given options agree with STATE. */
 static int ensure_enrolled(const struct mount_args *a)
 {
@@ -302,15 +399,15 @@ static int ensure_enrolled(const struct mount_args *a)
 	struct state_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
 	const char *name = c->name, *listen = c->listen, *ca = c->ca;
+	const char *adv = NULL;
 	if (stat(path, &st) == 0) {
 		if (state_config_load(c->state, &cfg) != 0)
 			return cmd_fail("mount", EXIT_RUNTIME,
 					"%s/node.conf is missing or malformed",
 					c->state);
-		if (c->name && strcmp(c->name, cfg.name) != 0)
-			return cmd_fail("mount", EXIT_USAGE,
-					"%s belongs to node '%s', not '%s'",
-					c->state, cfg.name, c->name);
+		int rc = check_enrolled(a, &cfg, path);
+		if (rc)
+			return rc;
 		/*
 		 * Re-join: a node whose certificate expired enrolls again
 		 * with a new token, keeping node.key and what node.conf says
@@ -331,6 +428,11 @@ static int ensure_enrolled(const struct mount_args *a)
 			return 0;
 		}
 		name = cfg.name;
+		/* A new specific --listen is the new address, as on a move. */
+		adv = c->advertise ? c->advertise
+		      : listen && strcmp(listen, cfg.listen)
+			      ? listen
+			      : state_advertised(&cfg);
 		listen = listen ? listen : cfg.listen;
 		ca = ca ? ca : cfg.ca_addr;
 	}
@@ -340,14 +442,19 @@ static int ensure_enrolled(const struct mount_args *a)
 			"%s is not enrolled yet: give --name, --listen, "
 			"--ca and --join TOKEN for the first mount",
 			c->state);
+	if (!adv && !(adv = advertised(c, listen)))
+		return EXIT_USAGE;
 	char fp[PKI_FP_LEN];
 	int rc = pinned_root(c, name, fp);
+	if (rc == 0)
+		rc = check_bind(listen);
 	if (rc)
 		return rc;
 
 	struct enroll_opts eo = {
 		.name = name,
 		.listen = listen,
+		.advertise = adv,
 		.ca_addr = ca,
 		.ca_fingerprint = fp,
 		.join_token = c->join,
@@ -357,6 +464,47 @@ static int ensure_enrolled(const struct mount_args *a)
 	if (enroll(c->state, &eo, err) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME, "enrollment failed: %s",
 				err);
+	return 0;
+}
+
+/*
+ * What node.conf says with this mount's --listen, --advertise and --ca
+ * applied, into CFG: a node given a new specific --listen and no
+ * --advertise moves to it; one given a wildcard --listen keeps
+ * advertising what it did. Refused (after saying why) where nobody could
+ * reach the result.
+ */
+static int plan_addresses(const struct mount_config *c,
+			  struct state_config *cfg)
+{
+	if (state_config_load(c->state, cfg) != 0)
+		return cmd_fail("mount", EXIT_RUNTIME,
+				"%s/node.conf is missing or malformed",
+				c->state);
+	char was[NET_ADDR_MAX];
+	snprintf(was, sizeof(was), "%s", state_advertised(cfg));
+	snprintf(cfg->advertise, sizeof(cfg->advertise), "%s", was);
+	if (c->listen && strcmp(c->listen, cfg->listen) != 0 && !c->advertise &&
+	    !net_addr_is_wildcard(c->listen))
+		snprintf(cfg->advertise, sizeof(cfg->advertise), "%s",
+			 c->listen);
+	if (c->listen)
+		snprintf(cfg->listen, sizeof(cfg->listen), "%s", c->listen);
+	if (c->advertise)
+		snprintf(cfg->advertise, sizeof(cfg->advertise), "%s",
+			 c->advertise);
+	if (c->ca)
+		snprintf(cfg->ca_addr, sizeof(cfg->ca_addr), "%s", c->ca);
+	if (net_addr_is_wildcard(cfg->advertise))
+		return cmd_fail("mount", EXIT_USAGE,
+				"%s advertises %s, where no peer can connect: "
+				"mount with --advertise HOST:PORT, the name or "
+				"address peers reach this node at",
+				c->state, cfg->advertise);
+	/* The CA's nodes find it where it advertises itself. */
+	if (cfg->is_ca)
+		snprintf(cfg->ca_addr, sizeof(cfg->ca_addr), "%s",
+			 cfg->advertise);
 	return 0;
 }
 
@@ -461,37 +609,73 @@ static void log_detached(const struct mount_config *c)
 			  c->log_max_size, c->log_keep);
 }
 
+/* Says why the mount point cannot be used (RC and WHY from fs/). */
+static int mountpoint_failed(const struct mount_config *c, int rc,
+			     const char *why)
+{
+	if (rc == -ENOTCONN)
+		return cmd_fail_stale("mount", c->mountpoint);
+	return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", c->mountpoint, why);
+}
+
+/*
+ * Binds, then, for a node that moved, has the CA certify the new address
+ * before anyone is served; node.conf keeps the addresses once they work.
+ */
+static int take_addresses(const struct mount_config *c, struct node *n)
+{
+	const char *why = NULL;
+	const struct state_config *cfg = self_config(node_self(n));
+	if (node_listen(n, &why) != 0)
+		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", cfg->listen,
+				why);
+	char err[PROTO_ERR_MAX] = "", was[NET_ADDR_MAX] = "?";
+	struct pki_cert *cert = self_cert_ref(node_self(n));
+	if (cert)
+		pki_cert_get_address(cert, was, sizeof(was));
+	pki_cert_free(cert);
+	if (node_move(n, err) != 0)
+		return cmd_fail("mount", EXIT_RUNTIME,
+				"cannot move to %s: %s; the certificate still "
+				"says %s: mount again once the CA answers, or "
+				"with --advertise %s to stay there",
+				cfg->advertise, err, was, was);
+	if (strcmp(was, cfg->advertise) != 0)
+		log_info("moved from %s to %s: the CA certified the new "
+			 "address",
+			 was, cfg->advertise);
+	if (state_config_save(c->state, cfg) != 0)
+		return cmd_fail("mount", EXIT_RUNTIME,
+				"cannot write %s/node.conf", c->state);
+	return 0;
+}
+
 static int serve(const struct mount_args *a)
 {
 	const struct mount_config *c = &a->cfg;
+	struct state_config want;
+	int rc = plan_addresses(c, &want);
+	if (rc)
+		return rc;
 	struct node *n = NULL;
 	const char *why = NULL;
-	if (node_load(c->state, &n, &why) != 0)
+	if (node_load(c->state, &want, &n, &why) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME, "%s: %s", c->state, why);
 	struct self *self = node_self(n);
 	const char *name = self_name(self);
-	const char *listen = self_config(self)->listen;
-	int expired = check_not_expired(self);
-	if (expired) {
-		node_free(n);
-		return expired;
-	}
-	if (node_listen(n, &why) != 0) {
-		int rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s", listen, why);
+	rc = check_not_expired(self);
+	if (rc == 0)
+		rc = take_addresses(c, n);
+	if (rc) {
 		node_free(n);
 		return rc;
 	}
 	struct fs *fs = NULL;
-	int rc = fs_mount(c->mountpoint, c->fuse_options, &a->access,
-			  &backend_ops, node_backend(n), &fs, &why);
+	rc = fs_mount(c->mountpoint, c->fuse_options, &a->access, &backend_ops,
+		      node_backend(n), &fs, &why);
 	if (rc) {
-		if (rc == -ENOTCONN)
-			rc = cmd_fail_stale("mount", c->mountpoint);
-		else
-			rc = cmd_fail("mount", EXIT_RUNTIME, "%s: %s",
-				      c->mountpoint, why);
 		node_free(n);
-		return rc;
+		return mountpoint_failed(c, rc, why);
 	}
 	if (fs_daemonize(a->foreground) != 0) {
 		fs_free(fs);
@@ -501,8 +685,8 @@ static int serve(const struct mount_args *a)
 	if (!a->foreground)
 		log_detached(c);
 	state_write_pid(c->state);
-	log_info("node '%s' mounted at %s, listening on %s", name,
-		 c->mountpoint, listen);
+	log_info("node '%s' mounted at %s, listening on %s, advertised as %s",
+		 name, c->mountpoint, want.listen, want.advertise);
 
 	rc = node_start(n);
 	if (rc == 0)
@@ -536,10 +720,19 @@ static int mount_with(struct mount_args *a)
 	free(c->state);
 	c->state = abs;
 	int lock = state_lock(c->state);
-	if (lock < 0)
+	if (lock == -EWOULDBLOCK)
 		return cmd_fail("mount", EXIT_RUNTIME,
 				"%s is in use by another snoopfs", c->state);
-	int rc = ensure_enrolled(a);
+	if (lock < 0)
+		return cmd_fail("mount", EXIT_RUNTIME, "%s: cannot lock it: %s",
+				c->state, strerror(-lock));
+	/* Before a first mount spends its join token (so is the bind). */
+	const char *why = NULL;
+	int rc = fs_check_mountpoint(c->mountpoint, &why);
+	if (rc)
+		rc = mountpoint_failed(c, rc, why);
+	if (rc == 0)
+		rc = ensure_enrolled(a);
 	unsigned kept = CONFIG_BIT(CFG_REFRESH) | CONFIG_BIT(CFG_RESERVE) |
 			CONFIG_BIT(CFG_SENDER_QUOTA) |
 			CONFIG_BIT(CFG_SENDER_BLOBS) |

@@ -142,11 +142,14 @@ static int issue_token(const char *state, const char *name, long ttl)
 	if (cfg.open_enrollment)
 		printf("(This CA was made with --open-enrollment and also "
 		       "enrolls nodes without a token.)\n");
-	printf("On the node, choose MOUNTPOINT, STATE_DIR and its HOST:PORT, "
+	printf("On the node, choose MOUNTPOINT, STATE_DIR and its HOST:PORT "
+	       "(one of its\naddresses; to bind 0.0.0.0:PORT, or behind NAT, "
+	       "also give --advertise\nHOST:PORT, where peers reach it), "
 	       "then run:\n\n");
+	/* Where nodes reach the CA: what it advertises, never a wildcard. */
 	printf("  snoopfs mount MOUNTPOINT --state STATE_DIR --name %s "
 	       "--listen HOST:PORT --ca %s --join %s\n",
-	       name, cfg.ca_addr, text);
+	       name, state_advertised(&cfg), text);
 	pki_wipe(text, sizeof(text));
 	return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
 }

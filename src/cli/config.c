@@ -20,6 +20,7 @@
 #include "identity/state.h"
 #include "lib/names.h"
 #include "lib/units.h"
+#include "net/addr.h"
 #include "net/conn.h"
 #include "pki/key.h"
 
@@ -54,6 +55,7 @@ static const struct key_def {
 	[CFG_STATE] = { "state", K_PATH, F(state), 0, 0 },
 	[CFG_NAME] = { "name", K_NAME, F(name), 0, 0 },
 	[CFG_LISTEN] = { "listen", K_ADDR, F(listen), 0, 0 },
+	[CFG_ADVERTISE] = { "advertise", K_ADDR, F(advertise), 0, 0 },
 	[CFG_CA] = { "ca", K_ADDR, F(ca), 0, 0 },
 	[CFG_CA_FINGERPRINT] = { "ca-fingerprint", K_FP, F(ca_fingerprint), 0,
 				 0 },
@@ -176,7 +178,7 @@ int config_group_id(const char *value, gid_t *gid)
 static int check_text(const struct key_def *d, const char *value,
 		      bool from_file, char *why)
 {
-	char host[NET_HOST_MAX], port[8], fp[PKI_FP_LEN];
+	char fp[PKI_FP_LEN];
 	switch (d->kind) {
 	case K_PATH:
 		if (from_file && value[0] != '/')
@@ -201,9 +203,8 @@ static int check_text(const struct key_def *d, const char *value,
 		return 0;
 	}
 	case K_ADDR:
-		if (net_split_hostport(value, host, port) || !strcmp(port, "0"))
-			goto bad;
-		return 0;
+		/* Says how to write it: "[::1]:7100" for "::1:7100". */
+		return net_addr_check(value, why, CONFIG_WHY_MAX) ? -1 : 0;
 	case K_FP:
 		if (pki_fp_normalize(value, fp))
 			goto bad;
@@ -243,10 +244,6 @@ bad:
 		break;
 	case K_TEXT:
 		snprintf(why, CONFIG_WHY_MAX, "takes a value without spaces");
-		break;
-	case K_ADDR:
-		snprintf(why, CONFIG_WHY_MAX,
-			 "takes HOST:PORT with a non-zero port");
 		break;
 	case K_FP:
 		snprintf(why, CONFIG_WHY_MAX, "takes sha256:<64 hex digits>");

@@ -30,6 +30,7 @@ enum config_key {
 	CFG_STATE,
 	CFG_NAME,
 	CFG_LISTEN,
+	CFG_ADVERTISE,
 	CFG_CA,
 	CFG_CA_FINGERPRINT,
 	CFG_JOIN,
@@ -53,7 +54,8 @@ enum config_key {
 
 /* Strings are owned (config_clear frees them); NULL when not given. */
 struct mount_config {
-	char *mountpoint, *state, *name, *listen, *ca, *ca_fingerprint;
+	char *mountpoint, *state, *name, *listen, *advertise, *ca,
+		*ca_fingerprint;
 	char *join; /* the join token: wiped by config_clear */
 	char *fuse_options;
 	char *sender_quota; /* "50%" or a size (src/identity/state.h) */

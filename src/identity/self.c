@@ -76,7 +76,8 @@ static void load_crl(struct self *s)
 	pki_crl_free(crl);
 }
 
-int self_load(const char *state, struct self **out, const char **why)
+int self_load(const char *state, const struct state_config *cfg,
+	      struct self **out, const char **why)
 {
 	struct self *s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -92,7 +93,10 @@ int self_load(const char *state, struct self **out, const char **why)
 		goto fail;
 	}
 	strcpy(s->state, state);
-	rc = state_config_load(state, &s->cfg);
+	if (cfg)
+		s->cfg = *cfg;
+	else
+		rc = state_config_load(state, &s->cfg);
 	if (rc) {
 		*why = "STATE/node.conf is missing or malformed";
 		goto fail;

@@ -32,12 +32,14 @@
 struct self;
 
 /*
- * Loads this node from STATE: node.conf, node.key, node.pem, root.pem (a
- * valid CA root that node.pem verifies under), the directory STATE/certs/
- * with the CRL kept there. 0, or -errno with *WHY saying what is wrong.
- * self_free() it.
+ * Loads this node from STATE: node.conf (or CFG instead, if not NULL: what
+ * node.conf says with this mount's options applied), node.key, node.pem,
+ * root.pem (a valid CA root that node.pem verifies under), the directory
+ * STATE/certs/ with the CRL kept there. 0, or -errno with *WHY saying what
+ * is wrong. self_free() it.
  */
-int self_load(const char *state, struct self **out, const char **why);
+int self_load(const char *state, const struct state_config *cfg,
+	      struct self **out, const char **why);
 
 void self_free(struct self *s);
 

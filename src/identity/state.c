@@ -134,6 +134,8 @@ static int apply_config_line(struct state_config *cfg, const char *key,
 		return set_field(cfg->name, sizeof(cfg->name), value);
 	if (strcmp(key, "listen") == 0)
 		return set_field(cfg->listen, sizeof(cfg->listen), value);
+	if (strcmp(key, "advertise") == 0)
+		return set_field(cfg->advertise, sizeof(cfg->advertise), value);
 	if (strcmp(key, "ca") == 0)
 		return set_field(cfg->ca_addr, sizeof(cfg->ca_addr), value);
 	if (strcmp(key, "ca_name") == 0)
@@ -274,6 +276,13 @@ int state_config_save(const char *state, const struct state_config *cfg)
 			 cfg->node_days ? cfg->node_days : 7);
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -EINVAL;
+	/*
+	 * Only where it differs from listen=: a node that binds the address
+	 * it advertises keeps a node.conf that older versions still read.
+	 */
+	if (cfg->advertise[0] && strcmp(cfg->advertise, cfg->listen) != 0 &&
+	    appendf(text, sizeof(text), &n, "advertise=%s\n", cfg->advertise))
+		return -EINVAL;
 	if (cfg->is_ca) {
 		/* Only a CA enrolls; "token" is the secure default. */
 		int m = snprintf(text + n, sizeof(text) - (size_t)n,
@@ -311,6 +320,11 @@ int state_config_save(const char *state, const struct state_config *cfg)
 	if (rc)
 		return rc;
 	return state_write_file(path, text, (size_t)n, 0600);
+}
+
+const char *state_advertised(const struct state_config *cfg)
+{
+	return cfg->advertise[0] ? cfg->advertise : cfg->listen;
 }
 
 int state_lock(const char *state)

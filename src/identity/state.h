@@ -1,7 +1,9 @@
 /*
  * state: the STATE directory of a node and its small config file.
  *
- *   node.conf      name, listen address, CA address and name, role
+ *   node.conf      name, the address it binds (listen=) and the one
+ *                  peers use (advertise=, if it differs), CA address and
+ *                  name, role
  *   node.key 0600  the node's private key;  node.pem  its certificate
  *   root.pem       the CA root (trust anchor)
  *   root.key 0600  CA only: the root signing key; registry.db its registry
@@ -29,7 +31,12 @@
 
 struct state_config {
 	char name[NAMES_NODE_MAX + 1];
-	char listen[NET_ADDR_MAX];
+	char listen[NET_ADDR_MAX]; /* what the node binds */
+	/*
+	 * What peers use and the certificate carries, "" when it is listen
+	 * (state_advertised says which).
+	 */
+	char advertise[NET_ADDR_MAX];
 	char ca_addr[NET_ADDR_MAX];
 	char ca_name[NAMES_NODE_MAX + 1];
 	bool is_ca;
@@ -69,6 +76,9 @@ int state_config_load(const char *state, struct state_config *cfg);
 
 /* Writes STATE/node.conf atomically. Returns 0 or -errno. */
 int state_config_save(const char *state, const struct state_config *cfg);
+
+/* The address CFG advertises: advertise= if set, else listen= (borrowed). */
+const char *state_advertised(const struct state_config *cfg);
 
 /*
  * Takes an exclusive lock on STATE (flock on STATE/lock) so that two daemons

@@ -13,6 +13,7 @@
 #include "ca/ca.h"
 #include "ca/revocation.h"
 #include "certs/certs.h"
+#include "certs/renew.h"
 #include "certs/sync.h"
 #include "delivery/delivery.h"
 #include "identity/self.h"
@@ -104,7 +105,8 @@ static int check_stores(struct node *n, const char **why)
 	return 0;
 }
 
-int node_load(const char *state, struct node **out, const char **why)
+int node_load(const char *state, const struct state_config *cfg_given,
+	      struct node **out, const char **why)
 {
 	struct node *n = calloc(1, sizeof(*n));
 	if (!n) {
@@ -114,7 +116,7 @@ int node_load(const char *state, struct node **out, const char **why)
 	n->listen_fd = -1;
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->wake, NULL);
-	int rc = self_load(state, &n->self, why);
+	int rc = self_load(state, cfg_given, &n->self, why);
 	if (rc)
 		goto fail;
 	const struct state_config *cfg = self_config(n->self);
@@ -169,6 +171,29 @@ int node_listen(struct node *n, const char **why)
 	return 0;
 }
 
+int node_move(struct node *n, char *err)
+{
+	if (!renew_moved(n->certs))
+		return 0;
+	if (!n->ca)
+		return renew_move(n->certs, NULL, err);
+	/*
+	 * The CA certifies itself. Through an authority of its own, closed
+	 * before the process detaches: the registry's SQLite connection
+	 * must not cross the fork (see ca/registry.c).
+	 */
+	const char *why = NULL;
+	struct ca *ca = NULL;
+	int rc = ca_open(self_state(n->self), self_config(n->self)->node_days,
+			 &ca, &why);
+	if (rc)
+		proto_say(err, "%s", why);
+	else
+		rc = renew_move(n->certs, ca, err);
+	ca_free(ca);
+	return rc;
+}
+
 static void *refresher_main(void *arg)
 {
 	struct node *n = arg;
@@ -177,6 +202,7 @@ static void *refresher_main(void *arg)
 		if (!synced)
 			sync_with_ca(n->certs);
 		synced = false;
+		sync_announce_pending(n->certs);
 		/* Blobs that a sender abandoned long ago go. */
 		intake_sweep(n->intake, time(NULL));
 		pthread_mutex_lock(&n->lock);
@@ -283,6 +309,12 @@ int node_start(struct node *n)
 
 void node_stop(struct node *n)
 {
+	/*
+	 * Calls in flight to a CA or peer that does not answer end now
+	 * instead of at their timeouts (up to 30 s), so that the daemon
+	 * leaves promptly and a remount finds STATE free.
+	 */
+	transport_stop(n->transport);
 	pthread_mutex_lock(&n->lock);
 	n->stopping = true;
 	pthread_cond_broadcast(&n->wake);

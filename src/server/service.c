@@ -13,6 +13,7 @@
 #include "base/errors.h"
 #include "ca/ca.h"
 #include "ca/revocation.h"
+#include "certs/certs.h"
 #include "certs/sync.h"
 #include "identity/self.h"
 #include "lib/log.h"
@@ -258,6 +259,8 @@ static int handle_post_crt(struct server *s, struct net_conn *c,
 		return refuse(s, c, m, why);
 	}
 	int rc = directory_put(s->dir, cert);
+	if (rc == 0)
+		certs_ca_announced(s->certs, cert);
 	pki_cert_free(cert);
 	if (rc < 0)
 		return refuse(s, c, m, "cannot store the certificate");
@@ -292,8 +295,10 @@ static int handle_get_crl(struct server *s, struct net_conn *c,
 
 /*
  * renew: a new certificate for the sender's key, asked for with its
- * current certificate. verify_sender() already refused revoked, expired
- * and unknown senders; ca_renew() insists on the registry's current one.
+ * current certificate; args is the address the node asks for ("" keeps
+ * the current one: what nodes before --advertise send). verify_sender()
+ * already refused revoked, expired and unknown senders; ca_renew() insists
+ * on the registry's current one.
  */
 static int handle_renew(struct server *s, struct net_conn *c,
 			const struct msg *m)
@@ -314,7 +319,8 @@ static int handle_renew(struct server *s, struct net_conn *c,
 		return refuse(s, c, m, "the payload is not a PEM CSR");
 	}
 	struct pki_cert *cert = NULL;
-	int rc = ca_renew(s->ca, csr, sender, &cert, &why);
+	int rc = ca_renew(s->ca, csr, sender, msg_get0_meta(m)->args, &cert,
+			  &why);
 	pki_csr_free(csr);
 	pki_cert_free(sender);
 	if (rc)

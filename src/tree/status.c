@@ -109,7 +109,9 @@ int status_text(const struct status_parts *parts, time_t now, char **text,
 		free(t.data);
 		return -ENOMEM;
 	}
+	char adv[NET_ADDR_MAX] = "?";
 	pki_cert_get_serial(self, serial, sizeof(serial));
+	pki_cert_get_address(self, adv, sizeof(adv));
 	status_time_left(pki_cert_not_after(self), now, left, sizeof(left));
 	time_t renews = renew_due(self);
 	bool expired = pki_cert_not_after(self) <= now;
@@ -118,8 +120,16 @@ int status_text(const struct status_parts *parts, time_t now, char **text,
 	put(&t, "%-13s%s\n", "node:", cfg->name);
 	put(&t, "%-13s%s\n", "role:", ca ? "certificate authority" : "node");
 	put(&t, "%-13s%s\n", "listening:", cfg->listen);
+	/* What peers are told: the address the certificate carries. */
+	put(&t, "%-13s%s\n", "advertised:", adv);
 	put(&t, "%-13s%s\n", "state:", self_state(me));
-	if (!ca)
+	char found[NET_ADDR_MAX] = "";
+	if (parts->certs)
+		certs_ca_found_at(parts->certs, found, sizeof(found));
+	if (!ca && found[0] && strcmp(found, cfg->ca_addr) != 0)
+		put(&t, "%-13s%s at %s (it moved from %s, where --ca put it)\n",
+		    "ca:", cfg->ca_name, found, cfg->ca_addr);
+	else if (!ca)
 		put(&t, "%-13s%s at %s\n", "ca:", cfg->ca_name, cfg->ca_addr);
 	put(&t, "%-13sserial %s, %s\n", "certificate:", serial, left);
 	if (!expired)
@@ -131,6 +141,15 @@ int status_text(const struct status_parts *parts, time_t now, char **text,
 		    pki_crl_count(crl));
 	else
 		put(&t, "%-13s%s\n", "crl:", "none yet");
+	time_t next = crl ? pki_crl_next_update(crl) : (time_t)-1;
+	if (next != (time_t)-1 && next < now) {
+		char ago[64];
+		status_time_left(next, now, ago, sizeof(ago));
+		put(&t,
+		    "%-13sthe CRL is past its nextUpdate (%s): revocations "
+		    "since then are not known here until the CA is reached\n",
+		    "warning:", ago);
+	}
 	pki_crl_free(crl);
 
 	time_t last_sync = 0, last_crl = 0;

@@ -18,6 +18,8 @@
 #include "lib/log.h"
 #include "lib/logsum.h"
 #include "lib/names.h"
+#include "net/err.h"
+#include "net/stop.h"
 #include "pki/tls.h"
 #include "wire/say.h"
 
@@ -41,6 +43,7 @@ struct anon_slot {
 struct transport {
 	struct self *self;
 	struct logsum *strangers; /* has its own lock */
+	struct net_stop *stop;    /* thread-safe: transport_stop throws it */
 	pthread_mutex_t lock;     /* protects everything below */
 	struct pki_tls_ctx *ctx;  /* built from the certificate with fp */
 	char fp[PKI_FP_LEN];
@@ -60,10 +63,20 @@ int transport_new(struct self *self, struct transport **out)
 		free(t);
 		return -ENOMEM;
 	}
+	if (net_stop_new(&t->stop) != 0) {
+		logsum_free(t->strangers);
+		free(t);
+		return -ENOMEM;
+	}
 	t->self = self;
 	pthread_mutex_init(&t->lock, NULL);
 	*out = t;
 	return 0;
+}
+
+void transport_stop(struct transport *t)
+{
+	net_stop_throw(t->stop);
 }
 
 void transport_free(struct transport *t)
@@ -82,6 +95,7 @@ void transport_free(struct transport *t)
 		free(a);
 	}
 	logsum_free(t->strangers);
+	net_stop_free(t->stop);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -193,10 +207,15 @@ static int connect_with(struct pki_tls_ctx *ctx, struct transport *t,
 			struct net_conn **out, char *err)
 {
 	struct net_conn *c = NULL;
-	int rc = net_conn_connect(addr, opts, &c);
+	struct net_connect_opts o = { 0 };
+	if (opts)
+		o = *opts;
+	if (t)
+		o.stop = t->stop;
+	int rc = net_conn_connect(addr, &o, &c);
 	if (rc) {
 		proto_say(err, "cannot reach %s: %s", addr, errors_str(rc));
-		return -ECONNREFUSED;
+		return rc == NET_ESTOPPED ? -ECANCELED : -ECONNREFUSED;
 	}
 	int ms = opts && opts->timeout_ms > 0 &&
 				 opts->timeout_ms < TRANSPORT_HANDSHAKE_MS

@@ -60,9 +60,17 @@ int transport_new(struct self *self, struct transport **out);
 void transport_free(struct transport *t);
 
 /*
+ * From now on every connection T makes, and every wait of those it made,
+ * fails at once (the node is stopping): a peer or a CA that does not
+ * answer no longer holds a thread for its timeout.
+ */
+void transport_stop(struct transport *t);
+
+/*
  * Connects to ADDR as T's node and checks that the server is PEER_NAME.
  * On failure ERR (PROTO_ERR_MAX) says why; returns 0, -ECONNREFUSED (not
- * reachable) or -EPROTO (TLS or identity failure).
+ * reachable), -ECANCELED (transport_stop) or -EPROTO (TLS or identity
+ * failure).
  */
 int transport_connect(struct transport *t, const char *addr,
 		      const char *peer_name,

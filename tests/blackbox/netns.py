@@ -17,7 +17,9 @@ directions), and Host.counters() reads the outside end's byte counters,
 which count what actually crossed the link (a packet dropped on a link
 that is down is not counted; a TCP segment that the veth carries as one
 large GSO packet counts its headers once, so headers are undercounted by
-a few percent, payload never).
+a few percent, payload never). Host.readdress() gives a host another
+address in its Lan's subnet and takes the old one away, as a new DHCP
+lease would.
 
 Names instead of addresses: use_hosts_file() makes the snoopfs processes
 of one Snoop resolve names through a hosts file of the test's own, with
@@ -216,10 +218,14 @@ class Host:
         """The command prefix that runs a program on this host."""
         return ["nsenter", "--net=%s" % self.netns_path]
 
-    def node_kw(self, port=PORT):
+    def node_kw(self, port=PORT, bind_all=False):
         """Keyword arguments for Cluster.init_ca/add_node: a node of this
-        host, listening on its address."""
-        return {"host": self.ip, "port": port, "prefix": self.prefix}
+        host, listening on its address, or with BIND_ALL on 0.0.0.0 and
+        advertising its address."""
+        kw = {"host": self.ip, "port": port, "prefix": self.prefix}
+        if bind_all:
+            kw["listen_host"] = "0.0.0.0"
+        return kw
 
     def run(self, *argv, check=False, timeout=CMD_TIMEOUT):
         """Runs ARGV on this host (its network namespace only)."""
@@ -239,6 +245,18 @@ class Host:
         ip("-n", self.ns, "addr", "add", "%s/24" % self.ip, "dev", INNER_DEV)
         ip("-n", self.ns, "link", "set", INNER_DEV, "up")
         ip("-n", self.ns, "link", "set", "lo", "up")
+
+    def readdress(self, index):
+        """The host moves: its address becomes SUBNET.INDEX, the old one
+        goes (as after a new DHCP lease). Returns the new address."""
+        new = "%s.%d" % (self.lan.subnet, index)
+        assert new not in [h.ip for h in self.lan.hosts.values()], new
+        # The old one goes first: in the same subnet the new one would be
+        # its secondary, and go with it.
+        ip("-n", self.ns, "addr", "del", "%s/24" % self.ip, "dev", INNER_DEV)
+        ip("-n", self.ns, "addr", "add", "%s/24" % new, "dev", INNER_DEV)
+        self.ip = new
+        return new
 
     # The link.
 

@@ -317,12 +317,14 @@ def all_mountpoints():
 class Node:
     """One snoopfs node: its STATE, its mount point, its address and daemon.
 
-    HOST is the address it listens on; PREFIX a command its daemon starts
-    under, e.g. nsenter into the network namespace that has HOST (netns.py).
+    HOST is the address peers reach it at; it listens there too, or on
+    LISTEN_HOST if given (0.0.0.0 with --advertise HOST:PORT); PREFIX a
+    command its daemon starts under, e.g. nsenter into the network
+    namespace that has HOST (netns.py).
     """
 
     def __init__(self, snoop, name, base, port, is_ca=False, host=HOST,
-                 prefix=()):
+                 prefix=(), listen_host=None):
         self.snoop = snoop
         self.name = name
         self.state = Path(base) / ("%s-state" % name)
@@ -330,6 +332,7 @@ class Node:
         self.mnt.mkdir(parents=True)
         self.mnt = self.mnt.resolve()
         self.host = host
+        self.listen_host = listen_host or host
         self.port = port
         self.prefix = list(prefix)
         self.is_ca = is_ca
@@ -342,7 +345,15 @@ class Node:
 
     @property
     def addr(self):
+        """The address peers use (the certificate's)."""
         return "%s:%d" % (self.host, self.port)
+
+    @property
+    def listen_args(self):
+        """--listen, and --advertise where the node binds elsewhere."""
+        bind = "%s:%d" % (self.listen_host, self.port)
+        return (["--listen", bind] if bind == self.addr
+                else ["--listen", bind, "--advertise", self.addr])
 
     @property
     def certs(self):
@@ -402,7 +413,7 @@ class Node:
         if pregen_key:
             self.state.mkdir(mode=0o700)
             genkey(self.state / "node.key")
-        args = ["--name", self.name, "--listen", self.addr, "--ca", ca.addr]
+        args = ["--name", self.name] + self.listen_args + ["--ca", ca.addr]
         if token:
             args += ["--join", token]
         if fingerprint:
@@ -505,16 +516,18 @@ class Cluster:
         self.fingerprint = None
 
     def init_ca(self, name="ca", mount=True, extra=(), open_enrollment=False,
-                host=HOST, port=None, prefix=()):
+                host=HOST, port=None, prefix=(), listen_host=None):
         """ca-init (and mount). OPEN_ENROLLMENT: nodes need no token.
-        HOST, PORT (default a free one) and PREFIX as for Node."""
+        HOST, PORT (default a free one), PREFIX and LISTEN_HOST as for
+        Node."""
         node = Node(self.snoop, name, self.base, port or free_port(),
-                    is_ca=True, host=host, prefix=prefix)
+                    is_ca=True, host=host, prefix=prefix,
+                    listen_host=listen_host)
         self.nodes[name] = node
         if open_enrollment:
             extra = ("--open-enrollment",) + tuple(extra)
         r = self.snoop.run("ca-init", node.state, "--name", name,
-                           "--listen", node.addr, *extra)
+                           *node.listen_args, *extra)
         assert r.returncode == 0, "ca-init: %s" % r.stderr
         self.fingerprint = r.stdout.strip()
         assert FP_RE.match(self.fingerprint), r.stdout
@@ -536,17 +549,18 @@ class Cluster:
         return tok
 
     def add_node(self, name, pregen_key=True, fingerprint=True, extra=(),
-                 token=True, host=HOST, port=None, prefix=()):
+                 token=True, host=HOST, port=None, prefix=(),
+                 listen_host=None):
         """A new node enrolled with the CA and mounted.
 
         TOKEN True (the default): a fresh token from `snoopfs token`, which
         also pins the CA; a string: that token; False: none, and then
         FINGERPRINT True pins the CA with --ca-fingerprint (which only an
-        --open-enrollment CA accepts). HOST, PORT (default a free one) and
-        PREFIX as for Node.
+        --open-enrollment CA accepts). HOST, PORT (default a free one),
+        PREFIX and LISTEN_HOST as for Node.
         """
         node = Node(self.snoop, name, self.base, port or free_port(),
-                    host=host, prefix=prefix)
+                    host=host, prefix=prefix, listen_host=listen_host)
         self.nodes[name] = node
         if token is True:
             token = self.token(name)

@@ -151,3 +151,46 @@ def test_running_node_reports_expiry(cluster, faketime, tmp_path):
         c.snoop.run("status", dave.mnt).stdout, dave.log_tail())
     assert "expired" in c.snoop.run("status", dave.mnt).stdout
     assert "the certificate of dave expired" in dave.log.read_text(errors="replace")
+
+
+def test_stale_crl_is_reported(cluster, faketime):
+    """A node that cannot reach the CA keeps using the CRL it has, and says
+    so once that list is past its nextUpdate (a day after the CA signed
+    it): a warning in status and one line in the log. When the CA is back
+    and a fresh list came, both go."""
+    c = cluster
+    build_refreshing(c, REFRESH, names=("alice",))
+    alice = c.nodes["alice"]
+    assert wait_until(lambda: (alice.state / "certs/crl.pem").exists(),
+                      RENEW_TIMEOUT, interval=0.2), alice.log_tail()
+    assert "warning:" not in c.snoop.run("status", alice.mnt).stdout
+    alice.unmount()
+    c.ca.unmount()
+    # Two days on, with the CA down.
+    travel(c.snoop, faketime, "+2d")
+    try:
+        alice.restart()
+
+        def warned():
+            st = c.snoop.run("status", alice.mnt).stdout
+            return re.search(r"^warning:\s+the CRL is past its nextUpdate "
+                             r"\(expired 1 days", st, re.M)
+        assert wait_until(warned, RENEW_TIMEOUT, interval=0.5), (
+            c.snoop.run("status", alice.mnt).stdout)
+        assert wait_until(lambda: "the CRL is past its nextUpdate" in
+                          alice.log.read_text(errors="replace"),
+                          RENEW_TIMEOUT, interval=0.5), alice.log_tail()
+        c.ca.restart()
+        assert wait_until(lambda: "warning:" not in c.snoop.run(
+            "status", alice.mnt).stdout, RENEW_TIMEOUT, interval=0.5), (
+            c.snoop.run("status", alice.mnt).stdout)
+        assert wait_until(lambda: "the CRL is current again" in
+                          alice.log.read_text(errors="replace"), 5,
+                          interval=0.2), alice.log_tail()
+        log = alice.log.read_text(errors="replace")
+        assert log.count("the CRL is past its nextUpdate") == 1, log
+    finally:
+        for node in (alice, c.ca):
+            if node.is_mounted():
+                node.unmount()
+        travel(c.snoop, faketime, None)

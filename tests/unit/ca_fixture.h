@@ -101,7 +101,7 @@ static void fixture_ca_init(struct fixture_ca *c, const char *base,
 	cfg.is_ca = true;
 	cfg.node_days = PKI_NODE_DAYS_DEFAULT;
 	CHECK(state_config_save(c->state, &cfg) == 0);
-	CHECK(self_load(c->state, &c->self, &why) == 0);
+	CHECK(self_load(c->state, NULL, &c->self, &why) == 0);
 	CHECK(transport_new(c->self, &c->tr) == 0);
 	CHECK(net_listen("127.0.0.1:0", &c->fd) == 0);
 	snprintf(c->addr, sizeof(c->addr), "127.0.0.1:%d",
@@ -210,7 +210,7 @@ static void fixture_node_init(struct fixture_node *n, struct fixture_ca *c,
 	pki_cert_free(cert);
 	pki_key_free(key);
 	const char *why = NULL;
-	CHECK(self_load(state, &n->self, &why) == 0);
+	CHECK(self_load(state, NULL, &n->self, &why) == 0);
 	struct pki_cert *ca_cert = self_cert_ref(c->self);
 	CHECK(directory_put(self_directory(n->self), ca_cert) == 0);
 	pki_cert_free(ca_cert);

@@ -148,7 +148,8 @@ static void test_file(void)
 			   "state=/srv/alice.state\r\n"
 			   "\t# indented comment\n"
 			   "name = alice\n"
-			   "listen = 127.0.0.1:7001\n"
+			   "listen = 0.0.0.0:7001\n"
+			   "advertise = alice.example.org:7001\n"
 			   "ca = 127.0.0.1:7000\n"
 			   "ca-fingerprint = " FP "\n"
 			   "log-level = debug\n"
@@ -168,6 +169,9 @@ static void test_file(void)
 	CHECK(c.state && strcmp(c.state, "/srv/alice.state") == 0);
 	CHECK(c.name && strcmp(c.name, "alice") == 0);
 	CHECK(c.ca && strcmp(c.ca, "127.0.0.1:7000") == 0);
+	CHECK(c.listen && strcmp(c.listen, "0.0.0.0:7001") == 0);
+	CHECK(c.advertise &&
+	      strcmp(c.advertise, "alice.example.org:7001") == 0);
 	CHECK(c.log_level == LOGL_DEBUG && c.log_max_size == 1 << 20);
 	CHECK(c.log_keep == 2 && !c.syslog && c.refresh == 5);
 	CHECK(c.key_bits == 3072);
@@ -213,6 +217,13 @@ static void test_file(void)
 	CHECK(refused("log-level = loud\n", "bad.conf:1: log-level takes "
 					    "error, warn, info or debug"));
 	CHECK(refused("name =\n", "bad.conf:1: name needs a value"));
+	/* An address says how to write it. */
+	CHECK(refused("listen = ::1:7100\n", "bad.conf:1: listen takes an "
+					     "IPv6 address in brackets: "
+					     "[::1]:7100"));
+	CHECK(refused("advertise = alice.example.org:0\n",
+		      "advertise takes HOST:PORT with a port from 1 to "
+		      "65535"));
 	CHECK(refused("= x\n", "bad.conf:1: unknown key ''"));
 	CHECK(refused("join = snp1.nope\n", "bad.conf:1: the file holds a "
 					    "join token but group or others "

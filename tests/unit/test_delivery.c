@@ -89,7 +89,7 @@ static struct side *make_node(const char *base, const char *name,
 	      pki_cert_save(root, path) == 0);
 	pki_key_free(key);
 	const char *why = NULL;
-	CHECK(self_load(state, &n->self, &why) == 0);
+	CHECK(self_load(state, NULL, &n->self, &why) == 0);
 	/* Delivery runs over real mutual TLS, as between nodes. */
 	CHECK(transport_new(n->self, &n->tr) == 0);
 	CHECK(certs_new(n->self, n->tr, NULL, NULL, &n->certs) == 0);

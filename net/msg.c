@@ -209,7 +209,7 @@ static bool digits(const char *s, size_t n, int *v)
 	return true;
 }
 
-int64_t msg_get_time(const struct msg *m)
+int64_t msg_get_time_ms(const struct msg *m)
 {
 	const char *t = m->meta.timestamp;
 	struct tm tm;
@@ -222,12 +222,15 @@ int64_t msg_get_time(const struct msg *m)
 	    !digits(t + 14, 2, &mi) || t[16] != ':' || !digits(t + 17, 2, &s))
 		return -1;
 	const char *p = t + 19;
+	int ms = 0;
 	if (*p == '.') {
 		p++;
 		if (*p < '0' || *p > '9')
 			return -1;
-		while (*p >= '0' && *p <= '9')
-			p++;
+		/* ".5" is 500 ms, ".05" 50 ms; digits past the third count 0.
+		 */
+		for (int scale = 100; *p >= '0' && *p <= '9'; p++, scale /= 10)
+			ms += (*p - '0') * scale;
 	}
 	if (p[0] != 'Z' || p[1] != '\0')
 		return -1;
@@ -244,7 +247,13 @@ int64_t msg_get_time(const struct msg *m)
 	time_t r = timegm(&tm);
 	if (r == (time_t)-1)
 		return -1;
-	return (int64_t)r;
+	return (int64_t)r * 1000 + ms;
+}
+
+int64_t msg_get_time(const struct msg *m)
+{
+	int64_t ms = msg_get_time_ms(m);
+	return ms < 0 ? -1 : ms / 1000;
 }
 
 void msg_free(struct msg *m)

@@ -87,6 +87,8 @@ const char *msg_extra_get_str(const struct msg *m, const char *key);
 int msg_extra_get_int(const struct msg *m, const char *key, int64_t *val);
 /* The timestamp as Unix time (seconds), or -1 if unparsable. */
 int64_t msg_get_time(const struct msg *m);
+/* The same in milliseconds (a fraction beyond them is cut), or -1. */
+int64_t msg_get_time_ms(const struct msg *m);
 
 void msg_free(struct msg *m);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/fileio.h"
@@ -440,8 +441,18 @@ static int prepare(const char *dir, const char *file, const char *serial,
 			rc == REGISTRY_ENOTFOUND
 				? "is not in step with node.pem"
 				: "cannot be read or updated");
+	/*
+	 * The fence is the instant of the restore, to the millisecond (a
+	 * message recorded just before it and one sent just after it may
+	 * share a second).
+	 */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t fence_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (fence_ms < (int64_t)now * 1000)
+		fence_ms = (int64_t)now * 1000;
 	if (state_path(dir, "replay.db", path) != 0 ||
-	    replay_set_fence(path, now) != 0)
+	    replay_set_fence(path, fence_ms) != 0)
 		return cabackup_fail(why, -EIO, "cannot make %s/replay.db",
 				     dir);
 	if (state_path(dir, "certs", path) != 0 || state_mkdir(path) != 0)

@@ -19,8 +19,8 @@ const char *sender_fresh(struct server *s, const struct msg *m)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	const char *why = NULL;
-	if (replay_check(s->replay, meta->id, meta->message_id, msg_get_time(m),
-			 time(NULL), &why) != 0)
+	if (replay_check_at(s->replay, meta->id, meta->message_id,
+			    msg_get_time_ms(m), time(NULL), &why) != 0)
 		return why;
 	return NULL;
 }

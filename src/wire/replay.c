@@ -51,8 +51,9 @@ struct replay {
 	size_t nbuckets; /* a power of two */
 	size_t count;
 	int64_t next_prune;
-	int64_t fence; /* messages dated before it are refused; 0: none */
-	sqlite3 *db;   /* NULL for a memory-only store */
+	/* Unix ms: messages dated before it are refused; 0: none */
+	int64_t fence;
+	sqlite3 *db; /* NULL for a memory-only store */
 	sqlite3_stmt *insert;
 	sqlite3_stmt *prune;
 };
@@ -272,15 +273,18 @@ int replay_open(const char *path, time_t now, struct replay **out)
 int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 		 int64_t msg_time, time_t now, const char **why)
 {
+	return replay_check_at(r, sender, message_id,
+			       msg_time < 0 ? -1 : msg_time * 1000, now, why);
+}
+
+int replay_check_at(struct replay *r, const char *sender, uint64_t message_id,
+		    int64_t msg_ms, time_t now, const char **why)
+{
+	int64_t msg_time = msg_ms < 0 ? -1 : msg_ms / 1000;
 	int rc = REPLAY_OK;
 	if (!replay_time_ok(msg_time, now))
 		rc = REPLAY_EWINDOW;
-	/*
-	 * Timestamps count whole seconds: a message of the restore's own
-	 * second may have reached the original CA just before its backup
-	 * was lost, so it is refused too (its sender signs a new one).
-	 */
-	else if (r && r->fence && msg_time <= r->fence)
+	else if (r && msg_ms < r->fence)
 		rc = REPLAY_EFENCE;
 	else if (strlen(sender) > REPLAY_SENDER_MAX || message_id > INT64_MAX)
 		rc = REPLAY_EREPLAYED; /* cannot be stored, so cannot be fresh
@@ -334,7 +338,7 @@ int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 	return rc;
 }
 
-int replay_set_fence(const char *path, time_t before)
+int replay_set_fence(const char *path, int64_t before_ms)
 {
 	sqlite3 *db = sqlstore_open(path, schema, "replay");
 	if (!db)
@@ -346,7 +350,7 @@ int replay_set_fence(const char *path, time_t before)
 			       " ON CONFLICT (id) DO UPDATE SET"
 			       " before = max(before, excluded.before)",
 			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)before_ms);
 		step = sqlite3_step(st);
 	}
 	if (step != SQLITE_DONE)

@@ -38,16 +38,15 @@ struct replay;
 int replay_open(const char *path, time_t now, struct replay **out);
 
 /*
- * Sets the fence of the store at PATH (created if missing) to BEFORE, or
- * keeps a later one: from then on a message dated before BEFORE, or in
- * the same second (timestamps count whole seconds), is refused
- * (REPLAY_EFENCE) whatever its id. `snoopfs ca-restore` sets it to
- * the time of the restore, because the ids the original CA saw after its
- * backup are lost: a message recorded on its way to the original is dated
- * before the restore and cannot be replayed to the restored CA. Returns 0
- * or REPLAY_ESTORE.
+ * Sets the fence of the store at PATH (created if missing) to BEFORE_MS
+ * (Unix milliseconds), or keeps a later one: from then on a message dated
+ * before that instant is refused (REPLAY_EFENCE) whatever its id. `snoopfs
+ * ca-restore` sets it to the time of the restore, because the ids the original
+ * CA saw after its backup are lost: a message recorded on its way to the
+ * original is dated before the restore and cannot be replayed to the restored
+ * CA. Returns 0 or REPLAY_ESTORE.
  */
-int replay_set_fence(const char *path, time_t before);
+int replay_set_fence(const char *path, int64_t before_ms);
 
 /*
  * Checks one verified message from SENDER: MSG_TIME (Unix seconds, -1 if
@@ -60,6 +59,16 @@ int replay_set_fence(const char *path, time_t before);
  */
 int replay_check(struct replay *r, const char *sender, uint64_t message_id,
 		 int64_t msg_time, time_t now, const char **why);
+
+/*
+ * The same with the message's date to the millisecond, MSG_MS (Unix
+ * milliseconds, -1 if unparsable): the fence is an instant, and a message
+ * sent just after a restore shares its second with one recorded just
+ * before it. replay_check takes a date in seconds as the start of that
+ * second.
+ */
+int replay_check_at(struct replay *r, const char *sender, uint64_t message_id,
+		    int64_t msg_ms, time_t now, const char **why);
 
 /* True if MSG_TIME is within the window around NOW (for replies). */
 bool replay_time_ok(int64_t msg_time, time_t now);

@@ -422,11 +422,37 @@ static void test_parse_valid_edges(void)
 	/* The timestamp as Unix time. */
 	char *f = fmt("{\"message\":%s,\"signature\":\"\"}", M0);
 	CHECK(msg_parse(f, strlen(f), &m) == NET_OK);
-	if (m != NULL)
+	if (m != NULL) {
 		CHECK(msg_get_time(m) == 1795514400);
+		CHECK(msg_get_time_ms(m) == 1795514400123);
+	}
 	msg_free(m);
 	m = NULL;
 	free(f);
+	/* Fractions of other lengths, and none. */
+	static const struct {
+		const char *ts;
+		int64_t ms;
+	} fracs[] = {
+		{ "2026-11-24T10:00:00.5Z", 1795514400500 },
+		{ "2026-11-24T10:00:00.05Z", 1795514400050 },
+		{ "2026-11-24T10:00:00.123456Z", 1795514400123 },
+		{ "2026-11-24T10:00:00Z", 1795514400000 },
+		{ "2026-11-24T10:00:00.Z", -1 },
+	};
+	for (size_t i = 0; i < sizeof(fracs) / sizeof(fracs[0]); i++) {
+		f = fmt("{\"message\":" META_HEAD
+			"\"message_id\":1,\"timestamp\":\"%s\","
+			"\"payload_type\":\"none\",\"extra\":{}},"
+			"\"payload\":null},\"signature\":\"\"}",
+			fracs[i].ts);
+		CHECK(msg_parse(f, strlen(f), &m) == NET_OK);
+		if (m != NULL)
+			CHECK(msg_get_time_ms(m) == fracs[i].ms);
+		msg_free(m);
+		m = NULL;
+		free(f);
+	}
 	f = fmt("{\"message\":" META_HEAD
 		"\"message_id\":1,\"timestamp\":\"yesterday\","
 		"\"payload_type\":\"none\",\"extra\":{}},\"payload\":null},"

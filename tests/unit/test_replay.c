@@ -162,10 +162,11 @@ static void test_fence(const char *dir)
 {
 	char path[256];
 	snprintf(path, sizeof(path), "%s/fenced.db", dir);
-	CHECK(replay_set_fence(path, NOW - 10) == REPLAY_OK);
+	/* Fences are instants in milliseconds. */
+	CHECK(replay_set_fence(path, (NOW - 10) * 1000) == REPLAY_OK);
 	/* A later fence wins; an earlier one does not move it back. */
-	CHECK(replay_set_fence(path, NOW) == REPLAY_OK);
-	CHECK(replay_set_fence(path, NOW - 100) == REPLAY_OK);
+	CHECK(replay_set_fence(path, NOW * 1000) == REPLAY_OK);
+	CHECK(replay_set_fence(path, (NOW - 100) * 1000) == REPLAY_OK);
 	struct replay *r = NULL;
 	CHECK(replay_open(path, NOW, &r) == REPLAY_OK);
 	const char *why = NULL;
@@ -173,17 +174,24 @@ static void test_fence(const char *dir)
 	CHECK(why && strstr(why, "restored from a backup"));
 	CHECK(replay_check(r, "alice", 2, NOW - 200, NOW + 5, &why) ==
 	      REPLAY_EFENCE);
-	/*
-	 * The fence's own second too: timestamps count whole seconds, and a
-	 * message of that second may have reached the original before the
-	 * backup's state was lost (test_ca_lifecycle replayed one to a CA
-	 * restored in the second it was recorded in, and it was taken).
-	 */
-	CHECK(replay_check(r, "alice", 4, NOW, NOW, &why) == REPLAY_EFENCE);
 	/* Refused by date only: the id is not used up. */
-	CHECK(replay_check(r, "alice", 1, NOW + 1, NOW + 1, &why) == REPLAY_OK);
+	CHECK(replay_check(r, "alice", 1, NOW, NOW, &why) == REPLAY_OK);
 	CHECK(replay_check(r, "alice", 3, NOW + 60, NOW + 30, &why) ==
 	      REPLAY_OK);
+	replay_free(r);
+
+	/*
+	 * To the millisecond: a message recorded in the restore's own second
+	 * but before it is refused, one sent after it in that second is not
+	 * (test_ca_lifecycle saw both within one second).
+	 */
+	CHECK(replay_set_fence(path, NOW * 1000 + 500) == REPLAY_OK);
+	CHECK(replay_open(path, NOW, &r) == REPLAY_OK);
+	CHECK(replay_check_at(r, "alice", 10, NOW * 1000 + 499, NOW, &why) ==
+	      REPLAY_EFENCE);
+	CHECK(replay_check_at(r, "alice", 11, NOW * 1000 + 500, NOW, &why) ==
+	      REPLAY_OK);
+	CHECK(replay_check(r, "alice", 12, NOW, NOW, &why) == REPLAY_EFENCE);
 	replay_free(r);
 }
 

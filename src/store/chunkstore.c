@@ -162,6 +162,21 @@ int chunk_store_put(struct chunk_store *cs, size_t len)
 	return rc;
 }
 
+int chunk_store_sync(struct chunk_store *cs)
+{
+	pthread_mutex_lock(&cs->lock);
+	/* The helper may sleep on fewer than STORE_BATCH chunks: wake it. */
+	pthread_cond_broadcast(&cs->cond);
+	while (cs->stored < cs->handed && cs->rc == 0) {
+		cs->producer_waits = true;
+		pthread_cond_wait(&cs->cond, &cs->lock);
+	}
+	cs->producer_waits = false;
+	int rc = cs->rc;
+	pthread_mutex_unlock(&cs->lock);
+	return rc;
+}
+
 int chunk_store_finish(struct chunk_store *cs)
 {
 	pthread_mutex_lock(&cs->lock);

@@ -54,6 +54,12 @@ int chunk_store_slot(struct chunk_store *cs, uint8_t **buf);
 int chunk_store_put(struct chunk_store *cs, size_t len);
 
 /*
+ * Waits until every chunk handed over so far is written and hashed; the
+ * helper keeps running. 0 or the first -errno of the helper.
+ */
+int chunk_store_sync(struct chunk_store *cs);
+
+/*
  * Waits until every chunk handed over is written and hashed, stops the
  * helper and frees CS. 0 or the first -errno of the helper.
  */

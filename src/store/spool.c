@@ -327,7 +327,9 @@ int spool_write(struct spool *s, const void *buf, size_t len, uint64_t off)
 
 		if (k > len - done)
 			k = len - done;
-		spool_ahead_before_write(s, n);
+		rc = spool_ahead_before_write(s, n);
+		if (rc != 0)
+			break;
 		if (k == PKI_BLOB_CHUNK)
 			rc = spool_cache_take(s, n);
 		else
@@ -367,7 +369,9 @@ int spool_truncate(struct spool *s, uint64_t size)
 	rc = spool_reopen_locked(s);
 	if (rc != 0)
 		goto out;
-	spool_ahead_before_truncate(s, size);
+	rc = spool_ahead_before_truncate(s, size);
+	if (rc != 0)
+		goto out;
 	if (size > s->size) {
 		/* Bytes past the old size are already zero everywhere. */
 		s->size = size;

@@ -5,12 +5,22 @@
  *   header, SPOOL_HEADER bytes:
  *     "SNOOPSP1" | u64 size | 16-byte file id | u16 wrapped key length |
  *     the spool key wrapped (RSA-OAEP) for the node's own key | zeros |
+ *     at 2048, the sealed-ahead record: u64 k | 16-byte blob id |
+ *       12-byte nonce | 32-byte content key | 16-byte tag (the key sealed
+ *       with AES-GCM under the spool key, additional data the file id and
+ *       the blob id); k = 0 and all zero when there is none | zeros |
  *     u64 length of this file when it was marked closed |
  *     last byte: 1 if closed (spool_mark_closed), else 0
  *   slot n (n = 0, 1, ...) at SPOOL_HEADER + n * SPOOL_SLOT:
  *     12-byte random nonce | 64 KiB ciphertext | 16-byte tag
  *
- * Every slot holds a whole 64 KiB chunk (bytes past the file size are
+ * Chunks 0..k-1 of the record live only in STATE/sealed/ID.blob, sealed
+ * ahead for delivery while the file was written in order (spool_seal.h);
+ * their slots are holes that are never written, so the sender keeps one
+ * encrypted copy at rest, not two. The record is rewritten with the rest
+ * of the header (on flush, fsync and close), after the blob holds k chunks.
+ *
+ * Every other slot holds a whole 64 KiB chunk (bytes past the file size are
  * zero). The additional data is the file id and n as 8 bytes big-endian.
  * A chunk is re-encrypted under a fresh random nonce every time it is
  * written back, so rewriting never reuses a nonce; an all-zero slot is a

@@ -54,6 +54,10 @@ static int slot_read(struct spool *s, uint64_t n, uint8_t *pt)
 	size_t got = 0;
 	int rc;
 
+	/* Sealed ahead: its slot was never written (spool_sealed.c). */
+	rc = spool_sealed_load(s, n, pt);
+	if (rc <= 0)
+		return rc;
 	rc = fileio_pread_full(s->fd, s->slot, SPOOL_SLOT, spool_slot_offset(n),
 			       &got);
 	if (rc != 0)
@@ -218,6 +222,8 @@ int spool_flush_locked(struct spool *s, bool sync)
 	if (s->replaced)
 		return 0;
 	rc = spool_cache_writeback(s);
+	if (rc == 0)
+		rc = spool_sealed_record(s, sync);
 	if (rc == 0 && s->hdr_dirty)
 		rc = spool_header_write(s);
 	if (rc == 0 && sync && s->unsynced) {

@@ -37,14 +37,54 @@
  * 0 in spools written before it existed: the mark alone counts.
  */
 #define HDR_STORED_OFF (HDR_CLOSED_OFF - 8)
-/* The wrapped key must fit in the header: 4053 bytes, RSA-8192 is 1024. */
-#define SPOOL_WRAP_MAX (HDR_STORED_OFF - HDR_WRAP_OFF)
+/*
+ * The sealed-ahead record (store/spool_format.h): chunks 0..k-1 live only
+ * in the blob STATE/sealed/ID.blob, whose content key is kept here sealed
+ * (AES-GCM) under the spool key. All zero in spools without one.
+ */
+#define HDR_SEALED_OFF   2048
+#define HDR_SEALED_K     (HDR_SEALED_OFF)
+#define HDR_SEALED_ID    (HDR_SEALED_K + 8)
+#define HDR_SEALED_NONCE (HDR_SEALED_ID + PKI_BLOB_ID)
+#define HDR_SEALED_KEY   (HDR_SEALED_NONCE + PKI_AEAD_NONCE)
+#define HDR_SEALED_TAG   (HDR_SEALED_KEY + PKI_AEAD_KEY)
+#define HDR_SEALED_END   (HDR_SEALED_TAG + PKI_AEAD_TAG)
+/* The wrapped key must fit before it: 2014 bytes, RSA-8192 is 1024. */
+#define SPOOL_WRAP_MAX (HDR_SEALED_OFF - HDR_WRAP_OFF)
 /* Additional data of a slot: file id, then the index big-endian. */
 #define SPOOL_AAD (SPOOL_ID + 8)
 /* cache_n when no chunk is cached. */
 #define NO_CHUNK UINT64_MAX
 
-struct blob_out; /* spool_seal.c's */
+struct chunk_store;
+
+/*
+ * The blob a spool is being sealed into: its fresh key and id, the file
+ * DIR/ID.blob, the hash so far and, while chunks stream in, the helper
+ * that writes and hashes them (src/store/chunkstore.h). Chunks 0..next-1 are
+ * sealed, and live nowhere else (their slots are not written); none of
+ * them is ever the last chunk, which is sealed with its final flag only
+ * when the seal ends.
+ */
+struct blob_out {
+	uint8_t key[PKI_AEAD_KEY];
+	uint8_t id[PKI_BLOB_ID];
+	struct pki_aead *aead;
+	struct pki_sha256 *h;
+	char *path;
+	int fd;
+	struct chunk_store *cs;
+	uint8_t *buf; /* PKI_BLOB_SEALED_CHUNK bytes, without a helper */
+	uint64_t next;
+	bool counted; /* cs holds one of the AHEAD_MAX places */
+	bool tried;   /* a helper was asked for while sealing ahead */
+	/*
+	 * Found again from the header (spool_sealed_attach): its key may
+	 * seal the rest of the content as it is now, never a changed one,
+	 * since a seal cut by a crash may have used the same nonces for it.
+	 */
+	bool frozen;
+};
 
 /*
  * LOCK protects every field below it, including the cache and the aead
@@ -137,5 +177,47 @@ int spool_reopen_locked(struct spool *s);
  * an fsync(2) of the program. 0 or -errno.
  */
 int spool_flush_locked(struct spool *s, bool sync);
+
+/* ---- the blob (spool_seal.c) ---- */
+
+/* A blob with a fresh key and id, DIR/ID.blob created empty, 0600. */
+int spool_blob_new(const char *dir, struct blob_out **out);
+
+/* Stops the helper, closes (removing the file with DISCARD), frees O. */
+void spool_blob_free(struct blob_out *o, bool discard);
+
+/* ---- sealed chunks as the spool's storage (spool_sealed.c) ---- */
+
+/* The k of the header's sealed-ahead record (0: none). */
+static inline uint64_t spool_sealed_k(const struct spool *s)
+{
+	return spool_get_be64(s->hdr + HDR_SEALED_K);
+}
+
+/*
+ * Chunk N into PT from the blob, if it lives there: 0, or 1 if it does
+ * not (read its slot), or -EIO if it does but the blob is not attached
+ * or does not open.
+ */
+int spool_sealed_load(struct spool *s, uint64_t n, uint8_t *pt);
+
+/*
+ * Before the header is written: the chunks the helper holds are written,
+ * with SYNC the blob is fsynced, and the record says what is sealed now.
+ */
+int spool_sealed_record(struct spool *s, bool sync);
+
+/*
+ * The blob the header records, opened from DIR and checked (every chunk
+ * opens), as s->out, frozen. 0, -ENOENT if there is no record, or -errno.
+ */
+int spool_sealed_attach(struct spool *s, const char *dir);
+
+/*
+ * Brings the sealed chunks back into their slots, records that nothing
+ * is sealed (synced) and removes the blob; sealing ahead ends. 0 or
+ * -errno (and then the blob stays).
+ */
+int spool_unseal_locked(struct spool *s);
 
 #endif

@@ -20,27 +20,6 @@
 /* Spools sealing ahead on a helper thread at once (see below). */
 #define AHEAD_MAX 4
 
-/*
- * The blob a spool is being sealed into: its fresh key and id, the file
- * DIR/ID.blob, the hash so far and, while chunks stream in, the helper
- * that writes and hashes them (src/store/chunkstore.h). Chunks 0..next-1 are
- * sealed; none of them is ever the last chunk, which is sealed with its
- * final flag only when the seal ends.
- */
-struct blob_out {
-	uint8_t key[PKI_AEAD_KEY];
-	uint8_t id[PKI_BLOB_ID];
-	struct pki_aead *aead;
-	struct pki_sha256 *h;
-	char *path;
-	int fd;
-	struct chunk_store *cs;
-	uint8_t *buf; /* PKI_BLOB_SEALED_CHUNK bytes, without a helper */
-	uint64_t next;
-	bool counted; /* cs holds one of the AHEAD_MAX places */
-	bool tried;   /* a helper was asked for while sealing ahead */
-};
-
 /* ---- the blob a spool is sealed into ---- */
 
 static int ahead_places; /* blob_out.counted ones, atomic */
@@ -58,7 +37,7 @@ static bool ahead_claim(void)
  * Stops the helper, closes the file (removing it with DISCARD) and frees
  * O, wiping its key. Accepts NULL.
  */
-static void blob_out_free(struct blob_out *o, bool discard)
+void spool_blob_free(struct blob_out *o, bool discard)
 {
 	if (o == NULL)
 		return;
@@ -83,7 +62,7 @@ static void blob_out_free(struct blob_out *o, bool discard)
  * A blob with a fresh key and id, its file DIR/ID.blob (ID in hex) created
  * empty, 0600. 0 or -errno.
  */
-static int blob_out_new(const char *dir, struct blob_out **out)
+int spool_blob_new(const char *dir, struct blob_out **out)
 {
 	struct blob_out *o = calloc(1, sizeof(*o));
 	char hex[2 * PKI_BLOB_ID + 1];
@@ -107,14 +86,14 @@ static int blob_out_new(const char *dir, struct blob_out **out)
 	}
 	if (rc == 0) {
 		o->fd = open(o->path,
-			     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+			     O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC |
 				     O_NOFOLLOW,
 			     0600);
 		if (o->fd < 0 || fchmod(o->fd, 0600) != 0)
 			rc = -errno;
 	}
 	if (rc != 0) {
-		blob_out_free(o, true);
+		spool_blob_free(o, true);
 		return rc;
 	}
 	*out = o;
@@ -144,7 +123,12 @@ static int blob_out_new(const char *dir, struct blob_out **out)
  */
 void spool_ahead_stop(struct spool *s)
 {
-	blob_out_free(s->out, true);
+	struct blob_out *o = s->out;
+	/* Recorded in the header: the blob holds the file's only copy. */
+	bool kept = o != NULL && spool_sealed_k(s) > 0 &&
+		    memcmp(s->hdr + HDR_SEALED_ID, o->id, PKI_BLOB_ID) == 0;
+
+	spool_blob_free(o, !kept);
 	s->out = NULL;
 	free(s->ahead_dir);
 	s->ahead_dir = NULL;
@@ -166,20 +150,22 @@ static void ahead_helper(struct blob_out *o)
 
 /*
  * Seals the cached chunk, the next one the blob needs, which the writer
- * leaves for the chunk after it; starts the blob at chunk 0. On an error
- * sealing ahead ends for this spool, and the close seals it all. Lock
- * held.
+ * leaves for the chunk after it; starts the blob at chunk 0. The chunk
+ * then lives in the blob only: the cache is clean, its slot is never
+ * written. An error before anything was sealed ends sealing ahead (the
+ * close seals it all); after, the chunks in the blob may be incomplete,
+ * so the write fails. Lock held.
  */
-static void ahead_seal_cached(struct spool *s)
+static int ahead_seal_cached(struct spool *s)
 {
 	struct blob_out *o = s->out;
 	uint8_t *buf = NULL;
 	int rc = 0;
 
 	if (o == NULL) {
-		if (blob_out_new(s->ahead_dir, &o) != 0) {
+		if (spool_blob_new(s->ahead_dir, &o) != 0) {
 			spool_ahead_stop(s);
-			return;
+			return 0;
 		}
 		s->out = o;
 	}
@@ -197,33 +183,65 @@ static void ahead_seal_cached(struct spool *s)
 			     ? chunk_store_put(o->cs, PKI_BLOB_SEALED_CHUNK)
 			     : chunk_store_one(o->fd, 0, o->h, buf,
 					       PKI_BLOB_SEALED_CHUNK, o->next);
-	if (rc != 0)
-		spool_ahead_stop(s);
-	else
+	if (rc == 0) {
 		o->next++;
+		s->cache_dirty = false;
+		return 0;
+	}
+	if (o->next == 0 && spool_sealed_k(s) == 0) {
+		spool_ahead_stop(s);
+		return 0;
+	}
+	/* No more ahead; the blob stays what holds chunks 0..next-1. */
+	free(s->ahead_dir);
+	s->ahead_dir = NULL;
+	return rc;
 }
 
 /*
  * Before a write reaches chunk N. A writer that skips ahead leaves the
- * rest to the close; one that goes back ends sealing ahead. Lock held.
+ * rest to the close; one that goes back brings the sealed chunks back
+ * into the spool first (spool_unseal_locked), as does any change to a
+ * blob found again after a restart. Lock held.
  */
-void spool_ahead_before_write(struct spool *s, uint64_t n)
+int spool_ahead_before_write(struct spool *s, uint64_t n)
 {
 	uint64_t next = s->out != NULL ? s->out->next : 0;
 
+	if (s->out != NULL && (n < next || s->out->frozen))
+		return spool_unseal_locked(s);
 	if (s->ahead_dir == NULL)
-		return;
-	if (n < next)
-		spool_ahead_stop(s);
-	else if (s->cache_n == next && n == next + 1)
-		ahead_seal_cached(s);
+		return 0;
+	if (s->cache_n == next && n == next + 1)
+		return ahead_seal_cached(s);
+	return 0;
 }
 
-void spool_ahead_before_truncate(struct spool *s, uint64_t size)
+int spool_ahead_before_truncate(struct spool *s, uint64_t size)
 {
+	struct blob_out *o = s->out;
+
+	if (o == NULL)
+		return 0;
+	/*
+	 * To nothing (cp over a file still open): the blob is dropped, the
+	 * header first, and sealing ahead starts over under a new key.
+	 */
+	if (size == 0) {
+		memset(s->hdr + HDR_SEALED_OFF, 0,
+		       HDR_SEALED_END - HDR_SEALED_OFF);
+		s->size = 0;
+		int rc = spool_header_write(s);
+		if (rc != 0)
+			return rc;
+		spool_blob_free(o, true);
+		s->out = NULL;
+		return 0;
+	}
 	/* A sealed chunk would change or become the last one. */
-	if (s->out != NULL && size <= s->out->next * (uint64_t)PKI_BLOB_CHUNK)
-		spool_ahead_stop(s);
+	if (o->frozen || size <= o->next * (uint64_t)PKI_BLOB_CHUNK)
+		return spool_unseal_locked(s);
+	return 0;
 }
 
 int spool_seal_ahead(struct spool *s, const char *dir)
@@ -231,11 +249,40 @@ int spool_seal_ahead(struct spool *s, const char *dir)
 	if (s == NULL || dir == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
-	int rc = s->ahead_dir != NULL || s->out != NULL || s->size != 0
-			 ? -EINVAL
-			 : 0;
-	if (rc == 0 && (s->ahead_dir = strdup(dir)) == NULL)
+	int rc = 0;
+	if (s->ahead_dir != NULL || s->out != NULL)
+		rc = -EINVAL;
+	else if (spool_sealed_k(s) > 0)
+		rc = spool_sealed_attach(s, dir);
+	else if (s->size != 0)
+		rc = -EINVAL;
+	else if ((s->ahead_dir = strdup(dir)) == NULL)
 		rc = -ENOMEM;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void spool_discard_sealed(struct spool *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->out != NULL) {
+		spool_blob_free(s->out, true);
+		s->out = NULL;
+		memset(s->hdr + HDR_SEALED_OFF, 0,
+		       HDR_SEALED_END - HDR_SEALED_OFF);
+		s->hdr_dirty = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+int spool_unseal(struct spool *s)
+{
+	if (s == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	int rc = s->replaced ? -EBADF : spool_unseal_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -303,23 +350,31 @@ int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
 	       uint8_t id[PKI_BLOB_ID], char hash[72])
 {
 	struct blob_out *o;
+	bool recorded = false;
 	int rc = 0;
 
 	if (s == NULL || dir == NULL || key == NULL || id == NULL ||
 	    hash == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
+	/* Recorded but not attached (opened by recovery or a rename). */
+	if (s->out == NULL && spool_sealed_k(s) > 0)
+		rc = spool_sealed_attach(s, dir);
+	/* Sealed ahead into another folder: the caller changed its mind. */
+	if (rc == 0 && s->out != NULL && strcmp(s->ahead_dir, dir) != 0)
+		rc = spool_unseal_locked(s);
 	o = s->out;
 	s->out = NULL;
-	/* Sealed ahead into another folder: the caller changed its mind. */
-	if (o != NULL && strcmp(s->ahead_dir, dir) != 0) {
-		blob_out_free(o, true);
-		o = NULL;
-	}
-	if (o == NULL)
-		rc = blob_out_new(dir, &o);
+	if (rc == 0 && o == NULL)
+		rc = spool_blob_new(dir, &o);
 	if (rc == 0)
 		rc = seal_rest_locked(s, o);
+	/*
+	 * A blob the header records holds chunks nowhere else: it stays on
+	 * a failure, and a later seal finds it again (spool_sealed_attach).
+	 */
+	recorded = o != NULL && spool_sealed_k(s) > 0 &&
+		   memcmp(s->hdr + HDR_SEALED_ID, o->id, PKI_BLOB_ID) == 0;
 	pthread_mutex_unlock(&s->lock);
 	/*
 	 * Needed: the job record written next points at this blob, and once
@@ -337,7 +392,7 @@ int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
 	}
 	if (o != NULL) {
 		/* close(2) of a synced file: its error says nothing more. */
-		blob_out_free(o, rc != 0);
+		spool_blob_free(o, rc != 0 && !recorded);
 	}
 	return rc;
 }

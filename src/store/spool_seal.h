@@ -27,27 +27,63 @@ int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
  * For a new, empty spool that will be sealed into DIR: seal chunks into a
  * blob there while they are written in order, each as soon as the writer
  * moves on to the next one, so that spool_seal has little left to do.
- * Writes behind the writer, or a truncate down to what is sealed, throw
- * that blob away (a new one is sealed at the end, under a new key). The
- * writer's thread seals; from CHUNK_STORE_MIN chunks on a helper thread
- * writes and hashes, for at most a few spools at once. The blob file is
- * removed if the spool is closed without spool_seal.
- * 0 or -errno.
+ * A chunk sealed ahead is not also encrypted into the spool: the blob is
+ * its only copy, recorded in the spool's header (store/spool_format.h),
+ * and reads decrypt it from there. Writes behind the writer, or a
+ * truncate down to what is sealed, first bring the sealed chunks back
+ * into the spool and remove the blob (a new one is sealed at the end,
+ * under a new key). The writer's thread seals; from CHUNK_STORE_MIN
+ * chunks on a helper thread writes and hashes, for at most a few spools
+ * at once. A blob the header records stays when the spool is closed (it
+ * is the data); spool_discard_sealed removes it.
+ *
+ * For an opened spool whose header records a blob (the node stopped, or
+ * a seal failed), finds that blob in DIR again and checks it; any change
+ * to the file then brings its chunks back into the spool first.
+ * 0 or -errno (-EINVAL for a spool that is neither).
  */
 int spool_seal_ahead(struct spool *s, const char *dir);
+
+/*
+ * The file was removed before it was sealed: its sealed-ahead blob goes
+ * (the spool must not be used for data any more, only closed).
+ */
+void spool_discard_sealed(struct spool *s);
+
+/*
+ * Brings the chunks sealed ahead back into the spool, so it stands alone
+ * again, as a spool written before seal-once did (recovery of a file
+ * that will not ship). Needs the blob attached (spool_seal_ahead). 0 or
+ * -errno.
+ */
+int spool_unseal(struct spool *s);
+
+/*
+ * The blob id (hex) of the sealed-ahead record of the spool at PATH: 0,
+ * or -ENOENT if it has none, or -errno. For removing the blob of a
+ * spool that is removed without being opened.
+ */
+int spool_peek_sealed(const char *path, char hex[2 * PKI_BLOB_ID + 1]);
 
 /* ---- for spool.c, with the spool's lock held ---- */
 
 /*
  * Before a write reaches chunk N: seals the chunk the writer leaves
- * behind, or ends sealing ahead if the writer went back.
+ * behind, or brings the sealed chunks back if the writer went back.
+ * 0 or -errno (the write fails).
  */
-void spool_ahead_before_write(struct spool *s, uint64_t n);
+int spool_ahead_before_write(struct spool *s, uint64_t n);
 
-/* Before a truncate to SIZE: ends sealing ahead if it cuts what is sealed. */
-void spool_ahead_before_truncate(struct spool *s, uint64_t size);
+/*
+ * Before a truncate to SIZE: brings the sealed chunks back if it cuts
+ * into them (drops them for SIZE 0). 0 or -errno.
+ */
+int spool_ahead_before_truncate(struct spool *s, uint64_t size);
 
-/* Ends sealing ahead: the blob so far is removed. */
+/*
+ * Ends sealing ahead (the spool is freed): the blob is removed unless the
+ * header records it, since then it holds the data.
+ */
 void spool_ahead_stop(struct spool *s);
 
 #endif

@@ -138,8 +138,16 @@ static size_t pick_len(void)
 	}
 }
 
-static void test_model(void)
+static int files_in(const char *d, char *name, size_t size);
+
+/*
+ * With AHEAD the spool seals ahead into DIR/sealed (seal once), and most
+ * writes append, so that chunks live in a blob when the random writes,
+ * truncates, flushes and reopens hit them.
+ */
+static void test_model(bool ahead)
 {
+	char sdir[512];
 	const char *env = getenv("TEST_SPOOL_OPS");
 	long ops = env != NULL ? atol(env) : 3000;
 	uint8_t *model = calloc(1, MODEL_MAX);
@@ -148,17 +156,22 @@ static void test_model(void)
 	struct spool *s = NULL;
 	char path[512];
 	long i;
-	int bad_reads = 0, bad_ops = 0, bad_full = 0;
+	int bad_reads = 0, bad_ops = 0, bad_full = 0, recorded = 0;
 
 	CHECK(pki_rand_bytes(&seed, sizeof(seed)) == 0);
 	rng_state = seed | 1;
 	path_in(path, sizeof(path), "model.spool");
+	path_in(sdir, sizeof(sdir), "sealed");
 	CHECK(spool_create(path, key, &s) == 0);
+	if (ahead)
+		CHECK(spool_seal_ahead(s, sdir) == 0);
 	for (i = 0; i < ops && s != NULL; i++) {
 		uint64_t op = rnd_below(100);
 
 		if (op < 45) {
 			uint64_t off = pick_offset(size);
+			if (ahead && rnd_below(8) != 0)
+				off = size;
 			size_t len = pick_len();
 			size_t k;
 
@@ -176,6 +189,8 @@ static void test_model(void)
 		} else if (op < 55) {
 			uint64_t ns = rnd_below(2) ? rnd_below(size + 1)
 						   : pick_offset(size);
+			if (ahead && rnd_below(3) == 0)
+				ns = 0;
 
 			if (ns > MODEL_MAX)
 				ns = MODEL_MAX;
@@ -197,8 +212,12 @@ static void test_model(void)
 			    (want > 0 && memcmp(buf, model + off, want) != 0))
 				bad_reads++;
 		} else if (op < 95) {
+			char hex[2 * PKI_BLOB_ID + 1];
+
 			if (spool_flush(s) != 0)
 				bad_ops++;
+			if (spool_peek_sealed(path, hex) == 0)
+				recorded++;
 		} else {
 			/* Everything must survive close and reopen. */
 			if (spool_close(s) != 0)
@@ -206,6 +225,9 @@ static void test_model(void)
 			s = NULL;
 			if (spool_open(path, key, &s) != 0)
 				bad_ops++;
+			/* Finds its blob again, if the header records one. */
+			if (ahead && s != NULL)
+				(void)spool_seal_ahead(s, sdir);
 		}
 		if (s != NULL && i % 250 == 0 && !matches(s, model, size))
 			bad_full++;
@@ -218,12 +240,23 @@ static void test_model(void)
 	CHECK(bad_reads == 0);
 	CHECK(bad_ops == 0);
 	CHECK(bad_full == 0);
+	/* The blob really held chunks while the model ran. */
+	if (ahead) {
+		fprintf(stderr, "model: %d flushes found a blob\n", recorded);
+		CHECK(recorded > 0);
+	}
 	CHECK(s != NULL && matches(s, model, size));
 	CHECK(spool_close(s) == 0);
 	s = NULL;
 	CHECK(spool_open(path, key, &s) == 0);
+	if (ahead && s != NULL)
+		(void)spool_seal_ahead(s, sdir);
 	CHECK(s != NULL && matches(s, model, size));
+	if (ahead && s != NULL)
+		CHECK(spool_unseal(s) == 0);
 	spool_close(s);
+	if (ahead)
+		CHECK(files_in(sdir, NULL, 0) == 0);
 	free(model);
 	free(buf);
 }
@@ -741,11 +774,27 @@ static void test_seal_ahead(void)
 	CHECK(spool_truncate(s, 10 * CHUNK + 50) == 0);
 	CHECK(seal_and_check(s, sdir, model, 10 * CHUNK + 50, ahead));
 
-	/* Closed without a seal: nothing is left behind. */
+	/*
+	 * Closed without a seal: the blob holds chunks 0..3 and stays; the
+	 * file removed before its seal takes it along.
+	 */
 	CHECK(spool_create(path, key, &s) == 0);
 	CHECK(spool_seal_ahead(s, sdir) == 0);
 	CHECK(write_span(s, model, 0, 5 * CHUNK));
 	CHECK(files_in(sdir, NULL, 0) == 1);
+	CHECK(spool_close(s) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 1);
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	spool_discard_sealed(s);
+	CHECK(files_in(sdir, NULL, 0) == 0);
+	CHECK(spool_close(s) == 0);
+	/* Never recorded (sealed, then truncated to nothing): it goes. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, 5 * CHUNK));
+	CHECK(spool_truncate(s, 0) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 0);
 	CHECK(spool_close(s) == 0);
 	CHECK(files_in(sdir, NULL, 0) == 0);
 
@@ -803,6 +852,132 @@ static bool flip_byte(const char *path, uint64_t off)
 	ok = ok && pwrite(fd, &b, 1, (off_t)off) == 1;
 	close(fd);
 	return ok;
+}
+
+/* Blocks (512 bytes) the file at PATH takes on disk. */
+static uint64_t disk_blocks(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks : UINT64_MAX;
+}
+
+/*
+ * Seal once: a chunk sealed ahead lives only in the blob. The spool stays
+ * a header and a slot or two on disk however long the file; reads decrypt
+ * from the blob; fsync records the blob in the header, so another open
+ * (after a crash) reads it back; a spool reopened finds its blob again
+ * and seals on from it under the same key and id; any change to it, or a
+ * write behind the writer, brings the chunks back into the spool first
+ * (unseal) and removes the blob; a blob that does not open is refused.
+ */
+static void test_seal_once(void)
+{
+	const uint64_t size = 40 * CHUNK + 999;
+	uint8_t *model = malloc((size_t)size), buf[300];
+	char path[512], sdir[512], ahead[512], hex[2 * PKI_BLOB_ID + 1];
+	struct spool *s = NULL, *t = NULL;
+	size_t got = 0;
+
+	CHECK(model != NULL && pki_rand_bytes(model, size) == 0);
+	path_in(path, sizeof(path), "once.spool");
+	path_in(sdir, sizeof(sdir), "sealed");
+
+	/* One copy at rest: the spool does not grow with the data. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, 30 * CHUNK + 5));
+	CHECK(spool_flush(s) == 0);
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	CHECK(disk_blocks(path) * 512 <= 4096 + 3 * SPOOL_SLOT);
+	CHECK(disk_blocks(ahead) * 512 >= 29 * CHUNK);
+	CHECK(spool_peek_sealed(path, hex) == 0 && strstr(ahead, hex) != NULL);
+	/* Reads from the blob, across chunks, while the helper runs. */
+	CHECK(spool_read(s, buf, sizeof(buf), 7 * CHUNK - 100, &got) == 0 &&
+	      got == sizeof(buf) &&
+	      memcmp(buf, model + 7 * CHUNK - 100, got) == 0);
+	/* After the fsync, another open (a crash) reads it all back. */
+	CHECK(spool_open(path, key, &t) == 0);
+	CHECK(spool_read(t, buf, 10, 2 * CHUNK, &got) == -EIO);
+	CHECK(spool_seal_ahead(t, sdir) == 0);
+	CHECK(matches(t, model, 30 * CHUNK + 5));
+	CHECK(spool_close(t) == 0);
+	CHECK(write_span(s, model, 30 * CHUNK + 5, size));
+	CHECK(matches(s, model, size));
+	CHECK(spool_mark_closed(s) == 0);
+	CHECK(spool_close(s) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 1);
+
+	/* Reopened (recovery): sealed on from the same blob, same id. */
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(spool_peek_closed(path) == 1);
+	CHECK(seal_and_check(s, sdir, model, size, ahead));
+
+	/* Reopened and changed: unsealed first, a new blob at the end. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, size));
+	CHECK(spool_close(s) == 0);
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	model[size - 1] ^= 0x33;
+	CHECK(spool_write(s, model + size - 1, 1, size - 1) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 0);
+	CHECK(spool_peek_sealed(path, hex) == -ENOENT);
+	CHECK(matches(s, model, size));
+	CHECK(!seal_and_check(s, sdir, model, size, ahead));
+
+	/* A write behind the writer: the same, and the content is right. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, 20 * CHUNK));
+	model[3 * CHUNK + 1] ^= 0x44;
+	CHECK(spool_write(s, model + 3 * CHUNK + 1, 1, 3 * CHUNK + 1) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 0);
+	CHECK(write_span(s, model, 20 * CHUNK, size));
+	CHECK(matches(s, model, size));
+	CHECK(spool_close(s) == 0);
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(matches(s, model, size));
+	CHECK(seal_and_check(s, sdir, model, size, ""));
+
+	/* spool_unseal: the spool stands alone again. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, size));
+	CHECK(spool_close(s) == 0);
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(spool_unseal(s) == -EIO); /* its blob is not attached */
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(spool_unseal(s) == 0);
+	CHECK(files_in(sdir, NULL, 0) == 0);
+	CHECK(spool_close(s) == 0);
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(matches(s, model, size));
+	CHECK(spool_close(s) == 0);
+
+	/* A blob altered at rest is refused, never sealed on from. */
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	CHECK(write_span(s, model, 0, size));
+	CHECK(spool_mark_closed(s) == 0);
+	CHECK(spool_close(s) == 0);
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	CHECK(flip_byte(ahead, 5 * (uint64_t)PKI_BLOB_SEALED_CHUNK + 7));
+	CHECK(spool_open(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == -EIO);
+	{
+		uint8_t bkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
+		char hash[72];
+
+		CHECK(spool_seal(s, sdir, bkey, id, hash) == -EIO);
+	}
+	CHECK(files_in(sdir, NULL, 0) == 1);
+	CHECK(spool_close(s) == 0);
+	empty_dir(sdir);
+	unlink(path);
+	free(model);
 }
 
 /*
@@ -957,11 +1132,13 @@ int main(void)
 		test_closed_mark();
 		test_closed_mark_without_slots();
 		test_id_and_replace();
-		test_model();
+		test_model(false);
+		test_model(true);
 		test_no_plaintext_and_seal();
 		test_seal_pipelined();
 		test_seal_ahead();
 		test_tamper();
+		test_seal_once();
 		test_concurrent();
 	}
 	pki_key_free(key);

@@ -122,15 +122,25 @@ static int attach(struct outbox *ob, const char *path, bool create,
 	if (!os)
 		return -ENOMEM;
 	snprintf(os->path, sizeof(os->path), "%s", path);
+	/* A held spool written anew: its sealed-ahead blob goes too. */
+	char blob[2 * PKI_BLOB_ID + 1];
+	if (create && spool_peek_sealed(path, blob) == 0)
+		outbox_drop_sealed(ob, blob);
 	int rc = create ? spool_create(path, self_key(ob->self), &os->sp)
 			: spool_open(path, self_key(ob->self), &os->sp);
 	if (rc) {
 		free(os);
 		return rc;
 	}
-	/* Only a speed-up: without it the whole seal runs at the close. */
-	if (create && spool_seal_ahead(os->sp, ob->sealed_dir) != 0)
-		log_debug("outbox: %s will be sealed when closed", path);
+	/*
+	 * Only a speed-up for a new file: without it the whole seal runs at
+	 * the close. For one that was written before, its sealed-ahead blob
+	 * is found again, since it holds the chunks (store/spool_seal.h).
+	 */
+	rc = spool_seal_ahead(os->sp, ob->sealed_dir);
+	if (rc != 0 && (create || rc != -EINVAL))
+		log_debug("outbox: %s: %s (sealed when closed)", path,
+			  strerror(-rc));
 	os->refs = 1;
 	os->next = ob->open;
 	ob->open = os;
@@ -373,11 +383,15 @@ int outbox_unlink(struct outbox *ob, const char *rel)
 	/* Once sealed, it is a marker, and removing it cancels the job. */
 	wait_sealed(ob, path, false);
 	struct open_spool *os = find_open(ob, path);
+	char blob[2 * PKI_BLOB_ID + 1] = "";
 	if (os)
 		os->unlinked = true;
-	else
+	else if (spool_peek_sealed(path, blob) != 0)
 		outbox_cancel_marker(ob, path);
 	rc = unlink(path) == 0 ? 0 : -errno;
+	/* A spool nobody has open takes its sealed-ahead blob along. */
+	if (rc == 0 && blob[0])
+		outbox_drop_sealed(ob, blob);
 	pthread_mutex_unlock(&ob->lock);
 	return rc;
 }
@@ -430,16 +444,22 @@ int outbox_rename(struct outbox *ob, const char *from, const char *to,
 	}
 	if (rc == 0) {
 		struct open_spool *victim = find_open(ob, dst);
+		char blob[2 * PKI_BLOB_ID + 1] = "";
 		if (!(flags & RENAME_NOREPLACE)) {
 			outbox_cancel_marker(ob, dst);
 			if (victim)
 				victim->unlinked = true;
+			else if (spool_peek_sealed(dst, blob) != 0)
+				blob[0] = '\0';
 		}
 		rc = renameat2(AT_FDCWD, src, AT_FDCWD, dst, flags) == 0
 			     ? 0
 			     : -errno;
 		if (rc && victim)
 			victim->unlinked = false;
+		/* The replaced spool's sealed-ahead blob goes with it. */
+		if (rc == 0 && blob[0])
+			outbox_drop_sealed(ob, blob);
 	}
 	struct open_spool *ship = NULL;
 	if (rc == 0) {
@@ -624,6 +644,10 @@ int outbox_release(struct outbox *ob, uint64_t fh)
 		if (ship) {
 			os->sealing = true;
 		} else {
+			/* Removed before its seal: so is what it sealed ahead.
+			 */
+			if (os->unlinked)
+				spool_discard_sealed(os->sp);
 			forget_open(ob, os);
 			int rc2 = spool_close(os->sp);
 			if (rc == 0)

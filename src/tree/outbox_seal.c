@@ -4,8 +4,15 @@
  * What is on disk at any moment is exactly what one step left, so that
  * recovery at start (outbox_recover_tree) can tell how far a file got:
  *
- *   closed spool          -> shipped at the next start
- *   + STATE/sealed blob   -> no job: removed at start (delivery's
+ *   closed spool          -> shipped at the next start; chunks it
+ *                            sealed ahead (store/spool_seal.h) are in
+ *                            the blob its header records, which the
+ *                            seal finishes under the same key and id
+ *   + STATE/sealed blob   -> no job: the seal is done again at start
+ *                            (same bytes: same content, key and nonces)
+ *                            or, for a spool that does not ship, its
+ *                            chunks are brought back into it; then any
+ *                            blob without a job is removed (delivery's
  *                            sweep_orphans)
  *   + job record          -> recognized by its spool id (finish_shipped)
  *   marker (same inode)   -> pending; dropped once its job is gone
@@ -315,6 +322,37 @@ static int ship_closed(struct outbox *ob, const char *rel, const char *path)
 	return rc;
 }
 
+void outbox_drop_sealed(struct outbox *ob, const char *hex)
+{
+	char path[STATE_PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/%s.blob", ob->sealed_dir, hex) <
+	    (int)sizeof(path))
+		unlink(path);
+}
+
+/*
+ * A spool at PATH (REL) that stays after recovery gets back the chunks
+ * it sealed ahead, so it no longer needs its blob (see
+ * outbox_recover_tree). Lock held.
+ */
+static void unseal_held(struct outbox *ob, const char *rel, const char *path)
+{
+	char hex[2 * PKI_BLOB_ID + 1];
+	struct spool *sp = NULL;
+	if (spool_peek_sealed(path, hex) != 0)
+		return;
+	int rc = spool_open(path, self_key(ob->self), &sp);
+	if (rc == 0)
+		rc = spool_seal_ahead(sp, ob->sealed_dir);
+	if (rc == 0)
+		rc = spool_unseal(sp);
+	spool_close(sp);
+	if (rc)
+		log_warn("outbox: %s: the part sealed before the node stopped "
+			 "cannot be read back (%s); write it again",
+			 rel, strerror(-rc));
+}
+
 /* Cancels the job of a pending marker at PATH, if it is one. */
 void outbox_cancel_marker(struct outbox *ob, const char *path)
 {
@@ -364,16 +402,18 @@ static void recover_dir(struct outbox *ob, const char *rel, int depth)
 			 * crash in the middle of a write stays held (its state
 			 * says so) until it is written again or removed.
 			 */
-			if (depth > 0 && spool_peek_closed(cpath) &&
-			    !finish_shipped(ob, child, cpath))
+			bool closed = depth > 0 && spool_peek_closed(cpath);
+			if (closed && !finish_shipped(ob, child, cpath))
 				ship_closed(ob, child, cpath);
-			else if (depth > 0 &&
+			else if (!closed && depth > 0 &&
 				 !names_in_progress(strchr(child, '/') + 1))
 				log_warn(
 					"outbox: %s was being written when the "
 					"node stopped: not shipped; write it "
 					"again",
 					child);
+			if (spool_is_spool(cpath))
+				unseal_held(ob, child, cpath);
 		} else if (outbox_marker_read(cpath, id) == 0 &&
 			   (j = malloc(sizeof(*j))) != NULL &&
 			   job_load(ob->jobs_dir, id, j) == -ENOENT) {

@@ -34,6 +34,12 @@ int outbox_seal_job(struct outbox *ob, const char *rel, struct spool *sp,
 int outbox_commit_job(struct outbox *ob, const char *rel, struct spool *sp,
 		      const struct job *j);
 
+/*
+ * Removes STATE/sealed/HEX.blob, the sealed-ahead blob of a spool that was
+ * removed or replaced without being opened (store/spool_seal.h).
+ */
+void outbox_drop_sealed(struct outbox *ob, const char *hex);
+
 /* Cancels the job of the pending marker at PATH, if it is one. Lock held. */
 void outbox_cancel_marker(struct outbox *ob, const char *path);
 
@@ -41,7 +47,10 @@ void outbox_cancel_marker(struct outbox *ob, const char *path);
  * After a restart, before delivery starts and FUSE serves: ships spools
  * left closed under final names, puts back the marker of a file that was
  * recorded as a job just before a crash, drops markers whose job is gone
- * and removes what a crash in the middle of a create left. Lock held.
+ * and removes what a crash in the middle of a create left. A spool that
+ * stays (held, or not closed whole) gets the chunks it sealed ahead back
+ * from its blob, so that delivery's sweep of blobs without a job, which
+ * runs next, removes nothing it needs. Lock held.
  */
 void outbox_recover_tree(struct outbox *ob);
 

@@ -8,6 +8,7 @@
 
 #include "pki/aead.h"
 #include "pki/blob.h"
+#include <stdbool.h>
 #include <stdint.h>
 
 struct spool;
@@ -57,6 +58,9 @@ void spool_discard_sealed(struct spool *s);
  * -errno.
  */
 int spool_unseal(struct spool *s);
+
+/* True if S's header records the blob with id HEX (hex) as its chunks. */
+bool spool_records_blob(struct spool *s, const char *hex);
 
 /*
  * The blob id (hex) of the sealed-ahead record of the spool at PATH: 0,

@@ -253,3 +253,19 @@ int spool_peek_sealed(const char *path, char hex[2 * PKI_BLOB_ID + 1])
 		snprintf(hex + 2 * i, 3, "%02x", rec[8 + i]);
 	return 0;
 }
+
+bool spool_records_blob(struct spool *s, const char *hex)
+{
+	char mine[2 * PKI_BLOB_ID + 1];
+	bool yes;
+
+	if (s == NULL || hex == NULL)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	yes = spool_sealed_k(s) > 0;
+	for (int i = 0; yes && i < PKI_BLOB_ID; i++)
+		snprintf(mine + 2 * i, 3, "%02x", s->hdr[HDR_SEALED_ID + i]);
+	yes = yes && strcmp(mine, hex) == 0;
+	pthread_mutex_unlock(&s->lock);
+	return yes;
+}

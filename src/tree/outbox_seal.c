@@ -208,12 +208,19 @@ static bool finish_shipped(struct outbox *ob, const char *rel, const char *path)
 	return true;
 }
 
-/* Removes the record and the sealed blob of a job that was not shipped. */
-static void drop_job(struct outbox *ob, const char *id)
+/*
+ * Removes the record and the sealed blob of a job that was not shipped,
+ * unless SP's header records that blob (seal once): then it holds the
+ * chunks sealed ahead, which are nowhere else, and the next seal finds it
+ * again (store/spool_seal.h).
+ */
+static void drop_job(struct outbox *ob, const char *id, struct spool *sp)
 {
 	char sealed[STATE_PATH_MAX];
 	/* The record first: a blob left by a crash is swept at start. */
 	job_remove(ob->jobs_dir, id);
+	if (spool_records_blob(sp, id))
+		return;
 	if (snprintf(sealed, sizeof(sealed), "%s/%s.blob", ob->sealed_dir, id) <
 	    (int)sizeof(sealed))
 		unlink(sealed);
@@ -271,7 +278,7 @@ int outbox_seal_job(struct outbox *ob, const char *rel, struct spool *sp,
 		rc = job_save(ob->jobs_dir, j);
 	if (rc) {
 		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));
-		drop_job(ob, j->id);
+		drop_job(ob, j->id, sp);
 	}
 	return rc;
 }
@@ -287,7 +294,7 @@ int outbox_commit_job(struct outbox *ob, const char *rel, struct spool *sp,
 	int rc = marker_place(sp, j->id);
 	if (rc) {
 		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));
-		drop_job(ob, j->id);
+		drop_job(ob, j->id, sp);
 		return rc;
 	}
 	log_info("outbox: %s sealed as %s (%llu bytes) for %s", rel, j->id,

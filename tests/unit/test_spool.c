@@ -892,6 +892,8 @@ static void test_seal_once(void)
 	CHECK(disk_blocks(path) * 512 <= 4096 + 3 * SPOOL_SLOT);
 	CHECK(disk_blocks(ahead) * 512 >= 29 * CHUNK);
 	CHECK(spool_peek_sealed(path, hex) == 0 && strstr(ahead, hex) != NULL);
+	CHECK(spool_records_blob(s, hex));
+	CHECK(!spool_records_blob(s, "00000000000000000000000000000000"));
 	/* Reads from the blob, across chunks, while the helper runs. */
 	CHECK(spool_read(s, buf, sizeof(buf), 7 * CHUNK - 100, &got) == 0 &&
 	      got == sizeof(buf) &&

@@ -196,6 +196,9 @@ static void test_model(bool ahead)
 				ns = MODEL_MAX;
 			if (spool_truncate(s, ns) != 0)
 				bad_ops++;
+			/* Emptied: sealing ahead may start over (a new cp). */
+			if (ahead && ns == 0)
+				(void)spool_seal_ahead(s, sdir);
 			if (ns < size)
 				memset(model + ns, 0, (size_t)(size - ns));
 			size = ns;

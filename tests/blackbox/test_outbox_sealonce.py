@@ -158,7 +158,7 @@ def test_killed_after_close_before_seal_ships_once(cluster):
     assert not tree_files(alice.state / "sealed"), tree_files(alice.state / "sealed")
 
 
-def test_killed_after_close_delivers_once(cluster, tmp_path):
+def test_killed_after_close_delivers_once(cluster):
     alice, bob = pair(cluster)
     data = os.urandom(6 * MIB + 1)
     bob.unmount()

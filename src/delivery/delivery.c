@@ -155,8 +155,10 @@ static void free_all(struct delivery *d)
  * also while the file is still written: spool_seal_ahead) leaves
  * STATE/sealed/ID.blob with no STATE/jobs/ID.job, and one while a
  * record is written leaves a temp file: nothing would ever remove them,
- * and a blob is as large as the file. Runs at start, before the outbox
- * recovers and before FUSE serves, so no seal is in progress.
+ * and a blob is as large as the file. Runs at start, after the outbox
+ * recovered (node_start) and before FUSE serves, so no seal is in
+ * progress, and every spool left held has taken back the chunks it had
+ * sealed ahead (outbox_recover_tree): no blob it needs is removed.
  */
 static void sweep_orphans(struct delivery *d)
 {

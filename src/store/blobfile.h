@@ -73,6 +73,15 @@ int blobfile_peek_whole_size(const char *path, uint64_t *bytes);
 
 void blobfile_close(struct blobfile *b);
 
+/*
+ * Opens the whole blob file PATH to read its sealed chunks as stored (a
+ * relay forwards them byte for byte, src/server/relay.c): *FD (close()),
+ * *DATA_OFF where chunk 0 starts, *INFO from its header. 0, -EBADMSG if it
+ * is not a whole blob file, or -errno.
+ */
+int blobfile_open_sealed(const char *path, int *fd, uint64_t *data_off,
+			 struct blob_info *info);
+
 /* ---- receiving ---- */
 
 struct blobfile_writer;

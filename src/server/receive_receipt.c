@@ -11,6 +11,8 @@
  * delivery then counts it only for a job of that id that still waits for
  * exactly that recipient, and only with the digest the sender sealed.
  */
+#include "server/receive_receipt.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -18,7 +20,6 @@
 #include "lib/log.h"
 #include "pki/verify.h"
 #include "server/internal.h"
-#include "server/relay.h"
 #include "server/sender.h"
 #include "wire/proto.h"
 

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/names.h"
 #include "net/conn.h"
 #include "net/msg.h"
 
@@ -45,8 +46,14 @@ struct relay_work;
  */
 bool relay_enabled(void);
 
-/* The handler of "relay/blob" (a net handler's contract, as post/blob's). */
-int relay_receive(struct server *s, struct net_conn *c, const struct msg *m);
+/* M's "relay" fan-out, or 0 if the sender did not allow relaying. */
+int relay_fanout(const struct msg *m);
+
+/*
+ * The names of the comma list LIST into NAMES (up to JOB_RECIPIENTS_MAX
+ * entries); how many, or -1 if it is malformed.
+ */
+int relay_split_names(const char *list, char names[][NAMES_NODE_MAX + 1]);
 
 /*
  * Right after the blob of the post/blob request M was committed to
@@ -79,10 +86,5 @@ int relay_send_blob(struct server *s, const struct msg *m, int fd,
 
 /* Sends M's sender our receipt (post/receipt) for M's blob. 0 or -1. */
 int relay_send_receipt(struct server *s, const struct msg *m, const char *hash);
-
-/* ---- receive_receipt.c ---- */
-
-/* The handler of "post/receipt". */
-int receipt_receive(struct server *s, struct net_conn *c, const struct msg *m);
 
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "identity/self.h"
+#include "identity/state.h"
 #include "lib/log.h"
 #include "lib/names.h"
 #include "server/internal.h"
@@ -97,6 +98,40 @@ static const char *check_inner(struct server *s, const struct msg *inner,
 	return NULL;
 }
 
+/*
+ * A relay must not bring back an older version of a file: NULL, or why
+ * not if this node's inbox holds another blob at INNER's path from the
+ * same sender that the sender signed later (an earlier version the sender
+ * replaced before this node had it, kept by a co-recipient). The sender's
+ * own requests are not held to this: it may send what it likes.
+ */
+static const char *check_newer(struct server *s, const struct msg *inner)
+{
+	const struct msg_meta *meta = msg_get0_meta(inner);
+	char nfc[NAMES_PATH_MAX + 1], rel[STATE_PATH_MAX], file[STATE_PATH_MAX];
+	if (names_nfc(meta->args, nfc, sizeof(nfc)) != 0 ||
+	    names_path_error(nfc) != NULL)
+		return NULL; /* receive refuses it with the reason */
+	int len = snprintf(rel, sizeof(rel), "inbox/%s/%s", meta->id, nfc);
+	if (len < 0 || (size_t)len >= sizeof(rel) ||
+	    state_path(self_state(s->self), rel, file) != 0)
+		return NULL;
+	int64_t kept = 0;
+	uint8_t id[PKI_BLOB_ID];
+	if (blobfile_peek_origin(file, &kept, id) != 0)
+		return NULL;
+	char hex[PKI_BLOB_ID * 2 + 1];
+	for (size_t i = 0; i < PKI_BLOB_ID; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+	const char *want = msg_extra_get_str(inner, "id");
+	if (want && strcmp(want, hex) == 0)
+		return NULL; /* the same blob: received once, receipt again */
+	if (kept > msg_get_time_ms(inner))
+		return "a newer version of this file from this sender is "
+		       "already in this node's inbox";
+	return NULL;
+}
+
 int relay_receive(struct server *s, struct net_conn *c, const struct msg *m)
 {
 	const char *relay = msg_get0_meta(m)->id;
@@ -120,6 +155,8 @@ int relay_receive(struct server *s, struct net_conn *c, const struct msg *m)
 	int64_t push = 0;
 	bool pushed = msg_extra_get_int(inner, "push", &push) == 0 && push == 1;
 	why = check_inner(s, inner, relay);
+	if (!why)
+		why = check_newer(s, inner);
 	int rc;
 	if (why) {
 		/* Answer what the relay forwarded: it waits for that reply. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,4 +40,27 @@ int blobfile_open_sealed(const char *path, int *fd_out, uint64_t *data_off,
 	*fd_out = fd;
 	*data_off = BLOBFILE_PREFIX + hlen;
 	return 0;
+}
+
+int blobfile_peek_origin(const char *path, int64_t *time_ms,
+			 uint8_t id[PKI_BLOB_ID])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	uint8_t *hdr = NULL;
+	size_t hlen = 0;
+	struct blob_info info;
+	struct msg *m = NULL;
+	int rc = blobfile_read_header(fd, &hdr, &hlen);
+	close(fd);
+	if (rc == 0)
+		rc = blobfile_header_parse(hdr, hlen, &info, &m);
+	free(hdr);
+	if (rc)
+		return rc;
+	*time_ms = msg_get_time_ms(m);
+	memcpy(id, info.id, PKI_BLOB_ID);
+	msg_free(m);
+	return *time_ms < 0 ? -EBADMSG : 0;
 }

@@ -361,3 +361,22 @@ def test_good_forward_stored_once_and_counted(net, silent_bob, tmp_path):
         w.parse(w.recv_frame(s))
     reply = w.exchange(carol.addr, req.body, as_node="bob")
     assert reply is None or reply.status == "error"
+
+
+def test_relay_cannot_bring_back_an_older_version(net, silent_bob, tmp_path):
+    alice, carol = net.nodes["alice"], net.nodes["carol"]
+    v1 = os.urandom(5000)
+    header, chunks = sent_to_bob_first(net, tmp_path, "roll.bin", v1)
+    # alice replaces the file before carol had v1 (she was waiting for a
+    # relay): v1 is dropped for her, v2 reaches her.
+    v2 = os.urandom(6000)
+    send(alice, tmp_path, "bob,carol", "roll.bin", v2)
+    wait_delivered(carol, "alice", "roll.bin", sha256_bytes(v2),
+                   size=len(v2), timeout=DELIVERY_TIMEOUT + 4 * HOP_WAIT)
+    # bob still holds v1, signed by alice: forwarding it now is refused.
+    first, final = relay_blob(carol.addr, "bob", w.identity("bob").key,
+                              header, list(enumerate(chunks)))
+    assert first.status == "error", (first, final)
+    assert "newer version" in first.extra["error"]
+    assert carol.read_bytes("inbox/alice/roll.bin") == v2
+    wait_outbox_gone(alice, "bob,carol", "roll.bin")

@@ -4,8 +4,8 @@ sealed chunks, byte for byte, to the next ones (docs/relay.md).
 
 Between real daemons: eight recipients all get the file, verified, most of
 them through relays, and the sender's CPU for eight stays near its CPU for
-one; a first hop that is down, or one that does not forward, makes the
-sender deliver directly after its deadline.
+one; a first hop that is down, a relay that hangs, or one that does not
+forward, makes the sender deliver directly after its deadline.
 
 On the wire, the test speaks as bob (a real recipient whose daemon is told
 not to forward, SNOOPFS_RELAY=0), holding the blob he stored: an altered
@@ -16,6 +16,7 @@ job as it was; a good forward is stored once and counted by the sender.
 """
 
 import os
+import signal
 import struct
 import time
 
@@ -146,6 +147,34 @@ def test_first_hop_down_sender_delivers_directly(net, tmp_path):
     wait_delivered(bob, "alice", "bob-down.bin", sha256_bytes(data),
                    size=len(data))
     wait_outbox_gone(alice, folder, "bob-down.bin")
+
+
+def test_relay_that_hangs_sender_delivers_directly(net, tmp_path):
+    """carol (bob forwards to her and dave; she forwards to erin) is
+    stopped: dave still gets the file through bob, erin directly after her
+    deadline, carol once she runs again."""
+    alice = net.nodes["alice"]
+    carol = net.nodes["carol"]
+    data = os.urandom(150 << 10)
+    folder = "bob,carol,dave,erin"
+    relayed = log_count(alice, "'hang.bin' reached dave through a relay")
+    pid = carol.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        send(alice, tmp_path, folder, "hang.bin", data)
+        for name in ("bob", "dave", "erin"):
+            wait_delivered(net.nodes[name], "alice", "hang.bin",
+                           sha256_bytes(data), size=len(data),
+                           timeout=DELIVERY_TIMEOUT + 4 * HOP_WAIT)
+        # erin waited for carol, her relay, until her deadline (3 hops).
+        assert time.monotonic() - t0 >= 3 * HOP_WAIT
+        assert log_count(
+            alice, "'hang.bin' reached dave through a relay") == relayed + 1
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_delivered(carol, "alice", "hang.bin", sha256_bytes(data),
+                   size=len(data), timeout=DELIVERY_TIMEOUT + 4 * HOP_WAIT)
+    wait_outbox_gone(alice, folder, "hang.bin")
 
 
 # --- bob as a relay that does not forward, or forwards badly ------------------

@@ -28,7 +28,7 @@ static struct timespec mono_now(void)
 	return t;
 }
 
-static void remove_files(struct delivery *d, const char *id)
+void delivery_remove_files(struct delivery *d, const char *id)
 {
 	char path[STATE_PATH_MAX];
 	int rc = job_remove(d->jobs_dir, id);
@@ -107,7 +107,7 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&d->lock);
 			if (d->done)
 				d->done(d->done_arg, &w->job);
-			remove_files(d, w->job.id);
+			delivery_remove_files(d, w->job.id);
 			pthread_mutex_lock(&d->lock);
 		}
 		/* A peer became free: another worker may have work now. */
@@ -126,12 +126,14 @@ static int load_one(void *arg, const struct job *j)
 		/* Crashed between the last receipt and the clean-up. */
 		if (d->done)
 			d->done(d->done_arg, j);
-		remove_files(d, j->id);
+		delivery_remove_files(d, j->id);
 		return 0;
 	}
 	int rc = queue_add(d->queue, j);
 	if (rc && rc != -EEXIST)
 		return rc;
+	if (rc == 0)
+		relayed_hold(d, j);
 	return 0;
 }
 
@@ -268,6 +270,8 @@ int delivery_submit(struct delivery *d, const struct job *j)
 {
 	pthread_mutex_lock(&d->lock);
 	int rc = queue_add(d->queue, j);
+	if (rc == 0)
+		relayed_hold(d, j);
 	pthread_cond_broadcast(&d->wake);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
@@ -279,7 +283,7 @@ int delivery_cancel(struct delivery *d, const char *id)
 	int rc = queue_cancel(d->queue, id);
 	if (rc == 0) {
 		cut_aborted(d);
-		remove_files(d, id);
+		delivery_remove_files(d, id);
 	} else {
 		rc = job_remove(d->jobs_dir, id);
 		char path[STATE_PATH_MAX];

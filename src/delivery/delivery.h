@@ -83,6 +83,15 @@ int delivery_each(struct delivery *d, size_t files_max, queue_peer_fn peer,
 		  queue_file_fn file, void *arg);
 
 /*
+ * A receipt that recipient PEER sent on its own (post/receipt, having got
+ * job ID's blob from a relay) with the digest SHA256 of the sealed chunks:
+ * counted if job ID still waits for PEER (not in flight to it) and
+ * SHA256 is the job's. 0, -ENOENT (nothing waits for it) or -EBADMSG.
+ */
+int delivery_receipt(struct delivery *d, const char *peer, const char *id,
+		     const char *sha256);
+
+/*
  * Stops the threads (transfers in flight are resumed at the next start).
  * If files are pending it logs how many per peer, and that they go at the
  * next mount.

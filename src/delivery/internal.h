@@ -46,6 +46,19 @@ struct delivery {
 	struct kept *kept; /* connections kept after a receipt (send.c) */
 };
 
+/* Removes job ID's record and sealed blob (after its last receipt). */
+void delivery_remove_files(struct delivery *d, const char *id);
+
+/*
+ * relayed.c: with relaying on and several recipients, holds every
+ * recipient but the first back until its deadline, by which a relay should
+ * have reached it (lock held, or no thread running yet).
+ */
+void relayed_hold(struct delivery *d, const struct job *j);
+
+/* The "relay" fan-out the sender asks of recipients of J, or 0 for none. */
+int relayed_fanout(const struct job *j);
+
 /* STATE/sealed/ID.blob of D into OUT. 0 or -ENAMETOOLONG. */
 static inline int delivery_sealed_path(const struct delivery *d, const char *id,
 				       char *out)

@@ -372,6 +372,47 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
 	return e;
 }
 
+/* ---- relayed recipients (src/delivery/relayed.c) ---- */
+
+/* The entry of job ID in PEER's FIFO, or NULL. */
+static struct queue_entry *find_entry(const struct queue *q, const char *id,
+				      const char *peer)
+{
+	for (struct peer *p = q->peers; p; p = p->next) {
+		if (strcmp(p->name, peer) != 0)
+			continue;
+		for (struct queue_entry *e = p->head; e; e = e->next)
+			if (strcmp(e->job->id, id) == 0)
+				return e;
+	}
+	return NULL;
+}
+
+int queue_hold(struct queue *q, const char *id, const char *peer,
+	       struct timespec until)
+{
+	struct queue_entry *e = find_entry(q, id, peer);
+	if (!e || e->busy || e->failed)
+		return -ENOENT;
+	if (before(&e->not_before, &until))
+		e->not_before = until;
+	return 0;
+}
+
+struct queue_entry *queue_claim(struct queue *q, const char *id,
+				const char *peer)
+{
+	struct queue_entry *e = find_entry(q, id, peer);
+	if (!e || e->busy || e->failed || e->job->cancelled)
+		return NULL;
+	e->busy = true;
+	e->abort = false;
+	e->failures = e->peer->failures;
+	e->peer->inflight++;
+	e->job->inflight++;
+	return e;
+}
+
 /* ---- while in flight ---- */
 
 const char *queue_entry_id(const struct queue_entry *e)

@@ -112,6 +112,23 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 		  const struct queue_attempt *a, struct timespec now);
 
 /*
+ * Holds the entry of job ID for PEER back until UNTIL (CLOCK_MONOTONIC)
+ * unless it is in flight or refused: the sender gives a relay that long
+ * (src/delivery/relayed.c). 0 or -ENOENT.
+ */
+int queue_hold(struct queue *q, const char *id, const char *peer,
+	       struct timespec until);
+
+/*
+ * The entry of job ID for PEER if it waits (neither in flight nor refused
+ * for good), marked in flight as queue_take marks it, for a receipt that
+ * came another way (post/receipt); NULL if there is none. The caller must
+ * queue_finish it.
+ */
+struct queue_entry *queue_claim(struct queue *q, const char *id,
+				const char *peer);
+
+/*
  * Forgets job ID: entries waiting go at once; one in flight is marked
  * aborted (queue_entry_aborted) and goes when it is finished. Its files
  * are the caller's. 0 or -ENOENT.

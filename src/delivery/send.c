@@ -209,6 +209,9 @@ static struct msg_extra *request_extra(const struct job *j)
 		rc = msg_extra_set_str(x, "sha256", j->sha256);
 	if (rc == 0 && pushed(j))
 		rc = msg_extra_set_int(x, "push", 1);
+	/* Recipients may forward it (src/delivery/relayed.c). */
+	if (rc == 0 && relayed_fanout(j) > 0)
+		rc = msg_extra_set_int(x, "relay", relayed_fanout(j));
 	if (rc) {
 		msg_extra_free(x);
 		return NULL;

@@ -253,6 +253,22 @@ static int open_stores(struct node *n)
 	return 0;
 }
 
+/*
+ * A relayed recipient's receipt (server/relay.h) for delivery, if it runs:
+ * n->lock orders it with node_start and node_stop, which set and clear
+ * n->delivery under it.
+ */
+static int relayed_receipt(void *arg, const char *peer, const char *id,
+			   const char *sha256)
+{
+	struct node *n = arg;
+	pthread_mutex_lock(&n->lock);
+	int rc = n->delivery ? delivery_receipt(n->delivery, peer, id, sha256)
+			     : -ENOENT;
+	pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
 int node_start(struct node *n)
 {
 	int rc = open_stores(n);
@@ -274,6 +290,8 @@ int node_start(struct node *n)
 		.intake = n->intake,
 		.ca = n->ca,
 		.revocation = n->revocation,
+		.receipt = relayed_receipt,
+		.receipt_arg = n,
 	};
 	if (service_new(&parts, &n->service) != 0)
 		return -ENOMEM;
@@ -298,10 +316,14 @@ int node_start(struct node *n)
 	rc = outbox_recover(n->outbox);
 	if (rc)
 		return rc;
+	struct delivery *d = NULL;
 	rc = delivery_start(n->self, n->transport, n->certs, outbox_delivered,
-			    n->outbox, &n->delivery);
+			    n->outbox, &d);
 	if (rc)
 		return rc;
+	pthread_mutex_lock(&n->lock);
+	n->delivery = d;
+	pthread_mutex_unlock(&n->lock);
 	outbox_set_delivery(n->outbox, n->delivery);
 	n->status.delivery = n->delivery;
 	return 0;
@@ -325,8 +347,11 @@ void node_stop(struct node *n)
 	}
 	n->status.delivery = NULL;
 	outbox_set_delivery(n->outbox, NULL);
-	delivery_stop(n->delivery);
+	pthread_mutex_lock(&n->lock);
+	struct delivery *d = n->delivery;
 	n->delivery = NULL;
+	pthread_mutex_unlock(&n->lock);
+	delivery_stop(d);
 	net_server_stop(n->server);
 	n->server = NULL;
 }

@@ -31,6 +31,10 @@ struct server {
 	struct intake *intake;
 	struct ca *ca;                 /* NULL unless this is the CA node */
 	struct revocation *revocation; /* CA only */
+	/* A relayed recipient's receipt (service_parts.receipt). */
+	int (*receipt)(void *arg, const char *peer, const char *id,
+		       const char *sha256);
+	void *receipt_arg;
 };
 
 #endif

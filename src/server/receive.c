@@ -38,6 +38,7 @@
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "server/internal.h"
+#include "server/relay.h"
 #include "server/sender.h"
 #include "store/blobfile.h"
 #include "store/intake.h"
@@ -71,7 +72,9 @@ struct incoming {
 	bool unread; /* ... and is still unread: drain it after a refusal */
 	struct busy_blob *blob_lock; /* the part file, while received */
 	struct busy_blob *path_lock; /* "path:SENDER/PATH", while received */
-	bool recorded; /* received_add, but not committed: undo it */
+	bool recorded;           /* received_add, but not committed: undo it */
+	const char *relay;       /* the co-recipient it came through, or NULL */
+	struct relay_work *then; /* forwarding and receipt, after release() */
 };
 
 /*
@@ -603,6 +606,7 @@ static int store(struct server *s, struct net_conn *c, const struct msg *m,
 		     in->info.size);
 	log_info("received '%s' from '%s' (%llu bytes, %s)", in->path,
 		 in->sender, (unsigned long long)in->info.size, hash);
+	in->then = relay_prepare(s, m, inbox, in->path, hash, in->relay);
 	return reply_receipt(s, c, m, hash) == 0 ? 0 : -1;
 }
 
@@ -657,10 +661,12 @@ static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 		return refuse(s, c, m, "the sender is not a valid node name",
 			      true);
 	const char *why = NULL;
-	struct pki_cert *cert = sender_verify(s, m, &why);
-	if (!cert)
-		return refuse(s, c, m, why, false);
-	pki_cert_free(cert);
+	if (!in->relay) { /* a relayed one was checked by relay_receive */
+		struct pki_cert *cert = sender_verify(s, m, &why);
+		if (!cert)
+			return refuse(s, c, m, why, false);
+		pki_cert_free(cert);
+	}
 
 	why = check_request(s, m, in);
 	if (why)
@@ -717,10 +723,12 @@ static void release(struct server *s, struct incoming *in)
 	in->blob_lock = NULL;
 }
 
-int receive_post_blob(struct server *s, struct net_conn *c, const struct msg *m)
+static int receive_one(struct server *s, struct net_conn *c,
+		       const struct msg *m, const char *relay)
 {
 	struct incoming in;
 	memset(&in, 0, sizeof(in));
+	in.relay = relay;
 	int64_t push = 0;
 	in.push = msg_extra_get_int(m, "push", &push) == 0 && push == 1;
 	in.unread = in.push;
@@ -732,5 +740,18 @@ int receive_post_blob(struct server *s, struct net_conn *c, const struct msg *m)
 	 */
 	if (rc && in.unread)
 		drain(c);
+	/* Locks let go: whoever waits for this blob or path goes on. */
+	relay_finish(s, m, in.then);
 	return rc;
+}
+
+int receive_post_blob(struct server *s, struct net_conn *c, const struct msg *m)
+{
+	return receive_one(s, c, m, NULL);
+}
+
+int receive_relayed_blob(struct server *s, struct net_conn *c,
+			 const struct msg *m, const char *relay)
+{
+	return receive_one(s, c, m, relay);
 }

@@ -22,4 +22,13 @@ struct server;
 int receive_post_blob(struct server *s, struct net_conn *c,
 		      const struct msg *m);
 
+/*
+ * The same for the sender's request M forwarded by the co-recipient RELAY
+ * (src/server/relay.c has checked the relay, M's signature and age; M's
+ * freshness is not checked again: once-only is the record of received
+ * blobs). Replies answer M.
+ */
+int receive_relayed_blob(struct server *s, struct net_conn *c,
+			 const struct msg *m, const char *relay);
+
 #endif

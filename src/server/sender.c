@@ -36,8 +36,8 @@ static void refresh_ca_crl(struct server *s)
 	pki_crl_free(crl);
 }
 
-struct pki_cert *sender_verify(struct server *s, const struct msg *m,
-			       const char **why)
+struct pki_cert *sender_check(struct server *s, const struct msg *m,
+			      const char **why)
 {
 	const char *name = msg_get0_meta(m)->id;
 	/* The CA refuses a node the moment `snoopfs revoke` ran. */
@@ -70,6 +70,15 @@ struct pki_cert *sender_verify(struct server *s, const struct msg *m,
 		pki_cert_free(cert);
 		return NULL;
 	}
+	return cert;
+}
+
+struct pki_cert *sender_verify(struct server *s, const struct msg *m,
+			       const char **why)
+{
+	struct pki_cert *cert = sender_check(s, m, why);
+	if (!cert)
+		return NULL;
 	*why = sender_fresh(s, m);
 	if (*why) {
 		pki_cert_free(cert);

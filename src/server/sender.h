@@ -22,6 +22,16 @@ struct server;
 const char *sender_fresh(struct server *s, const struct msg *m);
 
 /*
+ * Finds the sender's certificate and checks it and M's signature, but not
+ * M's freshness: for a request a relay forwards (src/server/relay.c), whose
+ * freshness is the relay's message's and whose once-only is the record of
+ * received blobs. Returns a new reference (pki_cert_free) or NULL with
+ * *WHY saying what is wrong.
+ */
+struct pki_cert *sender_check(struct server *s, const struct msg *m,
+			      const char **why);
+
+/*
  * Finds the sender's certificate and checks it, M's signature and M's
  * freshness. Returns a new reference (pki_cert_free) or NULL with *WHY
  * saying what is wrong.

@@ -24,6 +24,8 @@
 #include "pki/verify.h"
 #include "server/internal.h"
 #include "server/receive.h"
+#include "server/receive_receipt.h"
+#include "server/relay_receive.h"
 #include "server/sender.h"
 #include "wire/proto.h"
 #include "wire/replay.h"
@@ -336,6 +338,7 @@ static const struct {
 	{ "get/csr", handle_get_csr },   { "get/crt", handle_get_crt },
 	{ "post/crt", handle_post_crt }, { "get/crl", handle_get_crl },
 	{ "renew", handle_renew },       { "post/blob", receive_post_blob },
+	{ "relay/blob", relay_receive }, { "post/receipt", receipt_receive },
 };
 
 /*
@@ -529,6 +532,8 @@ int service_new(const struct service_parts *p, struct server **out)
 	s->intake = p->intake;
 	s->ca = p->ca;
 	s->revocation = p->revocation;
+	s->receipt = p->receipt;
+	s->receipt_arg = p->receipt_arg;
 	*out = s;
 	return 0;
 }

@@ -32,6 +32,14 @@ struct service_parts {
 	struct intake *intake;
 	struct ca *ca;                 /* the CA node only, else NULL */
 	struct revocation *revocation; /* the CA node only, else NULL */
+	/*
+	 * Called with a receipt that recipient PEER, reached by a relay,
+	 * sent for blob ID with sealed digest SHA256 (src/server/relay.h):
+	 * 0 if it was counted, else -errno. NULL: such receipts are refused.
+	 */
+	int (*receipt)(void *arg, const char *peer, const char *id,
+		       const char *sha256);
+	void *receipt_arg;
 };
 
 /*

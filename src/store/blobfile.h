@@ -73,6 +73,23 @@ int blobfile_peek_whole_size(const char *path, uint64_t *bytes);
 
 void blobfile_close(struct blobfile *b);
 
+/*
+ * Opens the whole blob file PATH to read its sealed chunks as stored (a
+ * relay forwards them byte for byte, src/server/relay.c): *FD (close()),
+ * *DATA_OFF where chunk 0 starts, *INFO from its header. 0, -EBADMSG if it
+ * is not a whole blob file, or -errno.
+ */
+int blobfile_open_sealed(const char *path, int *fd, uint64_t *data_off,
+			 struct blob_info *info);
+
+/*
+ * The time (ms since the epoch) of the signed request in the header of the
+ * blob file PATH, and its blob id: a relay must not bring back an older
+ * version of a file (src/server/relay_receive.c). 0 or -errno.
+ */
+int blobfile_peek_origin(const char *path, int64_t *time_ms,
+			 uint8_t id[PKI_BLOB_ID]);
+
 /* ---- receiving ---- */
 
 struct blobfile_writer;

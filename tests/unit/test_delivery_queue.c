@@ -471,6 +471,44 @@ static void test_cancel(void)
 	queue_free(q);
 }
 
+/*
+ * Relayed recipients (src/delivery/relayed.c): an entry held until its
+ * deadline does not start before it, a receipt that came another way
+ * claims it while it waits (and completes the job), and an entry in
+ * flight cannot be claimed or held.
+ */
+static void test_relayed(void)
+{
+	struct queue *q = fresh();
+	add(q, 7, "fan", "bob,carol,dave");
+	CHECK(queue_hold(q, id_of(7), "carol", at(40)) == 0);
+	CHECK(queue_hold(q, id_of(7), "dave", at(40)) == 0);
+	CHECK(queue_hold(q, id_of(7), "erin", at(40)) == -ENOENT);
+	struct queue_entry *bob = take(q, 0);
+	CHECK(is(bob, "fan", "bob"));
+	CHECK(queue_hold(q, id_of(7), "bob", at(40)) == -ENOENT);
+	CHECK(queue_claim(q, id_of(7), "bob") == NULL);
+	long due = 0;
+	CHECK(idle_until(q, 0, &due) && due == 40);
+	CHECK(!finish(q, bob, SEND_OK, "", 0, 1));
+	/* carol's receipt came through a relay. */
+	struct queue_entry *carol = queue_claim(q, id_of(7), "carol");
+	CHECK(is(carol, "fan", "carol"));
+	CHECK(queue_claim(q, id_of(7), "carol") == NULL);
+	CHECK(!finish(q, carol, SEND_OK, "", 0, 2));
+	/* A receipt that did not count leaves the entry held. */
+	struct queue_entry *dave = queue_claim(q, id_of(7), "dave");
+	CHECK(is(dave, "fan", "dave"));
+	CHECK(!finish(q, dave, SEND_STOPPED, "", 0, 3));
+	CHECK(idle_until(q, 39, &due) && due == 40);
+	/* No receipt by the deadline: dave is sent to directly. */
+	dave = take(q, 40);
+	CHECK(is(dave, "fan", "dave"));
+	CHECK(finish(q, dave, SEND_OK, "", 0, 41));
+	CHECK(queue_claim(q, id_of(7), "dave") == NULL);
+	queue_free(q);
+}
+
 int main(void)
 {
 	/* Every failure is logged, and this test fails many on purpose. */
@@ -483,6 +521,7 @@ int main(void)
 	test_waits();
 	test_words();
 	test_cancel();
+	test_relayed();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", jobs_dir);
 	CHECK(system(cmd) == 0);

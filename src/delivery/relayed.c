@@ -1,0 +1,126 @@
+/*
+ * relayed.c: the sender's side of relaying (docs/relay.md). A job for
+ * several recipients is sent directly to the first one only; the request
+ * asks each recipient to forward it to the next ones (a tree of fan-out
+ * RELAYED_FANOUT over the recipients list), and each relayed recipient
+ * sends its own signed receipt back (post/receipt -> delivery_receipt).
+ * Every other recipient's entry is held back until a deadline that grows
+ * with its depth in the tree and the size of the file: one that has no
+ * receipt by then (its relay is down, slow, refused or lied) is sent
+ * directly, as without relaying, and a recipient that got the blob both
+ * ways stores it once (the receiver's record of received blobs).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "delivery/delivery.h"
+#include "delivery/internal.h"
+#include "delivery/queue.h"
+#include "identity/self.h"
+#include "lib/log.h"
+
+/*
+ * Each relay forwards to two: eight recipients are three hops deep and no
+ * relay spends more than twice a recipient's share.
+ */
+#define RELAYED_FANOUT 2
+/*
+ * What one hop is given: a fixed wait (connections, RSA, fsyncs) plus the
+ * time the file takes at RELAYED_HOP_RATE, a slow link's pace.
+ * SNOOPFS_RELAY_WAIT (seconds) replaces the fixed wait.
+ */
+#define RELAYED_HOP_S    20
+#define RELAYED_HOP_RATE (16ull << 20)
+#define RELAYED_HOP_MAX  3600
+
+static bool enabled(void)
+{
+	const char *v = getenv("SNOOPFS_RELAY");
+	return !v || strcmp(v, "0") != 0;
+}
+
+int relayed_fanout(const struct job *j)
+{
+	return j->nrecipients > 1 && enabled() ? RELAYED_FANOUT : 0;
+}
+
+static long hop_seconds(uint64_t size)
+{
+	long base = RELAYED_HOP_S;
+	const char *v = getenv("SNOOPFS_RELAY_WAIT");
+	if (v && *v) {
+		char *end = NULL;
+		long w = strtol(v, &end, 10);
+		if (end && *end == '\0' && w >= 0 && w <= RELAYED_HOP_MAX)
+			base = w;
+	}
+	return base + (long)(size / RELAYED_HOP_RATE);
+}
+
+/* How many hops recipient I is from the sender (the first one is 1). */
+static int depth(int i)
+{
+	int d = 1;
+	while (i > 0) {
+		i = (i - 1) / RELAYED_FANOUT;
+		d++;
+	}
+	return d;
+}
+
+void relayed_hold(struct delivery *d, const struct job *j)
+{
+	if (relayed_fanout(j) == 0)
+		return;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long hop = hop_seconds(j->size);
+	for (int i = 1; i < j->nrecipients; i++) {
+		const struct job_recipient *r = &j->recipients[i];
+		if (r->done || r->failed[0])
+			continue;
+		struct timespec until = now;
+		until.tv_sec += hop * depth(i);
+		queue_hold(d->queue, j->id, r->name, until);
+	}
+}
+
+int delivery_receipt(struct delivery *d, const char *peer, const char *id,
+		     const char *sha256)
+{
+	struct job *j = malloc(sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->lock);
+	struct queue_entry *e =
+		d->stopping ? NULL : queue_claim(d->queue, id, peer);
+	int rc = e ? job_load(d->jobs_dir, id, j) : -ENOENT;
+	if (rc == 0 && strcmp(j->sha256, sha256) != 0)
+		rc = -EBADMSG;
+	bool done = false;
+	if (e) {
+		struct queue_attempt a = {
+			.outcome = rc == 0 ? SEND_OK : SEND_STOPPED,
+			.err = "",
+			.job = j,
+		};
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		done = queue_finish(d->queue, e, &a, now);
+		if (rc == 0)
+			counters_add(self_counters(d->self), COUNTER_FILES_SENT,
+				     1);
+		pthread_cond_broadcast(&d->wake);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (rc == 0)
+		log_info("'%s' reached %s through a relay", j->path, peer);
+	if (done) {
+		if (d->done)
+			d->done(d->done_arg, j);
+		delivery_remove_files(d, id);
+	}
+	free(j);
+	return rc;
+}

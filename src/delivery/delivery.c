@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "delivery/batch.h"
 #include "delivery/internal.h"
 #include "delivery/queue.h"
 #include "delivery/send.h"
@@ -65,6 +66,21 @@ static void count(struct delivery *d, const struct queue_attempt *a)
 	}
 }
 
+void delivery_finish(struct delivery *d, struct queue_entry *e,
+		     const struct queue_attempt *a)
+{
+	bool done = queue_finish(d->queue, e, a, mono_now());
+	count(d, a);
+	cut_aborted(d);
+	if (done) {
+		pthread_mutex_unlock(&d->lock);
+		if (d->done)
+			d->done(d->done_arg, a->job);
+		remove_files(d, a->job->id);
+		pthread_mutex_lock(&d->lock);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct sender *w = arg;
@@ -85,8 +101,20 @@ static void *worker_main(void *arg)
 				pthread_cond_wait(&d->wake, &d->lock);
 			continue;
 		}
+		/*
+		 * There may be more to take: wake one more thread, which
+		 * wakes the next if it finds work too. One signal, not a
+		 * broadcast: a burst of files no longer wakes every thread
+		 * for each file (most found nothing and slept again).
+		 */
+		pthread_cond_signal(&d->wake);
 		w->entry = e;
 		w->conn = NULL;
+		/* Small files ready for the same peer go as one batch. */
+		if (batch_send(w, e)) {
+			pthread_cond_signal(&d->wake);
+			continue;
+		}
 		pthread_mutex_unlock(&d->lock);
 
 		struct queue_attempt a = { .outcome = send_entry(w) };
@@ -99,19 +127,10 @@ static void *worker_main(void *arg)
 		const char *peer = queue_entry_peer(e);
 		w->entry = NULL;
 		w->conn = NULL;
-		bool done = queue_finish(d->queue, e, &a, mono_now());
-		count(d, &a);
-		cut_aborted(d);
+		delivery_finish(d, e, &a);
 		send_park(w, peer);
-		if (done) {
-			pthread_mutex_unlock(&d->lock);
-			if (d->done)
-				d->done(d->done_arg, &w->job);
-			remove_files(d, w->job.id);
-			pthread_mutex_lock(&d->lock);
-		}
-		/* A peer became free: another worker may have work now. */
-		pthread_cond_broadcast(&d->wake);
+		/* A peer became free: another thread may have work now. */
+		pthread_cond_signal(&d->wake);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
@@ -266,7 +285,7 @@ int delivery_submit(struct delivery *d, const struct job *j)
 {
 	pthread_mutex_lock(&d->lock);
 	int rc = queue_add(d->queue, j);
-	pthread_cond_broadcast(&d->wake);
+	pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }

@@ -46,6 +46,17 @@ struct delivery {
 	struct kept *kept; /* connections kept after a receipt (send.c) */
 };
 
+struct queue_entry;
+struct queue_attempt;
+
+/*
+ * Records the attempt A at E (queue_finish), counts it, cuts transfers
+ * whose job was dropped, and after a job's last receipt calls the done
+ * callback and removes its files (dropping the lock meanwhile). Lock held.
+ */
+void delivery_finish(struct delivery *d, struct queue_entry *e,
+		     const struct queue_attempt *a);
+
 /* STATE/sealed/ID.blob of D into OUT. 0 or -ENAMETOOLONG. */
 static inline int delivery_sealed_path(const struct delivery *d, const char *id,
 				       char *out)

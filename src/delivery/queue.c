@@ -60,7 +60,12 @@ struct queue_entry {
 	 */
 	bool failed;
 	bool busy;
-	bool abort;        /* its job was dropped while in flight */
+	bool abort; /* its job was dropped while in flight */
+	/*
+	 * Taken by queue_take_more: it rides in the batch of an entry from
+	 * queue_take and takes no transfer slot of its peer of its own.
+	 */
+	bool rider;
 	unsigned failures; /* the peer's count when it started */
 	struct queue_entry *next;
 };
@@ -372,6 +377,32 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
 	return e;
 }
 
+int queue_take_more(struct queue *q, const struct queue_entry *first,
+		    struct timespec now, uint64_t small, int max,
+		    uint64_t bytes, struct queue_entry **out)
+{
+	(void)q;
+	struct peer *p = first->peer;
+	int n = 0;
+	if (first->job->size > small)
+		return 0;
+	uint64_t used = first->job->size;
+	for (struct queue_entry *e = first->next; e && n < max; e = e->next) {
+		if (e->busy || e->failed || e->job->size > small ||
+		    before(&now, &e->not_before) ||
+		    used + e->job->size > bytes || behind_earlier(p, e))
+			continue;
+		e->busy = true;
+		e->abort = false;
+		e->rider = true;
+		e->failures = p->failures;
+		e->job->inflight++;
+		used += e->job->size;
+		out[n++] = e;
+	}
+	return n;
+}
+
 /* ---- while in flight ---- */
 
 const char *queue_entry_id(const struct queue_entry *e)
@@ -542,7 +573,9 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 {
 	struct peer *p = e->peer;
 	struct djob *dj = e->job;
-	p->inflight--;
+	if (!e->rider)
+		p->inflight--;
+	e->rider = false;
 	e->busy = false;
 	e->abort = false;
 	if (a->outcome == SEND_OK && !dj->cancelled)

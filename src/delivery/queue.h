@@ -98,6 +98,21 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
 			       struct timespec *wake, bool *timed);
 
 /*
+ * For a batch (delivery/batch.h): if FIRST, just taken, is a file of at
+ * most SMALL bytes, takes up to MAX more entries of its peer that may be
+ * sent at NOW, in queue order, also of at most SMALL bytes each and of
+ * BYTES in all with FIRST (the same rules as queue_take: never a later
+ * version of a path behind an earlier one), marks them in flight into
+ * OUT and returns how many. They share FIRST's transfer slot: the peer's
+ * limit of transfers in flight counts the batch once. Each must be
+ * queue_finish'ed. Never waits for entries to come: a file alone goes
+ * alone.
+ */
+int queue_take_more(struct queue *q, const struct queue_entry *first,
+		    struct timespec now, uint64_t small, int max,
+		    uint64_t bytes, struct queue_entry **out);
+
+/*
  * Records how the attempt A at entry E (from queue_take) ended at NOW. A
  * transient failure backs its peer off (1 s doubling to 60 s, once per
  * outage however many transfers it cut, with one transfer at a time until

@@ -734,3 +734,15 @@ int receive_post_blob(struct server *s, struct net_conn *c, const struct msg *m)
 		drain(c);
 	return rc;
 }
+
+/* ---- for post/batch (receive_batch.c) ---- */
+
+int receive_lock(const char *key, int wait_s, struct busy_blob **out)
+{
+	return lock_blob(key, wait_s, out);
+}
+
+void receive_unlock(struct busy_blob *b)
+{
+	unlock_blob(b);
+}

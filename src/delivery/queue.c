@@ -66,6 +66,7 @@ struct queue_entry {
 	 * queue_take and takes no transfer slot of its peer of its own.
 	 */
 	bool rider;
+	bool leader; /* the first entry of a batch (queue_take_more) */
 	unsigned failures; /* the peer's count when it started */
 	struct queue_entry *next;
 };
@@ -74,6 +75,7 @@ struct peer {
 	char name[NAMES_NODE_MAX + 1];
 	struct queue_entry *head, *tail;
 	int inflight; /* busy entries, at most PEER_INFLIGHT_MAX */
+	int batches;  /* batches in flight (queue_take_more) */
 	struct timespec next_try;
 	int backoff;       /* seconds; 0 after a success */
 	unsigned failures; /* transient failures so far (see retry_later) */
@@ -84,6 +86,8 @@ struct peer {
 
 struct queue {
 	char jobs_dir[STATE_PATH_MAX];
+	/* The size of a file that may ride in a batch (queue_take_more). */
+	uint64_t small;
 	struct djob *jobs;
 	struct peer *peers; /* rotated for round-robin fairness */
 };
@@ -355,6 +359,13 @@ static struct queue_entry *pick(struct queue *q, struct timespec now,
 			/* Waits for the earlier version; its end wakes us. */
 			if (behind_earlier(p, e))
 				continue;
+			/*
+			 * A small file waits while a batch to its peer is in
+			 * flight: it goes in the next batch, with the others
+			 * that come meanwhile, instead of alone beside it.
+			 */
+			if (p->batches && e->job->size <= q->small)
+				continue;
 			/* Round-robin: this peer goes to the back. */
 			to_back(pp);
 			return e;
@@ -377,13 +388,13 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
 	return e;
 }
 
-int queue_take_more(struct queue *q, const struct queue_entry *first,
+int queue_take_more(struct queue *q, struct queue_entry *first,
 		    struct timespec now, uint64_t small, int max,
 		    uint64_t bytes, struct queue_entry **out)
 {
-	(void)q;
 	struct peer *p = first->peer;
 	int n = 0;
+	q->small = small;
 	if (first->job->size > small)
 		return 0;
 	uint64_t used = first->job->size;
@@ -399,6 +410,10 @@ int queue_take_more(struct queue *q, const struct queue_entry *first,
 		e->job->inflight++;
 		used += e->job->size;
 		out[n++] = e;
+	}
+	if (n) {
+		first->leader = true;
+		p->batches++;
 	}
 	return n;
 }
@@ -575,7 +590,10 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 	struct djob *dj = e->job;
 	if (!e->rider)
 		p->inflight--;
+	if (e->leader)
+		p->batches--;
 	e->rider = false;
+	e->leader = false;
 	e->busy = false;
 	e->abort = false;
 	if (a->outcome == SEND_OK && !dj->cancelled)

@@ -106,9 +106,12 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
  * OUT and returns how many. They share FIRST's transfer slot: the peer's
  * limit of transfers in flight counts the batch once. Each must be
  * queue_finish'ed. Never waits for entries to come: a file alone goes
- * alone.
+ * alone. While a batch to a peer is in flight, queue_take passes over
+ * its files of at most SMALL bytes: they go in the next batch (one batch
+ * at a time per peer keeps the receiver's part files of one sender
+ * within its limit, and the batches large).
  */
-int queue_take_more(struct queue *q, const struct queue_entry *first,
+int queue_take_more(struct queue *q, struct queue_entry *first,
 		    struct timespec now, uint64_t small, int max,
 		    uint64_t bytes, struct queue_entry **out);
 

@@ -445,7 +445,6 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 	}
 	const char *peer = queue_entry_peer(first);
 	pthread_mutex_unlock(&d->lock);
-
 	for (int i = 0; i < n; i++)
 		load_slot(w, &s[i], peer);
 	exchange(w, s, n, peer);
@@ -456,6 +455,12 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 	pthread_mutex_lock(&d->lock);
 	w->entry = NULL;
 	w->conn = NULL;
+	/*
+	 * Every file is recorded first, which lets the next batch to this
+	 * peer start (on another thread: signal) while this one runs the
+	 * done callbacks and removes the files, the slow part.
+	 */
+	bool done[BATCH_FILES_MAX], any = false;
 	for (int i = 0; i < n; i++) {
 		struct queue_attempt a = {
 			.outcome = s[i].o,
@@ -463,7 +468,16 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 			.retry_after = s[i].retry_after,
 			.job = s[i].job,
 		};
-		delivery_finish(d, s[i].e, &a);
+		done[i] = delivery_record(d, s[i].e, &a);
+		any = any || done[i];
+	}
+	pthread_cond_signal(&d->wake);
+	if (any) {
+		pthread_mutex_unlock(&d->lock);
+		for (int i = 0; i < n; i++)
+			if (done[i])
+				delivery_done(d, s[i].job);
+		pthread_mutex_lock(&d->lock);
 	}
 	send_park(w, peer);
 	free_slots(s, n);

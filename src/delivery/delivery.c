@@ -66,17 +66,28 @@ static void count(struct delivery *d, const struct queue_attempt *a)
 	}
 }
 
-void delivery_finish(struct delivery *d, struct queue_entry *e,
+bool delivery_record(struct delivery *d, struct queue_entry *e,
 		     const struct queue_attempt *a)
 {
 	bool done = queue_finish(d->queue, e, a, mono_now());
 	count(d, a);
 	cut_aborted(d);
-	if (done) {
+	return done;
+}
+
+void delivery_done(struct delivery *d, const struct job *j)
+{
+	if (d->done)
+		d->done(d->done_arg, j);
+	remove_files(d, j->id);
+}
+
+void delivery_finish(struct delivery *d, struct queue_entry *e,
+		     const struct queue_attempt *a)
+{
+	if (delivery_record(d, e, a)) {
 		pthread_mutex_unlock(&d->lock);
-		if (d->done)
-			d->done(d->done_arg, a->job);
-		remove_files(d, a->job->id);
+		delivery_done(d, a->job);
 		pthread_mutex_lock(&d->lock);
 	}
 }

@@ -66,7 +66,7 @@ struct queue_entry {
 	 * queue_take and takes no transfer slot of its peer of its own.
 	 */
 	bool rider;
-	bool leader; /* the first entry of a batch (queue_take_more) */
+	bool leader;       /* the first entry of a batch (queue_take_more) */
 	unsigned failures; /* the peer's count when it started */
 	struct queue_entry *next;
 };
@@ -360,11 +360,13 @@ static struct queue_entry *pick(struct queue *q, struct timespec now,
 			if (behind_earlier(p, e))
 				continue;
 			/*
-			 * A small file waits while a batch to its peer is in
-			 * flight: it goes in the next batch, with the others
-			 * that come meanwhile, instead of alone beside it.
+			 * A small file waits while PEER_BATCHES_MAX batches
+			 * to its peer are in flight: it goes in the next
+			 * batch, with the others that come meanwhile,
+			 * instead of alone beside them.
 			 */
-			if (p->batches && e->job->size <= q->small)
+			if (p->batches >= PEER_BATCHES_MAX &&
+			    e->job->size <= q->small)
 				continue;
 			/* Round-robin: this peer goes to the back. */
 			to_back(pp);

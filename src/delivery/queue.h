@@ -34,6 +34,14 @@
  */
 #define PEER_INFLIGHT_MAX 4
 
+/*
+ * Batches of small files to one peer in flight at the same time: two, so
+ * that the next is formed and sent while the receiver syncs the last
+ * (one at a time left the link idle during every group commit). Each
+ * takes one of the PEER_INFLIGHT_MAX slots.
+ */
+#define PEER_BATCHES_MAX 2
+
 /* Backoff after a failure, per peer (seconds). */
 #define QUEUE_BACKOFF_FIRST 1
 #define QUEUE_BACKOFF_MAX   60
@@ -106,10 +114,10 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
  * OUT and returns how many. They share FIRST's transfer slot: the peer's
  * limit of transfers in flight counts the batch once. Each must be
  * queue_finish'ed. Never waits for entries to come: a file alone goes
- * alone. While a batch to a peer is in flight, queue_take passes over
- * its files of at most SMALL bytes: they go in the next batch (one batch
- * at a time per peer keeps the receiver's part files of one sender
- * within its limit, and the batches large).
+ * alone. While PEER_BATCHES_MAX batches to a peer are in flight,
+ * queue_take passes over its files of at most SMALL bytes: they go in the
+ * next batch (this keeps the receiver's part files of one sender within
+ * its limit, and the batches large).
  */
 int queue_take_more(struct queue *q, struct queue_entry *first,
 		    struct timespec now, uint64_t small, int max,

@@ -35,13 +35,14 @@
 #define BATCH_METHOD "post/batch"
 /*
  * Files in one batch. Enough that the three RSA operations of a batch
- * cost little per file (3/60 of one each); few enough that one refused
- * or broken batch costs little to send again; and a batch plus the three
- * other transfers a sender may have to one peer (PEER_INFLIGHT_MAX) stay
- * within the 64 part files a receiver admits per sender by default
- * (INTAKE_BLOBS), so a burst is never refused for that limit.
+ * cost little per file (a tenth of one each); few enough that one refused
+ * or broken batch costs little to send again; and the two batches a
+ * sender may have in flight to one peer (PEER_BATCHES_MAX) plus its two
+ * other transfers (PEER_INFLIGHT_MAX) stay within the 64 part files a
+ * receiver admits per sender by default (INTAKE_BLOBS), so a burst is
+ * never refused for that limit.
  */
-#define BATCH_FILES_MAX 60
+#define BATCH_FILES_MAX 30
 /*
  * "Small": a file of one chunk. It is pushed with its request already
  * (no "have", nothing to resume), so it can ride in a batch as one frame.

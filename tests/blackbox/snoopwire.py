@@ -1014,7 +1014,7 @@ def send_file(addr, node_id, key, path, data, recipients, certs, timeout=30.0,
 
 # --- post/batch: many small files under one signature ---------------------------
 
-BATCH_FILES_MAX = 60
+BATCH_FILES_MAX = 30
 
 
 def batch_nonce(index):

@@ -270,7 +270,16 @@ static enum send_outcome try_exchange(struct sender *w, struct net_conn *c,
 				   why);
 	if (rrc == -EPERM) {
 		int64_t v = 0;
-		if (msg_extra_get_int(reply, "permanent", &v) == 0 && v == 1)
+		/* A peer that predates post/batch: each file goes alone. */
+		const char *e = msg_extra_get_str(reply, "error");
+		if (e && strcmp(e, "unknown method") == 0) {
+			for (int i = 0; i < n; i++)
+				if (s[i].ride) {
+					s[i].ride = false;
+					s[i].alone = true;
+				}
+		} else if (msg_extra_get_int(reply, "permanent", &v) == 0 &&
+			   v == 1)
 			all_riders(s, n, SEND_JOB_FAILED, 0, why);
 		else if (msg_extra_get_int(reply, "retry_after", &v) == 0 &&
 			 v > 0)

@@ -397,7 +397,12 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 	struct peer *p = first->peer;
 	int n = 0;
 	q->small = small;
-	if (first->job->size > small)
+	/*
+	 * After a failure the peer gets one file at a time until a receipt
+	 * (peer_limit): the probe goes alone, as post/blob, which also
+	 * keeps files moving to a peer that cannot take batches.
+	 */
+	if (first->job->size > small || p->backoff)
 		return 0;
 	uint64_t used = first->job->size;
 	for (struct queue_entry *e = first->next; e && n < max; e = e->next) {

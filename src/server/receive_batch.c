@@ -527,8 +527,8 @@ static void commit_all(struct server *s, struct batch *b)
 			synced = true;
 		}
 		if (rc) {
-			if (rc == -ENOSPC || rc == -EDQUOT)
-				unlink(f->part);
+			/* Nothing to resume in a file of one chunk. */
+			unlink(f->part);
 			disk_result(f, rc);
 			continue;
 		}
@@ -635,9 +635,9 @@ static void release(struct server *s, struct batch *b)
 		}
 		if (f->recorded)
 			received_remove(s->received, b->sender, b->e[i].id);
+		/* Committed or removed: a batch keeps no part file. */
 		if (f->admitted)
-			intake_end(s->intake, b->sender, b->e[i].id,
-				   access(f->part, F_OK) == 0);
+			intake_end(s->intake, b->sender, b->e[i].id, false);
 		receive_unlock(f->path_lock);
 		receive_unlock(f->part_lock);
 	}

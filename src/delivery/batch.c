@@ -243,7 +243,7 @@ static enum send_outcome try_exchange(struct sender *w, struct net_conn *c,
 				      const struct pki_cert *cert,
 				      const char *peer, struct slot *s, int n,
 				      const struct proto_request *req,
-				      int riders, char *err)
+				      int riders, char *err, bool *old_peer)
 {
 	struct proto_self self = proto_self_of(w->d->self, w->d->tr);
 	uint64_t msg_id = 0;
@@ -270,14 +270,15 @@ static enum send_outcome try_exchange(struct sender *w, struct net_conn *c,
 				   why);
 	if (rrc == -EPERM) {
 		int64_t v = 0;
-		/* A peer that predates post/batch: each file goes alone. */
+		/*
+		 * A peer that predates post/batch: its files go back to the
+		 * queue unharmed, to go one by one (several at once, on
+		 * other threads), and it gets no batch again.
+		 */
 		const char *e = msg_extra_get_str(reply, "error");
 		if (e && strcmp(e, "unknown method") == 0) {
-			for (int i = 0; i < n; i++)
-				if (s[i].ride) {
-					s[i].ride = false;
-					s[i].alone = true;
-				}
+			*old_peer = true;
+			all_riders(s, n, SEND_STOPPED, 0, "");
 		} else if (msg_extra_get_int(reply, "permanent", &v) == 0 &&
 			   v == 1)
 			all_riders(s, n, SEND_JOB_FAILED, 0, why);
@@ -307,7 +308,8 @@ static enum send_outcome try_exchange(struct sender *w, struct net_conn *c,
 }
 
 /* Sends the riders of S (N slots) to PEER and sets their outcomes. */
-static void exchange(struct sender *w, struct slot *s, int n, const char *peer)
+static void exchange(struct sender *w, struct slot *s, int n, const char *peer,
+		     bool *old_peer)
 {
 	int riders = 0;
 	for (int i = 0; i < n; i++)
@@ -370,14 +372,15 @@ static void exchange(struct sender *w, struct slot *s, int n, const char *peer)
 			.plen = tlen,
 			.extra = x,
 		};
-		o = try_exchange(w, c, cert, peer, s, n, &req, riders, err);
+		o = try_exchange(w, c, cert, peer, s, n, &req, riders, err,
+				 old_peer);
 		/* A kept connection the receiver closed: one fresh try. */
 		if (o == SEND_RETRY && reused) {
 			err[0] = '\0';
 			o = send_reopen_conn(w, addr, &c);
 			if (o == SEND_OK)
 				o = try_exchange(w, c, cert, peer, s, n, &req,
-						 riders, err);
+						 riders, err, old_peer);
 			else
 				proto_say(err, "%s", w->err);
 		}
@@ -456,7 +459,8 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < n; i++)
 		load_slot(w, &s[i], peer);
-	exchange(w, s, n, peer);
+	bool old_peer = false;
+	exchange(w, s, n, peer, &old_peer);
 	for (int i = 0; i < n; i++)
 		if (s[i].alone)
 			send_alone(w, &s[i]);
@@ -469,6 +473,12 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 	 * peer start (on another thread: signal) while this one runs the
 	 * done callbacks and removes the files, the slow part.
 	 */
+	if (old_peer) {
+		log_info("delivery: %s does not know post/batch (an older "
+			 "snoopfs): its files go one by one",
+			 peer);
+		queue_entry_no_batches(first);
+	}
 	bool done[BATCH_FILES_MAX], any = false;
 	for (int i = 0; i < n; i++) {
 		struct queue_attempt a = {

@@ -76,6 +76,7 @@ struct peer {
 	struct queue_entry *head, *tail;
 	int inflight; /* busy entries, at most PEER_INFLIGHT_MAX */
 	int batches;  /* batches in flight (queue_take_more) */
+	bool nobatch; /* it answered post/batch "unknown method" */
 	struct timespec next_try;
 	int backoff;       /* seconds; 0 after a success */
 	unsigned failures; /* transient failures so far (see retry_later) */
@@ -402,7 +403,7 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 	 * (peer_limit): the probe goes alone, as post/blob, which also
 	 * keeps files moving to a peer that cannot take batches.
 	 */
-	if (first->job->size > small || p->backoff)
+	if (first->job->size > small || p->backoff || p->nobatch)
 		return 0;
 	uint64_t used = first->job->size;
 	for (struct queue_entry *e = first->next; e && n < max; e = e->next) {
@@ -423,6 +424,11 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 		p->batches++;
 	}
 	return n;
+}
+
+void queue_entry_no_batches(struct queue_entry *e)
+{
+	e->peer->nobatch = true;
 }
 
 /* ---- while in flight ---- */

@@ -124,6 +124,12 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 		    uint64_t bytes, struct queue_entry **out);
 
 /*
+ * E's peer does not know post/batch (an older node): from now on its
+ * files are never batched (until the queue is made again, at a mount).
+ */
+void queue_entry_no_batches(struct queue_entry *e);
+
+/*
  * Records how the attempt A at entry E (from queue_take) ended at NOW. A
  * transient failure backs its peer off (1 s doubling to 60 s, once per
  * outage however many transfers it cut, with one transfer at a time until

@@ -27,7 +27,8 @@
  *   1. every admitted file is written to STATE/incoming/SENDER/ID.part;
  *   2. each part is fdatasync'ed (the first sync commits the journal
  *      transaction that created them all; the others find their inode
- *      committed already and only wait for their data);
+ *      committed already and only wait for their data), then their
+ *      folder once, so that their names are durable too;
  *   3. the records of all of them go in one SQLite transaction;
  *   4. each part is renamed into STATE/inbox/SENDER/PATH;
  *   5. each folder that got a file is fsync'ed once;
@@ -492,6 +493,17 @@ static void commit_all(struct server *s, struct batch *b)
 		ids[n] = b->e[i].id;
 		shas[n] = b->e[i].sha256;
 		idx[n++] = i;
+	}
+	/*
+	 * The parts' names too: a record must never stand for a part that a
+	 * power cut took away (it would read as committed, and the file be
+	 * lost). One fsync of the folder covers them all.
+	 */
+	int dfd =
+		n ? open(b->incoming, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
 	}
 	int rc = received_add_many(s->received, b->sender, ids, shas, n,
 				   time(NULL));

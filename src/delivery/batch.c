@@ -386,6 +386,13 @@ static void exchange(struct sender *w, struct slot *s, int n, const char *peer,
 		}
 	}
 	send_close_conn(w, c, addr, o == SEND_OK);
+	/*
+	 * The first file's job was dropped (deleted, cancelled) and its cut
+	 * ended the batch: the others go back to the queue unharmed (a
+	 * dropped one is forgotten by queue_finish all the same).
+	 */
+	if (o == SEND_GONE)
+		o = SEND_STOPPED;
 	if (o != SEND_OK)
 		all_riders(s, n, o, 0, err[0] ? err : "the batch failed");
 	msg_extra_free(x);

@@ -332,3 +332,26 @@ def test_wire_batch_malformed_text_refused(net, sender, bob_cert):
     assert reply.status == "error", reply.extra
     time.sleep(0.3)
     assert snapshot(bob) == before
+
+
+def test_deleting_files_mid_burst_delivers_the_rest(nodes):
+    """Deleting a pending file cancels its job, which cuts a batch it leads:
+    the other files of that batch must still arrive, once."""
+    alice, bob = nodes["alice"], nodes["bob"]
+    spec = small_spec(300, size=1500, dirs=3)
+    deleted = set()
+    for k, (rel, data) in enumerate(sorted(spec.items())):
+        path = alice.mnt / "outbox" / "bob" / "cut" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(str(path), "wb") as f:
+            f.write(data)
+        if k % 10 == 5:
+            try:
+                os.unlink(str(alice.mnt / "outbox" / "bob" / "cut" / rel))
+                deleted.add(rel)
+            except FileNotFoundError:
+                pass   # delivered already: it left the outbox
+    keep = [rel for rel in spec if rel not in deleted]
+    _exactly_once(bob, "cut", spec, keep)
+    assert wait_until(lambda: not alice.files("outbox/bob/cut"), 60), \
+        "alice still lists %s" % sorted(alice.files("outbox/bob/cut"))[:5]

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -288,4 +290,38 @@ void pki_key_free(struct pki_key *key)
 		return;
 	EVP_PKEY_free(key->pkey);
 	free(key);
+}
+
+int pki_key_derive(const struct pki_key *key, const char *label,
+		   uint8_t out[PKI_KEY_DERIVED])
+{
+	unsigned char *der = NULL;
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *kctx = NULL;
+	int len, rc = PKI_ECRYPTO;
+
+	if (key == NULL || label == NULL || out == NULL)
+		return PKI_EINVAL;
+	len = i2d_PrivateKey(key->pkey, &der);
+	if (len <= 0)
+		return pki_ossl_fail(PKI_ECRYPTO, "private key DER");
+	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	if (kctx != NULL) {
+		OSSL_PARAM params[] = {
+			OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+			OSSL_PARAM_construct_octet_string("key", der,
+							  (size_t)len),
+			OSSL_PARAM_construct_octet_string(
+				"info", (void *)(uintptr_t)label,
+				strlen(label)),
+			OSSL_PARAM_construct_end(),
+		};
+		if (EVP_KDF_derive(kctx, out, PKI_KEY_DERIVED, params) == 1)
+			rc = 0;
+	}
+	OPENSSL_clear_free(der, (size_t)len);
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return rc ? pki_ossl_fail(PKI_ECRYPTO, "HKDF") : 0;
 }

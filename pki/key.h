@@ -43,6 +43,18 @@ int pki_key_sign(const struct pki_key *key, const void *data, size_t len,
 /* SHA-256 of the public key's SubjectPublicKeyInfo DER, "sha256:hex". */
 int pki_key_pub_fingerprint(const struct pki_key *key, char fp[PKI_FP_LEN]);
 
+/* Bytes pki_key_derive writes. */
+#define PKI_KEY_DERIVED 32
+
+/*
+ * A secret only the holder of KEY can compute, for LABEL: HKDF-SHA256 over
+ * the private key's DER with LABEL as info. The same key and label give
+ * the same secret across restarts, so a node can seal data at rest for
+ * itself without a second key file. The caller wipes OUT (pki_wipe).
+ */
+int pki_key_derive(const struct pki_key *key, const char *label,
+		   uint8_t out[PKI_KEY_DERIVED]);
+
 void pki_key_free(struct pki_key *key);
 
 #endif

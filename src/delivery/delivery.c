@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "delivery/batch.h"
 #include "delivery/internal.h"
 #include "delivery/queue.h"
 #include "delivery/send.h"
@@ -65,6 +66,32 @@ static void count(struct delivery *d, const struct queue_attempt *a)
 	}
 }
 
+bool delivery_record(struct delivery *d, struct queue_entry *e,
+		     const struct queue_attempt *a)
+{
+	bool done = queue_finish(d->queue, e, a, mono_now());
+	count(d, a);
+	cut_aborted(d);
+	return done;
+}
+
+void delivery_done(struct delivery *d, const struct job *j)
+{
+	if (d->done)
+		d->done(d->done_arg, j);
+	delivery_remove_files(d, j->id);
+}
+
+void delivery_finish(struct delivery *d, struct queue_entry *e,
+		     const struct queue_attempt *a)
+{
+	if (delivery_record(d, e, a)) {
+		pthread_mutex_unlock(&d->lock);
+		delivery_done(d, a->job);
+		pthread_mutex_lock(&d->lock);
+	}
+}
+
 static void *worker_main(void *arg)
 {
 	struct sender *w = arg;
@@ -85,8 +112,20 @@ static void *worker_main(void *arg)
 				pthread_cond_wait(&d->wake, &d->lock);
 			continue;
 		}
+		/*
+		 * There may be more to take: wake one more thread, which
+		 * wakes the next if it finds work too. One signal, not a
+		 * broadcast: a burst of files no longer wakes every thread
+		 * for each file (most found nothing and slept again).
+		 */
+		pthread_cond_signal(&d->wake);
 		w->entry = e;
 		w->conn = NULL;
+		/* Small files ready for the same peer go as one batch. */
+		if (batch_send(w, e)) {
+			pthread_cond_signal(&d->wake);
+			continue;
+		}
 		pthread_mutex_unlock(&d->lock);
 
 		struct queue_attempt a = { .outcome = send_entry(w) };
@@ -99,19 +138,10 @@ static void *worker_main(void *arg)
 		const char *peer = queue_entry_peer(e);
 		w->entry = NULL;
 		w->conn = NULL;
-		bool done = queue_finish(d->queue, e, &a, mono_now());
-		count(d, &a);
-		cut_aborted(d);
+		delivery_finish(d, e, &a);
 		send_park(w, peer);
-		if (done) {
-			pthread_mutex_unlock(&d->lock);
-			if (d->done)
-				d->done(d->done_arg, &w->job);
-			delivery_remove_files(d, w->job.id);
-			pthread_mutex_lock(&d->lock);
-		}
-		/* A peer became free: another worker may have work now. */
-		pthread_cond_broadcast(&d->wake);
+		/* A peer became free: another thread may have work now. */
+		pthread_cond_signal(&d->wake);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
@@ -272,7 +302,7 @@ int delivery_submit(struct delivery *d, const struct job *j)
 	int rc = queue_add(d->queue, j);
 	if (rc == 0)
 		relayed_hold(d, j);
-	pthread_cond_broadcast(&d->wake);
+	pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }

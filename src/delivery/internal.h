@@ -58,6 +58,27 @@ void relayed_hold(struct delivery *d, const struct job *j);
 
 /* The "relay" fan-out the sender asks of recipients of J, or 0 for none. */
 int relayed_fanout(const struct job *j);
+struct queue_entry;
+struct queue_attempt;
+
+/*
+ * Records the attempt A at E (queue_finish), counts it, cuts transfers
+ * whose job was dropped, and after a job's last receipt calls the done
+ * callback and removes its files (dropping the lock meanwhile). Lock held.
+ */
+void delivery_finish(struct delivery *d, struct queue_entry *e,
+		     const struct queue_attempt *a);
+
+/*
+ * The two halves of delivery_finish, for a batch that records every file
+ * first (and lets the next batch start) and cleans up after:
+ * delivery_record (lock held) returns true if J's last receipt came;
+ * delivery_done (lock NOT held) then calls the done callback with the
+ * job J and removes its files.
+ */
+bool delivery_record(struct delivery *d, struct queue_entry *e,
+		     const struct queue_attempt *a);
+void delivery_done(struct delivery *d, const struct job *j);
 
 /* STATE/sealed/ID.blob of D into OUT. 0 or -ENAMETOOLONG. */
 static inline int delivery_sealed_path(const struct delivery *d, const char *id,

@@ -60,7 +60,13 @@ struct queue_entry {
 	 */
 	bool failed;
 	bool busy;
-	bool abort;        /* its job was dropped while in flight */
+	bool abort; /* its job was dropped while in flight */
+	/*
+	 * Taken by queue_take_more: it rides in the batch of an entry from
+	 * queue_take and takes no transfer slot of its peer of its own.
+	 */
+	bool rider;
+	bool leader;       /* the first entry of a batch (queue_take_more) */
 	unsigned failures; /* the peer's count when it started */
 	struct queue_entry *next;
 };
@@ -69,6 +75,8 @@ struct peer {
 	char name[NAMES_NODE_MAX + 1];
 	struct queue_entry *head, *tail;
 	int inflight; /* busy entries, at most PEER_INFLIGHT_MAX */
+	int batches;  /* batches in flight (queue_take_more) */
+	bool nobatch; /* it answered post/batch "unknown method" */
 	struct timespec next_try;
 	int backoff;       /* seconds; 0 after a success */
 	unsigned failures; /* transient failures so far (see retry_later) */
@@ -79,6 +87,8 @@ struct peer {
 
 struct queue {
 	char jobs_dir[STATE_PATH_MAX];
+	/* The size of a file that may ride in a batch (queue_take_more). */
+	uint64_t small;
 	struct djob *jobs;
 	struct peer *peers; /* rotated for round-robin fairness */
 };
@@ -350,6 +360,15 @@ static struct queue_entry *pick(struct queue *q, struct timespec now,
 			/* Waits for the earlier version; its end wakes us. */
 			if (behind_earlier(p, e))
 				continue;
+			/*
+			 * A small file waits while PEER_BATCHES_MAX batches
+			 * to its peer are in flight: it goes in the next
+			 * batch, with the others that come meanwhile,
+			 * instead of alone beside them.
+			 */
+			if (p->batches >= PEER_BATCHES_MAX &&
+			    e->job->size <= q->small)
+				continue;
 			/* Round-robin: this peer goes to the back. */
 			to_back(pp);
 			return e;
@@ -411,6 +430,48 @@ struct queue_entry *queue_claim(struct queue *q, const char *id,
 	e->peer->inflight++;
 	e->job->inflight++;
 	return e;
+}
+
+/* ---- batches (src/delivery/batch.c) ---- */
+
+int queue_take_more(struct queue *q, struct queue_entry *first,
+		    struct timespec now, uint64_t small, int max,
+		    uint64_t bytes, struct queue_entry **out)
+{
+	struct peer *p = first->peer;
+	int n = 0;
+	q->small = small;
+	/*
+	 * After a failure the peer gets one file at a time until a receipt
+	 * (peer_limit): the probe goes alone, as post/blob, which also
+	 * keeps files moving to a peer that cannot take batches.
+	 */
+	if (first->job->size > small || p->backoff || p->nobatch)
+		return 0;
+	uint64_t used = first->job->size;
+	for (struct queue_entry *e = first->next; e && n < max; e = e->next) {
+		if (e->busy || e->failed || e->job->size > small ||
+		    before(&now, &e->not_before) ||
+		    used + e->job->size > bytes || behind_earlier(p, e))
+			continue;
+		e->busy = true;
+		e->abort = false;
+		e->rider = true;
+		e->failures = p->failures;
+		e->job->inflight++;
+		used += e->job->size;
+		out[n++] = e;
+	}
+	if (n) {
+		first->leader = true;
+		p->batches++;
+	}
+	return n;
+}
+
+void queue_entry_no_batches(struct queue_entry *e)
+{
+	e->peer->nobatch = true;
 }
 
 /* ---- while in flight ---- */
@@ -583,7 +644,12 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 {
 	struct peer *p = e->peer;
 	struct djob *dj = e->job;
-	p->inflight--;
+	if (!e->rider)
+		p->inflight--;
+	if (e->leader)
+		p->batches--;
+	e->rider = false;
+	e->leader = false;
 	e->busy = false;
 	e->abort = false;
 	if (a->outcome == SEND_OK && !dj->cancelled)

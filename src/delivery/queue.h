@@ -34,6 +34,14 @@
  */
 #define PEER_INFLIGHT_MAX 4
 
+/*
+ * Batches of small files to one peer in flight at the same time: two, so
+ * that the next is formed and sent while the receiver syncs the last
+ * (one at a time left the link idle during every group commit). Each
+ * takes one of the PEER_INFLIGHT_MAX slots.
+ */
+#define PEER_BATCHES_MAX 2
+
 /* Backoff after a failure, per peer (seconds). */
 #define QUEUE_BACKOFF_FIRST 1
 #define QUEUE_BACKOFF_MAX   60
@@ -96,6 +104,30 @@ int queue_add(struct queue *q, const struct job *j);
  */
 struct queue_entry *queue_take(struct queue *q, struct timespec now,
 			       struct timespec *wake, bool *timed);
+
+/*
+ * For a batch (delivery/batch.h): if FIRST, just taken, is a file of at
+ * most SMALL bytes, takes up to MAX more entries of its peer that may be
+ * sent at NOW, in queue order, also of at most SMALL bytes each and of
+ * BYTES in all with FIRST (the same rules as queue_take: never a later
+ * version of a path behind an earlier one), marks them in flight into
+ * OUT and returns how many. They share FIRST's transfer slot: the peer's
+ * limit of transfers in flight counts the batch once. Each must be
+ * queue_finish'ed. Never waits for entries to come: a file alone goes
+ * alone. While PEER_BATCHES_MAX batches to a peer are in flight,
+ * queue_take passes over its files of at most SMALL bytes: they go in the
+ * next batch (this keeps the receiver's part files of one sender within
+ * its limit, and the batches large).
+ */
+int queue_take_more(struct queue *q, struct queue_entry *first,
+		    struct timespec now, uint64_t small, int max,
+		    uint64_t bytes, struct queue_entry **out);
+
+/*
+ * E's peer does not know post/batch (an older node): from now on its
+ * files are never batched (until the queue is made again, at a mount).
+ */
+void queue_entry_no_batches(struct queue_entry *e);
 
 /*
  * Records how the attempt A at entry E (from queue_take) ended at NOW. A

@@ -19,6 +19,7 @@
 #include "delivery/queue.h"
 #include "identity/self.h"
 #include "lib/log.h"
+#include "wire/batch.h"
 
 /*
  * Each relay forwards to two: eight recipients are three hops deep and no
@@ -42,7 +43,15 @@ static bool enabled(void)
 
 int relayed_fanout(const struct job *j)
 {
-	return j->nrecipients > 1 && enabled() ? RELAYED_FANOUT : 0;
+	/*
+	 * A small file goes to every recipient directly, in batches
+	 * (src/delivery/batch.c): an extra recipient costs the sender a share
+	 * of a batch, a relay cannot forward a batch, and holding the other
+	 * recipients for a relay would make them wait for nothing.
+	 */
+	return j->nrecipients > 1 && j->size > BATCH_SMALL_MAX && enabled()
+		       ? RELAYED_FANOUT
+		       : 0;
 }
 
 static long hop_seconds(uint64_t size)

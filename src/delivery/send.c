@@ -724,3 +724,55 @@ void send_close_kept(struct delivery *d)
 		free(k);
 	}
 }
+
+/* ---- for a batch (delivery/batch.c) ---- */
+
+enum send_outcome send_open_conn(struct sender *w, const char *peer,
+				 struct pki_cert **cert,
+				 char addr[NET_ADDR_MAX], struct net_conn **c,
+				 bool *reused)
+{
+	*c = NULL;
+	*reused = false;
+	enum send_outcome o = peer_cert(w, peer, cert, addr);
+	if (o != SEND_OK)
+		return o;
+	*c = take_idle(w, peer, addr);
+	*reused = *c != NULL;
+	o = *c ? SEND_OK : connect_peer(w, addr, c);
+	if (o != SEND_OK) {
+		pki_cert_free(*cert);
+		*cert = NULL;
+	}
+	return o;
+}
+
+enum send_outcome send_reopen_conn(struct sender *w, const char *addr,
+				   struct net_conn **c)
+{
+	if (*c)
+		detach(w, *c);
+	*c = NULL;
+	return connect_peer(w, addr, c);
+}
+
+void send_close_conn(struct sender *w, struct net_conn *c, const char *addr,
+		     bool keep)
+{
+	if (!c)
+		return;
+	if (!keep) {
+		detach(w, c);
+		return;
+	}
+	pthread_mutex_lock(&w->d->lock);
+	w->conn = NULL;
+	pthread_mutex_unlock(&w->d->lock);
+	w->keep = c;
+	snprintf(w->keep_addr, sizeof(w->keep_addr), "%s", addr);
+}
+
+bool send_stopped(struct sender *w, enum send_outcome *why)
+{
+	return told_to_stop(w, why);
+}

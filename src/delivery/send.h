@@ -79,4 +79,25 @@ bool send_close_idle(struct delivery *d, struct timespec now,
 /* Closes every kept connection (no thread runs any more). */
 void send_close_kept(struct delivery *d);
 
+/*
+ * For a batch (delivery/batch.c), the steps send_entry takes around its
+ * exchange, with W->entry the batch's first entry. send_open_conn checks
+ * PEER's certificate (*CERT, pki_cert_free) and address (ADDR) and takes
+ * a kept connection (*REUSED) or makes one (*C, attached for stop and
+ * cancel); send_reopen_conn replaces *C with a new one (after a kept one
+ * failed); send_close_conn closes C, or with KEEP leaves it in W->keep
+ * for send_park; send_stopped says whether the delivery stops or the
+ * entry was dropped (*WHY). No lock held.
+ */
+struct pki_cert;
+enum send_outcome send_open_conn(struct sender *w, const char *peer,
+				 struct pki_cert **cert,
+				 char addr[NET_ADDR_MAX], struct net_conn **c,
+				 bool *reused);
+enum send_outcome send_reopen_conn(struct sender *w, const char *addr,
+				   struct net_conn **c);
+void send_close_conn(struct sender *w, struct net_conn *c, const char *addr,
+		     bool keep);
+bool send_stopped(struct sender *w, enum send_outcome *why);
+
 #endif

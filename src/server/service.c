@@ -335,10 +335,15 @@ static const struct {
 	const char *method;
 	handler_fn fn;
 } handlers[] = {
-	{ "get/csr", handle_get_csr },   { "get/crt", handle_get_crt },
-	{ "post/crt", handle_post_crt }, { "get/crl", handle_get_crl },
-	{ "renew", handle_renew },       { "post/blob", receive_post_blob },
-	{ "relay/blob", relay_receive }, { "post/receipt", receipt_receive },
+	{ "get/csr", handle_get_csr },
+	{ "get/crt", handle_get_crt },
+	{ "post/crt", handle_post_crt },
+	{ "get/crl", handle_get_crl },
+	{ "renew", handle_renew },
+	{ "post/blob", receive_post_blob },
+	{ "post/batch", receive_post_batch },
+	{ "relay/blob", relay_receive },
+	{ "post/receipt", receipt_receive },
 };
 
 /*

@@ -94,9 +94,15 @@ int blobfile_header_parse(const void *header, size_t len,
 	if (msg_parse(header, len, &m) != NET_OK)
 		return -EBADMSG;
 	meta = msg_get0_meta(m);
-	/* Unsigned requests are refused on the wire; never store one. */
-	if (strcmp(meta->method, BLOB_METHOD) != 0 ||
-	    msg_get0_signature(m, &siglen) == NULL || siglen == 0)
+	/*
+	 * Unsigned requests are refused on the wire; never store one. A
+	 * file of a batch carries the header this node wrote for it
+	 * (BLOBFILE_BATCH_METHOD, unsigned: the batch's signature covered
+	 * many files) and never comes from the wire as a header.
+	 */
+	if (strcmp(meta->method, BLOBFILE_BATCH_METHOD) != 0 &&
+	    (strcmp(meta->method, BLOB_METHOD) != 0 ||
+	     msg_get0_signature(m, &siglen) == NULL || siglen == 0))
 		goto out;
 	if (parse_id(msg_extra_get_str(m, "id"), info->id) != 0)
 		goto out;

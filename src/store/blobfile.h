@@ -31,6 +31,17 @@
  */
 #define BLOBFILE_HEADER_MAX (256 * 1024)
 
+/*
+ * The method of the header of a file that came in a batch (post/batch,
+ * src/server/receive_batch.c): written by this node after it verified the
+ * sender's signed batch, with the same extras as a post/blob request
+ * (id, size, chunks, recipients, sha256, key:SELF) and "batch", the
+ * message_id of the batch. Unsigned: one signature covered the whole
+ * batch, and copying the batch into every file would weigh more than the
+ * files themselves.
+ */
+#define BLOBFILE_BATCH_METHOD "batch/entry"
+
 /* What a blob header says (parsed from the signed post/blob request). */
 struct blob_info {
 	uint8_t id[PKI_BLOB_ID];

@@ -172,6 +172,13 @@ int job_save(const char *dir, const struct job *j)
 	free(key);
 	if (j->spool[0])
 		put(&t, "spool=%s\n", j->spool);
+	if (j->local_key_len == JOB_LOCAL_KEY_MAX && !t.err) {
+		key = b64_new(j->local_key, j->local_key_len);
+		if (!key)
+			t.err = -ENOMEM;
+		put(&t, "local_key=%s\n", key ? key : "");
+		free(key);
+	}
 	for (int i = 0; i < j->nrecipients && !t.err; i++) {
 		const struct job_recipient *r = &j->recipients[i];
 		key = b64_new(r->wrapped, r->wrapped_len);
@@ -312,6 +319,17 @@ static int apply_line(struct job *j, char *line, unsigned *seen)
 		return j->spool[0] || !value[0]
 			       ? -EINVAL
 			       : set_str(j->spool, sizeof(j->spool), value);
+	/* Optional (older records lack it), at most once, exactly sized. */
+	if (strcmp(line, "local_key") == 0) {
+		uint8_t k[JOB_WRAPPED_MAX];
+		size_t klen = 0;
+		if (j->local_key_len || set_key(k, &klen, value) != 0 ||
+		    klen != JOB_LOCAL_KEY_MAX)
+			return -EINVAL;
+		memcpy(j->local_key, k, klen);
+		j->local_key_len = klen;
+		return 0;
+	}
 	static const struct {
 		const char *key;
 		unsigned bit;

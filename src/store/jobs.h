@@ -14,6 +14,9 @@
  *   spool=<spool id> (optional) the outbox file it was sealed from: the
  *         32-hex random id in its spool header (older records have
  *         <inode>:<mtime ns>)
+ *   local_key=<base64> (optional) the content key sealed for this node
+ *         alone (store/jobkey.h), so that a batch (post/batch) can wrap
+ *         it for a recipient without an RSA decryption per file
  */
 #ifndef SNOOPFS_STORE_JOBS_H
 #define SNOOPFS_STORE_JOBS_H
@@ -31,6 +34,8 @@
 #define JOB_SPOOL_MAX      48
 /* A recorded reason for a refusal for good, with its NUL. */
 #define JOB_REASON_MAX 200
+/* A content key sealed by store/jobkey.h: nonce, key, tag. */
+#define JOB_LOCAL_KEY_MAX 60
 
 struct job_recipient {
 	char name[NAMES_NODE_MAX + 1];
@@ -59,6 +64,9 @@ struct job {
 	 * recognizes the file as shipped already (src/tree/outbox_seal.c).
 	 */
 	char spool[JOB_SPOOL_MAX];
+	/* The content key sealed for this node (jobkey_seal), or length 0. */
+	uint8_t local_key[JOB_LOCAL_KEY_MAX];
+	size_t local_key_len;
 };
 
 /* Writes DIR/ID.job atomically. 0 or -errno. */

@@ -169,6 +169,29 @@ int received_add(struct received *r, const char *sender, const char *id,
 	return rc;
 }
 
+int received_add_many(struct received *r, const char *sender,
+		      const char *const *ids, const char *const *shas, int n,
+		      time_t now)
+{
+	if (n <= 0)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	/* One transaction: one append to the WAL and one fdatasync. */
+	int rc = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) ==
+				 SQLITE_OK
+			 ? 0
+			 : db_error(r, "cannot begin");
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = insert(r, sender, ids[i], shas[i], now);
+	if (rc == 0 &&
+	    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_error(r, "cannot commit received blobs");
+	if (rc)
+		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
 int received_remove(struct received *r, const char *sender, const char *id)
 {
 	pthread_mutex_lock(&r->lock);

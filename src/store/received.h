@@ -43,6 +43,14 @@ int received_has(struct received *r, const char *sender, const char *id,
 int received_add(struct received *r, const char *sender, const char *id,
 		 const char *sha256, time_t now);
 
+/*
+ * Records the N blobs IDS[i] from SENDER with SHAS[i] at NOW, all or none,
+ * durably, in one transaction (a batch's group commit). 0 or -errno.
+ */
+int received_add_many(struct received *r, const char *sender,
+		      const char *const *ids, const char *const *shas, int n,
+		      time_t now);
+
 /* Forgets blob ID from SENDER (its commit failed). Returns 0 or -errno. */
 int received_remove(struct received *r, const char *sender, const char *id);
 

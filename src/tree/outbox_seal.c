@@ -37,6 +37,7 @@
 #include "pki/aead.h"
 #include "pki/blob.h"
 #include "pki/rand.h"
+#include "store/jobkey.h"
 #include "store/spool.h"
 #include "store/spool_seal.h"
 #include "tree/outbox_folder.h"
@@ -140,6 +141,16 @@ static int wrap_keys(struct outbox *ob, struct job *j,
 	memcpy(j->self_wrapped, w, wlen);
 	j->self_wrapped_len = wlen;
 	free(w);
+	/*
+	 * A file small enough to travel in a batch also keeps its key
+	 * sealed for this node alone (store/jobkey.h): without it, it goes
+	 * alone, as post/blob.
+	 */
+	if (j->size <= PKI_BLOB_CHUNK &&
+	    jobkey_seal(self_key(ob->self), j, key) != 0)
+		log_warn("outbox: cannot keep the key of %s for a batch; it "
+			 "goes alone",
+			 j->path);
 	return 0;
 }
 

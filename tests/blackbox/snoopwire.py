@@ -1010,3 +1010,88 @@ def send_file(addr, node_id, key, path, data, recipients, certs, timeout=30.0,
                        wrapped, sealed_hash(chunks))
     return post_blob(addr, node_id, key, path, chunks, extra, timeout=timeout,
                      as_node=as_node)
+
+
+# --- post/batch: many small files under one signature ---------------------------
+
+BATCH_FILES_MAX = 30
+
+
+def batch_nonce(index):
+    """The nonce that wraps line INDEX's content key: 4 zero bytes, INDEX (8 BE)."""
+    return b"\0\0\0\0" + struct.pack(">Q", index)
+
+
+def batch_wrap(batch_key, index, blob_id_hex, content_key):
+    """CONTENT_KEY wrapped under BATCH_KEY for line INDEX, base64 (48 bytes)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    return base64.b64encode(AESGCM(batch_key).encrypt(
+        batch_nonce(index), content_key, blob_id_hex.encode("ascii"))).decode()
+
+
+class BatchFile:
+    """One file of a batch: its path, data, and how it was sealed."""
+
+    def __init__(self, path, data, recipients=("bob",)):
+        self.path = path
+        self.data = data
+        self.recipients = list(recipients)
+        self.key, self.blob_id, self.chunks = seal_blob(data)
+        assert len(self.chunks) == 1, "a batch carries files of one chunk"
+        self.sha256 = sealed_hash(self.chunks)
+
+    @property
+    def id_hex(self):
+        return self.blob_id.hex()
+
+
+def batch_text(files, batch_key):
+    """The request's payload: one line per file (src/wire/batch.h)."""
+    lines = []
+    for i, f in enumerate(files):
+        lines.append("%s %d %s %s %s %s\n" % (
+            f.id_hex, len(f.data), f.sha256,
+            batch_wrap(batch_key, i, f.id_hex, f.key),
+            ",".join(f.recipients), f.path))
+    return "".join(lines)
+
+
+def build_batch(node_id, key, files, recipient_cert, recipient="bob",
+                batch_key=None, text=None, extra=None, **kw):
+    """A signed post/batch Request for FILES (returns (request, batch_key))."""
+    batch_key = batch_key or secrets.token_bytes(32)
+    ex = {"count": len(files), "key:" + recipient: wrap_key(recipient_cert,
+                                                             batch_key)}
+    ex.update(extra or {})
+    req = build("post/batch", "", node_id,
+                payload=batch_text(files, batch_key) if text is None else text,
+                key=kw.pop("key_override", key), extra=ex, **kw)
+    return req, batch_key
+
+
+def batch_frames(files):
+    """The raw frames that follow a batch: line index (8 BE) | sealed chunk."""
+    return [(i, f.chunks[0]) for i, f in enumerate(files)]
+
+
+def parse_batch_receipt(text):
+    """The receipt's lines as [(index, status, detail)]."""
+    out = []
+    for line in (text or "").splitlines():
+        index, status, detail = line.split(" ", 2)
+        out.append((int(index), status, detail))
+    return out
+
+
+def post_batch(addr, node_id, req, frames, timeout=30.0, as_node=None):
+    """Sends REQ and FRAMES at once; returns the reply (None if dropped)."""
+    try:
+        s = connect(addr, timeout, as_node=_auto(req, as_node))
+    except TLSRefused:
+        return None
+    with s:
+        try:
+            return push_frames(s, req, frames)
+        except (Dropped, BrokenPipeError, ConnectionResetError, ssl.SSLError,
+                socket.timeout):
+            return None

@@ -156,6 +156,7 @@ class FakeReceiver:
         self.pushed = []
         self.connections = 0
         self.errors = []
+        self.unknown_methods = []
         self.release = threading.Event()
         self.all_open = threading.Event()
         self.stop = False
@@ -184,9 +185,28 @@ class FakeReceiver:
                         req = w.parse(w.recv_frame(conn))
                     except (w.Dropped, OSError):
                         return   # the sender closed a kept connection
+                    if req.method != "post/blob":
+                        return self.unknown(conn, req)
                     self.one(conn, req)
             except Exception as e:  # reported by the test
                 self.errors.append(repr(e))
+
+    def unknown(self, conn, req):
+        """What a node from before post/batch answers it: "unknown method",
+        then the connection ends (the frames behind it are read first, so
+        that closing does not reset the answer away)."""
+        with self.lock:
+            self.unknown_methods.append(req.method)
+        refusal = w.build("reply", req.method, self.name, key=self.key,
+                          extra={"re": req.message_id, "status": "error",
+                                 "error": "unknown method"})
+        w.send_frame(conn, refusal.body)
+        conn.settimeout(2)
+        try:
+            while True:
+                w.recv_frame(conn)
+        except (w.Dropped, OSError):
+            pass
 
     def one(self, conn, req):
         with self.lock:

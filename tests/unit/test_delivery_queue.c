@@ -509,6 +509,62 @@ static void test_relayed(void)
 	queue_free(q);
 }
 
+/*
+ * Batches: the small files ready behind the first ride with it (in queue
+ * order, not a later version of a path), take one transfer slot, and
+ * while the batch is in flight further small files wait for the next
+ * batch while a large one goes.
+ */
+static void test_batch(void)
+{
+	struct queue *q = fresh();
+	for (int n = 300; n < 306; n++) {
+		char path[32];
+		snprintf(path, sizeof(path), "b%d", n == 303 ? 301 : n);
+		add(q, n, path, "bob");
+	}
+	struct queue_entry *first = take(q, 0), *more[8];
+	CHECK(is(first, "b300", "bob"));
+	/* 100 bytes each: a byte budget of 350 takes three more at most. */
+	int n = queue_take_more(q, first, at(0), 100, 8, 350, more);
+	CHECK(n == 2);
+	CHECK(n == 2 && is(more[0], "b301", "bob") &&
+	      is(more[1], "b302", "bob"));
+	/* A second batch may form beside it: b304, b305 (b303 is b301's). */
+	struct queue_entry *first2 = take(q, 0), *more2[8];
+	CHECK(is(first2, "b304", "bob"));
+	CHECK(queue_take_more(q, first2, at(0), 100, 8, 1000, more2) == 1);
+	CHECK(is(more2[0], "b305", "bob"));
+	/* With PEER_BATCHES_MAX in flight, small files wait. */
+	CHECK(PEER_BATCHES_MAX == 2 && take(q, 0) == NULL);
+	finish(q, more[1], SEND_OK, "", 0, 1);
+	finish(q, more[0], SEND_OK, "", 0, 1);
+	finish(q, first, SEND_OK, "", 0, 1);
+	finish(q, more2[0], SEND_OK, "", 0, 1);
+	finish(q, first2, SEND_OK, "", 0, 1);
+	/* The later version of b301 goes once the earlier one is done. */
+	first = take(q, 2);
+	CHECK(is(first, "b301", "bob"));
+	CHECK(queue_take_more(q, first, at(2), 100, 8, 1000, more) == 0);
+	finish(q, first, SEND_OK, "", 0, 3);
+	CHECK(take(q, 4) == NULL);
+	queue_free(q);
+
+	/* A file above the small size takes nothing with it. */
+	q = fresh();
+	add(q, 310, "c310", "bob");
+	add(q, 311, "c311", "bob");
+	first = take(q, 0);
+	CHECK(queue_take_more(q, first, at(0), 50, 8, 1000, more) == 0);
+	/* ... and goes alone: the next one may go beside it. */
+	struct queue_entry *second = take(q, 0);
+	CHECK(is(second, "c311", "bob"));
+	finish(q, first, SEND_OK, "", 0, 1);
+	if (second)
+		finish(q, second, SEND_OK, "", 0, 1);
+	queue_free(q);
+}
+
 int main(void)
 {
 	/* Every failure is logged, and this test fails many on purpose. */
@@ -522,6 +578,7 @@ int main(void)
 	test_words();
 	test_cancel();
 	test_relayed();
+	test_batch();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", jobs_dir);
 	CHECK(system(cmd) == 0);

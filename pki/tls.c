@@ -7,9 +7,11 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -30,12 +32,41 @@ struct pki_tls_ctx {
 	atomic_int refs;
 };
 
-/* Four full TLS 1.3 records (16 KiB of data plus at most 256 B each). */
-#define TLS_READ_AHEAD (4 * (16384 + 256 + 5))
+/*
+ * Sixteen full TLS 1.3 records (16 KiB of data plus at most 256 B each):
+ * what a sender's coalesced write (TLS_SINK_MAX) carries, so one read(2)
+ * takes in what one write(2) sent.
+ */
+#define TLS_READ_AHEAD (16 * (16384 + 256 + 5))
+
+/*
+ * The write side of a session. OpenSSL hands its BIO one record (16 KiB
+ * at most) at a time, from a buffer it reuses for the next record, so a
+ * socket BIO costs one write(2) and one TCP push per record. The sink
+ * collects the records instead and sends them when it holds
+ * TLS_SINK_MAX bytes or when the caller flushes (pki_tls_flush, at the
+ * end of each message): a 64 KiB chunk then leaves in one write(2), and
+ * back-to-back chunks in writes of 256 KiB. The records are copied once
+ * more for it (a memcpy per byte is cheaper than a system call and a
+ * TCP segment per 16 KiB). The buffer grows as needed, and goes back
+ * whenever the session waits to read with nothing left to send, so idle
+ * connections hold none.
+ */
+#define TLS_SINK_MIN (32 * 1024)
+#define TLS_SINK_MAX (256 * 1024)
+
+struct tls_sink {
+	int fd;
+	unsigned char *buf;
+	size_t alloc; /* bytes at buf */
+	size_t off;   /* [off, len) waits to be sent */
+	size_t len;
+};
 
 struct pki_tls {
 	SSL *ssl;
 	int dead; /* after a fatal error or EOF no shutdown may be sent */
+	struct tls_sink sink;
 };
 
 /* The settings both kinds of context share. */
@@ -214,13 +245,153 @@ static int handshake(SSL *ssl, int fd, int timeout_ms, const char **why)
 	}
 }
 
+/*
+ * Sends what waits in S: 0 once all of it is out, PKI_TLS_WANT_WRITE if
+ * the socket is full, PKI_TLS_ERROR if it failed.
+ */
+static int sink_drain(struct tls_sink *s)
+{
+	while (s->off < s->len) {
+		ssize_t n = send(s->fd, s->buf + s->off, s->len - s->off,
+				 MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return PKI_TLS_WANT_WRITE;
+		if (n <= 0)
+			return PKI_TLS_ERROR;
+		s->off += (size_t)n;
+	}
+	s->off = s->len = 0;
+	return 0;
+}
+
+/* Gives the buffer back if nothing waits in it (the session is idle). */
+static void sink_idle(struct tls_sink *s)
+{
+	if (s->off < s->len || s->buf == NULL)
+		return;
+	free(s->buf);
+	s->buf = NULL;
+	s->alloc = s->off = s->len = 0;
+}
+
+/* Room for DLEN more bytes after what waits in S. 0 or -1 (no memory). */
+static int sink_room(struct tls_sink *s, size_t dlen)
+{
+	if (s->off > 0) {
+		memmove(s->buf, s->buf + s->off, s->len - s->off);
+		s->len -= s->off;
+		s->off = 0;
+	}
+	if (s->len + dlen <= s->alloc)
+		return 0;
+	size_t want = s->alloc ? s->alloc : TLS_SINK_MIN;
+	while (want < s->len + dlen)
+		want *= 2;
+	unsigned char *nb = realloc(s->buf, want);
+	if (nb == NULL)
+		return -1;
+	s->buf = nb;
+	s->alloc = want;
+	return 0;
+}
+
+/* The BIO's write: keeps DATA, sending what waits first if it is full. */
+static int sink_write(BIO *b, const char *data, size_t dlen, size_t *written)
+{
+	struct tls_sink *s = BIO_get_data(b);
+	BIO_clear_retry_flags(b);
+	*written = 0;
+	if (s->len - s->off + dlen > TLS_SINK_MAX) {
+		int r = sink_drain(s);
+		if (r == PKI_TLS_ERROR)
+			return 0;
+		/* Partly sent: the record may fit now all the same. */
+		if (r == PKI_TLS_WANT_WRITE &&
+		    s->len - s->off + dlen > TLS_SINK_MAX) {
+			BIO_set_retry_write(b);
+			return 0;
+		}
+	}
+	if (sink_room(s, dlen) != 0)
+		return 0;
+	memcpy(s->buf + s->len, data, dlen);
+	s->len += dlen;
+	*written = dlen;
+	return 1;
+}
+
+/*
+ * OpenSSL flushes at the end of each handshake flight (and of a
+ * post-handshake message): that is when the sink sends. A full socket
+ * is "retry", as for any non-blocking BIO.
+ */
+static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)num;
+	(void)ptr;
+	struct tls_sink *s = BIO_get_data(b);
+	switch (cmd) {
+	case BIO_CTRL_FLUSH: {
+		BIO_clear_retry_flags(b);
+		int r = sink_drain(s);
+		if (r == PKI_TLS_WANT_WRITE)
+			BIO_set_retry_write(b);
+		return r == 0 ? 1 : 0;
+	}
+	case BIO_CTRL_WPENDING:
+		return (long)(s->len - s->off);
+	default:
+		return 0;
+	}
+}
+
+static BIO_METHOD *sink_method;
+static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
+
+static void sink_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+				     "snoopfs TLS write sink");
+	if (m != NULL && (BIO_meth_set_write_ex(m, sink_write) != 1 ||
+			  BIO_meth_set_ctrl(m, sink_ctrl) != 1)) {
+		BIO_meth_free(m);
+		m = NULL;
+	}
+	sink_method = m;
+}
+
+/*
+ * Reads from the socket directly (read-ahead fills the record buffer);
+ * writes through T's sink.
+ */
+static int attach_bios(struct pki_tls *t, int fd)
+{
+	pthread_once(&sink_once, sink_method_init);
+	if (sink_method == NULL)
+		return -1;
+	BIO *rb = BIO_new_socket(fd, BIO_NOCLOSE);
+	BIO *wb = BIO_new(sink_method);
+	if (rb == NULL || wb == NULL) {
+		BIO_free(rb);
+		BIO_free(wb);
+		return -1;
+	}
+	t->sink.fd = fd;
+	BIO_set_data(wb, &t->sink);
+	BIO_set_init(wb, 1);
+	SSL_set_bio(t->ssl, rb, wb);
+	return 0;
+}
+
 static struct pki_tls *new_session(struct pki_tls_ctx *ctx, int fd)
 {
 	struct pki_tls *t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
 	t->ssl = SSL_new(ctx->ssl_ctx);
-	if (t->ssl == NULL || SSL_set_fd(t->ssl, fd) != 1) {
+	if (t->ssl == NULL || attach_bios(t, fd) != 0) {
 		SSL_free(t->ssl);
 		free(t);
 		pki_ossl_fail(0, "TLS session");
@@ -424,7 +595,10 @@ ssize_t pki_tls_read(struct pki_tls *t, void *buf, size_t len)
 	int r = SSL_read_ex(t->ssl, buf, len, &n);
 	if (r == 1)
 		return (ssize_t)n;
-	return io_fail(t, r);
+	ssize_t e = io_fail(t, r);
+	if (e == PKI_TLS_WANT_READ)
+		sink_idle(&t->sink);
+	return e;
 }
 
 ssize_t pki_tls_write(struct pki_tls *t, const void *buf, size_t len)
@@ -439,12 +613,24 @@ ssize_t pki_tls_write(struct pki_tls *t, const void *buf, size_t len)
 	return io_fail(t, r);
 }
 
+int pki_tls_flush(struct pki_tls *t)
+{
+	if (t->dead)
+		return PKI_TLS_ERROR;
+	int r = sink_drain(&t->sink);
+	if (r == PKI_TLS_ERROR)
+		t->dead = 1;
+	return r;
+}
+
 void pki_tls_close_notify(struct pki_tls *t)
 {
 	if (t == NULL || t->dead)
 		return;
 	ERR_clear_error();
 	SSL_shutdown(t->ssl);
+	/* Without waiting: what the socket does not take now is dropped. */
+	sink_drain(&t->sink);
 	t->dead = 1;
 	pki_ossl_fail(0, "TLS shutdown");
 }
@@ -454,5 +640,6 @@ void pki_tls_free(struct pki_tls *t)
 	if (t == NULL)
 		return;
 	SSL_free(t->ssl);
+	free(t->sink.buf);
 	free(t);
 }

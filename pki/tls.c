@@ -7,11 +7,9 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -21,6 +19,7 @@
 #include "lib/names.h"
 #include "pki/err.h"
 #include "pki/internal.h"
+#include "pki/tls_sink.h"
 #include "pki/verify.h"
 
 /* Security level 2 = 112-bit keys and SHA-256, as for certificates. */
@@ -38,30 +37,6 @@ struct pki_tls_ctx {
  * takes in what one write(2) sent.
  */
 #define TLS_READ_AHEAD (16 * (16384 + 256 + 5))
-
-/*
- * The write side of a session. OpenSSL hands its BIO one record (16 KiB
- * at most) at a time, from a buffer it reuses for the next record, so a
- * socket BIO costs one write(2) and one TCP push per record. The sink
- * collects the records instead and sends them when it holds
- * TLS_SINK_MAX bytes or when the caller flushes (pki_tls_flush, at the
- * end of each message): a 64 KiB chunk then leaves in one write(2), and
- * back-to-back chunks in writes of 256 KiB. The records are copied once
- * more for it (a memcpy per byte is cheaper than a system call and a
- * TCP segment per 16 KiB). The buffer grows as needed, and goes back
- * whenever the session waits to read with nothing left to send, so idle
- * connections hold none.
- */
-#define TLS_SINK_MIN (32 * 1024)
-#define TLS_SINK_MAX (256 * 1024)
-
-struct tls_sink {
-	int fd;
-	unsigned char *buf;
-	size_t alloc; /* bytes at buf */
-	size_t off;   /* [off, len) waits to be sent */
-	size_t len;
-};
 
 struct pki_tls {
 	SSL *ssl;
@@ -246,141 +221,18 @@ static int handshake(SSL *ssl, int fd, int timeout_ms, const char **why)
 }
 
 /*
- * Sends what waits in S: 0 once all of it is out, PKI_TLS_WANT_WRITE if
- * the socket is full, PKI_TLS_ERROR if it failed.
- */
-static int sink_drain(struct tls_sink *s)
-{
-	while (s->off < s->len) {
-		ssize_t n = send(s->fd, s->buf + s->off, s->len - s->off,
-				 MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return PKI_TLS_WANT_WRITE;
-		if (n <= 0)
-			return PKI_TLS_ERROR;
-		s->off += (size_t)n;
-	}
-	s->off = s->len = 0;
-	return 0;
-}
-
-/* Gives the buffer back if nothing waits in it (the session is idle). */
-static void sink_idle(struct tls_sink *s)
-{
-	if (s->off < s->len || s->buf == NULL)
-		return;
-	free(s->buf);
-	s->buf = NULL;
-	s->alloc = s->off = s->len = 0;
-}
-
-/* Room for DLEN more bytes after what waits in S. 0 or -1 (no memory). */
-static int sink_room(struct tls_sink *s, size_t dlen)
-{
-	if (s->off > 0) {
-		memmove(s->buf, s->buf + s->off, s->len - s->off);
-		s->len -= s->off;
-		s->off = 0;
-	}
-	if (s->len + dlen <= s->alloc)
-		return 0;
-	size_t want = s->alloc ? s->alloc : TLS_SINK_MIN;
-	while (want < s->len + dlen)
-		want *= 2;
-	unsigned char *nb = realloc(s->buf, want);
-	if (nb == NULL)
-		return -1;
-	s->buf = nb;
-	s->alloc = want;
-	return 0;
-}
-
-/* The BIO's write: keeps DATA, sending what waits first if it is full. */
-static int sink_write(BIO *b, const char *data, size_t dlen, size_t *written)
-{
-	struct tls_sink *s = BIO_get_data(b);
-	BIO_clear_retry_flags(b);
-	*written = 0;
-	if (s->len - s->off + dlen > TLS_SINK_MAX) {
-		int r = sink_drain(s);
-		if (r == PKI_TLS_ERROR)
-			return 0;
-		/* Partly sent: the record may fit now all the same. */
-		if (r == PKI_TLS_WANT_WRITE &&
-		    s->len - s->off + dlen > TLS_SINK_MAX) {
-			BIO_set_retry_write(b);
-			return 0;
-		}
-	}
-	if (sink_room(s, dlen) != 0)
-		return 0;
-	memcpy(s->buf + s->len, data, dlen);
-	s->len += dlen;
-	*written = dlen;
-	return 1;
-}
-
-/*
- * OpenSSL flushes at the end of each handshake flight (and of a
- * post-handshake message): that is when the sink sends. A full socket
- * is "retry", as for any non-blocking BIO.
- */
-static long sink_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-	(void)num;
-	(void)ptr;
-	struct tls_sink *s = BIO_get_data(b);
-	switch (cmd) {
-	case BIO_CTRL_FLUSH: {
-		BIO_clear_retry_flags(b);
-		int r = sink_drain(s);
-		if (r == PKI_TLS_WANT_WRITE)
-			BIO_set_retry_write(b);
-		return r == 0 ? 1 : 0;
-	}
-	case BIO_CTRL_WPENDING:
-		return (long)(s->len - s->off);
-	default:
-		return 0;
-	}
-}
-
-static BIO_METHOD *sink_method;
-static pthread_once_t sink_once = PTHREAD_ONCE_INIT;
-
-static void sink_method_init(void)
-{
-	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-				     "snoopfs TLS write sink");
-	if (m != NULL && (BIO_meth_set_write_ex(m, sink_write) != 1 ||
-			  BIO_meth_set_ctrl(m, sink_ctrl) != 1)) {
-		BIO_meth_free(m);
-		m = NULL;
-	}
-	sink_method = m;
-}
-
-/*
  * Reads from the socket directly (read-ahead fills the record buffer);
- * writes through T's sink.
+ * writes through T's sink (pki/tls_sink.h).
  */
 static int attach_bios(struct pki_tls *t, int fd)
 {
-	pthread_once(&sink_once, sink_method_init);
-	if (sink_method == NULL)
-		return -1;
 	BIO *rb = BIO_new_socket(fd, BIO_NOCLOSE);
-	BIO *wb = BIO_new(sink_method);
+	BIO *wb = tls_sink_bio(&t->sink, fd);
 	if (rb == NULL || wb == NULL) {
 		BIO_free(rb);
 		BIO_free(wb);
 		return -1;
 	}
-	t->sink.fd = fd;
-	BIO_set_data(wb, &t->sink);
-	BIO_set_init(wb, 1);
 	SSL_set_bio(t->ssl, rb, wb);
 	return 0;
 }
@@ -597,7 +449,7 @@ ssize_t pki_tls_read(struct pki_tls *t, void *buf, size_t len)
 		return (ssize_t)n;
 	ssize_t e = io_fail(t, r);
 	if (e == PKI_TLS_WANT_READ)
-		sink_idle(&t->sink);
+		tls_sink_idle(&t->sink);
 	return e;
 }
 
@@ -617,10 +469,12 @@ int pki_tls_flush(struct pki_tls *t)
 {
 	if (t->dead)
 		return PKI_TLS_ERROR;
-	int r = sink_drain(&t->sink);
-	if (r == PKI_TLS_ERROR)
+	int r = tls_sink_drain(&t->sink);
+	if (r < 0)
 		t->dead = 1;
-	return r;
+	return r == 0               ? 0
+	       : r == TLS_SINK_FULL ? PKI_TLS_WANT_WRITE
+				    : PKI_TLS_ERROR;
 }
 
 void pki_tls_close_notify(struct pki_tls *t)
@@ -630,7 +484,7 @@ void pki_tls_close_notify(struct pki_tls *t)
 	ERR_clear_error();
 	SSL_shutdown(t->ssl);
 	/* Without waiting: what the socket does not take now is dropped. */
-	sink_drain(&t->sink);
+	tls_sink_drain(&t->sink);
 	t->dead = 1;
 	pki_ossl_fail(0, "TLS shutdown");
 }

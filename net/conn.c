@@ -53,6 +53,7 @@ struct net_conn {
 	int stop_fd;    /* -1, or its waits end once this is readable */
 	char peer[NET_ADDR_MAX];
 	bool has_transport;
+	bool unflushed; /* the transport may keep written frames */
 	struct net_transport tr;
 	char auth[CONN_AUTH_MAX]; /* with a transport: "" = anonymous */
 };
@@ -419,6 +420,30 @@ static int write_transport(struct net_conn *c, const uint8_t *buf, size_t len)
 	return NET_OK;
 }
 
+/* Has the transport send what it kept of the frames written so far. */
+static int flush_transport(struct net_conn *c)
+{
+	if (!c->unflushed)
+		return NET_OK;
+	for (;;) {
+		int n = c->tr.flush(c->tr.ctx);
+		short ev;
+		if (n == 0)
+			break;
+		if (n == NET_T_WANT_WRITE)
+			ev = POLLOUT;
+		else if (n == NET_T_WANT_READ)
+			ev = POLLIN;
+		else
+			return NET_EIO;
+		int rc = wait_fd(c->fd, c->stop_fd, ev, c->timeout_ms);
+		if (rc != NET_OK)
+			return rc;
+	}
+	c->unflushed = false;
+	return NET_OK;
+}
+
 /*
  * The unit a record-based transport sends its stream in: 16 KiB, the most
  * a TLS record carries (RFC 8446, 5.1).
@@ -426,35 +451,44 @@ static int write_transport(struct net_conn *c, const uint8_t *buf, size_t len)
 #define TRANSPORT_RECORD 16384
 
 /*
- * One frame through the transport. The header shares the first record with
- * the start of the body, so a small frame is one record; the rest of a
- * large body goes from the caller's buffer, so a 64 KiB chunk frame costs
- * a 16 KiB copy instead of a copy of the whole frame.
+ * One frame through the transport. A frame that fits one record goes as
+ * one (header and body copied together); a larger one sends its header
+ * as a record of its own and the body from the caller's buffer, without
+ * a copy here. The transport coalesces the records into large writes
+ * (pki/tls.c), so the extra record costs 22 bytes on the wire, not a
+ * system call. FLUSH: send them now (the end of a message).
  */
 static int send_transport(struct net_conn *c, const uint8_t hdr[NET_FRAME_HDR],
-			  const void *data, size_t len)
+			  const void *data, size_t len, bool flush)
 {
-	uint8_t first[TRANSPORT_RECORD];
-	size_t head = len < sizeof(first) - NET_FRAME_HDR
-			      ? len
-			      : sizeof(first) - NET_FRAME_HDR;
-	memcpy(first, hdr, NET_FRAME_HDR);
-	if (head > 0)
-		memcpy(first + NET_FRAME_HDR, data, head);
-	int rc = write_transport(c, first, NET_FRAME_HDR + head);
-	if (rc != NET_OK || head == len)
+	int rc;
+	if (len <= TRANSPORT_RECORD - NET_FRAME_HDR) {
+		uint8_t one[TRANSPORT_RECORD];
+		memcpy(one, hdr, NET_FRAME_HDR);
+		if (len > 0)
+			memcpy(one + NET_FRAME_HDR, data, len);
+		rc = write_transport(c, one, NET_FRAME_HDR + len);
+	} else {
+		rc = write_transport(c, hdr, NET_FRAME_HDR);
+		if (rc == NET_OK)
+			rc = write_transport(c, data, len);
+	}
+	if (rc != NET_OK)
 		return rc;
-	return write_transport(c, (const uint8_t *)data + head, len - head);
+	if (c->tr.flush != NULL)
+		c->unflushed = true;
+	return flush ? flush_transport(c) : NET_OK;
 }
 
-int net_conn_send(struct net_conn *c, const void *data, size_t len)
+static int send_frame(struct net_conn *c, const void *data, size_t len,
+		      bool flush)
 {
 	uint8_t hdr[NET_FRAME_HDR];
 	int rc = net_frame_put_header(len, hdr);
 	if (rc != NET_OK)
 		return rc;
 	if (c->has_transport)
-		return send_transport(c, hdr, data, len);
+		return send_transport(c, hdr, data, len, flush);
 
 	/* Header and body leave in one call so they share a TCP segment. */
 	struct iovec iov[2] = {
@@ -490,12 +524,34 @@ int net_conn_send(struct net_conn *c, const void *data, size_t len)
 	return NET_OK;
 }
 
-int net_conn_recv(struct net_conn *c, size_t max, uint8_t **buf, size_t *len)
+int net_conn_send(struct net_conn *c, const void *data, size_t len)
+{
+	return send_frame(c, data, len, true);
+}
+
+int net_conn_send_more(struct net_conn *c, const void *data, size_t len)
+{
+	return send_frame(c, data, len, false);
+}
+
+int net_conn_flush(struct net_conn *c)
+{
+	return flush_transport(c);
+}
+
+/*
+ * Reads a frame header and checks the length against MAX: the first step
+ * of every receive. What was kept back by net_conn_send_more goes out
+ * first, or the peer could wait for it while we wait for the peer.
+ */
+static int recv_header(struct net_conn *c, size_t max, size_t *body)
 {
 	uint8_t hdr[NET_FRAME_HDR];
-	size_t got, body;
-
-	int rc = read_full(c, hdr, sizeof(hdr), &got, 0);
+	size_t got;
+	int rc = flush_transport(c);
+	if (rc != NET_OK)
+		return rc;
+	rc = read_full(c, hdr, sizeof(hdr), &got, 0);
 	if (rc == NET_EEOF && got > 0)
 		return NET_EPROTO;
 	if (rc != NET_OK)
@@ -504,18 +560,51 @@ int net_conn_recv(struct net_conn *c, size_t max, uint8_t **buf, size_t *len)
 	 * The announced length is checked before anything is allocated. On
 	 * NET_ETOOBIG the stream is out of step and the caller must close.
 	 */
-	rc = net_frame_get_header(hdr, max, &body);
+	return net_frame_get_header(hdr, max, body);
+}
+
+/* When a body that starts now must have arrived (0: no limit). */
+static long body_deadline(const struct net_conn *c)
+{
+	return c->timeout_ms > 0
+		       ? mono_ms() + (long)c->timeout_ms * CONN_FRAME_TIMEOUTS
+		       : 0;
+}
+
+int net_conn_recv_iov(struct net_conn *c, size_t max, const struct iovec *iov,
+		      int cnt, size_t *len)
+{
+	size_t room = 0, body;
+	for (int i = 0; i < cnt; i++)
+		room += iov[i].iov_len;
+	int rc = recv_header(c, max < room ? max : room, &body);
+	if (rc != NET_OK)
+		return rc;
+	long deadline = body_deadline(c);
+	size_t left = body;
+	for (int i = 0; i < cnt && left > 0; i++) {
+		size_t part = iov[i].iov_len < left ? iov[i].iov_len : left;
+		size_t got;
+		rc = read_full(c, iov[i].iov_base, part, &got, deadline);
+		if (rc != NET_OK)
+			return rc == NET_EEOF ? NET_EPROTO : rc;
+		left -= part;
+	}
+	*len = body;
+	return NET_OK;
+}
+
+int net_conn_recv(struct net_conn *c, size_t max, uint8_t **buf, size_t *len)
+{
+	size_t got, body;
+	int rc = recv_header(c, max, &body);
 	if (rc != NET_OK)
 		return rc;
 
 	uint8_t *b = malloc(body + 1);
 	if (b == NULL)
 		return NET_ENOMEM;
-	long deadline =
-		c->timeout_ms > 0
-			? mono_ms() + (long)c->timeout_ms * CONN_FRAME_TIMEOUTS
-			: 0;
-	rc = read_full(c, b, body, &got, deadline);
+	rc = read_full(c, b, body, &got, body_deadline(c));
 	if (rc != NET_OK) {
 		free(b);
 		return rc == NET_EEOF ? NET_EPROTO : rc;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #define NET_HOST_MAX 256
 #define NET_ADDR_MAX 300 /* "HOST:PORT" */
@@ -48,11 +49,31 @@ int net_conn_from_fd(int fd, int timeout_ms, struct net_conn **out);
 int net_conn_send(struct net_conn *c, const void *data, size_t len);
 
 /*
+ * Like net_conn_send, for a frame that another follows at once (the
+ * chunks of a blob): a transport may keep it to send it with the next
+ * one. The next net_conn_send, net_conn_flush or receive sends it.
+ */
+int net_conn_send_more(struct net_conn *c, const void *data, size_t len);
+
+/* Sends what net_conn_send_more kept. 0 or a net error. */
+int net_conn_flush(struct net_conn *c);
+
+/*
  * Receives one frame of at most MAX bytes into a new NUL-terminated buffer
  * *BUF (free()) of *LEN bytes (the NUL is not counted). NET_EEOF if the peer
  * closed cleanly between frames, NET_ETIMEOUT if nothing came in time.
  */
 int net_conn_recv(struct net_conn *c, size_t max, uint8_t **buf, size_t *len);
+
+/*
+ * Receives one frame straight into the caller's buffers, without an
+ * allocation or a copy of its own: the body fills IOV[0], then IOV[1],
+ * and so on (CNT buffers); *LEN is its length. A body longer than MAX or
+ * than the buffers hold is NET_ETOOBIG, and then the stream is out of
+ * step and the caller must close. Errors as for net_conn_recv.
+ */
+int net_conn_recv_iov(struct net_conn *c, size_t max, const struct iovec *iov,
+		      int cnt, size_t *len);
 
 /* Changes the read/write timeout. */
 void net_conn_set_timeout(struct net_conn *c, int timeout_ms);
@@ -72,6 +93,9 @@ void net_conn_shutdown(struct net_conn *c);
  * closed), NET_T_ERROR, NET_T_WANT_READ or NET_T_WANT_WRITE (wait until
  * the socket is readable or writable, then call again). close_notify says
  * goodbye without waiting, before the socket is closed; free releases CTX.
+ * flush (NULL if write sends at once) sends what write kept: 0, or
+ * NET_T_ERROR or NET_T_WANT_*; it is called at the end of each frame
+ * (net_conn_send_more: before the next receive) and retried after a wait.
  */
 #define NET_T_EOF        0
 #define NET_T_ERROR      (-1)
@@ -84,6 +108,7 @@ struct net_transport {
 	void (*close_notify)(void *ctx);
 	void (*free)(void *ctx);
 	void *ctx;
+	int (*flush)(void *ctx);
 };
 
 /* The socket under C, for a transport's handshake. */

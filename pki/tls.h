@@ -86,8 +86,20 @@ struct pki_cert *pki_tls_peer_cert(struct pki_tls *t);
 /* Reads up to LEN bytes: a count, or one of PKI_TLS_EOF/ERROR/WANT_*. */
 ssize_t pki_tls_read(struct pki_tls *t, void *buf, size_t len);
 
-/* Writes up to LEN bytes (LEN > 0): a count, or PKI_TLS_ERROR/WANT_*. */
+/*
+ * Writes up to LEN bytes (LEN > 0): a count, or PKI_TLS_ERROR/WANT_*.
+ * The records are kept and sent in large writes: once several hundred KiB
+ * wait, or at pki_tls_flush, which the caller must reach before it waits
+ * for an answer.
+ */
 ssize_t pki_tls_write(struct pki_tls *t, const void *buf, size_t len);
+
+/*
+ * Sends every record written so far: 0 once all are out,
+ * PKI_TLS_WANT_WRITE (wait until the socket is writable, then call again)
+ * or PKI_TLS_ERROR.
+ */
+int pki_tls_flush(struct pki_tls *t);
 
 /* Sends close_notify if it can without waiting. */
 void pki_tls_close_notify(struct pki_tls *t);

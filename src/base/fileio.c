@@ -57,13 +57,35 @@ int fileio_make_parents(const char *path)
 	if (len >= sizeof(buf))
 		return -ENAMETOOLONG;
 	memcpy(buf, path, len + 1);
-	for (size_t i = 1; i < len; i++) {
-		if (buf[i] != '/')
-			continue;
+	/*
+	 * From the deepest parent up to the first that is there (usually the
+	 * deepest one itself, or its parent), then down again creating the
+	 * rest: one mkdir per missing folder plus one, not one per part of
+	 * the path.
+	 */
+	size_t i = len;
+	for (;;) {
+		while (i > 0 && buf[i] != '/')
+			i--;
+		if (i == 0)
+			break;
 		buf[i] = '\0';
+		int ok = mkdir(buf, 0700) == 0 || errno == EEXIST;
+		int e = errno;
+		buf[i] = '/';
+		if (ok)
+			break;
+		if (e != ENOENT)
+			return -e;
+		i--;
+	}
+	for (size_t j = i + 1; j < len; j++) {
+		if (buf[j] != '/')
+			continue;
+		buf[j] = '\0';
 		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
 			return -errno;
-		buf[i] = '/';
+		buf[j] = '/';
 	}
 	return 0;
 }

@@ -305,7 +305,13 @@ static enum send_outcome send_chunks(struct sender *w, struct net_conn *c,
 			got += (size_t)rd;
 		}
 		put_be64(w->frame, i);
-		int rc = net_conn_send(c, w->frame, 8 + len);
+		/*
+		 * Chunks go back to back: all but the last may wait in the
+		 * transport to leave together in large writes.
+		 */
+		int rc = i + 1 < chunks
+				 ? net_conn_send_more(c, w->frame, 8 + len)
+				 : net_conn_send(c, w->frame, 8 + len);
 		if (rc) {
 			enum send_outcome o;
 			if (told_to_stop(w, &o))

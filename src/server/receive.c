@@ -234,20 +234,17 @@ static const char *check_request(struct server *s, const struct msg *m,
 				self_name(s->self));
 }
 
-/* STATE/TOP/SENDER, created 0700 along the way, into OUT. */
+/*
+ * STATE/TOP/SENDER into OUT. The folders are made 0700 where a file first
+ * needs them (blobfile_writer_open, fileio_install), not on every request:
+ * they are there for all but a sender's first file.
+ */
 static int sender_dir(struct server *s, const char *top, const char *sender,
 		      char *out)
 {
 	char sub[NAMES_NODE_MAX + 32];
-	int rc = state_path(self_state(s->self), top, out);
-	if (rc == 0)
-		rc = state_mkdir(out);
 	snprintf(sub, sizeof(sub), "%s/%s", top, sender);
-	if (rc == 0)
-		rc = state_path(self_state(s->self), sub, out);
-	if (rc == 0)
-		rc = state_mkdir(out);
-	return rc;
+	return state_path(self_state(s->self), sub, out);
 }
 
 /*
@@ -393,10 +390,29 @@ static int receive_chunks(struct net_conn *c, struct blobfile_writer *w,
 {
 	*why = NULL;
 	*discard = false;
-	for (uint64_t i = from; i < in->info.chunks; i++) {
-		uint8_t *buf = NULL;
+	/*
+	 * Each chunk is received straight into the buffer the writer checks
+	 * and stores it from (no frame allocated, no copy); one it does not
+	 * keep goes to SCRATCH, made once.
+	 */
+	uint8_t idx[8], *scratch = NULL;
+	int ret = 0;
+	for (uint64_t i = from; i < in->info.chunks && ret == 0; i++) {
+		bool keep = w != NULL && i >= have;
+		uint8_t *slot = scratch;
+		int rc = keep ? blobfile_writer_slot(w, &slot) : 0;
+		if (rc == 0 && !slot)
+			slot = scratch = malloc(PKI_BLOB_SEALED_CHUNK);
+		if (rc || !slot) {
+			*why = disk_reason(rc ? rc : -ENOMEM);
+			*discard = rc == -ENOSPC || rc == -EDQUOT;
+			ret = -1;
+			break;
+		}
+		struct iovec iov[2] = { { idx, sizeof(idx) },
+					{ slot, PKI_BLOB_SEALED_CHUNK } };
 		size_t len = 0;
-		int rc = net_conn_recv(c, RECEIVE_FRAME_MAX, &buf, &len);
+		rc = net_conn_recv_iov(c, RECEIVE_FRAME_MAX, iov, 2, &len);
 		if (rc) {
 			log_info("post/blob from '%s': transfer broken at "
 				 "chunk %llu of %llu: %s",
@@ -405,40 +421,37 @@ static int receive_chunks(struct net_conn *c, struct blobfile_writer *w,
 				 net_strerror(rc));
 			if (rc == NET_ETOOBIG)
 				*why = "a chunk frame is larger than a chunk";
-			return -1;
+			ret = -1;
+			break;
 		}
 		bool last = i + 1 == in->info.chunks;
 		size_t want = 8 +
 			      (last ? pki_blob_chunk_len(in->info.size, i)
 				    : PKI_BLOB_CHUNK) +
 			      PKI_AEAD_TAG;
-		if (len != want || get_be64(buf) != i) {
-			free(buf);
+		if (len != want || get_be64(idx) != i) {
 			*why = "a chunk frame has the wrong index or length";
-			return -1;
+			ret = -1;
+			break;
 		}
-		if (i < have) {
-			free(buf);
+		if (!keep)
 			continue;
-		}
-		rc = blobfile_writer_put(w, i, buf + 8, len - 8);
-		free(buf);
+		rc = blobfile_writer_put_slot(w, i, len - 8);
 		if (rc == -EBADMSG) {
 			*why = "a chunk does not verify (damaged or altered "
 			       "in transit)";
-			return -1;
-		}
-		if (rc == -EPROTO) {
+			ret = -1;
+		} else if (rc == -EPROTO) {
 			*why = "a chunk arrived out of order";
-			return -1;
-		}
-		if (rc) {
+			ret = -1;
+		} else if (rc) {
 			*why = disk_reason(rc);
 			*discard = rc == -ENOSPC || rc == -EDQUOT;
-			return -1;
+			ret = -1;
 		}
 	}
-	return 0;
+	free(scratch);
+	return ret;
 }
 
 /*

@@ -132,6 +132,20 @@ int blobfile_writer_put(struct blobfile_writer *w, uint64_t n,
 			const uint8_t *sealed, size_t len);
 
 /*
+ * Where the next chunk may be received to be stored without a copy: *BUF
+ * points at PKI_BLOB_SEALED_CHUNK bytes of W's (the helper thread's next
+ * buffer, if W has one), the same until blobfile_writer_put_slot. 0, or
+ * an error that stopped the writing.
+ */
+int blobfile_writer_slot(struct blobfile_writer *w, uint8_t **buf);
+
+/*
+ * blobfile_writer_put for sealed chunk N, received as LEN bytes into the
+ * buffer from blobfile_writer_slot. Same checks and returns.
+ */
+int blobfile_writer_put_slot(struct blobfile_writer *w, uint64_t n, size_t len);
+
+/*
  * The suffix of the scratch name next to a part file through which a
  * commit removes what it replaces (left behind only by a crash).
  */

@@ -216,9 +216,15 @@ static int writer_file(struct blobfile_writer *w, const struct msg *fresh,
 		if (ftruncate(w->fd, 0) != 0)
 			return -errno;
 	} else {
-		w->fd = open(w->part_path,
-			     O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-			     0600);
+		int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+		w->fd = open(w->part_path, flags, 0600);
+		/* The folders are there for all but a sender's first blob. */
+		if (w->fd < 0 && errno == ENOENT) {
+			rc = fileio_make_parents(w->part_path);
+			if (rc != 0)
+				return rc;
+			w->fd = open(w->part_path, flags, 0600);
+		}
 		if (w->fd < 0)
 			return -errno;
 	}
@@ -301,8 +307,6 @@ int blobfile_writer_open(const char *part_path, const void *header,
 	if (rc == 0)
 		rc = errors_to_errno(pki_sha256_new(&w->sha));
 	if (rc == 0)
-		rc = fileio_make_parents(part_path);
-	if (rc == 0)
 		rc = writer_file(w, hmsg, prefix, plen);
 	free(prefix);
 	msg_free(hmsg);
@@ -317,6 +321,43 @@ int blobfile_writer_open(const char *part_path, const void *header,
 		w->store = NULL;
 	*have = w->next;
 	*out = w;
+	return 0;
+}
+
+int blobfile_writer_slot(struct blobfile_writer *w, uint8_t **buf)
+{
+	if (w == NULL)
+		return -EINVAL;
+	/* Without a helper, the resume scratch is free once open returned. */
+	if (w->store == NULL) {
+		*buf = w->buf;
+		return 0;
+	}
+	return chunk_store_slot(w->store, buf);
+}
+
+int blobfile_writer_put_slot(struct blobfile_writer *w, uint64_t n, size_t len)
+{
+	uint8_t *slot = NULL;
+	int rc;
+
+	if (w == NULL || len > PKI_BLOB_SEALED_CHUNK)
+		return -EINVAL;
+	if (n != w->next || n >= w->info.chunks)
+		return -EPROTO;
+	rc = blobfile_writer_slot(w, &slot);
+	if (rc != 0)
+		return rc;
+	rc = chunk_check(w, n, slot, len);
+	if (rc != 0)
+		return rc;
+	if (w->store != NULL)
+		rc = chunk_store_put(w->store, len);
+	else
+		rc = chunk_store_one(w->fd, w->data_off, w->sha, slot, len, n);
+	if (rc != 0)
+		return rc;
+	w->next++;
 	return 0;
 }
 

@@ -488,6 +488,12 @@ int intake_open(const char *incoming, const struct intake_limits *limits,
 			rc = take_in_sender(t, de->d_name, now);
 	if (dp)
 		closedir(dp);
+	/*
+	 * Made here once, where its free space is looked at on every
+	 * admission, rather than by a mkdir on every request.
+	 */
+	if (rc == 0 && !dp && mkdir(incoming, 0700) != 0 && errno != EEXIST)
+		rc = -errno;
 	if (rc) {
 		intake_free(t);
 		return rc;

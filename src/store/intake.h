@@ -67,11 +67,12 @@ struct intake_refusal {
 };
 
 /*
- * Opens the intake of INCOMING (STATE/incoming): removes part files idle
- * for longer than the limit and a crash's leftovers, and takes the other
- * part files in as blobs in progress. RECEIVED (may be NULL) is told when
- * a part is removed, so that a record written just before a crash can
- * never stand for a blob that is not there. 0 or -errno.
+ * Opens the intake of INCOMING (STATE/incoming, made 0700 if missing):
+ * removes part files idle for longer than the limit and a crash's
+ * leftovers, and takes the other part files in as blobs in progress.
+ * RECEIVED (may be NULL) is told when a part is removed, so that a record
+ * written just before a crash can never stand for a blob that is not
+ * there. 0 or -errno.
  */
 int intake_open(const char *incoming, const struct intake_limits *limits,
 		struct received *received, struct intake **out);

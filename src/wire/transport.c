@@ -167,6 +167,12 @@ static ssize_t tls_write(void *ctx, const void *buf, size_t len)
 	return map_io(pki_tls_write(ctx, buf, len));
 }
 
+static int tls_flush(void *ctx)
+{
+	int r = pki_tls_flush(ctx);
+	return r == 0 ? 0 : (int)map_io(r);
+}
+
 static void tls_close_notify(void *ctx)
 {
 	pki_tls_close_notify(ctx);
@@ -185,6 +191,7 @@ static void install(struct net_conn *c, struct pki_tls *tls, const char *name)
 		.close_notify = tls_close_notify,
 		.free = tls_free,
 		.ctx = tls,
+		.flush = tls_flush,
 	};
 	net_conn_set_transport(c, &tr, name);
 }

@@ -63,12 +63,45 @@ static int install(const char *rel, const char *text)
 	return rc;
 }
 
+/*
+ * fileio_make_parents: every missing folder made, from any depth that
+ * exists; again a no-op; a file in the way is an error.
+ */
+static void test_make_parents(void)
+{
+	char path[600], dir[600];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/mp/a/b/c/file", base);
+	CHECK(fileio_make_parents(path) == 0);
+	snprintf(dir, sizeof(dir), "%s/mp/a/b/c", base);
+	CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+	      (st.st_mode & 0777) == 0700);
+	snprintf(dir, sizeof(dir), "%s/mp/a/b/c/file", base);
+	CHECK(access(dir, F_OK) != 0); /* the last part is not a folder */
+	CHECK(fileio_make_parents(path) == 0);
+	/* Deeper below folders that are there, and a trailing slash. */
+	snprintf(path, sizeof(path), "%s/mp/a/x/y/", base);
+	CHECK(fileio_make_parents(path) == 0);
+	snprintf(dir, sizeof(dir), "%s/mp/a/x/y", base);
+	CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
+	/* A file where a folder must go. */
+	snprintf(dir, sizeof(dir), "%s/mp/a/plain", base);
+	put(dir, "x");
+	snprintf(path, sizeof(path), "%s/mp/a/plain/d/file", base);
+	CHECK(fileio_make_parents(path) == -ENOTDIR);
+	snprintf(path, sizeof(path), "%s/mp/a/plain/file", base);
+	CHECK(fileio_make_parents(path) == 0); /* the open says ENOTDIR */
+	CHECK(fileio_make_parents("nofolder") == 0);
+}
+
 int main(void)
 {
 	snprintf(base, sizeof(base), "/tmp/test_fileio.XXXXXX");
 	CHECK(mkdtemp(base) != NULL);
 	snprintf(root, sizeof(root), "%s/inbox/alice", base);
 	snprintf(scratch, sizeof(scratch), "%s/incoming.part.swap", base);
+
+	test_make_parents();
 
 	/* New paths, their folders made on the way. */
 	CHECK(install("a.txt", "one") == 0);

@@ -1,7 +1,8 @@
 /*
  * test_tls: pki/tls handshakes between real OpenSSL ends over a socket
  * pair: mutual authentication, the name check, a foreign CA, enrollment by
- * pinned root, and the handshake time limit.
+ * pinned root, records kept until a flush and large streams, and the
+ * handshake time limit.
  */
 #include "pki/ca.h"
 #include "pki/cert.h"
@@ -15,8 +16,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -88,6 +92,10 @@ static int handshake(struct pki_tls_ctx *sctx, struct pki_tls_ctx *cctx,
 		       n != PKI_TLS_ERROR)
 			wait_for(sv[1], n);
 		CHECK(n == 4);
+		int f;
+		while ((f = pki_tls_flush(c)) == PKI_TLS_WANT_WRITE)
+			wait_for(sv[1], f);
+		CHECK(f == 0);
 	} else {
 		/* The server must not wait for a client that gave up. */
 		shutdown(sv[1], SHUT_RDWR);
@@ -107,6 +115,121 @@ static int handshake(struct pki_tls_ctx *sctx, struct pki_tls_ctx *cctx,
 	close(sv[0]);
 	close(sv[1]);
 	return rc;
+}
+
+/* Writes all LEN bytes of BUF through T, waiting on FD as told. */
+static int write_all(struct pki_tls *t, int fd, const uint8_t *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pki_tls_write(t, buf + done, len - done);
+		if (n == PKI_TLS_ERROR)
+			return -1;
+		if (n < 0)
+			wait_for(fd, n);
+		else
+			done += (size_t)n;
+	}
+	return 0;
+}
+
+static int flush_all(struct pki_tls *t, int fd)
+{
+	int r;
+	while ((r = pki_tls_flush(t)) == PKI_TLS_WANT_WRITE)
+		wait_for(fd, r);
+	return r;
+}
+
+/* Reads exactly LEN bytes through T. */
+static int read_all(struct pki_tls *t, int fd, uint8_t *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pki_tls_read(t, buf + done, len - done);
+		if (n == PKI_TLS_ERROR || n == PKI_TLS_EOF)
+			return -1;
+		if (n < 0)
+			wait_for(fd, n);
+		else
+			done += (size_t)n;
+	}
+	return 0;
+}
+
+struct reader {
+	struct pki_tls *t;
+	int fd;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+};
+
+static void *reader_main(void *p)
+{
+	struct reader *r = p;
+	r->rc = read_all(r->t, r->fd, r->buf, r->len);
+	return NULL;
+}
+
+/*
+ * The write side keeps records until a flush (or until a few hundred KiB
+ * wait): a message is not on the wire before its end, then all of it is;
+ * a stream larger than the sink goes out while it is written.
+ */
+static void test_coalesced(struct pki_tls_ctx *sctx, struct pki_tls_ctx *cctx)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	struct server srv = { .ctx = sctx, .fd = sv[0], .timeout_ms = 5000 };
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, server_main, &srv) == 0);
+	struct pki_tls *c = NULL;
+	const char *why = NULL;
+	CHECK(pki_tls_connect(cctx, sv[1], 5000, "bob", NULL, &c, &why) == 0);
+	pthread_join(th, NULL);
+	CHECK(srv.rc == 0);
+	size_t big = 3u << 20;
+	uint8_t *data = malloc(big), *got = malloc(big);
+	CHECK(data && got);
+	if (!c || srv.rc || !data || !got)
+		goto out;
+	for (size_t i = 0; i < big; i++)
+		data[i] = (uint8_t)(i * 7 + (i >> 11));
+
+	/* A 64 KiB message: nothing on the socket until the flush. */
+	CHECK(write_all(c, sv[1], data, 65536) == 0);
+	int avail = -1;
+	CHECK(ioctl(sv[0], FIONREAD, &avail) == 0 && avail == 0);
+	CHECK(flush_all(c, sv[1]) == 0);
+	CHECK(ioctl(sv[0], FIONREAD, &avail) == 0 && avail > 65536);
+	CHECK(read_all(srv.tls, sv[0], got, 65536) == 0);
+	CHECK(memcmp(got, data, 65536) == 0);
+
+	/* 3 MiB with a reader on the other end: it flows before the flush. */
+	struct reader r = { srv.tls, sv[0], got, big, -1 };
+	CHECK(pthread_create(&th, NULL, reader_main, &r) == 0);
+	CHECK(write_all(c, sv[1], data, big) == 0);
+	CHECK(flush_all(c, sv[1]) == 0);
+	pthread_join(th, NULL);
+	CHECK(r.rc == 0 && memcmp(got, data, big) == 0);
+
+	/* close_notify is sent at once: the reader sees a clean end. */
+	pki_tls_close_notify(c);
+	uint8_t one;
+	ssize_t n;
+	while ((n = pki_tls_read(srv.tls, &one, 1)) == PKI_TLS_WANT_READ)
+		wait_for(sv[0], n);
+	CHECK(n == PKI_TLS_EOF);
+out:
+	free(data);
+	free(got);
+	pki_tls_free(c);
+	pki_tls_free(srv.tls);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 int main(void)
@@ -168,6 +291,8 @@ int main(void)
 	CHECK(pki_tls_connect(anon, -1, 1000, NULL, NULL, &unpinned, &uwhy) ==
 	      PKI_EINVAL);
 	CHECK(unpinned == NULL);
+
+	test_coalesced(bob, alice);
 
 	/* A peer that says nothing is cut off after the time limit. */
 	int sv[2];

@@ -196,14 +196,15 @@ int spool_open(const char *path, const struct pki_key *key, struct spool **out)
 	if (rc != 0)
 		goto fail;
 	rc = -EBADMSG;
-	if (got != SPOOL_HEADER ||
-	    memcmp(s->hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0)
+	if (got != SPOOL_HEADER || !spool_magic_ok(s->hdr))
 		goto fail;
 	s->size = spool_get_be64(s->hdr + HDR_SIZE_OFF);
 	wlen = (size_t)s->hdr[HDR_WLEN_OFF] << 8 | s->hdr[HDR_WLEN_OFF + 1];
 	if (s->size > PKI_BLOB_SIZE_MAX || wlen == 0 || wlen > SPOOL_WRAP_MAX)
 		goto fail;
 	memcpy(s->id, s->hdr + HDR_ID_OFF, SPOOL_ID);
+	/* A version 1 spool is rewritten as version 2 (spool_io.h). */
+	memcpy(s->hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN);
 	rc = closed_check(s);
 	if (rc == 0)
 		rc = pki_to_errno(pki_unwrap(key, s->hdr + HDR_WRAP_OFF, wlen,
@@ -235,7 +236,7 @@ static int read_header(const char *path, uint8_t *hdr, size_t len)
 	close(fd);
 	if (rc != 0)
 		return rc;
-	if (got != len || memcmp(hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0)
+	if (got != len || !spool_magic_ok(hdr))
 		return -EBADMSG;
 	return 0;
 }
@@ -505,8 +506,7 @@ int spool_peek_closed(const char *path)
 	if (rc == 0 && fstat(fd, &st) != 0)
 		rc = -errno;
 	close(fd);
-	return rc == 0 && got == sizeof(hdr) &&
-	       memcmp(hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0 &&
+	return rc == 0 && got == sizeof(hdr) && spool_magic_ok(hdr) &&
 	       closed_whole(hdr, (uint64_t)st.st_size);
 }
 

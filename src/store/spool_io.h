@@ -10,14 +10,29 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "pki/aead.h"
 #include "pki/blob.h"
 #include "store/spool_format.h"
 
-#define SPOOL_MAGIC     "SNOOPSP1"
+/*
+ * SNOOPSP2 spools may keep chunks only in a sealed-ahead blob (the record
+ * at HDR_SEALED_OFF): the magic changed with that, so that an older
+ * snoopfs, which would read those chunks as zeros, refuses such a spool
+ * instead. SNOOPSP1 spools (no record) are still read.
+ */
+#define SPOOL_MAGIC     "SNOOPSP2"
+#define SPOOL_MAGIC_V1  "SNOOPSP1"
 #define SPOOL_MAGIC_LEN 8
-#define SPOOL_ID        16
+
+/* HDR (SPOOL_MAGIC_LEN bytes or more) starts with a magic this build reads. */
+static inline bool spool_magic_ok(const uint8_t *hdr)
+{
+	return memcmp(hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0 ||
+	       memcmp(hdr, SPOOL_MAGIC_V1, SPOOL_MAGIC_LEN) == 0;
+}
+#define SPOOL_ID 16
 /* Where the header fields sit (store/spool_format.h). */
 #define HDR_SIZE_OFF 8
 #define HDR_ID_OFF   16

@@ -416,6 +416,11 @@ static void test_basics(void)
 	CHECK(spool_truncate(s, 5 * CHUNK + 5) == 0);
 	CHECK(spool_close(s) == 0);
 	s = NULL;
+	/* A version 1 spool (before sealed-ahead records) is still read. */
+	fd = open(path, O_WRONLY);
+	CHECK(fd >= 0 && pwrite(fd, "SNOOPSP1", 8, 0) == 8);
+	close(fd);
+	CHECK(spool_is_spool(path));
 	CHECK(spool_open(path, key, &s) == 0);
 	CHECK(spool_truncate(s, 5 * CHUNK + 50) == 0);
 	CHECK(spool_read(s, buf, sizeof(buf), 5 * CHUNK, &got) == 0 &&

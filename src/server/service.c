@@ -24,6 +24,7 @@
 #include "pki/verify.h"
 #include "server/internal.h"
 #include "server/receive.h"
+#include "server/receive_stream.h"
 #include "server/sender.h"
 #include "wire/proto.h"
 #include "wire/replay.h"
@@ -333,9 +334,13 @@ static const struct {
 	const char *method;
 	handler_fn fn;
 } handlers[] = {
-	{ "get/csr", handle_get_csr },   { "get/crt", handle_get_crt },
-	{ "post/crt", handle_post_crt }, { "get/crl", handle_get_crl },
-	{ "renew", handle_renew },       { "post/blob", receive_post_blob },
+	{ "get/csr", handle_get_csr },
+	{ "get/crt", handle_get_crt },
+	{ "post/crt", handle_post_crt },
+	{ "get/crl", handle_get_crl },
+	{ "renew", handle_renew },
+	{ "post/blob", receive_post_blob },
+	{ "post/stream", receive_post_stream },
 };
 
 /*

@@ -64,6 +64,7 @@
 #include "server/receive_internal.h"
 #include "server/sender.h"
 #include "store/blobfile.h"
+#include "store/chunkstore.h"
 #include "store/intake.h"
 #include "store/jobs.h"
 #include "store/received.h"
@@ -85,8 +86,8 @@ struct stream_in {
 	int fd;                    /* the unnamed file, or -1 */
 	struct pki_sha256 *sha;    /* over the chunks stored so far */
 	uint64_t next;             /* the chunk expected next */
-	uint8_t last[PKI_BLOB_SEALED_CHUNK]; /* the last chunk stored */
-	size_t last_len;
+	struct chunk_store *cs;    /* the helper writing and hashing, or NULL */
+	size_t last_len;           /* of the last chunk stored */
 	struct busy_blob *blob_lock, *path_lock;
 	bool admitted; /* intake_begin, to end */
 	bool recorded; /* received_add, not committed: undo */
@@ -127,19 +128,37 @@ static const char *check_open(struct server *s, const struct msg *m,
 	return check_recipients(in->recipients, self_name(s->self));
 }
 
-/* Stores chunk N (LEN bytes of BUF) at its place and hashes it. */
+/*
+ * Stores chunk N (LEN bytes of BUF) at its place and hashes it: on the
+ * helper thread (chunkstore.h) while this one reads and decrypts TLS.
+ */
 static int put_chunk(struct stream_in *in, uint64_t n, const uint8_t *buf,
 		     size_t len)
 {
-	int rc = fileio_pwrite_full(in->fd, buf, len,
-				    STREAM_DATA_OFF + pki_blob_chunk_offset(n));
-	if (rc == 0 && pki_sha256_update(in->sha, buf, len) != 0)
-		rc = -ENOMEM;
+	int rc;
+	if (in->cs) {
+		uint8_t *slot = NULL;
+		rc = chunk_store_slot(in->cs, &slot);
+		if (rc == 0) {
+			memcpy(slot, buf, len);
+			rc = chunk_store_put(in->cs, len);
+		}
+	} else {
+		rc = chunk_store_one(in->fd, STREAM_DATA_OFF, in->sha, buf, len,
+				     n);
+	}
 	if (rc == 0) {
-		memcpy(in->last, buf, len);
 		in->last_len = len;
 		in->next = n + 1;
 	}
+	return rc;
+}
+
+/* Waits for the helper: every chunk is written and hashed. 0 or -errno. */
+static int store_done(struct stream_in *in)
+{
+	int rc = in->cs ? chunk_store_finish(in->cs) : 0;
+	in->cs = NULL;
 	return rc;
 }
 
@@ -277,18 +296,26 @@ static const char *check_key(struct server *s, const struct msg *t,
 	uint8_t key[PKI_AEAD_KEY];
 	const char *why = unwrap_key(s, t, key);
 	struct pki_aead *a = NULL;
-	uint8_t *pt = NULL;
+	uint8_t *pt = NULL, *last = NULL;
+	size_t got = 0;
+	uint64_t off =
+		STREAM_DATA_OFF + pki_blob_chunk_offset(info->chunks - 1);
 	if (!why &&
-	    (pki_aead_new(key, &a) != 0 || !(pt = malloc(PKI_BLOB_CHUNK))))
+	    (pki_aead_new(key, &a) != 0 || !(pt = malloc(PKI_BLOB_CHUNK)) ||
+	     !(last = malloc(PKI_BLOB_SEALED_CHUNK))))
 		why = "out of memory";
 	pki_wipe(key, sizeof(key));
-	if (!why && pki_blob_open_chunk(a, in->id, info->chunks - 1, true,
-					in->last, in->last_len, pt) != 0)
+	if (!why && (fileio_pread_full(in->fd, last, in->last_len, off, &got) ||
+		     got != in->last_len))
+		why = "this node cannot store the file (disk error)";
+	if (!why && pki_blob_open_chunk(a, in->id, info->chunks - 1, true, last,
+					in->last_len, pt) != 0)
 		why = "the last chunk does not open with the content key";
 	if (pt) {
 		pki_wipe(pt, PKI_BLOB_CHUNK);
 		free(pt);
 	}
+	free(last);
 	pki_aead_free(a);
 	return why;
 }
@@ -396,6 +423,9 @@ static int finish(struct server *s, struct net_conn *c, const struct msg *t,
 		return -1;
 	if (*why)
 		return refuse(s, c, t, why, false) + (drain(c), 0);
+	rc = store_done(in);
+	if (rc)
+		return refuse_disk(s, c, t, rc);
 	char hash[72];
 	rc = pki_sha256_final(in->sha, hash);
 	in->sha = NULL;
@@ -481,6 +511,9 @@ static int stream(struct server *s, struct net_conn *c, const struct msg *m,
 		return refuse_disk(s, c, m, -errno);
 	if (pki_sha256_new(&in->sha) != 0)
 		return refuse_disk(s, c, m, -ENOMEM);
+	/* A stream is a big file (stream.h): the helper pays off. */
+	if (chunk_store_start(in->fd, STREAM_DATA_OFF, in->sha, 0, &in->cs))
+		in->cs = NULL;
 	if (ok_open(s, c, m) != 0)
 		return -1;
 	log_info("post/stream '%s' from '%s': receiving while it is written",
@@ -512,6 +545,7 @@ int receive_post_stream(struct server *s, struct net_conn *c,
 	int rc = stream(s, c, m, &in);
 	if (in.recorded)
 		received_remove(s->received, in.sender, in.id_hex);
+	store_done(&in);
 	if (in.fd >= 0)
 		close(in.fd);
 	pki_sha256_free(in.sha);

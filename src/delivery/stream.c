@@ -235,9 +235,29 @@ static void *stream_main(void *arg)
 	return NULL;
 }
 
+/* Takes ST off the list, joins and frees it; lock not held. */
+static void reap(struct stream *st);
+
+/* Frees one stream of D that ended on its own (no job will claim it). */
+static bool reap_one_ended(struct delivery *d)
+{
+	pthread_mutex_lock(&streams_lock);
+	struct stream *st = streams;
+	while (st && !(st->d == d && st->done && !st->claimed))
+		st = st->next;
+	if (st)
+		st->claimed = true; /* nobody else reaps it */
+	pthread_mutex_unlock(&streams_lock);
+	if (st)
+		reap(st);
+	return st != NULL;
+}
+
 void stream_begin(struct delivery *d, const char *id, const char *path,
 		  const char *recipients, const char *peer)
 {
+	while (reap_one_ended(d))
+		;
 	struct stream *st = calloc(1, sizeof(*st));
 	if (!st)
 		return;
@@ -259,7 +279,6 @@ void stream_begin(struct delivery *d, const char *id, const char *path,
 		 id);
 }
 
-/* Takes ST off the list, joins and frees it; lock not held. */
 static void reap(struct stream *st)
 {
 	pthread_mutex_lock(&streams_lock);
@@ -280,7 +299,8 @@ struct net_conn *stream_claim(struct delivery *d, const char *id,
 {
 	pthread_mutex_lock(&streams_lock);
 	struct stream *st = streams;
-	while (st && !(st->d == d && strcmp(st->id, id) == 0 &&
+	/* One that is claimed is being reaped (reap_one_ended). */
+	while (st && !(st->d == d && !st->claimed && strcmp(st->id, id) == 0 &&
 		       strcmp(st->peer, peer) == 0))
 		st = st->next;
 	if (!st) {

@@ -32,10 +32,12 @@
  * kept before them and the trailer is written into it at the end
  * (blobfile.c ignores the zeros after the frame).
  *
- * Disk admission (store/intake.h): at the open, the header's place; at
- * the trailer, the whole blob (its size is known then). A disk that fills
- * meanwhile fails a write, and the stream is refused and discarded: the
- * sender then sends the file as post/blob, which waits for space.
+ * Disk admission (store/intake.h): a stream announces no size, so it is
+ * admitted as it grows: the header's place at the open, then 64 MiB more
+ * each time it reaches what was admitted, and the whole blob at the
+ * trailer (its size is known then). A refusal, or a disk that fills
+ * meanwhile, discards the stream: the sender then sends the file as
+ * post/blob, which waits for space (retry_after).
  *
  * Exactly once: the blob is recorded (received_add) before its commit, as
  * for post/blob; a trailer for a blob already committed is answered with
@@ -73,6 +75,8 @@
 /* The header's place, and so where the chunks start in the file. */
 #define STREAM_DATA_OFF  (12 + (uint64_t)BLOBFILE_HEADER_MAX)
 #define STREAM_FRAME_MAX (8 + PKI_BLOB_SEALED_CHUNK)
+/* How much more disk a growing stream asks for at a time (grow()). */
+#define STREAM_ADMIT_STEP (64ull << 20)
 
 struct stream_in {
 	const struct msg *open;        /* the post/stream request */
@@ -89,8 +93,9 @@ struct stream_in {
 	struct chunk_store *cs;    /* the helper writing and hashing, or NULL */
 	size_t last_len;           /* of the last chunk stored */
 	struct busy_blob *blob_lock, *path_lock;
-	bool admitted; /* intake_begin, to end */
-	bool recorded; /* received_add, not committed: undo */
+	bool admitted;    /* intake_begin, to end */
+	uint64_t granted; /* the bytes admitted so far */
+	bool recorded;    /* received_add, not committed: undo */
 };
 
 static uint64_t be64(const uint8_t *p)
@@ -163,6 +168,33 @@ static int store_done(struct stream_in *in)
 }
 
 /*
+ * Admission as the stream grows (its size is not announced): before the
+ * file passes what was admitted, the next STREAM_ADMIT_STEP is asked of
+ * the intake like a blob of its own, so a stream never holds more disk
+ * than the limits grant a post/blob. 0, or -1 once refused (the stream
+ * is then discarded; the sender sends the file as post/blob later).
+ */
+static int grow(struct server *s, struct net_conn *c, struct stream_in *in,
+		uint64_t bytes)
+{
+	if (bytes <= in->granted)
+		return 0;
+	struct intake_refusal no;
+	intake_end(s->intake, in->sender, in->id_hex, false);
+	in->admitted = false;
+	if (intake_begin(s->intake, in->sender, in->id_hex,
+			 in->granted + STREAM_ADMIT_STEP, &no) != 0) {
+		refuse_for(s, c, in->open, no.why, no.permanent,
+			   no.retry_after);
+		drain(c);
+		return -1;
+	}
+	in->admitted = true;
+	in->granted += STREAM_ADMIT_STEP;
+	return 0;
+}
+
+/*
  * The streamed chunks, up to the trailer mark: 0, or -1 (the connection
  * broke, or the sender was refused).
  */
@@ -197,6 +229,11 @@ static int receive_streamed(struct server *s, struct net_conn *c,
 			       "a stream frame has the wrong index or length",
 			       false);
 			drain(c);
+			return -1;
+		}
+		if (grow(s, c, in,
+			 STREAM_DATA_OFF + pki_blob_chunk_offset(i + 1)) != 0) {
+			free(buf);
 			return -1;
 		}
 		rc = put_chunk(in, i, buf + 8, len - 8);
@@ -505,6 +542,7 @@ static int stream(struct server *s, struct net_conn *c, const struct msg *m,
 		return refuse_for(s, c, m, no.why, no.permanent,
 				  no.retry_after);
 	in->admitted = true;
+	in->granted = STREAM_DATA_OFF;
 	/* Unnamed until the trailer verifies: a crash leaves nothing. */
 	in->fd = open(in->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (in->fd < 0)

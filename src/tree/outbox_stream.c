@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "delivery/stream.h"
+#include "lib/names.h"
 #include "store/jobs.h"
 #include "store/spool.h"
 #include "store/spool_seal.h"
@@ -33,7 +34,13 @@ void outbox_stream_maybe(struct outbox *ob, struct spool *sp, const char *rel,
 	const char *rest = NULL;
 	char names[JOB_RECIPIENTS_MAX][NAMES_NODE_MAX + 1];
 	int n = 0;
+	/*
+	 * An in-progress name (rsync's .name.XXXXXX) ships, if ever, under
+	 * the name it is renamed to, which a trailer must match: streaming it
+	 * would send it twice.
+	 */
 	if (outbox_split_rel(rel, folder, &rest) != 0 ||
+	    names_in_progress(rest) ||
 	    outbox_parse_folder(ob, folder, names, &n) != 0)
 		return;
 	/* The comma list exactly as the job will carry it (send.c). */

@@ -19,6 +19,7 @@
 #include "delivery/internal.h"
 #include "delivery/queue.h"
 #include "delivery/send.h"
+#include "delivery/stream.h"
 #include "identity/self.h"
 #include "lib/log.h"
 
@@ -398,6 +399,7 @@ void delivery_stop(struct delivery *d)
 	pthread_mutex_unlock(&d->lock);
 	for (struct sender *w = d->senders; w; w = w->next)
 		pthread_join(w->thread, NULL);
+	stream_stop_all(d);
 	log_leftover(d);
 	free_all(d);
 }

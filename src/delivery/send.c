@@ -16,6 +16,7 @@
 
 #include "certs/sync.h"
 #include "delivery/internal.h"
+#include "delivery/stream.h"
 #include "identity/self.h"
 #include "lib/b64.h"
 #include "lib/log.h"
@@ -431,6 +432,51 @@ static enum send_outcome exchange(struct sender *w, struct net_conn *c, int fd,
 	return SEND_OK;
 }
 
+/*
+ * Ends the stream C of this job (stream.h), whose chunks before SENT the
+ * receiver has: the trailer mark, the signed request as the trailer, the
+ * chunks sealed at the close, the receipt. Any failure ends the stream:
+ * the retry is a plain post/blob.
+ */
+static enum send_outcome finish_stream(struct sender *w, struct net_conn *c,
+				       int fd, const struct pki_cert *cert,
+				       uint64_t sent)
+{
+	const struct job *j = &w->job;
+	uint8_t mark[8];
+	put_be64(mark, UINT64_C(0xffffffffffffffff));
+	struct msg_extra *x = request_extra(j);
+	if (!x)
+		return SEND_RETRY;
+	struct proto_self self = proto_self_of(w->d->self, w->d->tr);
+	struct proto_request req = { .method = "post/blob",
+				     .args = j->path,
+				     .extra = x };
+	uint64_t msg_id = 0;
+	int rc = net_conn_send(c, mark, sizeof(mark));
+	if (rc == 0)
+		rc = proto_send_request(c, &self, &req, &msg_id);
+	msg_extra_free(x);
+	if (rc)
+		return SEND_RETRY;
+	enum send_outcome o = send_chunks(w, c, fd, sent, msg_id, cert);
+	if (o != SEND_OK)
+		return o;
+	net_conn_set_timeout(c, RECEIPT_TIMEOUT_MS);
+	struct msg *reply = NULL;
+	rc = proto_recv_reply(c, "post/blob", msg_id, cert,
+			      queue_entry_peer(w->entry), &reply, w->err);
+	if (rc) {
+		/* Even a refusal for good: post/blob decides that. */
+		failed_reply(w, rc, reply);
+		return SEND_RETRY;
+	}
+	const char *sha = msg_extra_get_str(reply, "sha256");
+	bool match = sha && strcmp(sha, j->sha256) == 0;
+	msg_free(reply);
+	return match ? SEND_OK : SEND_RETRY;
+}
+
 /* Whom to send to: the peer's certificate, checked, and its address. */
 static enum send_outcome peer_cert(struct sender *w, const char *name,
 				   struct pki_cert **out,
@@ -629,7 +675,22 @@ enum send_outcome send_entry(struct sender *w)
 		pki_cert_free(cert);
 		return SEND_JOB_HOPELESS;
 	}
-	struct net_conn *c = take_idle(w, peer, addr);
+	uint64_t sent = 0;
+	struct net_conn *c = stream_enabled()
+				     ? stream_claim(d, w->job.id, peer, &sent)
+				     : NULL;
+	if (c && attach(w, c)) {
+		net_conn_set_timeout(c, IO_TIMEOUT_MS);
+		o = finish_stream(w, c, fd, cert, sent);
+		if (o == SEND_OK)
+			goto sent;
+		w->err[0] = '\0';
+		o = SEND_OK;
+		detach(w, c);
+	} else if (c) {
+		net_conn_close(c);
+	}
+	c = take_idle(w, peer, addr);
 	bool reused = c != NULL;
 	o = c ? SEND_OK : connect_peer(w, addr, &c);
 	if (o == SEND_OK) {
@@ -651,6 +712,7 @@ enum send_outcome send_entry(struct sender *w)
 			}
 		}
 	}
+sent:
 	if (c && o == SEND_OK) {
 		/* Kept for the worker to park (or close) under the lock. */
 		pthread_mutex_lock(&d->lock);

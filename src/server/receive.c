@@ -38,6 +38,7 @@
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "server/internal.h"
+#include "server/receive_internal.h"
 #include "server/relay.h"
 #include "server/sender.h"
 #include "store/blobfile.h"
@@ -52,8 +53,6 @@
 #define RECEIVE_DRAIN_MS 2000
 /* Base64 of the largest wrapped key we accept (RSA-8192). */
 #define RECEIVE_MAX_WRAPPED_B64 (((JOB_WRAPPED_MAX + 2) / 3) * 4)
-
-struct busy_blob;
 
 /*
  * What the request announces, checked, and what receiving it holds. Every
@@ -81,8 +80,8 @@ struct incoming {
  * Answers M with a signed error carrying REASON (and "permanent" when a
  * retry cannot help), logs it, and tells the server to close.
  */
-static int refuse_for(struct server *s, struct net_conn *c, const struct msg *m,
-		      const char *reason, bool permanent, int retry_after)
+int refuse_for(struct server *s, struct net_conn *c, const struct msg *m,
+	       const char *reason, bool permanent, int retry_after)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
 	log_warn("refused post/blob '%s' from '%s' at %s: %s", meta->args,
@@ -108,7 +107,7 @@ static int refuse(struct server *s, struct net_conn *c, const struct msg *m,
 	return refuse_for(s, c, m, reason, permanent, 0);
 }
 
-static bool hex_id(const char *s, uint8_t id[PKI_BLOB_ID])
+bool hex_id(const char *s, uint8_t id[PKI_BLOB_ID])
 {
 	if (!s || strnlen(s, PKI_BLOB_ID * 2 + 1) != PKI_BLOB_ID * 2)
 		return false;
@@ -130,7 +129,7 @@ static bool hex_id(const char *s, uint8_t id[PKI_BLOB_ID])
 }
 
 /* True if the comma list LIST names only valid nodes and contains SELF. */
-static const char *check_recipients(const char *list, const char *self)
+const char *check_recipients(const char *list, const char *self)
 {
 	if (!list || !*list)
 		return "the request has no recipients list";
@@ -159,8 +158,8 @@ static const char *check_recipients(const char *list, const char *self)
  * Unwraps extra "key:SELF" into KEY. NULL or why not; the caller wipes KEY
  * either way.
  */
-static const char *unwrap_key(struct server *s, const struct msg *m,
-			      uint8_t key[PKI_AEAD_KEY])
+const char *unwrap_key(struct server *s, const struct msg *m,
+		       uint8_t key[PKI_AEAD_KEY])
 {
 	char name[MSG_EXTRA_KEY_MAX + 1];
 	snprintf(name, sizeof(name), "key:%s", self_name(s->self));
@@ -239,8 +238,7 @@ static const char *check_request(struct server *s, const struct msg *m,
  * needs them (blobfile_writer_open, fileio_install), not on every request:
  * they are there for all but a sender's first file.
  */
-static int sender_dir(struct server *s, const char *top, const char *sender,
-		      char *out)
+int sender_dir(struct server *s, const char *top, const char *sender, char *out)
 {
 	char sub[NAMES_NODE_MAX + 32];
 	snprintf(sub, sizeof(sub), "%s/%s", top, sender);
@@ -276,9 +274,6 @@ static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t busy_freed = PTHREAD_COND_INITIALIZER;
 static struct busy_blob *busy_list; /* under busy_lock */
 
-/* Well below the sender's 30 s wait for the reply to its request. */
-#define BUSY_PATH_WAIT_S 10
-
 static bool busy(const char *key)
 {
 	for (struct busy_blob *x = busy_list; x; x = x->next)
@@ -293,7 +288,7 @@ static bool busy(const char *key)
  * of it. 0, -EWOULDBLOCK if it still holds it, -ENOMEM. Undo with
  * unlock_blob(*OUT).
  */
-static int lock_blob(const char *key, int wait_s, struct busy_blob **out)
+int lock_blob(const char *key, int wait_s, struct busy_blob **out)
 {
 	struct busy_blob *b = calloc(1, sizeof(*b));
 	if (!b)
@@ -321,7 +316,7 @@ static int lock_blob(const char *key, int wait_s, struct busy_blob **out)
 	return 0;
 }
 
-static void unlock_blob(struct busy_blob *b)
+void unlock_blob(struct busy_blob *b)
 {
 	if (!b)
 		return;
@@ -336,7 +331,7 @@ static void unlock_blob(struct busy_blob *b)
 	free(b);
 }
 
-static const char *disk_reason(int rc)
+const char *disk_reason(int rc)
 {
 	switch (rc) {
 	case -ENOSPC:
@@ -361,8 +356,8 @@ static const char *disk_reason(int rc)
  * same blob meets the same error, after a while where space may come back,
  * and otherwise as a transient failure.
  */
-static int refuse_disk(struct server *s, struct net_conn *c,
-		       const struct msg *m, int rc)
+int refuse_disk(struct server *s, struct net_conn *c, const struct msg *m,
+		int rc)
 {
 	bool never = rc == -ENAMETOOLONG || rc == -EBADMSG;
 	bool full = rc == -ENOSPC || rc == -EDQUOT;
@@ -460,7 +455,7 @@ static int receive_chunks(struct net_conn *c, struct blobfile_writer *w,
  * TCP reset the connection, and the reset can destroy our reason before the
  * sender reads it.
  */
-static void drain(struct net_conn *c)
+void drain(struct net_conn *c)
 {
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);
@@ -501,8 +496,8 @@ static int reply_have(struct server *s, struct net_conn *c, const struct msg *m,
 	return rc;
 }
 
-static int reply_receipt(struct server *s, struct net_conn *c,
-			 const struct msg *m, const char *hash)
+int reply_receipt(struct server *s, struct net_conn *c, const struct msg *m,
+		  const char *hash)
 {
 	struct msg_extra *x = proto_reply_extra(m, "ok", NULL);
 	if (!x || msg_extra_set_str(x, "sha256", hash) != 0) {

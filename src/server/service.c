@@ -25,6 +25,7 @@
 #include "server/internal.h"
 #include "server/receive.h"
 #include "server/receive_receipt.h"
+#include "server/receive_stream.h"
 #include "server/relay_receive.h"
 #include "server/sender.h"
 #include "wire/proto.h"
@@ -344,6 +345,7 @@ static const struct {
 	{ "post/batch", receive_post_batch },
 	{ "relay/blob", relay_receive },
 	{ "post/receipt", receipt_receive },
+	{ "post/stream", receive_post_stream },
 };
 
 /*

@@ -91,7 +91,15 @@ int blobfile_header_parse(const void *header, size_t len,
 		*out = NULL;
 	if (len == 0 || len > BLOBFILE_HEADER_MAX)
 		return -EBADMSG;
-	if (msg_parse(header, len, &m) != NET_OK)
+	/*
+	 * A blob received as a stream (src/server/receive_stream.c) reserves
+	 * its header's place before the signed trailer that fills it is
+	 * known: the frame is followed by zeros (a hole) up to the chunks.
+	 * The signature covers the frame alone, so they are not part of it.
+	 */
+	while (len > 0 && ((const uint8_t *)header)[len - 1] == 0)
+		len--;
+	if (len == 0 || msg_parse(header, len, &m) != NET_OK)
 		return -EBADMSG;
 	meta = msg_get0_meta(m);
 	/*

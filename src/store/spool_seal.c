@@ -396,3 +396,20 @@ int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
 	}
 	return rc;
 }
+
+int spool_ahead_progress(struct spool *s, char hex[2 * PKI_BLOB_ID + 1],
+			 uint64_t *sealed)
+{
+	if (s == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	struct blob_out *o = s->out;
+	int rc = o != NULL && s->ahead_dir != NULL ? 0 : -ENOENT;
+	if (rc == 0) {
+		for (int i = 0; i < PKI_BLOB_ID; i++)
+			snprintf(hex + 2 * i, 3, "%02x", o->id[i]);
+		*sealed = o->next;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}

@@ -69,6 +69,14 @@ bool spool_records_blob(struct spool *s, const char *hex);
  */
 int spool_peek_sealed(const char *path, char hex[2 * PKI_BLOB_ID + 1]);
 
+/*
+ * The blob S is sealed into ahead right now (hex id) and how many chunks
+ * it holds: 0, or -ENOENT if S is not sealing ahead. For streaming the
+ * file while it is written (src/delivery/stream.h).
+ */
+int spool_ahead_progress(struct spool *s, char hex[2 * PKI_BLOB_ID + 1],
+			 uint64_t *sealed);
+
 /* ---- for spool.c, with the spool's lock held ---- */
 
 /*

@@ -41,6 +41,7 @@
 #include "tree/outbox_folder.h"
 #include "tree/outbox_internal.h"
 #include "tree/outbox_seal.h"
+#include "tree/outbox_stream.h"
 #include "tree/refused.h"
 
 struct open_spool {
@@ -58,6 +59,8 @@ struct open_spool {
 	 * to true by writers, cleared under it by attach.
 	 */
 	bool failed;
+	/* Its stream was started or tried (outbox_stream.c); atomic. */
+	bool streamed;
 };
 
 /* ---- open spools ---- */
@@ -578,11 +581,12 @@ int outbox_read(struct outbox *ob, uint64_t fh, char *buf, size_t size,
 int outbox_write(struct outbox *ob, uint64_t fh, const char *buf, size_t size,
 		 uint64_t off)
 {
-	(void)ob;
 	struct handle *h = (struct handle *)(uintptr_t)fh;
 	int rc = spool_write(h->os->sp, buf, size, off);
 	if (rc)
 		__atomic_store_n(&h->os->failed, true, __ATOMIC_RELAXED);
+	else if (!__atomic_load_n(&h->os->streamed, __ATOMIC_RELAXED))
+		outbox_stream_maybe(ob, h->os->sp, h->rel, &h->os->streamed);
 	return rc ? rc : (int)size;
 }
 

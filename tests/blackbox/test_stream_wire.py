@@ -1,0 +1,195 @@
+"""post/stream spoken raw against bob (src/server/receive_stream.c): a
+valid stream is stored and receipted once; a forged trailer, a missing
+trailer, a trailer over other chunks, for another blob or path, replayed,
+and a forged stream open are each refused, and nothing appears at bob
+(neither the inbox tree, nor STATE/inbox, nor a held unnamed file), after
+which bob still takes a valid blob from the same sender.
+"""
+
+import os
+import time
+
+import pytest
+
+import snoopwire as w
+from snoopnodes import (build_ca_and, module_cluster, sha256_bytes,
+                        tree_files, wait_delivered, wait_until, wire_peer)
+from snoopwire_stream import post_stream
+from test_delivery_hostile import assert_refused, good_blob, snapshot
+from test_stream import unnamed_bytes
+
+SENDER = "raw-streamer"
+CHUNK = 65536
+TIMEOUT = 15
+
+build = build_ca_and("bob")
+
+
+@pytest.fixture(scope="module")
+def net(fuse_available, snoopfs_bin, tmp_path_factory):
+    yield from module_cluster(tmp_path_factory, snoopfs_bin, "streamwire",
+                              build)
+
+
+@pytest.fixture(scope="module")
+def sender(net):
+    return wire_peer(net, SENDER, known_by=("bob",))
+
+
+@pytest.fixture(scope="module")
+def certs(net):
+    bob = net.nodes["bob"]
+    return {"bob": bob.cert("bob"), "ca": bob.cert("ca")}
+
+
+def blob(certs, n=12, tail=1000):
+    return good_blob(certs, data=os.urandom(n * CHUNK + tail))
+
+
+def nothing_new(bob, before):
+    assert snapshot(bob) == before, "bob's inbox changed"
+    assert wait_until(lambda: unnamed_bytes(bob) == 0, 10), (
+        "bob still holds an unnamed stream file")
+    assert not tree_files(bob.state / "incoming"), tree_files(
+        bob.state / "incoming")
+
+
+def valid(bob, sender, certs, name, streamed=8):
+    data, key, blob_id, chunks, extra = blob(certs)
+    out = post_stream(bob.addr, sender.name, sender.key, name, chunks, extra,
+                      streamed, idle=1, timeout=TIMEOUT)
+    assert out.reply is not None and out.reply.status == "ok", out
+    assert out.reply.verify_with(certs["bob"])
+    assert out.accepted, out
+    assert out.final.verify_with(certs["bob"]), "receipt not signed by bob"
+    w.check_reply_to(out.final, out.request, "post/blob")
+    assert out.final.extra.get("sha256") == extra["sha256"]
+    wait_delivered(bob, sender.name, name, sha256_bytes(data),
+                   size=len(data))
+    assert bob.read_bytes("inbox/%s/%s" % (sender.name, name)) == data
+    return out
+
+
+def test_valid_stream_stored_once(net, sender, certs):
+    bob = net.nodes["bob"]
+    valid(bob, sender, certs, "streamed.bin")
+    # Every chunk streamed before the trailer, and none.
+    valid(bob, sender, certs, "all-streamed.bin", streamed=12)
+    valid(bob, sender, certs, "none-streamed.bin", streamed=0)
+    assert unnamed_bytes(bob) == 0
+
+
+def test_forged_trailer_refused(net, sender, certs):
+    bob = net.nodes["bob"]
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    out = post_stream(bob.addr, sender.name, sender.key, "forged.bin",
+                      chunks, extra, 8, trailer_key=w.new_key(),
+                      timeout=TIMEOUT)
+    assert out.reply.status == "ok"
+    assert_refused(out, certs["bob"])
+    nothing_new(bob, before)
+    valid(bob, sender, certs, "after-forged.bin")
+
+
+def test_missing_trailer_keeps_nothing(net, sender, certs):
+    bob = net.nodes["bob"]
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    out = post_stream(bob.addr, sender.name, sender.key, "cut.bin", chunks,
+                      extra, 10, no_trailer=True, timeout=TIMEOUT)
+    assert out.reply.status == "ok" and not out.accepted
+    time.sleep(1)
+    nothing_new(bob, before)
+    # The same blob then comes as post/blob: stored once.
+    out = w.post_blob(bob.addr, sender.name, sender.key, "cut.bin", chunks,
+                      extra, timeout=TIMEOUT)
+    assert out.accepted, out
+    wait_delivered(bob, sender.name, "cut.bin", sha256_bytes(data),
+                   size=len(data))
+
+
+def test_trailer_over_other_chunks_refused(net, sender, certs):
+    bob = net.nodes["bob"]
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    # Chunks sealed under the same key and id, of other data: they would
+    # open with the key (a co-recipient could make them); only the signed
+    # digest tells them apart.
+    _, _, other = w.seal_blob(os.urandom(len(data)), key=key,
+                              blob_id=blob_id)
+    out = post_stream(bob.addr, sender.name, sender.key, "other.bin", chunks,
+                      extra, 8, stream_chunks=other[:8], timeout=TIMEOUT)
+    assert_refused(out, certs["bob"])
+    assert "sha256" in out.final.extra.get("error", ""), out.final.extra
+    nothing_new(bob, before)
+
+
+@pytest.mark.parametrize("case", ["other-id", "other-path", "short-size",
+                                  "other-recipients"])
+def test_trailer_for_another_blob_refused(net, sender, certs, case):
+    bob = net.nodes["bob"]
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    t = dict(extra)
+    tpath = None
+    if case == "other-id":
+        t["id"] = os.urandom(16).hex()
+    elif case == "other-path":
+        tpath = "elsewhere.bin"
+    elif case == "short-size":
+        t["size"], t["chunks"] = 4 * CHUNK, 4
+    else:
+        t["recipients"] = "bob,raw-streamer"
+    out = post_stream(bob.addr, sender.name, sender.key, "mismatch.bin",
+                      chunks, extra, 8, trailer_extra=t, trailer_path=tpath,
+                      timeout=TIMEOUT)
+    assert_refused(out, certs["bob"], allow_close=True)
+    nothing_new(bob, before)
+
+
+def test_replayed_trailer_refused(net, sender, certs):
+    bob = net.nodes["bob"]
+    data, key, blob_id, chunks, extra = blob(certs)
+    first = post_stream(bob.addr, sender.name, sender.key, "replay.bin",
+                        chunks, extra, 8, timeout=TIMEOUT)
+    assert first.accepted, first
+    wait_delivered(bob, sender.name, "replay.bin", sha256_bytes(data),
+                   size=len(data))
+    st = os.stat(str(bob.mnt / "inbox" / sender.name / "replay.bin"))
+    out = post_stream(bob.addr, sender.name, sender.key, "replay.bin",
+                      chunks, extra, 8, trailer=first.request,
+                      timeout=TIMEOUT)
+    assert_refused(out, certs["bob"], allow_close=True)
+    st2 = os.stat(str(bob.mnt / "inbox" / sender.name / "replay.bin"))
+    assert (st.st_ino, st.st_mtime_ns) == (st2.st_ino, st2.st_mtime_ns)
+    assert unnamed_bytes(bob) == 0
+
+
+def test_forged_open_refused(net, sender, certs):
+    bob = net.nodes["bob"]
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    out = post_stream(bob.addr, sender.name, w.new_key(), "open.bin", chunks,
+                      extra, 8, timeout=TIMEOUT)
+    assert out.reply is None or out.reply.status == "error", out
+    assert not out.accepted
+    out = post_stream(bob.addr, sender.name, sender.key, "open.bin", chunks,
+                      extra, 8, open_extra={"id": "xyz",
+                                            "recipients": "bob"},
+                      timeout=TIMEOUT)
+    assert out.reply.status == "error", out
+    nothing_new(bob, before)
+
+
+def test_bad_frame_refused(net, sender, certs):
+    bob = net.nodes["bob"]
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    # A short chunk among the streamed ones (only whole chunks stream).
+    bad = list(chunks[:8])
+    bad[3] = bad[3][:1000]
+    out = post_stream(bob.addr, sender.name, sender.key, "frame.bin", chunks,
+                      extra, 8, stream_chunks=bad, timeout=TIMEOUT)
+    assert_refused(out, certs["bob"], allow_close=True)
+    nothing_new(bob, before)

@@ -763,15 +763,3 @@ int receive_relayed_blob(struct server *s, struct net_conn *c,
 {
 	return receive_one(s, c, m, relay);
 }
-
-/* ---- for post/batch (receive_batch.c) ---- */
-
-int receive_lock(const char *key, int wait_s, struct busy_blob **out)
-{
-	return lock_blob(key, wait_s, out);
-}
-
-void receive_unlock(struct busy_blob *b)
-{
-	unlock_blob(b);
-}

@@ -38,15 +38,4 @@ int receive_relayed_blob(struct server *s, struct net_conn *c,
 int receive_post_batch(struct server *s, struct net_conn *c,
 		       const struct msg *m);
 
-/*
- * The marks receive_post_blob takes on a part file's path and on
- * "path:SENDER/PATH" while a blob is received, so that post/batch and
- * post/blob never write one part file or reorder versions of one path:
- * KEY is taken within WAIT_S seconds, or -EWOULDBLOCK; -ENOMEM. Undo with
- * receive_unlock(*OUT) (accepts NULL).
- */
-struct busy_blob;
-int receive_lock(const char *key, int wait_s, struct busy_blob **out);
-void receive_unlock(struct busy_blob *b);
-
 #endif

@@ -58,6 +58,7 @@
 #include "net/err.h"
 #include "pki/rand.h"
 #include "server/internal.h"
+#include "server/receive_internal.h"
 #include "server/sender.h"
 #include "store/blobfile.h"
 #include "store/intake.h"
@@ -68,8 +69,6 @@
 /* Base64 of the largest wrapped key we accept (RSA-8192). */
 #define WRAPPED_B64_MAX (((1024 + 2) / 3) * 4)
 #define FRAME_MAX       (8 + BATCH_SMALL_MAX + PKI_AEAD_TAG)
-/* How long a refused sender's remaining frames are read and dropped. */
-#define DRAIN_MS 2000
 
 /* One file of the batch while it is received. */
 struct file {
@@ -111,28 +110,6 @@ static int refuse_whole(struct server *s, struct net_conn *c,
 	return -1;
 }
 
-/*
- * After a refusal, reads (and drops) what the sender pushed for a moment:
- * closing with unread data resets the connection, and the reset can
- * destroy our reason before the sender reads it.
- */
-static void drain(struct net_conn *c)
-{
-	struct timespec start, now;
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	net_conn_set_timeout(c, DRAIN_MS);
-	do {
-		uint8_t *buf = NULL;
-		size_t len = 0;
-		if (net_conn_recv(c, FRAME_MAX, &buf, &len) != 0)
-			return;
-		free(buf);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-	} while ((now.tv_sec - start.tv_sec) * 1000 +
-			 (now.tv_nsec - start.tv_nsec) / 1000000 <
-		 DRAIN_MS);
-}
-
 static void set_result(struct file *f, enum batch_status st, int wait,
 		       const char *why)
 {
@@ -163,43 +140,6 @@ static void disk_result(struct file *f, int rc)
 		set_result(f, BATCH_RETRY, 0,
 			   "this node cannot store the file (disk error)");
 	}
-}
-
-static bool hex_id(const char *s, uint8_t id[PKI_BLOB_ID])
-{
-	for (size_t i = 0; i < PKI_BLOB_ID; i++) {
-		unsigned v = 0;
-		for (int k = 0; k < 2; k++) {
-			char ch = s[2 * i + (size_t)k];
-			v = v << 4 |
-			    (unsigned)(ch <= '9' ? ch - '0' : ch - 'a' + 10);
-		}
-		id[i] = (uint8_t)v;
-	}
-	return true;
-}
-
-/* NULL if the comma list LIST names valid nodes and SELF among them. */
-static const char *check_recipients(const char *list, const char *self)
-{
-	bool found = false;
-	int count = 0;
-	for (const char *p = list;;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		char name[NAMES_NODE_MAX + 1];
-		if (len > NAMES_NODE_MAX || ++count > 64)
-			return "the recipients list is malformed";
-		memcpy(name, p, len);
-		name[len] = '\0';
-		if (!names_node_valid(name))
-			return "the recipients list is malformed";
-		found = found || strcmp(name, self) == 0;
-		if (!comma)
-			break;
-		p = comma + 1;
-	}
-	return found ? NULL : "this node is not among the recipients";
 }
 
 /* The batch key from extra "key:SELF" into a context. NULL or why not. */
@@ -258,8 +198,8 @@ static const char *check_request(struct server *s, const struct msg *m,
 }
 
 /* STATE/TOP/SENDER, made 0700 if missing, into OUT. */
-static int sender_dir(struct server *s, const char *top, const char *sender,
-		      char *out)
+static int sender_dir_made(struct server *s, const char *top,
+			   const char *sender, char *out)
 {
 	char sub[NAMES_NODE_MAX + 32];
 	snprintf(sub, sizeof(sub), "%s/%s", top, sender);
@@ -374,13 +314,13 @@ static void take_file(struct server *s, struct batch *b, int i,
 			 e->id);
 	int rc = n < 0 || (size_t)n >= sizeof(f->part) ? -ENAMETOOLONG : 0;
 	if (rc == 0)
-		rc = receive_lock(f->part, 0, &f->part_lock);
+		rc = lock_blob(f->part, 0, &f->part_lock);
 	if (rc == 0) {
 		n = snprintf(key, sizeof(key), "path:%s/%s", b->sender,
 			     f->path);
 		rc = n < 0 || (size_t)n >= sizeof(key)
 			     ? -ENAMETOOLONG
-			     : receive_lock(key, 0, &f->path_lock);
+			     : lock_blob(key, 0, &f->path_lock);
 	}
 	if (rc == -EWOULDBLOCK) {
 		set_result(f, BATCH_RETRY, 0,
@@ -427,9 +367,9 @@ static void take_file(struct server *s, struct batch *b, int i,
 	uint8_t fkey[PKI_AEAD_KEY], id[PKI_BLOB_ID];
 	struct pki_aead *a = NULL;
 	uint8_t *pt = malloc(BATCH_SMALL_MAX);
-	hex_id(e->id, id);
-	rc = pt ? batch_unwrap_key(keys, (uint32_t)i, e->id, e->ekey, fkey)
-		: -1;
+	rc = pt && hex_id(e->id, id)
+		     ? batch_unwrap_key(keys, (uint32_t)i, e->id, e->ekey, fkey)
+		     : -1;
 	if (rc == 0)
 		rc = pki_aead_new(fkey, &a);
 	if (rc == 0)
@@ -574,7 +514,7 @@ static void commit_all(struct server *s, struct batch *b)
 	free(dirs);
 }
 
-static int reply_receipt(struct server *s, struct net_conn *c,
+static int batch_receipt(struct server *s, struct net_conn *c,
 			 const struct msg *m, const struct batch *b)
 {
 	struct batch_result *r = calloc((size_t)b->n, sizeof(*r));
@@ -650,8 +590,8 @@ static void release(struct server *s, struct batch *b)
 		/* Committed or removed: a batch keeps no part file. */
 		if (f->admitted)
 			intake_end(s->intake, b->sender, b->e[i].id, false);
-		receive_unlock(f->path_lock);
-		receive_unlock(f->part_lock);
+		unlock_blob(f->path_lock);
+		unlock_blob(f->part_lock);
 	}
 }
 
@@ -677,9 +617,9 @@ static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 	why = batch_key(s, m, &keys);
 	if (why)
 		return refuse_whole(s, c, m, why, true);
-	int rc = sender_dir(s, "incoming", b->sender, b->incoming);
+	int rc = sender_dir_made(s, "incoming", b->sender, b->incoming);
 	if (rc == 0)
-		rc = sender_dir(s, "inbox", b->sender, b->inbox);
+		rc = sender_dir_made(s, "inbox", b->sender, b->inbox);
 	if (rc) {
 		pki_aead_free(keys);
 		return refuse_whole(s, c, m,
@@ -719,7 +659,7 @@ static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 	log_info("received a batch of %d file(s) from '%s' (%d stored or "
 		 "stored before)",
 		 b->n, b->sender, got);
-	return reply_receipt(s, c, m, b);
+	return batch_receipt(s, c, m, b);
 }
 
 int receive_post_batch(struct server *s, struct net_conn *c,

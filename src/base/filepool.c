@@ -59,8 +59,10 @@ int filepool_give(const char *path)
 	 * one is not kept, so the pool never holds much disk.
 	 */
 	struct stat st;
-	if (rc == 0 && (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
-			st.st_size > POOL_FILE_MAX))
+	if (lstat(path, &st) != 0)
+		rc = -errno; /* -ENOENT: removed already, nothing to unlink */
+	else if (rc == 0 &&
+		 (!S_ISREG(st.st_mode) || st.st_size > POOL_FILE_MAX))
 		rc = -EFBIG;
 	if (rc == 0 && rename(path, to) != 0)
 		rc = -errno;
@@ -69,8 +71,8 @@ int filepool_give(const char *path)
 		pool_next++;
 	}
 	pthread_mutex_unlock(&pool_lock);
-	if (rc == 0)
-		return 0;
+	if (rc == 0 || rc == -ENOENT)
+		return rc;
 	return unlink(path) == 0 ? 0 : -errno;
 }
 

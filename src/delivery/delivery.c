@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/filepool.h"
 #include "delivery/batch.h"
 #include "delivery/internal.h"
 #include "delivery/queue.h"
@@ -80,7 +81,19 @@ void delivery_done(struct delivery *d, const struct job *j)
 {
 	if (d->done)
 		d->done(d->done_arg, j);
-	delivery_remove_files(d, j->id);
+	/*
+	 * Delivered: nothing reads its record or blob any more, so their
+	 * inodes are pooled (base/filepool.h). The done callback usually
+	 * took the record already.
+	 */
+	char path[STATE_PATH_MAX];
+	int rc = job_recycle(d->jobs_dir, j->id);
+	if (rc && rc != -ENOENT)
+		log_warn("delivery: cannot remove job %s: %s", j->id,
+			 strerror(-rc));
+	if (delivery_sealed_path(d, j->id, path) == 0 &&
+	    (rc = filepool_give(path)) != 0 && rc != -ENOENT)
+		log_warn("delivery: cannot remove %s: %s", path, strerror(-rc));
 }
 
 void delivery_finish(struct delivery *d, struct queue_entry *e,
@@ -284,6 +297,10 @@ int delivery_start(struct self *self, struct transport *tr, struct certs *certs,
 		rc = job_each(d->jobs_dir, load_one, d);
 	if (rc == 0)
 		sweep_orphans(d);
+	char pool[STATE_PATH_MAX];
+	if (rc == 0 && (state_path(self_state(self), "free", pool) != 0 ||
+			filepool_init(pool) != 0))
+		log_warn("delivery: no pool of files: files are created anew");
 	if (rc) {
 		free_all(d);
 		return rc;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/filepool.h"
 #include "identity/state.h"
 #include "lib/b64.h"
 #include "lib/log.h"
@@ -193,6 +194,14 @@ int job_save(const char *dir, const struct job *j)
 		if (j->recipients[i].failed[0])
 			put(&t, "failed=%s %s\n", j->recipients[i].name,
 			    j->recipients[i].failed);
+	/*
+	 * state_write_file writes PATH.tmp.PID and renames it: a pooled inode
+	 * put there first is reused (base/filepool.h).
+	 */
+	char tmp[STATE_PATH_MAX];
+	if (!t.err && snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path,
+			       (long)getpid()) < (int)sizeof(tmp))
+		filepool_take(tmp);
 	rc = t.err ? t.err : state_write_file(path, t.buf, t.len, 0600);
 	free(t.buf);
 	return rc;
@@ -429,6 +438,15 @@ int job_remove(const char *dir, const char *id)
 	if (rc)
 		return rc;
 	return unlink(path) == 0 ? 0 : -errno;
+}
+
+int job_recycle(const char *dir, const char *id)
+{
+	if (!id_valid(id))
+		return -EINVAL;
+	char path[STATE_PATH_MAX];
+	int rc = job_path(dir, id, path);
+	return rc ? rc : filepool_give(path);
 }
 
 bool job_complete(const struct job *j)

@@ -72,6 +72,12 @@ struct job {
 /* Writes DIR/ID.job atomically. 0 or -errno. */
 int job_save(const char *dir, const struct job *j);
 
+/*
+ * job_remove for a delivered job that nobody reads any more: its inode
+ * goes to the pool of base/filepool.h for the next record or blob.
+ */
+int job_recycle(const char *dir, const char *id);
+
 /* Reads DIR/ID.job. 0, -ENOENT, or -EINVAL if malformed. */
 int job_load(const char *dir, const char *id, struct job *j);
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/filepool.h"
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "store/chunkstore.h"
@@ -85,6 +86,8 @@ int spool_blob_new(const char *dir, struct blob_out **out)
 		rc = -ENOMEM;
 	}
 	if (rc == 0) {
+		/* An inode of a delivered file, if one is pooled. */
+		filepool_take(o->path);
 		o->fd = open(o->path,
 			     O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC |
 				     O_NOFOLLOW,

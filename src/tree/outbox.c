@@ -762,7 +762,7 @@ void outbox_delivered(void *arg, const struct job *j)
 	 * about to write the next file into one that just became empty.
 	 */
 	if (outbox_marker_read(path, id) == 0 && strcmp(id, j->id) == 0) {
-		job_remove(ob->jobs_dir, j->id);
+		job_recycle(ob->jobs_dir, j->id);
 		unlink(path);
 	}
 	pthread_mutex_unlock(&ob->lock);

@@ -205,11 +205,21 @@ bool outbox_folder_exists(struct outbox *ob, const char *folder)
 
 int outbox_ensure_folder(struct outbox *ob, const char *folder)
 {
-	if (!outbox_folder_exists(ob, folder))
-		return -ENOENT;
 	char path[STATE_PATH_MAX];
 	int rc = outbox_path(ob, folder, path);
-	return rc ? rc : state_mkdir(path);
+	if (rc)
+		return rc;
+	/*
+	 * Every create lands here: an lstat says the folder is there (a
+	 * mkdir would fail with EEXIST, costlier); mkdir only for a peer's
+	 * folder not made yet (outbox_folder_exists without the lstat).
+	 */
+	if (outbox_is_dir(path))
+		return 0;
+	if (strchr(folder, ',') ||
+	    outbox_parse_folder(ob, folder, NULL, NULL) != 0)
+		return -ENOENT;
+	return state_mkdir(path);
 }
 
 bool outbox_is_final(const char *rel)

@@ -221,11 +221,11 @@ class Node:
         return os.path.join(self.mnt, *parts)
 
 
-def mount(name, state, extra=()):
+def mount(name, state, extra=(), env=None):
     mnt = os.path.join(WORK, name)
     os.makedirs(mnt, exist_ok=True)
     run(BIN, "mount", mnt, "--state", state, *extra,
-        stdout=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, env=env)
     mounts.append(mnt)
     record("mounts", mnt)
     n = Node(name, mnt, state)
@@ -260,10 +260,10 @@ def ca_init(name):
     return mount(name, state), "127.0.0.1:%d" % port, fp
 
 
-def node(name, ca_addr, fp):
+def node(name, ca_addr, fp, env=None):
     return mount(name, os.path.join(WORK, name + ".state"), (
         "--name", name, "--listen", "127.0.0.1:%d" % free_port(),
-        "--ca", ca_addr, "--ca-fingerprint", fp))
+        "--ca", ca_addr, "--ca-fingerprint", fp), env)
 
 
 # --- sshd -------------------------------------------------------------------
@@ -374,16 +374,18 @@ def snoop_send(alice, bob, src, name, timeout):
     cp until alice has the receipt)."""
     win = CpuWindow((alice.pid, bob.pid))
     t0 = time.monotonic()
-    _, cp_cpu = timed_cpu("cp", src, alice.p("outbox", "bob", name))
-    dst = bob.p("inbox", "alice", name)
+    _, cp_cpu = timed_cpu("cp", src, alice.p("outbox", bob.name, name))
+    dst = bob.p("inbox", alice.name, name)
     t1 = wait_until(lambda: os.path.exists(dst), timeout, 0.002, dst)
-    out = alice.p("outbox", "bob", name)
+    out = alice.p("outbox", bob.name, name)
     wait_until(lambda: not os.path.exists(out), 120, 0.01, "receipt")
     return t1 - t0, dst, cp_cpu, win.stop()
 
 
-def bench_bulk(Rall, alice, bob, ssh, null):
-    """NULL: (mount point, pid) of the null FUSE file system, or None."""
+def bench_bulk(Rall, alice, bob, ssh, null, streaming):
+    """NULL: (mount point, pid) of the null FUSE file system, or None.
+    STREAMING: a second (alice, bob) pair whose daemons run with
+    SNOOPFS_STREAM=1 (streaming while writing, experimental), or None."""
     src = os.path.join(WORK, "data", "big")
     os.makedirs(os.path.dirname(src), exist_ok=True)
     log("making %d MiB random file" % (BULK // MiB))
@@ -431,6 +433,16 @@ def bench_bulk(Rall, alice, bob, ssh, null):
         if sha256sum(dst) != want:
             R["errors"].append("bulk run %d: sha256 mismatch in inbox" % i)
         os.unlink(dst)
+        if streaming:
+            sa, sb = streaming
+            dt, sdst, cp_cpu, win = snoop_send(sa, sb, src, "big", 600)
+            R["bulk_stream"].append(BULK / dt / 1e6)
+            R["cpu_total_stream"].append(
+                (sum(win.procs) + cp_cpu + win.kernel) / GB)
+            if sha256sum(sdst) != want:
+                R["errors"].append("bulk run %d: sha256 mismatch in the "
+                                   "streaming pair's inbox" % i)
+            os.unlink(sdst)
         c = ssh.scp(src, scpdst + "/big")
         R["bulk_scp"].append(BULK / c.dt / 1e6)
         R["cpu_scp"].append(c.cpu / GB)
@@ -448,6 +460,9 @@ def bench_bulk(Rall, alice, bob, ssh, null):
         os.unlink(sshfsdst + "/big")
         R["bulk_ratio_scp"].append(R["bulk_snoop"][-1] / R["bulk_scp"][-1])
         R["bulk_ratio_sshfs"].append(R["bulk_snoop"][-1] / R["bulk_sshfs"][-1])
+        if streaming:
+            R["bulk_ratio_stream"].append(R["bulk_stream"][-1] /
+                                          R["bulk_scp"][-1])
         if null:
             floor = contract_cpu_per_byte(R["fuse_cpu_per_byte"][-1])
             R["cpu_floor"].append(floor * 1e9)
@@ -735,6 +750,13 @@ def table(R):
                          % f(g("write_null")),
                          f(g("bulk_snoop") / g("write_null"), "%.2fx"), "",
                          ""))
+        if g("bulk_stream"):
+            rows.append(("bulk %s, the same with streaming while writing "
+                         "(SNOOPFS_STREAM=1, experimental, off by default)"
+                         % size, f(g("bulk_stream")) + " MB/s",
+                         "scp (above); all processes' CPU %s s per GB"
+                         % f(g("cpu_total_stream"), "%.2f"),
+                         f(g("bulk_ratio_stream"), "%.2fx"), "", ""))
         if g("bulk_ceiling"):
             rows.append(("", "", "ceiling on %d CPUs: 4 AES-256-GCM + 2 "
                          "SHA-256 passes (openssl speed) + FUSE's own CPU "
@@ -885,10 +907,18 @@ def main():
         if "fanout" in ONLY:
             receivers += [node("n%d" % k, ca_addr, fp) for k in range(2, 9)]
         bob = receivers[0]
+        streaming = None
+        if "bulk" in ONLY:
+            env = dict(os.environ, SNOOPFS_STREAM="1")
+            streaming = (node("salice", ca_addr, fp, env),
+                         node("sbob", ca_addr, fp, env))
         wait_until(lambda: all(os.path.isdir(alice.p("outbox", r.name))
                                for r in receivers), 90, 0.2, "certificates")
+        if streaming:
+            wait_until(lambda: os.path.isdir(streaming[0].p("outbox", "sbob")),
+                       90, 0.2, "certificates")
         if "bulk" in ONLY:
-            bench_bulk(R, alice, bob, ssh, null)
+            bench_bulk(R, alice, bob, ssh, null, streaming)
         if "small" in ONLY:
             bench_small(R, alice, bob, ssh)
         if "fanout" in ONLY:

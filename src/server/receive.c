@@ -84,8 +84,8 @@ int refuse_for(struct server *s, struct net_conn *c, const struct msg *m,
 	       const char *reason, bool permanent, int retry_after)
 {
 	const struct msg_meta *meta = msg_get0_meta(m);
-	log_warn("refused post/blob '%s' from '%s' at %s: %s", meta->args,
-		 meta->id, net_conn_peer(c), reason);
+	log_warn("refused %s '%s' from '%s' at %s: %s", meta->method,
+		 meta->args, meta->id, net_conn_peer(c), reason);
 	counters_add(self_counters(s->self), COUNTER_REFUSED, 1);
 	struct msg_extra *x = proto_reply_extra(m, "error", reason);
 	if (x && permanent)

@@ -92,22 +92,11 @@ struct batch {
 	char inbox[STATE_PATH_MAX];
 };
 
+/* The whole batch refused: receive.c's signed error, as for post/blob. */
 static int refuse_whole(struct server *s, struct net_conn *c,
 			const struct msg *m, const char *reason, bool permanent)
 {
-	log_warn("refused post/batch from '%s' at %s: %s", msg_get0_meta(m)->id,
-		 net_conn_peer(c), reason);
-	counters_add(self_counters(s->self), COUNTER_REFUSED, 1);
-	struct msg_extra *x = proto_reply_extra(m, "error", reason);
-	if (x && permanent)
-		msg_extra_set_int(x, "permanent", 1);
-	if (x) {
-		struct proto_self self = proto_self_of(s->self, s->tr);
-		struct proto_request rep = { .extra = x };
-		proto_reply_ok(c, &self, m, &rep);
-		msg_extra_free(x);
-	}
-	return -1;
+	return refuse_for(s, c, m, reason, permanent, 0);
 }
 
 static void set_result(struct file *f, enum batch_status st, int wait,

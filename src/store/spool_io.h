@@ -195,6 +195,13 @@ int spool_flush_locked(struct spool *s, bool sync);
 
 /* ---- the blob (spool_seal.c) ---- */
 
+/*
+ * For O, whose key and id are set: its AEAD context, hash, chunk buffer
+ * and path DIR/ID.blob (ID in hex); the file is not touched. 0 or -errno
+ * (spool_blob_free frees what was made).
+ */
+int spool_blob_ready(struct blob_out *o, const char *dir);
+
 /* A blob with a fresh key and id, DIR/ID.blob created empty, 0600. */
 int spool_blob_new(const char *dir, struct blob_out **out);
 

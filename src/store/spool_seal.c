@@ -59,22 +59,10 @@ void spool_blob_free(struct blob_out *o, bool discard)
 	free(o);
 }
 
-/*
- * A blob with a fresh key and id, its file DIR/ID.blob (ID in hex) created
- * empty, 0600. 0 or -errno.
- */
-int spool_blob_new(const char *dir, struct blob_out **out)
+int spool_blob_ready(struct blob_out *o, const char *dir)
 {
-	struct blob_out *o = calloc(1, sizeof(*o));
 	char hex[2 * PKI_BLOB_ID + 1];
-	int rc;
-
-	if (o == NULL)
-		return -ENOMEM;
-	o->fd = -1;
-	rc = pki_to_errno(pki_blob_new_key(o->key, o->id));
-	if (rc == 0)
-		rc = pki_to_errno(pki_aead_new(o->key, &o->aead));
+	int rc = pki_to_errno(pki_aead_new(o->key, &o->aead));
 	if (rc == 0)
 		rc = pki_to_errno(pki_sha256_new(&o->h));
 	if (rc == 0 && (o->buf = malloc(PKI_BLOB_SEALED_CHUNK)) == NULL)
@@ -85,6 +73,24 @@ int spool_blob_new(const char *dir, struct blob_out **out)
 		o->path = NULL;
 		rc = -ENOMEM;
 	}
+	return rc;
+}
+
+/*
+ * A blob with a fresh key and id, its file DIR/ID.blob (ID in hex) created
+ * empty, 0600. 0 or -errno.
+ */
+int spool_blob_new(const char *dir, struct blob_out **out)
+{
+	struct blob_out *o = calloc(1, sizeof(*o));
+	int rc;
+
+	if (o == NULL)
+		return -ENOMEM;
+	o->fd = -1;
+	rc = pki_to_errno(pki_blob_new_key(o->key, o->id));
+	if (rc == 0)
+		rc = spool_blob_ready(o, dir);
 	if (rc == 0) {
 		/* An inode of a delivered file, if one is pooled. */
 		filepool_take(o->path);

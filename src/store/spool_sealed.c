@@ -140,7 +140,6 @@ int spool_sealed_attach(struct spool *s, const char *dir)
 	uint64_t k = spool_sealed_k(s);
 	uint8_t aad[SPOOL_ID + PKI_BLOB_ID];
 	struct blob_out *o;
-	char hex[2 * PKI_BLOB_ID + 1];
 	int rc;
 
 	if (k == 0)
@@ -159,17 +158,7 @@ int spool_sealed_attach(struct spool *s, const char *dir)
 		     ? 0
 		     : -EIO;
 	if (rc == 0)
-		rc = pki_to_errno(pki_aead_new(o->key, &o->aead));
-	if (rc == 0)
-		rc = pki_to_errno(pki_sha256_new(&o->h));
-	if (rc == 0 && (o->buf = malloc(PKI_BLOB_SEALED_CHUNK)) == NULL)
-		rc = -ENOMEM;
-	for (int i = 0; rc == 0 && i < PKI_BLOB_ID; i++)
-		snprintf(hex + 2 * i, 3, "%02x", o->id[i]);
-	if (rc == 0 && asprintf(&o->path, "%s/%s.blob", dir, hex) < 0) {
-		o->path = NULL;
-		rc = -ENOMEM;
-	}
+		rc = spool_blob_ready(o, dir);
 	if (rc == 0 &&
 	    (o->fd = open(o->path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		rc = errno == ENOENT ? -EIO : -errno;

@@ -58,6 +58,9 @@ void relayed_hold(struct delivery *d, const struct job *j);
 
 /* The "relay" fan-out the sender asks of recipients of J, or 0 for none. */
 int relayed_fanout(const struct job *j);
+
+/* False if SNOOPFS_RELAY=0: jobs go to every recipient directly. */
+bool relayed_enabled(void);
 struct queue_entry;
 struct queue_attempt;
 

@@ -35,7 +35,7 @@
 #define RELAYED_HOP_RATE (16ull << 20)
 #define RELAYED_HOP_MAX  3600
 
-static bool enabled(void)
+bool relayed_enabled(void)
 {
 	const char *v = getenv("SNOOPFS_RELAY");
 	return !v || strcmp(v, "0") != 0;
@@ -49,7 +49,8 @@ int relayed_fanout(const struct job *j)
 	 * of a batch, a relay cannot forward a batch, and holding the other
 	 * recipients for a relay would make them wait for nothing.
 	 */
-	return j->nrecipients > 1 && j->size > BATCH_SMALL_MAX && enabled()
+	return j->nrecipients > 1 && j->size > BATCH_SMALL_MAX &&
+			       relayed_enabled()
 		       ? RELAYED_FANOUT
 		       : 0;
 }

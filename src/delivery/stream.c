@@ -9,9 +9,14 @@
  * send_entry claims the connection (stream_claim) and finishes it with
  * the signed trailer and the chunks sealed at the close. A stream that is
  * never claimed (the writer went back and the blob was thrown away, the
- * file was removed, the node stops) just closes its connection: the
- * receiver keeps nothing, and the job, if there is one, is sent as
- * post/blob as before.
+ * file was removed, the node stops, no new chunk for STREAM_STALL_S) just
+ * closes its connection: the receiver keeps the chunks it has in its part
+ * file, and the job, if there is one, is sent as post/blob, which resumes
+ * from them (the receiver's "have").
+ *
+ * A file for several recipients that its job will relay
+ * (src/delivery/relayed.c) streams to the first recipient only, the one
+ * the job goes to directly; that one relays it once the trailer closed it.
  */
 #include "delivery/stream.h"
 
@@ -36,9 +41,10 @@
 #include "wire/proto.h"
 #include "wire/transport.h"
 
-#define STREAM_IDLE_FRAME UINT64_C(0xfffffffffffffffd)
-#define STREAM_CONNECT_MS 5000
-#define STREAM_IO_MS      30000
+#define STREAM_IDLE_FRAME  UINT64_C(0xfffffffffffffffd)
+#define STREAM_ABORT_FRAME UINT64_C(0xfffffffffffffffe)
+#define STREAM_CONNECT_MS  5000
+#define STREAM_IO_MS       30000
 /* Nothing new for this long: a keep-alive frame (receiver waits 30 s). */
 #define STREAM_KEEPALIVE_MS 5000
 /* How often the growing blob is looked at (adaptive, see follow()). */
@@ -68,7 +74,21 @@ static struct stream *streams;
 bool stream_enabled(void)
 {
 	const char *v = getenv("SNOOPFS_STREAM");
-	return v && strcmp(v, "1") == 0;
+	return !v || strcmp(v, "0") != 0;
+}
+
+/* STREAM_STALL_S, or SNOOPFS_STREAM_STALL (seconds, for tests). */
+static long long stall_ms(void)
+{
+	long long s = STREAM_STALL_S;
+	const char *v = getenv("SNOOPFS_STREAM_STALL");
+	if (v && *v) {
+		char *end = NULL;
+		long n = strtol(v, &end, 10);
+		if (end && *end == '\0' && n > 0 && n <= STREAM_STALL_S)
+			s = n;
+	}
+	return s * 1000;
 }
 
 static void put_be64(uint8_t *p, uint64_t v)
@@ -168,15 +188,36 @@ static bool follow(struct stream *st, struct net_conn *c, uint8_t *frame)
 		return false;
 	bool ok = true;
 	unsigned pause = STREAM_POLL_MIN_US;
-	long long last = now_ms();
+	long long last = now_ms(), moved = last, stall = stall_ms();
 	while (ok && !stopped(st)) {
 		struct stat sb;
 		if (fstat(fd, &sb) != 0 || sb.st_nlink == 0) {
+			/*
+			 * Thrown away (the writer went back, the file was
+			 * removed): no job will resume this blob, so the
+			 * receiver need not keep its part.
+			 */
+			put_be64(frame, STREAM_ABORT_FRAME);
+			net_conn_send(c, frame, 8);
 			ok = false;
 			break;
 		}
 		uint64_t whole = (uint64_t)sb.st_size / PKI_BLOB_SEALED_CHUNK;
 		if (st->sent >= whole) {
+			/*
+			 * A writer that holds its file open and writes
+			 * nothing: the stream ends rather than hold a
+			 * receiver's thread; the close sends the rest as
+			 * post/blob, resuming.
+			 */
+			if (now_ms() - moved >= stall) {
+				log_info("stream of %s to %s: no new chunk for "
+					 "%lld s: ended; the close sends the "
+					 "rest",
+					 st->path, st->peer, stall / 1000);
+				ok = false;
+				break;
+			}
 			if (now_ms() - last >= STREAM_KEEPALIVE_MS) {
 				put_be64(frame, STREAM_IDLE_FRAME);
 				ok = net_conn_send(c, frame, 8) == 0;
@@ -203,7 +244,7 @@ static bool follow(struct stream *st, struct net_conn *c, uint8_t *frame)
 			pthread_mutex_lock(&streams_lock);
 			st->sent++;
 			pthread_mutex_unlock(&streams_lock);
-			last = now_ms();
+			last = moved = now_ms();
 		}
 	}
 	close(fd);
@@ -225,7 +266,10 @@ static void *stream_main(void *arg)
 	if (!hand && c) {
 		st->conn = NULL;
 		pthread_mutex_unlock(&streams_lock);
-		/* The receiver keeps nothing of a stream without trailer. */
+		/*
+		 * The receiver keeps the part of a stream without trailer
+		 * for the post/blob that resumes it.
+		 */
 		net_conn_close(c);
 		pthread_mutex_lock(&streams_lock);
 	}
@@ -253,9 +297,24 @@ static bool reap_one_ended(struct delivery *d)
 	return st != NULL;
 }
 
+/*
+ * False if the job of a file for RECIPIENTS will not go to PEER directly
+ * at first: relayed.c sends a relayed job to the first recipient only.
+ */
+static bool direct(const char *recipients, const char *peer)
+{
+	const char *comma = strchr(recipients, ',');
+	if (!comma || !relayed_enabled())
+		return true;
+	size_t n = (size_t)(comma - recipients);
+	return strlen(peer) == n && strncmp(recipients, peer, n) == 0;
+}
+
 void stream_begin(struct delivery *d, const char *id, const char *path,
 		  const char *recipients, const char *peer)
 {
+	if (!direct(recipients, peer))
+		return;
 	while (reap_one_ended(d))
 		;
 	struct stream *st = calloc(1, sizeof(*st));

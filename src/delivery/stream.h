@@ -4,7 +4,7 @@
  * src/server/receive_stream.c): the chunks sealed ahead go as they are
  * sealed, and the job's transfer, once the file is closed, ends the
  * stream with the signed trailer (send.c) instead of starting anew.
- * Off unless SNOOPFS_STREAM=1 (docs/performance.md).
+ * On unless SNOOPFS_STREAM=0 (docs/performance.md).
  */
 #ifndef SNOOPFS_DELIVERY_STREAM_H
 #define SNOOPFS_DELIVERY_STREAM_H
@@ -19,7 +19,19 @@ struct delivery;
 /* The first chunk count sealed ahead at which a file starts to stream. */
 #define STREAM_MIN_CHUNKS 64
 
-/* True if streaming is switched on (SNOOPFS_STREAM=1 in the environment). */
+/*
+ * A stream whose file gets no new whole chunk for this long (a writer that
+ * holds it open and writes nothing) is ended by its sender; the close
+ * then sends the rest as post/blob, resuming from what the receiver has.
+ * Receivers end one after twice as long (src/server/receive_stream.h).
+ * SNOOPFS_STREAM_STALL (seconds, at most this) shortens it for tests.
+ */
+#define STREAM_STALL_S 60
+
+/*
+ * True unless streaming is switched off (SNOOPFS_STREAM=0 in the
+ * environment): the one place that decides.
+ */
 bool stream_enabled(void);
 
 /*

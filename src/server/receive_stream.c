@@ -9,7 +9,8 @@
  *   sender -> us:  raw frames: 8-byte big-endian index | one whole sealed
  *                  chunk (PKI_BLOB_SEALED_CHUNK bytes), from 0 in order;
  *                  or the 8-byte frame STREAM_IDLE (nothing new yet);
- *                  then the 8-byte frame STREAM_TRAILER
+ *                  then the 8-byte frame STREAM_TRAILER, or STREAM_ABORT
+ *                  (the sender threw the blob away: the part goes)
  *   sender -> us:  the trailer: a signed post/blob request for the same
  *                  id, path and recipients, as send.c builds it (size,
  *                  chunks, sha256 of all sealed chunks, key:NAME...)
@@ -17,15 +18,34 @@
  *   us -> sender:  signed reply ok (re = the trailer), extra "sha256" of
  *                  the sealed chunks as stored: the receipt
  *
- * Security: the chunks are hashed as they arrive and kept in an unnamed
- * file (O_TMPFILE) under STATE/incoming/SENDER: nothing has a name, and a
- * crash or a broken connection leaves nothing behind. The trailer is
- * checked like any post/blob request (signature, freshness and replay in
- * sender_verify), and the chunks must hash to its signed sha256 (the proof
- * of origin that stops a co-recipient from forging chunks): only then is
- * the content key, which travels in the trailer alone, unwrapped, the last
- * chunk opened with it (right key, right end), and the file named and
- * committed. Each chunk's tag is checked again whenever it is read.
+ * Security: the chunks are hashed as they arrive and kept in the part
+ * file post/blob uses, STATE/incoming/SENDER/ID.part, under the same busy
+ * mark (lock_blob: two writers never share it): like any .part, it is
+ * never in the inbox. The trailer is checked like any post/blob request
+ * (signature, freshness and replay in sender_verify), and the chunks must
+ * hash to its signed sha256 (the proof of origin that stops a co-recipient
+ * from forging chunks): only then is the content key, which travels in the
+ * trailer alone, unwrapped, the last chunk opened with it (right key,
+ * right end), and the file committed into the inbox. Each chunk's tag is
+ * checked again whenever it is read.
+ *
+ * A broken stream (the connection ended, either side killed, the stream
+ * idle too long) keeps its part: the header's place is still all zeros,
+ * and the post/blob the sender falls back to at the close resumes it
+ * (blobfile_writer_open keeps the chunks that open with the content key,
+ * hashed again, so the signed sha256 still covers every byte) instead of
+ * sending the file again from chunk 0. The intake's partial_ttl sweep
+ * removes a part nobody resumes, as for post/blob. A stream that is
+ * refused (a bad frame or trailer, a disk full) leaves nothing. A part
+ * already there when a stream opens (a transfer of this blob that broke)
+ * refuses the stream: the sender sends the file at the close as post/blob,
+ * which resumes that part.
+ *
+ * Bounds: a stream that brings no new chunk for STREAM_IDLE_MAX_S seconds
+ * (only keep-alive frames: a writer that holds its file open and writes
+ * nothing) is ended here, keeping its part, so it cannot hold a receiver
+ * thread forever. Senders end such a stream earlier themselves
+ * (src/delivery/stream.h, STREAM_STALL_S).
  *
  * Stored once: the chunks go to their final offset in the blob file as
  * they arrive; the header's place (BLOBFILE_HEADER_MAX bytes, a hole) is
@@ -42,7 +62,11 @@
  * Exactly once: the blob is recorded (received_add) before its commit, as
  * for post/blob; a trailer for a blob already committed is answered with
  * the receipt and nothing is stored. A stream that is not finished leaves
- * nothing, and its sender then sends the blob as post/blob.
+ * its part at most, and its sender then sends the blob as post/blob.
+ *
+ * Relay: the trailer is the sender's post/blob request; if it allows
+ * relaying, this node forwards the committed blob as post/blob does
+ * (relay_prepare, relay_finish once every lock is let go).
  */
 #include "server/receive_stream.h"
 
@@ -64,6 +88,7 @@
 #include "pki/rand.h"
 #include "server/internal.h"
 #include "server/receive_internal.h"
+#include "server/relay.h"
 #include "server/sender.h"
 #include "store/blobfile.h"
 #include "store/chunkstore.h"
@@ -73,7 +98,7 @@
 #include "wire/proto.h"
 
 /* The header's place, and so where the chunks start in the file. */
-#define STREAM_DATA_OFF  (12 + (uint64_t)BLOBFILE_HEADER_MAX)
+#define STREAM_DATA_OFF  BLOBFILE_STREAM_DATA_OFF
 #define STREAM_FRAME_MAX (8 + PKI_BLOB_SEALED_CHUNK)
 /* How much more disk a growing stream asks for at a time (grow()). */
 #define STREAM_ADMIT_STEP (64ull << 20)
@@ -87,16 +112,28 @@ struct stream_in {
 	uint8_t id[PKI_BLOB_ID];
 	char dir[STATE_PATH_MAX];  /* STATE/incoming/SENDER */
 	char part[STATE_PATH_MAX]; /* DIR/ID.part: the busy mark's key */
-	int fd;                    /* the unnamed file, or -1 */
+	int fd;                    /* the part file, or -1 */
+	bool made;                 /* ... made by this stream */
+	bool broken;               /* the stream broke: keep the part */
+	long long last_chunk;      /* when a chunk last came (monotonic s) */
 	struct pki_sha256 *sha;    /* over the chunks stored so far */
 	uint64_t next;             /* the chunk expected next */
 	struct chunk_store *cs;    /* the helper writing and hashing, or NULL */
 	size_t last_len;           /* of the last chunk stored */
 	struct busy_blob *blob_lock, *path_lock;
-	bool admitted;    /* intake_begin, to end */
-	uint64_t granted; /* the bytes admitted so far */
-	bool recorded;    /* received_add, not committed: undo */
+	bool admitted;           /* intake_begin, to end */
+	uint64_t granted;        /* the bytes admitted so far */
+	bool recorded;           /* received_add, not committed: undo */
+	struct msg *trailer;     /* once received */
+	struct relay_work *then; /* forwarding and receipt, after the locks */
 };
+
+static long long now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec;
+}
 
 static uint64_t be64(const uint8_t *p)
 {
@@ -206,21 +243,40 @@ static int receive_streamed(struct server *s, struct net_conn *c,
 		size_t len = 0;
 		int rc = net_conn_recv(c, STREAM_FRAME_MAX, &buf, &len);
 		if (rc) {
-			log_info("post/stream '%s' from '%s': ended before its "
-				 "trailer at chunk %llu: %s (nothing kept)",
-				 in->path, in->sender,
-				 (unsigned long long)in->next,
-				 net_strerror(rc));
+			in->broken = true;
+			log_info(
+				"post/stream '%s' from '%s': ended before its "
+				"trailer at chunk %llu: %s (the part stays for "
+				"a resume)",
+				in->path, in->sender,
+				(unsigned long long)in->next, net_strerror(rc));
 			return -1;
 		}
 		uint64_t i = len >= 8 ? be64(buf) : 0;
 		if (len == 8 && i == STREAM_IDLE) {
 			free(buf);
-			continue;
+			if (now_s() - in->last_chunk <= STREAM_IDLE_MAX_S)
+				continue;
+			in->broken = true;
+			log_info(
+				"post/stream '%s' from '%s': no new chunk for "
+				"%d s at chunk %llu: ended (the part stays for "
+				"a resume)",
+				in->path, in->sender, STREAM_IDLE_MAX_S,
+				(unsigned long long)in->next);
+			return -1;
 		}
 		if (len == 8 && i == STREAM_TRAILER) {
 			free(buf);
 			return 0;
+		}
+		if (len == 8 && i == STREAM_ABORT) {
+			free(buf);
+			log_info("post/stream '%s' from '%s': given up by its "
+				 "sender at chunk %llu (nothing kept)",
+				 in->path, in->sender,
+				 (unsigned long long)in->next);
+			return -1;
 		}
 		if (len != STREAM_FRAME_MAX || i != in->next ||
 		    pki_blob_chunk_offset(i + 1) > PKI_BLOB_SIZE_MAX) {
@@ -243,6 +299,7 @@ static int receive_streamed(struct server *s, struct net_conn *c,
 			drain(c);
 			return -1;
 		}
+		in->last_chunk = now_s();
 	}
 }
 
@@ -305,8 +362,10 @@ static const char *receive_rest(struct net_conn *c, struct stream_in *in,
 	for (uint64_t i = in->next; i < info->chunks; i++) {
 		uint8_t *buf = NULL;
 		size_t len = 0;
-		if (net_conn_recv(c, STREAM_FRAME_MAX, &buf, &len) != 0)
+		if (net_conn_recv(c, STREAM_FRAME_MAX, &buf, &len) != 0) {
+			in->broken = true;
 			return NULL;
+		}
 		size_t want =
 			8 + pki_blob_chunk_len(info->size, i) + PKI_AEAD_TAG;
 		if (len != want || be64(buf) != i) {
@@ -358,8 +417,8 @@ static const char *check_key(struct server *s, const struct msg *t,
 }
 
 /*
- * Writes the trailer T into the header's place, syncs, gives the file
- * the part's name and commits it into INBOX. 0 or -errno.
+ * Writes the trailer T into the header's place of the part, syncs, and
+ * commits the part into INBOX. 0 or -errno.
  */
 static int commit(struct server *s, const struct msg *t, struct stream_in *in,
 		  const struct blob_info *info, const char *inbox,
@@ -376,6 +435,10 @@ static int commit(struct server *s, const struct msg *t, struct stream_in *in,
 	prefix[11] = (uint8_t)hl;
 	if (flen > BLOBFILE_HEADER_MAX)
 		return -EMSGSIZE;
+	/*
+	 * A crash from here to the install leaves a part whose header is
+	 * the trailer: the post/blob that follows resumes it to the end.
+	 */
 	int rc = fileio_pwrite_full(in->fd, prefix, sizeof(prefix), 0);
 	if (rc == 0)
 		rc = fileio_pwrite_full(in->fd, frame, flen, sizeof(prefix));
@@ -384,33 +447,18 @@ static int commit(struct server *s, const struct msg *t, struct stream_in *in,
 		rc = -errno;
 	if (rc == 0 && fsync(in->fd) != 0)
 		rc = -errno;
-	/*
-	 * Named as the part of this blob: a crash before the install leaves
-	 * it whole, and the post/blob that follows resumes it to the end.
-	 */
-	char proc[64];
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in->fd);
-	if (rc == 0 && unlink(in->part) != 0 && errno != ENOENT)
-		rc = -errno;
-	if (rc == 0 &&
-	    linkat(AT_FDCWD, proc, AT_FDCWD, in->part, AT_SYMLINK_FOLLOW) != 0)
-		rc = -errno;
 	if (rc)
 		return rc;
 	rc = received_add(s->received, in->sender, in->id_hex, hash,
 			  time(NULL));
-	if (rc) {
-		unlink(in->part);
+	if (rc)
 		return rc;
-	}
 	in->recorded = true;
 	char scratch[STATE_PATH_MAX + 8];
 	snprintf(scratch, sizeof(scratch), "%s" BLOBFILE_SWAP, in->part);
 	rc = fileio_install(in->part, inbox, in->path, scratch);
-	if (rc) {
-		unlink(in->part);
+	if (rc)
 		return rc;
-	}
 	in->recorded = false;
 	return 0;
 }
@@ -426,7 +474,8 @@ static int finish(struct server *s, struct net_conn *c, const struct msg *t,
 	const char *sha = msg_extra_get_str(t, "sha256");
 	char inbox[STATE_PATH_MAX];
 	int rc = sender_dir(s, "inbox", in->sender, inbox);
-	if (rc == 0 && access(in->part, F_OK) != 0 && errno == ENOENT)
+	/* The part is this stream's own (stream()): a record is a commit. */
+	if (rc == 0)
 		rc = received_has(s->received, in->sender, in->id_hex, sha);
 	if (rc < 0)
 		return refuse_disk(s, c, t, rc);
@@ -486,6 +535,7 @@ static int finish(struct server *s, struct net_conn *c, const struct msg *t,
 		 "chunks before the close)",
 		 in->path, in->sender, (unsigned long long)info.size, hash,
 		 (unsigned long long)in->next);
+	in->then = relay_prepare(s, t, inbox, in->path, hash, NULL);
 	return reply_receipt(s, c, t, hash) == 0 ? 0 : -1;
 }
 
@@ -543,13 +593,25 @@ static int stream(struct server *s, struct net_conn *c, const struct msg *m,
 				  no.retry_after);
 	in->admitted = true;
 	in->granted = STREAM_DATA_OFF;
-	/* Unnamed until the trailer verifies: a crash leaves nothing. */
-	in->fd = open(in->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	/*
+	 * The part post/blob would use, never in the inbox until the
+	 * trailer verifies. One already there is a transfer of this blob
+	 * that broke: post/blob resumes it at the close, a stream cannot.
+	 */
+	int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+	in->fd = open(in->part, flags, 0600);
 	/* A sender's first file: its folder is made where first needed. */
 	if (in->fd < 0 && errno == ENOENT && fileio_make_parents(in->part) == 0)
-		in->fd = open(in->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		in->fd = open(in->part, flags, 0600);
+	if (in->fd < 0 && errno == EEXIST)
+		return refuse(s, c, m,
+			      "a part of this blob is here from a transfer "
+			      "that broke: send it as post/blob to resume it",
+			      false);
 	if (in->fd < 0)
 		return refuse_disk(s, c, m, -errno);
+	in->made = true;
+	in->last_chunk = now_s();
 	if (pki_sha256_new(&in->sha) != 0)
 		return refuse_disk(s, c, m, -ENOMEM);
 	/* A stream is a big file (stream.h): the helper pays off. */
@@ -565,15 +627,16 @@ static int stream(struct server *s, struct net_conn *c, const struct msg *m,
 	size_t flen = 0;
 	struct msg *t = NULL;
 	rc = net_conn_recv(c, BLOBFILE_HEADER_MAX, &frame, &flen);
-	if (rc)
+	if (rc) {
+		in->broken = true;
 		return -1;
+	}
 	rc = msg_parse(frame, flen, &t);
 	free(frame);
 	if (rc != 0)
 		return refuse(s, c, m, "the trailer does not parse", false);
-	rc = finish(s, c, t, in);
-	msg_free(t);
-	return rc;
+	in->trailer = t;
+	return finish(s, c, t, in);
 }
 
 int receive_post_stream(struct server *s, struct net_conn *c,
@@ -587,6 +650,14 @@ int receive_post_stream(struct server *s, struct net_conn *c,
 	if (in.recorded)
 		received_remove(s->received, in.sender, in.id_hex);
 	store_done(&in);
+	/*
+	 * A broken stream keeps what it stored for a resume; a refused one
+	 * (or one with nothing in it) leaves nothing. Still under the busy
+	 * mark, so no other transfer has a part by this name yet; after a
+	 * commit the name is gone already.
+	 */
+	if (in.made && !(in.broken && in.next > 0))
+		unlink(in.part);
 	if (in.fd >= 0)
 		close(in.fd);
 	pki_sha256_free(in.sha);
@@ -595,5 +666,7 @@ int receive_post_stream(struct server *s, struct net_conn *c,
 			   access(in.part, F_OK) == 0);
 	unlock_blob(in.path_lock);
 	unlock_blob(in.blob_lock);
+	relay_finish(s, in.trailer, in.then);
+	msg_free(in.trailer);
 	return rc;
 }

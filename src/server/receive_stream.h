@@ -14,6 +14,15 @@ struct server;
 /* The 8-byte marker frames among a stream's chunk frames. */
 #define STREAM_IDLE    UINT64_C(0xfffffffffffffffd) /* keeps it alive */
 #define STREAM_TRAILER UINT64_C(0xffffffffffffffff) /* the trailer next */
+/* The sender threw the blob away (its writer went back): keep nothing. */
+#define STREAM_ABORT UINT64_C(0xfffffffffffffffe)
+
+/*
+ * A stream that brings no new chunk for this long (keep-alive frames
+ * only) is ended by the receiver, its part kept for the post/blob that
+ * resumes it: twice what a sender waits (src/delivery/stream.h).
+ */
+#define STREAM_IDLE_MAX_S 120
 
 /*
  * Handles one post/stream request M on C through to its receipt (or

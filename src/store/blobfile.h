@@ -32,6 +32,14 @@
 #define BLOBFILE_HEADER_MAX (256 * 1024)
 
 /*
+ * Where chunk 0 starts in a blob file begun by a stream
+ * (src/server/receive_stream.c): the header's place is reserved, all zeros,
+ * until the signed trailer fills it (the zeros after the frame are not part
+ * of the header).
+ */
+#define BLOBFILE_STREAM_DATA_OFF (12 + (uint64_t)BLOBFILE_HEADER_MAX)
+
+/*
  * The method of the header of a file that came in a batch (post/batch,
  * src/server/receive_batch.c): written by this node after it verified the
  * sender's signed batch, with the same extras as a post/blob request
@@ -116,7 +124,10 @@ struct blobfile_writer;
  * wrapped key of every recipient. The part keeps the header it was begun
  * with, which its chunks follow. Anything else there (another blob; the
  * same id with another hash, size, path or key; a header that does not
- * parse) is replaced by an empty part under HEADER. 0 or -errno.
+ * parse) is replaced by an empty part under HEADER. A part a stream
+ * began whose trailer never came (its header's place still all zeros) is
+ * resumed the same way: its chunks that open with KEY are kept, and HEADER
+ * fills the header's place. 0 or -errno.
  */
 int blobfile_writer_open(const char *part_path, const void *header,
 			 size_t header_len, const struct blob_info *info,

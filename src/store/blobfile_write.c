@@ -190,6 +190,64 @@ static int part_matches(struct blobfile_writer *w, const struct msg *fresh)
 }
 
 /*
+ * 1 if the open part file FD was begun by a stream whose trailer never
+ * came (src/server/receive_stream.c): its header's place, the first
+ * BLOBFILE_STREAM_DATA_OFF bytes, is still all zeros. 0 if not, -errno.
+ */
+static int stream_part(int fd)
+{
+	size_t len = (size_t)BLOBFILE_STREAM_DATA_OFF, got = 0;
+	uint8_t *buf = malloc(len);
+	if (buf == NULL)
+		return -ENOMEM;
+	int rc = fileio_pread_full(fd, buf, len, 0, &got);
+	if (rc == 0)
+		rc = got == len && buf[0] == 0 &&
+		     memcmp(buf, buf + 1, len - 1) == 0;
+	free(buf);
+	return rc;
+}
+
+/*
+ * Resumes a part a stream began (stream_part): keeps its chunks that open
+ * with the key, in order and hashed as put() would have, and writes
+ * PREFIX (the magic, and FRESH's signed request) into the header's place,
+ * which it then says is BLOBFILE_HEADER_MAX bytes long: the chunks stay
+ * where the stream put them, after the zeros that follow the request.
+ *
+ * Safe to keep: only the sender, authenticated by mutual TLS, can stream
+ * into its own STATE/incoming/SENDER, and the part is named by the blob id
+ * the chunks are sealed under. Even so, a co-recipient knows the content
+ * key and could seal chunks that open with it; that is why the sender's
+ * signed sha256 over ALL the sealed chunks, the kept ones included (they
+ * are hashed here), is still checked before the commit
+ * (blobfile_writer_commit): other chunks never show.
+ */
+static int stream_resume(struct blobfile_writer *w, const uint8_t *prefix,
+			 size_t plen)
+{
+	uint8_t head[BLOBFILE_PREFIX];
+	uint32_t hl = BLOBFILE_HEADER_MAX;
+	int rc;
+
+	w->data_off = BLOBFILE_STREAM_DATA_OFF;
+	rc = writer_resume(w);
+	if (rc != 0)
+		return rc;
+	memcpy(head, prefix, BLOBFILE_MAGIC_LEN);
+	head[8] = (uint8_t)(hl >> 24);
+	head[9] = (uint8_t)(hl >> 16);
+	head[10] = (uint8_t)(hl >> 8);
+	head[11] = (uint8_t)hl;
+	rc = fileio_pwrite_full(w->fd, head, sizeof(head), 0);
+	if (rc == 0)
+		rc = fileio_pwrite_full(w->fd, prefix + BLOBFILE_PREFIX,
+					plen - BLOBFILE_PREFIX,
+					BLOBFILE_PREFIX);
+	return rc;
+}
+
+/*
  * Opens the part file. If it holds a part of the blob FRESH announces, it
  * is resumed under the header it was begun with (which the chunks kept
  * there follow, and which a fresh request, with its new message_id,
@@ -212,6 +270,11 @@ static int writer_file(struct blobfile_writer *w, const struct msg *fresh,
 			return -errno;
 		if (rc == 1)
 			return writer_resume(w);
+		rc = stream_part(w->fd);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			return stream_resume(w, prefix, plen);
 		/* Another blob (or garbage) under this name: start over. */
 		if (ftruncate(w->fd, 0) != 0)
 			return -errno;

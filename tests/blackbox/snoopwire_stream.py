@@ -4,6 +4,7 @@ trailer mark, the trailer (a signed post/blob request), the rest of the
 chunks, the receipt. Kept beside snoopwire.py, which it uses."""
 
 import socket
+import time
 import ssl
 import struct
 
@@ -11,6 +12,7 @@ import snoopwire as w
 
 STREAM_IDLE = 0xFFFFFFFFFFFFFFFD
 STREAM_TRAILER = 0xFFFFFFFFFFFFFFFF
+STREAM_ABORT = 0xFFFFFFFFFFFFFFFE
 
 
 def marker(value):
@@ -20,11 +22,13 @@ def marker(value):
 def post_stream(addr, node_id, key, path, chunks, extra, streamed,
                 trailer_extra=None, trailer_key=None, trailer_path=None,
                 trailer=None, stream_chunks=None, open_extra=None,
-                no_trailer=False, idle=0, timeout=30.0):
+                no_trailer=False, abort=False, idle=0, timeout=30.0):
     """Streams CHUNKS[:STREAMED] (or STREAM_CHUNKS) after a post/stream
     open, then the trailer (TRAILER, a prebuilt request, or one built from
     TRAILER_EXTRA or EXTRA signed with TRAILER_KEY or KEY) and the rest of
-    CHUNKS. Returns a snoopwire.BlobOutcome: reply is the answer to the
+    CHUNKS. NO_TRAILER: the connection ends after the streamed chunks;
+    ABORT: the STREAM_ABORT mark follows them (the sender gave the blob up)
+    and the connection ends. Returns a snoopwire.BlobOutcome: reply is the answer to the
     open, final the one to the trailer; request is the trailer."""
     out = w.BlobOutcome()
     oextra = open_extra or {"id": extra["id"],
@@ -56,7 +60,10 @@ def post_stream(addr, node_id, key, path, chunks, extra, streamed,
                 s.sendall(w.chunk_frame(i, c))
                 for _ in range(idle):
                     s.sendall(marker(STREAM_IDLE))
-            if no_trailer:
+            if abort:
+                s.sendall(marker(STREAM_ABORT))
+                time.sleep(0.5)
+            if no_trailer or abort:
                 return out
             if trailer is None:
                 trailer = w.build("post/blob", trailer_path or path, node_id,

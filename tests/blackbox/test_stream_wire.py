@@ -1,9 +1,12 @@
 """post/stream spoken raw against bob (src/server/receive_stream.c): a
-valid stream is stored and receipted once; a forged trailer, a missing
-trailer, a trailer over other chunks, for another blob or path, replayed,
-and a forged stream open are each refused, and nothing appears at bob
-(neither the inbox tree, nor STATE/inbox, nor a held unnamed file), after
-which bob still takes a valid blob from the same sender.
+valid stream is stored and receipted once; a forged trailer, a trailer
+over other chunks, for another blob or path, replayed, a stream given up
+by its sender (STREAM_ABORT) and a forged stream open are each refused,
+and nothing appears at bob (neither the inbox tree, nor STATE/inbox, nor
+a part file under STATE/incoming), after which bob still takes a valid
+blob from the same sender. A missing trailer leaves only the blob's part
+(never in the inbox), which refuses a second stream of the blob and which
+the post/blob that follows resumes (its "have").
 """
 
 import os
@@ -48,10 +51,9 @@ def blob(certs, n=12, tail=1000):
 
 def nothing_new(bob, before):
     assert snapshot(bob) == before, "bob's inbox changed"
-    assert wait_until(lambda: unnamed_bytes(bob) == 0, 10), (
-        "bob still holds an unnamed stream file")
-    assert not tree_files(bob.state / "incoming"), tree_files(
-        bob.state / "incoming")
+    assert wait_until(lambda: not tree_files(bob.state / "incoming"), 10), (
+        tree_files(bob.state / "incoming"))
+    assert unnamed_bytes(bob) == 0
 
 
 def valid(bob, sender, certs, name, streamed=8):
@@ -92,21 +94,78 @@ def test_forged_trailer_refused(net, sender, certs):
     valid(bob, sender, certs, "after-forged.bin")
 
 
-def test_missing_trailer_keeps_nothing(net, sender, certs):
+def test_missing_trailer_keeps_part_and_resumes(net, sender, certs):
     bob = net.nodes["bob"]
     before = snapshot(bob)
     data, key, blob_id, chunks, extra = blob(certs)
     out = post_stream(bob.addr, sender.name, sender.key, "cut.bin", chunks,
                       extra, 10, no_trailer=True, timeout=TIMEOUT)
     assert out.reply.status == "ok" and not out.accepted
-    time.sleep(1)
-    nothing_new(bob, before)
-    # The same blob then comes as post/blob: stored once.
+    # Only the blob's part is left, and never in the inbox.
+    part = "%s/%s.part" % (sender.name, extra["id"])
+
+    def held():
+        return tree_files(bob.state / "incoming").get(part, 0)
+    assert wait_until(lambda: held() >= 10 * (CHUNK + 16), 10), (
+        tree_files(bob.state / "incoming"))
+    assert snapshot(bob) == before, "bob's inbox changed"
+    assert set(tree_files(bob.state / "incoming")) == {part}
+    # A second stream of the blob cannot take the part over.
+    again = post_stream(bob.addr, sender.name, sender.key, "cut.bin", chunks,
+                        extra, 4, timeout=TIMEOUT)
+    assert again.reply is not None and again.reply.status == "error", again
+    assert "resume" in again.reply.extra.get("error", ""), again.reply.extra
+    # The same blob then comes as post/blob: resumed, stored once.
     out = w.post_blob(bob.addr, sender.name, sender.key, "cut.bin", chunks,
                       extra, timeout=TIMEOUT)
     assert out.accepted, out
+    assert out.reply.extra.get("have") == 10, out.reply.extra
+    assert out.final.extra.get("sha256") == extra["sha256"]
     wait_delivered(bob, sender.name, "cut.bin", sha256_bytes(data),
                    size=len(data))
+    assert bob.read_bytes("inbox/%s/cut.bin" % sender.name) == data
+    assert wait_until(lambda: not tree_files(bob.state / "incoming"), 10)
+
+
+def test_part_of_other_chunks_not_resumed_into_a_file(net, sender, certs):
+    """A stream's part holding chunks that open with the key but are not
+    the ones the sender signed (what a co-recipient could seal): the
+    post/blob that resumes it keeps them, hashed, and the signed sha256
+    refuses the whole; nothing shows, and the next try starts afresh."""
+    bob = net.nodes["bob"]
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    _, _, other = w.seal_blob(os.urandom(len(data)), key=key,
+                              blob_id=blob_id)
+    out = post_stream(bob.addr, sender.name, sender.key, "mixed.bin", chunks,
+                      extra, 6, stream_chunks=other[:6], no_trailer=True,
+                      timeout=TIMEOUT)
+    assert out.reply.status == "ok"
+    assert wait_until(lambda: tree_files(bob.state / "incoming"), 10)
+    out = w.post_blob(bob.addr, sender.name, sender.key, "mixed.bin", chunks,
+                      extra, timeout=TIMEOUT)
+    assert not out.accepted, out
+    assert snapshot(bob) == before, "bob's inbox changed"
+    time.sleep(0.5)
+    # The part went with the refusal: the next try stores the real file.
+    out = w.post_blob(bob.addr, sender.name, sender.key, "mixed.bin", chunks,
+                      extra, timeout=TIMEOUT)
+    assert out.accepted, out
+    assert out.reply.extra.get("have") == 0, out.reply.extra
+    wait_delivered(bob, sender.name, "mixed.bin", sha256_bytes(data),
+                   size=len(data))
+    assert wait_until(lambda: not tree_files(bob.state / "incoming"), 10)
+
+
+def test_stream_given_up_keeps_nothing(net, sender, certs):
+    bob = net.nodes["bob"]
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    out = post_stream(bob.addr, sender.name, sender.key, "abort.bin", chunks,
+                      extra, 6, abort=True, timeout=TIMEOUT)
+    assert out.reply.status == "ok" and not out.accepted
+    nothing_new(bob, before)
+    assert "given up by its sender" in bob.log.read_text(errors="replace")
 
 
 def test_trailer_over_other_chunks_refused(net, sender, certs):
@@ -163,6 +222,7 @@ def test_replayed_trailer_refused(net, sender, certs):
     assert_refused(out, certs["bob"], allow_close=True)
     st2 = os.stat(str(bob.mnt / "inbox" / sender.name / "replay.bin"))
     assert (st.st_ino, st.st_mtime_ns) == (st2.st_ino, st2.st_mtime_ns)
+    assert wait_until(lambda: not tree_files(bob.state / "incoming"), 10)
     assert unnamed_bytes(bob) == 0
 
 

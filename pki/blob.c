@@ -3,10 +3,17 @@
  * binds each chunk to its index and to whether it is the last one, fresh
  * content keys, and the streaming SHA-256 that receipts carry.
  */
+/*
+ * SHA256_CTX, deprecated in OpenSSL 3, is the only SHA-256 whose state can
+ * be saved and restored (pki_sha256_export); it runs the same code as
+ * EVP's.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "pki/blob.h"
 #include "pki/err.h"
@@ -14,8 +21,11 @@
 #include "pki/rand.h"
 
 struct pki_sha256 {
-	EVP_MD_CTX *ctx;
+	SHA256_CTX ctx;
 };
+
+_Static_assert(sizeof(SHA256_CTX) <= PKI_SHA256_STATE,
+	       "PKI_SHA256_STATE too small for SHA256_CTX");
 
 uint64_t pki_blob_chunks(uint64_t size)
 {
@@ -111,13 +121,8 @@ int pki_sha256_new(struct pki_sha256 **out)
 	h = malloc(sizeof(*h));
 	if (h == NULL)
 		return PKI_ENOMEM;
-	h->ctx = EVP_MD_CTX_new();
-	if (h->ctx == NULL) {
+	if (SHA256_Init(&h->ctx) != 1) {
 		free(h);
-		return pki_ossl_fail(PKI_ENOMEM, "digest context");
-	}
-	if (EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
-		pki_sha256_free(h);
 		return pki_ossl_fail(PKI_ECRYPTO, "SHA-256 init");
 	}
 	*out = h;
@@ -130,22 +135,21 @@ int pki_sha256_update(struct pki_sha256 *h, const void *data, size_t len)
 		return PKI_EINVAL;
 	if (len == 0)
 		return 0;
-	if (EVP_DigestUpdate(h->ctx, data, len) != 1)
+	if (SHA256_Update(&h->ctx, data, len) != 1)
 		return pki_ossl_fail(PKI_ECRYPTO, "SHA-256 update");
 	return 0;
 }
 
 int pki_sha256_final(struct pki_sha256 *h, char hex[72])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
+	unsigned char md[SHA256_DIGEST_LENGTH];
 	int rc = 0;
 
 	if (h == NULL || hex == NULL) {
 		pki_sha256_free(h);
 		return PKI_EINVAL;
 	}
-	if (EVP_DigestFinal_ex(h->ctx, md, &mdlen) != 1 || mdlen != 32)
+	if (SHA256_Final(md, &h->ctx) != 1)
 		rc = pki_ossl_fail(PKI_ECRYPTO, "SHA-256 final");
 	else
 		pki_fp_format(md, hex);
@@ -153,10 +157,33 @@ int pki_sha256_final(struct pki_sha256 *h, char hex[72])
 	return rc;
 }
 
+size_t pki_sha256_export(const struct pki_sha256 *h,
+			 uint8_t out[PKI_SHA256_STATE])
+{
+	if (h == NULL || out == NULL)
+		return 0;
+	memcpy(out, &h->ctx, sizeof(h->ctx));
+	return sizeof(h->ctx);
+}
+
+int pki_sha256_import(struct pki_sha256 *h, const uint8_t *in, size_t len)
+{
+	SHA256_CTX c;
+
+	if (h == NULL || in == NULL || len != sizeof(c))
+		return PKI_EINVAL;
+	memcpy(&c, in, sizeof(c));
+	/* What SHA256_Update itself relies on. */
+	if (c.md_len != SHA256_DIGEST_LENGTH || c.num >= SHA256_CBLOCK)
+		return PKI_EINVAL;
+	h->ctx = c;
+	return 0;
+}
+
 void pki_sha256_free(struct pki_sha256 *h)
 {
 	if (h == NULL)
 		return;
-	EVP_MD_CTX_free(h->ctx);
+	OPENSSL_cleanse(&h->ctx, sizeof(h->ctx));
 	free(h);
 }

@@ -73,4 +73,20 @@ int pki_sha256_update(struct pki_sha256 *h, const void *data, size_t len);
 int pki_sha256_final(struct pki_sha256 *h, char hex[72]);
 void pki_sha256_free(struct pki_sha256 *h);
 
+/* The most bytes pki_sha256_export writes. */
+#define PKI_SHA256_STATE 128
+
+/*
+ * The state of H so far, into OUT: its length, or 0 if it cannot be had.
+ * For a hash that goes on after a restart of this process on this machine
+ * (src/store/spool_sealed.c); the layout is OpenSSL's, so it is only for
+ * pki_sha256_import of the same build. A hash's state over ciphertext
+ * says nothing of the plaintext.
+ */
+size_t pki_sha256_export(const struct pki_sha256 *h,
+			 uint8_t out[PKI_SHA256_STATE]);
+
+/* Sets H to a state from pki_sha256_export (LEN bytes). 0 or PKI_EINVAL. */
+int pki_sha256_import(struct pki_sha256 *h, const uint8_t *in, size_t len);
+
 #endif

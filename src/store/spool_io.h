@@ -63,7 +63,17 @@ static inline bool spool_magic_ok(const uint8_t *hdr)
 #define HDR_SEALED_NONCE (HDR_SEALED_ID + PKI_BLOB_ID)
 #define HDR_SEALED_KEY   (HDR_SEALED_NONCE + PKI_AEAD_NONCE)
 #define HDR_SEALED_TAG   (HDR_SEALED_KEY + PKI_AEAD_KEY)
-#define HDR_SEALED_END   (HDR_SEALED_TAG + PKI_AEAD_TAG)
+/*
+ * Then the SHA-256 of chunks 0..k-1 so far (spool_sealed.c: a restart in
+ * the same boot goes on from it): the boot id (36 characters of
+ * /proc/sys/kernel/random/boot_id), u32 length, the state. All zero when
+ * there is none (spools written before it: the chunks are read again).
+ */
+#define HDR_SEALED_BOOT (HDR_SEALED_TAG + PKI_AEAD_TAG)
+#define HDR_BOOT_LEN    36
+#define HDR_SEALED_HLEN (HDR_SEALED_BOOT + HDR_BOOT_LEN)
+#define HDR_SEALED_HASH (HDR_SEALED_HLEN + 4)
+#define HDR_SEALED_END  (HDR_SEALED_HASH + PKI_SHA256_STATE)
 /* The wrapped key must fit before it: 2014 bytes, RSA-8192 is 1024. */
 #define SPOOL_WRAP_MAX (HDR_SEALED_OFF - HDR_WRAP_OFF)
 /* Additional data of a slot: file id, then the index big-endian. */

@@ -563,6 +563,16 @@ static int stream(struct server *s, struct net_conn *c, const struct msg *m,
 	if (!cert)
 		return refuse(s, c, m, why, false);
 	pki_cert_free(cert);
+	/*
+	 * The sender itself, over mutual TLS: what a stream stores may be
+	 * kept for a resume (blobfile_writer_open), so no other node may
+	 * stream into its part, not even with a request of the sender's that it
+	 * saw.
+	 */
+	const char *peer = net_conn_auth_name(c);
+	if (!peer || strcmp(peer, meta->id) != 0)
+		return refuse(s, c, m, "a stream comes from its sender only",
+			      true);
 	in->sender = meta->id;
 	why = check_open(s, m, in);
 	if (why)

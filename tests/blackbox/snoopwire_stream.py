@@ -22,20 +22,22 @@ def marker(value):
 def post_stream(addr, node_id, key, path, chunks, extra, streamed,
                 trailer_extra=None, trailer_key=None, trailer_path=None,
                 trailer=None, stream_chunks=None, open_extra=None,
-                no_trailer=False, abort=False, idle=0, timeout=30.0):
+                no_trailer=False, abort=False, idle=0, as_node=None,
+                timeout=30.0):
     """Streams CHUNKS[:STREAMED] (or STREAM_CHUNKS) after a post/stream
     open, then the trailer (TRAILER, a prebuilt request, or one built from
     TRAILER_EXTRA or EXTRA signed with TRAILER_KEY or KEY) and the rest of
     CHUNKS. NO_TRAILER: the connection ends after the streamed chunks;
     ABORT: the STREAM_ABORT mark follows them (the sender gave the blob up)
-    and the connection ends. Returns a snoopwire.BlobOutcome: reply is the answer to the
+    and the connection ends. AS_NODE: the TLS identity (snoopwire.identity)
+    instead of the signer's. Returns a snoopwire.BlobOutcome: reply is the answer to the
     open, final the one to the trailer; request is the trailer."""
     out = w.BlobOutcome()
     oextra = open_extra or {"id": extra["id"],
                             "recipients": extra["recipients"]}
     req = w.build("post/stream", path, node_id, key=key, extra=oextra)
     try:
-        s = w.connect(addr, timeout, as_node=w._auto(req, None))
+        s = w.connect(addr, timeout, as_node=w._auto(req, as_node))
     except w.TLSRefused:
         out.dropped = True
         return out

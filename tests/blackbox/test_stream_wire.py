@@ -242,6 +242,22 @@ def test_forged_open_refused(net, sender, certs):
     nothing_new(bob, before)
 
 
+def test_open_over_another_nodes_tls_refused(net, sender, certs):
+    """A stream open signed by the sender but sent over another node's TLS
+    connection (a node that saw the request): refused, nothing stored, as
+    what a stream stores may be resumed into the sender's file."""
+    bob = net.nodes["bob"]
+    wire_peer(net, "co-recipient", known_by=("bob",))
+    before = snapshot(bob)
+    data, key, blob_id, chunks, extra = blob(certs)
+    out = post_stream(bob.addr, sender.name, sender.key, "borrowed.bin",
+                      chunks, extra, 4, no_trailer=True,
+                      as_node=w.identity("co-recipient"), timeout=TIMEOUT)
+    assert out.reply is not None and out.reply.status == "error", out
+    assert "sender" in out.reply.extra.get("error", ""), out.reply.extra
+    nothing_new(bob, before)
+
+
 def test_bad_frame_refused(net, sender, certs):
     bob = net.nodes["bob"]
     before = snapshot(bob)

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "lib/b64.h"
 #include "net/err.h"
 #include "net/msg.h"
@@ -816,6 +817,89 @@ static void cleanup(void)
 	rmdir(dir);
 }
 
+/*
+ * A part a stream began (src/server/receive_stream.c): the header's place
+ * all zeros, then chunks at BLOBFILE_STREAM_DATA_OFF. A post/blob resumes
+ * it: the chunks that open with the key are kept (the third, damaged,
+ * and what follows are cut off), the request fills the header's place,
+ * and the committed file reads back whole with the signed hash. Chunks
+ * that open but are not the signed ones (sealed under the same key: what
+ * a co-recipient could make) are kept too, and the signed hash then
+ * refuses the whole at the commit.
+ */
+static void test_resume_stream_part(void)
+{
+	struct blob b, other;
+	struct blobfile_writer *w = NULL;
+	char part[512], final[512], hash[72];
+	uint64_t have = 99;
+	size_t len;
+	int fd;
+
+	path_in(part, sizeof(part), "parts/alice/stream.part");
+	path_in(final, sizeof(final), "inbox/alice/streamed.bin");
+	CHECK(blob_make(&b, 6 * CHUNK + 99, "bob", bob));
+	CHECK(fileio_make_parents(part) == 0);
+	fd = open(part, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	for (uint64_t n = 0; n < 4; n++) {
+		const uint8_t *c = chunk_at(&b, n, &len);
+		uint8_t copy[PKI_BLOB_SEALED_CHUNK];
+		memcpy(copy, c, len);
+		if (n == 2)
+			copy[100] ^= 1;
+		CHECK(pwrite(fd, copy, len,
+			     (off_t)(BLOBFILE_STREAM_DATA_OFF +
+				     pki_blob_chunk_offset(n))) ==
+		      (ssize_t)len);
+	}
+	close(fd);
+	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
+				   &w, &have) == 0);
+	CHECK(have == 2);
+	CHECK(put_range(w, &b, 2, b.info.chunks));
+	CHECK(commit_to(w, final, hash) == 0);
+	CHECK(strcmp(hash, b.hash) == 0);
+	CHECK(read_back(final, &b));
+
+	/* Other chunks under the same key and id: kept, then refused. */
+	CHECK(blob_make(&other, 6 * CHUNK + 99, "bob", bob));
+	memcpy(other.key, b.key, PKI_AEAD_KEY);
+	memcpy(other.info.id, b.info.id, PKI_BLOB_ID);
+	{
+		struct pki_aead *a = NULL;
+		CHECK(pki_aead_new(b.key, &a) == 0);
+		for (uint64_t n = 0; n < 3; n++) {
+			size_t pl = pki_blob_chunk_len(other.size, n);
+			CHECK(pki_blob_seal_chunk(
+				      a, b.info.id, n, false,
+				      other.pt + n * CHUNK, pl,
+				      other.sealed +
+					      pki_blob_chunk_offset(n)) == 0);
+		}
+		pki_aead_free(a);
+	}
+	fd = open(part, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	for (uint64_t n = 0; n < 3; n++) {
+		const uint8_t *c = chunk_at(&other, n, &len);
+		CHECK(pwrite(fd, c, len,
+			     (off_t)(BLOBFILE_STREAM_DATA_OFF +
+				     pki_blob_chunk_offset(n))) ==
+		      (ssize_t)len);
+	}
+	close(fd);
+	CHECK(blobfile_writer_open(part, b.header, b.header_len, &b.info, b.key,
+				   &w, &have) == 0);
+	CHECK(have == 3);
+	CHECK(put_range(w, &b, 3, b.info.chunks));
+	CHECK(commit_to(w, final, hash) == -EBADMSG);
+	CHECK(access(part, F_OK) != 0);
+	CHECK(read_back(final, &b)); /* the earlier delivery stays */
+	blob_free(&other);
+	blob_free(&b);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL) {
@@ -829,6 +913,7 @@ int main(void)
 		test_roundtrip_and_resume();
 		test_resume_fresh_request();
 		test_resume_refused();
+		test_resume_stream_part();
 		test_big_blob_helper();
 		test_refusals();
 		test_wrong_recipient();

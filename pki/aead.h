@@ -36,6 +36,17 @@ int pki_aead_open(struct pki_aead *a, const uint8_t nonce[PKI_AEAD_NONCE],
 		  const void *aad, size_t aadlen, const void *in, size_t len,
 		  const uint8_t tag[PKI_AEAD_TAG], uint8_t *out);
 
+/*
+ * Checks the tag of LEN bytes of IN as pki_aead_open does, without
+ * keeping the plaintext: it is decrypted piece by piece into a small
+ * buffer on the stack, which stays in the CPU's cache and is wiped once,
+ * instead of into a caller's buffer the size of IN that must be wiped
+ * after. 0, or PKI_ESIG if the tag does not verify.
+ */
+int pki_aead_check(struct pki_aead *a, const uint8_t nonce[PKI_AEAD_NONCE],
+		   const void *aad, size_t aadlen, const void *in, size_t len,
+		   const uint8_t tag[PKI_AEAD_TAG]);
+
 /* Wipes the key and frees; accepts NULL. */
 void pki_aead_free(struct pki_aead *a);
 

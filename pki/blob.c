@@ -97,6 +97,22 @@ int pki_blob_open_chunk(struct pki_aead *a, const uint8_t id[PKI_BLOB_ID],
 	return pki_aead_open(a, nonce, id, PKI_BLOB_ID, in, len, in + len, pt);
 }
 
+int pki_blob_check_chunk(struct pki_aead *a, const uint8_t id[PKI_BLOB_ID],
+			 uint64_t n, bool final, const uint8_t *in,
+			 size_t inlen)
+{
+	uint8_t nonce[PKI_AEAD_NONCE];
+	size_t len;
+
+	if (a == NULL || id == NULL || in == NULL)
+		return PKI_EINVAL;
+	if (inlen < PKI_AEAD_TAG || inlen - PKI_AEAD_TAG > PKI_BLOB_CHUNK)
+		return PKI_EINVAL;
+	len = inlen - PKI_AEAD_TAG;
+	chunk_nonce(n, final, nonce);
+	return pki_aead_check(a, nonce, id, PKI_BLOB_ID, in, len, in + len);
+}
+
 int pki_blob_new_key(uint8_t key[PKI_AEAD_KEY], uint8_t id[PKI_BLOB_ID])
 {
 	int rc;

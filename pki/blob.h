@@ -60,6 +60,14 @@ int pki_blob_open_chunk(struct pki_aead *a, const uint8_t id[PKI_BLOB_ID],
 			uint64_t n, bool final, const uint8_t *in, size_t inlen,
 			uint8_t *pt);
 
+/*
+ * Checks that sealed chunk N opens, as pki_blob_open_chunk, keeping no
+ * plaintext (pki_aead_check). 0, PKI_ESIG or PKI_EINVAL.
+ */
+int pki_blob_check_chunk(struct pki_aead *a, const uint8_t id[PKI_BLOB_ID],
+			 uint64_t n, bool final, const uint8_t *in,
+			 size_t inlen);
+
 /* A fresh random content key and blob id (CSPRNG). */
 int pki_blob_new_key(uint8_t key[PKI_AEAD_KEY], uint8_t id[PKI_BLOB_ID]);
 

@@ -8,6 +8,15 @@
  * sender's CPU in a 64 MiB transfer. Measured on the seal of a 256 MiB
  * spool against the two-buffer version it replaced (medians of 12 runs):
  * 0.62 -> 0.54 CPU seconds, 0.51 -> 0.43 s of wall time.
+ *
+ * The helper writes every chunk waiting for it with one pwritev(2): the
+ * sealed chunks are 64 KiB + 16 bytes, so each write on its own also
+ * started and ended inside a page, and the page cache paid per call.
+ * Writing 256 MiB of such chunks into a new file took 0.112 s of CPU one
+ * chunk per call, 0.080 s four and 0.067 s sixteen per call (this
+ * machine, ext4). The ring stays at 512 KiB all the same: with 1 MiB of
+ * buffers a receiver's copy of each chunk out of TLS doubled (a cache
+ * the ring no longer fits), which ate what the larger writes saved.
  */
 #include "store/chunkstore.h"
 
@@ -15,6 +24,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 
 #include "base/errors.h"
 #include "base/fileio.h"
@@ -44,14 +54,14 @@ struct chunk_store {
 	int rc;              /* the helper's first error */
 };
 
-int chunk_store_one(int fd, uint64_t data_off, struct pki_sha256 *h,
-		    const uint8_t *buf, size_t len, uint64_t n)
+/*
+ * After chunk N (LEN bytes of BUF) is in the file: hashes it and every
+ * few MiB starts the write-back of what came before.
+ */
+static int stored_one(int fd, uint64_t data_off, struct pki_sha256 *h,
+		      const uint8_t *buf, size_t len, uint64_t n)
 {
-	int rc = fileio_pwrite_full(fd, buf, len,
-				    data_off + pki_blob_chunk_offset(n));
-	if (rc != 0)
-		return rc;
-	rc = errors_to_errno(pki_sha256_update(h, buf, len));
+	int rc = errors_to_errno(pki_sha256_update(h, buf, len));
 	if (rc != 0)
 		return rc;
 	/* Overlap the disk with the next chunks. */
@@ -64,13 +74,79 @@ int chunk_store_one(int fd, uint64_t data_off, struct pki_sha256 *h,
 	return 0;
 }
 
+int chunk_store_one(int fd, uint64_t data_off, struct pki_sha256 *h,
+		    const uint8_t *buf, size_t len, uint64_t n)
+{
+	int rc = fileio_pwrite_full(fd, buf, len,
+				    data_off + pki_blob_chunk_offset(n));
+	if (rc != 0)
+		return rc;
+	return stored_one(fd, data_off, h, buf, len, n);
+}
+
+/* pwritev(2) of all of IOV[0..CNT) at OFF; IOV is used up. 0 or -errno. */
+static int pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Writes and hashes the chunks handed over as I..J-1 (J - I <=
+ * STORE_RING), in one pwritev for each run of them that lies back to
+ * back in the file (all whole chunks; a shorter one, the last, ends a
+ * run). The buffers stay the helper's until it says they are stored.
+ */
+static int store_run(struct chunk_store *cs, uint64_t i, uint64_t j)
+{
+	struct iovec iov[STORE_RING];
+	while (i < j) {
+		int cnt = 0;
+		uint64_t from = i;
+		do {
+			int k = (int)(i % STORE_RING);
+			iov[cnt].iov_base = cs->buf[k];
+			iov[cnt++].iov_len = cs->len[k];
+			i++;
+		} while (i < j && cs->len[(i - 1) % STORE_RING] ==
+					  PKI_BLOB_SEALED_CHUNK);
+		int rc = pwritev_full(
+			cs->fd, iov, cnt,
+			cs->data_off + pki_blob_chunk_offset(cs->first + from));
+		for (uint64_t m = from; rc == 0 && m < i; m++) {
+			int k = (int)(m % STORE_RING);
+			rc = stored_one(cs->fd, cs->data_off, cs->h, cs->buf[k],
+					cs->len[k], cs->first + m);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static void *helper_main(void *arg)
 {
 	struct chunk_store *cs = arg;
 
-	for (uint64_t i = 0;; i++) {
-		int k = (int)(i % STORE_RING), rc;
-
+	for (uint64_t i = 0;;) {
 		pthread_mutex_lock(&cs->lock);
 		while (cs->handed <= i && !cs->ended && cs->rc == 0) {
 			cs->helper_waits = true;
@@ -78,14 +154,14 @@ static void *helper_main(void *arg)
 		}
 		cs->helper_waits = false;
 		/* After the end, what was handed over is still written. */
-		bool go = cs->handed > i && cs->rc == 0;
+		uint64_t j = cs->handed;
+		bool go = j > i && cs->rc == 0;
 		pthread_mutex_unlock(&cs->lock);
 		if (!go)
 			break;
-		rc = chunk_store_one(cs->fd, cs->data_off, cs->h, cs->buf[k],
-				     cs->len[k], cs->first + i);
+		int rc = store_run(cs, i, j);
 		pthread_mutex_lock(&cs->lock);
-		cs->stored = i + 1;
+		cs->stored = j;
 		if (rc != 0)
 			cs->rc = rc;
 		uint64_t free_bufs = STORE_RING - (cs->handed - cs->stored);
@@ -94,6 +170,7 @@ static void *helper_main(void *arg)
 		pthread_mutex_unlock(&cs->lock);
 		if (rc != 0)
 			break;
+		i = j;
 	}
 	return NULL;
 }

@@ -331,14 +331,20 @@ int spool_write(struct spool *s, const void *buf, size_t len, uint64_t off)
 		rc = spool_ahead_before_write(s, n);
 		if (rc != 0)
 			break;
-		if (k == PKI_BLOB_CHUNK)
-			rc = spool_cache_take(s, n);
-		else
-			rc = spool_cache_load(s, n);
+		/* A whole chunk may go straight into the blob sealed ahead. */
+		bool sealed = false;
+		if (k == PKI_BLOB_CHUNK && done + k < len)
+			rc = spool_ahead_write_whole(s, n, p + done, &sealed);
+		if (rc == 0 && !sealed) {
+			rc = k == PKI_BLOB_CHUNK ? spool_cache_take(s, n)
+						 : spool_cache_load(s, n);
+			if (rc == 0) {
+				memcpy(s->cache + in, p + done, k);
+				s->cache_dirty = true;
+			}
+		}
 		if (rc != 0)
 			break;
-		memcpy(s->cache + in, p + done, k);
-		s->cache_dirty = true;
 		done += k;
 		/* Grow chunk by chunk, so a failure leaves a true size. */
 		if (pos + k > s->size) {

@@ -158,19 +158,19 @@ static void ahead_helper(struct blob_out *o)
 }
 
 /*
- * Seals the cached chunk, the next one the blob needs, which the writer
- * leaves for the chunk after it; starts the blob at chunk 0. The chunk
- * then lives in the blob only: the cache is clean, its slot is never
- * written. An error before anything was sealed ends sealing ahead (the
- * close seals it all); after, the chunks in the blob may be incomplete,
- * so the write fails. Lock held.
+ * Seals SRC (a whole chunk of plaintext), the next chunk the blob needs,
+ * and sets *SEALED; starts the blob at chunk 0. The chunk then lives in
+ * the blob only. An error before anything was sealed ends sealing ahead
+ * (the close seals it all) and leaves *SEALED false with 0; after, the
+ * chunks in the blob may be incomplete, so the write fails. Lock held.
  */
-static int ahead_seal_cached(struct spool *s)
+static int ahead_seal_from(struct spool *s, const uint8_t *src, bool *sealed)
 {
 	struct blob_out *o = s->out;
 	uint8_t *buf = NULL;
 	int rc = 0;
 
+	*sealed = false;
 	if (o == NULL) {
 		if (spool_blob_new(s->ahead_dir, &o) != 0) {
 			spool_ahead_stop(s);
@@ -185,7 +185,7 @@ static int ahead_seal_cached(struct spool *s)
 		buf = o->buf;
 	if (rc == 0)
 		rc = pki_to_errno(pki_blob_seal_chunk(o->aead, o->id, o->next,
-						      false, s->cache,
+						      false, src,
 						      PKI_BLOB_CHUNK, buf));
 	if (rc == 0)
 		rc = o->cs != NULL
@@ -194,7 +194,7 @@ static int ahead_seal_cached(struct spool *s)
 					       PKI_BLOB_SEALED_CHUNK, o->next);
 	if (rc == 0) {
 		o->next++;
-		s->cache_dirty = false;
+		*sealed = true;
 		return 0;
 	}
 	if (o->next == 0 && spool_sealed_k(s) == 0) {
@@ -205,6 +205,38 @@ static int ahead_seal_cached(struct spool *s)
 	free(s->ahead_dir);
 	s->ahead_dir = NULL;
 	return rc;
+}
+
+/*
+ * Seals the cached chunk, the next one the blob needs, which the writer
+ * leaves for the chunk after it: the cache is then clean, its slot is
+ * never written. Lock held.
+ */
+static int ahead_seal_cached(struct spool *s)
+{
+	bool sealed;
+	int rc = ahead_seal_from(s, s->cache, &sealed);
+
+	if (sealed)
+		s->cache_dirty = false;
+	return rc;
+}
+
+int spool_ahead_write_whole(struct spool *s, uint64_t n, const uint8_t *src,
+			    bool *sealed)
+{
+	uint64_t next = s->out != NULL ? s->out->next : 0;
+	int rc;
+
+	*sealed = false;
+	if (s->ahead_dir == NULL || n != next ||
+	    (s->out != NULL && s->out->frozen) || s->cache_n == n)
+		return 0;
+	/* Another chunk waiting in the cache keeps its place in the spool. */
+	rc = spool_cache_writeback(s);
+	if (rc != 0)
+		return rc;
+	return ahead_seal_from(s, src, sealed);
 }
 
 /*

@@ -87,6 +87,17 @@ int spool_ahead_progress(struct spool *s, char hex[2 * PKI_BLOB_ID + 1],
 int spool_ahead_before_write(struct spool *s, uint64_t n);
 
 /*
+ * A write of the whole of chunk N from SRC that goes on into chunk N + 1
+ * (so N is not the last chunk): if N is the next chunk the blob needs,
+ * seals it straight from SRC and sets *SEALED, which spares copying it
+ * into the cache first (a memcpy of every byte a program writes).
+ * Otherwise *SEALED is false and the caller writes it as any other. 0
+ * or -errno (the write fails).
+ */
+int spool_ahead_write_whole(struct spool *s, uint64_t n, const uint8_t *src,
+			    bool *sealed);
+
+/*
  * Before a truncate to SIZE: brings the sealed chunks back if it cuts
  * into them (drops them for SIZE 0). 0 or -errno.
  */

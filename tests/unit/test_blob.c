@@ -136,7 +136,10 @@ static bool open_all(struct pki_aead *a, const uint8_t id[PKI_BLOB_ID],
 		ok = pki_blob_open_chunk(a, id, n, n == chunks - 1,
 					 sealed + pki_blob_chunk_offset(n),
 					 len + PKI_AEAD_TAG, buf) == 0 &&
-		     memcmp(buf, pt + n * PKI_BLOB_CHUNK, len) == 0;
+		     memcmp(buf, pt + n * PKI_BLOB_CHUNK, len) == 0 &&
+		     pki_blob_check_chunk(a, id, n, n == chunks - 1,
+					  sealed + pki_blob_chunk_offset(n),
+					  len + PKI_AEAD_TAG) == 0;
 	}
 	free(buf);
 	return ok;
@@ -172,6 +175,58 @@ static void test_roundtrips(void)
 		free(pt);
 	}
 	pki_aead_free(a);
+}
+
+/*
+ * pki_blob_check_chunk decrypts in 4 KiB pieces: a change in any piece,
+ * in the tag, or a wrong index, final flag, blob id or key fails it.
+ */
+static void test_check(void)
+{
+	const uint64_t size = PKI_BLOB_CHUNK + 5000; /* a full chunk, a short */
+	uint8_t key[PKI_AEAD_KEY], id[PKI_BLOB_ID], key2[PKI_AEAD_KEY],
+		id2[PKI_BLOB_ID];
+	struct pki_aead *a = NULL, *b = NULL;
+	uint8_t *pt = malloc((size_t)size), *sealed;
+	const size_t full = PKI_BLOB_SEALED_CHUNK, last = 5000 + PKI_AEAD_TAG;
+	const size_t at[] = {
+		0,       4095, 4096, 40000, PKI_BLOB_CHUNK - 1, PKI_BLOB_CHUNK,
+		full - 1
+	};
+
+	CHECK(pt != NULL && pki_blob_new_key(key, id) == 0 &&
+	      pki_blob_new_key(key2, id2) == 0);
+	CHECK(pki_aead_new(key, &a) == 0 && pki_aead_new(key2, &b) == 0);
+	fill(pt, (size_t)size, 11);
+	sealed = seal_all(a, id, pt, size);
+	CHECK(sealed != NULL);
+	if (sealed == NULL || pt == NULL)
+		goto out;
+	uint8_t *c1 = sealed + pki_blob_chunk_offset(1);
+	CHECK(pki_blob_check_chunk(a, id, 0, false, sealed, full) == 0);
+	CHECK(pki_blob_check_chunk(a, id, 1, true, c1, last) == 0);
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+		sealed[at[i]] ^= 0x01;
+		CHECK(pki_blob_check_chunk(a, id, 0, false, sealed, full) ==
+		      PKI_ESIG);
+		sealed[at[i]] ^= 0x01;
+	}
+	CHECK(pki_blob_check_chunk(a, id, 1, false, sealed, full) == PKI_ESIG);
+	CHECK(pki_blob_check_chunk(a, id, 0, true, sealed, full) == PKI_ESIG);
+	CHECK(pki_blob_check_chunk(a, id2, 0, false, sealed, full) == PKI_ESIG);
+	CHECK(pki_blob_check_chunk(b, id, 0, false, sealed, full) == PKI_ESIG);
+	CHECK(pki_blob_check_chunk(a, id, 1, true, c1, last - 1) == PKI_ESIG);
+	CHECK(pki_blob_check_chunk(a, id, 0, false, sealed, PKI_AEAD_TAG - 1) ==
+	      PKI_EINVAL);
+	CHECK(pki_blob_check_chunk(a, id, 0, false, sealed, full + 1) ==
+	      PKI_EINVAL);
+	/* Still good after failures: each check starts afresh. */
+	CHECK(pki_blob_check_chunk(a, id, 0, false, sealed, full) == 0);
+out:
+	free(sealed);
+	free(pt);
+	pki_aead_free(a);
+	pki_aead_free(b);
 }
 
 static void test_rejections(void)
@@ -359,6 +414,7 @@ int main(void)
 	test_math();
 	test_aead();
 	test_roundtrips();
+	test_check();
 	test_rejections();
 	test_nonces_differ();
 	test_wrap();

@@ -880,6 +880,46 @@ static uint64_t disk_blocks(const char *path)
  * write behind the writer, brings the chunks back into the spool first
  * (unseal) and removes the blob; a blob that does not open is refused.
  */
+/*
+ * Whole chunks sealed straight from a write (no copy into the cache):
+ * writes of 1 MiB, then of 3 chunks + 1 byte (so most start unaligned),
+ * then one that rewrites the cached chunk whole and goes on: the blob
+ * sealed ahead is the one sealed at the end, and it holds the model.
+ */
+static void test_seal_direct(void)
+{
+	const uint64_t size = 60 * CHUNK + 777;
+	uint8_t *model = malloc((size_t)size);
+	char path[512], sdir[512], ahead[512];
+	struct spool *s = NULL;
+	uint64_t pos = 0;
+	bool ok = true;
+
+	CHECK(model != NULL && pki_rand_bytes(model, size) == 0);
+	path_in(path, sizeof(path), "direct.spool");
+	path_in(sdir, sizeof(sdir), "sealed");
+	CHECK(spool_create(path, key, &s) == 0);
+	CHECK(spool_seal_ahead(s, sdir) == 0);
+	for (; ok && pos < 20 * CHUNK; pos += 16 * CHUNK) {
+		size_t k = 16 * CHUNK;
+		ok = spool_write(s, model + pos, k, pos) == 0;
+	}
+	/* 32 chunks so far; the 33rd partly, then whole from its start. */
+	CHECK(ok && spool_write(s, model + pos, 100, pos) == 0);
+	CHECK(spool_write(s, model + pos, 2 * CHUNK, pos) == 0);
+	pos += 2 * CHUNK;
+	for (; ok && pos < size; pos += 3 * CHUNK + 1) {
+		size_t k = size - pos < 3 * CHUNK + 1 ? (size_t)(size - pos)
+						      : 3 * CHUNK + 1;
+		ok = spool_write(s, model + pos, k, pos) == 0;
+	}
+	CHECK(ok);
+	CHECK(matches(s, model, size));
+	CHECK(files_in(sdir, ahead, sizeof(ahead)) == 1);
+	CHECK(seal_and_check(s, sdir, model, size, ahead));
+	free(model);
+}
+
 static void test_seal_once(void)
 {
 	const uint64_t size = 40 * CHUNK + 999;
@@ -1174,6 +1214,7 @@ int main(void)
 		test_seal_ahead();
 		test_tamper();
 		test_seal_once();
+		test_seal_direct();
 		test_concurrent();
 	}
 	pki_key_free(key);

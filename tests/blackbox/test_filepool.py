@@ -115,3 +115,53 @@ def test_bursts_reuse_inodes_exactly_once_across_kill(cluster):
     assert pool(alice), "the pool is not used after a restart"
     counts = received_counts(bob, "b3", list(third))
     assert all(c == 1 for c in counts.values()), counts
+
+
+def test_new_outbox_files_reuse_delivered_markers(cluster):
+    """A delivered file's marker goes to the pool and a new outbox file's
+    spool is made from it (no new inode): the new file reads back as
+    written, is 0600 and the daemon's, and ships byte for byte. A stale
+    marker under a new name, all a crash between taking it and writing
+    the spool header can leave, is dropped at the next start."""
+    alice, bob = pair(cluster)
+    first = burst(alice, "m1", 40, "a")
+    arrived(bob, "m1", first)
+    settled(alice)
+    free = {os.lstat(str(alice.state / "free" / n)).st_ino
+            for n in pool(alice)}
+    assert free, "nothing was recycled into STATE/free"
+
+    # Held files (in-progress names) keep their spool in STATE/outbox.
+    d = alice.mnt / "outbox/bob/m2"
+    bounded(os.mkdir, str(d))
+    data = {}
+    for i in range(5):
+        data["h%d" % i] = os.urandom(SMALL)
+        with open(str(d / ("h%d.part" % i)), "wb") as f:
+            f.write(data["h%d" % i])
+    reused = 0
+    for name, content in data.items():
+        st = os.lstat(str(alice.state / "outbox/bob/m2" / (name + ".part")))
+        reused += st.st_ino in free
+        assert st.st_mode & 0o777 == 0o600 and st.st_uid == os.geteuid()
+        with open(str(d / (name + ".part")), "rb") as f:
+            assert f.read() == content
+    assert reused == len(data), "%d of %d spools reused a pooled inode" % (
+        reused, len(data))
+
+    # Renamed to final names they ship, each once and whole.
+    for name in data:
+        os.rename(str(d / (name + ".part")), str(d / name))
+    arrived(bob, "m2", {n: sha256_bytes(c) for n, c in data.items()})
+    settled(alice)
+
+    # A stale marker (a delivered job's) under a user's name, then a
+    # restart: dropped, not shipped and not listed.
+    stale = alice.state / "outbox/bob/m3"
+    stale.mkdir(mode=0o700)
+    (stale / "x").write_bytes(b"SNOOPPD1 %s\n" % (b"ab" * 16))
+    alice.crash()
+    alice.restart()
+    assert wait_until(lambda: not (stale / "x").exists(), 10), (
+        "the stale marker was left behind")
+    assert "x" not in os.listdir(str(alice.mnt / "outbox/bob/m3"))

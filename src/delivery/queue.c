@@ -66,7 +66,7 @@ struct queue_entry {
 	 * queue_take and takes no transfer slot of its peer of its own.
 	 */
 	bool rider;
-	bool leader;       /* the first entry of a batch (queue_take_more) */
+	bool leader; /* the first entry of a batch, or a small file alone */
 	unsigned failures; /* the peer's count when it started */
 	struct queue_entry *next;
 };
@@ -462,10 +462,16 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 		used += e->job->size;
 		out[n++] = e;
 	}
-	if (n) {
-		first->leader = true;
-		p->batches++;
-	}
+	/*
+	 * A small file that finds no company still counts as a batch in
+	 * flight: otherwise, in a burst, each file that arrives while a
+	 * batch is out goes alone beside it (a fifth of a 1,000-file cp -r
+	 * did), costing the receiver three RSA operations apiece instead of
+	 * riding in the next batch. A file sent while nothing is in flight
+	 * still goes at once.
+	 */
+	first->leader = true;
+	p->batches++;
 	return n;
 }
 

@@ -17,9 +17,8 @@
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static char pool_dir[PATH_MAX];
-/* A stack of pooled names per kind; names are unique across kinds. */
-static unsigned pool_names[FILEPOOL_KINDS][POOL_MAX];
-static unsigned pool_n[FILEPOOL_KINDS], pool_next;
+static unsigned pool_names[POOL_MAX]; /* a stack of pooled names */
+static unsigned pool_n, pool_next;
 
 static int pool_path(unsigned name, char out[PATH_MAX])
 {
@@ -31,8 +30,7 @@ int filepool_init(const char *dir)
 {
 	pthread_mutex_lock(&pool_lock);
 	pool_dir[0] = '\0';
-	for (int k = 0; k < FILEPOOL_KINDS; k++)
-		pool_n[k] = 0;
+	pool_n = 0;
 	/* Whatever a previous run left is junk: start from an empty pool. */
 	int rc = fileio_remove_tree(dir);
 	if (rc == 0 || rc == -ENOENT)
@@ -46,13 +44,13 @@ int filepool_init(const char *dir)
 	return rc;
 }
 
-int filepool_give_kind(const char *path, enum filepool_kind kind)
+int filepool_give(const char *path)
 {
 	char to[PATH_MAX];
 	pthread_mutex_lock(&pool_lock);
 	unsigned name = pool_next;
-	int rc = pool_dir[0] && pool_n[kind] < POOL_MAX ? pool_path(name, to)
-							: -ENOSPC;
+	int rc = pool_dir[0] && pool_n < POOL_MAX ? pool_path(name, to)
+						  : -ENOSPC;
 	/*
 	 * Not truncated here: a crash between a truncate and the rename
 	 * would leave an empty file under the old name (an empty job record
@@ -66,16 +64,10 @@ int filepool_give_kind(const char *path, enum filepool_kind kind)
 	else if (rc == 0 &&
 		 (!S_ISREG(st.st_mode) || st.st_size > POOL_FILE_MAX))
 		rc = -EFBIG;
-	/*
-	 * Someone else's file (a member's, outbox_set_owner) would carry its
-	 * owner to whoever takes it next: it is not kept.
-	 */
-	else if (rc == 0 && st.st_uid != geteuid())
-		rc = -EPERM;
 	if (rc == 0 && rename(path, to) != 0)
 		rc = -errno;
 	if (rc == 0) {
-		pool_names[kind][pool_n[kind]++] = name;
+		pool_names[pool_n++] = name;
 		pool_next++;
 	}
 	pthread_mutex_unlock(&pool_lock);
@@ -84,29 +76,19 @@ int filepool_give_kind(const char *path, enum filepool_kind kind)
 	return unlink(path) == 0 ? 0 : -errno;
 }
 
-int filepool_give(const char *path)
-{
-	return filepool_give_kind(path, FILEPOOL_STORE);
-}
-
-int filepool_take_kind(const char *path, enum filepool_kind kind)
+int filepool_take(const char *path)
 {
 	char from[PATH_MAX];
 	pthread_mutex_lock(&pool_lock);
-	unsigned n = pool_n[kind];
-	int rc = pool_dir[0] && n > 0 ? pool_path(pool_names[kind][n - 1], from)
-				      : -ENOENT;
+	int rc = pool_dir[0] && pool_n > 0
+			 ? pool_path(pool_names[pool_n - 1], from)
+			 : -ENOENT;
 	/* Never over an existing file: O_CREAT would have kept that one. */
 	if (rc == 0 &&
 	    renameat2(AT_FDCWD, from, AT_FDCWD, path, RENAME_NOREPLACE) != 0)
 		rc = -errno;
 	if (rc == 0 || rc == -ENOENT)
-		pool_n[kind] -= rc == 0 ? 1 : 0;
+		pool_n -= rc == 0 ? 1 : 0;
 	pthread_mutex_unlock(&pool_lock);
 	return rc;
-}
-
-int filepool_take(const char *path)
-{
-	return filepool_take_kind(path, FILEPOOL_STORE);
 }

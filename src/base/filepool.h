@@ -8,9 +8,7 @@
  * is renamed out of it: no inode is freed or allocated.
  *
  * Only for files nobody still reads (a delivered job's record and sealed
- * blob, a delivered file's marker in STATE/outbox): a pooled file is
- * written again through its old inode, and only this process's own files
- * are kept (a file chowned to a group member is unlinked instead). Every call
+ * blob): a pooled file is written again through its old inode. Every call
  * falls back to unlink(2) or to the caller's O_CREAT on any failure, so
  * the pool is only ever a speed-up; what it holds is removed at start.
  * A file taken to a name is truncated by its new writer, which syncs it
@@ -42,22 +40,5 @@ int filepool_give(const char *path);
  * they wrote it. 0 if it did, else nothing changed.
  */
 int filepool_take(const char *path);
-
-/*
- * Files of one kind are only ever taken for that kind, so that what a
- * crash can leave under a taken name (the stale content, before its new
- * writer truncated it) is something that name's recovery knows: an
- * outbox file becomes a stale marker of a delivered job, which the next
- * start drops (tree/outbox_seal.c), never a blob or a record.
- */
-enum filepool_kind {
-	FILEPOOL_STORE,  /* job records and sealed blobs */
-	FILEPOOL_OUTBOX, /* delivered markers, taken for new spools */
-	FILEPOOL_KINDS
-};
-
-/* filepool_give and filepool_take for files of KIND (they use STORE). */
-int filepool_give_kind(const char *path, enum filepool_kind kind);
-int filepool_take_kind(const char *path, enum filepool_kind kind);
 
 #endif

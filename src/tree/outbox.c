@@ -31,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/filepool.h"
 #include "delivery/delivery.h"
 #include "identity/self.h"
 #include "identity/state.h"
@@ -130,13 +129,6 @@ static int attach(struct outbox *ob, const char *path, bool create,
 	char blob[2 * PKI_BLOB_ID + 1];
 	if (create && spool_peek_sealed(path, blob) == 0)
 		outbox_drop_sealed(ob, blob);
-	/*
-	 * A new name reuses a delivered file's inode (base/filepool.h):
-	 * creating inodes is most of a small file's cost on ext4 without a
-	 * journal. spool_create truncates it; an existing file stays.
-	 */
-	if (create)
-		filepool_take_kind(path, FILEPOOL_OUTBOX);
 	int rc = create ? spool_create(path, self_key(ob->self), &os->sp)
 			: spool_open(path, self_key(ob->self), &os->sp);
 	if (rc) {
@@ -771,8 +763,7 @@ void outbox_delivered(void *arg, const struct job *j)
 	 */
 	if (outbox_marker_read(path, id) == 0 && strcmp(id, j->id) == 0) {
 		job_recycle(ob->jobs_dir, j->id);
-		/* Its inode serves the next new file (attach). */
-		filepool_give_kind(path, FILEPOOL_OUTBOX);
+		unlink(path);
 	}
 	pthread_mutex_unlock(&ob->lock);
 	log_info("outbox: %s delivered to %s", rel, j->folder);

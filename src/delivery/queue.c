@@ -77,6 +77,7 @@ struct peer {
 	int inflight; /* busy entries, at most PEER_INFLIGHT_MAX */
 	int batches;  /* batches in flight (queue_take_more) */
 	bool nobatch; /* it answered post/batch "unknown method" */
+	bool batched; /* a batch reached it: it takes post/batch */
 	struct timespec next_try;
 	int backoff;       /* seconds; 0 after a success */
 	unsigned failures; /* transient failures so far (see retry_later) */
@@ -464,14 +465,18 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 	}
 	/*
 	 * A small file that finds no company still counts as a batch in
-	 * flight: otherwise, in a burst, each file that arrives while a
-	 * batch is out goes alone beside it (a fifth of a 1,000-file cp -r
-	 * did), costing the receiver three RSA operations apiece instead of
-	 * riding in the next batch. A file sent while nothing is in flight
-	 * still goes at once.
+	 * flight, once the peer is known to take batches: otherwise, in a
+	 * burst, each file that arrives while a batch is out goes alone
+	 * beside it (a fifth of a 1,000-file cp -r did), costing the
+	 * receiver three RSA operations apiece instead of riding in the next
+	 * batch. A file sent while nothing is in flight still goes at once;
+	 * to a peer not known to take batches (an older snoopfs), small
+	 * files alone still go side by side.
 	 */
-	first->leader = true;
-	p->batches++;
+	if (n || p->batched) {
+		first->leader = true;
+		p->batches++;
+	}
 	return n;
 }
 
@@ -654,6 +659,9 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 		p->inflight--;
 	if (e->leader)
 		p->batches--;
+	/* A rider delivered: its batch went through as post/batch. */
+	if (e->rider && a->outcome == SEND_OK)
+		p->batched = true;
 	e->rider = false;
 	e->leader = false;
 	e->busy = false;

@@ -118,8 +118,9 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
  * OUT and returns how many. They share FIRST's transfer slot: the peer's
  * limit of transfers in flight counts the batch once. Each must be
  * queue_finish'ed. Never waits for entries to come: a file alone goes
- * alone, and counts as a batch in flight (so that the files that come
- * meanwhile wait for the next batch instead of going alone beside it).
+ * alone, and once a batch reached its peer it counts as a batch in flight
+ * (so that the files that come meanwhile wait for the next batch instead
+ * of going alone beside it).
  * While PEER_BATCHES_MAX batches to a peer are in flight,
  * queue_take passes over its files of at most SMALL bytes: they go in the
  * next batch (this keeps the receiver's part files of one sender within

@@ -523,7 +523,7 @@ static void test_batch(void)
 		snprintf(path, sizeof(path), "b%d", n == 303 ? 301 : n);
 		add(q, n, path, "bob");
 	}
-	struct queue_entry *first = take(q, 0), *more[8];
+	struct queue_entry *first = take(q, 0), *second, *more[8];
 	CHECK(is(first, "b300", "bob"));
 	/* 100 bytes each: a byte budget of 350 takes three more at most. */
 	int n = queue_take_more(q, first, at(0), 100, 8, 350, more);
@@ -551,9 +551,10 @@ static void test_batch(void)
 	queue_free(q);
 
 	/*
-	 * A small file that goes alone counts as a batch in flight: the
-	 * next small file waits for the next batch instead of going beside
-	 * it.
+	 * Until a batch reached the peer, small files alone go side by side
+	 * (it may be an older snoopfs, without post/batch); once one did, a
+	 * small file that goes alone counts as a batch in flight: the next
+	 * small file waits for the next batch instead of going beside it.
 	 */
 	q = fresh();
 	add(q, 320, "d320", "bob");
@@ -561,16 +562,35 @@ static void test_batch(void)
 	CHECK(is(first, "d320", "bob"));
 	CHECK(queue_take_more(q, first, at(0), 100, 8, 1000, more) == 0);
 	add(q, 321, "d321", "bob");
-	add(q, 322, "d322", "bob");
-	CHECK(take(q, 0) == NULL);
+	second = take(q, 0);
+	CHECK(is(second, "d321", "bob"));
+	CHECK(queue_take_more(q, second, at(0), 100, 8, 1000, more) == 0);
 	finish(q, first, SEND_OK, "", 0, 1);
+	finish(q, second, SEND_OK, "", 0, 1);
+	add(q, 322, "d322", "bob");
+	add(q, 323, "d323", "bob");
 	first = take(q, 1);
-	CHECK(is(first, "d321", "bob"));
+	CHECK(is(first, "d322", "bob"));
 	n = queue_take_more(q, first, at(1), 100, 8, 1000, more);
-	CHECK(n == 1 && is(more[0], "d322", "bob"));
+	CHECK(n == 1 && is(more[0], "d323", "bob"));
 	if (n == 1)
 		finish(q, more[0], SEND_OK, "", 0, 2);
 	finish(q, first, SEND_OK, "", 0, 2);
+	add(q, 324, "d324", "bob");
+	first = take(q, 3);
+	CHECK(is(first, "d324", "bob"));
+	CHECK(queue_take_more(q, first, at(3), 100, 8, 1000, more) == 0);
+	add(q, 325, "d325", "bob");
+	add(q, 326, "d326", "bob");
+	CHECK(take(q, 3) == NULL);
+	finish(q, first, SEND_OK, "", 0, 4);
+	first = take(q, 4);
+	CHECK(is(first, "d325", "bob"));
+	n = queue_take_more(q, first, at(4), 100, 8, 1000, more);
+	CHECK(n == 1 && is(more[0], "d326", "bob"));
+	if (n == 1)
+		finish(q, more[0], SEND_OK, "", 0, 5);
+	finish(q, first, SEND_OK, "", 0, 5);
 	queue_free(q);
 
 	/* A file above the small size takes nothing with it. */
@@ -580,7 +600,7 @@ static void test_batch(void)
 	first = take(q, 0);
 	CHECK(queue_take_more(q, first, at(0), 50, 8, 1000, more) == 0);
 	/* ... and goes alone: the next one may go beside it. */
-	struct queue_entry *second = take(q, 0);
+	second = take(q, 0);
 	CHECK(is(second, "c311", "bob"));
 	finish(q, first, SEND_OK, "", 0, 1);
 	if (second)

@@ -464,14 +464,9 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 		out[n++] = e;
 	}
 	/*
-	 * A small file that finds no company still counts as a batch in
-	 * flight, once the peer is known to take batches: otherwise, in a
-	 * burst, each file that arrives while a batch is out goes alone
-	 * beside it (a fifth of a 1,000-file cp -r did), costing the
-	 * receiver three RSA operations apiece instead of riding in the next
-	 * batch. A file sent while nothing is in flight still goes at once;
-	 * to a peer not known to take batches (an older snoopfs), small
-	 * files alone still go side by side.
+	 * Alone, it still counts as a batch once the peer took one (see
+	 * queue.h): else the files of a burst go alone beside the batch,
+	 * three RSA operations apiece for the receiver.
 	 */
 	if (n || p->batched) {
 		first->leader = true;

@@ -10,7 +10,9 @@
 #ifndef SNOOPFS_PKI_INTERNAL_H
 #define SNOOPFS_PKI_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <openssl/evp.h>
@@ -25,8 +27,24 @@
 /* Longest "HOST:PORT" a node address may have. */
 #define PKI_ADDR_MAX 255
 
+/* Labels pki_key_derive remembers per key (one is in use today). */
+#define PKI_DERIVED_CACHE 4
+#define PKI_LABEL_MAX     64
+
 struct pki_key {
 	EVP_PKEY *pkey;
+	/*
+	 * pki_key_derive's results, so that a secret is computed once per
+	 * key and label: each derivation encodes the private key to DER,
+	 * and OpenSSL's encoder lookup cost a fifth of a sender's CPU per
+	 * small file. Wiped by pki_key_free. derive_lock protects both.
+	 */
+	pthread_mutex_t derive_lock;
+	int nderived;
+	struct {
+		char label[PKI_LABEL_MAX];
+		uint8_t secret[PKI_KEY_DERIVED];
+	} derived[PKI_DERIVED_CACHE];
 };
 
 struct pki_cert {

@@ -35,10 +35,14 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 
 static struct pki_key *key_wrap(EVP_PKEY *pkey)
 {
-	struct pki_key *key = malloc(sizeof(*key));
+	struct pki_key *key = calloc(1, sizeof(*key));
 
 	if (key == NULL)
 		return NULL;
+	if (pthread_mutex_init(&key->derive_lock, NULL) != 0) {
+		free(key);
+		return NULL;
+	}
 	key->pkey = pkey;
 	return key;
 }
@@ -289,19 +293,20 @@ void pki_key_free(struct pki_key *key)
 	if (key == NULL)
 		return;
 	EVP_PKEY_free(key->pkey);
+	OPENSSL_cleanse(key->derived, sizeof(key->derived));
+	pthread_mutex_destroy(&key->derive_lock);
 	free(key);
 }
 
-int pki_key_derive(const struct pki_key *key, const char *label,
-		   uint8_t out[PKI_KEY_DERIVED])
+/* HKDF-SHA256 over KEY's private DER with LABEL as info (see key.h). */
+static int derive_now(const struct pki_key *key, const char *label,
+		      uint8_t out[PKI_KEY_DERIVED])
 {
 	unsigned char *der = NULL;
 	EVP_KDF *kdf = NULL;
 	EVP_KDF_CTX *kctx = NULL;
 	int len, rc = PKI_ECRYPTO;
 
-	if (key == NULL || label == NULL || out == NULL)
-		return PKI_EINVAL;
 	len = i2d_PrivateKey(key->pkey, &der);
 	if (len <= 0)
 		return pki_ossl_fail(PKI_ECRYPTO, "private key DER");
@@ -324,4 +329,34 @@ int pki_key_derive(const struct pki_key *key, const char *label,
 	EVP_KDF_CTX_free(kctx);
 	EVP_KDF_free(kdf);
 	return rc ? pki_ossl_fail(PKI_ECRYPTO, "HKDF") : 0;
+}
+
+int pki_key_derive(const struct pki_key *key, const char *label,
+		   uint8_t out[PKI_KEY_DERIVED])
+{
+	if (key == NULL || label == NULL || out == NULL)
+		return PKI_EINVAL;
+	/*
+	 * The cache is not part of the key's value: a const key is still
+	 * a heap object of key_wrap's, so writing its cache is defined.
+	 */
+	struct pki_key *k = (struct pki_key *)(uintptr_t)key;
+	size_t llen = strlen(label);
+	int rc = 0;
+	pthread_mutex_lock(&k->derive_lock);
+	for (int i = 0; i < k->nderived; i++)
+		if (strcmp(k->derived[i].label, label) == 0) {
+			memcpy(out, k->derived[i].secret, PKI_KEY_DERIVED);
+			pthread_mutex_unlock(&k->derive_lock);
+			return 0;
+		}
+	rc = derive_now(key, label, out);
+	if (rc == 0 && llen < PKI_LABEL_MAX &&
+	    k->nderived < PKI_DERIVED_CACHE) {
+		memcpy(k->derived[k->nderived].label, label, llen + 1);
+		memcpy(k->derived[k->nderived].secret, out, PKI_KEY_DERIVED);
+		k->nderived++;
+	}
+	pthread_mutex_unlock(&k->derive_lock);
+	return rc;
 }

@@ -66,7 +66,7 @@ struct queue_entry {
 	 * queue_take and takes no transfer slot of its peer of its own.
 	 */
 	bool rider;
-	bool leader;       /* the first entry of a batch (queue_take_more) */
+	bool leader; /* the first entry of a batch, or a small file alone */
 	unsigned failures; /* the peer's count when it started */
 	struct queue_entry *next;
 };
@@ -77,6 +77,7 @@ struct peer {
 	int inflight; /* busy entries, at most PEER_INFLIGHT_MAX */
 	int batches;  /* batches in flight (queue_take_more) */
 	bool nobatch; /* it answered post/batch "unknown method" */
+	bool batched; /* a batch reached it: it takes post/batch */
 	struct timespec next_try;
 	int backoff;       /* seconds; 0 after a success */
 	unsigned failures; /* transient failures so far (see retry_later) */
@@ -462,7 +463,12 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 		used += e->job->size;
 		out[n++] = e;
 	}
-	if (n) {
+	/*
+	 * Alone, it still counts as a batch once the peer took one (see
+	 * queue.h): else the files of a burst go alone beside the batch,
+	 * three RSA operations apiece for the receiver.
+	 */
+	if (n || p->batched) {
 		first->leader = true;
 		p->batches++;
 	}
@@ -648,6 +654,9 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 		p->inflight--;
 	if (e->leader)
 		p->batches--;
+	/* A rider delivered: its batch went through as post/batch. */
+	if (e->rider && a->outcome == SEND_OK)
+		p->batched = true;
 	e->rider = false;
 	e->leader = false;
 	e->busy = false;

@@ -35,12 +35,16 @@
 #define PEER_INFLIGHT_MAX 4
 
 /*
- * Batches of small files to one peer in flight at the same time: two, so
- * that the next is formed and sent while the receiver syncs the last
- * (one at a time left the link idle during every group commit). Each
- * takes one of the PEER_INFLIGHT_MAX slots.
+ * Batches of small files (or small files alone) to one peer in flight at
+ * the same time: one. Two let the next batch form while the receiver
+ * synced the last, but each batch costs the receiver three RSA-2048
+ * private operations and the sender one, whatever its size, and with two
+ * in flight a 1,000-file cp -r went in batches of 4 to 6 files (a fifth
+ * of them alone) instead of 17: 0.5 ms more of the two daemons' CPU per
+ * file (docs/performance.md). Each takes one of the PEER_INFLIGHT_MAX
+ * slots.
  */
-#define PEER_BATCHES_MAX 2
+#define PEER_BATCHES_MAX 1
 
 /* Backoff after a failure, per peer (seconds). */
 #define QUEUE_BACKOFF_FIRST 1
@@ -114,7 +118,10 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
  * OUT and returns how many. They share FIRST's transfer slot: the peer's
  * limit of transfers in flight counts the batch once. Each must be
  * queue_finish'ed. Never waits for entries to come: a file alone goes
- * alone. While PEER_BATCHES_MAX batches to a peer are in flight,
+ * alone, and once a batch reached its peer it counts as a batch in flight
+ * (so that the files that come meanwhile wait for the next batch instead
+ * of going alone beside it).
+ * While PEER_BATCHES_MAX batches to a peer are in flight,
  * queue_take passes over its files of at most SMALL bytes: they go in the
  * next batch (this keeps the receiver's part files of one sender within
  * its limit, and the batches large).

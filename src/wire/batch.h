@@ -36,11 +36,11 @@
 /*
  * Files in one batch. Enough that the three RSA operations of a batch
  * cost little per file (a tenth of one each); few enough that one refused
- * or broken batch costs little to send again; and the two batches a
- * sender may have in flight to one peer (PEER_BATCHES_MAX) plus its two
- * other transfers (PEER_INFLIGHT_MAX) stay within the 64 part files a
- * receiver admits per sender by default (INTAKE_BLOBS), so a burst is
- * never refused for that limit.
+ * or broken batch costs little to send again; and the batches a sender
+ * may have in flight to one peer (PEER_BATCHES_MAX, at most two) plus
+ * its two other transfers (PEER_INFLIGHT_MAX) stay within the 64 part
+ * files a receiver admits per sender by default (INTAKE_BLOBS), so a
+ * burst is never refused for that limit.
  */
 #define BATCH_FILES_MAX 30
 /*

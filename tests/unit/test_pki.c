@@ -387,6 +387,35 @@ static void test_key(void)
 	CHECK_RC(pki_key_pub_fingerprint(k, fp2), 0);
 	CHECK(strcmp(fp1, fp2) == 0);
 	CHECK(pki_key_bits(k) == 2048);
+	/*
+	 * Derived secrets: the same for the same key and label (also once
+	 * remembered, and for the key loaded again), different per label
+	 * and per key; more labels than are remembered still derive right.
+	 */
+	{
+		uint8_t d1[PKI_KEY_DERIVED], d2[PKI_KEY_DERIVED];
+		uint8_t d3[PKI_KEY_DERIVED], d4[PKI_KEY_DERIVED];
+		char label[32];
+		CHECK_RC(pki_key_derive(root_key, "label a", d1), 0);
+		CHECK_RC(pki_key_derive(root_key, "label a", d2), 0);
+		CHECK(memcmp(d1, d2, sizeof(d1)) == 0);
+		CHECK_RC(pki_key_derive(k, "label a", d3), 0);
+		CHECK(memcmp(d1, d3, sizeof(d1)) == 0);
+		CHECK_RC(pki_key_derive(root_key, "label b", d3), 0);
+		CHECK(memcmp(d1, d3, sizeof(d1)) != 0);
+		CHECK_RC(pki_key_derive(node_key, "label a", d4), 0);
+		CHECK(memcmp(d1, d4, sizeof(d1)) != 0);
+		for (int i = 0; i < 8; i++) {
+			snprintf(label, sizeof(label), "label %d", i);
+			CHECK_RC(pki_key_derive(root_key, label, d2), 0);
+			CHECK_RC(pki_key_derive(k, label, d4), 0);
+			CHECK(memcmp(d2, d4, sizeof(d2)) == 0);
+		}
+		CHECK_RC(pki_key_derive(root_key, "label b", d4), 0);
+		CHECK(memcmp(d3, d4, sizeof(d3)) == 0);
+		CHECK_RC(pki_key_derive(NULL, "label a", d4), PKI_EINVAL);
+		CHECK_RC(pki_key_derive(root_key, NULL, d4), PKI_EINVAL);
+	}
 	pki_key_free(k);
 	k = NULL;
 	CHECK_RC(pki_key_save(node_key, path_of("node.key")), 0);

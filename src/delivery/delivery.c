@@ -263,11 +263,13 @@ static int start_threads(struct delivery *d)
 }
 
 int delivery_start(struct self *self, struct transport *tr, struct certs *certs,
-		   delivery_done_fn done, void *done_arg, struct delivery **out)
+		   const struct delivery_settings *set, delivery_done_fn done,
+		   void *done_arg, struct delivery **out)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
+	d->set = *set;
 	d->self = self;
 	d->tr = tr;
 	d->certs = certs;

@@ -172,8 +172,9 @@ static bool pushed(const struct job *j)
 	return pki_blob_chunks(j->size) == 1;
 }
 
-/* The post/blob request extras for job J. NULL on failure. */
-static struct msg_extra *request_extra(const struct job *j)
+/* The post/blob request extras for job J of D. NULL on failure. */
+static struct msg_extra *request_extra(const struct delivery *d,
+				       const struct job *j)
 {
 	struct msg_extra *x = msg_extra_new();
 	char list[JOB_FOLDER_MAX + 1] = "";
@@ -211,8 +212,8 @@ static struct msg_extra *request_extra(const struct job *j)
 	if (rc == 0 && pushed(j))
 		rc = msg_extra_set_int(x, "push", 1);
 	/* Recipients may forward it (src/delivery/relayed.c). */
-	if (rc == 0 && relayed_fanout(j) > 0)
-		rc = msg_extra_set_int(x, "relay", relayed_fanout(j));
+	if (rc == 0 && relayed_fanout(d, j) > 0)
+		rc = msg_extra_set_int(x, "relay", relayed_fanout(d, j));
 	if (rc) {
 		msg_extra_free(x);
 		return NULL;
@@ -367,7 +368,7 @@ static enum send_outcome exchange(struct sender *w, struct net_conn *c, int fd,
 {
 	const struct job *j = &w->job;
 	const char *name = queue_entry_peer(w->entry);
-	struct msg_extra *x = request_extra(j);
+	struct msg_extra *x = request_extra(w->d, j);
 	if (!x) {
 		proto_say(w->err, "cannot build the request for %s", j->path);
 		return SEND_JOB_HOPELESS;
@@ -445,7 +446,7 @@ static enum send_outcome finish_stream(struct sender *w, struct net_conn *c,
 	const struct job *j = &w->job;
 	uint8_t mark[8];
 	put_be64(mark, UINT64_C(0xffffffffffffffff));
-	struct msg_extra *x = request_extra(j);
+	struct msg_extra *x = request_extra(w->d, j);
 	if (!x)
 		return SEND_RETRY;
 	struct proto_self self = proto_self_of(w->d->self, w->d->tr);
@@ -676,7 +677,7 @@ enum send_outcome send_entry(struct sender *w)
 		return SEND_JOB_HOPELESS;
 	}
 	uint64_t sent = 0;
-	struct net_conn *c = stream_enabled()
+	struct net_conn *c = stream_enabled(d)
 				     ? stream_claim(d, w->job.id, peer, &sent)
 				     : NULL;
 	if (c && attach(w, c)) {

@@ -65,10 +65,9 @@ static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t streams_cond = PTHREAD_COND_INITIALIZER;
 static struct stream *streams;
 
-bool stream_enabled(void)
+bool stream_enabled(const struct delivery *d)
 {
-	const char *v = getenv("SNOOPFS_STREAM");
-	return v && strcmp(v, "1") == 0;
+	return d->set.stream;
 }
 
 static void put_be64(uint8_t *p, uint64_t v)

@@ -4,7 +4,8 @@
  * src/server/receive_stream.c): the chunks sealed ahead go as they are
  * sealed, and the job's transfer, once the file is closed, ends the
  * stream with the signed trailer (send.c) instead of starting anew.
- * Off unless SNOOPFS_STREAM=1 (docs/performance.md).
+ * Switched by the node's setting stream (mount --stream; its default is
+ * STATE_STREAM_DEFAULT, docs/performance.md).
  */
 #ifndef SNOOPFS_DELIVERY_STREAM_H
 #define SNOOPFS_DELIVERY_STREAM_H
@@ -19,8 +20,8 @@ struct delivery;
 /* The first chunk count sealed ahead at which a file starts to stream. */
 #define STREAM_MIN_CHUNKS 64
 
-/* True if streaming is switched on (SNOOPFS_STREAM=1 in the environment). */
-bool stream_enabled(void);
+/* True if D streams (its setting stream, delivery_settings). */
+bool stream_enabled(const struct delivery *d);
 
 /*
  * Starts streaming the blob ID (hex) that the outbox seals ahead for the

@@ -135,7 +135,7 @@ static const char *check_newer(struct server *s, const struct msg *inner)
 int relay_receive(struct server *s, struct net_conn *c, const struct msg *m)
 {
 	const char *relay = msg_get0_meta(m)->id;
-	if (!relay_enabled())
+	if (!relay_enabled(s))
 		return refuse(s, c, m, "this node does not take relayed files");
 	/* The relay itself: its certificate, signature, freshness. */
 	const char *why = NULL;

@@ -1,4 +1,4 @@
-"""Streaming while writing (issue 21, post/stream): with SNOOPFS_STREAM=1 a
+"""Streaming while writing (issue 21, post/stream): with `stream = on` a
 file written in order into outbox/PEER/ starts on its way before the close
 (the chunks sealed ahead go as they are sealed) and is closed by a signed
 trailer; the receiver keeps what arrives in an unnamed file and shows the
@@ -25,15 +25,24 @@ import pytest
 
 from snoopnodes import (bounded, sha256_bytes, wait_delivered,
                         wait_outbox_gone, wait_until)
-from test_delivery_faults import assert_delivered_once, at_rest, pair
+from test_delivery_faults import assert_delivered_once, at_rest
 
 MIB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def stream_on(monkeypatch):
-    """Before the snoop fixture copies the environment for the daemons."""
-    monkeypatch.setenv("SNOOPFS_STREAM", "1")
+def pair(cluster):
+    """alice (streaming on, from `stream = on` in her config file, which
+    node.conf keeps for her restarts) and bob."""
+    cluster.init_ca("ca")
+    conf = cluster.base / "alice-stream.conf"
+    conf.write_text("stream = on\n")
+    alice = cluster.add_node("alice", extra=("--config", str(conf)))
+    assert "stream=on" in (alice.state / "node.conf").read_text()
+    bob = cluster.add_node("bob")
+    cluster.wait_all_know_all()
+    assert wait_until(lambda: alice.exists("outbox/bob"), 15), (
+        "alice has no outbox/bob: %s" % alice.listdir("outbox"))
+    return alice, bob
 
 
 def unnamed_bytes(node):

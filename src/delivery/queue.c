@@ -28,6 +28,7 @@ struct drec {
 	bool for_good; /* R_FAILED and never retried (job record says so) */
 	uint64_t sent, total; /* chunks */
 	char error[PROTO_ERR_MAX];
+	char via[NAMES_NODE_MAX + 1]; /* its relay (queue_hold) until taken */
 };
 
 struct djob {
@@ -388,6 +389,8 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
 	e->failures = e->peer->failures;
 	e->peer->inflight++;
 	e->job->inflight++;
+	/* Its deadline passed: sent directly now, no longer relayed. */
+	e->job->rec[e->r].via[0] = '\0';
 	return e;
 }
 
@@ -408,13 +411,15 @@ static struct queue_entry *find_entry(const struct queue *q, const char *id,
 }
 
 int queue_hold(struct queue *q, const char *id, const char *peer,
-	       struct timespec until)
+	       struct timespec until, const char *via)
 {
 	struct queue_entry *e = find_entry(q, id, peer);
 	if (!e || e->busy || e->failed)
 		return -ENOENT;
 	if (before(&e->not_before, &until))
 		e->not_before = until;
+	snprintf(e->job->rec[e->r].via, sizeof(e->job->rec[e->r].via), "%s",
+		 via);
 	return 0;
 }
 
@@ -682,10 +687,14 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 
 /* ---- for people ---- */
 
-static int state_text(const struct drec *r, char *text, size_t size)
+/* R's state; VIA: and its relay (for status: scripts match the xattr). */
+static int state_text(const struct drec *r, bool via, char *text, size_t size)
 {
 	switch (r->state) {
 	case R_QUEUED:
+		if (via && r->via[0])
+			return snprintf(text, size,
+					"queued, being relayed via %s", r->via);
 		return snprintf(text, size, "queued");
 	case R_SENDING:
 		return snprintf(text, size, "sending %d%%",
@@ -720,7 +729,7 @@ int queue_describe(const struct queue *q, const char *id, char *text,
 		if (len < 0 || (size_t)len >= size - used)
 			break;
 		used += (size_t)len;
-		len = state_text(&j->rec[i], text + used, size - used);
+		len = state_text(&j->rec[i], false, text + used, size - used);
 		if (len < 0 || (size_t)len >= size - used)
 			break;
 		used += (size_t)len;
@@ -748,7 +757,7 @@ static void put_peer_status(FILE *f, const struct peer *p, int pending,
 	for (const struct queue_entry *e = p->head;
 	     e && listed < STATUS_FILES_MAX; e = e->next, listed++) {
 		char state[PROTO_ERR_MAX + 32];
-		state_text(&e->job->rec[e->r], state, sizeof(state));
+		state_text(&e->job->rec[e->r], true, state, sizeof(state));
 		/* Job paths hold no control bytes (jobs.c refuses them). */
 		fprintf(f, "    %-30s %s\n", e->job->path, state);
 	}

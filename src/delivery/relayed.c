@@ -78,7 +78,9 @@ void relayed_hold(struct delivery *d, const struct job *j)
 			continue;
 		struct timespec until = now;
 		until.tv_sec += hop * depth(i);
-		queue_hold(d->queue, j->id, r->name, until);
+		/* Recipient i comes from i's parent in the tree. */
+		const char *via = j->recipients[(i - 1) / RELAYED_FANOUT].name;
+		queue_hold(d->queue, j->id, r->name, until, via);
 	}
 }
 

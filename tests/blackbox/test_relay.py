@@ -127,6 +127,16 @@ def test_first_hop_down_sender_delivers_directly(net, tmp_path):
     try:
         t0 = time.monotonic()
         send(alice, tmp_path, folder, "bob-down.bin", data)
+        # While they wait for bob, snoopfs status says so; the xattr
+        # keeps its words ("queued"), which scripts match.
+        def status():
+            return net.snoop.run("status", alice.mnt).stdout
+        assert wait_until(
+            lambda: status().count("queued, being relayed via bob") == 2,
+            5), status()
+        rel = "outbox/%s/bob-down.bin" % folder
+        state = alice.getxattr(rel)
+        assert "carol: queued" in state and "dave: queued" in state, state
         for name in ("carol", "dave"):
             wait_delivered(net.nodes[name], "alice", "bob-down.bin",
                            sha256_bytes(data), size=len(data),

@@ -260,10 +260,10 @@ def ca_init(name):
     return mount(name, state), "127.0.0.1:%d" % port, fp
 
 
-def node(name, ca_addr, fp, env=None):
+def node(name, ca_addr, fp, extra=()):
     return mount(name, os.path.join(WORK, name + ".state"), (
         "--name", name, "--listen", "127.0.0.1:%d" % free_port(),
-        "--ca", ca_addr, "--ca-fingerprint", fp), env)
+        "--ca", ca_addr, "--ca-fingerprint", fp) + tuple(extra))
 
 
 # --- sshd -------------------------------------------------------------------
@@ -385,7 +385,7 @@ def snoop_send(alice, bob, src, name, timeout):
 def bench_bulk(Rall, alice, bob, ssh, null, streaming):
     """NULL: (mount point, pid) of the null FUSE file system, or None.
     STREAMING: a second (alice, bob) pair whose daemons run with
-    SNOOPFS_STREAM=0 (no streaming while writing: sent after the close),
+    --stream off (no streaming while writing: sent after the close),
     or None."""
     src = os.path.join(WORK, "data", "big")
     os.makedirs(os.path.dirname(src), exist_ok=True)
@@ -753,7 +753,7 @@ def table(R):
                          ""))
         if g("bulk_nostream"):
             rows.append(("bulk %s, the same without streaming while "
-                         "writing (SNOOPFS_STREAM=0: sent after the close)"
+                         "writing (--stream off: sent after the close)"
                          % size, f(g("bulk_nostream")) + " MB/s",
                          "scp (above); all processes' CPU %s s per GB"
                          % f(g("cpu_total_nostream"), "%.2f"),
@@ -910,9 +910,9 @@ def main():
         bob = receivers[0]
         streaming = None
         if "bulk" in ONLY:
-            env = dict(os.environ, SNOOPFS_STREAM="0")
-            streaming = (node("salice", ca_addr, fp, env),
-                         node("sbob", ca_addr, fp, env))
+            off = ("--stream", "off")
+            streaming = (node("salice", ca_addr, fp, off),
+                         node("sbob", ca_addr, fp, off))
         wait_until(lambda: all(os.path.isdir(alice.p("outbox", r.name))
                                for r in receivers), 90, 0.2, "certificates")
         if streaming:

@@ -29,6 +29,12 @@
 #include "pki/key.h"
 #include "tree/backend.h"
 
+#if STATE_STREAM_DEFAULT
+#define STREAM_DEFAULT_WORD "on"
+#else
+#define STREAM_DEFAULT_WORD "off"
+#endif
+
 static const char usage[] =
 	"usage: snoopfs mount [MOUNTPOINT] --state STATE\n"
 	"         [--name NAME --listen HOST:PORT --ca HOST:PORT]\n"
@@ -37,6 +43,7 @@ static const char usage[] =
 	"BITS]\n"
 	"         [--refresh SECONDS] [--config FILE] [--log-level LEVEL]\n"
 	"         [--log-max-size SIZE] [--log-keep N] [--syslog]\n"
+	"         [--relay on|off] [--relay-wait TIME] [--stream on|off]\n"
 	"         [--group GROUP -o allow_other] [-f] [-o OPTIONS]\n"
 	"\n"
 	"Mounts the node kept in STATE. The first mount of a new STATE "
@@ -71,6 +78,20 @@ static const char usage[] =
 	"removed\n"
 	"                         (default 1d; 90s, 30m, 2h, 7d)\n"
 	"                         (these four are kept in node.conf too)\n"
+	"  --relay on|off         forward files for several recipients "
+	"through\n"
+	"                         them, and forward for others (default "
+	"on)\n"
+	"  --relay-wait TIME      wait this long per relay hop before "
+	"sending\n"
+	"                         directly (default: 20s plus the file's "
+	"time\n"
+	"                         at 16 MiB/s; for tests)\n"
+	"  --stream on|off        start sending a file written in order "
+	"before\n"
+	"                         it is closed (default " STREAM_DEFAULT_WORD
+	")\n"
+	"                         (these three are kept in node.conf too)\n"
 	"  --config FILE          read these settings from FILE (key = value\n"
 	"                         lines, e.g. /etc/snoopfs/NAME.conf); flags\n"
 	"                         override it\n"
@@ -174,6 +195,9 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "sender-blobs", required_argument, NULL, 'k' },
 		{ "partial-ttl", required_argument, NULL, 'k' },
 		{ "group", required_argument, NULL, 'k' },
+		{ "relay", required_argument, NULL, 'k' },
+		{ "relay-wait", required_argument, NULL, 'k' },
+		{ "stream", required_argument, NULL, 'k' },
 		{ "syslog", no_argument, NULL, 'y' },
 		{ "config", required_argument, NULL, 'C' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -509,8 +533,8 @@ static int plan_addresses(const struct mount_config *c,
 }
 
 /*
- * --refresh and the disk limits (src/store/intake.h): kept in node.conf, so
- * later mounts keep them.
+ * --refresh, the disk limits (src/store/intake.h), relaying and streaming:
+ * kept in node.conf, so later mounts keep them.
  */
 static int save_settings(const struct mount_config *c)
 {
@@ -529,6 +553,12 @@ static int save_settings(const struct mount_config *c)
 		cfg.sender_blobs = c->sender_blobs;
 	if (c->set & CONFIG_BIT(CFG_PARTIAL_TTL))
 		cfg.partial_secs = c->partial_ttl;
+	if (c->set & CONFIG_BIT(CFG_RELAY))
+		cfg.relay = c->relay ? STATE_SWITCH_ON : STATE_SWITCH_OFF;
+	if (c->set & CONFIG_BIT(CFG_STREAM))
+		cfg.stream = c->stream ? STATE_SWITCH_ON : STATE_SWITCH_OFF;
+	if (c->set & CONFIG_BIT(CFG_RELAY_WAIT))
+		cfg.relay_wait = c->relay_wait;
 	if (state_config_save(c->state, &cfg) != 0)
 		return cmd_fail("mount", EXIT_RUNTIME,
 				"cannot write %s/node.conf", c->state);
@@ -736,7 +766,8 @@ static int mount_with(struct mount_args *a)
 	unsigned kept = CONFIG_BIT(CFG_REFRESH) | CONFIG_BIT(CFG_RESERVE) |
 			CONFIG_BIT(CFG_SENDER_QUOTA) |
 			CONFIG_BIT(CFG_SENDER_BLOBS) |
-			CONFIG_BIT(CFG_PARTIAL_TTL);
+			CONFIG_BIT(CFG_PARTIAL_TTL) | CONFIG_BIT(CFG_RELAY) |
+			CONFIG_BIT(CFG_RELAY_WAIT) | CONFIG_BIT(CFG_STREAM);
 	if (rc == 0 && (c->set & kept))
 		rc = save_settings(c);
 	if (rc == 0)

@@ -41,6 +41,7 @@ enum kind {
 	K_SIZE,  /* bytes, K, M or G, MIN..MAX */
 	K_LEVEL, /* a log level */
 	K_BOOL,  /* yes or no */
+	K_ONOFF, /* on or off (a bool too) */
 	K_TIME,  /* a duration: 90s, 30m, 2h, 7d, MIN..MAX seconds */
 };
 
@@ -76,6 +77,10 @@ static const struct key_def {
 	[CFG_PARTIAL_TTL] = { "partial-ttl", K_TIME, F(partial_ttl), 1,
 			      STATE_PARTIAL_MAX },
 	[CFG_GROUP] = { "group", K_GROUP, F(group), 0, 0 },
+	[CFG_RELAY] = { "relay", K_ONOFF, F(relay), 0, 0 },
+	[CFG_RELAY_WAIT] = { "relay-wait", K_TIME, F(relay_wait), 1,
+			     STATE_RELAY_WAIT_MAX },
+	[CFG_STREAM] = { "stream", K_ONOFF, F(stream), 0, 0 },
 #undef F
 };
 
@@ -299,11 +304,16 @@ int config_set(struct mount_config *cfg, enum config_key key, const char *value,
 	case K_TIME: {
 		uint64_t secs;
 		if (units_parse_duration(value, d->max, &secs) != 0) {
-			snprintf(
-				why, CONFIG_WHY_MAX,
-				"takes a time: 90s, 30m, 2h, 7d or seconds, at "
-				"most %llu days",
-				d->max / 86400);
+			if (d->max < 86400)
+				snprintf(why, CONFIG_WHY_MAX,
+					 "takes a time: 90s, 30m or seconds, "
+					 "from 1 to %llu seconds",
+					 d->max);
+			else
+				snprintf(why, CONFIG_WHY_MAX,
+					 "takes a time: 90s, 30m, 2h, 7d or "
+					 "seconds, at most %llu days",
+					 d->max / 86400);
 			return -1;
 		}
 		u = (unsigned)secs;
@@ -314,6 +324,15 @@ int config_set(struct mount_config *cfg, enum config_key key, const char *value,
 		if (log_level_parse(value, (enum log_level *)field)) {
 			snprintf(why, CONFIG_WHY_MAX,
 				 "takes error, warn, info or debug");
+			return -1;
+		}
+		break;
+	case K_ONOFF:
+		/* Only the two words the man page names. */
+		if (!strcmp(value, "on") || !strcmp(value, "off")) {
+			*(bool *)field = !strcmp(value, "on");
+		} else {
+			snprintf(why, CONFIG_WHY_MAX, "takes on or off");
 			return -1;
 		}
 		break;
@@ -361,7 +380,7 @@ int config_merge(struct mount_config *to, const struct mount_config *from)
 			if (!copy)
 				return -ENOMEM;
 			*(char **)dst = copy;
-		} else if (d->kind == K_UINT) {
+		} else if (d->kind == K_UINT || d->kind == K_TIME) {
 			memcpy(dst, src, sizeof(unsigned));
 		} else if (d->kind == K_SIZE) {
 			memcpy(dst, src, sizeof(unsigned long long));

@@ -46,6 +46,9 @@ enum config_key {
 	CFG_SENDER_BLOBS,
 	CFG_PARTIAL_TTL,
 	CFG_GROUP,
+	CFG_RELAY,
+	CFG_RELAY_WAIT,
+	CFG_STREAM,
 	CFG_NKEYS,
 };
 
@@ -64,6 +67,9 @@ struct mount_config {
 	/* the disk limits of src/store/intake.h, kept in node.conf */
 	unsigned long long reserve;
 	unsigned sender_blobs, partial_ttl;
+	/* relaying and streaming (kept in node.conf as well) */
+	bool relay, stream;
+	unsigned relay_wait; /* seconds per relay hop; 0: computed */
 	enum log_level log_level;
 	unsigned long long log_max_size;
 	unsigned log_keep;

@@ -18,6 +18,7 @@
 #include "base/filepool.h"
 #include "delivery/batch.h"
 #include "delivery/internal.h"
+#include "delivery/keptconn.h"
 #include "delivery/queue.h"
 #include "delivery/send.h"
 #include "delivery/stream.h"
@@ -116,7 +117,7 @@ static void *worker_main(void *arg)
 		bool timed;
 		struct queue_entry *e =
 			queue_take(d->queue, now, &wake, &timed);
-		if (!e && send_close_idle(d, now, &wake, &timed))
+		if (!e && keptconn_close_idle(d, now, &wake, &timed))
 			continue; /* it dropped the lock: look again */
 		if (!e) {
 			if (timed)
@@ -184,7 +185,7 @@ static int load_one(void *arg, const struct job *j)
 /* Frees D once no thread runs. */
 static void free_all(struct delivery *d)
 {
-	send_close_kept(d);
+	keptconn_close_all(d);
 	queue_free(d->queue);
 	while (d->senders) {
 		struct sender *w = d->senders;
@@ -263,11 +264,13 @@ static int start_threads(struct delivery *d)
 }
 
 int delivery_start(struct self *self, struct transport *tr, struct certs *certs,
-		   delivery_done_fn done, void *done_arg, struct delivery **out)
+		   const struct delivery_settings *set, delivery_done_fn done,
+		   void *done_arg, struct delivery **out)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
+	d->set = *set;
 	d->self = self;
 	d->tr = tr;
 	d->certs = certs;

@@ -17,6 +17,7 @@
 #define SNOOPFS_DELIVERY_DELIVERY_H
 
 #include "delivery/queue.h"
+#include "delivery/settings.h"
 #include "store/jobs.h"
 #include <stddef.h>
 
@@ -43,12 +44,12 @@ typedef void (*delivery_done_fn)(void *arg, const struct job *j);
 /*
  * Loads STATE/jobs of the node SELF and starts the threads, which connect
  * through TR and ask CERTS for a peer's certificate the directory lacks.
- * DONE (with DONE_ARG) is called for every job all recipients have. The
- * caller stops it with delivery_stop().
+ * DONE (with DONE_ARG) is called for every job all recipients have. SET:
+ * the settings (copied). The caller stops it with delivery_stop().
  */
 int delivery_start(struct self *self, struct transport *tr, struct certs *certs,
-		   delivery_done_fn done, void *done_arg,
-		   struct delivery **out);
+		   const struct delivery_settings *set, delivery_done_fn done,
+		   void *done_arg, struct delivery **out);
 
 /* Queues a job whose record and sealed blob are already on disk. */
 int delivery_submit(struct delivery *d, const struct job *j);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "delivery/settings.h"
 #include "identity/state.h"
 
 struct self;
@@ -26,6 +27,7 @@ struct delivery {
 	struct self *self;
 	struct transport *tr;
 	struct certs *certs;
+	struct delivery_settings set;
 	void (*done)(void *arg, const struct job *j); /* a delivery_done_fn */
 	void *done_arg;
 	char jobs_dir[STATE_PATH_MAX];
@@ -56,11 +58,11 @@ void delivery_remove_files(struct delivery *d, const char *id);
  */
 void relayed_hold(struct delivery *d, const struct job *j);
 
-/* The "relay" fan-out the sender asks of recipients of J, or 0 for none. */
-int relayed_fanout(const struct job *j);
-
-/* False if SNOOPFS_RELAY=0: jobs go to every recipient directly. */
-bool relayed_enabled(void);
+/*
+ * The "relay" fan-out D asks of the recipients of J, or 0 for none (also
+ * when D's settings turn relaying off).
+ */
+int relayed_fanout(const struct delivery *d, const struct job *j);
 struct queue_entry;
 struct queue_attempt;
 

@@ -4,9 +4,11 @@
  * In memory each job is a struct djob with one struct drec per recipient
  * (its progress for describe and status); each peer has a FIFO of entries,
  * one per (job, recipient) still to deliver. The records on disk are the
- * truth across restarts; memory only says what is happening now.
+ * truth across restarts; memory only says what is happening now. What
+ * it says to people and scripts is queue_report.c's.
  */
 #include "delivery/queue.h"
+#include "delivery/queue_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,83 +18,6 @@
 #include "identity/state.h"
 #include "lib/log.h"
 #include "wire/say.h"
-
-/* Files listed per peer by status; the rest are counted. */
-#define STATUS_FILES_MAX 20
-
-enum rstate { R_QUEUED, R_SENDING, R_FAILED, R_DELIVERED };
-
-struct drec {
-	char name[NAMES_NODE_MAX + 1];
-	enum rstate state;
-	bool for_good; /* R_FAILED and never retried (job record says so) */
-	uint64_t sent, total; /* chunks */
-	char error[PROTO_ERR_MAX];
-};
-
-struct djob {
-	char id[JOB_ID_HEX];
-	char path[NAMES_PATH_MAX + 1];
-	uint64_t size; /* of the file, for status */
-	int nrec;
-	struct drec *rec;
-	int inflight;   /* recipients being sent right now */
-	bool cancelled; /* freed by the last attempt that holds it */
-	struct djob *next;
-};
-
-struct peer;
-
-/*
- * One (job, recipient) in a peer's queue. An entry in flight stays in the
- * queue (so that a later version of its path waits behind it) with BUSY
- * set.
- */
-struct queue_entry {
-	struct djob *job;
-	int r;
-	struct peer *peer;
-	struct timespec not_before; /* after a hopeless refusal */
-	/*
-	 * Refused for good: stays listed (status, describe) until the user
-	 * deletes or rewrites the file, but is never sent and holds back
-	 * nothing behind it.
-	 */
-	bool failed;
-	bool busy;
-	bool abort; /* its job was dropped while in flight */
-	/*
-	 * Taken by queue_take_more: it rides in the batch of an entry from
-	 * queue_take and takes no transfer slot of its peer of its own.
-	 */
-	bool rider;
-	bool leader; /* the first entry of a batch, or a small file alone */
-	unsigned failures; /* the peer's count when it started */
-	struct queue_entry *next;
-};
-
-struct peer {
-	char name[NAMES_NODE_MAX + 1];
-	struct queue_entry *head, *tail;
-	int inflight; /* busy entries, at most PEER_INFLIGHT_MAX */
-	int batches;  /* batches in flight (queue_take_more) */
-	bool nobatch; /* it answered post/batch "unknown method" */
-	bool batched; /* a batch reached it: it takes post/batch */
-	struct timespec next_try;
-	int backoff;       /* seconds; 0 after a success */
-	unsigned failures; /* transient failures so far (see retry_later) */
-	char last_error[PROTO_ERR_MAX];
-	time_t last_delivery;
-	struct peer *next;
-};
-
-struct queue {
-	char jobs_dir[STATE_PATH_MAX];
-	/* The size of a file that may ride in a batch (queue_take_more). */
-	uint64_t small;
-	struct djob *jobs;
-	struct peer *peers; /* rotated for round-robin fairness */
-};
 
 /* ---- time ---- */
 
@@ -110,7 +35,7 @@ static bool before(const struct timespec *a, const struct timespec *b)
 
 /* ---- jobs, peers, entries ---- */
 
-static struct djob *find_job(const struct queue *q, const char *id)
+struct djob *queue_job_find(const struct queue *q, const char *id)
 {
 	for (struct djob *j = q->jobs; j; j = j->next)
 		if (strcmp(j->id, id) == 0)
@@ -223,7 +148,7 @@ void queue_free(struct queue *q)
 
 int queue_add(struct queue *q, const struct job *j)
 {
-	if (find_job(q, j->id))
+	if (queue_job_find(q, j->id))
 		return -EEXIST;
 	struct djob *dj = calloc(1, sizeof(*dj));
 	if (!dj)
@@ -290,7 +215,7 @@ int queue_add(struct queue *q, const struct job *j)
 
 int queue_cancel(struct queue *q, const char *id)
 {
-	struct djob *j = find_job(q, id);
+	struct djob *j = queue_job_find(q, id);
 	if (!j)
 		return -ENOENT;
 	drop_job(q, j);
@@ -389,6 +314,8 @@ struct queue_entry *queue_take(struct queue *q, struct timespec now,
 	e->failures = e->peer->failures;
 	e->peer->inflight++;
 	e->job->inflight++;
+	/* Its deadline passed: sent directly now, no longer relayed. */
+	e->job->rec[e->r].via[0] = '\0';
 	return e;
 }
 
@@ -409,13 +336,15 @@ static struct queue_entry *find_entry(const struct queue *q, const char *id,
 }
 
 int queue_hold(struct queue *q, const char *id, const char *peer,
-	       struct timespec until)
+	       struct timespec until, const char *via)
 {
 	struct queue_entry *e = find_entry(q, id, peer);
 	if (!e || e->busy || e->failed)
 		return -ENOENT;
 	if (before(&e->not_before, &until))
 		e->not_before = until;
+	snprintf(e->job->rec[e->r].via, sizeof(e->job->rec[e->r].via), "%s",
+		 via);
 	return 0;
 }
 
@@ -687,163 +616,4 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 		break;
 	}
 	return false;
-}
-
-/* ---- for people ---- */
-
-static int state_text(const struct drec *r, char *text, size_t size)
-{
-	switch (r->state) {
-	case R_QUEUED:
-		return snprintf(text, size, "queued");
-	case R_SENDING:
-		return snprintf(text, size, "sending %d%%",
-				r->total ? (int)(r->sent * 100 / r->total) : 0);
-	case R_FAILED:
-		return snprintf(text, size, "failed: %s%s", r->error,
-				r->for_good
-					? " (refused for good: not retried; "
-					  "delete the file, or write it "
-					  "again to try again)"
-					: "");
-	default:
-		return snprintf(text, size, "delivered");
-	}
-}
-
-int queue_describe(const struct queue *q, const char *id, char *text,
-		   size_t size)
-{
-	if (size == 0)
-		return -EINVAL;
-	const struct djob *j = find_job(q, id);
-	if (!j)
-		return -ENOENT;
-	text[0] = '\0';
-	size_t used = 0;
-	for (int i = 0; i < j->nrec && used < size; i++) {
-		int len = 0;
-		if (j->nrec > 1)
-			len = snprintf(text + used, size - used,
-				       "%s%s: ", i ? ", " : "", j->rec[i].name);
-		if (len < 0 || (size_t)len >= size - used)
-			break;
-		used += (size_t)len;
-		len = state_text(&j->rec[i], text + used, size - used);
-		if (len < 0 || (size_t)len >= size - used)
-			break;
-		used += (size_t)len;
-	}
-	return 0;
-}
-
-/* One status line for peer P, then its pending files in queue order. */
-static void put_peer_status(FILE *f, const struct peer *p, int pending,
-			    int failed)
-{
-	fprintf(f, "  %s: %d pending", p->name, pending - failed);
-	if (failed)
-		fprintf(f, ", %d refused for good", failed);
-	if (p->inflight > 1)
-		fprintf(f, ", %d sending at once", p->inflight);
-	if (p->last_error[0])
-		fprintf(f, ", last error: %s", p->last_error);
-	char when[64] = "never";
-	struct tm tm;
-	if (p->last_delivery && gmtime_r(&p->last_delivery, &tm))
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	fprintf(f, ", last delivery: %s\n", when);
-	int listed = 0;
-	for (const struct queue_entry *e = p->head;
-	     e && listed < STATUS_FILES_MAX; e = e->next, listed++) {
-		char state[PROTO_ERR_MAX + 32];
-		state_text(&e->job->rec[e->r], state, sizeof(state));
-		/* Job paths hold no control bytes (jobs.c refuses them). */
-		fprintf(f, "    %-30s %s\n", e->job->path, state);
-	}
-	if (pending > listed)
-		fprintf(f, "    ... and %d more\n", pending - listed);
-}
-
-int queue_status(const struct queue *q, char **text, size_t *len)
-{
-	char *buf = NULL;
-	size_t blen = 0;
-	FILE *f = open_memstream(&buf, &blen);
-	if (!f)
-		return -ENOMEM;
-	for (const struct peer *p = q->peers; p; p = p->next) {
-		int pending = 0, failed = 0;
-		for (const struct queue_entry *e = p->head; e; e = e->next) {
-			pending++;
-			failed += e->failed;
-		}
-		if (pending)
-			put_peer_status(f, p, pending, failed);
-	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return -ENOMEM;
-	}
-	*text = buf;
-	*len = blen;
-	return 0;
-}
-
-/* ---- for scripts ---- */
-
-static const char *state_name(const struct queue_entry *e)
-{
-	switch (e->job->rec[e->r].state) {
-	case R_SENDING:
-		return "sending";
-	case R_FAILED:
-		return e->failed ? "refused" : "failed";
-	default:
-		return "queued";
-	}
-}
-
-int queue_each(const struct queue *q, size_t files_max, queue_peer_fn peer,
-	       queue_file_fn file, void *arg)
-{
-	for (const struct peer *p = q->peers; p; p = p->next) {
-		struct queue_peer_info pi = {
-			.name = p->name,
-			.sending = p->inflight,
-			.last_error = p->last_error,
-			.last_delivery = p->last_delivery,
-		};
-		for (const struct queue_entry *e = p->head; e; e = e->next) {
-			if (e->failed) {
-				pi.refused++;
-				continue;
-			}
-			pi.pending++;
-			pi.pending_bytes += e->job->size;
-		}
-		int rc = peer(arg, &pi);
-		size_t listed = 0;
-		for (const struct queue_entry *e = p->head;
-		     rc == 0 && file && e && listed < files_max;
-		     e = e->next, listed++) {
-			const struct drec *r = &e->job->rec[e->r];
-			bool progress = r->total &&
-					(r->state == R_SENDING ||
-					 (r->state == R_FAILED && !e->failed));
-			struct queue_file_info fi = {
-				.path = e->job->path,
-				.bytes = e->job->size,
-				.state = state_name(e),
-				.percent = progress ? (int)(r->sent * 100 /
-							    r->total)
-						    : 0,
-				.error = r->state == R_FAILED ? r->error : "",
-			};
-			rc = file(arg, &fi);
-		}
-		if (rc)
-			return rc;
-	}
-	return 0;
 }

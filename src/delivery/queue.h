@@ -152,11 +152,13 @@ bool queue_finish(struct queue *q, struct queue_entry *e,
 
 /*
  * Holds the entry of job ID for PEER back until UNTIL (CLOCK_MONOTONIC)
- * unless it is in flight or refused: the sender gives a relay that long
- * (src/delivery/relayed.c). 0 or -ENOENT.
+ * unless it is in flight or refused: the sender gives the relay VIA (a
+ * recipient of the job) that long (src/delivery/relayed.c). Until it is
+ * taken, queue_status says "queued, being relayed via VIA" for it (its
+ * describe stays "queued"). 0 or -ENOENT.
  */
 int queue_hold(struct queue *q, const char *id, const char *peer,
-	       struct timespec until);
+	       struct timespec until, const char *via);
 
 /*
  * The entry of job ID for PEER if it waits (neither in flight nor refused
@@ -213,7 +215,8 @@ int queue_describe(const struct queue *q, const char *id, char *text,
  * For `snoopfs status`: a line per peer with pending files (how many, how
  * many refused for good, how many sending at once, last error, last
  * delivery), then its first pending files in queue order with their
- * states. Into *TEXT (new buffer, caller frees) and *LEN. 0 or -ENOMEM.
+ * states (as describe says them; one held for a relay adds "being relayed
+ * via NODE"). Into *TEXT (new buffer, caller frees) and *LEN. 0 or -ENOMEM.
  */
 int queue_status(const struct queue *q, char **text, size_t *len);
 

@@ -28,20 +28,13 @@
 #define RELAYED_FANOUT 2
 /*
  * What one hop is given: a fixed wait (connections, RSA, fsyncs) plus the
- * time the file takes at RELAYED_HOP_RATE, a slow link's pace.
- * SNOOPFS_RELAY_WAIT (seconds) replaces the fixed wait.
+ * time the file takes at RELAYED_HOP_RATE, a slow link's pace. The
+ * setting relay_wait (mount --relay-wait, for tests) replaces the sum.
  */
 #define RELAYED_HOP_S    20
 #define RELAYED_HOP_RATE (16ull << 20)
-#define RELAYED_HOP_MAX  3600
 
-bool relayed_enabled(void)
-{
-	const char *v = getenv("SNOOPFS_RELAY");
-	return !v || strcmp(v, "0") != 0;
-}
-
-int relayed_fanout(const struct job *j)
+int relayed_fanout(const struct delivery *d, const struct job *j)
 {
 	/*
 	 * A small file goes to every recipient directly, in batches
@@ -49,23 +42,16 @@ int relayed_fanout(const struct job *j)
 	 * of a batch, a relay cannot forward a batch, and holding the other
 	 * recipients for a relay would make them wait for nothing.
 	 */
-	return j->nrecipients > 1 && j->size > BATCH_SMALL_MAX &&
-			       relayed_enabled()
+	return j->nrecipients > 1 && j->size > BATCH_SMALL_MAX && d->set.relay
 		       ? RELAYED_FANOUT
 		       : 0;
 }
 
-static long hop_seconds(uint64_t size)
+static long hop_seconds(const struct delivery *d, uint64_t size)
 {
-	long base = RELAYED_HOP_S;
-	const char *v = getenv("SNOOPFS_RELAY_WAIT");
-	if (v && *v) {
-		char *end = NULL;
-		long w = strtol(v, &end, 10);
-		if (end && *end == '\0' && w >= 0 && w <= RELAYED_HOP_MAX)
-			base = w;
-	}
-	return base + (long)(size / RELAYED_HOP_RATE);
+	if (d->set.relay_wait)
+		return (long)d->set.relay_wait;
+	return RELAYED_HOP_S + (long)(size / RELAYED_HOP_RATE);
 }
 
 /* How many hops recipient I is from the sender (the first one is 1). */
@@ -81,18 +67,20 @@ static int depth(int i)
 
 void relayed_hold(struct delivery *d, const struct job *j)
 {
-	if (relayed_fanout(j) == 0)
+	if (relayed_fanout(d, j) == 0)
 		return;
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	long hop = hop_seconds(j->size);
+	long hop = hop_seconds(d, j->size);
 	for (int i = 1; i < j->nrecipients; i++) {
 		const struct job_recipient *r = &j->recipients[i];
 		if (r->done || r->failed[0])
 			continue;
 		struct timespec until = now;
 		until.tv_sec += hop * depth(i);
-		queue_hold(d->queue, j->id, r->name, until);
+		/* Recipient i comes from i's parent in the tree. */
+		const char *via = j->recipients[(i - 1) / RELAYED_FANOUT].name;
+		queue_hold(d->queue, j->id, r->name, until, via);
 	}
 }
 

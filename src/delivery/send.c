@@ -1,6 +1,6 @@
 /*
- * send.c: one transfer, the sending end of post/blob (see send.h), and the
- * connections kept between transfers to one peer.
+ * send.c: one transfer, the sending end of post/blob (see send.h); the
+ * connections kept between transfers are keptconn.c's.
  */
 #include "delivery/send.h"
 
@@ -16,6 +16,7 @@
 
 #include "certs/sync.h"
 #include "delivery/internal.h"
+#include "delivery/keptconn.h"
 #include "delivery/stream.h"
 #include "identity/self.h"
 #include "lib/b64.h"
@@ -45,56 +46,8 @@
  * time out at every try and never resume.
  */
 #define HAVE_CHECK_RATE (128ull << 20)
-/*
- * How long a connection is kept after a receipt for the next file to the
- * same peer. A handshake costs more CPU than a small file (profiles: 23%
- * of the sender's CPU with 1 KiB files); each kept connection holds one
- * thread of the receiver, so not for long: 2 s covers a program writing
- * files one after another and stays far below the receiver's 30 s I/O
- * timeout, so a kept connection is rarely found closed.
- */
-#define IDLE_KEEP_MS 2000
 /* How long to wait for the reason after the receiver cut us off. */
 #define REASON_TIMEOUT_MS 2000
-
-/*
- * A connection kept after a receipt, the peer and address it goes to, and
- * when it is closed if no transfer takes it (IDLE_KEEP_MS): files written
- * one after another then pay one TLS handshake per connection, not one
- * each. At most PEER_INFLIGHT_MAX per peer, in the delivery's list (under
- * its lock).
- */
-struct kept {
-	struct net_conn *conn;
-	char peer[NAMES_NODE_MAX + 1];
-	char addr[NET_ADDR_MAX];
-	struct timespec until;
-	struct kept *next;
-};
-
-static struct timespec mono_now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t;
-}
-
-static bool before(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec < b->tv_sec ||
-	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
-/* Takes K off D's list of kept connections and frees it (not its conn). */
-static void unkeep(struct delivery *d, struct kept *k)
-{
-	for (struct kept **kp = &d->kept; *kp; kp = &(*kp)->next)
-		if (*kp == k) {
-			*kp = k->next;
-			break;
-		}
-	free(k);
-}
 
 /* ---- one transfer (no lock held) ---- */
 
@@ -172,8 +125,9 @@ static bool pushed(const struct job *j)
 	return pki_blob_chunks(j->size) == 1;
 }
 
-/* The post/blob request extras for job J. NULL on failure. */
-static struct msg_extra *request_extra(const struct job *j)
+/* The post/blob request extras for job J of D. NULL on failure. */
+static struct msg_extra *request_extra(const struct delivery *d,
+				       const struct job *j)
 {
 	struct msg_extra *x = msg_extra_new();
 	char list[JOB_FOLDER_MAX + 1] = "";
@@ -211,8 +165,8 @@ static struct msg_extra *request_extra(const struct job *j)
 	if (rc == 0 && pushed(j))
 		rc = msg_extra_set_int(x, "push", 1);
 	/* Recipients may forward it (src/delivery/relayed.c). */
-	if (rc == 0 && relayed_fanout(j) > 0)
-		rc = msg_extra_set_int(x, "relay", relayed_fanout(j));
+	if (rc == 0 && relayed_fanout(d, j) > 0)
+		rc = msg_extra_set_int(x, "relay", relayed_fanout(d, j));
 	if (rc) {
 		msg_extra_free(x);
 		return NULL;
@@ -367,7 +321,7 @@ static enum send_outcome exchange(struct sender *w, struct net_conn *c, int fd,
 {
 	const struct job *j = &w->job;
 	const char *name = queue_entry_peer(w->entry);
-	struct msg_extra *x = request_extra(j);
+	struct msg_extra *x = request_extra(w->d, j);
 	if (!x) {
 		proto_say(w->err, "cannot build the request for %s", j->path);
 		return SEND_JOB_HOPELESS;
@@ -445,7 +399,7 @@ static enum send_outcome finish_stream(struct sender *w, struct net_conn *c,
 	const struct job *j = &w->job;
 	uint8_t mark[8];
 	put_be64(mark, UINT64_C(0xffffffffffffffff));
-	struct msg_extra *x = request_extra(j);
+	struct msg_extra *x = request_extra(w->d, j);
 	if (!x)
 		return SEND_RETRY;
 	struct proto_self self = proto_self_of(w->d->self, w->d->tr);
@@ -521,35 +475,18 @@ static enum send_outcome peer_cert(struct sender *w, const char *name,
 }
 
 /*
- * Takes for W's entry the kept connection to PEER at ADDR that was parked
- * last (the least likely to have been closed by the receiver meanwhile),
- * or NULL. Kept connections to PEER at another address (it moved) are
- * closed.
+ * Takes for W's entry the kept connection to PEER at ADDR (keptconn.h),
+ * or NULL.
  */
 static struct net_conn *take_idle(struct sender *w, const char *peer,
 				  const char *addr)
 {
 	struct delivery *d = w->d;
-	struct kept *stale = NULL, *best = NULL;
+	struct net_conn *c = keptconn_take(d, peer, addr);
+	if (!c)
+		return NULL;
 	pthread_mutex_lock(&d->lock);
-	for (struct kept **kp = &d->kept; *kp;) {
-		struct kept *k = *kp;
-		if (strcmp(k->peer, peer) != 0) {
-			kp = &k->next;
-		} else if (strcmp(k->addr, addr) != 0) {
-			*kp = k->next;
-			k->next = stale;
-			stale = k;
-		} else {
-			if (!best || before(&best->until, &k->until))
-				best = k;
-			kp = &k->next;
-		}
-	}
-	struct net_conn *c = best ? best->conn : NULL;
-	if (best)
-		unkeep(d, best);
-	bool go_on = c && !d->stopping && !queue_entry_aborted(w->entry);
+	bool go_on = !d->stopping && !queue_entry_aborted(w->entry);
 	/*
 	 * Not "connected": the recipient may have closed a kept connection
 	 * (an unmount, its idle timeout), and the state would flicker to
@@ -559,13 +496,7 @@ static struct net_conn *take_idle(struct sender *w, const char *peer,
 	if (go_on)
 		w->conn = c;
 	pthread_mutex_unlock(&d->lock);
-	while (stale) {
-		struct kept *k = stale;
-		stale = k->next;
-		net_conn_close(k->conn);
-		free(k);
-	}
-	if (c && !go_on) {
+	if (!go_on) {
 		net_conn_close(c);
 		c = NULL;
 	}
@@ -676,7 +607,7 @@ enum send_outcome send_entry(struct sender *w)
 		return SEND_JOB_HOPELESS;
 	}
 	uint64_t sent = 0;
-	struct net_conn *c = stream_enabled()
+	struct net_conn *c = stream_enabled(d)
 				     ? stream_claim(d, w->job.id, peer, &sent)
 				     : NULL;
 	if (c && attach(w, c)) {
@@ -728,69 +659,12 @@ sent:
 	return o;
 }
 
-/* ---- kept connections (lock held) ---- */
-
 void send_park(struct sender *w, const char *peer)
 {
-	struct delivery *d = w->d;
 	struct net_conn *c = w->keep;
 	w->keep = NULL;
-	if (!c)
-		return;
-	int n = 0;
-	for (struct kept *k = d->kept; k; k = k->next)
-		n += strcmp(k->peer, peer) == 0;
-	struct kept *k = n < PEER_INFLIGHT_MAX && !d->stopping
-				 ? calloc(1, sizeof(*k))
-				 : NULL;
-	if (k) {
-		k->conn = c;
-		snprintf(k->peer, sizeof(k->peer), "%s", peer);
-		memcpy(k->addr, w->keep_addr, sizeof(k->addr));
-		k->until = mono_now();
-		k->until.tv_sec += IDLE_KEEP_MS / 1000;
-		k->until.tv_nsec += (IDLE_KEEP_MS % 1000) * 1000000L;
-		if (k->until.tv_nsec >= 1000000000L) {
-			k->until.tv_sec++;
-			k->until.tv_nsec -= 1000000000L;
-		}
-		k->next = d->kept;
-		d->kept = k;
-		return;
-	}
-	pthread_mutex_unlock(&d->lock);
-	net_conn_close(c);
-	pthread_mutex_lock(&d->lock);
-}
-
-bool send_close_idle(struct delivery *d, struct timespec now,
-		     struct timespec *wake, bool *timed)
-{
-	for (struct kept *k = d->kept; k; k = k->next) {
-		if (before(&now, &k->until)) {
-			if (!*timed || before(&k->until, wake))
-				*wake = k->until;
-			*timed = true;
-			continue;
-		}
-		struct net_conn *c = k->conn;
-		unkeep(d, k);
-		pthread_mutex_unlock(&d->lock);
-		net_conn_close(c);
-		pthread_mutex_lock(&d->lock);
-		return true;
-	}
-	return false;
-}
-
-void send_close_kept(struct delivery *d)
-{
-	while (d->kept) {
-		struct kept *k = d->kept;
-		d->kept = k->next;
-		net_conn_close(k->conn);
-		free(k);
-	}
+	if (c)
+		keptconn_park(w->d, c, peer, w->keep_addr);
 }
 
 /* ---- for a batch (delivery/batch.c) ---- */

@@ -64,20 +64,9 @@ enum send_outcome send_entry(struct sender *w);
 /*
  * After queue_finish: keeps W->keep for the next file to PEER, unless
  * PEER has PEER_INFLIGHT_MAX kept already or the delivery stops (then
- * closes it, dropping the lock to do so). Lock held.
+ * closes it, dropping the lock to do so): keptconn_park. Lock held.
  */
 void send_park(struct sender *w, const char *peer);
-
-/*
- * Nothing is due at NOW: closes one kept connection whose time is up,
- * dropping the lock, and returns true; otherwise moves *WAKE (*TIMED) to
- * when the next one is up and returns false. Lock held.
- */
-bool send_close_idle(struct delivery *d, struct timespec now,
-		     struct timespec *wake, bool *timed);
-
-/* Closes every kept connection (no thread runs any more). */
-void send_close_kept(struct delivery *d);
 
 /*
  * For a batch (delivery/batch.c), the steps send_entry takes around its

@@ -71,10 +71,9 @@ static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t streams_cond = PTHREAD_COND_INITIALIZER;
 static struct stream *streams;
 
-bool stream_enabled(void)
+bool stream_enabled(const struct delivery *d)
 {
-	const char *v = getenv("SNOOPFS_STREAM");
-	return !v || strcmp(v, "0") != 0;
+	return d->set.stream;
 }
 
 /* STREAM_STALL_S, or SNOOPFS_STREAM_STALL (seconds, for tests). */
@@ -301,10 +300,11 @@ static bool reap_one_ended(struct delivery *d)
  * False if the job of a file for RECIPIENTS will not go to PEER directly
  * at first: relayed.c sends a relayed job to the first recipient only.
  */
-static bool direct(const char *recipients, const char *peer)
+static bool direct(const struct delivery *d, const char *recipients,
+		   const char *peer)
 {
 	const char *comma = strchr(recipients, ',');
-	if (!comma || !relayed_enabled())
+	if (!comma || !d->set.relay)
 		return true;
 	size_t n = (size_t)(comma - recipients);
 	return strlen(peer) == n && strncmp(recipients, peer, n) == 0;
@@ -313,7 +313,7 @@ static bool direct(const char *recipients, const char *peer)
 void stream_begin(struct delivery *d, const char *id, const char *path,
 		  const char *recipients, const char *peer)
 {
-	if (!direct(recipients, peer))
+	if (!direct(d, recipients, peer))
 		return;
 	while (reap_one_ended(d))
 		;

@@ -4,7 +4,8 @@
  * src/server/receive_stream.c): the chunks sealed ahead go as they are
  * sealed, and the job's transfer, once the file is closed, ends the
  * stream with the signed trailer (send.c) instead of starting anew.
- * On unless SNOOPFS_STREAM=0 (docs/performance.md).
+ * Switched by the node's setting stream (mount --stream; its default is
+ * STATE_STREAM_DEFAULT, docs/performance.md).
  */
 #ifndef SNOOPFS_DELIVERY_STREAM_H
 #define SNOOPFS_DELIVERY_STREAM_H
@@ -28,11 +29,8 @@ struct delivery;
  */
 #define STREAM_STALL_S 60
 
-/*
- * True unless streaming is switched off (SNOOPFS_STREAM=0 in the
- * environment): the one place that decides.
- */
-bool stream_enabled(void);
+/* True if D streams (its setting stream, delivery_settings). */
+bool stream_enabled(const struct delivery *d);
 
 /*
  * Starts streaming the blob ID (hex) that the outbox seals ahead for the

@@ -127,6 +127,17 @@ static int set_field(char *dst, size_t size, const char *value)
 	return 0;
 }
 
+static int parse_switch(const char *value, enum state_switch *out)
+{
+	if (strcmp(value, "on") == 0)
+		*out = STATE_SWITCH_ON;
+	else if (strcmp(value, "off") == 0)
+		*out = STATE_SWITCH_OFF;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static int apply_config_line(struct state_config *cfg, const char *key,
 			     const char *value)
 {
@@ -177,6 +188,17 @@ static int apply_config_line(struct state_config *cfg, const char *key,
 		if (units_parse_duration(value, STATE_PARTIAL_MAX, &secs))
 			return -EINVAL;
 		cfg->partial_secs = (unsigned)secs;
+		return 0;
+	}
+	if (strcmp(key, "relay") == 0)
+		return parse_switch(value, &cfg->relay);
+	if (strcmp(key, "stream") == 0)
+		return parse_switch(value, &cfg->stream);
+	if (strcmp(key, "relay_wait") == 0) {
+		uint64_t secs;
+		if (units_parse_duration(value, STATE_RELAY_WAIT_MAX, &secs))
+			return -EINVAL;
+		cfg->relay_wait = (unsigned)secs;
 		return 0;
 	}
 	if (strcmp(key, "node_days") == 0) {
@@ -317,6 +339,16 @@ int state_config_save(const char *state, const struct state_config *cfg)
 	if (rc == 0 && cfg->partial_secs)
 		rc = appendf(text, sizeof(text), &n, "partial_ttl=%u\n",
 			     cfg->partial_secs);
+	/* Relaying and streaming, only where given. */
+	if (rc == 0 && cfg->relay)
+		rc = appendf(text, sizeof(text), &n, "relay=%s\n",
+			     cfg->relay == STATE_SWITCH_ON ? "on" : "off");
+	if (rc == 0 && cfg->stream)
+		rc = appendf(text, sizeof(text), &n, "stream=%s\n",
+			     cfg->stream == STATE_SWITCH_ON ? "on" : "off");
+	if (rc == 0 && cfg->relay_wait)
+		rc = appendf(text, sizeof(text), &n, "relay_wait=%u\n",
+			     cfg->relay_wait);
 	if (rc)
 		return rc;
 	return state_write_file(path, text, (size_t)n, 0600);

@@ -29,6 +29,28 @@
 /* Longest refresh interval node.conf may set (a day). */
 #define STATE_REFRESH_MAX 86400
 
+/* A setting that is on or off, or left to the built-in default. */
+enum state_switch {
+	STATE_SWITCH_DEFAULT = 0,
+	STATE_SWITCH_ON,
+	STATE_SWITCH_OFF,
+};
+
+/*
+ * Whether a node streams files while they are written when node.conf does
+ * not say (mount --stream): the one place to change that default (the
+ * help of mount follows it; man/snoopfs.1 and docs/performance.md say it).
+ */
+#define STATE_STREAM_DEFAULT 1
+/* Relaying is on unless node.conf says relay=off. */
+#define STATE_RELAY_DEFAULT 1
+
+/* What switch S means, DFLT being its built-in default. */
+static inline bool state_switch_on(enum state_switch s, bool dflt)
+{
+	return s == STATE_SWITCH_DEFAULT ? dflt : s == STATE_SWITCH_ON;
+}
+
 struct state_config {
 	char name[NAMES_NODE_MAX + 1];
 	char listen[NET_ADDR_MAX]; /* what the node binds */
@@ -56,11 +78,20 @@ struct state_config {
 	unsigned sender_percent;
 	unsigned sender_blobs;
 	unsigned partial_secs;
+	/*
+	 * Relaying (docs/relay.md) and streaming while writing: as given to
+	 * mount (relay=, stream=), or STATE_SWITCH_DEFAULT for the built-in
+	 * default; relay_wait: seconds a sender waits per relay hop, 0 for
+	 * the wait computed from the file's size.
+	 */
+	enum state_switch relay, stream;
+	unsigned relay_wait;
 };
 
 /* Bounds of those settings. */
 #define STATE_SENDER_BLOBS_MAX 4096
 #define STATE_PARTIAL_MAX      (365u * 86400)
+#define STATE_RELAY_WAIT_MAX   3600
 
 /*
  * Parses a sender quota, "50%" or a size ("20G"), into CFG. 0 or -EINVAL.

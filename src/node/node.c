@@ -281,6 +281,8 @@ int node_start(struct node *n)
 	 */
 	if (n->ca)
 		sync_with_ca(n->certs);
+	/* Relaying and streaming, as node.conf says (mount --relay etc.). */
+	const struct state_config *cfg = self_config(n->self);
 	struct service_parts parts = {
 		.self = n->self,
 		.tr = n->transport,
@@ -292,6 +294,7 @@ int node_start(struct node *n)
 		.revocation = n->revocation,
 		.receipt = relayed_receipt,
 		.receipt_arg = n,
+		.relay = state_switch_on(cfg->relay, STATE_RELAY_DEFAULT),
 	};
 	if (service_new(&parts, &n->service) != 0)
 		return -ENOMEM;
@@ -316,9 +319,14 @@ int node_start(struct node *n)
 	rc = outbox_recover(n->outbox);
 	if (rc)
 		return rc;
+	struct delivery_settings set = {
+		.relay = parts.relay,
+		.relay_wait = cfg->relay_wait,
+		.stream = state_switch_on(cfg->stream, STATE_STREAM_DEFAULT),
+	};
 	struct delivery *d = NULL;
-	rc = delivery_start(n->self, n->transport, n->certs, outbox_delivered,
-			    n->outbox, &d);
+	rc = delivery_start(n->self, n->transport, n->certs, &set,
+			    outbox_delivered, n->outbox, &d);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&n->lock);

@@ -35,6 +35,7 @@ struct server {
 	int (*receipt)(void *arg, const char *peer, const char *id,
 		       const char *sha256);
 	void *receipt_arg;
+	bool relay; /* service_parts.relay */
 };
 
 #endif

@@ -2,7 +2,8 @@
  * receive_internal: what post/blob (receive.c) shares with post/stream
  * (receive_stream.c): the checks, the refusals and the busy marks that
  * make one transfer per blob and per path at a time, whichever way the
- * blob comes. No other part sees it.
+ * blob comes; relay_receive.c (relay/blob) drains with it too. No other
+ * part sees it.
  */
 #ifndef SNOOPFS_SERVER_RECEIVE_INTERNAL_H
 #define SNOOPFS_SERVER_RECEIVE_INTERNAL_H

@@ -30,10 +30,9 @@ struct relay_work {
 	char next[RELAY_FANOUT_MAX][NAMES_NODE_MAX + 1];
 };
 
-bool relay_enabled(void)
+bool relay_enabled(const struct server *s)
 {
-	const char *v = getenv("SNOOPFS_RELAY");
-	return !v || strcmp(v, "0") != 0;
+	return s->relay;
 }
 
 int relay_split_names(const char *list, char names[][NAMES_NODE_MAX + 1])
@@ -100,7 +99,7 @@ struct relay_work *relay_prepare(struct server *s, const struct msg *m,
 	w->fd = -1;
 	w->receipt = relayed_by != NULL;
 	snprintf(w->hash, sizeof(w->hash), "%s", hash);
-	if (relay_enabled())
+	if (relay_enabled(s))
 		plan(m, self_name(s->self), w);
 	if (w->nnext > 0) {
 		char file[STATE_PATH_MAX];

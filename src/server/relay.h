@@ -41,10 +41,11 @@ struct relay_work;
 #define RELAY_MAX_AGE_S (24 * 3600)
 
 /*
- * True unless the environment says SNOOPFS_RELAY=0: this node then neither
- * forwards nor asks its recipients to (delivery/relayed.c reads it too).
+ * True unless the node's setting relay is off (mount --relay off,
+ * service_parts.relay): S then neither forwards nor takes relayed blobs
+ * (and its delivery asks no recipient to relay, delivery_settings).
  */
-bool relay_enabled(void);
+bool relay_enabled(const struct server *s);
 
 /* M's "relay" fan-out, or 0 if the sender did not allow relaying. */
 int relay_fanout(const struct msg *m);

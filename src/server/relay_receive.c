@@ -16,15 +16,13 @@
 #include "lib/names.h"
 #include "server/internal.h"
 #include "server/receive.h"
+#include "server/receive_internal.h"
 #include "server/relay.h"
 #include "server/sender.h"
 #include "store/blobfile.h"
 #include "store/jobs.h"
 #include "wire/proto.h"
 #include "wire/replay.h"
-
-/* How long a refused relay's pushed chunk is read and dropped. */
-#define RELAY_DRAIN_MS 2000
 
 /* Answers M (the relay's or the forwarded request) with REASON. */
 static int refuse(struct server *s, struct net_conn *c, const struct msg *m,
@@ -42,17 +40,6 @@ static int refuse(struct server *s, struct net_conn *c, const struct msg *m,
 	}
 	msg_extra_free(x);
 	return -1;
-}
-
-/* A pushed chunk behind a refused request: read it so the reason is not
- * lost to a reset (as receive.c does). */
-static void drain(struct net_conn *c)
-{
-	net_conn_set_timeout(c, RELAY_DRAIN_MS);
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	if (net_conn_recv(c, 8 + PKI_BLOB_SEALED_CHUNK, &buf, &len) == 0)
-		free(buf);
 }
 
 /*
@@ -135,7 +122,7 @@ static const char *check_newer(struct server *s, const struct msg *inner)
 int relay_receive(struct server *s, struct net_conn *c, const struct msg *m)
 {
 	const char *relay = msg_get0_meta(m)->id;
-	if (!relay_enabled())
+	if (!relay_enabled(s))
 		return refuse(s, c, m, "this node does not take relayed files");
 	/* The relay itself: its certificate, signature, freshness. */
 	const char *why = NULL;
@@ -161,6 +148,7 @@ int relay_receive(struct server *s, struct net_conn *c, const struct msg *m)
 	if (why) {
 		/* Answer what the relay forwarded: it waits for that reply. */
 		rc = refuse(s, c, inner, why);
+		/* Its pushed chunk is read, as receive.c's post/blob does. */
 		if (pushed)
 			drain(c);
 	} else {

@@ -541,6 +541,7 @@ int service_new(const struct service_parts *p, struct server **out)
 	s->revocation = p->revocation;
 	s->receipt = p->receipt;
 	s->receipt_arg = p->receipt_arg;
+	s->relay = p->relay;
 	*out = s;
 	return 0;
 }

@@ -40,6 +40,8 @@ struct service_parts {
 	int (*receipt)(void *arg, const char *peer, const char *id,
 		       const char *sha256);
 	void *receipt_arg;
+	/* Forward blobs for others, and take relayed ones (mount --relay). */
+	bool relay;
 };
 
 /*

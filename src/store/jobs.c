@@ -8,7 +8,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "identity/state.h"
 #include "lib/b64.h"
 #include "lib/log.h"
+#include "lib/textbuf.h"
 
 /* 64 recipients with RSA-8192 keys in base64 stay well below this. */
 #define JOB_FILE_MAX (256 * 1024)
@@ -116,31 +116,6 @@ static int job_path(const char *dir, const char *id, char *out)
 	return n < 0 || n >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
-/* Appends to a growing text buffer; *ERR latches the first failure. */
-struct text {
-	char *buf;
-	size_t len, cap;
-	int err;
-};
-
-static void put(struct text *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void put(struct text *t, const char *fmt, ...)
-{
-	if (t->err)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= t->cap - t->len) {
-		t->err = -EINVAL;
-		return;
-	}
-	t->len += (size_t)n;
-}
-
 /* Base64 of LEN bytes into a new string (free()), or NULL. */
 static char *b64_new(const uint8_t *data, size_t len)
 {
@@ -158,26 +133,27 @@ int job_save(const char *dir, const struct job *j)
 	int rc = job_path(dir, j->id, path);
 	if (rc)
 		return rc;
-	struct text t = { .cap = JOB_FILE_MAX };
-	t.buf = malloc(t.cap);
-	if (!t.buf)
+	/* A record never grows past what job_load reads. */
+	struct textbuf t;
+	if (textbuf_init(&t, JOB_FILE_MAX, JOB_FILE_MAX))
 		return -ENOMEM;
 	char *key = b64_new(j->self_wrapped, j->self_wrapped_len);
 	if (!key)
 		t.err = -ENOMEM;
-	put(&t,
-	    "id=%s\nfolder=%s\npath=%s\nsize=%llu\nsha256=%s\ncreated=%lld\n"
-	    "self_key=%s\n",
-	    j->id, j->folder, j->path, (unsigned long long)j->size, j->sha256,
-	    (long long)j->created, key ? key : "");
+	textbuf_put(&t,
+		    "id=%s\nfolder=%s\npath=%s\nsize=%llu\nsha256=%s\ncreated=%"
+		    "lld\n"
+		    "self_key=%s\n",
+		    j->id, j->folder, j->path, (unsigned long long)j->size,
+		    j->sha256, (long long)j->created, key ? key : "");
 	free(key);
 	if (j->spool[0])
-		put(&t, "spool=%s\n", j->spool);
+		textbuf_put(&t, "spool=%s\n", j->spool);
 	if (j->local_key_len == JOB_LOCAL_KEY_MAX && !t.err) {
 		key = b64_new(j->local_key, j->local_key_len);
 		if (!key)
 			t.err = -ENOMEM;
-		put(&t, "local_key=%s\n", key ? key : "");
+		textbuf_put(&t, "local_key=%s\n", key ? key : "");
 		free(key);
 	}
 	for (int i = 0; i < j->nrecipients && !t.err; i++) {
@@ -187,13 +163,14 @@ int job_save(const char *dir, const struct job *j)
 			t.err = -ENOMEM;
 			break;
 		}
-		put(&t, "recipient=%s %d %s\n", r->name, r->done ? 1 : 0, key);
+		textbuf_put(&t, "recipient=%s %d %s\n", r->name,
+			    r->done ? 1 : 0, key);
 		free(key);
 	}
 	for (int i = 0; i < j->nrecipients; i++)
 		if (j->recipients[i].failed[0])
-			put(&t, "failed=%s %s\n", j->recipients[i].name,
-			    j->recipients[i].failed);
+			textbuf_put(&t, "failed=%s %s\n", j->recipients[i].name,
+				    j->recipients[i].failed);
 	/*
 	 * state_write_file writes PATH.tmp.PID and renames it: a pooled inode
 	 * put there first is reused (base/filepool.h).
@@ -203,7 +180,7 @@ int job_save(const char *dir, const struct job *j)
 			       (long)getpid()) < (int)sizeof(tmp))
 		filepool_take(tmp);
 	rc = t.err ? t.err : state_write_file(path, t.buf, t.len, 0600);
-	free(t.buf);
+	textbuf_free(&t);
 	return rc;
 }
 

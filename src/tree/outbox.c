@@ -1,7 +1,9 @@
 /*
- * outbox.c: the FUSE side of sending. See outbox.h for the life of a file,
- * outbox_folder.h for what a path means and outbox_seal.h for how a closed
- * file becomes a job.
+ * outbox.c: the FUSE side of sending: opening, writing and closing files,
+ * their state, and the outbox's life. See outbox.h for the life of a file,
+ * outbox_folder.h for what a path means, outbox_names.c for the
+ * operations on names, outbox_spools.c for the open spools and
+ * outbox_seal.h for how a closed file becomes a job.
  *
  * Locking: ob->lock protects the list of open spools and every change to
  * the layout of STATE/outbox (create, rename, unlink, turning a spool into
@@ -21,14 +23,12 @@
  */
 #include "tree/outbox.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "delivery/delivery.h"
@@ -43,158 +43,6 @@
 #include "tree/outbox_seal.h"
 #include "tree/outbox_stream.h"
 #include "tree/refused.h"
-
-struct open_spool {
-	struct open_spool *next;
-	char path[STATE_PATH_MAX]; /* where it is now (renames follow it) */
-	struct spool *sp;
-	int refs;
-	bool unlinked;
-	/* Being shipped without ob->lock (see above); refs is 0. */
-	bool sealing;
-	/*
-	 * A write failed (ENOSPC...): the file is not what the program meant
-	 * to write, so it is neither marked closed nor shipped until it is
-	 * truncated and written again. Set without the lock: only ever set
-	 * to true by writers, cleared under it by attach.
-	 */
-	bool failed;
-	/* Its stream was started or tried (outbox_stream.c); atomic. */
-	bool streamed;
-};
-
-/* ---- open spools ---- */
-
-/* The open (not sealing, not removed) spool at PATH. Lock held. */
-static struct open_spool *find_open(struct outbox *ob, const char *path)
-{
-	for (struct open_spool *o = ob->open; o; o = o->next)
-		if (!o->unlinked && !o->sealing && strcmp(o->path, path) == 0)
-			return o;
-	return NULL;
-}
-
-/* True if PATH, or with UNDER anything below PATH, is sealing. Lock held. */
-static bool sealing_at(struct outbox *ob, const char *path, bool under)
-{
-	size_t n = strlen(path);
-	for (struct open_spool *o = ob->open; o; o = o->next)
-		if (o->sealing && strncmp(o->path, path, n) == 0 &&
-		    (o->path[n] == '\0' || (under && o->path[n] == '/')))
-			return true;
-	return false;
-}
-
-/*
- * Waits until PATH (and with UNDER what is below it) is no longer being
- * sealed. The lock is dropped while waiting: the caller looks at the
- * state afresh afterwards. Lock held.
- */
-static void wait_sealed(struct outbox *ob, const char *path, bool under)
-{
-	while (sealing_at(ob, path, under))
-		pthread_cond_wait(&ob->sealed, &ob->lock);
-}
-
-static void forget_open(struct outbox *ob, struct open_spool *os)
-{
-	for (struct open_spool **pp = &ob->open; *pp; pp = &(*pp)->next)
-		if (*pp == os) {
-			*pp = os->next;
-			return;
-		}
-}
-
-/* A new handle on PATH's spool, opening or creating it. Lock held. */
-static int attach(struct outbox *ob, const char *path, bool create,
-		  struct open_spool **out)
-{
-	struct open_spool *os = find_open(ob, path);
-	if (os) {
-		if (create) {
-			int rc = spool_truncate(os->sp, 0);
-			if (rc)
-				return rc;
-			__atomic_store_n(&os->failed, false, __ATOMIC_RELAXED);
-		}
-		os->refs++;
-		*out = os;
-		return 0;
-	}
-	os = calloc(1, sizeof(*os));
-	if (!os)
-		return -ENOMEM;
-	snprintf(os->path, sizeof(os->path), "%s", path);
-	/* A held spool written anew: its sealed-ahead blob goes too. */
-	char blob[2 * PKI_BLOB_ID + 1];
-	if (create && spool_peek_sealed(path, blob) == 0)
-		outbox_drop_sealed(ob, blob);
-	int rc = create ? spool_create(path, self_key(ob->self), &os->sp)
-			: spool_open(path, self_key(ob->self), &os->sp);
-	if (rc) {
-		free(os);
-		return rc;
-	}
-	/*
-	 * Only a speed-up for a new file: without it the whole seal runs at
-	 * the close. For one that was written before, its sealed-ahead blob
-	 * is found again, since it holds the chunks (store/spool_seal.h).
-	 */
-	rc = spool_seal_ahead(os->sp, ob->sealed_dir);
-	if (rc != 0 && (create || rc != -EINVAL))
-		log_debug("outbox: %s: %s (sealed when closed)", path,
-			  strerror(-rc));
-	os->refs = 1;
-	os->next = ob->open;
-	ob->open = os;
-	*out = os;
-	return 0;
-}
-
-/* ---- shipping ---- */
-
-/*
- * A sealing entry for the closed spool at PATH that nobody has open (a
- * rename to a final name), or NULL if it cannot be opened. Lock held.
- */
-static struct open_spool *sealing_entry(struct outbox *ob, const char *path)
-{
-	struct open_spool *os = calloc(1, sizeof(*os));
-	if (!os)
-		return NULL;
-	snprintf(os->path, sizeof(os->path), "%s", path);
-	if (spool_open(path, self_key(ob->self), &os->sp) != 0) {
-		free(os);
-		return NULL;
-	}
-	os->sealing = true;
-	os->next = ob->open;
-	ob->open = os;
-	return os;
-}
-
-/*
- * Ships OS, an entry of the open list marked sealing (under the lock, by
- * the caller), then takes it off the list and wakes whoever waits for its
- * path. Called WITHOUT the lock: the seal runs beside everything else.
- */
-static void ship_entry(struct outbox *ob, struct open_spool *os)
-{
-	/* Stable while sealing: renames above it wait (wait_sealed). */
-	const char *rel = os->path + strlen(ob->root) + 1;
-	struct job *j = calloc(1, sizeof(*j));
-	int rc = j ? outbox_seal_job(ob, rel, os->sp, j) : -ENOMEM;
-	pthread_mutex_lock(&ob->lock);
-	if (rc == 0)
-		outbox_commit_job(ob, rel, os->sp, j);
-	forget_open(ob, os);
-	/* Writes nothing: the spool was flushed, or is a marker now. */
-	spool_close(os->sp);
-	free(os);
-	pthread_cond_broadcast(&ob->sealed);
-	pthread_mutex_unlock(&ob->lock);
-	free(j);
-}
 
 /* ---- handles ---- */
 
@@ -217,267 +65,6 @@ static int new_handle(struct open_spool *os, const char *rel, uint64_t *fh)
 
 /* ---- operations ---- */
 
-int outbox_getattr(struct outbox *ob, const char *rel, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_uid = getuid();
-	st->st_gid = getgid();
-	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
-	const char *rest;
-	if (!rel[0] ||
-	    (outbox_split_rel(rel, folder, &rest) == 0 && !rest[0])) {
-		if (rel[0] && !outbox_folder_exists(ob, folder))
-			return outbox_no_folder(ob, folder, 0);
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-		st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
-		return 0;
-	}
-	int rc = outbox_path(ob, rel, path);
-	if (rc)
-		return rc == -EINVAL ? -ENOENT : rc;
-	struct stat real;
-	if (lstat(path, &real) != 0)
-		return -errno;
-	st->st_mtime = real.st_mtime;
-	st->st_ctime = real.st_ctime;
-	st->st_atime = real.st_atime;
-	st->st_uid = real.st_uid; /* who made it (outbox_set_owner) */
-	if (S_ISDIR(real.st_mode)) {
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-		return 0;
-	}
-	if (!S_ISREG(real.st_mode))
-		return -ENOENT;
-	st->st_mode = S_IFREG | 0644;
-	st->st_nlink = 1;
-	uint64_t size = 0;
-	pthread_mutex_lock(&ob->lock);
-	struct open_spool *os = find_open(ob, path);
-	if (os) {
-		size = spool_size(os->sp);
-	} else if (spool_is_spool(path)) {
-		rc = spool_peek_size(path, &size);
-	} else {
-		char id[JOB_ID_HEX];
-		struct job *j = malloc(sizeof(*j));
-		rc = !j ? -ENOMEM : outbox_marker_read(path, id);
-		if (rc == 0)
-			rc = job_load(ob->jobs_dir, id, j);
-		if (rc == 0)
-			size = j->size;
-		free(j);
-	}
-	pthread_mutex_unlock(&ob->lock);
-	if (rc)
-		return -ENOENT;
-	st->st_size = (off_t)size;
-	st->st_blocks = (blkcnt_t)((size + 511) / 512);
-	return 0;
-}
-
-struct peer_fill {
-	struct outbox *ob;
-	fs_fill_fn fill;
-	void *buf;
-	char root[STATE_PATH_MAX];
-};
-
-static int fill_peer(void *arg, const char *name)
-{
-	struct peer_fill *pf = arg;
-	char path[STATE_PATH_MAX];
-	if (strcmp(name, self_name(pf->ob->self)) == 0)
-		return 0;
-	/* Listed again below if it also exists in STATE. */
-	if (snprintf(path, sizeof(path), "%s/%s", pf->root, name) <
-		    (int)sizeof(path) &&
-	    outbox_is_dir(path))
-		return 0;
-	return pf->fill(pf->buf, name);
-}
-
-int outbox_readdir(struct outbox *ob, const char *rel, fs_fill_fn fill,
-		   void *buf)
-{
-	char path[STATE_PATH_MAX];
-	int rc = outbox_path(ob, rel, path);
-	if (rc)
-		return rc == -EINVAL ? -ENOENT : rc;
-	if (!rel[0]) {
-		struct peer_fill pf = { .ob = ob, .fill = fill, .buf = buf };
-		snprintf(pf.root, sizeof(pf.root), "%s", ob->root);
-		directory_each(self_directory(ob->self), fill_peer, &pf);
-	}
-	DIR *d = opendir(path);
-	if (!d) {
-		/* A peer folder nothing was written to yet is empty. */
-		char folder[JOB_FOLDER_MAX];
-		const char *rest;
-		if (rel[0] && outbox_split_rel(rel, folder, &rest) == 0 &&
-		    !rest[0] && outbox_folder_exists(ob, folder))
-			return 0;
-		return rel[0] ? -errno : 0;
-	}
-	struct dirent *de;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    fill(buf, de->d_name))
-			break;
-	closedir(d);
-	return 0;
-}
-
-int outbox_mkdir(struct outbox *ob, const char *rel)
-{
-	char folder[JOB_FOLDER_MAX], path[STATE_PATH_MAX];
-	const char *rest;
-	int rc = outbox_split_rel(rel, folder, &rest);
-	if (rc)
-		return -EINVAL;
-	if (!rest[0]) {
-		/* A folder names its recipients: only known peers. */
-		rc = outbox_parse_folder(ob, folder, NULL, NULL);
-		if (rc) /* the lookup before said why (outbox_no_folder) */
-			return rc == -ENOENT ? -ENOENT : -EINVAL;
-	} else if (names_path_error(rest)) {
-		return outbox_bad_path(rel, -EINVAL);
-	}
-	rc = outbox_path(ob, rel, path);
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&ob->lock);
-	if (rest[0])
-		rc = outbox_ensure_folder(ob, folder);
-	if (rc == 0 && mkdir(path, 0700) != 0)
-		rc = -errno;
-	pthread_mutex_unlock(&ob->lock);
-	return rc;
-}
-
-int outbox_rmdir(struct outbox *ob, const char *rel)
-{
-	char path[STATE_PATH_MAX];
-	int rc = outbox_path(ob, rel, path);
-	if (rc)
-		return rc == -EINVAL ? -ENOENT : rc;
-	if (!rel[0]) {
-		tree_refused(-EPERM, "%s", "outbox/: the top of outbox/ stays");
-		return -EPERM;
-	}
-	pthread_mutex_lock(&ob->lock);
-	rc = rmdir(path) == 0 ? 0 : -errno;
-	pthread_mutex_unlock(&ob->lock);
-	/* An empty peer folder has nothing in STATE to remove. */
-	if (rc == -ENOENT && !strchr(rel, '/') &&
-	    outbox_parse_folder(ob, rel, NULL, NULL) == 0)
-		return 0;
-	return rc;
-}
-
-int outbox_unlink(struct outbox *ob, const char *rel)
-{
-	char path[STATE_PATH_MAX];
-	int rc = outbox_path(ob, rel, path);
-	if (rc)
-		return rc == -EINVAL ? -ENOENT : rc;
-	pthread_mutex_lock(&ob->lock);
-	/* Once sealed, it is a marker, and removing it cancels the job. */
-	wait_sealed(ob, path, false);
-	struct open_spool *os = find_open(ob, path);
-	char blob[2 * PKI_BLOB_ID + 1] = "";
-	if (os)
-		os->unlinked = true;
-	else if (spool_peek_sealed(path, blob) != 0)
-		outbox_cancel_marker(ob, path);
-	rc = unlink(path) == 0 ? 0 : -errno;
-	/* A spool nobody has open takes its sealed-ahead blob along. */
-	if (rc == 0 && blob[0])
-		outbox_drop_sealed(ob, blob);
-	pthread_mutex_unlock(&ob->lock);
-	return rc;
-}
-
-/* Keeps open spools pointing at their file across a rename. Lock held. */
-static void follow_rename(struct outbox *ob, const char *from, const char *to)
-{
-	size_t n = strlen(from);
-	for (struct open_spool *o = ob->open; o; o = o->next) {
-		if (o->unlinked || strncmp(o->path, from, n) != 0 ||
-		    (o->path[n] != '\0' && o->path[n] != '/'))
-			continue;
-		char moved[STATE_PATH_MAX];
-		if (snprintf(moved, sizeof(moved), "%s%s", to, o->path + n) <
-		    (int)sizeof(moved))
-			strcpy(o->path, moved);
-	}
-}
-
-int outbox_rename(struct outbox *ob, const char *from, const char *to,
-		  unsigned flags)
-{
-	char src[STATE_PATH_MAX], dst[STATE_PATH_MAX];
-	const char *rest;
-	int rc = outbox_rename_allowed(from, to, flags);
-	if (rc)
-		return rc;
-	if (outbox_path(ob, from, src) || outbox_path(ob, to, dst))
-		return outbox_bad_path(outbox_path(ob, from, src) ? from : to,
-				       -EPERM);
-	char tofolder[JOB_FOLDER_MAX];
-	outbox_split_rel(to, tofolder, &rest);
-	pthread_mutex_lock(&ob->lock);
-	/* Neither side (nor a file below a folder that moves) is sealing. */
-	while (sealing_at(ob, src, true) || sealing_at(ob, dst, true))
-		pthread_cond_wait(&ob->sealed, &ob->lock);
-	rc = outbox_ensure_folder(ob, tofolder);
-	struct stat st;
-	if (rc == 0 && lstat(src, &st) != 0)
-		rc = -errno;
-	char id[JOB_ID_HEX];
-	/* A pending file is on its way under its name: it cannot move. */
-	if (rc == 0 && S_ISREG(st.st_mode) && !spool_is_spool(src) &&
-	    outbox_marker_read(src, id) == 0) {
-		tree_refused(-EBUSY,
-			     "outbox/%s: a pending file is on its way under "
-			     "its name and cannot be renamed",
-			     from);
-		rc = -EBUSY;
-	}
-	if (rc == 0) {
-		struct open_spool *victim = find_open(ob, dst);
-		char blob[2 * PKI_BLOB_ID + 1] = "";
-		if (!(flags & RENAME_NOREPLACE)) {
-			outbox_cancel_marker(ob, dst);
-			if (victim)
-				victim->unlinked = true;
-			else if (spool_peek_sealed(dst, blob) != 0)
-				blob[0] = '\0';
-		}
-		rc = renameat2(AT_FDCWD, src, AT_FDCWD, dst, flags) == 0
-			     ? 0
-			     : -errno;
-		if (rc && victim)
-			victim->unlinked = false;
-		/* The replaced spool's sealed-ahead blob goes with it. */
-		if (rc == 0 && blob[0])
-			outbox_drop_sealed(ob, blob);
-	}
-	struct open_spool *ship = NULL;
-	if (rc == 0) {
-		follow_rename(ob, src, dst);
-		/* A closed spool renamed to a final name ships now. */
-		if (S_ISREG(st.st_mode) && !find_open(ob, dst) &&
-		    spool_is_spool(dst) && outbox_is_final(to))
-			ship = sealing_entry(ob, dst);
-	}
-	pthread_mutex_unlock(&ob->lock);
-	if (ship)
-		ship_entry(ob, ship);
-	return rc;
-}
-
 int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 {
 	(void)flags;
@@ -493,31 +80,18 @@ int outbox_create(struct outbox *ob, const char *rel, int flags, uint64_t *fh)
 		return outbox_no_folder(ob, folder, -EKEYREVOKED);
 	pthread_mutex_lock(&ob->lock);
 	/* The version being sealed becomes a marker first, then is replaced. */
-	wait_sealed(ob, path, false);
+	outbox_wait_sealed(ob, path, false);
 	rc = outbox_ensure_folder(ob, folder);
 	if (rc == 0)
 		outbox_cancel_marker(ob, path);
 	struct open_spool *os = NULL;
 	if (rc == 0)
-		rc = attach(ob, path, true, &os);
+		rc = outbox_attach(ob, path, true, &os);
 	if (rc == 0) {
 		rc = new_handle(os, rel, fh);
 		if (rc)
 			os->refs--;
 	}
-	pthread_mutex_unlock(&ob->lock);
-	return rc;
-}
-
-int outbox_set_owner(struct outbox *ob, const char *rel, uid_t uid)
-{
-	char path[STATE_PATH_MAX];
-	int rc = outbox_path(ob, rel, path);
-	if (rc)
-		return rc;
-	/* Under the lock: a rename or unlink cannot move it meanwhile. */
-	pthread_mutex_lock(&ob->lock);
-	rc = lchown(path, uid, (gid_t)-1) == 0 ? 0 : -errno;
 	pthread_mutex_unlock(&ob->lock);
 	return rc;
 }
@@ -530,8 +104,8 @@ int outbox_open_file(struct outbox *ob, const char *rel, int flags,
 	if (rc)
 		return rc == -EINVAL ? -ENOENT : rc;
 	pthread_mutex_lock(&ob->lock);
-	wait_sealed(ob, path, false);
-	struct open_spool *os = find_open(ob, path);
+	outbox_wait_sealed(ob, path, false);
+	struct open_spool *os = outbox_find_open(ob, path);
 	bool spool = os || spool_is_spool(path);
 	if (!spool && access(path, F_OK) != 0) {
 		/*
@@ -554,10 +128,10 @@ int outbox_open_file(struct outbox *ob, const char *rel, int flags,
 			rc = -EBUSY;
 		} else {
 			outbox_cancel_marker(ob, path);
-			rc = attach(ob, path, true, &os);
+			rc = outbox_attach(ob, path, true, &os);
 		}
 	} else {
-		rc = attach(ob, path, (flags & O_TRUNC) != 0, &os);
+		rc = outbox_attach(ob, path, (flags & O_TRUNC) != 0, &os);
 	}
 	if (rc == 0) {
 		rc = new_handle(os, rel, fh);
@@ -652,7 +226,7 @@ int outbox_release(struct outbox *ob, uint64_t fh)
 			 */
 			if (os->unlinked)
 				spool_discard_sealed(os->sp);
-			forget_open(ob, os);
+			outbox_forget_open(ob, os);
 			int rc2 = spool_close(os->sp);
 			if (rc == 0)
 				rc = rc2;
@@ -662,7 +236,7 @@ int outbox_release(struct outbox *ob, uint64_t fh)
 	pthread_mutex_unlock(&ob->lock);
 	/* The seal runs without the lock (see the top of this file). */
 	if (ship)
-		ship_entry(ob, os);
+		outbox_ship_entry(ob, os);
 	return rc;
 }
 
@@ -684,9 +258,10 @@ static int state_locked(struct outbox *ob, const char *path, const char *rest,
 {
 	struct stat st;
 	*is_job = false;
-	if (find_open(ob, path))
+	if (outbox_find_open(ob, path))
 		snprintf(buf, size, "writing");
-	else if (sealing_at(ob, path, false)) /* on its way into the queue */
+	else if (outbox_sealing_at(ob, path,
+				   false)) /* on its way into the queue */
 		snprintf(buf, size, "queued");
 	else if (lstat(path, &st) != 0)
 		return -errno; /* delivered (or removed) a moment ago */

@@ -18,7 +18,7 @@
 void outbox_stream_maybe(struct outbox *ob, struct spool *sp, const char *rel,
 			 bool *streamed)
 {
-	if (!ob->delivery || !stream_enabled()) {
+	if (!ob->delivery || !stream_enabled(ob->delivery)) {
 		__atomic_store_n(streamed, true, __ATOMIC_RELAXED);
 		return;
 	}

@@ -4,7 +4,6 @@
 #include "tree/status.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,44 +12,8 @@
 #include "certs/renew.h"
 #include "delivery/delivery.h"
 #include "identity/self.h"
+#include "lib/textbuf.h"
 #include "store/intake.h"
-
-struct text {
-	char *data;
-	size_t len, cap;
-	int failed;
-};
-
-static void put(struct text *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void put(struct text *t, const char *fmt, ...)
-{
-	if (t->failed)
-		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->failed = 1;
-			return;
-		}
-		if ((size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t cap = t->cap * 2 + (size_t)n;
-		char *p = realloc(t->data, cap);
-		if (!p) {
-			t->failed = 1;
-			return;
-		}
-		t->data = p;
-		t->cap = cap;
-	}
-}
 
 void status_time_left(time_t until, time_t now, char *out, size_t size)
 {
@@ -63,17 +26,17 @@ void status_time_left(time_t until, time_t now, char *out, size_t size)
 			 -d / 86400, (-d % 86400) / 3600);
 }
 
-static void put_time(struct text *t, const char *label, time_t when)
+static void put_time(struct textbuf *t, const char *label, time_t when)
 {
 	struct tm tm;
 	char buf[64];
 	gmtime_r(&when, &tm);
 	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	put(t, "%-13s%s\n", label, buf);
+	textbuf_put(t, "%-13s%s\n", label, buf);
 }
 
 struct peers {
-	struct text *t;
+	struct textbuf *t;
 	struct directory *dir;
 	time_t now;
 };
@@ -87,7 +50,7 @@ static int put_peer(void *arg, const char *name)
 	char addr[NET_ADDR_MAX] = "-", left[64];
 	pki_cert_get_address(cert, addr, sizeof(addr));
 	status_time_left(pki_cert_not_after(cert), p->now, left, sizeof(left));
-	put(p->t, "  %-20s %-24s certificate %s\n", name, addr, left);
+	textbuf_put(p->t, "  %-20s %-24s certificate %s\n", name, addr, left);
 	pki_cert_free(cert);
 	return 0;
 }
@@ -95,10 +58,9 @@ static int put_peer(void *arg, const char *name)
 int status_text(const struct status_parts *parts, time_t now, char **text,
 		size_t *len)
 {
-	struct text t = { .data = malloc(1024), .cap = 1024 };
-	if (!t.data)
+	struct textbuf t;
+	if (textbuf_init(&t, 1024, 0))
 		return -ENOMEM;
-	t.data[0] = '\0';
 	struct self *me = parts->self;
 	const struct state_config *cfg = self_config(me);
 	struct directory *dir = self_directory(me);
@@ -106,7 +68,7 @@ int status_text(const struct status_parts *parts, time_t now, char **text,
 	char left[64], serial[64] = "?";
 	struct pki_cert *self = self_cert_ref(me);
 	if (!self) {
-		free(t.data);
+		textbuf_free(&t);
 		return -ENOMEM;
 	}
 	char adv[NET_ADDR_MAX] = "?";
@@ -117,38 +79,45 @@ int status_text(const struct status_parts *parts, time_t now, char **text,
 	bool expired = pki_cert_not_after(self) <= now;
 	pki_cert_free(self);
 
-	put(&t, "%-13s%s\n", "node:", cfg->name);
-	put(&t, "%-13s%s\n", "role:", ca ? "certificate authority" : "node");
-	put(&t, "%-13s%s\n", "listening:", cfg->listen);
+	textbuf_put(&t, "%-13s%s\n", "node:", cfg->name);
+	textbuf_put(&t, "%-13s%s\n",
+		    "role:", ca ? "certificate authority" : "node");
+	textbuf_put(&t, "%-13s%s\n", "listening:", cfg->listen);
 	/* What peers are told: the address the certificate carries. */
-	put(&t, "%-13s%s\n", "advertised:", adv);
-	put(&t, "%-13s%s\n", "state:", self_state(me));
+	textbuf_put(&t, "%-13s%s\n", "advertised:", adv);
+	textbuf_put(&t, "%-13s%s\n", "state:", self_state(me));
 	char found[NET_ADDR_MAX] = "";
 	if (parts->certs)
 		certs_ca_found_at(parts->certs, found, sizeof(found));
 	if (!ca && found[0] && strcmp(found, cfg->ca_addr) != 0)
-		put(&t, "%-13s%s at %s (it moved from %s, where --ca put it)\n",
-		    "ca:", cfg->ca_name, found, cfg->ca_addr);
+		textbuf_put(
+			&t,
+			"%-13s%s at %s (it moved from %s, where --ca put it)\n",
+			"ca:", cfg->ca_name, found, cfg->ca_addr);
 	else if (!ca)
-		put(&t, "%-13s%s at %s\n", "ca:", cfg->ca_name, cfg->ca_addr);
-	put(&t, "%-13sserial %s, %s\n", "certificate:", serial, left);
+		textbuf_put(&t, "%-13s%s at %s\n", "ca:", cfg->ca_name,
+			    cfg->ca_addr);
+	textbuf_put(&t, "%-13sserial %s, %s\n", "certificate:", serial, left);
 	if (!expired)
 		put_time(&t, "renews at:", renews);
 	struct pki_crl *crl = directory_get1_crl(dir);
 	if (crl)
-		put(&t, "%-13snumber %llu, %zu revoked (certs/crl.pem)\n",
-		    "crl:", (unsigned long long)pki_crl_number(crl),
-		    pki_crl_count(crl));
+		textbuf_put(&t,
+			    "%-13snumber %llu, %zu revoked (certs/crl.pem)\n",
+			    "crl:", (unsigned long long)pki_crl_number(crl),
+			    pki_crl_count(crl));
 	else
-		put(&t, "%-13s%s\n", "crl:", "none yet");
+		textbuf_put(&t, "%-13s%s\n", "crl:", "none yet");
 	time_t next = crl ? pki_crl_next_update(crl) : (time_t)-1;
 	if (next != (time_t)-1 && next < now) {
 		char ago[64];
 		status_time_left(next, now, ago, sizeof(ago));
-		put(&t,
-		    "%-13sthe CRL is past its nextUpdate (%s): revocations "
-		    "since then are not known here until the CA is reached\n",
-		    "warning:", ago);
+		textbuf_put(
+			&t,
+			"%-13sthe CRL is past its nextUpdate (%s): revocations "
+			"since then are not known here until the CA is "
+			"reached\n",
+			"warning:", ago);
 	}
 	pki_crl_free(crl);
 
@@ -160,38 +129,32 @@ int status_text(const struct status_parts *parts, time_t now, char **text,
 	if (last_sync)
 		put_time(&t, "last sync:", last_sync);
 	else
-		put(&t, "%-13s%s\n", "last sync:", "never");
+		textbuf_put(&t, "%-13s%s\n", "last sync:", "never");
 	/* A CA that stays unreachable leaves nodes on an ageing CRL. */
 	if (last_crl)
 		put_time(&t, "crl fetched:", last_crl);
-	put(&t, "%-13severy %u s\n", "refresh:", parts->refresh_secs);
+	textbuf_put(&t, "%-13severy %u s\n", "refresh:", parts->refresh_secs);
 	if (last_error[0])
-		put(&t, "%-13s%s\n", "last error:", last_error);
+		textbuf_put(&t, "%-13s%s\n", "last error:", last_error);
 
-	put(&t, "%-13s%zu\n", "nodes:", directory_count(dir));
+	textbuf_put(&t, "%-13s%zu\n", "nodes:", directory_count(dir));
 	struct peers p = { .t = &t, .dir = dir, .now = now };
 	directory_each(dir, put_peer, &p);
 	char *deliveries = NULL;
 	size_t dlen = 0;
 	if (parts->delivery &&
 	    delivery_status(parts->delivery, &deliveries, &dlen) == 0) {
-		put(&t, "%-13s\n%s",
-		    "deliveries:", dlen ? deliveries : "  nothing pending\n");
+		textbuf_put(&t, "%-13s\n%s", "deliveries:",
+			    dlen ? deliveries : "  nothing pending\n");
 		free(deliveries);
 	}
 	char *incoming = NULL;
 	size_t ilen = 0;
 	if (parts->intake &&
 	    intake_status(parts->intake, &incoming, &ilen) == 0) {
-		put(&t, "%-13s\n%s",
-		    "incoming:", ilen ? incoming : "  nothing unfinished\n");
+		textbuf_put(&t, "%-13s\n%s", "incoming:",
+			    ilen ? incoming : "  nothing unfinished\n");
 		free(incoming);
 	}
-	if (t.failed) {
-		free(t.data);
-		return -ENOMEM;
-	}
-	*text = t.data;
-	*len = t.len;
-	return 0;
+	return textbuf_take(&t, text, len);
 }

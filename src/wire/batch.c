@@ -6,13 +6,13 @@
 #include "wire/batch.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/b64.h"
+#include "lib/textbuf.h"
 #include "pki/err.h"
 #include "pki/rand.h"
 
@@ -46,65 +46,6 @@ int batch_unwrap_key(struct pki_aead *a, uint32_t index, const char *id,
 			     in + PKI_AEAD_KEY, key);
 }
 
-/* ---- a growing text ---- */
-
-struct text {
-	char *buf;
-	size_t len, cap;
-	int err;
-};
-
-static void put(struct text *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void put(struct text *t, const char *fmt, ...)
-{
-	if (t->err)
-		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->err = -EINVAL;
-			return;
-		}
-		if ((size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t cap = t->cap * 2 + (size_t)n;
-		char *b = realloc(t->buf, cap);
-		if (!b) {
-			t->err = -ENOMEM;
-			return;
-		}
-		t->buf = b;
-		t->cap = cap;
-	}
-}
-
-static int text_start(struct text *t)
-{
-	t->cap = 4096;
-	t->len = 0;
-	t->err = 0;
-	t->buf = malloc(t->cap);
-	return t->buf ? 0 : -ENOMEM;
-}
-
-static int text_end(struct text *t, char **text, size_t *len)
-{
-	if (t->err) {
-		free(t->buf);
-		return t->err;
-	}
-	*text = t->buf;
-	*len = t->len;
-	return 0;
-}
-
 static bool clean(const char *s)
 {
 	if (!*s)
@@ -118,8 +59,8 @@ static bool clean(const char *s)
 int batch_entries_text(const struct batch_entry *e, int n, char **text,
 		       size_t *len)
 {
-	struct text t;
-	if (text_start(&t))
+	struct textbuf t;
+	if (textbuf_init(&t, 4096, 0))
 		return -ENOMEM;
 	for (int i = 0; i < n && !t.err; i++) {
 		char k[EKEY_B64 + 1];
@@ -127,11 +68,11 @@ int batch_entries_text(const struct batch_entry *e, int n, char **text,
 		if (!clean(e[i].path) || !clean(e[i].recipients) ||
 		    strchr(e[i].recipients, ' '))
 			t.err = -EINVAL;
-		put(&t, "%s %llu %s %s %s %s\n", e[i].id,
-		    (unsigned long long)e[i].size, e[i].sha256, k,
-		    e[i].recipients, e[i].path);
+		textbuf_put(&t, "%s %llu %s %s %s %s\n", e[i].id,
+			    (unsigned long long)e[i].size, e[i].sha256, k,
+			    e[i].recipients, e[i].path);
 	}
-	return text_end(&t, text, len);
+	return textbuf_take(&t, text, len);
 }
 
 static bool lower_hex(const char *s, size_t len)
@@ -226,8 +167,8 @@ int batch_entries_parse(const char *text, size_t len, struct batch_entry *e,
 int batch_results_text(const struct batch_result *r, int n, char **text,
 		       size_t *len)
 {
-	struct text t;
-	if (text_start(&t))
+	struct textbuf t;
+	if (textbuf_init(&t, 4096, 0))
 		return -ENOMEM;
 	for (int i = 0; i < n; i++) {
 		char why[PROTO_ERR_MAX];
@@ -238,20 +179,21 @@ int batch_results_text(const struct batch_result *r, int n, char **text,
 				*c = '?';
 		switch (r[i].status) {
 		case BATCH_OK:
-			put(&t, "%d ok %s\n", i, r[i].sha256);
+			textbuf_put(&t, "%d ok %s\n", i, r[i].sha256);
 			break;
 		case BATCH_PERMANENT:
-			put(&t, "%d permanent %s\n", i, why);
+			textbuf_put(&t, "%d permanent %s\n", i, why);
 			break;
 		case BATCH_WAIT:
-			put(&t, "%d wait %d %s\n", i, r[i].retry_after, why);
+			textbuf_put(&t, "%d wait %d %s\n", i, r[i].retry_after,
+				    why);
 			break;
 		default:
-			put(&t, "%d retry %s\n", i, why);
+			textbuf_put(&t, "%d retry %s\n", i, why);
 			break;
 		}
 	}
-	return text_end(&t, text, len);
+	return textbuf_take(&t, text, len);
 }
 
 static int parse_result(const char *p, const char *end, int index,

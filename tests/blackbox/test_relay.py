@@ -8,7 +8,7 @@ one; a first hop that is down, a relay that hangs, or one that does not
 forward, makes the sender deliver directly after its deadline.
 
 On the wire, the test speaks as bob (a real recipient whose daemon is told
-not to forward, SNOOPFS_RELAY=0), holding the blob he stored: an altered
+not to forward: `relay = off` in a config file), holding the blob he stored: an altered
 chunk and a missing last chunk are refused by carol and she still gets the
 file directly; a relay that is not a recipient, or a forward to a node that
 is not one, is refused; a forged or foreign post/receipt leaves the sender's
@@ -29,7 +29,7 @@ from snoopnodes import (DELIVERY_TIMEOUT, module_cluster, run_tool,
 
 RECIPIENTS = ("bob", "carol", "dave", "erin", "frank", "grace", "heidi",
               "ivan")
-# The sender's wait per hop (SNOOPFS_RELAY_WAIT): long enough for a relay
+# The sender's wait per hop (mount --relay-wait): long enough for a relay
 # on a loaded 2-CPU machine, short enough for the fallback tests.
 HOP_WAIT = 12
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -37,11 +37,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def build(c):
     c.init_ca("ca")
-    c.snoop.env["SNOOPFS_RELAY_WAIT"] = str(HOP_WAIT)
-    try:
-        c.add_node("alice")
-    finally:
-        del c.snoop.env["SNOOPFS_RELAY_WAIT"]
+    # Kept in alice's node.conf, as every later mount finds it.
+    c.add_node("alice", extra=("--relay-wait", str(HOP_WAIT)))
     for name in RECIPIENTS:
         c.add_node(name)
     c.wait_all_know_all()
@@ -75,16 +72,10 @@ def log_count(node, needle):
         return 0
 
 
-def restart_with(node, **env):
-    """Remounts NODE with extra environment ENV (its daemon only)."""
+def restart_with(node, *args):
+    """Remounts NODE with the extra mount arguments ARGS."""
     node.unmount()
-    for k, v in env.items():
-        node.snoop.env[k] = v
-    try:
-        node.restart()
-    finally:
-        for k in env:
-            node.snoop.env.pop(k, None)
+    node.mount(*args)
 
 
 # --- between real daemons ----------------------------------------------------
@@ -136,6 +127,16 @@ def test_first_hop_down_sender_delivers_directly(net, tmp_path):
     try:
         t0 = time.monotonic()
         send(alice, tmp_path, folder, "bob-down.bin", data)
+        # While they wait for bob, snoopfs status says so; the xattr
+        # keeps its words ("queued"), which scripts match.
+        def status():
+            return net.snoop.run("status", alice.mnt).stdout
+        assert wait_until(
+            lambda: status().count("queued, being relayed via bob") == 2,
+            5), status()
+        rel = "outbox/%s/bob-down.bin" % folder
+        state = alice.getxattr(rel)
+        assert "carol: queued" in state and "dave: queued" in state, state
         for name in ("carol", "dave"):
             wait_delivered(net.nodes[name], "alice", "bob-down.bin",
                            sha256_bytes(data), size=len(data),
@@ -181,17 +182,22 @@ def test_relay_that_hangs_sender_delivers_directly(net, tmp_path):
 
 @pytest.fixture(scope="module")
 def silent_bob(net):
-    """bob's daemon does not forward (SNOOPFS_RELAY=0); the test speaks as
-    bob with his own key and certificate."""
+    """bob's daemon does not forward (`relay = off` in the config file it
+    is mounted with); the test speaks as bob with his own key and
+    certificate."""
     bob = net.nodes["bob"]
-    restart_with(bob, SNOOPFS_RELAY="0")
+    conf = bob.state.parent / "bob-relay-off.conf"
+    conf.write_text("# a recipient that forwards nothing\nrelay = off\n")
+    restart_with(bob, "--config", str(conf))
+    assert "relay=off" in (bob.state / "node.conf").read_text()
     key = w.key_from_pem((bob.state / "node.key").read_bytes())
     w.remember("bob", key, bob.cert("bob"), bob.root())
     dave = net.nodes["dave"]
     w.remember("dave", w.key_from_pem((dave.state / "node.key").read_bytes()),
                dave.cert("dave"), dave.root())
     yield bob
-    restart_with(bob)
+    # node.conf keeps relay=off: switched back on explicitly.
+    restart_with(bob, "--relay", "on")
 
 
 def stored_blob(node, sender, rel):

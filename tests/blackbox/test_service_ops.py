@@ -439,6 +439,11 @@ BAD_CONFIGS = [
     ("state = {state}\nstate = {state}\n", ":2: state is already set on line 1"),
     ("refresh = 0\n", ":1: refresh takes 1..86400 seconds"),
     ("listen = 127.0.0.1\n", ":1: listen takes HOST:PORT"),
+    ("state = {state}\nrelay = maybe\n", ":2: relay takes on or off"),
+    ("stream = 1\n", ":1: stream takes on or off"),
+    ("relay-wait = 2h\n",
+     ":1: relay-wait takes a time: 90s, 30m or seconds, from 1 to 3600 "
+     "seconds"),
 ]
 
 

@@ -1,5 +1,5 @@
 """Streaming while writing (issue 21, post/stream, on by default;
-SNOOPFS_STREAM=0 turns it off): a file written in order into outbox/PEER/
+`stream = off` turns it off): a file written in order into outbox/PEER/
 starts on its way before the close (the chunks sealed ahead go as they are
 sealed) and is closed by a signed trailer; the receiver keeps what arrives
 in the blob's part file (STATE/incoming/SENDER/ID.part, as post/blob does)
@@ -28,7 +28,8 @@ exactly once in every case.
 * test_relayed_file_streams_to_first_recipient: a big file for three
   recipients, written slowly: it streams to the first, who relays it; all
   get it once.
-* test_stream_off: SNOOPFS_STREAM=0: nothing goes before the close.
+* test_stream_off: `stream = off` in the config file: nothing goes before
+  the close.
 """
 
 import os
@@ -43,13 +44,6 @@ from test_delivery_faults import (SEALED_CHUNK, assert_delivered_once,
                                   at_rest, pair, parts)
 
 MIB = 1 << 20
-
-
-@pytest.fixture(autouse=True)
-def stream_default(monkeypatch):
-    """Streaming as it is by default (on): before the snoop fixture copies
-    the environment for the daemons."""
-    monkeypatch.delenv("SNOOPFS_STREAM", raising=False)
 
 
 def held(node):
@@ -311,15 +305,19 @@ def test_relayed_file_streams_to_first_recipient(cluster):
         assert wait_until(lambda: not parts(nodes[n]), 10), parts(nodes[n])
 
 
-@pytest.fixture
-def stream_off(monkeypatch):
-    monkeypatch.setenv("SNOOPFS_STREAM", "0")
-
-
-def test_stream_off(stream_off, cluster):
-    """SNOOPFS_STREAM=0 (stream_enabled(), the one switch): nothing goes
-    before the close, the file goes after it as post/blob."""
-    alice, bob = pair(cluster)
+def test_stream_off(cluster):
+    """`stream = off` in alice's config file (the node's setting, which
+    node.conf keeps for her restarts): nothing goes before the close, the
+    file goes after it as post/blob."""
+    cluster.init_ca("ca")
+    conf = cluster.base / "alice-nostream.conf"
+    conf.write_text("stream = off\n")
+    alice = cluster.add_node("alice", extra=("--config", str(conf)))
+    assert "stream=off" in (alice.state / "node.conf").read_text()
+    bob = cluster.add_node("bob")
+    cluster.wait_all_know_all()
+    assert wait_until(lambda: alice.exists("outbox/bob"), 15), (
+        "alice has no outbox/bob: %s" % alice.listdir("outbox"))
     data = os.urandom(16 * MIB)
     f = bounded(open, str(alice.mnt / "outbox/bob/plain.bin"), "wb", 0)
     try:

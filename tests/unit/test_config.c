@@ -66,6 +66,10 @@ static void test_values(void)
 	CHECK(!set_ok(CFG_LOG_KEEP, "100", true));
 	CHECK(!set_ok(CFG_LOG_LEVEL, "verbose", true));
 	CHECK(!set_ok(CFG_SYSLOG, "maybe", true));
+	CHECK(set_ok(CFG_RELAY, "off", true));
+	CHECK(!set_ok(CFG_RELAY, "no", true));
+	CHECK(set_ok(CFG_STREAM, "on", false));
+	CHECK(set_ok(CFG_RELAY_WAIT, "12", false));
 	CHECK(set_ok(CFG_FUSE_OPTIONS, "allow_other,ro", true));
 	CHECK(!set_ok(CFG_FUSE_OPTIONS, "allow_other ro", true));
 	CHECK(!set_ok(CFG_NAME, "al\tice", true));
@@ -163,6 +167,9 @@ static void test_file(void)
 			   "sender-blobs = 8\n"
 			   "partial-ttl = 2h\n"
 			   "group = root\n"
+			   "relay = off\n"
+			   "relay-wait = 2m\n"
+			   "stream = on\n"
 			   "key-bits = 3072";
 	CHECK(load("good.conf", good, 0644, &c, err) == 0);
 	CHECK(c.mountpoint && strcmp(c.mountpoint, "/srv/alice mnt") == 0);
@@ -180,10 +187,15 @@ static void test_file(void)
 	CHECK(c.sender_quota && strcmp(c.sender_quota, "25%") == 0);
 	CHECK(c.partial_ttl == 7200);
 	CHECK(c.group && strcmp(c.group, "root") == 0);
+	CHECK(!c.relay && c.relay_wait == 120 && c.stream);
 	CHECK(c.set == (CONFIG_BIT(CFG_NKEYS) - 1) - CONFIG_BIT(CFG_JOIN));
 	CHECK(refused("sender-quota = 150%\n", "bad.conf:1"));
 	CHECK(refused("partial-ttl = 2y\n", "takes a time"));
 	CHECK(refused("sender-blobs = 5B\n", "takes 1..4096"));
+	CHECK(refused("\nrelay = yes\n", "bad.conf:2: relay takes on or off"));
+	CHECK(refused("stream = \n", "bad.conf:1: stream needs a value"));
+	CHECK(refused("relay-wait = 0\n", "relay-wait takes a time"));
+	CHECK(refused("relay-wait = 3601\n", "from 1 to 3600 seconds"));
 
 	/* Flags over the file: only what the command line did not set. */
 	struct mount_config cli;
@@ -195,6 +207,9 @@ static void test_file(void)
 	CHECK(cli.log_level == LOGL_ERROR &&
 	      strcmp(cli.mountpoint, "mnt") == 0);
 	CHECK(strcmp(cli.state, "/srv/alice.state") == 0 && cli.refresh == 5);
+	/* A time and a switch from the file are copied whole. */
+	CHECK(cli.partial_ttl == 7200 && cli.relay_wait == 120);
+	CHECK(!cli.relay && cli.stream);
 	CHECK(cli.log_max_size == 1 << 20 && cli.key_bits == 3072);
 	CHECK(cli.set == c.set);
 	config_clear(&cli);

@@ -253,7 +253,9 @@ int main(void)
 	make_job(a, b->cert, "bob", "dir/data.bin", data, size, &j);
 
 	struct delivery *d = NULL;
-	CHECK(delivery_start(a->self, a->tr, a->certs, on_done, a, &d) == 0);
+	const struct delivery_settings set = { .relay = true };
+	CHECK(delivery_start(a->self, a->tr, a->certs, &set, on_done, a, &d) ==
+	      0);
 	for (int i = 0; i < 200 && dones() < 1; i++)
 		usleep(50 * 1000);
 	CHECK(dones() == 1);

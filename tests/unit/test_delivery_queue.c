@@ -481,12 +481,18 @@ static void test_relayed(void)
 {
 	struct queue *q = fresh();
 	add(q, 7, "fan", "bob,carol,dave");
-	CHECK(queue_hold(q, id_of(7), "carol", at(40)) == 0);
-	CHECK(queue_hold(q, id_of(7), "dave", at(40)) == 0);
-	CHECK(queue_hold(q, id_of(7), "erin", at(40)) == -ENOENT);
+	CHECK(queue_hold(q, id_of(7), "carol", at(40), "bob") == 0);
+	CHECK(queue_hold(q, id_of(7), "dave", at(40), "bob") == 0);
+	CHECK(queue_hold(q, id_of(7), "erin", at(40), "bob") == -ENOENT);
+	char text[256];
+	CHECK(queue_describe(q, id_of(7), text, sizeof(text)) == 0);
+	/* The xattr's words stay; status names the relay. */
+	CHECK(strcmp(text, "bob: queued, carol: queued, dave: queued") == 0);
+	CHECK(strstr(status(q), "fan") &&
+	      strstr(status(q), "queued, being relayed via bob"));
 	struct queue_entry *bob = take(q, 0);
 	CHECK(is(bob, "fan", "bob"));
-	CHECK(queue_hold(q, id_of(7), "bob", at(40)) == -ENOENT);
+	CHECK(queue_hold(q, id_of(7), "bob", at(40), "carol") == -ENOENT);
 	CHECK(queue_claim(q, id_of(7), "bob") == NULL);
 	long due = 0;
 	CHECK(idle_until(q, 0, &due) && due == 40);
@@ -501,9 +507,14 @@ static void test_relayed(void)
 	CHECK(is(dave, "fan", "dave"));
 	CHECK(!finish(q, dave, SEND_STOPPED, "", 0, 3));
 	CHECK(idle_until(q, 39, &due) && due == 40);
+	CHECK(queue_describe(q, id_of(7), text, sizeof(text)) == 0);
+	CHECK(strcmp(text, "bob: delivered, carol: delivered, dave: queued") ==
+	      0);
+	CHECK(strstr(status(q), "queued, being relayed via bob"));
 	/* No receipt by the deadline: dave is sent to directly. */
 	dave = take(q, 40);
 	CHECK(is(dave, "fan", "dave"));
+	CHECK(!strstr(status(q), "relayed"));
 	CHECK(finish(q, dave, SEND_OK, "", 0, 41));
 	CHECK(queue_claim(q, id_of(7), "dave") == NULL);
 	queue_free(q);

@@ -109,7 +109,16 @@ struct blob_out {
 	 * since a seal cut by a crash may have used the same nonces for it.
 	 */
 	bool frozen;
+	bool named; /* its directory entry is synced (spool_blob_sync) */
 };
+
+/*
+ * fsync(2) of O's file and, the first time, of its directory: a record
+ * that points at the blob (the spool header's, or the job record) must
+ * not outlive its name in a power cut, since once the marker replaced
+ * the spool the blob is the file's only copy. 0 or -errno.
+ */
+int spool_blob_sync(struct blob_out *o);
 
 /*
  * LOCK protects every field below it, including the cache and the aead

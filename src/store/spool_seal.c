@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/fileio.h"
 #include "base/filepool.h"
 #include "pki/err.h"
 #include "pki/rand.h"
@@ -107,6 +108,17 @@ int spool_blob_new(const char *dir, struct blob_out **out)
 	}
 	*out = o;
 	return 0;
+}
+
+int spool_blob_sync(struct blob_out *o)
+{
+	int rc = 0;
+
+	if (fsync(o->fd) != 0)
+		return -errno;
+	if (!o->named && (rc = fileio_sync_parent(o->path)) == 0)
+		o->named = true;
+	return rc;
 }
 
 /*
@@ -421,8 +433,8 @@ int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
 	 * Needed: the job record written next points at this blob, and once
 	 * the marker replaced the spool the blob is the only copy.
 	 */
-	if (rc == 0 && fsync(o->fd) != 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = spool_blob_sync(o);
 	if (rc == 0) {
 		rc = pki_to_errno(pki_sha256_final(o->h, hash));
 		o->h = NULL;

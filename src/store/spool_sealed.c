@@ -145,8 +145,8 @@ int spool_sealed_record(struct spool *s, bool sync)
 	/* Every chunk the record will count is in the file. */
 	if (o->cs != NULL && (rc = chunk_store_sync(o->cs)) != 0)
 		return rc;
-	if (sync && o->next > 0 && fsync(o->fd) != 0)
-		return -errno;
+	if (sync && o->next > 0 && (rc = spool_blob_sync(o)) != 0)
+		return rc;
 	if (o->next == 0 && spool_sealed_k(s) == 0)
 		return 0;
 	if (memcmp(rec + 8, o->id, PKI_BLOB_ID) != 0) {

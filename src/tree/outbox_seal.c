@@ -245,8 +245,9 @@ static void drop_job(struct outbox *ob, const char *id, struct spool *sp)
  * nothing is left behind.
  *
  * The fsyncs, and why each one is needed:
- *  - the sealed blob (spool_seal): a record that survives a power loss
- *    must point at a whole blob, since the marker replaces the spool;
+ *  - the sealed blob and, once, its directory (spool_seal): a record that
+ *    survives a power loss must point at a whole blob that still has its
+ *    name, since the marker replaces the spool;
  *  - the record and its directory (job_save): the record must be on disk
  *    before the marker can be, else the next start would drop a marker
  *    that has no job, and the file would be lost.

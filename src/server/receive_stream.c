@@ -48,9 +48,10 @@
  * (src/delivery/stream.h, STREAM_STALL_S).
  *
  * Stored once: the chunks go to their final offset in the blob file as
- * they arrive; the header's place (BLOBFILE_HEADER_MAX bytes, a hole) is
- * kept before them and the trailer is written into it at the end
- * (blobfile.c ignores the zeros after the frame).
+ * they arrive, received from TLS straight into the buffer the helper
+ * writes and hashes them from (no copy on the way); the header's place
+ * (BLOBFILE_HEADER_MAX bytes, a hole) is kept before them and the trailer is
+ * written into it at the end (blobfile.c ignores the zeros after the frame).
  *
  * Disk admission (store/intake.h): a stream announces no size, so it is
  * admitted as it grows: the header's place at the open, then 64 MiB more
@@ -76,6 +77,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,6 +121,7 @@ struct stream_in {
 	struct pki_sha256 *sha;    /* over the chunks stored so far */
 	uint64_t next;             /* the chunk expected next */
 	struct chunk_store *cs;    /* the helper writing and hashing, or NULL */
+	uint8_t *scratch;          /* a chunk received without the helper */
 	size_t last_len;           /* of the last chunk stored */
 	struct busy_blob *blob_lock, *path_lock;
 	bool admitted;           /* intake_begin, to end */
@@ -171,24 +174,44 @@ static const char *check_open(struct server *s, const struct msg *m,
 }
 
 /*
- * Stores chunk N (LEN bytes of BUF) at its place and hashes it: on the
- * helper thread (chunkstore.h) while this one reads and decrypts TLS.
+ * Where the next chunk is received: the helper's next buffer, from which
+ * it is written and hashed without a copy (chunkstore.h), or this
+ * stream's own one when there is no helper or the chunk is not stored.
+ * 0, or -errno (the helper could not write an earlier chunk).
  */
-static int put_chunk(struct stream_in *in, uint64_t n, const uint8_t *buf,
+static int chunk_slot(struct stream_in *in, bool store, uint8_t **slot)
+{
+	if (store && in->cs)
+		return chunk_store_slot(in->cs, slot);
+	if (!in->scratch && !(in->scratch = malloc(PKI_BLOB_SEALED_CHUNK)))
+		return -ENOMEM;
+	*slot = in->scratch;
+	return 0;
+}
+
+/*
+ * Receives one frame straight into place: its 8-byte index (or mark)
+ * into IDX, the chunk after it into SLOT (from chunk_slot). 0 with *LEN
+ * the frame's length, or a net error.
+ */
+static int recv_frame(struct net_conn *c, uint8_t idx[8], uint8_t *slot,
+		      size_t *len)
+{
+	struct iovec iov[2] = { { idx, 8 }, { slot, PKI_BLOB_SEALED_CHUNK } };
+	return net_conn_recv_iov(c, STREAM_FRAME_MAX, iov, 2, len);
+}
+
+/*
+ * Stores chunk N, received as LEN bytes into SLOT (chunk_slot, storing),
+ * at its place and hashes it: on the helper thread while this one reads
+ * and decrypts TLS, or here if there is none.
+ */
+static int put_chunk(struct stream_in *in, uint64_t n, const uint8_t *slot,
 		     size_t len)
 {
-	int rc;
-	if (in->cs) {
-		uint8_t *slot = NULL;
-		rc = chunk_store_slot(in->cs, &slot);
-		if (rc == 0) {
-			memcpy(slot, buf, len);
-			rc = chunk_store_put(in->cs, len);
-		}
-	} else {
-		rc = chunk_store_one(in->fd, STREAM_DATA_OFF, in->sha, buf, len,
-				     n);
-	}
+	int rc = in->cs ? chunk_store_put(in->cs, len)
+			: chunk_store_one(in->fd, STREAM_DATA_OFF, in->sha,
+					  slot, len, n);
 	if (rc == 0) {
 		in->last_len = len;
 		in->next = n + 1;
@@ -239,9 +262,15 @@ static int receive_streamed(struct server *s, struct net_conn *c,
 			    struct stream_in *in)
 {
 	for (;;) {
-		uint8_t *buf = NULL;
+		uint8_t idx[8], *slot = NULL;
 		size_t len = 0;
-		int rc = net_conn_recv(c, STREAM_FRAME_MAX, &buf, &len);
+		int rc = chunk_slot(in, true, &slot);
+		if (rc) {
+			refuse_disk(s, c, in->open, rc);
+			drain(c);
+			return -1;
+		}
+		rc = recv_frame(c, idx, slot, &len);
 		if (rc) {
 			in->broken = true;
 			log_info(
@@ -252,9 +281,8 @@ static int receive_streamed(struct server *s, struct net_conn *c,
 				(unsigned long long)in->next, net_strerror(rc));
 			return -1;
 		}
-		uint64_t i = len >= 8 ? be64(buf) : 0;
+		uint64_t i = len >= 8 ? be64(idx) : 0;
 		if (len == 8 && i == STREAM_IDLE) {
-			free(buf);
 			if (now_s() - in->last_chunk <= STREAM_IDLE_MAX_S)
 				continue;
 			in->broken = true;
@@ -266,12 +294,9 @@ static int receive_streamed(struct server *s, struct net_conn *c,
 				(unsigned long long)in->next);
 			return -1;
 		}
-		if (len == 8 && i == STREAM_TRAILER) {
-			free(buf);
+		if (len == 8 && i == STREAM_TRAILER)
 			return 0;
-		}
 		if (len == 8 && i == STREAM_ABORT) {
-			free(buf);
 			log_info("post/stream '%s' from '%s': given up by its "
 				 "sender at chunk %llu (nothing kept)",
 				 in->path, in->sender,
@@ -280,7 +305,6 @@ static int receive_streamed(struct server *s, struct net_conn *c,
 		}
 		if (len != STREAM_FRAME_MAX || i != in->next ||
 		    pki_blob_chunk_offset(i + 1) > PKI_BLOB_SIZE_MAX) {
-			free(buf);
 			refuse(s, c, in->open,
 			       "a stream frame has the wrong index or length",
 			       false);
@@ -288,12 +312,9 @@ static int receive_streamed(struct server *s, struct net_conn *c,
 			return -1;
 		}
 		if (grow(s, c, in,
-			 STREAM_DATA_OFF + pki_blob_chunk_offset(i + 1)) != 0) {
-			free(buf);
+			 STREAM_DATA_OFF + pki_blob_chunk_offset(i + 1)) != 0)
 			return -1;
-		}
-		rc = put_chunk(in, i, buf + 8, len - 8);
-		free(buf);
+		rc = put_chunk(in, i, slot, len - 8);
 		if (rc) {
 			refuse_disk(s, c, in->open, rc);
 			drain(c);
@@ -360,20 +381,22 @@ static const char *receive_rest(struct net_conn *c, struct stream_in *in,
 {
 	*disk = 0;
 	for (uint64_t i = in->next; i < info->chunks; i++) {
-		uint8_t *buf = NULL;
+		uint8_t idx[8], *slot = NULL;
 		size_t len = 0;
-		if (net_conn_recv(c, STREAM_FRAME_MAX, &buf, &len) != 0) {
+		int rc = chunk_slot(in, store, &slot);
+		if (rc) {
+			*disk = rc;
+			return disk_reason(rc);
+		}
+		if (recv_frame(c, idx, slot, &len) != 0) {
 			in->broken = true;
 			return NULL;
 		}
 		size_t want =
 			8 + pki_blob_chunk_len(info->size, i) + PKI_AEAD_TAG;
-		if (len != want || be64(buf) != i) {
-			free(buf);
+		if (len != want || be64(idx) != i)
 			return "a chunk frame has the wrong index or length";
-		}
-		int rc = store ? put_chunk(in, i, buf + 8, len - 8) : 0;
-		free(buf);
+		rc = store ? put_chunk(in, i, slot, len - 8) : 0;
 		if (rc) {
 			*disk = rc;
 			return disk_reason(rc);
@@ -671,6 +694,7 @@ int receive_post_stream(struct server *s, struct net_conn *c,
 	if (in.fd >= 0)
 		close(in.fd);
 	pki_sha256_free(in.sha);
+	free(in.scratch); /* ciphertext: nothing to wipe */
 	if (in.admitted)
 		intake_end(s->intake, in.sender, in.id_hex,
 			   access(in.part, F_OK) == 0);

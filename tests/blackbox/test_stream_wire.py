@@ -226,6 +226,32 @@ def test_replayed_trailer_refused(net, sender, certs):
     assert unnamed_bytes(bob) == 0
 
 
+def test_stream_of_a_blob_already_received_is_receipted_again(net, sender,
+                                                             certs):
+    """A sender that lost its receipt streams the blob again with a fresh
+    trailer: bob answers with the receipt, reads the chunks after the
+    trailer without keeping them, and leaves the file as it was."""
+    bob = net.nodes["bob"]
+    data, key, blob_id, chunks, extra = blob(certs)
+    first = post_stream(bob.addr, sender.name, sender.key, "twice.bin",
+                        chunks, extra, 8, timeout=TIMEOUT)
+    assert first.accepted, first
+    wait_delivered(bob, sender.name, "twice.bin", sha256_bytes(data),
+                   size=len(data))
+    st = os.stat(str(bob.mnt / "inbox" / sender.name / "twice.bin"))
+    again = post_stream(bob.addr, sender.name, sender.key, "twice.bin",
+                        chunks, extra, 4, timeout=TIMEOUT)
+    assert again.accepted, again
+    assert again.final.verify_with(certs["bob"])
+    w.check_reply_to(again.final, again.request, "post/blob")
+    assert again.final.extra.get("sha256") == extra["sha256"]
+    st2 = os.stat(str(bob.mnt / "inbox" / sender.name / "twice.bin"))
+    assert (st.st_ino, st.st_mtime_ns) == (st2.st_ino, st2.st_mtime_ns)
+    assert bob.read_bytes("inbox/%s/twice.bin" % sender.name) == data
+    assert wait_until(lambda: not tree_files(bob.state / "incoming"), 10)
+    assert unnamed_bytes(bob) == 0
+
+
 def test_forged_open_refused(net, sender, certs):
     bob = net.nodes["bob"]
     before = snapshot(bob)

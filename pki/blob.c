@@ -79,21 +79,35 @@ int pki_blob_seal_chunk(struct pki_aead *a, const uint8_t id[PKI_BLOB_ID],
 			     out + len);
 }
 
+/*
+ * The checks opening and checking a sealed chunk share: *LEN is the
+ * plaintext length of the INLEN bytes at IN, NONCE the chunk's.
+ */
+static int chunk_in(const struct pki_aead *a, const uint8_t *id, uint64_t n,
+		    bool final, const uint8_t *in, size_t inlen, size_t *len,
+		    uint8_t nonce[PKI_AEAD_NONCE])
+{
+	if (a == NULL || id == NULL || in == NULL)
+		return PKI_EINVAL;
+	if (inlen < PKI_AEAD_TAG || inlen - PKI_AEAD_TAG > PKI_BLOB_CHUNK)
+		return PKI_EINVAL;
+	*len = inlen - PKI_AEAD_TAG;
+	chunk_nonce(n, final, nonce);
+	return 0;
+}
+
 int pki_blob_open_chunk(struct pki_aead *a, const uint8_t id[PKI_BLOB_ID],
 			uint64_t n, bool final, const uint8_t *in, size_t inlen,
 			uint8_t *pt)
 {
 	uint8_t nonce[PKI_AEAD_NONCE];
-	size_t len;
+	size_t len = 0;
+	int rc = chunk_in(a, id, n, final, in, inlen, &len, nonce);
 
-	if (a == NULL || id == NULL || in == NULL)
-		return PKI_EINVAL;
-	if (inlen < PKI_AEAD_TAG || inlen - PKI_AEAD_TAG > PKI_BLOB_CHUNK)
-		return PKI_EINVAL;
-	len = inlen - PKI_AEAD_TAG;
+	if (rc != 0)
+		return rc;
 	if (pt == NULL && len > 0)
 		return PKI_EINVAL;
-	chunk_nonce(n, final, nonce);
 	return pki_aead_open(a, nonce, id, PKI_BLOB_ID, in, len, in + len, pt);
 }
 
@@ -102,14 +116,11 @@ int pki_blob_check_chunk(struct pki_aead *a, const uint8_t id[PKI_BLOB_ID],
 			 size_t inlen)
 {
 	uint8_t nonce[PKI_AEAD_NONCE];
-	size_t len;
+	size_t len = 0;
+	int rc = chunk_in(a, id, n, final, in, inlen, &len, nonce);
 
-	if (a == NULL || id == NULL || in == NULL)
-		return PKI_EINVAL;
-	if (inlen < PKI_AEAD_TAG || inlen - PKI_AEAD_TAG > PKI_BLOB_CHUNK)
-		return PKI_EINVAL;
-	len = inlen - PKI_AEAD_TAG;
-	chunk_nonce(n, final, nonce);
+	if (rc != 0)
+		return rc;
 	return pki_aead_check(a, nonce, id, PKI_BLOB_ID, in, len, in + len);
 }
 

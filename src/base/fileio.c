@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int fileio_pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
@@ -32,22 +33,34 @@ int fileio_pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got)
 	return 0;
 }
 
-int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+int fileio_pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
 {
-	const uint8_t *p = buf;
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n =
-			pwrite(fd, p + done, len - done, (off_t)(off + done));
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -EIO;
-		done += (size_t)n;
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
 	}
 	return 0;
+}
+
+int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	return fileio_pwritev_full(fd, &iov, 1, off);
 }
 
 int fileio_make_parents(const char *path)

@@ -18,6 +18,14 @@ int fileio_pread_full(int fd, void *buf, size_t len, uint64_t off, size_t *got);
 /* Writes all LEN bytes at OFF. 0 or -errno. */
 int fileio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
+struct iovec;
+
+/*
+ * pwritev(2) of all of IOV[0..CNT) at OFF, going on after short writes;
+ * IOV is used up. 0 or -errno (-EIO if nothing could be written).
+ */
+int fileio_pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off);
+
 /*
  * Every FILEIO_WRITEBACK_STEP bytes, callers that write a large file in
  * order (and fsync it at the end) call fileio_start_writeback on the step

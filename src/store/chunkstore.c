@@ -84,31 +84,6 @@ int chunk_store_one(int fd, uint64_t data_off, struct pki_sha256 *h,
 	return stored_one(fd, data_off, h, buf, len, n);
 }
 
-/* pwritev(2) of all of IOV[0..CNT) at OFF; IOV is used up. 0 or -errno. */
-static int pwritev_full(int fd, struct iovec *iov, int cnt, uint64_t off)
-{
-	while (cnt > 0) {
-		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		off += (uint64_t)n;
-		while (cnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
-}
-
 /*
  * Writes and hashes the chunks handed over as I..J-1 (J - I <=
  * STORE_RING), in one pwritev for each run of them that lies back to
@@ -128,7 +103,7 @@ static int store_run(struct chunk_store *cs, uint64_t i, uint64_t j)
 			i++;
 		} while (i < j && cs->len[(i - 1) % STORE_RING] ==
 					  PKI_BLOB_SEALED_CHUNK);
-		int rc = pwritev_full(
+		int rc = fileio_pwritev_full(
 			cs->fd, iov, cnt,
 			cs->data_off + pki_blob_chunk_offset(cs->first + from));
 		for (uint64_t m = from; rc == 0 && m < i; m++) {

@@ -11,7 +11,8 @@ blob, not per sender. Checked three ways:
   go: alice opens several connections to one peer at once, never more than
   4, `snoopfs status` and the xattrs say so, another peer is still served
   meanwhile, and everything she sent is delivered;
-- between real nodes: a large file in flight does not hold back small
+- between real nodes: a large file in flight, whether sent after its close
+  or streaming while its writer holds it open, does not hold back small
   files written after it to the same peer.
 """
 
@@ -23,7 +24,7 @@ import time
 import pytest
 
 import snoopwire as w
-from snoopnodes import (DELIVERY_TIMEOUT, build_ca_and,
+from snoopnodes import (DELIVERY_TIMEOUT, bounded, build_ca_and,
                         module_cluster, run_tool, sha256_bytes,
                         wait_delivered, wait_outbox_gone, wait_until,
                         wire_peer)
@@ -298,16 +299,25 @@ def test_sender_runs_several_transfers_to_one_peer(net):
 
 
 def test_large_file_does_not_hold_back_small_ones(net, tmp_path):
+    """A large file sent after its close (it does not stream: a write
+    behind the writer just before the close throws the stream away, and
+    the file goes whole as post/blob) does not hold back small files
+    written after it to the same peer."""
     alice, bob = net.nodes["alice"], net.nodes["bob"]
     big = tmp_path / "big.bin"
-    with open(big, "wb") as f:
-        for _ in range(128):
-            f.write(os.urandom(1 << 20))
+    data = os.urandom(128 << 20)
+    big.write_bytes(data)
     big_path = bob.state / "inbox" / "alice" / "big.bin"
-    # cp returns once the file is sealed and queued; the transfer to bob
-    # (about 128 MiB) takes a while, and the small files queue behind it.
-    r = run_tool(["cp", str(big), str(alice.mnt / "outbox" / "bob" / "big.bin")])
-    assert r.returncode == 0, r.stderr
+    # The close returns once the file is sealed and queued; the transfer to
+    # bob (about 128 MiB) takes a while, and the small files queue behind it.
+    f = bounded(open, str(alice.mnt / "outbox" / "bob" / "big.bin"), "wb", 0)
+    try:
+        for off in range(0, len(data), 1 << 20):
+            bounded(f.write, data[off:off + (1 << 20)])
+        bounded(f.seek, 0)
+        bounded(f.write, data[:1])
+    finally:
+        f.close()
     small = {"small-%d.txt" % i: os.urandom(1000) for i in range(5)}
     for rel, data in small.items():
         alice.write_bytes("outbox/bob/%s" % rel, data)
@@ -325,3 +335,40 @@ def test_large_file_does_not_hold_back_small_ones(net, tmp_path):
         assert bob.read_bytes("inbox/alice/%s" % rel) == data
     wait_delivered(bob, "alice", "big.bin", sha256_bytes(big.read_bytes()),
                    size=128 << 20, timeout=300)
+    got = [line for line in bob.log.read_text(errors="replace").splitlines()
+           if "received 'big.bin' from 'alice'" in line]
+    assert got and "streamed" not in got[-1], (
+        "big.bin was to go whole after its close: %s" % got)
+
+
+def test_streaming_file_does_not_hold_back_small_ones(net):
+    """A large file that streams while its writer holds it open (post/stream,
+    on by default) does not hold back small files written meanwhile to
+    the same peer: they arrive before the large one is even closed."""
+    alice, bob = net.nodes["alice"], net.nodes["bob"]
+    data = os.urandom(64 << 20)
+    inbox = bob.state / "inbox" / "alice"
+    f = bounded(open, str(alice.mnt / "outbox" / "bob" / "open.bin"), "wb", 0)
+    try:
+        for off in range(0, 48 << 20, 1 << 20):
+            bounded(f.write, data[off:off + (1 << 20)])
+        small = {"meanwhile-%d.txt" % i: os.urandom(1000) for i in range(5)}
+        for rel, data_small in small.items():
+            alice.write_bytes("outbox/bob/%s" % rel, data_small)
+        arrived = wait_until(
+            lambda: all((inbox / rel).exists() for rel in small),
+            DELIVERY_TIMEOUT, interval=0.01)
+        assert arrived, ("small files did not arrive while a file streamed"
+                         "\n%s" % alice.log_tail())
+        assert not (inbox / "open.bin").exists()
+        for rel, data_small in small.items():
+            assert bob.read_bytes("inbox/alice/%s" % rel) == data_small
+        for off in range(48 << 20, len(data), 1 << 20):
+            bounded(f.write, data[off:off + (1 << 20)])
+    finally:
+        f.close()
+    wait_delivered(bob, "alice", "open.bin", sha256_bytes(data),
+                   size=len(data), timeout=300)
+    assert "post/stream 'open.bin' from 'alice'" in bob.log.read_text(
+        errors="replace"), "open.bin did not stream"
+    wait_outbox_gone(alice, "bob", "open.bin")

@@ -541,20 +541,33 @@ static void test_batch(void)
 	CHECK(n == 2);
 	CHECK(n == 2 && is(more[0], "b301", "bob") &&
 	      is(more[1], "b302", "bob"));
-	/* With PEER_BATCHES_MAX (one) in flight, small files wait. */
-	CHECK(PEER_BATCHES_MAX == 1 && take(q, 0) == NULL);
+	/*
+	 * PEER_BATCHES_MAX (two) in flight: the next small file that may go
+	 * (not b303, a later version of b301, which waits for it) leads a
+	 * second batch; after that small files wait.
+	 */
+	CHECK(PEER_BATCHES_MAX == 2);
+	struct queue_entry *more2[8];
+	second = take(q, 0);
+	CHECK(is(second, "b304", "bob"));
+	int n2 = queue_take_more(q, second, at(0), 100, 8, 1000, more2);
+	CHECK(n2 == 1 && is(more2[0], "b305", "bob"));
+	add(q, 306, "b306", "bob");
+	CHECK(take(q, 0) == NULL);
+	for (int i = 0; i < n2; i++)
+		finish(q, more2[i], SEND_OK, "", 0, 1);
+	finish(q, second, SEND_OK, "", 0, 1);
 	finish(q, more[1], SEND_OK, "", 0, 1);
 	finish(q, more[0], SEND_OK, "", 0, 1);
 	finish(q, first, SEND_OK, "", 0, 1);
 	/*
 	 * The later version of b301 goes once the earlier one is done, and
-	 * the files that waited ride with it.
+	 * the file that waited rides with it.
 	 */
 	first = take(q, 2);
 	CHECK(is(first, "b301", "bob"));
 	n = queue_take_more(q, first, at(2), 100, 8, 1000, more);
-	CHECK(n == 2 && is(more[0], "b304", "bob") &&
-	      is(more[1], "b305", "bob"));
+	CHECK(n == 1 && is(more[0], "b306", "bob"));
 	for (int i = 0; i < n; i++)
 		finish(q, more[i], SEND_OK, "", 0, 3);
 	finish(q, first, SEND_OK, "", 0, 3);
@@ -593,14 +606,21 @@ static void test_batch(void)
 	CHECK(queue_take_more(q, first, at(3), 100, 8, 1000, more) == 0);
 	add(q, 325, "d325", "bob");
 	add(q, 326, "d326", "bob");
-	CHECK(take(q, 3) == NULL);
-	finish(q, first, SEND_OK, "", 0, 4);
-	first = take(q, 4);
-	CHECK(is(first, "d325", "bob"));
-	n = queue_take_more(q, first, at(4), 100, 8, 1000, more);
+	/* d324 alone is one batch in flight: d325 leads the second. */
+	second = take(q, 3);
+	CHECK(is(second, "d325", "bob"));
+	n = queue_take_more(q, second, at(3), 100, 8, 1000, more);
 	CHECK(n == 1 && is(more[0], "d326", "bob"));
+	/* Two in flight: d327 waits for one of them. */
+	add(q, 327, "d327", "bob");
+	CHECK(take(q, 3) == NULL);
 	if (n == 1)
-		finish(q, more[0], SEND_OK, "", 0, 5);
+		finish(q, more[0], SEND_OK, "", 0, 4);
+	finish(q, second, SEND_OK, "", 0, 4);
+	finish(q, first, SEND_OK, "", 0, 4);
+	first = take(q, 5);
+	CHECK(is(first, "d327", "bob"));
+	CHECK(queue_take_more(q, first, at(5), 100, 8, 1000, more) == 0);
 	finish(q, first, SEND_OK, "", 0, 5);
 	queue_free(q);
 

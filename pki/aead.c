@@ -97,11 +97,30 @@ fail:
 	return pki_ossl_fail(PKI_ECRYPTO, "AES-256-GCM seal");
 }
 
+/*
+ * Starts a decryption under NONCE that must end with TAG, and feeds it
+ * AAD: what pki_aead_open and pki_aead_check share. 1 on success.
+ */
+static int dec_begin(struct pki_aead *a, const uint8_t nonce[PKI_AEAD_NONCE],
+		     const void *aad, size_t aadlen,
+		     const uint8_t tag[PKI_AEAD_TAG])
+{
+	uint8_t tagbuf[PKI_AEAD_TAG];
+	int n = 0;
+
+	/* The ctrl takes a non-const pointer, so hand it a copy. */
+	memcpy(tagbuf, tag, sizeof(tagbuf));
+	return EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) == 1 &&
+	       EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, PKI_AEAD_TAG,
+				   tagbuf) == 1 &&
+	       (aadlen == 0 ||
+		EVP_DecryptUpdate(a->dec, NULL, &n, aad, (int)aadlen) == 1);
+}
+
 int pki_aead_open(struct pki_aead *a, const uint8_t nonce[PKI_AEAD_NONCE],
 		  const void *aad, size_t aadlen, const void *in, size_t len,
 		  const uint8_t tag[PKI_AEAD_TAG], uint8_t *out)
 {
-	uint8_t tagbuf[PKI_AEAD_TAG];
 	uint8_t dummy[1];
 	int n = 0;
 
@@ -111,14 +130,7 @@ int pki_aead_open(struct pki_aead *a, const uint8_t nonce[PKI_AEAD_NONCE],
 		return PKI_EINVAL;
 	if (len > INT_MAX || aadlen > INT_MAX)
 		return PKI_EINVAL;
-	/* The ctrl takes a non-const pointer, so hand it a copy. */
-	memcpy(tagbuf, tag, sizeof(tagbuf));
-	if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, PKI_AEAD_TAG,
-				tagbuf) != 1)
-		goto crypto;
-	if (aadlen > 0 &&
-	    EVP_DecryptUpdate(a->dec, NULL, &n, aad, (int)aadlen) != 1)
+	if (!dec_begin(a, nonce, aad, aadlen, tag))
 		goto crypto;
 	if (len > 0 && (EVP_DecryptUpdate(a->dec, out, &n, in, (int)len) != 1 ||
 			(size_t)n != len))
@@ -148,7 +160,6 @@ int pki_aead_check(struct pki_aead *a, const uint8_t nonce[PKI_AEAD_NONCE],
 		   const uint8_t tag[PKI_AEAD_TAG])
 {
 	uint8_t scratch[AEAD_CHECK_PIECE];
-	uint8_t tagbuf[PKI_AEAD_TAG];
 	const uint8_t *p = in;
 	int n = 0, rc = 0;
 
@@ -157,12 +168,7 @@ int pki_aead_check(struct pki_aead *a, const uint8_t nonce[PKI_AEAD_NONCE],
 		return PKI_EINVAL;
 	if (len > INT_MAX || aadlen > INT_MAX)
 		return PKI_EINVAL;
-	memcpy(tagbuf, tag, sizeof(tagbuf));
-	if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, PKI_AEAD_TAG,
-				tagbuf) != 1 ||
-	    (aadlen > 0 &&
-	     EVP_DecryptUpdate(a->dec, NULL, &n, aad, (int)aadlen) != 1)) {
+	if (!dec_begin(a, nonce, aad, aadlen, tag)) {
 		rc = pki_ossl_fail(PKI_ECRYPTO, "AES-256-GCM check");
 		goto out;
 	}

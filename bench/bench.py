@@ -493,7 +493,29 @@ def receipts_in(alice, d):
                "small receipts")
 
 
+def log_size(node):
+    try:
+        return os.path.getsize(os.path.join(node.state, "snoopfs.log"))
+    except FileNotFoundError:
+        return 0
+
+
+def batches_since(node, offset):
+    """(batches, files in them) NODE logged as received since byte OFFSET
+    of its log: the receiver's "received a batch of N file(s)" lines."""
+    with open(os.path.join(node.state, "snoopfs.log"), "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", "replace")
+    sizes = [int(n) for n in re.findall(r"received a batch of (\d+) file", text)]
+    return len(sizes), sum(sizes)
+
+
 def bench_small(Rall, alice, bob, ssh):
+    # One core's RSA-2048 private operations per second, for the floors:
+    # each batch costs three (the sender's signature, the receiver's
+    # unwrap of the batch key and its signed receipt), and a lone file
+    # waits for two in turn (the signature, then the unwrap).
+    rsa1 = openssl_signs() / NCPU
     tree = os.path.join(WORK, "data", "small")
     os.makedirs(tree)
     names = ["f%04d" % i for i in range(SMALL_N)]
@@ -512,6 +534,7 @@ def bench_small(Rall, alice, bob, ssh):
                 return len(os.listdir(inb))
             except FileNotFoundError:
                 return 0
+        logged = log_size(bob)
         win = CpuWindow((alice.pid, bob.pid))
         t0 = time.monotonic()
         _, cp_cpu = timed_cpu("cp", "-r", tree, alice.p("outbox", "bob", d))
@@ -526,6 +549,11 @@ def bench_small(Rall, alice, bob, ssh):
         R["small_cpu"].append(sum(win.procs) * 1000 / SMALL_N)
         R["small_cpu_cp"].append(cp_cpu * 1000 / SMALL_N)
         R["small_cpu_kernel"].append(win.kernel * 1000 / SMALL_N)
+        nb, nf = batches_since(bob, logged)
+        if nb:
+            R["small_per_batch"].append(nf / nb)
+            R["small_rsa_floor"].append(3 * 1000 / rsa1 / (nf / nb))
+        R["alone_rsa_floor"].append(2 * 1000 / rsa1)
         # latency: write the same files from here, close -> appearance
         d = "lat%d" % i
         os.mkdir(alice.p("outbox", "bob", d))
@@ -809,6 +837,12 @@ def table(R):
                         f(g("small_cpu_scp"), s2),
                         f(g("small_cpu_scp_kernel"), s2)),
                      "", "<= 1.2 ms", pf(g("small_cpu") <= 1.2)))
+        if g("small_per_batch"):
+            rows.append(("", "", "floor: RSA-2048 private operations alone "
+                         "(3 per batch, %s files per batch in this cp -r, "
+                         "openssl speed on one core): %s ms"
+                         % (f(g("small_per_batch"), "%.1f"),
+                            f(g("small_rsa_floor"), s2)), "", "", ""))
         rows.append(("small: burst, close -> in inbox, p50 / p99",
                      "%s / %s ms" % (f(g("small_p50"), "%.1f"),
                                      f(g("small_p99"), "%.1f")),
@@ -821,6 +855,10 @@ def table(R):
                      "scp of one file (a new connection each) %s ms"
                      % f(g("alone_scp"), "%.1f"),
                      "", "p50 <= 5 ms", pf(g("alone_p50") <= 5)))
+        rows.append(("", "", "floor: the 2 RSA-2048 private operations a "
+                     "lone file waits for (the sender's signature, the "
+                     "receiver's key unwrap; openssl speed on one core): %s ms"
+                     % f(g("alone_rsa_floor"), "%.1f"), "", "", ""))
     if g("enroll_cps") is not None:
         full = ENROLL_N >= 10000 and ENROLL_C >= 1000
         maxf = max(R["enroll_fail_any"])

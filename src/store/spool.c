@@ -50,8 +50,8 @@ static void spool_destroy(struct spool *s)
 {
 	/* Sealed ahead but never shipped (unlinked, failed, unmounted). */
 	spool_ahead_stop(s);
-	pki_wipe(s->cache, PKI_BLOB_CHUNK);
-	pki_wipe(s->slot, SPOOL_SLOT);
+	/* The slot buffer holds only ciphertext: no need to wipe it. */
+	pki_wipe(s->cache, s->cache_hw);
 	free(s->cache);
 	free(s->slot);
 	pki_aead_free(s->aead);
@@ -203,8 +203,14 @@ int spool_open(const char *path, const struct pki_key *key, struct spool **out)
 	if (s->size > PKI_BLOB_SIZE_MAX || wlen == 0 || wlen > SPOOL_WRAP_MAX)
 		goto fail;
 	memcpy(s->id, s->hdr + HDR_ID_OFF, SPOOL_ID);
-	/* A version 1 spool is rewritten as version 2 (spool_io.h). */
-	memcpy(s->hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN);
+	/*
+	 * A version 1 or 2 spool keeps its slots as they are, so it goes on
+	 * in that format, as version 2 (spool_io.h).
+	 */
+	if (memcmp(s->hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != 0) {
+		s->legacy = true;
+		memcpy(s->hdr, SPOOL_MAGIC_V2, SPOOL_MAGIC_LEN);
+	}
 	rc = closed_check(s);
 	if (rc == 0)
 		rc = pki_to_errno(pki_unwrap(key, s->hdr + HDR_WRAP_OFF, wlen,
@@ -297,6 +303,7 @@ int spool_read(struct spool *s, void *buf, size_t len, uint64_t off,
 		rc = spool_cache_load(s, n);
 		if (rc != 0)
 			break;
+		spool_cache_fill(s, in + k);
 		memcpy(p + done, s->cache + in, k);
 		done += k;
 	}
@@ -339,7 +346,9 @@ int spool_write(struct spool *s, const void *buf, size_t len, uint64_t off)
 			rc = k == PKI_BLOB_CHUNK ? spool_cache_take(s, n)
 						 : spool_cache_load(s, n);
 			if (rc == 0) {
+				spool_cache_fill(s, in);
 				memcpy(s->cache + in, p + done, k);
+				spool_cache_put(s, in + k);
 				s->cache_dirty = true;
 			}
 		}

@@ -17,12 +17,16 @@
 #include "store/spool_format.h"
 
 /*
- * SNOOPSP2 spools may keep chunks only in a sealed-ahead blob (the record
- * at HDR_SEALED_OFF): the magic changed with that, so that an older
- * snoopfs, which would read those chunks as zeros, refuses such a spool
- * instead. SNOOPSP1 spools (no record) are still read.
+ * SNOOPSP3 spools may end in a short slot (store/spool_format.h), whose
+ * length is in every slot's additional data: the magic changed with that,
+ * so that an older snoopfs, which would take a short slot for a torn one,
+ * refuses such a spool instead. SNOOPSP2 spools may keep chunks only in a
+ * sealed-ahead blob (the record at HDR_SEALED_OFF), which is why SNOOPSP1
+ * became SNOOPSP2. Both older ones are still read, and written on in
+ * their own format (struct spool's legacy): whole slots, no length.
  */
-#define SPOOL_MAGIC     "SNOOPSP2"
+#define SPOOL_MAGIC     "SNOOPSP3"
+#define SPOOL_MAGIC_V2  "SNOOPSP2"
 #define SPOOL_MAGIC_V1  "SNOOPSP1"
 #define SPOOL_MAGIC_LEN 8
 
@@ -30,6 +34,7 @@
 static inline bool spool_magic_ok(const uint8_t *hdr)
 {
 	return memcmp(hdr, SPOOL_MAGIC, SPOOL_MAGIC_LEN) == 0 ||
+	       memcmp(hdr, SPOOL_MAGIC_V2, SPOOL_MAGIC_LEN) == 0 ||
 	       memcmp(hdr, SPOOL_MAGIC_V1, SPOOL_MAGIC_LEN) == 0;
 }
 #define SPOOL_ID 16
@@ -76,8 +81,13 @@ static inline bool spool_magic_ok(const uint8_t *hdr)
 #define HDR_SEALED_END  (HDR_SEALED_HASH + PKI_SHA256_STATE)
 /* The wrapped key must fit before it: 2014 bytes, RSA-8192 is 1024. */
 #define SPOOL_WRAP_MAX (HDR_SEALED_OFF - HDR_WRAP_OFF)
-/* Additional data of a slot: file id, then the index big-endian. */
-#define SPOOL_AAD (SPOOL_ID + 8)
+/*
+ * Additional data of a slot: file id, the index big-endian, and (not in
+ * legacy spools) the plaintext length as 4 bytes big-endian.
+ */
+#define SPOOL_AAD (SPOOL_ID + 8 + 4)
+/* What a slot adds to its plaintext: the nonce before, the tag after. */
+#define SPOOL_SLOT_OVERHEAD (PKI_AEAD_NONCE + PKI_AEAD_TAG)
 /* cache_n when no chunk is cached. */
 #define NO_CHUNK UINT64_MAX
 
@@ -140,9 +150,22 @@ struct spool {
 	uint64_t cache_n;          /* index of the cached chunk, or NO_CHUNK */
 	bool cache_dirty;          /* the cached chunk differs from its slot */
 	uint8_t *cache;            /* PKI_BLOB_CHUNK bytes of plaintext */
-	uint8_t *slot;             /* SPOOL_SLOT bytes: one slot in transit */
-	char *ahead_dir;           /* spool_seal_ahead's DIR, or NULL */
-	struct blob_out *out;      /* the blob sealed ahead so far, or NULL */
+	/*
+	 * The cached chunk's bytes from cache_len on are zero but not in
+	 * memory (spool_cache_fill puts them there), so a short file never
+	 * costs a memset of the whole chunk. Bytes 0..cache_hw-1 may hold
+	 * plaintext since the last wipe: only they are wiped.
+	 */
+	size_t cache_len;
+	size_t cache_hw;
+	/*
+	 * A SNOOPSP1/SNOOPSP2 spool (spool_open): every slot is whole and
+	 * its additional data has no length, as that build wrote them.
+	 */
+	bool legacy;
+	uint8_t *slot;        /* SPOOL_SLOT bytes: one slot in transit */
+	char *ahead_dir;      /* spool_seal_ahead's DIR, or NULL */
+	struct blob_out *out; /* the blob sealed ahead so far, or NULL */
 };
 
 static inline void spool_put_be64(uint8_t *p, uint64_t v)
@@ -170,6 +193,18 @@ static inline uint64_t spool_stored_chunks(uint64_t size)
 {
 	return size / PKI_BLOB_CHUNK + (size % PKI_BLOB_CHUNK != 0 ? 1 : 0);
 }
+
+/*
+ * The cached chunk's bytes 0..UPTO-1 in memory: zeros go where none were
+ * put yet. Call before reading or sealing them out of s->cache.
+ */
+void spool_cache_fill(struct spool *s, size_t upto);
+
+/*
+ * The caller copied data into s->cache ending at END, after
+ * spool_cache_fill up to where it starts: bytes 0..END-1 are in memory.
+ */
+void spool_cache_put(struct spool *s, size_t end);
 
 /* Writes the cached chunk back if it changed; it stays cached. 0/-errno. */
 int spool_cache_writeback(struct spool *s);

@@ -227,8 +227,10 @@ static int ahead_seal_from(struct spool *s, const uint8_t *src, bool *sealed)
 static int ahead_seal_cached(struct spool *s)
 {
 	bool sealed;
-	int rc = ahead_seal_from(s, s->cache, &sealed);
+	int rc;
 
+	spool_cache_fill(s, PKI_BLOB_CHUNK);
+	rc = ahead_seal_from(s, s->cache, &sealed);
 	if (sealed)
 		s->cache_dirty = false;
 	return rc;
@@ -353,6 +355,7 @@ static int seal_one(struct spool *s, struct blob_out *o, uint64_t n,
 		rc = spool_cache_load(s, n);
 		if (rc != 0)
 			return rc;
+		spool_cache_fill(s, len);
 	}
 	rc = pki_blob_seal_chunk(o->aead, o->id, n, n == chunks - 1, s->cache,
 				 len, out);

@@ -255,6 +255,8 @@ int spool_unseal_locked(struct spool *s)
 	spool_cache_drop(s);
 	for (uint64_t n = 0; n < k && rc == 0; n++) {
 		rc = blob_read(o, n, s->cache);
+		/* Whole chunks, and what a failed one held, for the wipe. */
+		spool_cache_put(s, PKI_BLOB_CHUNK);
 		if (rc == 0) {
 			s->cache_n = n;
 			s->cache_dirty = true;

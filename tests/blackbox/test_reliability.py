@@ -636,7 +636,7 @@ def test_sender_killed_between_job_and_marker(cluster):
                 os.kill(pid, signal.SIGSTOP)
                 try:
                     with open(str(spool), "rb") as f:
-                        hit = f.read(8) == b"SNOOPSP2"
+                        hit = f.read(7) == b"SNOOPSP"
                 except OSError:
                     pass
                 break

@@ -385,7 +385,12 @@ static void test_id_and_replace(void)
 	unlink(path);
 }
 
-static void test_basics(void)
+/*
+ * LEGACY: the spool is made as the build before SNOOPSP3 made them (whole
+ * slots, no length in the additional data), then marked version 1: an
+ * older spool is still read and written on after an upgrade.
+ */
+static void test_basics(bool legacy)
 {
 	uint8_t buf[256], zero[256] = { 0 };
 	struct spool *s = NULL;
@@ -397,6 +402,10 @@ static void test_basics(void)
 	path_in(path, sizeof(path), "basic.spool");
 	path_in(plain, sizeof(plain), "plain.txt");
 	CHECK(spool_create(path, key, &s) == 0);
+	if (legacy && s != NULL) {
+		s->legacy = true;
+		memcpy(s->hdr, SPOOL_MAGIC_V2, SPOOL_MAGIC_LEN);
+	}
 	CHECK(spool_size(s) == 0);
 	CHECK(spool_read(s, buf, sizeof(buf), 0, &got) == 0 && got == 0);
 	CHECK(spool_flush(s) == 0);
@@ -418,9 +427,11 @@ static void test_basics(void)
 	CHECK(spool_close(s) == 0);
 	s = NULL;
 	/* A version 1 spool (before sealed-ahead records) is still read. */
-	fd = open(path, O_WRONLY);
-	CHECK(fd >= 0 && pwrite(fd, "SNOOPSP1", 8, 0) == 8);
-	close(fd);
+	if (legacy) {
+		fd = open(path, O_WRONLY);
+		CHECK(fd >= 0 && pwrite(fd, "SNOOPSP1", 8, 0) == 8);
+		close(fd);
+	}
 	CHECK(spool_is_spool(path));
 	CHECK(spool_open(path, key, &s) == 0);
 	CHECK(spool_truncate(s, 5 * CHUNK + 50) == 0);
@@ -1203,7 +1214,8 @@ int main(void)
 	CHECK(pki_key_generate(2048, &key) == 0);
 	CHECK(pki_key_generate(2048, &other_key) == 0);
 	if (key != NULL && other_key != NULL) {
-		test_basics();
+		test_basics(false);
+		test_basics(true);
 		test_closed_mark();
 		test_closed_mark_without_slots();
 		test_id_and_replace();

@@ -26,6 +26,7 @@
  * at least 256 bytes, and this form is at most PKI_SELFWRAP_MAX bytes, so
  * the length alone tells the two apart.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,13 +54,31 @@ _Static_assert(PKI_SELFWRAP_OVERHEAD ==
 _Static_assert(PKI_SELFWRAP_MAX < PKI_KEY_BITS_MIN / 8,
 	       "a self wrap is shorter than any RSA wrap");
 
+/*
+ * HKDF and AES-256-GCM fetched once per process: an implicit fetch on every
+ * call (EVP_KDF_fetch, EVP_aes_256_gcm()) looks the algorithm up in the
+ * provider store under a lock each time, which cost more than the
+ * cryptography of a wrap. Never freed: they live as long as the process.
+ */
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static EVP_KDF *hkdf;
+static EVP_CIPHER *aes_gcm;
+
+static void fetch_algorithms(void)
+{
+	hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
 /* OUT = HKDF-SHA256(key = SECRET, salt = SALT, info = SELFWRAP_INFO). */
 static int wrap_key(const uint8_t secret[PKI_KEY_DERIVED],
 		    const uint8_t salt[PKI_SELFWRAP_SALT],
 		    uint8_t out[PKI_AEAD_KEY])
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	EVP_KDF_CTX *kctx;
+
+	pthread_once(&fetch_once, fetch_algorithms);
+	kctx = hkdf ? EVP_KDF_CTX_new(hkdf) : NULL;
 	int rc = PKI_ECRYPTO;
 
 	if (kctx != NULL) {
@@ -83,7 +102,6 @@ static int wrap_key(const uint8_t secret[PKI_KEY_DERIVED],
 	}
 	/* Freeing the HKDF context cleanses the copies of key and salt. */
 	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
 	return rc ? pki_ossl_fail(PKI_ECRYPTO, "self wrap HKDF") : 0;
 }
 
@@ -116,8 +134,9 @@ static int gcm_once(int enc, const uint8_t key[PKI_AEAD_KEY], const uint8_t *in,
 
 	if (c == NULL)
 		return pki_ossl_fail(PKI_ENOMEM, "self wrap cipher context");
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce, enc) !=
-		    1 ||
+	pthread_once(&fetch_once, fetch_algorithms);
+	if (aes_gcm == NULL ||
+	    EVP_CipherInit_ex2(c, aes_gcm, key, nonce, enc, NULL) != 1 ||
 	    EVP_CipherUpdate(c, NULL, &n, selfwrap_prefix,
 			     PKI_SELFWRAP_PREFIX) != 1 ||
 	    EVP_CipherUpdate(c, out, &n, in, (int)len) != 1 || (size_t)n != len)

@@ -1,7 +1,7 @@
 /*
  * aead: AES-256-GCM through EVP with the key schedule set up once per
  * context, and the RSA-OAEP key wrap that carries content keys to their
- * recipients.
+ * recipients (a node's wraps for itself are symmetric: selfwrap.c).
  *
  * Each context holds two EVP_CIPHER_CTX, one initialised to encrypt and one
  * to decrypt, both keyed once in pki_aead_new(). A seal or open then only
@@ -269,7 +269,14 @@ int pki_wrap_for_key(const struct pki_key *key, const uint8_t *in, size_t inlen,
 {
 	if (key == NULL)
 		return PKI_EINVAL;
-	return wrap_pkey(key->pkey, in, inlen, wrapped, wlen);
+	/*
+	 * Not RSA: the node needs no public-key operation to wrap for
+	 * itself, and opening the wrap later costs no private one
+	 * (selfwrap.c). The key must still be a node key.
+	 */
+	if (pki_rsa_check(key->pkey) != 0)
+		return PKI_EKEY;
+	return pki_selfwrap_seal(key, in, inlen, wrapped, wlen);
 }
 
 int pki_unwrap(const struct pki_key *key, const uint8_t *wrapped, size_t wlen,
@@ -286,8 +293,16 @@ int pki_unwrap(const struct pki_key *key, const uint8_t *wrapped, size_t wlen,
 		return PKI_EINVAL;
 	if (pki_rsa_check(key->pkey) != 0)
 		return PKI_EKEY;
-	/* A wrap for any other modulus size was not made for this key. */
+	/*
+	 * A wrap the node made for itself is shorter than any RSA wrap;
+	 * one that was made before self wraps existed, or by another node
+	 * with pki_wrap_for_cert, is RSA-OAEP as long as the modulus.
+	 */
 	size = EVP_PKEY_get_size(key->pkey);
+	if (size > 0 && wlen != (size_t)size && pki_selfwrap_is(wrapped, wlen))
+		return pki_selfwrap_open(key, wrapped, wlen, out, outsize,
+					 outlen);
+	/* A wrap for any other modulus size was not made for this key. */
 	if (size <= 0 || wlen != (size_t)size)
 		return PKI_ESIG;
 	/*

@@ -60,14 +60,22 @@ struct pki_key;
 int pki_wrap_for_cert(const struct pki_cert *cert, const uint8_t *key,
 		      size_t keylen, uint8_t **wrapped, size_t *wlen);
 
-/* The same, for the public half of a private key (a node wrapping for itself).
+/*
+ * Wraps KEY for the node that holds the private KEY, and only for it: not
+ * RSA but AES-256-GCM under a one-time key derived (HKDF-SHA256) from the
+ * private key and a fresh random salt, PKI_SELFWRAP_OVERHEAD (52) + INLEN
+ * bytes, INLEN at most 64 (pki/selfwrap.c). *WRAPPED is a new buffer
+ * (free()) of *WLEN bytes, always shorter than an RSA wrap.
  */
 int pki_wrap_for_key(const struct pki_key *key, const uint8_t *in, size_t inlen,
 		     uint8_t **wrapped, size_t *wlen);
 
 /*
- * Unwraps with the private KEY into OUT (OUTSIZE bytes), *OUTLEN = length.
- * Returns PKI_ESIG if it was not wrapped for this key or was altered.
+ * Unwraps with the private KEY into OUT (OUTSIZE bytes), *OUTLEN = length:
+ * a wrap of pki_wrap_for_key (told apart by its prefix and length) or an
+ * RSA-OAEP wrap as long as the modulus (pki_wrap_for_cert, and the self
+ * wraps of older versions). Returns PKI_ESIG if it was not wrapped for this
+ * key or was altered, PKI_EINVAL if OUT is too small.
  */
 int pki_unwrap(const struct pki_key *key, const uint8_t *wrapped, size_t wlen,
 	       uint8_t *out, size_t outsize, size_t *outlen);

@@ -27,7 +27,10 @@
 /* Longest "HOST:PORT" a node address may have. */
 #define PKI_ADDR_MAX 255
 
-/* Labels pki_key_derive remembers per key (one is in use today). */
+/*
+ * Labels pki_key_derive remembers per key (two are in use today: the job
+ * local key and the self wrap).
+ */
 #define PKI_DERIVED_CACHE 4
 #define PKI_LABEL_MAX     64
 
@@ -126,6 +129,36 @@ void pki_fp_format(const unsigned char md[32], char fp[PKI_FP_LEN]);
  * bytes, an i2d result: <= 0 is a failed encoding). Frees DER.
  */
 int pki_spki_fingerprint(unsigned char *der, int len, char fp[PKI_FP_LEN]);
+
+/*
+ * A key wrapped by a node for itself (selfwrap.c has the layout and the
+ * reasons): prefix | salt | AES-256-GCM ciphertext | tag.
+ */
+#define PKI_SELFWRAP_PREFIX   4
+#define PKI_SELFWRAP_SALT     32
+#define PKI_SELFWRAP_OVERHEAD (PKI_SELFWRAP_PREFIX + PKI_SELFWRAP_SALT + 16)
+/* Longest key a self wrap carries, and so its longest form. */
+#define PKI_SELFWRAP_IN_MAX 64
+#define PKI_SELFWRAP_MAX    (PKI_SELFWRAP_OVERHEAD + PKI_SELFWRAP_IN_MAX)
+
+/*
+ * Wraps INLEN (1..PKI_SELFWRAP_IN_MAX) bytes of IN for NODE itself into a
+ * new buffer *WRAPPED (free()) of *WLEN bytes.
+ */
+int pki_selfwrap_seal(const struct pki_key *node, const uint8_t *in,
+		      size_t inlen, uint8_t **wrapped, size_t *wlen);
+
+/* 1 if WLEN bytes of WRAPPED have the length and prefix of a self wrap. */
+int pki_selfwrap_is(const uint8_t *wrapped, size_t wlen);
+
+/*
+ * Opens a self wrap of NODE into OUT (OUTSIZE bytes), *OUTLEN = length.
+ * PKI_ESIG if it is not one, was made by another key or was altered;
+ * PKI_EINVAL if OUT is too small.
+ */
+int pki_selfwrap_open(const struct pki_key *node, const uint8_t *wrapped,
+		      size_t wlen, uint8_t *out, size_t outsize,
+		      size_t *outlen);
 
 /* Verifies an RSA-PSS/SHA-256 signature (salt = digest length) with PKEY. */
 int pki_pss_verify(EVP_PKEY *pkey, const void *data, size_t len,

@@ -212,7 +212,10 @@ static char *stored_header(struct server *s, const struct batch *b, int i,
 	const struct batch_entry *e = &b->e[i];
 	uint8_t *w = NULL;
 	size_t wlen = 0;
-	/* An RSA encryption (public key): cheap, unlike the unwrap. */
+	/*
+	 * Symmetric (pki_wrap_for_key): neither this wrap nor the unwrap of
+	 * every later read of the file costs an RSA operation.
+	 */
 	if (pki_wrap_for_key(self_key(s->self), key, PKI_AEAD_KEY, &w, &wlen))
 		return NULL;
 	char *wb64 = malloc(b64_encoded_size(wlen));

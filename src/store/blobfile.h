@@ -5,7 +5,9 @@
  *
  * The header is the sender's signed post/blob request, byte for byte, so
  * the file carries its own proof of origin and everything needed to read
- * it: blob id, size, and the content key wrapped for this node. Reading
+ * it: blob id, size, and the content key wrapped for this node (by the
+ * sender with RSA-OAEP for a post/blob; by this node for itself, without
+ * RSA, for a file of a batch, whose entry is stored as the header). Reading
  * decrypts only the chunks a read touches (random access), so tail, cmp,
  * sha256sum and mmap readers all work.
  *

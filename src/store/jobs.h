@@ -7,7 +7,8 @@
  * The record is text, one "key=value" a line:
  *   id=<32 hex>  folder=<outbox folder>  path=<relative path>
  *   size=<bytes>  sha256=sha256:<hex of the sealed chunks>  created=<unix>
- *   self_key=<base64 content key wrapped for this node>
+ *   self_key=<base64 content key wrapped for this node> (pki_wrap_for_key;
+ *         RSA-OAEP in records of older versions, which still open)
  *   recipient=<name> <0|1 done> <base64 content key wrapped for name>
  *   failed=<name> <reason> (optional, after the recipients) the recipient
  *         refused the file for good: it is not sent again

@@ -3,9 +3,12 @@
  * STATE/outbox/.../PATH while the file is being written:
  *
  *   header, SPOOL_HEADER bytes:
- *     "SNOOPSP3" (see below for 2 and 1) | u64 size | 16-byte file
- * id | u16 wrapped key length | the spool key wrapped (RSA-OAEP) for the node's
- * own key | zeros | at 2048, the sealed-ahead record: u64 k | 16-byte blob id |
+ *     "SNOOPSP3" (see below for 2 and 1) | u64 size | 16-byte file id |
+ *     u16 wrapped key length | the spool key wrapped for the node itself
+ *     (pki_wrap_for_key: 84 bytes of AES-256-GCM under a key derived
+ *     from the node's key; spools of older versions hold RSA-OAEP, as
+ *     long as the modulus, and still open) | zeros |
+ *     at 2048, the sealed-ahead record: u64 k | 16-byte blob id |
  *       12-byte nonce | 32-byte content key | 16-byte tag (the key sealed
  *       with AES-GCM under the spool key, additional data the file id and
  *       the blob id); k = 0 and all zero when there is none | zeros |

@@ -9,6 +9,10 @@
  *   build/tests/fuzz/fuzz_gen_seeds tests/fuzz/corpus
  *
  * Hand-written invalid seeds and the regress-* inputs are not made here.
+ * The gen-* seeds of blob headers and job records were made when a node
+ * wrapped keys for itself with RSA-OAEP, and are kept as they are: they
+ * are what older versions left on disk. The gen-selfwrap-* ones are
+ * copies of this program's output since (pki_wrap_for_key without RSA).
  */
 #include <errno.h>
 #include <stdbool.h>

@@ -38,6 +38,7 @@
 #include "pki/aead.h"
 #include "pki/err.h"
 #include "pki/internal.h"
+#include "pki/kdf.h"
 #include "pki/rand.h"
 
 /* HKDF info of the node-wide secret: names the purpose and the version. */
@@ -55,54 +56,17 @@ _Static_assert(PKI_SELFWRAP_MAX < PKI_KEY_BITS_MIN / 8,
 	       "a self wrap is shorter than any RSA wrap");
 
 /*
- * HKDF and AES-256-GCM fetched once per process: an implicit fetch on every
- * call (EVP_KDF_fetch, EVP_aes_256_gcm()) looks the algorithm up in the
- * provider store under a lock each time, which cost more than the
- * cryptography of a wrap. Never freed: they live as long as the process.
+ * AES-256-GCM fetched once per process (as pki/kdf.c fetches HKDF): an
+ * implicit fetch on every call (EVP_aes_256_gcm()) looks the algorithm up
+ * in the provider store under a lock each time, which cost more than the
+ * cryptography of a wrap. Never freed: it lives as long as the process.
  */
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
-static EVP_KDF *hkdf;
 static EVP_CIPHER *aes_gcm;
 
 static void fetch_algorithms(void)
 {
-	hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-}
-
-/* OUT = HKDF-SHA256(key = SECRET, salt = SALT, info = SELFWRAP_INFO). */
-static int wrap_key(const uint8_t secret[PKI_KEY_DERIVED],
-		    const uint8_t salt[PKI_SELFWRAP_SALT],
-		    uint8_t out[PKI_AEAD_KEY])
-{
-	EVP_KDF_CTX *kctx;
-
-	pthread_once(&fetch_once, fetch_algorithms);
-	kctx = hkdf ? EVP_KDF_CTX_new(hkdf) : NULL;
-	int rc = PKI_ECRYPTO;
-
-	if (kctx != NULL) {
-		OSSL_PARAM params[] = {
-			OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-							 "SHA256", 0),
-			OSSL_PARAM_construct_octet_string(
-				OSSL_KDF_PARAM_KEY, (void *)(uintptr_t)secret,
-				PKI_KEY_DERIVED),
-			OSSL_PARAM_construct_octet_string(
-				OSSL_KDF_PARAM_SALT, (void *)(uintptr_t)salt,
-				PKI_SELFWRAP_SALT),
-			OSSL_PARAM_construct_octet_string(
-				OSSL_KDF_PARAM_INFO,
-				(void *)(uintptr_t)SELFWRAP_INFO,
-				sizeof(SELFWRAP_INFO) - 1),
-			OSSL_PARAM_construct_end(),
-		};
-		if (EVP_KDF_derive(kctx, out, PKI_AEAD_KEY, params) == 1)
-			rc = 0;
-	}
-	/* Freeing the HKDF context cleanses the copies of key and salt. */
-	EVP_KDF_CTX_free(kctx);
-	return rc ? pki_ossl_fail(PKI_ECRYPTO, "self wrap HKDF") : 0;
 }
 
 /* This wrap's AES key for NODE and SALT into OUT; the caller wipes OUT. */
@@ -113,7 +77,9 @@ static int salted_key(const struct pki_key *node,
 	uint8_t secret[PKI_KEY_DERIVED];
 	int rc = pki_key_derive(node, SELFWRAP_LABEL, secret);
 	if (rc == 0)
-		rc = wrap_key(secret, salt, out);
+		rc = pki_hkdf_sha256(secret, PKI_KEY_DERIVED, salt,
+				     PKI_SELFWRAP_SALT, SELFWRAP_INFO, out,
+				     PKI_AEAD_KEY);
 	pki_wipe(secret, sizeof(secret));
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "delivery/batchkeys.h"
 #include "delivery/internal.h"
 #include "delivery/queue.h"
 #include "delivery/send.h"
@@ -268,21 +269,30 @@ static enum send_outcome try_exchange(struct sender *w, struct net_conn *c,
 	net_conn_set_timeout(c, rc ? 2000 : RECEIPT_TIMEOUT_MS);
 	struct msg *reply = NULL;
 	char why[PROTO_ERR_MAX];
-	int rrc = proto_recv_reply(c, BATCH_METHOD, msg_id, cert, peer, &reply,
+	int rrc = proto_recv_reply(c, req->method, msg_id, cert, peer, &reply,
 				   why);
 	if (rrc == -EPERM) {
 		int64_t v = 0;
 		/*
-		 * A peer that predates post/batch: its files go back to the
-		 * queue unharmed, to go one by one (several at once, on
-		 * other threads), and it gets no batch again.
+		 * A peer that predates the method: its files go back to the
+		 * queue unharmed, and the caller sends them another way
+		 * (post/batch for post/batch/peerkey, else one by one).
 		 */
 		const char *e = msg_extra_get_str(reply, "error");
+		bool keyed = strcmp(req->method, BATCH_PEERKEY_METHOD) == 0;
 		if (e && strcmp(e, "unknown method") == 0) {
 			*old_peer = true;
 			all_riders(s, n, SEND_STOPPED, 0, "");
-		} else if (msg_extra_get_int(reply, "permanent", &v) == 0 &&
-			   v == 1)
+			msg_free(reply);
+			return SEND_OK;
+		}
+		/*
+		 * Refused whole: the next batch gets a new peer key, in case
+		 * the peer could not unwrap this one (it has a new key pair).
+		 */
+		if (keyed)
+			batchkeys_forget(w->d->batchkeys, peer);
+		if (msg_extra_get_int(reply, "permanent", &v) == 0 && v == 1)
 			all_riders(s, n, SEND_JOB_FAILED, 0, why);
 		else if (msg_extra_get_int(reply, "retry_after", &v) == 0 &&
 			 v > 0)
@@ -309,9 +319,52 @@ static enum send_outcome try_exchange(struct sender *w, struct net_conn *c,
 	return SEND_OK;
 }
 
-/* Sends the riders of S (N slots) to PEER and sets their outcomes. */
+/*
+ * The batch key for PEER (certificate CERT) into BKEY and the value of
+ * extra "key:PEER" into *KB64 (malloc); for post/batch/peerkey (KEYED) the key
+ * is derived from PEER's peer key and a fresh salt, whose base64 goes
+ * into SALT64. 0 or -1.
+ */
+static int batch_key(struct delivery *d, const char *peer,
+		     const struct pki_cert *cert, bool keyed,
+		     uint8_t bkey[PKI_AEAD_KEY], char **kb64, char salt64[32])
+{
+	*kb64 = NULL;
+	if (!keyed) {
+		/* A fresh batch key: its nonces (line indexes) are never
+		 * reused. */
+		uint8_t *wrapped = NULL;
+		size_t wlen = 0;
+		if (pki_rand_bytes(bkey, PKI_AEAD_KEY) == 0 &&
+		    pki_wrap_for_cert(cert, bkey, PKI_AEAD_KEY, &wrapped,
+				      &wlen) == 0 &&
+		    (*kb64 = malloc(b64_encoded_size(wlen))) != NULL)
+			b64_encode(wrapped, wlen, *kb64);
+		free(wrapped);
+		return *kb64 ? 0 : -1;
+	}
+	/* A fresh salt makes a fresh batch key all the same. */
+	uint8_t pk[PKI_AEAD_KEY], salt[BATCH_SALT];
+	int rc =
+		batchkeys_get(d->batchkeys, peer, cert, pk, kb64) != 0 ||
+		pki_rand_bytes(salt, sizeof(salt)) != 0 ||
+		batch_derive_key(pk, salt, self_name(d->self), peer, bkey) != 0;
+	pki_wipe(pk, sizeof(pk));
+	if (rc == 0)
+		b64_encode(salt, sizeof(salt), salt64);
+	if (rc) {
+		free(*kb64);
+		*kb64 = NULL;
+	}
+	return rc ? -1 : 0;
+}
+
+/*
+ * Sends the riders of S (N slots) to PEER, in post/batch/peerkey if KEYED, and
+ * sets their outcomes. *OLD_PEER: PEER does not know that method.
+ */
 static void exchange(struct sender *w, struct slot *s, int n, const char *peer,
-		     bool *old_peer)
+		     bool keyed, bool *old_peer)
 {
 	int riders = 0;
 	for (int i = 0; i < n; i++)
@@ -321,53 +374,39 @@ static void exchange(struct sender *w, struct slot *s, int n, const char *peer,
 	char err[PROTO_ERR_MAX] = "";
 	uint8_t bkey[PKI_AEAD_KEY];
 	struct pki_aead *bk = NULL;
-	char *text = NULL, *kb64 = NULL;
+	char *text = NULL, *kb64 = NULL, salt64[32] = "";
 	size_t tlen = 0;
 	struct pki_cert *cert = NULL;
 	struct net_conn *c = NULL;
 	char addr[NET_ADDR_MAX];
 	bool reused = false;
-	/* A fresh batch key: its nonces (line indexes) are never reused. */
-	int rc = pki_rand_bytes(bkey, sizeof(bkey)) || pki_aead_new(bkey, &bk);
-	if (rc == 0)
+	enum send_outcome o = send_open_conn(w, peer, &cert, addr, &c, &reused);
+	if (o != SEND_OK)
+		proto_say(err, "%s", w->err);
+	if (o == SEND_OK &&
+	    batch_key(w->d, peer, cert, keyed, bkey, &kb64, salt64) == 0 &&
+	    pki_aead_new(bkey, &bk) == 0)
 		text = request_text(s, n, bk, &tlen);
 	pki_aead_free(bk);
-	enum send_outcome o = text ? SEND_OK : SEND_JOB_HOPELESS;
-	if (!text)
-		proto_say(err, "cannot build the batch for %s", peer);
-	if (o == SEND_OK) {
-		o = send_open_conn(w, peer, &cert, addr, &c, &reused);
-		if (o != SEND_OK)
-			proto_say(err, "%s", w->err);
-	}
-	if (o == SEND_OK) {
-		uint8_t *wrapped = NULL;
-		size_t wlen = 0;
-		if (pki_wrap_for_cert(cert, bkey, sizeof(bkey), &wrapped,
-				      &wlen) == 0 &&
-		    (kb64 = malloc(b64_encoded_size(wlen))) != NULL)
-			b64_encode(wrapped, wlen, kb64);
-		free(wrapped);
-		if (!kb64) {
-			o = SEND_JOB_HOPELESS;
-			proto_say(err, "cannot wrap the batch key for %s",
-				  peer);
-		}
-	}
 	pki_wipe(bkey, sizeof(bkey));
+	if (o == SEND_OK && !text) {
+		o = SEND_JOB_HOPELESS;
+		proto_say(err, "cannot build the batch for %s", peer);
+	}
 	struct msg_extra *x = o == SEND_OK ? msg_extra_new() : NULL;
 	if (o == SEND_OK) {
 		char name[MSG_EXTRA_KEY_MAX + 1];
 		snprintf(name, sizeof(name), "key:%s", peer);
 		if (!x || msg_extra_set_int(x, "count", riders) ||
-		    msg_extra_set_str(x, name, kb64)) {
+		    msg_extra_set_str(x, name, kb64) ||
+		    (keyed && msg_extra_set_str(x, "salt", salt64))) {
 			o = SEND_JOB_HOPELESS;
 			proto_say(err, "cannot build the batch for %s", peer);
 		}
 	}
 	if (o == SEND_OK) {
 		struct proto_request req = {
-			.method = BATCH_METHOD,
+			.method = keyed ? BATCH_PEERKEY_METHOD : BATCH_METHOD,
 			.args = "",
 			.payload_type = MSG_PAYLOAD_TEXT,
 			.payload = text,
@@ -465,11 +504,12 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 		return false;
 	}
 	const char *peer = queue_entry_peer(first);
+	bool keyed = queue_entry_peerkey_batches(first);
 	pthread_mutex_unlock(&d->lock);
 	for (int i = 0; i < n; i++)
 		load_slot(w, &s[i], peer);
 	bool old_peer = false;
-	exchange(w, s, n, peer, &old_peer);
+	exchange(w, s, n, peer, keyed, &old_peer);
 	for (int i = 0; i < n; i++)
 		if (s[i].alone)
 			send_alone(w, &s[i]);
@@ -482,7 +522,13 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 	 * peer start (on another thread: signal) while this one runs the
 	 * done callbacks and removes the files, the slow part.
 	 */
-	if (old_peer) {
+	if (old_peer && keyed) {
+		log_info("delivery: %s does not know post/batch/peerkey (an "
+			 "older "
+			 "snoopfs): its batches go as post/batch",
+			 peer);
+		queue_entry_no_peerkey_batches(first);
+	} else if (old_peer) {
 		log_info("delivery: %s does not know post/batch (an older "
 			 "snoopfs): its files go one by one",
 			 peer);

@@ -17,6 +17,7 @@
 
 #include "base/filepool.h"
 #include "delivery/batch.h"
+#include "delivery/batchkeys.h"
 #include "delivery/internal.h"
 #include "delivery/keptconn.h"
 #include "delivery/queue.h"
@@ -187,6 +188,7 @@ static void free_all(struct delivery *d)
 {
 	keptconn_close_all(d);
 	queue_free(d->queue);
+	batchkeys_free(d->batchkeys);
 	while (d->senders) {
 		struct sender *w = d->senders;
 		d->senders = w->next;
@@ -292,6 +294,8 @@ int delivery_start(struct self *self, struct transport *tr, struct certs *certs,
 		rc = state_mkdir(d->sealed_dir);
 	if (rc == 0)
 		rc = queue_new(d->jobs_dir, &d->queue);
+	if (rc == 0)
+		rc = batchkeys_new(&d->batchkeys);
 	/*
 	 * No worker runs yet, so the lock is not needed; not holding it lets
 	 * the done callback of a completed job run without deadlock.

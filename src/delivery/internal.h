@@ -46,6 +46,7 @@ struct delivery {
 	bool stopping;
 	struct queue *queue;
 	struct kept *kept; /* connections kept after a receipt (send.c) */
+	struct batchkeys *batchkeys; /* post/batch/peerkey's peer keys */
 };
 
 /* Removes job ID's record and sealed blob (after its last receipt). */

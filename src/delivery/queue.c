@@ -409,6 +409,16 @@ void queue_entry_no_batches(struct queue_entry *e)
 	e->peer->nobatch = true;
 }
 
+bool queue_entry_peerkey_batches(const struct queue_entry *e)
+{
+	return !e->peer->nopeerkey;
+}
+
+void queue_entry_no_peerkey_batches(struct queue_entry *e)
+{
+	e->peer->nopeerkey = true;
+}
+
 /* ---- while in flight ---- */
 
 const char *queue_entry_id(const struct queue_entry *e)

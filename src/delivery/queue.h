@@ -136,6 +136,13 @@ int queue_take_more(struct queue *q, struct queue_entry *first,
 void queue_entry_no_batches(struct queue_entry *e);
 
 /*
+ * Whether E's peer takes post/batch/peerkey (wire/batch.h): true until it
+ * answered it "unknown method" (queue_entry_no_peerkey_batches). Lock held.
+ */
+bool queue_entry_peerkey_batches(const struct queue_entry *e);
+void queue_entry_no_peerkey_batches(struct queue_entry *e);
+
+/*
  * Records how the attempt A at entry E (from queue_take) ended at NOW. A
  * transient failure backs its peer off (1 s doubling to 60 s, once per
  * outage however many transfers it cut, with one transfer at a time until

@@ -71,10 +71,11 @@ struct queue_entry {
 struct peer {
 	char name[NAMES_NODE_MAX + 1];
 	struct queue_entry *head, *tail;
-	int inflight; /* busy entries, at most PEER_INFLIGHT_MAX */
-	int batches;  /* batches in flight (queue_take_more) */
-	bool nobatch; /* it answered post/batch "unknown method" */
-	bool batched; /* a batch reached it: it takes post/batch */
+	int inflight;   /* busy entries, at most PEER_INFLIGHT_MAX */
+	int batches;    /* batches in flight (queue_take_more) */
+	bool nobatch;   /* it answered post/batch "unknown method" */
+	bool nopeerkey; /* it answered post/batch/peerkey "unknown method" */
+	bool batched;   /* a batch reached it: it takes post/batch */
 	struct timespec next_try;
 	int backoff;       /* seconds; 0 after a success */
 	unsigned failures; /* transient failures so far (see retry_later) */

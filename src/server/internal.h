@@ -35,7 +35,8 @@ struct server {
 	int (*receipt)(void *arg, const char *peer, const char *id,
 		       const char *sha256);
 	void *receipt_arg;
-	bool relay; /* service_parts.relay */
+	bool relay;                /* service_parts.relay */
+	struct peerkeys *peerkeys; /* post/batch/peerkey's, unwrapped once */
 };
 
 #endif

@@ -58,6 +58,7 @@
 #include "net/err.h"
 #include "pki/rand.h"
 #include "server/internal.h"
+#include "server/peerkeys.h"
 #include "server/receive_internal.h"
 #include "server/sender.h"
 #include "store/blobfile.h"
@@ -131,6 +132,37 @@ static void disk_result(struct file *f, int rc)
 	}
 }
 
+/*
+ * post/batch/peerkey's batch key: the peer key in WRAPPED (kept once unwrapped)
+ * and the salt in extra "salt" (wire/batch.h) into KEY. NULL or why not.
+ */
+static const char *derived_key(struct server *s, const struct msg *m,
+			       const uint8_t *wrapped, size_t wlen,
+			       uint8_t key[PKI_AEAD_KEY])
+{
+	const char *sender = msg_get0_meta(m)->id;
+	const char *b64 = msg_extra_get_str(m, "salt");
+	uint8_t *salt = NULL, peer[PKI_AEAD_KEY];
+	size_t slen = 0;
+	if (!b64 || strlen(b64) > 64 ||
+	    b64_decode(b64, strlen(b64), &salt, &slen) != 0 ||
+	    slen != BATCH_SALT) {
+		free(salt);
+		return "post/batch/peerkey needs a salt of 16 bytes (base64)";
+	}
+	const char *why = NULL;
+	if (peerkeys_unwrap(s->peerkeys, self_key(s->self), sender, wrapped,
+			    wlen, peer) != 0)
+		why = "the batch key does not unwrap with this node's key "
+		      "(encrypted for another key?)";
+	else if (batch_derive_key(peer, salt, sender, self_name(s->self),
+				  key) != 0)
+		why = "the batch key cannot be derived";
+	pki_wipe(peer, sizeof(peer));
+	free(salt);
+	return why;
+}
+
 /* The batch key from extra "key:SELF" into a context. NULL or why not. */
 static const char *batch_key(struct server *s, const struct msg *m,
 			     struct pki_aead **out)
@@ -145,6 +177,14 @@ static const char *batch_key(struct server *s, const struct msg *m,
 	if (blen > WRAPPED_B64_MAX ||
 	    b64_decode(b64, blen, &wrapped, &wlen) != 0)
 		return "the batch key for this node is not valid base64";
+	if (strcmp(msg_get0_meta(m)->method, BATCH_PEERKEY_METHOD) == 0) {
+		const char *why = derived_key(s, m, wrapped, wlen, key);
+		free(wrapped);
+		if (!why && pki_aead_new(key, out) != 0)
+			why = "out of memory";
+		pki_wipe(key, sizeof(key));
+		return why;
+	}
 	/* The one RSA decryption of the whole batch. */
 	int rc = pki_unwrap(self_key(s->self), wrapped, wlen, key, sizeof(key),
 			    &klen);

@@ -23,6 +23,7 @@
 #include "pki/rand.h"
 #include "pki/verify.h"
 #include "server/internal.h"
+#include "server/peerkeys.h"
 #include "server/receive.h"
 #include "server/receive_receipt.h"
 #include "server/receive_stream.h"
@@ -343,6 +344,7 @@ static const struct {
 	{ "renew", handle_renew },
 	{ "post/blob", receive_post_blob },
 	{ "post/batch", receive_post_batch },
+	{ "post/batch/peerkey", receive_post_batch },
 	{ "relay/blob", relay_receive },
 	{ "post/receipt", receipt_receive },
 	{ "post/stream", receive_post_stream },
@@ -542,11 +544,17 @@ int service_new(const struct service_parts *p, struct server **out)
 	s->receipt = p->receipt;
 	s->receipt_arg = p->receipt_arg;
 	s->relay = p->relay;
+	if (peerkeys_new(&s->peerkeys) != 0) {
+		free(s);
+		return -ENOMEM;
+	}
 	*out = s;
 	return 0;
 }
 
 void service_free(struct server *s)
 {
+	if (s)
+		peerkeys_free(s->peerkeys);
 	free(s);
 }

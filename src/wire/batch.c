@@ -14,6 +14,7 @@
 #include "lib/b64.h"
 #include "lib/textbuf.h"
 #include "pki/err.h"
+#include "pki/kdf.h"
 #include "pki/rand.h"
 
 /* Base64 of an EKEY: 48 bytes, no padding needed. */
@@ -44,6 +45,20 @@ int batch_unwrap_key(struct pki_aead *a, uint32_t index, const char *id,
 	nonce_of(index, nonce);
 	return pki_aead_open(a, nonce, id, strlen(id), in, PKI_AEAD_KEY,
 			     in + PKI_AEAD_KEY, key);
+}
+
+int batch_derive_key(const uint8_t peer[PKI_AEAD_KEY],
+		     const uint8_t salt[BATCH_SALT], const char *sender,
+		     const char *recipient, uint8_t out[PKI_AEAD_KEY])
+{
+	/* Both names bind the key to this direction between these nodes. */
+	char info[2 * NAMES_NODE_MAX + 32];
+	int n = snprintf(info, sizeof(info), "snoopfs post/batch/peerkey %s>%s",
+			 sender, recipient);
+	if (n < 0 || (size_t)n >= sizeof(info))
+		return PKI_EINVAL;
+	return pki_hkdf_sha256(peer, PKI_AEAD_KEY, salt, BATCH_SALT, info, out,
+			       PKI_AEAD_KEY);
 }
 
 static bool clean(const char *s)

@@ -1069,6 +1069,37 @@ def build_batch(node_id, key, files, recipient_cert, recipient="bob",
     return req, batch_key
 
 
+PEERKEY_METHOD = "post/batch/peerkey"
+
+
+def peerkey_batch_key(peer_key, salt, sender, recipient):
+    """post/batch/peerkey's batch key: HKDF-SHA256(PEER_KEY, SALT, info
+    "snoopfs post/batch/peerkey SENDER>RECIPIENT") (src/wire/batch.h)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    info = ("snoopfs post/batch/peerkey %s>%s" % (sender, recipient)).encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt,
+                info=info).derive(peer_key)
+
+
+def build_peerkey_batch(node_id, key, files, recipient_cert, peer_key,
+                        recipient="bob", salt=None, wrapped=None,
+                        batch_key=None, extra=None, **kw):
+    """A signed post/batch/peerkey Request for FILES under PEER_KEY (sent
+    RSA-wrapped, or as WRAPPED) and a fresh SALT; returns (request, salt).
+    BATCH_KEY overrides the derived key the lines are wrapped under."""
+    salt = os.urandom(16) if salt is None else salt
+    bkey = batch_key or peerkey_batch_key(peer_key, salt, node_id, recipient)
+    ex = {"count": len(files),
+          "key:" + recipient: wrapped or wrap_key(recipient_cert, peer_key),
+          "salt": base64.b64encode(salt).decode()}
+    ex.update(extra or {})
+    ex = {k: v for k, v in ex.items() if v is not None}
+    req = build(PEERKEY_METHOD, "", node_id, payload=batch_text(files, bkey),
+                key=key, extra=ex, **kw)
+    return req, salt
+
+
 def batch_frames(files):
     """The raw frames that follow a batch: line index (8 BE) | sealed chunk."""
     return [(i, f.chunks[0]) for i, f in enumerate(files)]

@@ -19,6 +19,7 @@
 
 #include "base/errors.h"
 #include "base/fileio.h"
+#include "base/filepool.h"
 #include "lib/b64.h"
 #include "net/err.h"
 #include "net/msg.h"
@@ -48,6 +49,7 @@ struct blobfile {
 	uint64_t cache_n;  /* index of the decrypted chunk in CACHE */
 	uint8_t *cache;    /* PKI_BLOB_CHUNK bytes of plaintext */
 	uint8_t *sealed;   /* PKI_BLOB_SEALED_CHUNK bytes read from disk */
+	struct filepool_hold hold; /* never pooled while read (filepool.h) */
 };
 
 /* ---- shared helpers ---- */
@@ -204,6 +206,7 @@ static void blobfile_free(struct blobfile *b)
 	free(b->cache);
 	free(b->sealed);
 	pki_aead_free(b->aead);
+	filepool_unhold(&b->hold);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b);
@@ -243,7 +246,14 @@ int blobfile_open(const char *path, const struct pki_key *key, const char *self,
 		rc = -errno;
 		goto fail;
 	}
-	rc = blobfile_read_header(b->fd, &hdr, &hlen);
+	/*
+	 * An inbox file removed while it is read must stay readable (as
+	 * after unlink(2)), so it is never pooled while open; -ENOENT if it
+	 * was removed between the open and here.
+	 */
+	rc = filepool_hold(b->fd, path, &b->hold);
+	if (rc == 0)
+		rc = blobfile_read_header(b->fd, &hdr, &hlen);
 	if (rc == 0)
 		rc = blobfile_header_parse(hdr, hlen, &b->info, &m);
 	free(hdr);
@@ -279,10 +289,18 @@ static int peek_header(const char *path, struct blob_info *info, size_t *hlen)
 	uint8_t *hdr = NULL;
 	int fd, rc;
 
+	/*
+	 * Held while read: the bytes read are never a pooled file's (one
+	 * given meanwhile and written again under another name).
+	 */
+	struct filepool_hold hold;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	rc = blobfile_read_header(fd, &hdr, hlen);
+	rc = filepool_hold(fd, path, &hold);
+	if (rc == 0)
+		rc = blobfile_read_header(fd, &hdr, hlen);
+	filepool_unhold(&hold);
 	close(fd);
 	if (rc == 0)
 		rc = blobfile_header_parse(hdr, *hlen, info, NULL);

@@ -199,6 +199,28 @@ static int unwrap_key(const struct msg *m, const struct pki_key *key,
 	return rc;
 }
 
+/*
+ * Opens PATH to read and holds it (base/filepool.h): a file a reader has
+ * open is never pooled, so it stays readable if removed meanwhile, and its
+ * bytes are never a pooled file's written again under another name. A
+ * name given or replaced between the open and the hold is opened again.
+ * The fd, or -errno.
+ */
+static int open_held(const char *path, struct filepool_hold *h)
+{
+	for (int tries = 0;; tries++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -errno;
+		int rc = filepool_hold(fd, path, h);
+		if (rc == 0)
+			return fd;
+		close(fd);
+		if (rc != -ENOENT || tries == 8)
+			return rc;
+	}
+}
+
 static void blobfile_free(struct blobfile *b)
 {
 	if (b->cache != NULL)
@@ -241,19 +263,12 @@ int blobfile_open(const char *path, const struct pki_key *key, const char *self,
 		free(b);
 		return -ENOMEM;
 	}
-	b->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (b->fd < 0) {
-		rc = -errno;
+	/* An inbox file removed while read stays readable, as after unlink. */
+	rc = open_held(path, &b->hold);
+	if (rc < 0)
 		goto fail;
-	}
-	/*
-	 * An inbox file removed while it is read must stay readable (as
-	 * after unlink(2)), so it is never pooled while open; -ENOENT if it
-	 * was removed between the open and here.
-	 */
-	rc = filepool_hold(b->fd, path, &b->hold);
-	if (rc == 0)
-		rc = blobfile_read_header(b->fd, &hdr, &hlen);
+	b->fd = rc;
+	rc = blobfile_read_header(b->fd, &hdr, &hlen);
 	if (rc == 0)
 		rc = blobfile_header_parse(hdr, hlen, &b->info, &m);
 	free(hdr);
@@ -289,17 +304,11 @@ static int peek_header(const char *path, struct blob_info *info, size_t *hlen)
 	uint8_t *hdr = NULL;
 	int fd, rc;
 
-	/*
-	 * Held while read: the bytes read are never a pooled file's (one
-	 * given meanwhile and written again under another name).
-	 */
 	struct filepool_hold hold;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open_held(path, &hold);
 	if (fd < 0)
-		return -errno;
-	rc = filepool_hold(fd, path, &hold);
-	if (rc == 0)
-		rc = blobfile_read_header(fd, &hdr, hlen);
+		return fd;
+	rc = blobfile_read_header(fd, &hdr, hlen);
 	filepool_unhold(&hold);
 	close(fd);
 	if (rc == 0)

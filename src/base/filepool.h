@@ -3,21 +3,30 @@
  * ext4 without a journal (this project's benchmark machine, and any node
  * set up that way) every new inode is found by walking past each inode
  * freed in the last minutes (recently_deleted): a node sending small
- * files creates and frees three per file, and that walk was a fifth of
- * the sender's CPU. A file given back is renamed into the pool, one taken
- * is renamed out of it: no inode is freed or allocated.
+ * files creates and frees three per file, a node receiving them creates
+ * one per file and frees it when the user removes it, and that walk was a
+ * fifth of the sender's CPU and a quarter of the receiver's. A file given
+ * back is renamed into the pool, one taken is renamed out of it: no inode
+ * is freed or allocated.
  *
- * Only for files nobody still reads (a delivered job's record and sealed
- * blob): a pooled file is written again through its old inode. Every call
- * falls back to unlink(2) or to the caller's O_CREAT on any failure, so
- * the pool is only ever a speed-up; what it holds is removed at start.
- * A file taken to a name is truncated by its new writer, which syncs it
- * before anything points at it (blob, record), so a crash leaves stale
- * bytes only under names that start-up sweeps (a blob without a record,
- * a record's .tmp).
+ * A file given is renamed into the pool first and emptied there (so the
+ * pool holds inodes, not disk), and only an empty file leaves it: no name
+ * outside the pool ever shows a pooled file's old bytes, and a crash
+ * between the rename and the truncate leaves them only in the pool, which
+ * start-up removes. A taker still opens with O_TRUNC and trusts nothing it
+ * did not write itself; its file is synced before anything points at it
+ * (blob, record, inbox entry), as a new file would be.
+ *
+ * A file that some reader of this process still has open (filepool_hold)
+ * or that has another link is unlinked, never pooled: the reader keeps
+ * the bytes it opened, as with unlink(2). Every call falls back to
+ * unlink(2) or to the caller's O_CREAT on any failure, so the pool is only
+ * ever a speed-up.
  */
 #ifndef SNOOPFS_BASE_FILEPOOL_H
 #define SNOOPFS_BASE_FILEPOOL_H
+
+#include <sys/types.h>
 
 /*
  * Uses DIR (created if missing, emptied) for the process's pool; it must
@@ -27,18 +36,35 @@
 int filepool_init(const char *dir);
 
 /*
- * Moves the small regular file at PATH into the pool (atomically: it is
- * whole under its name or gone), or unlinks it if it is big or the pool
- * is full or absent. 0 or -errno as unlink(2).
+ * Moves the regular file at PATH into the pool and empties it, or unlinks
+ * it if it is held, has other links, or the pool is full or absent.
+ * 0 or -errno as unlink(2).
  */
 int filepool_give(const char *path);
 
 /*
- * Moves a pooled file to PATH if PATH does not exist (mode 0600, with
- * stale content), so that the caller's open(O_CREAT | O_TRUNC) reuses
- * it: callers must truncate, and must not trust PATH's content before
- * they wrote it. 0 if it did, else nothing changed.
+ * Moves a pooled (empty, 0600) file to PATH if PATH does not exist, so
+ * that the caller's open(O_CREAT | O_TRUNC) reuses it: callers must still
+ * truncate, and must not trust PATH's content before they wrote it. 0 if
+ * it did, else nothing changed.
  */
 int filepool_take(const char *path);
+
+/* A file a reader keeps open: not to be pooled while held. */
+struct filepool_hold {
+	dev_t dev;
+	ino_t ino;
+	int held;
+};
+
+/*
+ * Marks the file open as FD, which was opened by the name PATH, as read:
+ * filepool_give unlinks it instead of pooling it until filepool_unhold.
+ * -ENOENT if PATH no longer names that file (it was given meanwhile: the
+ * caller must not read FD, and may open PATH again), else 0 or -errno.
+ * H is set for filepool_unhold, which must follow a 0 and may follow any.
+ */
+int filepool_hold(int fd, const char *path, struct filepool_hold *h);
+void filepool_unhold(struct filepool_hold *h);
 
 #endif

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/filepool.h"
 #include "identity/self.h"
 #include "lib/b64.h"
 #include "lib/log.h"
@@ -298,6 +299,8 @@ static int write_part(struct file *f, const char *header, size_t hlen,
 	prefix[9] = (uint8_t)(hlen >> 16);
 	prefix[10] = (uint8_t)(hlen >> 8);
 	prefix[11] = (uint8_t)hlen;
+	/* A pooled inode, if any: no inode allocation (base/filepool.h). */
+	filepool_take(f->part);
 	int fd = open(f->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -311,7 +314,7 @@ static int write_part(struct file *f, const char *header, size_t hlen,
 	int rc = wr < 0 ? -errno : (size_t)wr != want ? -ENOSPC : 0;
 	if (rc) {
 		close(fd);
-		unlink(f->part);
+		filepool_give(f->part);
 		return rc;
 	}
 	f->fd = fd;
@@ -458,7 +461,7 @@ static void commit_all(struct server *s, struct batch *b)
 			rc = -errno;
 		f->fd = -1;
 		if (rc) {
-			unlink(f->part);
+			filepool_give(f->part);
 			disk_result(f, rc);
 			continue;
 		}
@@ -481,7 +484,7 @@ static void commit_all(struct server *s, struct batch *b)
 				   time(NULL));
 	if (rc) {
 		for (int k = 0; k < n; k++) {
-			unlink(b->f[idx[k]].part);
+			filepool_give(b->f[idx[k]].part);
 			disk_result(&b->f[idx[k]], rc);
 		}
 		return;
@@ -512,7 +515,7 @@ static void commit_all(struct server *s, struct batch *b)
 		}
 		if (rc) {
 			/* Nothing to resume in a file of one chunk. */
-			unlink(f->part);
+			filepool_give(f->part);
 			disk_result(f, rc);
 			continue;
 		}
@@ -615,7 +618,7 @@ static void release(struct server *s, struct batch *b)
 		struct file *f = &b->f[i];
 		if (f->fd >= 0) {
 			close(f->fd);
-			unlink(f->part);
+			filepool_give(f->part);
 		}
 		if (f->recorded)
 			received_remove(s->received, b->sender, b->e[i].id);

@@ -82,6 +82,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/filepool.h"
 #include "identity/counters.h"
 #include "identity/self.h"
 #include "lib/log.h"
@@ -632,7 +633,11 @@ static int stream(struct server *s, struct net_conn *c, const struct msg *m,
 	 * that broke: post/blob resumes it at the close, a stream cannot.
 	 */
 	int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
-	in->fd = open(in->part, flags, 0600);
+	/* A pooled inode (base/filepool.h): taken only if no part is here. */
+	in->fd = filepool_take(in->part) == 0
+			 ? open(in->part,
+				O_RDWR | O_TRUNC | O_CLOEXEC | O_NOFOLLOW)
+			 : open(in->part, flags, 0600);
 	/* A sender's first file: its folder is made where first needed. */
 	if (in->fd < 0 && errno == ENOENT && fileio_make_parents(in->part) == 0)
 		in->fd = open(in->part, flags, 0600);
@@ -690,7 +695,7 @@ int receive_post_stream(struct server *s, struct net_conn *c,
 	 * commit the name is gone already.
 	 */
 	if (in.made && !(in.broken && in.next > 0))
-		unlink(in.part);
+		filepool_give(in.part);
 	if (in.fd >= 0)
 		close(in.fd);
 	pki_sha256_free(in.sha);

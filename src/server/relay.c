@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/filepool.h"
 #include "identity/self.h"
 #include "lib/log.h"
 #include "lib/names.h"
@@ -21,7 +22,8 @@
 #include "wire/proto.h"
 
 struct relay_work {
-	int fd; /* the stored blob file, or -1 */
+	int fd;                    /* the stored blob file, or -1 */
+	struct filepool_hold hold; /* FD is never pooled while forwarded */
 	uint64_t data_off;
 	struct blob_info info;
 	char hash[72];
@@ -108,6 +110,12 @@ struct relay_work *relay_prepare(struct server *s, const struct msg *m,
 				 ? -ENAMETOOLONG
 				 : blobfile_open_sealed(file, &w->fd,
 							&w->data_off, &w->info);
+		/* Removed meanwhile: nothing to forward (base/filepool.h). */
+		if (rc == 0 &&
+		    (rc = filepool_hold(w->fd, file, &w->hold)) != 0) {
+			close(w->fd);
+			w->fd = -1;
+		}
 		if (rc) {
 			log_warn("relay: cannot reopen '%s' to forward it: %s",
 				 path, strerror(-rc));
@@ -136,6 +144,7 @@ void relay_finish(struct server *s, const struct msg *m, struct relay_work *w)
 	for (int i = 0; i < w->nnext; i++)
 		relay_send_blob(s, m, w->fd, w->data_off, w->info.size,
 				w->next[i]);
+	filepool_unhold(&w->hold);
 	if (w->fd >= 0)
 		close(w->fd);
 	free(w);

@@ -19,6 +19,7 @@
 
 #include "base/errors.h"
 #include "base/fileio.h"
+#include "base/filepool.h"
 #include "lib/b64.h"
 #include "net/err.h"
 #include "net/msg.h"
@@ -48,6 +49,7 @@ struct blobfile {
 	uint64_t cache_n;  /* index of the decrypted chunk in CACHE */
 	uint8_t *cache;    /* PKI_BLOB_CHUNK bytes of plaintext */
 	uint8_t *sealed;   /* PKI_BLOB_SEALED_CHUNK bytes read from disk */
+	struct filepool_hold hold; /* never pooled while read (filepool.h) */
 };
 
 /* ---- shared helpers ---- */
@@ -197,6 +199,28 @@ static int unwrap_key(const struct msg *m, const struct pki_key *key,
 	return rc;
 }
 
+/*
+ * Opens PATH to read and holds it (base/filepool.h): a file a reader has
+ * open is never pooled, so it stays readable if removed meanwhile, and its
+ * bytes are never a pooled file's written again under another name. A
+ * name given or replaced between the open and the hold is opened again.
+ * The fd, or -errno.
+ */
+static int open_held(const char *path, struct filepool_hold *h)
+{
+	for (int tries = 0;; tries++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			return -errno;
+		int rc = filepool_hold(fd, path, h);
+		if (rc == 0)
+			return fd;
+		close(fd);
+		if (rc != -ENOENT || tries == 8)
+			return rc;
+	}
+}
+
 static void blobfile_free(struct blobfile *b)
 {
 	if (b->cache != NULL)
@@ -204,6 +228,7 @@ static void blobfile_free(struct blobfile *b)
 	free(b->cache);
 	free(b->sealed);
 	pki_aead_free(b->aead);
+	filepool_unhold(&b->hold);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b);
@@ -238,11 +263,11 @@ int blobfile_open(const char *path, const struct pki_key *key, const char *self,
 		free(b);
 		return -ENOMEM;
 	}
-	b->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (b->fd < 0) {
-		rc = -errno;
+	/* An inbox file removed while read stays readable, as after unlink. */
+	rc = open_held(path, &b->hold);
+	if (rc < 0)
 		goto fail;
-	}
+	b->fd = rc;
 	rc = blobfile_read_header(b->fd, &hdr, &hlen);
 	if (rc == 0)
 		rc = blobfile_header_parse(hdr, hlen, &b->info, &m);
@@ -279,10 +304,12 @@ static int peek_header(const char *path, struct blob_info *info, size_t *hlen)
 	uint8_t *hdr = NULL;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct filepool_hold hold;
+	fd = open_held(path, &hold);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	rc = blobfile_read_header(fd, &hdr, hlen);
+	filepool_unhold(&hold);
 	close(fd);
 	if (rc == 0)
 		rc = blobfile_header_parse(hdr, *hlen, info, NULL);

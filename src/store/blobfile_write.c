@@ -19,6 +19,7 @@
 
 #include "base/errors.h"
 #include "base/fileio.h"
+#include "base/filepool.h"
 #include "net/msg.h"
 #include "pki/aead.h"
 #include "pki/blob.h"
@@ -278,7 +279,14 @@ static int writer_file(struct blobfile_writer *w, const struct msg *fresh,
 		if (ftruncate(w->fd, 0) != 0)
 			return -errno;
 	} else {
+		/*
+		 * An emptied inode of a removed file, if one is pooled: no
+		 * inode allocation (base/filepool.h). The part's busy mark
+		 * keeps other writers off the name.
+		 */
 		int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+		if (filepool_take(w->part_path) == 0)
+			flags = O_RDWR | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
 		w->fd = open(w->part_path, flags, 0600);
 		/* The folders are there for all but a sender's first blob. */
 		if (w->fd < 0 && errno == ENOENT) {
@@ -502,7 +510,7 @@ int blobfile_writer_commit(struct blobfile_writer *w, const char *root,
 	}
 	/* Chunks that are not the ones the sender signed never show. */
 	if (rc == 0 && w->declared[0] && strcmp(hash, w->declared) != 0) {
-		unlink(w->part_path);
+		filepool_give(w->part_path);
 		rc = -EBADMSG;
 	}
 	/*
@@ -527,6 +535,6 @@ void blobfile_writer_abort(struct blobfile_writer *w, bool discard)
 	if (w == NULL)
 		return;
 	if (discard)
-		unlink(w->part_path);
+		filepool_give(w->part_path);
 	writer_free(w);
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/filepool.h"
 #include "identity/state.h"
 #include "lib/log.h"
 #include "store/blobfile.h"
@@ -150,9 +151,10 @@ static uint64_t share(const struct intake *t, const struct books *b)
 static void drop(struct intake *t, struct part *p, const char *why)
 {
 	char path[STATE_PATH_MAX];
-	if (part_path(t, p->sender, p->id, path) == 0 && unlink(path) != 0 &&
-	    errno != ENOENT)
-		log_warn("cannot remove %s: %s", path, strerror(errno));
+	int rc = part_path(t, p->sender, p->id, path);
+	/* Its inode is pooled: the next part takes it (base/filepool.h). */
+	if (rc == 0 && (rc = filepool_give(path)) != 0 && rc != -ENOENT)
+		log_warn("cannot remove %s: %s", path, strerror(-rc));
 	/*
 	 * A part file means "not committed" (src/server/receive.c): the record
 	 * of a commit that a crash cut must not outlive it.

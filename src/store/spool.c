@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/fileio.h"
+#include "base/filepool.h"
 #include "pki/err.h"
 #include "pki/rand.h"
 #include "store/spool_io.h"
@@ -75,6 +76,12 @@ int spool_create(const char *path, const struct pki_key *key,
 	*out = NULL;
 	if (path == NULL || key == NULL)
 		return -EINVAL;
+	/*
+	 * The inode of a delivered file, if one is pooled: no inode
+	 * allocation (base/filepool.h); it comes empty, and only if PATH is
+	 * not there.
+	 */
+	filepool_take(path);
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 		  0600);
 	if (fd < 0)

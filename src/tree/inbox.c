@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/filepool.h"
 #include "identity/self.h"
 #include "lib/names.h"
 #include "store/blobfile.h"
@@ -131,7 +132,13 @@ int inbox_unlink(struct self *self, const char *rel)
 	int rc = lookup(self, rel, path);
 	if (rc)
 		return rc;
-	return unlink(path) == 0 ? 0 : -errno;
+	/*
+	 * Pooled, not freed: the next file received takes its inode
+	 * (base/filepool.h). It holds ciphertext only, is emptied before
+	 * it leaves the pool, and one still open stays readable (it is
+	 * held, and unlinked instead).
+	 */
+	return filepool_give(path);
 }
 
 int inbox_rmdir(struct self *self, const char *rel)

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/filepool.h"
 #include "delivery/delivery.h"
 #include "identity/self.h"
 #include "identity/state.h"
@@ -338,7 +339,8 @@ void outbox_delivered(void *arg, const struct job *j)
 	 */
 	if (outbox_marker_read(path, id) == 0 && strcmp(id, j->id) == 0) {
 		job_recycle(ob->jobs_dir, j->id);
-		unlink(path);
+		/* Nobody has a marker open: its inode is pooled. */
+		filepool_give(path);
 	}
 	pthread_mutex_unlock(&ob->lock);
 	log_info("outbox: %s delivered to %s", rel, j->folder);

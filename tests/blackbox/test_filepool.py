@@ -92,7 +92,7 @@ def test_bursts_reuse_inodes_exactly_once_across_kill(cluster):
     assert before, "nothing was recycled into STATE/free"
     for name in before:
         st = os.lstat(str(alice.state / "free" / name))
-        assert st.st_mode & 0o777 == 0o600 and st.st_size <= 256 * 1024
+        assert st.st_mode & 0o777 == 0o600 and st.st_size == 0
 
     # 2. Fsynced closes taking pooled inodes, kill -9 right after the last
     # close: each arrives once, whole, after the restart.
@@ -114,4 +114,52 @@ def test_bursts_reuse_inodes_exactly_once_across_kill(cluster):
     settled(alice)
     assert pool(alice), "the pool is not used after a restart"
     counts = received_counts(bob, "b3", list(third))
+    assert all(c == 1 for c in counts.values()), counts
+
+
+def emptied(node):
+    """What NODE's pool holds, each checked empty and 0600: a pooled file
+    keeps no byte of what it held (it is emptied in the pool)."""
+    names = pool(node)
+    for name in names:
+        st = os.lstat(str(node.state / "free" / name))
+        assert st.st_mode & 0o777 == 0o600, (name, oct(st.st_mode))
+        assert st.st_size == 0 and st.st_blocks == 0, (name, st.st_size)
+    return names
+
+
+def test_receiver_recycles_removed_inbox_files_and_open_ones_stay(cluster):
+    alice, bob = pair(cluster)
+    first = burst(alice, "r1", 60, "a")
+    arrived(bob, "r1", first)
+    settled(alice)
+    inbox = bob.mnt / "inbox/alice/r1"
+
+    # A file open for reading while it is removed stays readable, whole,
+    # and is not pooled (it would be emptied under its reader).
+    held = "a0000"
+    before = len(emptied(bob))
+    with open(str(inbox / held), "rb") as f:
+        head = f.read(100)
+        bounded(os.unlink, str(inbox / held))
+        assert len(emptied(bob)) == before, "an open file was pooled"
+        rest = f.read()
+    assert sha256_bytes(head + rest) == first.pop(held)
+
+    # rm of the others gives their inodes to bob's pool, emptied.
+    for name in first:
+        bounded(os.unlink, str(inbox / name))
+    assert not os.path.exists(str(bob.state / "inbox/alice/r1" / "a0001"))
+    pooled = emptied(bob)
+    assert len(pooled) >= before + len(first) - 1, (
+        "bob's pool did not take the removed files: %d" % len(pooled))
+
+    # The next burst's parts take them: the pool shrinks, and every file
+    # arrives whole (no byte of a pooled file shows).
+    second = burst(alice, "r2", 40, "b")
+    arrived(bob, "r2", second)
+    settled(alice)
+    assert len(emptied(bob)) <= len(pooled) - 40 + 1, (
+        "bob's parts did not take pooled inodes")
+    counts = received_counts(bob, "r2", list(second))
     assert all(c == 1 for c in counts.values()), counts

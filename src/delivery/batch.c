@@ -483,7 +483,15 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 		d->queue, first, mono_now(), BATCH_SMALL_MAX,
 		BATCH_FILES_MAX - 1,
 		BATCH_SEALED_MAX - BATCH_FILES_MAX * PKI_AEAD_TAG, more);
-	if (nmore == 0)
+	/*
+	 * A small file alone that queue_take_more counted as a batch goes as
+	 * a batch of one to a peer that takes post/batch/peerkey: the peer
+	 * derives its key from the peer key it keeps, where as post/blob it
+	 * would unwrap the file's key with RSA, a private operation more on
+	 * the way to the inbox.
+	 */
+	if (nmore == 0 && !(queue_entry_counts_as_batch(first) &&
+			    queue_entry_peerkey_batches(first)))
 		return false;
 	int n = nmore + 1;
 	struct slot *s = calloc((size_t)n, sizeof(*s));

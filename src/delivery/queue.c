@@ -409,6 +409,11 @@ void queue_entry_no_batches(struct queue_entry *e)
 	e->peer->nobatch = true;
 }
 
+bool queue_entry_counts_as_batch(const struct queue_entry *e)
+{
+	return e->leader;
+}
+
 bool queue_entry_peerkey_batches(const struct queue_entry *e)
 {
 	return !e->peer->nopeerkey;

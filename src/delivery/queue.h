@@ -140,6 +140,9 @@ void queue_entry_no_batches(struct queue_entry *e);
  * answered it "unknown method" (queue_entry_no_peerkey_batches). Lock held.
  */
 bool queue_entry_peerkey_batches(const struct queue_entry *e);
+
+/* Whether queue_take_more counted E, alone or not, as a batch. Lock held. */
+bool queue_entry_counts_as_batch(const struct queue_entry *e);
 void queue_entry_no_peerkey_batches(struct queue_entry *e);
 
 /*

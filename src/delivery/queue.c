@@ -264,6 +264,22 @@ static void wake_at(struct timespec *wake, bool *timed,
 	*timed = true;
 }
 
+/*
+ * Whether PEER_SECOND_BATCH_MIN small files, E and those behind it, are
+ * ready for P: a second batch beside the one in flight is worth its
+ * signatures (queue.h). Stops counting there.
+ */
+static bool enough_for_second(const struct queue *q, const struct peer *p,
+			      const struct queue_entry *e, struct timespec now)
+{
+	int n = 0;
+	for (; e && n < PEER_SECOND_BATCH_MIN; e = e->next)
+		if (!e->busy && !e->failed && e->job->size <= q->small &&
+		    !before(&now, &e->not_before) && !behind_earlier(p, e))
+			n++;
+	return n >= PEER_SECOND_BATCH_MIN;
+}
+
 static struct queue_entry *pick(struct queue *q, struct timespec now,
 				struct timespec *wake, bool *timed)
 {
@@ -292,8 +308,10 @@ static struct queue_entry *pick(struct queue *q, struct timespec now,
 			 * batch, with the others that come meanwhile,
 			 * instead of alone beside them.
 			 */
-			if (p->batches >= PEER_BATCHES_MAX &&
-			    e->job->size <= q->small)
+			if (e->job->size <= q->small &&
+			    (p->batches >= PEER_BATCHES_MAX ||
+			     (p->batches > 0 &&
+			      !enough_for_second(q, p, e, now))))
 				continue;
 			/* Round-robin: this peer goes to the back. */
 			to_back(pp);

@@ -45,6 +45,18 @@
  */
 #define PEER_BATCHES_MAX 2
 
+/*
+ * The batch beside one already in flight goes only when this many small
+ * files are ready for it, else they wait for that batch's receipt and go
+ * together then: with a quick receiver a second batch went with the one
+ * to three files that came meanwhile, and two RSA signatures were spent
+ * per handful of files. Quick bench runs, a cp -r of 1,000 files: without
+ * this rule 3.7 files per batch and 2.7-2.8 ms of CPU per file; with 8,
+ * 7.1-7.5 and 2.1-2.3 ms; with 16, 10.8-12.4 and 2.0 ms, the burst's p50
+ * 36-39 ms either way. A file alone never waits for this.
+ */
+#define PEER_SECOND_BATCH_MIN 16
+
 /* Backoff after a failure, per peer (seconds). */
 #define QUEUE_BACKOFF_FIRST 1
 #define QUEUE_BACKOFF_MAX   60

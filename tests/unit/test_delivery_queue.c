@@ -542,16 +542,24 @@ static void test_batch(void)
 	CHECK(n == 2 && is(more[0], "b301", "bob") &&
 	      is(more[1], "b302", "bob"));
 	/*
-	 * PEER_BATCHES_MAX (two) in flight: the next small file that may go
-	 * (not b303, a later version of b301, which waits for it) leads a
-	 * second batch; after that small files wait.
+	 * One batch in flight: b304 and b305 may go (not b303, a later
+	 * version of b301, which waits for it), but a second batch beside
+	 * the first waits for PEER_SECOND_BATCH_MIN ready files.
 	 */
-	CHECK(PEER_BATCHES_MAX == 2);
+	CHECK(PEER_BATCHES_MAX == 2 && PEER_SECOND_BATCH_MIN > 2);
+	CHECK(take(q, 0) == NULL);
+	for (int i = 0; i < PEER_SECOND_BATCH_MIN - 2; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "c%d", 400 + i);
+		add(q, 400 + i, path, "bob");
+	}
 	struct queue_entry *more2[8];
 	second = take(q, 0);
 	CHECK(is(second, "b304", "bob"));
 	int n2 = queue_take_more(q, second, at(0), 100, 8, 1000, more2);
-	CHECK(n2 == 1 && is(more2[0], "b305", "bob"));
+	CHECK(n2 == 8 && is(more2[0], "b305", "bob") &&
+	      is(more2[1], "c400", "bob"));
+	/* PEER_BATCHES_MAX (two) in flight: small files wait. */
 	add(q, 306, "b306", "bob");
 	CHECK(take(q, 0) == NULL);
 	for (int i = 0; i < n2; i++)
@@ -562,12 +570,12 @@ static void test_batch(void)
 	finish(q, first, SEND_OK, "", 0, 1);
 	/*
 	 * The later version of b301 goes once the earlier one is done, and
-	 * the file that waited rides with it.
+	 * the files that waited ride with it, in queue order.
 	 */
 	first = take(q, 2);
 	CHECK(is(first, "b301", "bob"));
 	n = queue_take_more(q, first, at(2), 100, 8, 1000, more);
-	CHECK(n == 1 && is(more[0], "b306", "bob"));
+	CHECK(n == PEER_SECOND_BATCH_MIN - 8 && is(more[n - 1], "b306", "bob"));
 	for (int i = 0; i < n; i++)
 		finish(q, more[i], SEND_OK, "", 0, 3);
 	finish(q, first, SEND_OK, "", 0, 3);
@@ -606,21 +614,34 @@ static void test_batch(void)
 	CHECK(queue_take_more(q, first, at(3), 100, 8, 1000, more) == 0);
 	add(q, 325, "d325", "bob");
 	add(q, 326, "d326", "bob");
-	/* d324 alone is one batch in flight: d325 leads the second. */
+	/*
+	 * d324 alone is one batch in flight: d325 and d326 are too few to
+	 * lead a second beside it; PEER_SECOND_BATCH_MIN are enough.
+	 */
+	CHECK(take(q, 3) == NULL);
+	for (int i = 0; i < PEER_SECOND_BATCH_MIN - 2; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "e%d", 500 + i);
+		add(q, 500 + i, path, "bob");
+	}
 	second = take(q, 3);
 	CHECK(is(second, "d325", "bob"));
 	n = queue_take_more(q, second, at(3), 100, 8, 1000, more);
-	CHECK(n == 1 && is(more[0], "d326", "bob"));
+	CHECK(n == 8 && is(more[0], "d326", "bob"));
 	/* Two in flight: d327 waits for one of them. */
 	add(q, 327, "d327", "bob");
 	CHECK(take(q, 3) == NULL);
-	if (n == 1)
-		finish(q, more[0], SEND_OK, "", 0, 4);
+	for (int i = 0; i < n; i++)
+		finish(q, more[i], SEND_OK, "", 0, 4);
 	finish(q, second, SEND_OK, "", 0, 4);
 	finish(q, first, SEND_OK, "", 0, 4);
+	/* Nothing in flight: whatever is ready goes. */
 	first = take(q, 5);
-	CHECK(is(first, "d327", "bob"));
-	CHECK(queue_take_more(q, first, at(5), 100, 8, 1000, more) == 0);
+	CHECK(first != NULL);
+	n = queue_take_more(q, first, at(5), 100, 8, 1000, more);
+	CHECK(n == PEER_SECOND_BATCH_MIN - 9 && is(more[n - 1], "d327", "bob"));
+	for (int i = 0; i < n; i++)
+		finish(q, more[i], SEND_OK, "", 0, 5);
 	finish(q, first, SEND_OK, "", 0, 5);
 	queue_free(q);
 

@@ -679,11 +679,15 @@ static int receive(struct server *s, struct net_conn *c, const struct msg *m,
 		} else if (b->f[i].res.status == BATCH_OK) {
 			got++;
 			bytes += b->e[i].size;
+			/*
+			 * A batch of one is a small file sent alone (it
+			 * waited for no company): the log says so.
+			 */
 			log_info("received '%s' from '%s' (%llu bytes, %s, in "
-				 "a batch)",
+				 "a batch%s)",
 				 b->f[i].path, b->sender,
 				 (unsigned long long)b->e[i].size,
-				 b->e[i].sha256);
+				 b->e[i].sha256, b->n == 1 ? " of one" : "");
 		} else {
 			log_warn("post/batch '%s' from '%s' refused: %s",
 				 b->e[i].path, b->sender, b->f[i].res.reason);

@@ -116,7 +116,12 @@ def test_file_alone_goes_at_once(nodes):
     # No timer holds a file back to wait for company (generous for a loaded
     # machine; bench/run measures the milliseconds).
     assert took < 2.0, "a file alone took %.3f s" % took
+    # It went alone: as post/blob, or, once batches reached bob, as a
+    # batch of one (post/batch/peerkey spares bob an RSA unwrap).
     assert batched_count(bob, "alone.bin") == 0
+    text = bob.log.read_text(errors="replace")
+    assert re.search(r"received 'alone\.bin' from 'alice' \([^)]*([0-9a-f]\)|"
+                     r"in a batch of one\))", text), bob.log_tail()
 
 
 def _burst(alice, prefix, spec, written, stop):

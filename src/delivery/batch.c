@@ -46,13 +46,6 @@ struct slot {
 	uint8_t key[PKI_AEAD_KEY];
 };
 
-static struct timespec mono_now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t;
-}
-
 static void put_be64(uint8_t *p, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--) {
@@ -480,7 +473,7 @@ bool batch_send(struct sender *w, struct queue_entry *first)
 	struct delivery *d = w->d;
 	struct queue_entry *more[BATCH_FILES_MAX - 1];
 	int nmore = queue_take_more(
-		d->queue, first, mono_now(), BATCH_SMALL_MAX,
+		d->queue, first, delivery_now(), BATCH_SMALL_MAX,
 		BATCH_FILES_MAX - 1,
 		BATCH_SEALED_MAX - BATCH_FILES_MAX * PKI_AEAD_TAG, more);
 	/*

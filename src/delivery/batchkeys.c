@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "delivery/internal.h"
 #include "lib/b64.h"
 #include "lib/names.h"
 #include "pki/rand.h"
@@ -31,13 +32,6 @@ struct batchkeys {
 	unsigned long long clock;
 	struct entry e[BATCHKEYS_MAX];
 };
-
-static time_t now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec;
-}
 
 static void drop(struct entry *x)
 {
@@ -96,7 +90,7 @@ static int make(struct entry *x, const char *peer, const char *fp,
 	x->used = true;
 	memcpy(x->peer, peer, strlen(peer) + 1);
 	memcpy(x->cert_fp, fp, PKI_FP_LEN);
-	x->born = now_s();
+	x->born = delivery_now().tv_sec;
 	x->uses = 0;
 	return 0;
 }
@@ -113,7 +107,7 @@ int batchkeys_get(struct batchkeys *k, const char *peer,
 	pthread_mutex_lock(&k->lock);
 	struct entry *x = find(k, peer);
 	if (x && (strcmp(x->cert_fp, fp) != 0 || x->uses >= BATCHKEYS_USES ||
-		  now_s() - x->born >= BATCHKEYS_AGE)) {
+		  delivery_now().tv_sec - x->born >= BATCHKEYS_AGE)) {
 		drop(x);
 		x = NULL;
 	}

@@ -26,13 +26,6 @@
 #include "identity/self.h"
 #include "lib/log.h"
 
-static struct timespec mono_now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t;
-}
-
 void delivery_remove_files(struct delivery *d, const char *id)
 {
 	char path[STATE_PATH_MAX];
@@ -73,7 +66,7 @@ static void count(struct delivery *d, const struct queue_attempt *a)
 bool delivery_record(struct delivery *d, struct queue_entry *e,
 		     const struct queue_attempt *a)
 {
-	bool done = queue_finish(d->queue, e, a, mono_now());
+	bool done = queue_finish(d->queue, e, a, delivery_now());
 	count(d, a);
 	cut_aborted(d);
 	return done;
@@ -114,7 +107,7 @@ static void *worker_main(void *arg)
 	struct delivery *d = w->d;
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
-		struct timespec now = mono_now(), wake;
+		struct timespec now = delivery_now(), wake;
 		bool timed;
 		struct queue_entry *e =
 			queue_take(d->queue, now, &wake, &timed);

@@ -10,9 +10,18 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "delivery/settings.h"
 #include "identity/state.h"
+
+/* The clock of every deadline and retry in delivery/ (and of wake). */
+static inline struct timespec delivery_now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t;
+}
 
 struct self;
 struct transport;

@@ -38,13 +38,6 @@ struct kept {
 	struct kept *next;
 };
 
-static struct timespec mono_now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t;
-}
-
 static bool before(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec < b->tv_sec ||
@@ -107,7 +100,7 @@ void keptconn_park(struct delivery *d, struct net_conn *c, const char *peer,
 		k->conn = c;
 		snprintf(k->peer, sizeof(k->peer), "%s", peer);
 		snprintf(k->addr, sizeof(k->addr), "%s", addr);
-		k->until = mono_now();
+		k->until = delivery_now();
 		k->until.tv_sec += IDLE_KEEP_MS / 1000;
 		k->until.tv_nsec += (IDLE_KEEP_MS % 1000) * 1000000L;
 		if (k->until.tv_nsec >= 1000000000L) {

@@ -69,8 +69,7 @@ void relayed_hold(struct delivery *d, const struct job *j)
 {
 	if (relayed_fanout(d, j) == 0)
 		return;
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
+	struct timespec now = delivery_now();
 	long hop = hop_seconds(d, j->size);
 	for (int i = 1; i < j->nrecipients; i++) {
 		const struct job_recipient *r = &j->recipients[i];
@@ -103,9 +102,7 @@ int delivery_receipt(struct delivery *d, const char *peer, const char *id,
 			.err = "",
 			.job = j,
 		};
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		done = queue_finish(d->queue, e, &a, now);
+		done = queue_finish(d->queue, e, &a, delivery_now());
 		if (rc == 0)
 			counters_add(self_counters(d->self), COUNTER_FILES_SENT,
 				     1);

@@ -265,15 +265,16 @@ static void wake_at(struct timespec *wake, bool *timed,
 }
 
 /*
- * Whether PEER_SECOND_BATCH_MIN small files, E and those behind it, are
- * ready for P: a second batch beside the one in flight is worth its
- * signatures (queue.h). Stops counting there.
+ * Whether PEER_SECOND_BATCH_MIN small files are ready for P: a second
+ * batch beside the one in flight is worth its signatures (queue.h). Stops
+ * counting there.
  */
 static bool enough_for_second(const struct queue *q, const struct peer *p,
-			      const struct queue_entry *e, struct timespec now)
+			      struct timespec now)
 {
 	int n = 0;
-	for (; e && n < PEER_SECOND_BATCH_MIN; e = e->next)
+	for (const struct queue_entry *e = p->head;
+	     e && n < PEER_SECOND_BATCH_MIN; e = e->next)
 		if (!e->busy && !e->failed && e->job->size <= q->small &&
 		    !before(&now, &e->not_before) && !behind_earlier(p, e))
 			n++;
@@ -292,6 +293,15 @@ static struct queue_entry *pick(struct queue *q, struct timespec now,
 			wake_at(wake, timed, &p->next_try);
 			continue;
 		}
+		/*
+		 * Small files wait while PEER_BATCHES_MAX batches to their
+		 * peer are in flight, or one is and too few are ready for a
+		 * second: they go in the next batch, with the others that
+		 * come meanwhile, instead of alone beside them.
+		 */
+		bool small_wait =
+			p->batches >= PEER_BATCHES_MAX ||
+			(p->batches > 0 && !enough_for_second(q, p, now));
 		for (struct queue_entry *e = p->head; e; e = e->next) {
 			if (e->busy || e->failed)
 				continue;
@@ -302,16 +312,7 @@ static struct queue_entry *pick(struct queue *q, struct timespec now,
 			/* Waits for the earlier version; its end wakes us. */
 			if (behind_earlier(p, e))
 				continue;
-			/*
-			 * A small file waits while PEER_BATCHES_MAX batches
-			 * to its peer are in flight: it goes in the next
-			 * batch, with the others that come meanwhile,
-			 * instead of alone beside them.
-			 */
-			if (e->job->size <= q->small &&
-			    (p->batches >= PEER_BATCHES_MAX ||
-			     (p->batches > 0 &&
-			      !enough_for_second(q, p, e, now))))
+			if (small_wait && e->job->size <= q->small)
 				continue;
 			/* Round-robin: this peer goes to the back. */
 			to_back(pp);

@@ -109,13 +109,8 @@ struct relay_work *relay_prepare(struct server *s, const struct msg *m,
 		int rc = len < 0 || (size_t)len >= sizeof(file)
 				 ? -ENAMETOOLONG
 				 : blobfile_open_sealed(file, &w->fd,
-							&w->data_off, &w->info);
-		/* Removed meanwhile: nothing to forward (base/filepool.h). */
-		if (rc == 0 &&
-		    (rc = filepool_hold(w->fd, file, &w->hold)) != 0) {
-			close(w->fd);
-			w->fd = -1;
-		}
+							&w->data_off, &w->info,
+							&w->hold);
 		if (rc) {
 			log_warn("relay: cannot reopen '%s' to forward it: %s",
 				 path, strerror(-rc));

@@ -199,14 +199,7 @@ static int unwrap_key(const struct msg *m, const struct pki_key *key,
 	return rc;
 }
 
-/*
- * Opens PATH to read and holds it (base/filepool.h): a file a reader has
- * open is never pooled, so it stays readable if removed meanwhile, and its
- * bytes are never a pooled file's written again under another name. A
- * name given or replaced between the open and the hold is opened again.
- * The fd, or -errno.
- */
-static int open_held(const char *path, struct filepool_hold *h)
+int blobfile_open_held(const char *path, struct filepool_hold *h)
 {
 	for (int tries = 0;; tries++) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -264,7 +257,7 @@ int blobfile_open(const char *path, const struct pki_key *key, const char *self,
 		return -ENOMEM;
 	}
 	/* An inbox file removed while read stays readable, as after unlink. */
-	rc = open_held(path, &b->hold);
+	rc = blobfile_open_held(path, &b->hold);
 	if (rc < 0)
 		goto fail;
 	b->fd = rc;
@@ -305,7 +298,7 @@ static int peek_header(const char *path, struct blob_info *info, size_t *hlen)
 	int fd, rc;
 
 	struct filepool_hold hold;
-	fd = open_held(path, &hold);
+	fd = blobfile_open_held(path, &hold);
 	if (fd < 0)
 		return fd;
 	rc = blobfile_read_header(fd, &hdr, hlen);

@@ -20,6 +20,7 @@
 #ifndef SNOOPFS_STORE_BLOBFILE_H
 #define SNOOPFS_STORE_BLOBFILE_H
 
+#include "base/filepool.h"
 #include "pki/aead.h"
 #include "pki/blob.h"
 #include "pki/key.h"
@@ -96,12 +97,13 @@ void blobfile_close(struct blobfile *b);
 
 /*
  * Opens the whole blob file PATH to read its sealed chunks as stored (a
- * relay forwards them byte for byte, src/server/relay.c): *FD (close()),
- * *DATA_OFF where chunk 0 starts, *INFO from its header. 0, -EBADMSG if it
- * is not a whole blob file, or -errno.
+ * relay forwards them byte for byte, src/server/relay.c): *FD, held in
+ * HOLD so that it is never pooled while read (filepool_unhold, then
+ * close()), *DATA_OFF where chunk 0 starts, *INFO from its header. 0,
+ * -EBADMSG if it is not a whole blob file, or -errno.
  */
 int blobfile_open_sealed(const char *path, int *fd, uint64_t *data_off,
-			 struct blob_info *info);
+			 struct blob_info *info, struct filepool_hold *hold);
 
 /*
  * The time (ms since the epoch) of the signed request in the header of the

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/filepool.h"
 #include "net/msg.h"
 #include "store/blobfile.h"
 
@@ -32,5 +33,14 @@ int blobfile_header_parse(const void *header, size_t len,
  * -errno.
  */
 int blobfile_read_header(int fd, uint8_t **hdr, size_t *hlen);
+
+/*
+ * Opens PATH to read and holds it (base/filepool.h): a file a reader has
+ * open is never pooled, so it stays readable if removed meanwhile, and its
+ * bytes are never a pooled file's written again under another name. A
+ * name given or replaced between the open and the hold is opened again.
+ * The fd (filepool_unhold H before close), or -errno.
+ */
+int blobfile_open_held(const char *path, struct filepool_hold *h);
 
 #endif

@@ -14,11 +14,11 @@
 #include "store/blobfile_internal.h"
 
 int blobfile_open_sealed(const char *path, int *fd_out, uint64_t *data_off,
-			 struct blob_info *info)
+			 struct blob_info *info, struct filepool_hold *hold)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = blobfile_open_held(path, hold);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	uint8_t *hdr = NULL;
 	size_t hlen = 0;
 	int rc = blobfile_read_header(fd, &hdr, &hlen);
@@ -34,6 +34,7 @@ int blobfile_open_sealed(const char *path, int *fd_out, uint64_t *data_off,
 		    BLOBFILE_PREFIX + hlen + pki_blob_sealed_size(info->size))
 		rc = -EBADMSG;
 	if (rc) {
+		filepool_unhold(hold);
 		close(fd);
 		return rc;
 	}

@@ -17,6 +17,7 @@ Rules every helper keeps:
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -72,15 +73,31 @@ def wait_until(pred, timeout, interval=0.1):
 
 
 _ports_given = set()
+# Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by
+# default): a port taken from that range can be handed, a moment later, to
+# the local end of some outgoing connection (the tests open thousands), and
+# then a node that listens on it fails with "Address already in use".
+_PORTS_LOW, _PORTS_HIGH = 20000, 32000
+
+
+def _port_free(port):
+    """Whether PORT can be bound now on every address (a node may listen
+    on 0.0.0.0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago (never reused here)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((HOST, 0))
-            port = s.getsockname()[1]
-        if port not in _ports_given:
+    """A TCP port, outside the ephemeral range, that was free a moment ago
+    (never handed out twice by this process)."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(1000):
+        port = rng.randrange(_PORTS_LOW, _PORTS_HIGH)
+        if port not in _ports_given and _port_free(port):
             _ports_given.add(port)
             return port
     raise RuntimeError("no free port found")

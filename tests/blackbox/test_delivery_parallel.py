@@ -298,6 +298,48 @@ def test_sender_runs_several_transfers_to_one_peer(net):
     assert PEER_INFLIGHT_MAX <= rx.connections < len(files), rx.connections
 
 
+def test_receiver_without_batches_gets_files_one_by_one(net):
+    """A receiver from before post/batch/peerkey and post/batch answers both
+    "unknown method", as older snoopfs do: alice tries the batch under a
+    peer key, then the plain batch, then sends the files one by one as
+    post/blob, and each arrives once."""
+    alice = net.nodes["alice"]
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    name = "old-fake"
+    fake = wire_peer(net, name, known_by=("alice",),
+                     address="127.0.0.1:%d" % srv.getsockname()[1])
+    assert wait_until(lambda: alice.exists("outbox/%s" % name), 30), (
+        "alice has no outbox/%s" % name)
+    rx = FakeReceiver(srv, name, fake.key, want=PEER_INFLIGHT_MAX)
+    th = threading.Thread(target=rx.serve, daemon=True)
+    th.start()
+    files = ["g%02d.txt" % i for i in range(3 * PEER_INFLIGHT_MAX)]
+    try:
+        for f in files:
+            alice.write_bytes("outbox/%s/%s" % (name, f), f.encode() * 50)
+        # The first files go alone while the others queue behind them;
+        # once these are let go, the queued ones would make a batch.
+        assert rx.all_open.wait(30), "only %d transfers opened" % rx.most
+        rx.release.set()
+        for f in files:
+            wait_outbox_gone(alice, name, f)
+    finally:
+        rx.release.set()
+        rx.stop = True
+        th.join(5)
+        srv.close()
+    assert not rx.errors, rx.errors
+    assert sorted(rx.paths) == files, rx.paths
+    assert rx.unknown_methods[:1] == ["post/batch/peerkey"], rx.unknown_methods
+    assert set(rx.unknown_methods) == {"post/batch/peerkey", "post/batch"}, (
+        rx.unknown_methods)
+    log = alice.log_tail(400)
+    assert "%s does not know post/batch/peerkey" % name in log, log
+    assert "%s does not know post/batch (an older" % name in log, log
+
+
 def test_large_file_does_not_hold_back_small_ones(net, tmp_path):
     """A large file sent after its close (it does not stream: a write
     behind the writer just before the close throws the stream away, and

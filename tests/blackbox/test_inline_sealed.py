@@ -6,6 +6,7 @@ probe to a peer that was down), to several recipients, and after a
 kill -9 of the sender right after cp.
 """
 
+import base64
 import os
 import re
 
@@ -145,4 +146,34 @@ def test_sender_killed_right_after_cp(nodes, tmp_path):
     alice.crash()
     alice.restart()
     arrive_once(bob, "alice", "killed", spec)
+    settled(alice)
+
+
+def test_older_record_with_blob_still_sends(nodes):
+    """A record as an older version wrote it (no sealed= line, the sealed
+    copy in STATE/sealed/ID.blob) is sent as before: the pending small
+    files' records are turned into that form while alice is stopped."""
+    alice, bob = nodes["alice"], nodes["bob"]
+    spec = {"old%d.txt" % i: os.urandom(900 + i) for i in range(4)}
+    bob.unmount()
+    try:
+        os.mkdir(str(alice.mnt / "outbox" / "bob" / "older"))
+        for rel, data in spec.items():
+            alice.write_bytes("outbox/bob/older/%s" % rel, data)
+        assert wait_until(lambda: len(records(alice)) == len(spec), 30)
+        alice.unmount()
+        for jid, text in records(alice).items():
+            lines = text.splitlines(True)
+            sealed = [l for l in lines if l.startswith("sealed=")]
+            assert len(sealed) == 1, text
+            blob = base64.b64decode(sealed[0][len("sealed="):].strip(),
+                                    validate=True)
+            (alice.state / "sealed" / (jid + ".blob")).write_bytes(blob)
+            os.chmod(str(alice.state / "sealed" / (jid + ".blob")), 0o600)
+            (alice.state / "jobs" / (jid + ".job")).write_text(
+                "".join(l for l in lines if not l.startswith("sealed=")))
+        alice.restart()
+    finally:
+        bob.restart()
+    arrive_once(bob, "alice", "older", spec)
     settled(alice)

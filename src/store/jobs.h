@@ -1,6 +1,7 @@
 /*
  * jobs: the durable record of files waiting to be delivered. A job is one
- * sealed blob (STATE/sealed/ID.blob) for one or more recipients; its record
+ * sealed blob (STATE/sealed/ID.blob, or for a small file inside the record:
+ * sealed= below) for one or more recipients; its record
  * (STATE/jobs/ID.job, written atomically) survives unmount, kill -9 and
  * reboot, and is removed once every recipient has sent a valid receipt.
  *

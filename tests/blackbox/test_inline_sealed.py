@@ -3,7 +3,8 @@ sealed=), not in a blob file: STATE/sealed/ stays empty for files up to
 4080 bytes, while a bigger one still has its blob. Such files arrive
 exactly once whichever way they go: in a batch, alone as post/blob (the
 probe to a peer that was down), to several recipients, and after a
-kill -9 of the sender right after cp.
+kill -9 of the sender right after cp. A record in the older form (no
+sealed=, a blob file) is still sent.
 """
 
 import base64

@@ -41,7 +41,7 @@ struct slot {
 	int retry_after;
 	bool ride;       /* goes in the request (else: decided, or alone) */
 	bool alone;      /* its key cannot ride: post/blob after the batch */
-	uint8_t *sealed; /* its sealed chunk, read before the request */
+	uint8_t *sealed; /* its sealed chunk (malloc'ed, or in job) */
 	size_t slen;
 	uint8_t key[PKI_AEAD_KEY];
 };
@@ -54,11 +54,21 @@ static void put_be64(uint8_t *p, uint64_t v)
 	}
 }
 
-/* Reads the sealed copy of S's job (one chunk) into S->sealed. */
+/*
+ * Points S->sealed at the sealed copy of S's job (one chunk): the one in
+ * its record (store/jobs.h, sealed=), else its blob file read into memory.
+ */
 static int read_sealed(struct delivery *d, struct slot *s)
 {
 	char path[STATE_PATH_MAX];
 	size_t want = (size_t)pki_blob_sealed_size(s->job->size), got = 0;
+	if (s->job->sealed_len != 0) {
+		if (s->job->sealed_len != want)
+			return -1;
+		s->sealed = s->job->sealed;
+		s->slen = want;
+		return 0;
+	}
 	if (delivery_sealed_path(d, s->job->id, path) != 0)
 		return -1;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -462,7 +472,8 @@ static void free_slots(struct slot *s, int n)
 {
 	for (int i = 0; s && i < n; i++) {
 		pki_wipe(s[i].key, sizeof(s[i].key));
-		free(s[i].sealed);
+		if (s[i].job == NULL || s[i].sealed != s[i].job->sealed)
+			free(s[i].sealed);
 		free(s[i].job);
 	}
 	free(s);

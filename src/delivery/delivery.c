@@ -86,7 +86,8 @@ void delivery_done(struct delivery *d, const struct job *j)
 	if (rc && rc != -ENOENT)
 		log_warn("delivery: cannot remove job %s: %s", j->id,
 			 strerror(-rc));
-	if (delivery_sealed_path(d, j->id, path) == 0 &&
+	/* A record that held its sealed copy (sealed=) had no blob. */
+	if (j->sealed_len == 0 && delivery_sealed_path(d, j->id, path) == 0 &&
 	    (rc = filepool_give(path)) != 0 && rc != -ENOENT)
 		log_warn("delivery: cannot remove %s: %s", path, strerror(-rc));
 }

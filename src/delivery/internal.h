@@ -104,4 +104,10 @@ static inline int delivery_sealed_path(const struct delivery *d, const char *id,
 	return len < 0 || len >= STATE_PATH_MAX ? -ENAMETOOLONG : 0;
 }
 
+/*
+ * The sealed copy of J opened for reading: its blob file, or for a record
+ * that holds it (sealed=) a memory file with those bytes. -1 if neither.
+ */
+int delivery_sealed_open(const struct delivery *d, const struct job *j);
+
 #endif

@@ -530,11 +530,8 @@ static enum send_outcome connect_peer(struct sender *w, const char *addr,
 /* Opens the sealed copy and checks its length. -1 and w->err if not. */
 static int open_sealed(struct sender *w)
 {
-	char path[STATE_PATH_MAX];
 	const struct job *j = &w->job;
-	int fd = -1;
-	if (delivery_sealed_path(w->d, j->id, path) == 0)
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = delivery_sealed_open(w->d, j);
 	struct stat st;
 	if (fd >= 0 &&
 	    (fstat(fd, &st) != 0 ||

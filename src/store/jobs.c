@@ -96,6 +96,11 @@ static bool job_valid(const struct job *j)
 	    j->nrecipients < 1 || j->nrecipients > JOB_RECIPIENTS_MAX ||
 	    !spool_valid(j->spool))
 		return false;
+	/* A sealed copy in the record is exactly the whole blob. */
+	if (j->sealed_len != 0 &&
+	    (j->sealed_len > JOB_SEALED_MAX ||
+	     j->sealed_len != pki_blob_sealed_size(j->size)))
+		return false;
 	for (int i = 0; i < j->nrecipients; i++) {
 		const struct job_recipient *r = &j->recipients[i];
 		if (!names_node_valid(r->name) || r->wrapped_len == 0 ||
@@ -154,6 +159,13 @@ int job_save(const char *dir, const struct job *j)
 		if (!key)
 			t.err = -ENOMEM;
 		textbuf_put(&t, "local_key=%s\n", key ? key : "");
+		free(key);
+	}
+	if (j->sealed_len != 0 && !t.err) {
+		key = b64_new(j->sealed, j->sealed_len);
+		if (!key)
+			t.err = -ENOMEM;
+		textbuf_put(&t, "sealed=%s\n", key ? key : "");
 		free(key);
 	}
 	for (int i = 0; i < j->nrecipients && !t.err; i++) {
@@ -268,6 +280,29 @@ static int add_failed(struct job *j, char *value)
 	return -EINVAL;
 }
 
+/*
+ * "BASE64" of the whole sealed blob, at most once. Its length against
+ * size= is checked once the record is read (job_valid): size may come
+ * after it.
+ */
+static int set_sealed(struct job *j, const char *value)
+{
+	uint8_t *raw = NULL;
+	size_t len = 0;
+	size_t vlen = strlen(value);
+	if (j->sealed_len || vlen == 0 ||
+	    vlen >= b64_encoded_size(JOB_SEALED_MAX) ||
+	    b64_decode(value, vlen, &raw, &len) != 0)
+		return -EINVAL;
+	int rc = len == 0 || len > JOB_SEALED_MAX ? -EINVAL : 0;
+	if (rc == 0) {
+		memcpy(j->sealed, raw, len);
+		j->sealed_len = len;
+	}
+	free(raw);
+	return rc;
+}
+
 void job_set_failed(struct job_recipient *r, const char *reason)
 {
 	snprintf(r->failed, sizeof(r->failed), "%s",
@@ -316,6 +351,8 @@ static int apply_line(struct job *j, char *line, unsigned *seen)
 		j->local_key_len = klen;
 		return 0;
 	}
+	if (strcmp(line, "sealed") == 0)
+		return set_sealed(j, value);
 	static const struct {
 		const char *key;
 		unsigned bit;

@@ -1,6 +1,7 @@
 /*
  * jobs: the durable record of files waiting to be delivered. A job is one
- * sealed blob (STATE/sealed/ID.blob) for one or more recipients; its record
+ * sealed blob (STATE/sealed/ID.blob, or for a small file inside the record:
+ * sealed= below) for one or more recipients; its record
  * (STATE/jobs/ID.job, written atomically) survives unmount, kill -9 and
  * reboot, and is removed once every recipient has sent a valid receipt.
  *
@@ -18,6 +19,11 @@
  *   local_key=<base64> (optional) the content key sealed for this node
  *         alone (store/jobkey.h), so that a batch (post/batch) can wrap
  *         it for a recipient without an RSA decryption per file
+ *   sealed=<base64> (optional, at most once) the whole sealed blob of a
+ *         small file (at most JOB_SEALED_MAX bytes, exactly
+ *         pki_blob_sealed_size(size)): then there is no STATE/sealed/ID.blob
+ *         and the record, written atomically, is the one durable copy.
+ *         Older records lack it and point at their blob file.
  */
 #ifndef SNOOPFS_STORE_JOBS_H
 #define SNOOPFS_STORE_JOBS_H
@@ -37,6 +43,15 @@
 #define JOB_REASON_MAX 200
 /* A content key sealed by store/jobkey.h: nonce, key, tag. */
 #define JOB_LOCAL_KEY_MAX 60
+/*
+ * The largest sealed blob kept in the record itself (files up to 4080
+ * bytes). One page of ciphertext: a 1 KiB file saves the blob's write,
+ * its two fsyncs and delivery's open and read of it, while struct job
+ * (about 70 KiB, one per batch slot) grows by 6% and the record, read
+ * whole by each job_load, stays under 8 KiB. For bigger files the blob's
+ * own fsync weighs less against the rest of their cost.
+ */
+#define JOB_SEALED_MAX 4096
 
 struct job_recipient {
 	char name[NAMES_NODE_MAX + 1];
@@ -68,6 +83,12 @@ struct job {
 	/* The content key sealed for this node (jobkey_seal), or length 0. */
 	uint8_t local_key[JOB_LOCAL_KEY_MAX];
 	size_t local_key_len;
+	/*
+	 * The sealed blob itself (sealed=), or length 0: then it is the file
+	 * STATE/sealed/ID.blob.
+	 */
+	uint8_t sealed[JOB_SEALED_MAX];
+	size_t sealed_len;
 };
 
 /* Writes DIR/ID.job atomically. 0 or -errno. */

@@ -25,6 +25,19 @@ int spool_seal(struct spool *s, const char *dir, uint8_t key[PKI_AEAD_KEY],
 	       uint8_t id[PKI_BLOB_ID], char hash[72]);
 
 /*
+ * spool_seal for a small file, into memory instead of a blob file: if
+ * the whole sealed blob is at most MAX bytes and nothing was sealed ahead,
+ * seals the content (one chunk, final) under a fresh key and id into OUT
+ * (*OUT_LEN = pki_blob_sealed_size of the size) and returns KEY, ID and
+ * HASH as spool_seal does: HASH is the SHA-256 of the same bytes a blob
+ * file would hold, so the receiver's check is unchanged. -EFBIG if the
+ * file does not qualify (then spool_seal it), or -errno.
+ */
+int spool_seal_small(struct spool *s, size_t max, uint8_t *out, size_t *out_len,
+		     uint8_t key[PKI_AEAD_KEY], uint8_t id[PKI_BLOB_ID],
+		     char hash[72]);
+
+/*
  * For a new, empty spool that will be sealed into DIR: seal chunks into a
  * blob there while they are written in order, each as soon as the writer
  * moves on to the next one, so that spool_seal has little left to do.

@@ -244,6 +244,9 @@ static void drop_job(struct outbox *ob, const char *id, struct spool *sp)
  * the caller keeps the file from being changed meanwhile. On failure
  * nothing is left behind.
  *
+ * A small file's sealed copy is kept in the record itself (sealed=,
+ * spool_seal_small): then there is no blob, and only the record's fsyncs.
+ *
  * The fsyncs, and why each one is needed:
  *  - the sealed blob and, once, its directory (spool_seal): a record that
  *    survives a power loss must point at a whole blob that still has its
@@ -277,7 +280,11 @@ int outbox_seal_job(struct outbox *ob, const char *rel, struct spool *sp,
 	spool_id_hex(sp, j->spool);
 
 	uint8_t key[PKI_AEAD_KEY], id[PKI_BLOB_ID];
-	rc = spool_seal(sp, ob->sealed_dir, key, id, j->sha256);
+	/* A small file's sealed copy goes into its record (store/jobs.h). */
+	rc = spool_seal_small(sp, JOB_SEALED_MAX, j->sealed, &j->sealed_len,
+			      key, id, j->sha256);
+	if (rc == -EFBIG)
+		rc = spool_seal(sp, ob->sealed_dir, key, id, j->sha256);
 	if (rc) {
 		/* Nothing to drop: spool_seal leaves no blob behind. */
 		log_error("outbox: cannot ship %s: %s", rel, strerror(-rc));

@@ -25,13 +25,14 @@
  * its receipt was lost). Durability, the group commit:
  *
  *   1. every admitted file is written to STATE/incoming/SENDER/ID.part;
- *   2. each part is fdatasync'ed (the first sync commits the journal
- *      transaction that created them all; the others find their inode
- *      committed already and only wait for their data), then their
- *      folder once, so that their names are durable too;
+ *   2. each part is fdatasync'ed and their folder fsync'ed once, so that
+ *      their names are durable too, all at the same time (base/syncall.h):
+ *      none of these syncs needs another first, only step 3 needs them
+ *      all, and it starts when the last has returned;
  *   3. the records of all of them go in one SQLite transaction;
  *   4. each part is renamed into STATE/inbox/SENDER/PATH;
- *   5. each folder that got a file is fsync'ed once;
+ *   5. each folder that got a file is fsync'ed once (those folders at
+ *      the same time);
  *   6. only then the receipt.
  *
  * A power cut before 2 ends leaves parts that nobody sees and no receipt;
@@ -53,6 +54,7 @@
 
 #include "base/fileio.h"
 #include "base/filepool.h"
+#include "base/syncall.h"
 #include "identity/self.h"
 #include "lib/b64.h"
 #include "lib/log.h"
@@ -447,16 +449,39 @@ static void take_file(struct server *s, struct batch *b, int i,
 		memcpy(f->res.sha256, e->sha256, sizeof(f->res.sha256));
 }
 
-/* Steps 2 to 5 of the group commit (see the top of this file). */
-static void commit_all(struct server *s, struct batch *b)
+/*
+ * Step 2: the parts' data and their folder, all synced at once (none of
+ * these syncs needs another first; base/syncall.h), into IDS, SHAS and
+ * IDX (the files whose part is durable). Their count.
+ */
+static int sync_parts(struct batch *b, const char **ids, const char **shas,
+		      int *idx)
 {
-	const char *ids[BATCH_FILES_MAX], *shas[BATCH_FILES_MAX];
-	int idx[BATCH_FILES_MAX], n = 0;
-	for (int i = 0; i < b->n; i++) {
-		struct file *f = &b->f[i];
-		if (f->fd < 0)
-			continue;
-		int rc = fdatasync(f->fd) == 0 ? 0 : -errno;
+	struct syncall_item it[BATCH_FILES_MAX + 1];
+	int at[BATCH_FILES_MAX], m = 0, n = 0;
+	for (int i = 0; i < b->n; i++)
+		if (b->f[i].fd >= 0) {
+			at[m] = i;
+			it[m++] = (struct syncall_item){ .fd = b->f[i].fd,
+							 .data = true };
+		}
+	if (m == 0)
+		return 0;
+	/*
+	 * The parts' names too: a record must never stand for a part that a
+	 * power cut took away (it would read as committed, and the file be
+	 * lost). One fsync of the folder covers them all; if it fails no
+	 * part is known durable, and every one is refused (to be retried).
+	 */
+	int dfd = open(b->incoming, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	it[m] = (struct syncall_item){ .fd = dfd, .data = false };
+	syncall_run(it, m + 1);
+	if (dfd >= 0)
+		close(dfd);
+	int drc = dfd < 0 ? -EIO : it[m].rc;
+	for (int k = 0; k < m; k++) {
+		struct file *f = &b->f[at[k]];
+		int rc = it[k].rc ? it[k].rc : drc;
 		if (close(f->fd) != 0 && rc == 0)
 			rc = -errno;
 		f->fd = -1;
@@ -465,21 +490,20 @@ static void commit_all(struct server *s, struct batch *b)
 			disk_result(f, rc);
 			continue;
 		}
-		ids[n] = b->e[i].id;
-		shas[n] = b->e[i].sha256;
-		idx[n++] = i;
+		ids[n] = b->e[at[k]].id;
+		shas[n] = b->e[at[k]].sha256;
+		idx[n++] = at[k];
 	}
-	/*
-	 * The parts' names too: a record must never stand for a part that a
-	 * power cut took away (it would read as committed, and the file be
-	 * lost). One fsync of the folder covers them all.
-	 */
-	int dfd =
-		n ? open(b->incoming, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	return n;
+}
+
+/* Steps 2 to 5 of the group commit (see the top of this file). */
+static void commit_all(struct server *s, struct batch *b)
+{
+	const char *ids[BATCH_FILES_MAX], *shas[BATCH_FILES_MAX];
+	int idx[BATCH_FILES_MAX];
+	int n = sync_parts(b, ids, shas, idx);
+	/* Step 3, only once step 2 has returned for all of them. */
 	int rc = received_add_many(s->received, b->sender, ids, shas, n,
 				   time(NULL));
 	if (rc) {
@@ -531,12 +555,24 @@ static void commit_all(struct server *s, struct batch *b)
 		else if (!seen)
 			fileio_sync_parent(f->part); /* cannot happen */
 	}
+	/* Step 5: the folders at once (the receipt waits for them all). */
+	struct syncall_item *it =
+		ndirs ? calloc((size_t)ndirs, sizeof(*it)) : NULL;
 	for (int d = 0; d < ndirs; d++) {
 		int fd = open(dirs[d], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0) {
-			fsync(fd);
+		if (it)
+			it[d] = (struct syncall_item){ .fd = fd };
+		else if (fd >= 0)
+			fsync(fd); /* no memory for the list: one by one */
+		if (!it && fd >= 0)
 			close(fd);
-		}
+	}
+	if (it) {
+		syncall_run(it, ndirs);
+		for (int d = 0; d < ndirs; d++)
+			if (it[d].fd >= 0)
+				close(it[d].fd);
+		free(it);
 	}
 	/* No list to sync from: sync each folder on its own. */
 	if (!dirs)

@@ -494,11 +494,13 @@ static int sync_parts(struct batch *b, const char **ids, const char **shas,
 	 * part is known durable, and every one is refused (to be retried).
 	 */
 	int dfd = open(b->incoming, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int drc = dfd < 0 ? -errno : 0;
 	it[m] = (struct syncall_item){ .fd = dfd, .data = false };
 	syncall_run(it, m + 1);
-	if (dfd >= 0)
+	if (dfd >= 0) {
+		drc = it[m].rc;
 		close(dfd);
-	int drc = dfd < 0 ? -EIO : it[m].rc;
+	}
 	for (int k = 0; k < m; k++) {
 		struct file *f = &b->f[at[k]];
 		int rc = it[k].rc ? it[k].rc : drc;

@@ -87,8 +87,8 @@ static void grow(int want)
 	pthread_attr_t attr;
 	if (pthread_attr_init(&attr) == 0) {
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		/* A sync needs little stack. */
-		pthread_attr_setstacksize(&attr, 64 * 1024);
+		/* A sync needs little stack (room kept for sanitizers). */
+		pthread_attr_setstacksize(&attr, 256 * 1024);
 		while (threads < want) {
 			pthread_t t;
 			if (pthread_create(&t, &attr, worker, NULL) != 0)

@@ -140,6 +140,38 @@ int filepool_take(const char *path)
 	return rc;
 }
 
+int filepool_stock(int want)
+{
+	for (;;) {
+		char to[PATH_MAX];
+		unsigned long name = 0;
+		pthread_mutex_lock(&pool_lock);
+		int rc = !pool_dir[0] ? -ENOENT
+			 : pool_n >= (unsigned)want || pool_n >= POOL_MAX
+				 ? 1
+				 : pool_path(name = pool_next++, to);
+		pthread_mutex_unlock(&pool_lock);
+		if (rc)
+			return rc < 0 ? rc : 0;
+		int fd =
+			open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		/* 0600 whatever the umask, as filepool_take promises. */
+		rc = fchmod(fd, 0600) == 0 ? 0 : -errno;
+		close(fd);
+		pthread_mutex_lock(&pool_lock);
+		bool keep = rc == 0 && pool_dir[0] && pool_n < POOL_MAX;
+		if (keep)
+			pool_names[pool_n++] = name;
+		pthread_mutex_unlock(&pool_lock);
+		if (!keep) {
+			unlink(to);
+			return rc;
+		}
+	}
+}
+
 int filepool_hold(int fd, const char *path, struct filepool_hold *h)
 {
 	struct stat st, now;

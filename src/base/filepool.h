@@ -50,6 +50,15 @@ int filepool_give(const char *path);
  */
 int filepool_take(const char *path);
 
+/*
+ * Makes new empty 0600 files in the pool until it holds WANT (at most its
+ * bound), so that the next filepool_take finds one: the inode is made
+ * when the caller can wait (a receiver, once its receipt is sent), not
+ * while a file is on its way to an inbox. 0 or -errno (no pool, or a file
+ * could not be made: the pool holds what it could).
+ */
+int filepool_stock(int want);
+
 /* A file a reader keeps open: not to be pooled while held. */
 struct filepool_hold {
 	dev_t dev;

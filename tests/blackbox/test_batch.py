@@ -118,10 +118,12 @@ def test_file_alone_goes_at_once(nodes):
     assert took < 2.0, "a file alone took %.3f s" % took
     # It went alone: as post/blob, or, once batches reached bob, as a
     # batch of one (post/batch/peerkey spares bob an RSA unwrap).
+    # bob logs the file once its folder is synced, just after it shows.
+    alone = re.compile(r"received 'alone\.bin' from 'alice' \([^)]*([0-9a-f]\)|"
+                       r"in a batch of one\))")
+    assert wait_until(lambda: alone.search(bob.log.read_text(errors="replace")),
+                      10, interval=0.01), bob.log_tail()
     assert batched_count(bob, "alone.bin") == 0
-    text = bob.log.read_text(errors="replace")
-    assert re.search(r"received 'alone\.bin' from 'alice' \([^)]*([0-9a-f]\)|"
-                     r"in a batch of one\))", text), bob.log_tail()
 
 
 def _burst(alice, prefix, spec, written, stop):

@@ -163,3 +163,34 @@ def test_receiver_recycles_removed_inbox_files_and_open_ones_stay(cluster):
         "bob's parts did not take pooled inodes")
     counts = received_counts(bob, "r2", list(second))
     assert all(c == 1 for c in counts.values()), counts
+
+
+def test_receiver_stocks_an_inode_for_the_next_file_alone(cluster):
+    """Once a batch's receipt is sent, bob makes as many empty files in
+    its pool as the batch had: the next file alone takes one instead of
+    waiting for a new inode on its way to the inbox."""
+    alice, bob = pair(cluster)
+    # A burst first, so that alice knows bob takes batches and a file
+    # alone then goes as a batch of one.
+    first = burst(alice, "s1", 40, "a")
+    arrived(bob, "s1", first)
+    settled(alice)
+    bounded(os.mkdir, str(alice.mnt / "outbox/bob/s2"))
+    for i in range(3):
+        name = "one%d" % i
+        stocked = {os.lstat(str(bob.state / "free" / n)).st_ino
+                   for n in emptied(bob)}
+        assert stocked, "bob's pool holds nothing after a batch"
+        data = os.urandom(SMALL)
+        (alice.mnt / "outbox/bob/s2" / name).write_bytes(data)
+        arrived_one = lambda: bob.exists("inbox/alice/s2/%s" % name)
+        assert wait_until(arrived_one, DELIVERY_TIMEOUT), bob.log_tail()
+        assert bob.hash("inbox/alice/s2/%s" % name) == sha256_bytes(data)
+        ino = os.lstat(str(bob.state / "inbox/alice/s2" / name)).st_ino
+        assert ino in stocked, "the file alone did not take a pooled inode"
+        # Stocked again once its receipt is sent.
+        assert wait_until(lambda: emptied(bob), 10), "not stocked again"
+    log = bob.log.read_text(errors="replace")
+    assert log.count("in a batch of one)") >= 3, bob.log_tail()
+    counts = received_counts(bob, "s2", ["one0", "one1", "one2"])
+    assert all(c == 1 for c in counts.values()), counts

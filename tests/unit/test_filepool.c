@@ -5,8 +5,9 @@
  * disk), big files included; a file a reader holds, or one with another
  * link, is unlinked as unlink(2) would, and the reader keeps its bytes; a
  * hold on a file given meanwhile is refused; a folder is never taken;
- * nothing is taken over an existing file; without a pool every call falls
- * back.
+ * nothing is taken over an existing file; a stocked pool holds that many
+ * new empty 0600 files, whatever the umask; without a pool every call
+ * falls back.
  */
 #include "base/filepool.h"
 
@@ -80,6 +81,7 @@ static void test_no_pool(void)
 	CHECK(give("a") == 0);
 	CHECK(!stat_of("a", &st));
 	CHECK(give("a") == -ENOENT);
+	CHECK(filepool_stock(2) == -ENOENT);
 	CHECK(take("b") != 0);
 	CHECK(!stat_of("b", &st));
 }
@@ -177,6 +179,25 @@ static void test_held(void)
 	close(fd2);
 }
 
+/* Stocked: that many empty 0600 files to take, each its own inode. */
+static void test_stock(void)
+{
+	struct stat st, st2;
+	mode_t old = umask(077 | 0200); /* not even the owner may write */
+	CHECK(filepool_stock(3) == 0);
+	CHECK(filepool_stock(2) == 0); /* holds 3 already: none made */
+	umask(old);
+	CHECK(take("s1") == 0);
+	CHECK(take("s2") == 0);
+	CHECK(take("s3") == 0);
+	CHECK(take("s4") != 0);
+	CHECK(stat_of("s1", &st) && st.st_size == 0);
+	CHECK((st.st_mode & 07777) == 0600);
+	CHECK(stat_of("s3", &st2) && st2.st_ino != st.st_ino);
+	CHECK(filepool_stock(0) == 0);
+	CHECK(take("s5") != 0);
+}
+
 /* A burst: every file given comes back, none allocated. */
 static void test_burst(void)
 {
@@ -222,6 +243,7 @@ int main(void)
 	CHECK(!stat_of("free/junk", &st));
 	test_recycle();
 	test_held();
+	test_stock();
 	test_burst();
 	CHECK(fileio_remove_tree(base) == 0);
 	printf("%d passed, %d failed\n", passed, failed);

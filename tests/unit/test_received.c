@@ -1,8 +1,9 @@
 /*
  * test_received: the record of received blobs answers only for the same
  * sender, id and hash, forgets on request, keeps its records across a
- * reopen, prunes them after RECEIVED_KEEP_DAYS, takes in the .done files of
- * an older snoopfs, and takes records from many threads at once.
+ * reopen (a batch's, one or many, too), prunes them after
+ * RECEIVED_KEEP_DAYS, takes in the .done files of an older snoopfs, and
+ * takes records from many threads at once.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -45,6 +46,35 @@ static void test_lookup(void)
 	CHECK(received_remove(r, "alice", "01") == 0);
 	CHECK(received_has(r, "alice", "01", SHA_B) == 0);
 	CHECK(received_remove(r, "alice", "01") == 0); /* already gone */
+	received_free(r);
+}
+
+/* A batch's records, one (its own transaction) or many, kept on disk. */
+static void test_many(const char *path)
+{
+	struct received *r = NULL;
+	CHECK(received_open(path, &r) == 0);
+	if (!r)
+		return;
+	const char *one[] = { "b1" }, *one_sha[] = { SHA_A };
+	const char *ids[] = { "b2", "b3", "b4" };
+	const char *shas[] = { SHA_A, SHA_B, SHA_A };
+	CHECK(received_add_many(r, "dave", one, one_sha, 0, NOW) == 0);
+	CHECK(received_has(r, "dave", "b1", SHA_A) == 0);
+	CHECK(received_add_many(r, "dave", one, one_sha, 1, NOW) == 0);
+	CHECK(received_add_many(r, "dave", ids, shas, 3, NOW) == 0);
+	received_free(r);
+	r = NULL;
+	CHECK(received_open(path, &r) == 0);
+	if (!r)
+		return;
+	CHECK(received_has(r, "dave", "b1", SHA_A) == 1);
+	CHECK(received_has(r, "dave", "b2", SHA_A) == 1);
+	CHECK(received_has(r, "dave", "b3", SHA_B) == 1);
+	CHECK(received_has(r, "dave", "b4", SHA_A) == 1);
+	CHECK(received_has(r, "dave", "b4", SHA_B) == 0);
+	CHECK(received_remove(r, "dave", "b1") == 0);
+	CHECK(received_has(r, "dave", "b1", SHA_A) == 0);
 	received_free(r);
 }
 
@@ -182,6 +212,8 @@ int main(void)
 
 	test_lookup();
 	test_persist_and_prune(path);
+	snprintf(path, sizeof(path), "%s/many.db", dir);
+	test_many(path);
 	test_import(dir);
 	snprintf(path, sizeof(path), "%s/threads.db", dir);
 	test_threads(path);

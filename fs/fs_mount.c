@@ -259,6 +259,22 @@ static void *signal_main(void *arg)
 	}
 }
 
+/*
+ * libfuse starts one more worker whenever a request arrives while none
+ * waits idle, up to this many, and never stops one. Each worker keeps
+ * its own malloc arena holding the last 1 MiB read reply (and, on a
+ * sender, its 1 MiB request buffer filled by writes), so a daemon's
+ * resident memory grew with the number of workers that momentary
+ * scheduling delays had made it start: four 512 MiB cats took
+ * the receiver from 15 to 24-29 threads and from 16 to 25-35 MiB, more
+ * with every read, although no more than 4-6 reads were ever in the
+ * file system at once (the kernel's readahead). Eight cover that with
+ * room for blocking calls (open's key unwrap, fsync), and are all
+ * started by the first large read, so the peak no longer depends on
+ * the file's size or on luck.
+ */
+#define FS_WORKERS 8
+
 int fs_run(struct fs *fs)
 {
 	if (pthread_create(&fs->signal_thread, NULL, signal_main, fs) != 0)
@@ -267,7 +283,7 @@ int fs_run(struct fs *fs)
 	int rc = -1;
 	if (cfg) {
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
-		fuse_loop_cfg_set_max_threads(cfg, 16);
+		fuse_loop_cfg_set_max_threads(cfg, FS_WORKERS);
 		rc = fuse_loop_mt(fs->fuse, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}

@@ -104,8 +104,10 @@ int peerkeys_unwrap(struct peerkeys *c, const struct pki_key *key,
 	pthread_mutex_unlock(&c->lock);
 	/*
 	 * The RSA decryption runs unlocked: other senders' batches need not
-	 * wait for it. Two batches with the same new key may both unwrap it;
-	 * the second finds the first's entry and keeps that one.
+	 * wait for it (nor for a peer that sends keys that do not unwrap).
+	 * Two batches with the same new key (a sender's first two in
+	 * flight) may both unwrap it; the second finds the first's entry,
+	 * keeps that one and says nothing: the key is not new to the log.
 	 */
 	size_t klen = 0;
 	int rc = pki_unwrap(key, wrapped, wlen, out, PKI_AEAD_KEY, &klen);
@@ -117,9 +119,9 @@ int peerkeys_unwrap(struct peerkeys *c, const struct pki_key *key,
 	}
 	if (wlen > WRAPPED_MAX)
 		return 0;
-	log_info("post/batch/peerkey: a new peer key from '%s'", sender);
 	pthread_mutex_lock(&c->lock);
-	if (!find(c, sender, wrapped, wlen)) {
+	bool added = !find(c, sender, wrapped, wlen);
+	if (added) {
 		x = room(c);
 		x->used = true;
 		memcpy(x->sender, sender, strlen(sender) + 1);
@@ -129,5 +131,8 @@ int peerkeys_unwrap(struct peerkeys *c, const struct pki_key *key,
 		x->last = ++c->clock;
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (added)
+		log_info("post/batch/peerkey: a new peer key from '%s'",
+			 sender);
 	return 0;
 }

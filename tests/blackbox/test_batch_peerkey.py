@@ -186,8 +186,10 @@ def test_wrapped_for_another_node_refused(net, sender, bob_cert):
 
 def test_real_nodes_batch_under_one_peer_key(net, tmp_path):
     """Two bursts from alice's outbox arrive whole, in batches, and bob
-    unwraps alice's peer key once: it logs each peer key it unwraps, and
-    finds the kept one for every later batch."""
+    keeps one peer key of alice's: it logs each peer key it adds to its
+    cache (two first batches that bring the same key at once may both
+    unwrap it, and it is added once), and finds the kept one for every
+    later batch."""
     alice, bob = net.nodes["alice"], net.nodes["bob"]
     assert wait_until(lambda: alice.exists("outbox/bob"), 15)
     for burst in range(2):

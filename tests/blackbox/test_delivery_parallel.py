@@ -16,6 +16,7 @@ blob, not per sender. Checked three ways:
   files written after it to the same peer.
 """
 
+import contextlib
 import os
 import socket
 import threading
@@ -236,21 +237,37 @@ class FakeReceiver:
                 self.open_now -= 1
 
 
+@contextlib.contextmanager
+def fake_receiver(net, name):
+    """A FakeReceiver serving as NAME (enrolled, and known to alice) on a
+    thread of its own, stopped when the block ends."""
+    alice = net.nodes["alice"]
+    srv = socket.socket()
+    try:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        fake = wire_peer(net, name, known_by=("alice",),
+                         address="127.0.0.1:%d" % srv.getsockname()[1])
+        assert wait_until(lambda: alice.exists("outbox/%s" % name), 30), (
+            "alice has no outbox/%s" % name)
+        rx = FakeReceiver(srv, name, fake.key, want=PEER_INFLIGHT_MAX)
+        th = threading.Thread(target=rx.serve, daemon=True)
+        th.start()
+        try:
+            yield rx
+        finally:
+            rx.release.set()
+            rx.stop = True
+            th.join(5)
+    finally:
+        srv.close()
+
+
 def test_sender_runs_several_transfers_to_one_peer(net):
     alice, bob = net.nodes["alice"], net.nodes["bob"]
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
     name = "par-fake"
-    fake = wire_peer(net, name, known_by=("alice",),
-                     address="127.0.0.1:%d" % srv.getsockname()[1])
-    assert wait_until(lambda: alice.exists("outbox/%s" % name), 30), (
-        "alice has no outbox/%s" % name)
-    rx = FakeReceiver(srv, name, fake.key, want=PEER_INFLIGHT_MAX)
-    th = threading.Thread(target=rx.serve, daemon=True)
-    th.start()
     files = ["f%02d.txt" % i for i in range(3 * PEER_INFLIGHT_MAX)]
-    try:
+    with fake_receiver(net, name) as rx:
         for f in files:
             alice.write_bytes("outbox/%s/%s" % (name, f), f.encode() * 100)
         # Without parallel transfers only one request is ever open here.
@@ -280,11 +297,6 @@ def test_sender_runs_several_transfers_to_one_peer(net):
         assert states.count("queued") == len(files) - PEER_INFLIGHT_MAX, states
         for f in files:
             wait_outbox_gone(alice, name, f)
-    finally:
-        rx.release.set()
-        rx.stop = True
-        th.join(5)
-        srv.close()
     assert not rx.errors, rx.errors
     assert sorted(rx.paths) == files, rx.paths
     # Small files come pushed, and reach a receiver that answers "have" first.
@@ -304,19 +316,9 @@ def test_receiver_without_batches_gets_files_one_by_one(net):
     peer key, then the plain batch, then sends the files one by one as
     post/blob, and each arrives once."""
     alice = net.nodes["alice"]
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
     name = "old-fake"
-    fake = wire_peer(net, name, known_by=("alice",),
-                     address="127.0.0.1:%d" % srv.getsockname()[1])
-    assert wait_until(lambda: alice.exists("outbox/%s" % name), 30), (
-        "alice has no outbox/%s" % name)
-    rx = FakeReceiver(srv, name, fake.key, want=PEER_INFLIGHT_MAX)
-    th = threading.Thread(target=rx.serve, daemon=True)
-    th.start()
     files = ["g%02d.txt" % i for i in range(3 * PEER_INFLIGHT_MAX)]
-    try:
+    with fake_receiver(net, name) as rx:
         for f in files:
             alice.write_bytes("outbox/%s/%s" % (name, f), f.encode() * 50)
         # The first files go alone while the others queue behind them;
@@ -325,11 +327,6 @@ def test_receiver_without_batches_gets_files_one_by_one(net):
         rx.release.set()
         for f in files:
             wait_outbox_gone(alice, name, f)
-    finally:
-        rx.release.set()
-        rx.stop = True
-        th.join(5)
-        srv.close()
     assert not rx.errors, rx.errors
     assert sorted(rx.paths) == files, rx.paths
     assert rx.unknown_methods[:1] == ["post/batch/peerkey"], rx.unknown_methods

@@ -60,7 +60,6 @@ static void put_be64(uint8_t *p, uint64_t v)
  */
 static int read_sealed(struct delivery *d, struct slot *s)
 {
-	char path[STATE_PATH_MAX];
 	size_t want = (size_t)pki_blob_sealed_size(s->job->size), got = 0;
 	if (s->job->sealed_len != 0) {
 		if (s->job->sealed_len != want)
@@ -69,9 +68,7 @@ static int read_sealed(struct delivery *d, struct slot *s)
 		s->slen = want;
 		return 0;
 	}
-	if (delivery_sealed_path(d, s->job->id, path) != 0)
-		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = delivery_sealed_open(d, s->job);
 	if (fd < 0)
 		return -1;
 	s->sealed = malloc(want + 1);

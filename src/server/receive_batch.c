@@ -577,25 +577,19 @@ static void commit_all(struct server *s, struct batch *b)
 		else if (!seen)
 			fileio_sync_parent(f->part); /* cannot happen */
 	}
-	/* Step 5: the folders at once (the receipt waits for them all). */
-	struct syncall_item *it =
-		ndirs ? calloc((size_t)ndirs, sizeof(*it)) : NULL;
-	for (int d = 0; d < ndirs; d++) {
-		int fd = open(dirs[d], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (it)
-			it[d] = (struct syncall_item){ .fd = fd };
-		else if (fd >= 0)
-			fsync(fd); /* no memory for the list: one by one */
-		if (!it && fd >= 0)
-			close(fd);
-	}
-	if (it) {
-		syncall_run(it, ndirs);
-		for (int d = 0; d < ndirs; d++)
-			if (it[d].fd >= 0)
-				close(it[d].fd);
-		free(it);
-	}
+	/*
+	 * Step 5: the folders at once (the receipt waits for them all); at
+	 * most one per file of the batch.
+	 */
+	struct syncall_item it[BATCH_FILES_MAX];
+	for (int d = 0; d < ndirs; d++)
+		it[d] = (struct syncall_item){
+			.fd = open(dirs[d], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+		};
+	syncall_run(it, ndirs);
+	for (int d = 0; d < ndirs; d++)
+		if (it[d].fd >= 0)
+			close(it[d].fd);
 	/* No list to sync from: sync each folder on its own. */
 	if (!dirs)
 		for (int k = 0; k < n; k++) {
